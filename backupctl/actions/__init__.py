@@ -1,0 +1,1 @@
+"""Orchestration of backups, copies, restore tests and drills: results as data, no printing."""

@@ -1,0 +1,224 @@
+"""`backupctl backup`: before → restic backup → after → manifest → forget --prune.
+
+Runs on the job's host (SSH or local); the repository password reaches restic on stdin or a
+pipe. A repository is created only when the job says `repository.init: true` or the admin
+runs `backupctl init`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from backupctl import __version__
+from backupctl.actions import repo as repos
+from backupctl.actions.context import Context
+from backupctl.config.schema import Job
+from backupctl.errors import BackupctlError, CommandFailed, ResticError
+from backupctl.execute import Runner
+from backupctl.restic import commands as restic
+from backupctl.restic import parse
+from backupctl.restic.codes import Outcome
+from backupctl.state.locks import job_lock
+from backupctl.state.recovery import recover
+from backupctl.status import ExitStatus
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BackupResult:
+    job: str
+    status: ExitStatus
+    error: str | None = None
+    snapshot_id: str | None = None
+    snapshot_time: str | None = None
+    files_new: int = 0
+    files_changed: int = 0
+    files_unmodified: int = 0
+    bytes_added: int = 0
+    total_files: int = 0
+    total_bytes: int = 0
+    duration: float = 0.0
+    generations: int | None = None
+    warnings: list[str] = field(default_factory=list)
+    steps: list[str] = field(default_factory=list)
+    run_id: int | None = None
+    kind: str = "backup"
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["status"] = self.status.name.lower()
+        out["exit_code"] = int(self.status)
+        return out
+
+
+def plan(job: Job) -> list[str]:
+    """What `backup` would run, secrets masked (for --dry-run)."""
+    from backupctl.execute import Secret, display
+
+    masked = Secret("<password>")
+    where = job.host.display()
+    steps = [f"on {where}: sh -c {cmd!r}" for cmd in job.source.before]
+    steps.append(f"on {where}: " + display(restic.backup(
+        job.repository.url, masked, host=job.job, paths=job.source.paths,
+        exclude=job.source.exclude)))
+    steps += [f"on {where}: sh -c {cmd!r}" for cmd in job.source.after]
+    steps.append("on orchestrator: " + display(restic.forget(
+        job.repository.orchestrator_url, masked, host=job.job,
+        policy=job.generations.policy())))
+    return steps
+
+
+def init_repository(ctx: Context, job: Job, *, copies: bool = False) -> list[str]:
+    """Create the job's repository (and its copies) where missing; returns what was done."""
+    done = []
+    targets = [repos.primary(job)]
+    if copies:
+        targets += [repos.named(job, c.name) for c in job.copies]
+    for target in targets:
+        result = ctx.local.run(restic.snapshots(target.url, target.password), timeout=300)
+        from backupctl.restic.codes import classify
+
+        if result.ok:
+            done.append(f"{target.name}: {target.url} already exists")
+            continue
+        if classify(result.returncode, result.stderr) is not Outcome.NO_REPOSITORY:
+            raise ResticError(f"{job.job}: cannot check repository {target.name} "
+                              f"{result.describe()}")
+        repos.run_restic(ctx.local, restic.init(target.url, target.password), job=job.job,
+                         what=f"creating repository {target.name}", timeout=300)
+        done.append(f"{target.name}: created {target.url}")
+    return done
+
+
+class _Backup:
+    """One backup run; collects steps and warnings as it goes."""
+
+    def __init__(self, ctx: Context, job: Job, runner: Runner) -> None:
+        self.ctx, self.job, self.runner = ctx, job, runner
+        self.steps: list[str] = []
+        self.warnings: list[str] = []
+
+    def hooks(self, key: str) -> str | None:
+        """Run `before`/`after` commands; the first failure's message, or None."""
+        for command in getattr(self.job.source, key):
+            result = self.runner.shell(command, timeout=self.ctx.timeout)
+            self.steps.append(f"{key}: {command!r} exited {result.returncode}")
+            if not result.ok:
+                return (f"{self.job.job}: {key} command {command!r} failed "
+                        f"{result.describe()}")
+        return None
+
+    def restic_backup(self) -> parse.BackupOutput:
+        password = repos.primary(self.job).password
+        argv = restic.backup(self.job.repository.url, password, host=self.job.job,
+                             paths=self.job.source.paths, exclude=self.job.source.exclude)
+        allow = (Outcome.INCOMPLETE, Outcome.NO_REPOSITORY)
+        result, outcome = repos.run_restic(self.runner, argv, job=self.job.job,
+                                           what=f"restic backup on {self.runner.host}",
+                                           timeout=self.ctx.timeout, allow=allow)
+        if outcome is Outcome.NO_REPOSITORY:
+            if not self.job.repository.init:
+                raise ResticError(
+                    f"{self.job.job}: repository {self.job.repository.url} does not exist. "
+                    f"Create it with: backupctl init {self.job.job} (or set repository.init: "
+                    "true); backupctl never creates one silently")
+            self.steps.extend(init_repository(self.ctx, self.job))
+            result, outcome = repos.run_restic(self.runner, argv, job=self.job.job,
+                                               what=f"restic backup on {self.runner.host}",
+                                               timeout=self.ctx.timeout,
+                                               allow=(Outcome.INCOMPLETE,))
+        output = parse.backup_output(result.stdout)
+        if output.summary is None:
+            raise ResticError(f"{self.job.job}: restic backup printed no summary "
+                              f"{result.describe()}")
+        self.steps.append(f"restic backup: snapshot {output.summary.snapshot_id}")
+        if outcome is Outcome.INCOMPLETE:
+            listed = "; ".join(output.errors) or result.stderr
+            raise CommandFailed(f"{self.job.job}: snapshot {output.summary.snapshot_id} is "
+                                f"incomplete, some files could not be read: {listed}")
+        return output
+
+
+def backup(ctx: Context, job: Job) -> BackupResult:
+    with job_lock(ctx.config.settings.state_dir, job.job):
+        recover(ctx.store, state_dir=ctx.config.settings.state_dir,
+                scratch_dir=ctx.config.settings.scratch_dir, job=job.job)
+        run_id = ctx.store.start_run(job=job.job, kind="backup", operator=ctx.operator)
+        runner = ctx.runner(job)
+        try:
+            return _run(ctx, job, runner, run_id)
+        except BaseException as exc:  # record the failure now, then let it propagate
+            ctx.store.finish_run(run_id, status="failed", exit_code=int(ExitStatus.FAILED),
+                                 error=f"{job.job}: aborted: {exc.__class__.__name__}: {exc}")
+            raise
+        finally:
+            runner.close()
+
+
+def _run(ctx: Context, job: Job, runner: Runner, run_id: int) -> BackupResult:
+    run = _Backup(ctx, job, runner)
+    output: parse.BackupOutput | None = None
+    snapshot_time: str | None = None
+    error: str | None = None
+    status = ExitStatus.OK
+    generations: int | None = None
+    try:
+        error = run.hooks("before")
+        if error is None:
+            output = run.restic_backup()
+    except BackupctlError as exc:
+        error, status = str(exc), exc.status
+    try:
+        after_error = run.hooks("after")  # runs even when the backup failed
+    except BackupctlError as exc:
+        after_error = str(exc)
+    if error is not None and status is ExitStatus.OK:
+        status = ExitStatus.FAILED
+    if error is None and after_error is not None:
+        error, status = after_error, ExitStatus.FAILED
+    if output is not None and output.summary is not None and status is ExitStatus.OK:
+        try:
+            primary = repos.primary(job)
+            snaps = repos.snapshots(ctx, job, primary)
+            current = [s for s in snaps if s.id.startswith(output.summary.snapshot_id)]
+            snapshot_time = current[0].time.isoformat() if current else None
+            generations = _prune(ctx, job, run, primary)
+        except BackupctlError as exc:
+            error, status = str(exc), exc.status
+    summary = output.summary if output else None
+    result = BackupResult(
+        job=job.job, status=status, error=error,
+        snapshot_id=summary.snapshot_id if summary else None, snapshot_time=snapshot_time,
+        files_new=summary.files_new if summary else 0,
+        files_changed=summary.files_changed if summary else 0,
+        files_unmodified=summary.files_unmodified if summary else 0,
+        bytes_added=summary.data_added if summary else 0,
+        total_files=summary.total_files if summary else 0,
+        total_bytes=summary.total_bytes if summary else 0,
+        duration=summary.duration if summary else 0.0, generations=generations,
+        warnings=run.warnings, steps=run.steps, run_id=run_id)
+    _record(ctx, job, run_id, result)
+    return result
+
+
+def _prune(ctx: Context, job: Job, run: _Backup, primary: repos.Repo) -> int:
+    repos.run_restic(ctx.local, restic.forget(primary.url, primary.password, host=job.job,
+                                              policy=job.generations.policy()),
+                     job=job.job, what="restic forget --prune", timeout=ctx.timeout)
+    run.steps.append("forget --prune: " + ", ".join(
+        f"keep-{k} {v}" for k, v in sorted(job.generations.policy().items())))
+    return len(repos.snapshots(ctx, job, primary))
+
+
+def _record(ctx: Context, job: Job, run_id: int, result: BackupResult) -> None:
+    details = {k: v for k, v in result.to_dict().items()
+               if k not in ("job", "status", "snapshot_id", "snapshot_time", "run_id", "kind")}
+    ctx.store.finish_run(
+        run_id, status="success" if result.status is ExitStatus.OK else "failed",
+        exit_code=int(result.status), snapshot_id=result.snapshot_id,
+        snapshot_time=result.snapshot_time, error=result.error, details=details,
+        evidence={"host": job.host.display(), "details": details,
+                  "backupctl_version": __version__, "restic_version": ctx.restic_version})

@@ -1,0 +1,60 @@
+"""What every action needs: configuration, state, clock, and how to reach hosts."""
+
+from __future__ import annotations
+
+import functools
+import getpass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from backupctl.clock import Clock, system_clock
+from backupctl.config.schema import Job
+from backupctl.config.validate import Config
+from backupctl.execute import Runner
+from backupctl.execute.local import LocalRunner
+from backupctl.execute.ssh import SshRunner
+from backupctl.restic import commands as restic
+from backupctl.restic.parse import version as parse_version
+from backupctl.state.db import Store
+
+
+def ssh_runner_for(config: Config, job: Job) -> Runner:
+    if job.host.is_local:
+        return LocalRunner()
+    assert job.host.user is not None and job.host.identity_file is not None
+    return SshRunner(job=job.job, address=job.host.address, port=job.host.port,
+                     user=job.host.user, identity_file=job.host.identity_file,
+                     known_hosts=config.settings.known_hosts)
+
+
+@dataclass
+class Context:
+    config: Config
+    store: Store
+    clock: Clock = system_clock
+    operator: str = "scheduler"
+    host_runner: Callable[[Config, Job], Runner] = ssh_runner_for
+    local: Runner = field(default_factory=LocalRunner)
+
+    def runner(self, job: Job) -> Runner:
+        """A new runner for the job's host (the caller closes it)."""
+        return self.host_runner(self.config, job)
+
+    @functools.cached_property
+    def restic_version(self) -> str:
+        result = self.local.run(restic.version(), timeout=30)
+        return parse_version(result.stdout.decode(errors="replace")) if result.ok else "unknown"
+
+    @property
+    def timeout(self) -> float:
+        return float(self.config.settings.command_timeout)
+
+
+def manual_operator(name: str | None) -> str:
+    """The operator of a manual run: the given name, else the login user."""
+    if name:
+        return name
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"

@@ -1,0 +1,74 @@
+"""Reaching a job's repositories: which runner, which URL, which password; running restic."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from backupctl.actions.context import Context
+from backupctl.config.schema import Job
+from backupctl.errors import ResticError
+from backupctl.execute import Arg, Result, Runner, Secret, StdoutSink
+from backupctl.restic import commands as restic
+from backupctl.restic import parse
+from backupctl.restic.codes import Outcome, classify
+from backupctl.secrets import read_secret
+
+PRIMARY = "primary"
+
+
+@dataclass(frozen=True)
+class Repo:
+    """One repository of a job as the orchestrator reaches it."""
+
+    name: str  # "primary" or a copy name
+    url: str
+    password: Secret
+
+
+def primary(job: Job) -> Repo:
+    return Repo(PRIMARY, job.repository.orchestrator_url,
+                read_secret(job.repository.password_file))
+
+
+def named(job: Job, name: str) -> Repo:
+    """`primary` or one of the job's copies; an unknown name is a usage error."""
+    if name == PRIMARY:
+        return primary(job)
+    try:
+        copy = job.copy_named(name)
+    except KeyError:
+        from backupctl.errors import UsageError
+
+        names = ", ".join([PRIMARY, *(c.name for c in job.copies)])
+        raise UsageError(f"{job.job}: no repository named {name!r} (have: {names})") from None
+    return Repo(copy.name, copy.url, read_secret(copy.password_file))
+
+
+def run_restic(runner: Runner, argv: Sequence[Arg], *, job: str, what: str,
+               timeout: float | None, stdout_sink: StdoutSink | None = None,
+               allow: tuple[Outcome, ...] = ()) -> tuple[Result, Outcome]:
+    """Run restic; any outcome but OK (or one listed in `allow`) raises ResticError."""
+    result = runner.run(argv, timeout=timeout, stdout_sink=stdout_sink)
+    outcome = Outcome.FATAL if result.timed_out else classify(result.returncode, result.stderr)
+    if outcome is Outcome.OK or outcome in allow:
+        return result, outcome
+    raise ResticError(f"{job}: {what} failed ({outcome.value}) {result.describe()}"
+                      + _hint(job, outcome))
+
+
+def _hint(job: str, outcome: Outcome) -> str:
+    if outcome is Outcome.NO_REPOSITORY:
+        return f"\nTo create the repository, run: backupctl init {job}"
+    if outcome is Outcome.WRONG_PASSWORD:
+        return "\nCheck the job's password_file: it does not open this repository."
+    if outcome is Outcome.LOCKED:
+        return ("\nAnother restic process holds the repository lock; if none is running, "
+                "remove a stale lock with `restic unlock`.")
+    return ""
+
+
+def snapshots(ctx: Context, job: Job, repo: Repo) -> list[parse.Snapshot]:
+    result, _ = run_restic(ctx.local, restic.snapshots(repo.url, repo.password, host=job.job),
+                           job=job.job, what=f"listing snapshots of {repo.name}", timeout=600)
+    return parse.snapshots(result.stdout)

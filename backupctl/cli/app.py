@@ -1,0 +1,142 @@
+"""The typer application, global options, and the helpers every command shares."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+
+from backupctl import __version__, log
+from backupctl.actions.context import Context
+from backupctl.actions.outcome import Outcome
+from backupctl.config.validate import Config, config_path, load_config
+from backupctl.errors import BackupctlError, ConfigError
+from backupctl.state.db import Store
+from backupctl.status import ExitStatus
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Backup verification and restore-test orchestrator (restic over SSH).")
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+out = Console(highlight=False, soft_wrap=True)
+
+
+@dataclass
+class Options:
+    config: Path | None = None
+    verbose: bool = False
+
+
+OPTIONS = Options()
+
+
+class Terminated(BaseException):
+    """SIGTERM: unwind like Ctrl-C so runs are recorded failed and scratch is wiped."""
+
+
+def _on_sigterm(signum: int, _frame: FrameType | None) -> NoReturn:
+    raise Terminated(f"terminated by signal {signum}")
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"backupctl {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _global(
+    config: Annotated[Path | None, typer.Option(
+        "-c", "--config", help="global configuration (default: $BACKUPCTL_CONFIG or "
+        "/etc/backupctl/backupctl.yaml)")] = None,
+    verbose: Annotated[bool, typer.Option("-v", "--verbose", help="log every command")] = False,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="print the version and exit")] = False,
+) -> None:
+    OPTIONS.config, OPTIONS.verbose = config, verbose
+    log.setup(verbose=verbose)
+
+
+def exit_with(status: ExitStatus) -> NoReturn:
+    raise typer.Exit(int(status))
+
+
+def die(error: BackupctlError) -> NoReturn:
+    lines = error.messages if isinstance(error, ConfigError) else [str(error)]
+    for line in lines:
+        err.print(log.mask(line), markup=False)
+    exit_with(error.status)
+
+
+def load(*, strict: bool = False) -> Config:
+    """The validated configuration, or exit 2 with every problem listed."""
+    path = config_path(OPTIONS.config)
+    if not path.exists():
+        die(ConfigError([f"{path}:1: configuration file not found (use -c FILE or "
+                         "BACKUPCTL_CONFIG)"]))
+    try:
+        return load_config(path, strict=strict)
+    except ConfigError as exc:
+        die(exc)
+
+
+def context(config: Config, *, operator: str = "scheduler") -> Context:
+    try:
+        store = Store(config.settings.effective_database_url)
+    except BackupctlError as exc:
+        die(exc)
+    return Context(config=config, store=store, operator=operator)
+
+
+def emit_json(payload: dict[str, Any]) -> None:
+    """Exactly one JSON object on stdout (secrets masked as a last line of defence)."""
+    text = json.dumps(payload, ensure_ascii=False, indent=2, default=str)
+    sys.stdout.write(log.mask(text) + "\n")
+    sys.stdout.flush()
+
+
+def report(command: str, outcomes: Sequence[Outcome], *, as_json: bool,
+           text: Callable[[Outcome], str]) -> NoReturn:
+    """Render per-job outcomes (text on stderr or one JSON object) and exit with the worst."""
+    status = ExitStatus.worst([o.status for o in outcomes])
+    if as_json:
+        emit_json({"command": command, "exit_code": int(status),
+                   "status": status.name.lower(), "jobs": [o.to_dict() for o in outcomes]})
+    else:
+        for outcome in outcomes:
+            line = text(outcome) if outcome.status is not ExitStatus.USAGE else ""
+            mark = "OK" if outcome.status is ExitStatus.OK else outcome.status.name
+            err.print(log.mask(f"[{mark}] {outcome.job}: {line or outcome.error or ''}"),
+                      markup=False)
+            if outcome.error and line:
+                err.print(log.mask(f"    {outcome.error}"), markup=False)
+    exit_with(status)
+
+
+def interactive() -> bool:
+    """Progress and prompts only on a terminal; quiet under systemd and cron."""
+    return sys.stderr.isatty() and "INVOCATION_ID" not in os.environ
+
+
+def main() -> None:
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        app()
+    except Terminated as exc:
+        err.print(f"backupctl: {exc}", markup=False)
+        sys.exit(int(ExitStatus.FAILED))
+    except KeyboardInterrupt:
+        err.print("backupctl: interrupted", markup=False)
+        sys.exit(int(ExitStatus.FAILED))
+
+
+# Register the commands (each module adds its own to `app`).
+from backupctl.cli import jobs as _jobs  # noqa: E402,F401

@@ -1,0 +1,1 @@
+"""Configuration: schema (pydantic), YAML loading with line numbers, validation."""

@@ -1,0 +1,59 @@
+"""systemd OnCalendar expressions: validation and next elapse.
+
+Uses `systemd-analyze calendar` when installed (the authority), else a pure-Python syntax check.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from datetime import UTC, datetime
+
+_SHORTHANDS = {"minutely", "hourly", "daily", "monthly", "weekly", "yearly", "annually",
+               "quarterly", "semiannually"}
+_DAYS = r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)(?:day|sday|nesday|rsday|urday)?"
+_WEEKDAYS = rf"{_DAYS}(?:(?:\.\.|,){_DAYS})*"
+_FIELD = r"(?:\*|\d+(?:\.\.\d+)?(?:/\d+)?)(?:,(?:\*|\d+(?:\.\.\d+)?(?:/\d+)?))*"
+_DATE = rf"{_FIELD}-{_FIELD}(?:-|~){_FIELD}|{_FIELD}(?:-|~){_FIELD}"
+_TIME = rf"{_FIELD}:{_FIELD}(?::{_FIELD}(?:\.\d+)?)?"
+_EXPR = re.compile(rf"^(?:{_WEEKDAYS}\s+)?(?:(?:{_DATE})(?:\s+{_TIME})?|{_TIME})"
+                   r"(?:\s+(?:UTC|[A-Za-z_]+/[A-Za-z_]+))?$|"
+                   rf"^{_WEEKDAYS}$")
+
+
+def _analyze(expr: str) -> subprocess.CompletedProcess[str] | None:
+    binary = shutil.which("systemd-analyze")
+    if binary is None:
+        return None
+    return subprocess.run([binary, "calendar", "--", expr], capture_output=True, text=True,
+                          timeout=10, check=False, env={**os.environ, "TZ": "UTC"})
+
+
+def check(expr: str) -> str | None:
+    """None when `expr` is a valid OnCalendar expression, else the reason."""
+    result = _analyze(expr)
+    if result is not None:
+        if result.returncode == 0:
+            return None
+        return (result.stderr.strip() or "invalid calendar expression").splitlines()[-1]
+    if expr.strip().lower() in _SHORTHANDS or _EXPR.match(expr.strip()):
+        return None
+    return f"invalid OnCalendar expression {expr!r}"
+
+
+def next_elapse(expr: str) -> datetime | None:
+    """When the expression fires next (from systemd-analyze), or None when unknown."""
+    result = _analyze(expr)
+    if result is None or result.returncode != 0:
+        return None
+    for line in result.stdout.splitlines():
+        key, _, value = line.strip().partition(":")
+        if key == "Next elapse" and value.strip():
+            try:
+                stamp = value.strip()[4:].rsplit(" ", 1)[0]
+                return datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
+            except ValueError:
+                return None
+    return None

@@ -1,0 +1,1 @@
+"""Audit evidence: hash-chained records, reports, encrypted bundles."""

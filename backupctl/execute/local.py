@@ -1,0 +1,113 @@
+"""LocalRunner: processes on the orchestrator (subprocess, no shell, secrets via pipes)."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import subprocess
+import threading
+import time
+from collections.abc import Sequence
+from typing import IO
+
+from backupctl.execute import Arg, Result, SecretFile, StdoutSink, display, tail
+
+log = logging.getLogger(__name__)
+
+
+def _secret_pipe(secret_file: SecretFile) -> int:
+    """A pipe holding the secret; returns the read end (passed to the child)."""
+    read_fd, write_fd = os.pipe()
+    data = secret_file.secret.reveal().encode() + b"\n"
+    # A password is far below the pipe buffer (64 KiB), so this write never blocks.
+    os.write(write_fd, data)
+    os.close(write_fd)
+    return read_fd
+
+
+def _drain(stream: IO[bytes], sink: StdoutSink | None, into: list[bytes]) -> None:
+    for chunk in iter(lambda: os.read(stream.fileno(), 65536), b""):
+        if sink is not None:
+            sink(chunk)
+        else:
+            into.append(chunk)
+
+
+class LocalRunner:
+    host = "local"
+
+    def run(self, argv: Sequence[Arg], *, stdin: bytes | None = None,
+            timeout: float | None = None, stdout_sink: StdoutSink | None = None,
+            env: dict[str, str] | None = None) -> Result:
+        fds: list[int] = []
+        real: list[str] = []
+        try:
+            for arg in argv:
+                if isinstance(arg, SecretFile):
+                    fds.append(_secret_pipe(arg))
+                    real.append(f"/dev/fd/{fds[-1]}")
+                else:
+                    real.append(arg)
+            return self._spawn(argv, real, fds, stdin=stdin, timeout=timeout,
+                               stdout_sink=stdout_sink, env=env)
+        finally:
+            for fd in fds:
+                os.close(fd)
+
+    def _spawn(self, argv: Sequence[Arg], real: list[str], fds: list[int], *,
+               stdin: bytes | None, timeout: float | None, stdout_sink: StdoutSink | None,
+               env: dict[str, str] | None) -> Result:
+        shown = display(argv)
+        log.debug("run: %s", shown)
+        started = time.monotonic()
+        try:
+            proc = subprocess.Popen(
+                real, stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, pass_fds=fds,
+                env={**os.environ, **env} if env else None)
+        except OSError as exc:
+            return Result(shown, 127, stderr=f"cannot start {real[0]}: {exc}")
+        out: list[bytes] = []
+        err: list[bytes] = []
+        assert proc.stdout is not None and proc.stderr is not None
+        threads = [threading.Thread(target=_drain, args=(proc.stdout, stdout_sink, out)),
+                   threading.Thread(target=_drain, args=(proc.stderr, None, err))]
+        if stdin is not None:
+            threads.append(threading.Thread(target=_feed, args=(proc.stdin, stdin)))
+        for t in threads:
+            t.daemon = True
+            t.start()
+        timed_out = False
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            proc.kill()
+            proc.wait()
+        except BaseException:
+            proc.kill()  # interrupted (Ctrl-C, SIGTERM): never leave restic behind
+            proc.wait()
+            raise
+        for t in threads:
+            t.join()
+        return Result(shown, proc.returncode, b"".join(out),
+                      tail(b"".join(err).decode("utf-8", "replace")),
+                      time.monotonic() - started, timed_out)
+
+    def shell(self, command: str, *, timeout: float | None = None) -> Result:
+        return self.run(["sh", "-c", command], timeout=timeout)
+
+    def close(self) -> None:
+        pass
+
+
+def _feed(stream: IO[bytes] | None, data: bytes) -> None:
+    assert stream is not None
+    try:
+        stream.write(data)
+    except BrokenPipeError:
+        pass
+    finally:
+        with contextlib.suppress(BrokenPipeError):
+            stream.close()

@@ -1,0 +1,224 @@
+"""SshRunner: commands on a server over SSH (paramiko), host keys strictly checked.
+
+Unknown or changed host keys are refused (never trust on first use; `backupctl trust` is
+the explicit way to add a key). Every argv element is shell-quoted. A secret reaches the
+remote process on its stdin (`/dev/stdin`), never on its command line or disk.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+import shlex
+import socket
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import paramiko
+from tenacity import (
+    retry,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential,
+)
+
+from backupctl.errors import ConnectError, HostKeyError, UsageError
+from backupctl.execute import Arg, Result, SecretFile, StdoutSink, display, tail
+
+log = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT = 15.0
+
+
+def fingerprint(key: paramiko.PKey) -> str:
+    """OpenSSH-style SHA256 fingerprint."""
+    digest = hashlib.sha256(key.asbytes()).digest()
+    return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
+
+
+def known_hosts_name(address: str, port: int) -> str:
+    return address if port == 22 else f"[{address}]:{port}"
+
+
+class _Refuse(paramiko.MissingHostKeyPolicy):
+    """Like RejectPolicy, but the refusal says which key was offered and how to trust it."""
+
+    def __init__(self, job: str, known_hosts: Path, port: int) -> None:
+        self.job, self.known_hosts, self.port = job, known_hosts, port
+
+    def missing_host_key(self, client: paramiko.SSHClient, hostname: str,
+                         key: paramiko.PKey) -> None:
+        raise HostKeyError(
+            f"{self.job}: host key of {hostname} is unknown ({key.get_name()} "
+            f"{fingerprint(key)}, not in {self.known_hosts}); refusing to connect. "
+            f"If this is the right server, run: backupctl trust {self.job} "
+            f"--fingerprint {fingerprint(key)}")
+
+
+_TRANSIENT = (socket.timeout, ConnectionRefusedError, ConnectionResetError,
+              paramiko.ssh_exception.NoValidConnectionsError, EOFError)
+
+
+class SshRunner:
+    """One SSH connection to one host; commands run as separate channels."""
+
+    def __init__(self, *, job: str, address: str, port: int, user: str, identity_file: Path,
+                 known_hosts: Path, connect_attempts: int = 3) -> None:
+        self.job = job
+        self.host = f"{user}@{address}:{port}"
+        self._address, self._port, self._user = address, port, user
+        self._identity, self._known_hosts = identity_file, known_hosts
+        self._attempts = connect_attempts
+        self._client: paramiko.SSHClient | None = None
+
+    def _connect(self) -> paramiko.SSHClient:
+        if self._client is not None:
+            transport = self._client.get_transport()
+            if transport is not None and transport.is_active():
+                return self._client
+            raise ConnectError(f"{self.job}: connection to {self.host} was lost")
+
+        @retry(retry=retry_if_exception_type(_TRANSIENT), stop=stop_after_attempt(self._attempts),
+               wait=wait_exponential(multiplier=0.5, max=8), reraise=True)
+        def attempt() -> paramiko.SSHClient:
+            client = paramiko.SSHClient()
+            if self._known_hosts.exists():
+                client.load_host_keys(str(self._known_hosts))
+            client.set_missing_host_key_policy(_Refuse(self.job, self._known_hosts, self._port))
+            try:
+                client.connect(self._address, port=self._port, username=self._user,
+                               key_filename=str(self._identity), allow_agent=False,
+                               look_for_keys=False, timeout=CONNECT_TIMEOUT,
+                               banner_timeout=CONNECT_TIMEOUT, auth_timeout=CONNECT_TIMEOUT)
+            except BaseException:
+                client.close()
+                raise
+            return client
+
+        try:
+            self._client = attempt()
+        except HostKeyError:
+            raise
+        except paramiko.BadHostKeyException as exc:
+            raise HostKeyError(
+                f"{self.job}: host key of {self._address}:{self._port} CHANGED: the server "
+                f"offered {exc.key.get_name()} {fingerprint(exc.key)} but {self._known_hosts} "
+                f"expects {fingerprint(exc.expected_key)}. This can be an attack; refusing to "
+                f"connect. If the server was reinstalled, check the new fingerprint on its "
+                f"console and run: backupctl trust {self.job}") from None
+        except paramiko.AuthenticationException as exc:
+            raise ConnectError(f"{self.job}: authentication as {self._user} on "
+                               f"{self._address}:{self._port} with {self._identity} failed: "
+                               f"{exc}") from None
+        except (OSError, paramiko.SSHException, EOFError) as exc:
+            raise ConnectError(f"{self.job}: cannot connect to {self._address}:{self._port}: "
+                               f"{exc or type(exc).__name__}") from None
+        return self._client
+
+    def run(self, argv: Sequence[Arg], *, stdin: bytes | None = None,
+            timeout: float | None = None, stdout_sink: StdoutSink | None = None,
+            env: dict[str, str] | None = None) -> Result:
+        if env:
+            raise UsageError("environment variables are not sent over SSH (they would be "
+                             "visible on the remote command line)")
+        secrets = [a for a in argv if isinstance(a, SecretFile)]
+        if len(secrets) > 1 or (secrets and stdin is not None):
+            raise UsageError("a remote command can receive one secret, on its stdin")
+        if secrets:
+            stdin = secrets[0].secret.reveal().encode() + b"\n"
+        command = shlex.join("/dev/stdin" if isinstance(a, SecretFile) else a for a in argv)
+        return self._exec(command, display(argv), stdin=stdin, timeout=timeout,
+                          stdout_sink=stdout_sink)
+
+    def shell(self, command: str, *, timeout: float | None = None) -> Result:
+        return self.run(["sh", "-c", command], timeout=timeout)
+
+    def _exec(self, command: str, shown: str, *, stdin: bytes | None, timeout: float | None,
+              stdout_sink: StdoutSink | None) -> Result:
+        client = self._connect()
+        transport = client.get_transport()
+        assert transport is not None
+        log.debug("run on %s: %s", self.host, shown)
+        started = time.monotonic()
+        try:
+            channel = transport.open_session(timeout=CONNECT_TIMEOUT)
+            channel.exec_command(command)
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            raise ConnectError(f"{self.job}: cannot run a command on {self.host}: {exc}") from None
+        out: list[bytes] = []
+        err: list[bytes] = []
+        threads = [threading.Thread(target=_read_stderr, args=(channel, err), daemon=True)]
+        threads.append(threading.Thread(target=_write_stdin, args=(channel, stdin), daemon=True))
+        for t in threads:
+            t.start()
+        deadline = None if timeout is None else started + timeout
+        timed_out = False
+        channel.settimeout(1.0)
+        try:
+            while True:
+                if deadline is not None and time.monotonic() > deadline:
+                    timed_out = True
+                    break
+                try:
+                    chunk = channel.recv(65536)
+                except TimeoutError:
+                    if not transport.is_active():
+                        break
+                    continue
+                if not chunk:
+                    break
+                if stdout_sink is not None:
+                    stdout_sink(chunk)
+                else:
+                    out.append(chunk)
+            if not timed_out:
+                while not channel.exit_status_ready():
+                    if not transport.is_active() or (
+                            deadline is not None and time.monotonic() > deadline):
+                        break
+                    time.sleep(0.05)
+        finally:
+            if timed_out or not channel.exit_status_ready():
+                channel.close()
+            for t in threads:
+                t.join(timeout=5)
+        lost = not timed_out and not channel.exit_status_ready()
+        if lost:
+            raise ConnectError(f"{self.job}: connection to {self.host} was lost while running "
+                               f"`{shown}`")
+        code = -1 if timed_out else channel.recv_exit_status()
+        channel.close()
+        return Result(shown, code, b"".join(out), tail(b"".join(err).decode("utf-8", "replace")),
+                      time.monotonic() - started, timed_out, self.host)
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+
+def _read_stderr(channel: paramiko.Channel, into: list[bytes]) -> None:
+    while True:
+        try:
+            chunk = channel.recv_stderr(65536)
+        except TimeoutError:
+            if channel.closed or (channel.exit_status_ready() and not channel.recv_stderr_ready()):
+                return
+            continue
+        except (OSError, EOFError):
+            return
+        if not chunk:
+            return
+        into.append(chunk)
+
+
+def _write_stdin(channel: paramiko.Channel, data: bytes | None) -> None:
+    try:
+        if data:
+            channel.sendall(data)
+        channel.shutdown_write()
+    except (OSError, EOFError, paramiko.SSHException):
+        pass

@@ -1,0 +1,1 @@
+"""restic: command builders, JSON parsers, and the one exit-code table."""

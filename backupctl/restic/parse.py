@@ -1,0 +1,139 @@
+"""Parsers for restic's JSON output."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+@dataclass(frozen=True)
+class BackupSummary:
+    snapshot_id: str
+    files_new: int
+    files_changed: int
+    files_unmodified: int
+    data_added: int
+    total_files: int
+    total_bytes: int
+    duration: float
+
+
+@dataclass
+class BackupOutput:
+    summary: BackupSummary | None = None
+    errors: list[str] = field(default_factory=list)
+
+
+def _json_lines(data: bytes) -> Iterator[dict[str, Any]]:
+    for line in data.splitlines():
+        line = line.strip()
+        if not line.startswith(b"{"):
+            continue
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(obj, dict):
+            yield obj
+
+
+def backup_output(data: bytes) -> BackupOutput:
+    """The summary and per-file errors of `restic backup --json`."""
+    out = BackupOutput()
+    for obj in _json_lines(data):
+        kind = obj.get("message_type")
+        if kind == "summary":
+            out.summary = BackupSummary(
+                snapshot_id=str(obj.get("snapshot_id", "")),
+                files_new=int(obj.get("files_new", 0)),
+                files_changed=int(obj.get("files_changed", 0)),
+                files_unmodified=int(obj.get("files_unmodified", 0)),
+                data_added=int(obj.get("data_added", 0)),
+                total_files=int(obj.get("total_files_processed", 0)),
+                total_bytes=int(obj.get("total_bytes_processed", 0)),
+                duration=float(obj.get("total_duration", 0.0)))
+        elif kind == "error":
+            error = obj.get("error")
+            message = error.get("message") if isinstance(error, dict) else error
+            out.errors.append(f"{obj.get('item', '?')}: {message or obj.get('during', 'error')}")
+    return out
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    id: str
+    short_id: str
+    time: datetime
+    hostname: str
+    paths: tuple[str, ...]
+    tags: tuple[str, ...]
+
+
+def parse_time(value: str) -> datetime:
+    """restic's RFC 3339 times carry nanoseconds; Python takes microseconds."""
+    value = value.replace("Z", "+00:00")
+    head, sep, rest = value.partition(".")
+    if sep:
+        digits = rest[:len(rest) - len(rest.lstrip("0123456789"))]
+        zone = rest[len(digits):]
+        value = f"{head}.{digits[:6].ljust(6, '0')}{zone}"
+    return datetime.fromisoformat(value)
+
+
+def _snapshot(obj: dict[str, Any]) -> Snapshot:
+    return Snapshot(id=str(obj["id"]), short_id=str(obj.get("short_id", obj["id"][:8])),
+                    time=parse_time(str(obj["time"])), hostname=str(obj.get("hostname", "")),
+                    paths=tuple(obj.get("paths") or ()), tags=tuple(obj.get("tags") or ()))
+
+
+def snapshots(data: bytes) -> list[Snapshot]:
+    items = json.loads(data or b"[]")
+    return sorted((_snapshot(o) for o in items or []), key=lambda s: s.time)
+
+
+@dataclass(frozen=True)
+class Node:
+    path: str
+    type: str
+    size: int
+    mtime: datetime
+
+
+class LsParser:
+    """Streaming parser for `restic ls --json` (one JSON object per line)."""
+
+    def __init__(self) -> None:
+        self.snapshot: Snapshot | None = None
+        self.nodes: list[Node] = []
+        self._rest = b""
+
+    def feed(self, chunk: bytes) -> None:
+        lines = (self._rest + chunk).split(b"\n")
+        self._rest = lines.pop()
+        for line in lines:
+            self._line(line)
+
+    def close(self) -> None:
+        if self._rest:
+            self._line(self._rest)
+            self._rest = b""
+
+    def _line(self, line: bytes) -> None:
+        if not line.strip():
+            return
+        obj = json.loads(line)
+        if obj.get("struct_type") == "snapshot":
+            self.snapshot = _snapshot(obj)
+        elif obj.get("struct_type") == "node" or "type" in obj:
+            self.nodes.append(Node(path=obj["path"], type=obj["type"],
+                                   size=int(obj.get("size", 0)),
+                                   mtime=parse_time(obj["mtime"])))
+
+
+def version(text: str) -> str:
+    """`restic 0.14.0 compiled with ...` → `0.14.0`."""
+    parts = text.split()
+    return parts[1] if len(parts) > 1 and parts[0] == "restic" else "unknown"

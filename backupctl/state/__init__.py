@@ -1,0 +1,1 @@
+"""State: the database of runs, manifests and evidence; per-job locks; crash recovery."""

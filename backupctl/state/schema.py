@@ -1,0 +1,137 @@
+"""Database tables (SQLAlchemy Core); portable between SQLite and PostgreSQL.
+
+Times are ISO 8601 strings in UTC with offset (`2026-11-25T02:00:00.000000+00:00`), which
+sort correctly as text on every backend.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+# One row per backup/copy/verify/probe/drill/clear attempt. `status` moves from running to
+# success, failed, bad_data or interrupted (a killed run, found on the next start).
+runs = Table(
+    "runs", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("job", String(64), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("repository", String(64), nullable=False, default="primary"),
+    Column("status", String(16), nullable=False),
+    Column("started_at", String(40), nullable=False),
+    Column("finished_at", String(40)),
+    Column("exit_code", Integer),
+    Column("snapshot_id", String(64)),
+    Column("snapshot_time", String(40)),
+    Column("error", Text),
+    Column("details", Text, nullable=False, default="{}"),  # JSON
+    Column("orchestrator", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("operator", String(255), nullable=False, default="scheduler"),
+    Index("runs_job_kind", "job", "kind", "id"),
+)
+
+# Source hashes taken right after a backup; the references of every restore test.
+manifest = Table(
+    "manifest", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("job", String(64), nullable=False),
+    Column("snapshot_id", String(64), nullable=False),
+    Column("path", Text, nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("mtime", String(40), nullable=False),
+    Column("sha256", String(64)),
+    Column("role", String(16), nullable=False),  # always | canary | sample
+    Column("state", String(16), nullable=False),  # ok | changed | unreadable
+    Column("note", Text),
+    Index("manifest_job_snapshot", "job", "snapshot_id"),
+)
+
+# Append-only, hash-chained audit evidence (SPEC §6). Never updated or deleted by the tool.
+evidence = Table(
+    "evidence", metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("id", String(36), nullable=False, unique=True),
+    Column("kind", String(16), nullable=False),
+    Column("job", String(64), nullable=False),
+    Column("host", String(255), nullable=False),
+    Column("repository", String(64), nullable=False),
+    Column("snapshot_id", String(64)),
+    Column("snapshot_time", String(40)),
+    Column("started_at", String(40), nullable=False),
+    Column("finished_at", String(40), nullable=False),
+    Column("operator", String(255), nullable=False),
+    Column("result", String(8), nullable=False),
+    Column("details", Text, nullable=False),  # canonical JSON
+    Column("backupctl_version", String(32), nullable=False),
+    Column("restic_version", String(32), nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+    Column("run_id", Integer),
+)
+
+# Ransomware tripwires and other per-job flags (raised until an operator clears them).
+flags = Table(
+    "flags", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("job", String(64), nullable=False),
+    Column("name", String(32), nullable=False),  # suspicious
+    Column("raised_at", String(40), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("cleared_at", String(40)),
+    Column("cleared_by", String(255)),
+    Column("clear_reason", Text),
+)
+
+# Canary files placed by `backupctl canary init`, with their recorded content hash.
+canaries = Table(
+    "canaries", metadata,
+    Column("job", String(64), primary_key=True),
+    Column("path", Text, primary_key=True),
+    Column("sha256", String(64), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("created_at", String(40), nullable=False),
+)
+
+# Offline media labels written by `backupctl media init`, and when each was last seen.
+media = Table(
+    "media", metadata,
+    Column("job", String(64), primary_key=True),
+    Column("copy", String(64), primary_key=True),
+    Column("label", String(64), primary_key=True),
+    Column("fs_uuid", String(64)),
+    Column("created_at", String(40), nullable=False),
+    Column("last_attached", String(40)),
+)
+
+# Snapshot counts per job and repository as last observed (generation assertion).
+generations = Table(
+    "generations", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("job", String(64), nullable=False),
+    Column("repository", String(64), nullable=False),
+    Column("count", Integer, nullable=False),
+    Column("expected", Integer, nullable=False),
+    Column("observed_at", String(40), nullable=False),
+    Column("finding", Text),
+    Index("generations_job_repo", "job", "repository", "id"),
+)
+
+meta = Table(
+    "meta", metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+    UniqueConstraint("key"),
+)
+
