@@ -13,6 +13,7 @@ from typing import Any
 
 from backupctl import __version__
 from backupctl.actions import repo as repos
+from backupctl.actions import tripwire
 from backupctl.actions.context import Context
 from backupctl.config.schema import Job
 from backupctl.errors import BackupctlError, CommandFailed, ResticError
@@ -22,7 +23,10 @@ from backupctl.restic import parse
 from backupctl.restic.codes import Outcome
 from backupctl.state.locks import job_lock
 from backupctl.state.recovery import recover
+from backupctl.state.schema import flags
+from backupctl.state.schema import manifest as manifest_table
 from backupctl.status import ExitStatus
+from backupctl.verify import manifest
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +46,8 @@ class BackupResult:
     total_bytes: int = 0
     duration: float = 0.0
     generations: int | None = None
+    manifest: dict[str, Any] | None = None
+    suspicious: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     steps: list[str] = field(default_factory=list)
     run_id: int | None = None
@@ -100,6 +106,10 @@ class _Backup:
         self.ctx, self.job, self.runner = ctx, job, runner
         self.steps: list[str] = []
         self.warnings: list[str] = []
+        self.snapshot_time: str | None = None
+        self.manifest: manifest.Manifest | None = None
+        self.suspicious: list[str] = []
+        self.generations: int | None = None
 
     def hooks(self, key: str) -> str | None:
         """Run `before`/`after` commands; the first failure's message, or None."""
@@ -141,6 +151,29 @@ class _Backup:
                                 f"incomplete, some files could not be read: {listed}")
         return output
 
+    def after_snapshot(self, summary: parse.BackupSummary) -> None:
+        """Source manifest, ransomware tripwires, then the generation policy (unless frozen)."""
+        primary = repos.primary(self.job)
+        current = [s for s in repos.snapshots(self.ctx, self.job, primary)
+                   if s.id.startswith(summary.snapshot_id)]
+        self.snapshot_time = current[0].time.isoformat() if current else None
+        self.manifest = manifest.build(self.ctx, self.job, self.runner,
+                                       snapshot_id=summary.snapshot_id)
+        self.suspicious = tripwire.inspect(self.ctx, self.job, summary, self.manifest)
+        frozen = tripwire.frozen_reason(self.ctx, self.job)
+        if self.suspicious or frozen:
+            self.warnings.append("pruning frozen (ransomware tripwire raised): "
+                                 f"{frozen or '; '.join(self.suspicious)}; clear it with "
+                                 f"backupctl clear {self.job.job} --operator NAME --reason TEXT")
+        else:
+            repos.run_restic(self.ctx.local, restic.forget(
+                primary.url, primary.password, host=self.job.job,
+                policy=self.job.generations.policy()),
+                job=self.job.job, what="restic forget --prune", timeout=self.ctx.timeout)
+            self.steps.append("forget --prune: " + ", ".join(
+                f"keep-{k} {v}" for k, v in sorted(self.job.generations.policy().items())))
+        self.generations = len(repos.snapshots(self.ctx, self.job, primary))
+
 
 def backup(ctx: Context, job: Job) -> BackupResult:
     with job_lock(ctx.config.settings.state_dir, job.job):
@@ -161,10 +194,8 @@ def backup(ctx: Context, job: Job) -> BackupResult:
 def _run(ctx: Context, job: Job, runner: Runner, run_id: int) -> BackupResult:
     run = _Backup(ctx, job, runner)
     output: parse.BackupOutput | None = None
-    snapshot_time: str | None = None
     error: str | None = None
     status = ExitStatus.OK
-    generations: int | None = None
     try:
         error = run.hooks("before")
         if error is None:
@@ -179,46 +210,46 @@ def _run(ctx: Context, job: Job, runner: Runner, run_id: int) -> BackupResult:
         status = ExitStatus.FAILED
     if error is None and after_error is not None:
         error, status = after_error, ExitStatus.FAILED
-    if output is not None and output.summary is not None and status is ExitStatus.OK:
+    summary = output.summary if output else None
+    if summary is not None and status is ExitStatus.OK:
         try:
-            primary = repos.primary(job)
-            snaps = repos.snapshots(ctx, job, primary)
-            current = [s for s in snaps if s.id.startswith(output.summary.snapshot_id)]
-            snapshot_time = current[0].time.isoformat() if current else None
-            generations = _prune(ctx, job, run, primary)
+            run.after_snapshot(summary)
         except BackupctlError as exc:
             error, status = str(exc), exc.status
-    summary = output.summary if output else None
+        if run.suspicious and status is ExitStatus.OK:
+            status = ExitStatus.BAD_DATA
+            error = f"{job.job}: SUSPICIOUS backup (possible ransomware): " + "; ".join(
+                run.suspicious)
     result = BackupResult(
         job=job.job, status=status, error=error,
-        snapshot_id=summary.snapshot_id if summary else None, snapshot_time=snapshot_time,
+        snapshot_id=summary.snapshot_id if summary else None, snapshot_time=run.snapshot_time,
         files_new=summary.files_new if summary else 0,
         files_changed=summary.files_changed if summary else 0,
         files_unmodified=summary.files_unmodified if summary else 0,
         bytes_added=summary.data_added if summary else 0,
         total_files=summary.total_files if summary else 0,
         total_bytes=summary.total_bytes if summary else 0,
-        duration=summary.duration if summary else 0.0, generations=generations,
-        warnings=run.warnings, steps=run.steps, run_id=run_id)
-    _record(ctx, job, run_id, result)
+        duration=summary.duration if summary else 0.0, generations=run.generations,
+        manifest=run.manifest.summary() if run.manifest else None,
+        suspicious=run.suspicious, warnings=run.warnings, steps=run.steps, run_id=run_id)
+    _record(ctx, job, run_id, result, run)
     return result
 
 
-def _prune(ctx: Context, job: Job, run: _Backup, primary: repos.Repo) -> int:
-    repos.run_restic(ctx.local, restic.forget(primary.url, primary.password, host=job.job,
-                                              policy=job.generations.policy()),
-                     job=job.job, what="restic forget --prune", timeout=ctx.timeout)
-    run.steps.append("forget --prune: " + ", ".join(
-        f"keep-{k} {v}" for k, v in sorted(job.generations.policy().items())))
-    return len(repos.snapshots(ctx, job, primary))
-
-
-def _record(ctx: Context, job: Job, run_id: int, result: BackupResult) -> None:
+def _record(ctx: Context, job: Job, run_id: int, result: BackupResult, run: _Backup) -> None:
     details = {k: v for k, v in result.to_dict().items()
                if k not in ("job", "status", "snapshot_id", "snapshot_time", "run_id", "kind")}
+    extra: list[tuple[Any, list[dict[str, Any]]]] = []
+    if run.manifest is not None:
+        extra.append((manifest_table, run.manifest.rows(job.job)))
+    if run.suspicious:
+        extra.append((flags, [{"job": job.job, "name": "suspicious", "raised_at": ctx.store.now(),
+                               "reason": "; ".join(run.suspicious)}]))
     ctx.store.finish_run(
-        run_id, status="success" if result.status is ExitStatus.OK else "failed",
+        run_id, status={ExitStatus.OK: "success", ExitStatus.BAD_DATA: "bad_data"}.get(
+            result.status, "failed"),
         exit_code=int(result.status), snapshot_id=result.snapshot_id,
         snapshot_time=result.snapshot_time, error=result.error, details=details,
         evidence={"host": job.host.display(), "details": details,
-                  "backupctl_version": __version__, "restic_version": ctx.restic_version})
+                  "backupctl_version": __version__, "restic_version": ctx.restic_version},
+        extra=extra)

@@ -90,7 +90,10 @@ def load(*, strict: bool = False) -> Config:
 
 def context(config: Config, *, operator: str = "scheduler") -> Context:
     try:
+        config.settings.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         store = Store(config.settings.effective_database_url)
+    except OSError as exc:
+        die(BackupctlError(f"cannot create state_dir {config.settings.state_dir}: {exc}"))
     except BackupctlError as exc:
         die(exc)
     return Context(config=config, store=store, operator=operator)
@@ -139,4 +142,9 @@ def main() -> None:
 
 
 # Register the commands (each module adds its own to `app`).
+from backupctl.cli import copy as _copy  # noqa: E402,F401
+from backupctl.cli import drill as _drill  # noqa: E402,F401
+from backupctl.cli import evidence as _evidence  # noqa: E402,F401
 from backupctl.cli import jobs as _jobs  # noqa: E402,F401
+from backupctl.cli import metrics as _metrics  # noqa: E402,F401
+from backupctl.cli import verify as _verify  # noqa: E402,F401

@@ -1,0 +1,1 @@
+"""Proving data: streaming hashes, deterministic samples, source manifests."""

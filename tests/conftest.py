@@ -1,0 +1,245 @@
+"""Shared fixtures: real restic repositories, a real sshd on loopback, job workspaces.
+
+Integration tests use the real components (restic, OpenSSH, the backupctl CLI as a
+subprocess); unit tests use fakes.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml_helpers
+
+PASSWORD = "correct-horse-battery-staple-7f3a"  # test repository password (looked for in leaks)
+BACKUPCTL = [sys.executable, "-m", "backupctl"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def need(binary: str) -> str:
+    path = shutil.which(binary) or (f"/usr/sbin/{binary}" if Path(f"/usr/sbin/{binary}").exists()
+                                    else None)
+    if path is None:
+        pytest.fail(f"{binary} is not installed: run `make install` (CI installs it)")
+    return path
+
+
+# -- restic -------------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def restic_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One initialised repository (restic init costs ~3 s of scrypt); tests copy it."""
+    need("restic")
+    root = tmp_path_factory.mktemp("template")
+    pw = root / "pw"
+    pw.write_text(PASSWORD + "\n")
+    subprocess.run(["restic", "init", "-q", "--repo", str(root / "repo"), "--password-file",
+                    str(pw)], check=True, capture_output=True)
+    return root / "repo"
+
+
+def restic(repo: Path | str, *args: str, password: str = PASSWORD,
+           check: bool = True) -> subprocess.CompletedProcess[bytes]:
+    """restic run by the test itself (not by backupctl), password on stdin."""
+    return subprocess.run(["restic", "--repo", str(repo), "--password-file", "/dev/stdin",
+                           "--no-cache", *args], input=(password + "\n").encode(),
+                          capture_output=True, check=check)
+
+
+# -- sshd -------------------------------------------------------------------------------
+
+@dataclass
+class Sshd:
+    port: int
+    root: Path
+    identity: Path
+    known_hosts: Path
+    host_key: Path
+    config: Path
+    log: Path
+    proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        Path("/run/sshd").mkdir(exist_ok=True, mode=0o755)
+        sshd = need("sshd")
+        subprocess.run([sshd, "-t", "-f", str(self.config)], check=True)
+        self.proc = subprocess.Popen([sshd, "-D", "-f", str(self.config), "-E", str(self.log)])
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
+                    if s.recv(4).startswith(b"SSH"):
+                        return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(f"sshd did not start: {self.log.read_text()}")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+            self.proc = None
+
+    def fingerprint(self) -> str:
+        out = subprocess.run(["ssh-keygen", "-lf", str(self.host_key) + ".pub"], check=True,
+                             capture_output=True, text=True).stdout
+        return out.split()[1]
+
+    def known_hosts_line(self) -> str:
+        pub = Path(str(self.host_key) + ".pub").read_text().split()
+        return f"[127.0.0.1]:{self.port} {pub[0]} {pub[1]}\n"
+
+    def trust(self) -> None:
+        self.known_hosts.write_text(self.known_hosts_line())
+
+    def rotate_host_key(self) -> None:
+        """The server is 'reinstalled': a new host key, same address."""
+        self.stop()
+        for p in (self.host_key, Path(str(self.host_key) + ".pub")):
+            p.unlink()
+        _keygen(self.host_key)
+        self.start()
+
+
+def _keygen(path: Path) -> None:
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)], check=True)
+
+
+def make_sshd(root: Path) -> Sshd:
+    root.mkdir(parents=True, exist_ok=True)
+    host_key, identity = root / "host_key", root / "id_ed25519"
+    _keygen(host_key)
+    _keygen(identity)
+    authorized = root / "authorized_keys"
+    shutil.copy(str(identity) + ".pub", authorized)
+    port = free_port()
+    config = root / "sshd_config"
+    config.write_text(
+        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {host_key}\nPidFile {root}/sshd.pid\n"
+        f"AuthorizedKeysFile {authorized}\nStrictModes no\nUsePAM no\n"
+        "PasswordAuthentication no\nKbdInteractiveAuthentication no\n"
+        "PermitRootLogin prohibit-password\nSubsystem sftp internal-sftp\n"
+        "MaxSessions 50\nMaxStartups 50\n")
+    return Sshd(port=port, root=root, identity=identity, known_hosts=root / "known_hosts",
+                host_key=host_key, config=config, log=root / "sshd.log")
+
+
+@pytest.fixture
+def sshd(tmp_path: Path) -> Iterator[Sshd]:
+    """A real OpenSSH server on a free loopback port, its key already in known_hosts."""
+    server = make_sshd(tmp_path / "sshd")
+    server.start()
+    server.trust()
+    yield server
+    server.stop()
+
+
+# -- workspaces ---------------------------------------------------------------------------
+
+@dataclass
+class Workspace:
+    """A global config, jobs dir, state and scratch dirs, and a source tree per job."""
+
+    root: Path
+    repo_template: Path
+    known_hosts: Path
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def config(self) -> Path:
+        return self.root / "backupctl.yaml"
+
+    @property
+    def jobs_dir(self) -> Path:
+        return self.root / "jobs"
+
+    @property
+    def state_dir(self) -> Path:
+        return self.root / "state"
+
+    @property
+    def scratch_dir(self) -> Path:
+        return self.root / "scratch"
+
+    def write_config(self, **extra: Any) -> None:
+        data = {"jobs_dir": str(self.jobs_dir), "state_dir": str(self.state_dir),
+                "scratch_dir": str(self.scratch_dir), "known_hosts": str(self.known_hosts),
+                "concurrency": 2, **self.settings, **extra}
+        self.config.write_text(yaml_helpers.dump(data))
+
+    def new_repo(self, name: str) -> Path:
+        """A fresh initialised repository (copied from the session template)."""
+        target = self.root / "repos" / name
+        shutil.copytree(self.repo_template, target)
+        return target
+
+    def password_file(self, name: str = "pw", password: str = PASSWORD) -> Path:
+        path = self.root / "secrets" / name
+        path.parent.mkdir(exist_ok=True, mode=0o700)
+        path.write_text(password + "\n")
+        path.chmod(0o600)
+        return path
+
+    def job(self, name: str, *, source: Path | None = None, sshd: Sshd | None = None,
+            repo: Path | None = None, **overrides: Any) -> dict[str, Any]:
+        """Write jobs/NAME.yaml (a local job, or over `sshd`) and return its data."""
+        source = source or self.root / "src" / name
+        source.mkdir(parents=True, exist_ok=True)
+        repo = repo or self.new_repo(name)
+        host: dict[str, Any] = {"address": "local"}
+        if sshd is not None:
+            host = {"address": "127.0.0.1", "port": sshd.port, "user": "root",
+                    "identity_file": str(sshd.identity)}
+        data: dict[str, Any] = {
+            "job": name, "description": f"テスト {name}", "host": host,
+            "source": {"paths": [str(source)]},
+            "repository": {"url": str(repo), "password_file": str(self.password_file())},
+            "generations": {"last": 3},
+            "schedule": {"backup": "*-*-* 02:00:00", "verify": "Sun *-*-* 04:00:00"},
+        }
+        for key, value in overrides.items():
+            if isinstance(value, dict) and isinstance(data.get(key), dict):
+                data[key] = {**data[key], **value}
+            else:
+                data[key] = value
+        self.jobs_dir.mkdir(exist_ok=True)
+        (self.jobs_dir / f"{name}.yaml").write_text(yaml_helpers.dump(data))
+        return data
+
+    def run(self, *args: str, check: bool = False, timeout: float = 300,
+            env: dict[str, str] | None = None, input: str | None = None,
+            ) -> subprocess.CompletedProcess[str]:
+        """The real CLI, as a subprocess."""
+        return subprocess.run([*BACKUPCTL, "-c", str(self.config), *args], text=True,
+                              capture_output=True, timeout=timeout, check=check,
+                              env={**os.environ, **(env or {})}, input=input)
+
+
+@pytest.fixture
+def workspace(tmp_path: Path, restic_template: Path) -> Workspace:
+    ws = Workspace(root=tmp_path / "ws", repo_template=restic_template,
+                   known_hosts=tmp_path / "ws" / "known_hosts")
+    ws.root.mkdir()
+    ws.write_config()
+    return ws
+
+
+@pytest.fixture
+def ssh_workspace(workspace: Workspace, sshd: Sshd) -> Workspace:
+    """A workspace whose known_hosts trusts the test sshd."""
+    shutil.copy(sshd.known_hosts, workspace.known_hosts)
+    return workspace
