@@ -1,0 +1,47 @@
+# backupctl — two commands on a fresh Debian 12 machine:
+#   make demo   install everything, then run a real backup → verify → report demo
+#   make test   install everything, then run the whole test suite
+
+SHELL := /bin/bash
+VENV ?= .venv
+PYTHON ?= python3
+APT_PACKAGES := restic openssh-server openssh-client rclone prometheus postgresql sqlite3 \
+	fonts-ipafont-gothic poppler-utils p7zip-full tmux e2fsprogs systemd python3-venv \
+	ca-certificates
+
+.PHONY: install apt venv demo test test-fast lint clean
+
+install: apt venv
+
+apt:
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:" $$missing; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e '.[dev]'
+	touch $@
+
+demo: install
+	$(VENV)/bin/python demo/run_demo.py
+
+test: install
+	$(VENV)/bin/pytest -q
+
+test-fast: install
+	$(VENV)/bin/pytest -q -m "not slow"
+
+lint: venv
+	$(VENV)/bin/ruff check backupctl tests bench
+	$(VENV)/bin/mypy
+
+clean:
+	rm -rf $(VENV) demo/work .pytest_cache .mypy_cache .ruff_cache
