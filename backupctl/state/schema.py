@@ -125,6 +125,8 @@ generations = Table(
     Column("expected", Integer, nullable=False),
     Column("observed_at", String(40), nullable=False),
     Column("finding", Text),
+    Column("medium", String(64)),  # offline copies: the medium label observed
+    Column("snapshots", Text),  # JSON list of snapshot times observed (loss detection)
     Index("generations_job_repo", "job", "repository", "id"),
 )
 
