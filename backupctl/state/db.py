@@ -119,13 +119,17 @@ class Store:
             for table, rows in extra or []:
                 if rows:
                     conn.execute(table.insert(), rows)
-            if evidence is not None:
+            # Every finished run leaves exactly one record, also one that aborted before
+            # its action could describe it (the error then is the record's details).
+            if evidence is not None or row.kind in chain.KINDS:
                 chain.append(conn, {
                     "kind": row.kind, "job": row.job, "repository": row.repository,
                     "snapshot_id": snapshot_id, "snapshot_time": snapshot_time,
                     "started_at": row.started_at, "finished_at": finished,
-                    "operator": row.operator, "result": "pass" if status == "success" else "fail",
-                    **evidence}, run_id=run_id)
+                    "operator": row.operator,
+                    "result": "pass" if status == "success" else "fail",
+                    **(evidence if evidence is not None else _bare_evidence(status, error))},
+                    run_id=run_id)
         return finished
 
     def recover_interrupted(self, job: str) -> list[int]:
@@ -139,10 +143,20 @@ class Store:
                 select(runs.c.id).where(runs.c.job == job, runs.c.status == "running",
                                         runs.c.orchestrator == ORCHESTRATOR))]
             if stale:
+                finished = self.now()
+                error = ("interrupted: the process was killed or the machine stopped "
+                         "before the run finished")
                 conn.execute(update(runs).where(runs.c.id.in_(stale)).values(
-                    status="interrupted", exit_code=1, finished_at=self.now(),
-                    error="interrupted: the process was killed or the machine stopped "
-                          "before the run finished"))
+                    status="interrupted", exit_code=1, finished_at=finished, error=error))
+                for row in conn.execute(select(runs).where(runs.c.id.in_(stale))
+                                        .order_by(runs.c.id)):
+                    if row.kind not in chain.KINDS:
+                        continue
+                    chain.append(conn, {
+                        "kind": row.kind, "job": row.job, "repository": row.repository,
+                        "started_at": row.started_at, "finished_at": finished,
+                        "operator": row.operator, "result": "fail",
+                        **_bare_evidence("interrupted", error)}, run_id=row.id)
         return stale
 
     def last_run(self, job: str, kind: str, *, repository: str | None = None,
@@ -161,6 +175,14 @@ class Store:
         with self.transaction() as conn:
             conn.execute(meta.delete().where(meta.c.key == key))
             conn.execute(meta.insert().values(key=key, value=value))
+
+
+def _bare_evidence(status: str, error: str | None) -> dict[str, Any]:
+    """Evidence fields for a run whose action recorded none (aborted or interrupted)."""
+    from backupctl import __version__
+
+    return {"host": "unknown", "details": {"status": status, "error": error},
+            "backupctl_version": __version__, "restic_version": "unknown"}
 
 
 def _safe(url: str) -> str:

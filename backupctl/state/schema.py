@@ -76,7 +76,8 @@ evidence = Table(
     Column("details", Text, nullable=False),  # canonical JSON
     Column("backupctl_version", String(32), nullable=False),
     Column("restic_version", String(32), nullable=False),
-    Column("prev_hash", String(64), nullable=False),
+    # unique: two records claiming the same predecessor (a forked chain) are refused
+    Column("prev_hash", String(64), nullable=False, unique=True),
     Column("hash", String(64), nullable=False),
     Column("run_id", Integer),
 )
