@@ -90,7 +90,23 @@ def load(*, strict: bool = False) -> Config:
         die(exc)
 
 
-def context(config: Config, *, operator: str = "scheduler") -> Context:
+def run_operator() -> str:
+    """Who runs this (SPEC §6 `operator`): `scheduler` under systemd/cron, else the user.
+
+    `BACKUPCTL_OPERATOR` names the operator explicitly (e.g. a manual run over ssh).
+    """
+    from backupctl.actions.context import manual_operator
+
+    named = os.environ.get("BACKUPCTL_OPERATOR", "").strip()
+    if named:
+        return named
+    if "INVOCATION_ID" in os.environ or not (sys.stdin.isatty() or sys.stderr.isatty()):
+        return "scheduler"
+    return manual_operator(None)
+
+
+def context(config: Config, *, operator: str | None = None) -> Context:
+    operator = operator or run_operator()
     try:
         config.settings.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         store = Store(config.settings.effective_database_url)
