@@ -140,7 +140,7 @@ class _Backup:
                                                what=f"restic backup on {self.runner.host}",
                                                timeout=self.ctx.timeout,
                                                allow=(Outcome.INCOMPLETE,))
-        output = parse.backup_output(result.stdout)
+        output = parse.backup_output(result.stdout, result.stderr)
         if output.summary is None:
             raise ResticError(f"{self.job.job}: restic backup printed no summary "
                               f"{result.describe()}")
@@ -148,7 +148,13 @@ class _Backup:
         if outcome is Outcome.INCOMPLETE:
             listed = "; ".join(output.errors) or result.stderr
             raise CommandFailed(f"{self.job.job}: snapshot {output.summary.snapshot_id} is "
-                                f"incomplete, some files could not be read: {listed}")
+                                f"incomplete, some files could not be read on "
+                                f"{self.runner.host}: {listed}")
+        if output.missing:
+            # restic 0.14 skips a missing source path with exit 0: never a success for us.
+            raise CommandFailed(f"{self.job.job}: snapshot {output.summary.snapshot_id} is "
+                                f"incomplete, source path(s) missing on {self.runner.host}: "
+                                f"{', '.join(output.missing)}; fix source.paths or the host")
         return output
 
     def after_snapshot(self, summary: parse.BackupSummary) -> None:

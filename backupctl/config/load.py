@@ -46,8 +46,7 @@ class Document:
                 line = node.lc.item(part)[0] + 1
                 node = node[part]
             else:
-                if isinstance(node, CommentedMap | CommentedSeq):
-                    line = node.lc.line + 1
+                # A missing key: point at its parent's key (where it should be added).
                 break
         return line
 

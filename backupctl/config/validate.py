@@ -105,23 +105,20 @@ def load_config(path: Path, *, strict: bool = False) -> Config:
         problems.append(doc.problem(["jobs_dir"], f"directory {settings.jobs_dir} does not exist"))
         raise ConfigError([str(p) for p in problems])
     jobs: dict[str, JobFile] = {}
+    seen: dict[str, Path] = {}
     files = sorted([*settings.jobs_dir.glob("*.yaml"), *settings.jobs_dir.glob("*.yml")])
     for job_path in files:
-        job_file = _load_job(job_path, problems, strict=strict)
-        if job_file is None:
-            continue
-        name = job_file.job.job
-        if name in jobs:
-            problems.append(job_file.document.problem(
-                ["job"], f"duplicate job name {name!r} (also in {jobs[name].path})"))
-            continue
-        jobs[name] = job_file
+        job_file = _load_job(job_path, problems, seen, strict=strict)
+        if job_file is not None:
+            jobs[job_file.job.job] = job_file
     if problems:
         raise ConfigError([str(p) for p in problems])
     return Config(path=path, settings=settings, jobs=jobs)
 
 
-def _load_job(path: Path, problems: list[Problem], *, strict: bool) -> JobFile | None:
+def _load_job(path: Path, problems: list[Problem], seen: dict[str, Path], *,
+              strict: bool) -> JobFile | None:
+    """Validate one job file, adding every problem found (schema, files, schedule, strict)."""
     doc = load_yaml(path)
     if isinstance(doc, Problem):
         problems.append(doc)
@@ -130,72 +127,115 @@ def _load_job(path: Path, problems: list[Problem], *, strict: bool) -> JobFile |
     _absolutize(data, path.parent.resolve(),
                 [("host", "identity_file"), ("repository", "password_file"),
                  ("copies", "password_file")])
-    job = _model(doc, Job, data, problems)
-    if job is None:
-        return None
     before = len(problems)
+    name = data.get("job")
+    if isinstance(name, str):
+        if name in seen:
+            problems.append(doc.problem(
+                ["job"], f"duplicate job name {name!r} (also in {seen[name]})"))
+        else:
+            seen[name] = path
+    job = _model(doc, Job, data, problems)
+    # The checks below read the raw data, so they report alongside schema errors.
     for check in _CHECKS:
-        problems.extend(doc.problem(loc, msg) for loc, msg in check(job))
+        problems.extend(doc.problem(loc, msg) for loc, msg in check(data))
     if strict:
-        problems.extend(doc.problem(loc, msg) for loc, msg in strict_findings(job))
-    return JobFile(path, job, doc) if len(problems) == before else None
+        problems.extend(doc.problem(loc, msg) for loc, msg in _strict_raw(data))
+    return JobFile(path, job, doc) if job is not None and len(problems) == before else None
 
 
 Finding = tuple[list[str | int], str]
 
 
 def _readable_file(path: Path, what: str) -> str | None:
-    if not path.is_file():
+    if not path.exists():
         return f"{what} {path} does not exist"
+    if not path.is_file():
+        return f"{what} {path} is not a regular file"
     if not os.access(path, os.R_OK):
         return f"{what} {path} is not readable by this user"
+    try:
+        with path.open("rb"):
+            pass
+    except OSError as exc:
+        return f"{what} {path} cannot be read: {exc.strerror or exc}"
     return None
 
 
-def _check_files(job: Job) -> list[Finding]:
+def _mapping(data: dict[str, Any], key: str) -> dict[str, Any]:
+    value = data.get(key)
+    return value if isinstance(value, dict) else {}
+
+
+def _strings(value: Any) -> list[tuple[int, str]]:
+    return [(i, v) for i, v in enumerate(value) if isinstance(v, str)] \
+        if isinstance(value, list) else []
+
+
+def _check_files(data: dict[str, Any]) -> list[Finding]:
     found: list[Finding] = []
-    if (msg := _readable_file(job.repository.password_file, "password file")):
+    password = _mapping(data, "repository").get("password_file")
+    if isinstance(password, str) and password and (
+            msg := _readable_file(Path(password), "password file")):
         found.append((["repository", "password_file"], msg))
-    for i, copy in enumerate(job.copies):
-        if (msg := _readable_file(copy.password_file, "password file")):
+    copies = data.get("copies")
+    for i, copy in enumerate(copies if isinstance(copies, list) else []):
+        password = copy.get("password_file") if isinstance(copy, dict) else None
+        if isinstance(password, str) and password and (
+                msg := _readable_file(Path(password), "password file")):
             found.append((["copies", i, "password_file"], msg))
-    if job.host.identity_file is not None and (
-            msg := _readable_file(job.host.identity_file, "identity file")):
+    identity = _mapping(data, "host").get("identity_file")
+    if isinstance(identity, str) and identity and (
+            msg := _readable_file(Path(identity), "identity file")):
         found.append((["host", "identity_file"], msg))
     return found
 
 
-def _check_schedule(job: Job) -> list[Finding]:
+def _check_schedule(data: dict[str, Any]) -> list[Finding]:
     found: list[Finding] = []
-    for key, expr in (("backup", job.schedule.backup), ("copy", job.schedule.copy_),
-                      ("verify", job.schedule.verify)):
-        if expr is not None and (reason := calendar.check(expr)):
+    for key, expr in _mapping(data, "schedule").items():
+        if key in ("backup", "copy", "verify") and isinstance(expr, str) and (
+                reason := calendar.check(expr)):
             found.append((["schedule", key], f"bad OnCalendar expression {expr!r}: {reason}"))
     return found
 
 
-def _check_verify_paths(job: Job) -> list[Finding]:
+def _check_verify_paths(data: dict[str, Any]) -> list[Finding]:
     found: list[Finding] = []
-    roots = [p.rstrip("/") for p in job.source.paths]
+    roots = [p.rstrip("/") for _, p in _strings(_mapping(data, "source").get("paths"))]
+    if not roots:
+        return found
+    verify = _mapping(data, "verify")
     for key in ("always", "canaries"):
-        for i, path in enumerate(getattr(job.verify, key)):
+        for i, path in _strings(verify.get(key)):
             if not any(path == r or path.startswith(r + "/") or r == "" for r in roots):
                 found.append((["verify", key, i],
                               f"{path!r} is not under any of source.paths"))
     return found
 
 
-_CHECKS: list[Callable[[Job], list[Finding]]] = [_check_files, _check_schedule,
-                                                 _check_verify_paths]
+_CHECKS: list[Callable[[dict[str, Any]], list[Finding]]] = [
+    _check_files, _check_schedule, _check_verify_paths]
+
+_NO_COPY = ("no offline or immutable copy: the guideline requires one copy that ransomware "
+            "cannot reach or change (add one under copies, kind: offline or immutable)")
+_FEW_GENERATIONS = ("fewer than 2 generations kept: the guideline requires several "
+                    "generations (e.g. last: 7, daily: 14)")
+
+
+def _strict_raw(data: dict[str, Any]) -> list[Finding]:
+    found: list[Finding] = []
+    copies = data.get("copies")
+    if not any(isinstance(c, dict) and c.get("kind") in ("offline", "immutable")
+               for c in (copies if isinstance(copies, list) else [])):
+        found.append((["copies"], _NO_COPY))
+    generations = _mapping(data, "generations")
+    counts = [v for v in generations.values() if isinstance(v, int) and not isinstance(v, bool)]
+    if counts and max(counts) < 2:
+        found.append((["generations"], _FEW_GENERATIONS))
+    return found
 
 
 def strict_findings(job: Job) -> list[Finding]:
     """Guideline requirements that `validate --strict` enforces."""
-    found: list[Finding] = []
-    if not job.copies:
-        found.append((["copies"], "no offline or immutable copy: the guideline requires one "
-                                  "copy that ransomware cannot reach or change"))
-    if job.generations.most_kept() < 2:
-        found.append((["generations"], "fewer than 2 generations kept: the guideline requires "
-                                       "several generations"))
-    return found
+    return _strict_raw(job.model_dump(mode="json", by_alias=True))

@@ -14,11 +14,12 @@ import shlex
 import socket
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import paramiko
 from tenacity import (
+    RetryCallState,
     retry,
     retry_if_exception_type,
     stop_after_attempt,
@@ -66,12 +67,15 @@ class SshRunner:
     """One SSH connection to one host; commands run as separate channels."""
 
     def __init__(self, *, job: str, address: str, port: int, user: str, identity_file: Path,
-                 known_hosts: Path, connect_attempts: int = 3) -> None:
+                 known_hosts: Path, connect_attempts: int = 3,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
         self.job = job
         self.host = f"{user}@{address}:{port}"
         self._address, self._port, self._user = address, port, user
         self._identity, self._known_hosts = identity_file, known_hosts
         self._attempts = connect_attempts
+        self._sleep = sleep
+        self.connect_attempts_made = 0
         self._client: paramiko.SSHClient | None = None
 
     def _connect(self) -> paramiko.SSHClient:
@@ -81,9 +85,18 @@ class SshRunner:
                 return self._client
             raise ConnectError(f"{self.job}: connection to {self.host} was lost")
 
+        def warn(state: RetryCallState) -> None:
+            failure = state.outcome.exception() if state.outcome is not None else None
+            log.warning("%s: connecting to %s failed (%s); attempt %d of %d", self.job,
+                        self.host, failure, state.attempt_number, self._attempts)
+
+        # Only network errors that may pass are retried; a host key or authentication
+        # failure is final at once.
         @retry(retry=retry_if_exception_type(_TRANSIENT), stop=stop_after_attempt(self._attempts),
-               wait=wait_exponential(multiplier=0.5, max=8), reraise=True)
+               wait=wait_exponential(multiplier=0.5, max=8), reraise=True, sleep=self._sleep,
+               before_sleep=warn)
         def attempt() -> paramiko.SSHClient:
+            self.connect_attempts_made += 1
             client = paramiko.SSHClient()
             if self._known_hosts.exists():
                 client.load_host_keys(str(self._known_hosts))
@@ -114,8 +127,12 @@ class SshRunner:
                                f"{self._address}:{self._port} with {self._identity} failed: "
                                f"{exc}") from None
         except (OSError, paramiko.SSHException, EOFError) as exc:
-            raise ConnectError(f"{self.job}: cannot connect to {self._address}:{self._port}: "
-                               f"{exc or type(exc).__name__}") from None
+            tries = (f" (tried {self.connect_attempts_made} times)"
+                     if self.connect_attempts_made > 1 else "")
+            raise ConnectError(f"{self.job}: cannot connect to {self._address}:{self._port} as "
+                               f"{self._user}{tries}: {exc or type(exc).__name__}. Check that "
+                               f"the server is up and sshd listens on port {self._port}") \
+                from None
         return self._client
 
     def run(self, argv: Sequence[Arg], *, stdin: bytes | None = None,

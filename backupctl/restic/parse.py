@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -24,7 +26,12 @@ class BackupSummary:
 @dataclass
 class BackupOutput:
     summary: BackupSummary | None = None
-    errors: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)  # "PATH: what went wrong", per file
+    missing: list[str] = field(default_factory=list)  # source paths restic skipped
+
+
+# restic 0.14 skips a source path that does not exist with only this warning and exit 0.
+_MISSING = re.compile(r"^(?P<path>/.*) does not exist, skipping$")
 
 
 def _json_lines(data: bytes) -> Iterator[dict[str, Any]]:
@@ -40,10 +47,37 @@ def _json_lines(data: bytes) -> Iterator[dict[str, Any]]:
             yield obj
 
 
-def backup_output(data: bytes) -> BackupOutput:
-    """The summary and per-file errors of `restic backup --json`."""
+def _error_text(obj: dict[str, Any]) -> str:
+    """One per-file error of `restic backup --json` as `PATH: reason`.
+
+    restic 0.14 writes them to stderr as `{"message_type": "error", "error": {"Op": "read",
+    "Path": "/x", "Err": 5}, "during": "archival", "item": "/x"}` (a Go *os.PathError).
+    """
+    error = obj.get("error")
+    item = obj.get("item") or (error.get("Path") if isinstance(error, dict) else None) or "?"
+    if isinstance(error, dict):
+        if error.get("message"):
+            return f"{item}: {error['message']}"
+        op = error.get("Op") or obj.get("during") or "error"
+        errno = error.get("Err")
+        if isinstance(errno, int):
+            return f"{item}: {op} failed: {os.strerror(errno)} (errno {errno})"
+        return f"{item}: {op} failed"
+    if error:
+        return f"{item}: {error}"
+    return f"{item}: {obj.get('during') or 'error'}"
+
+
+def backup_output(data: bytes, stderr: str = "") -> BackupOutput:
+    """The summary, per-file errors and skipped paths of `restic backup --json`.
+
+    `stderr` is where restic 0.14 writes the error objects and the skipped-path warnings.
+    """
     out = BackupOutput()
-    for obj in _json_lines(data):
+    for line in stderr.splitlines():
+        if (match := _MISSING.match(line.strip())):
+            out.missing.append(match.group("path"))
+    for obj in [*_json_lines(data), *_json_lines(stderr.encode())]:
         kind = obj.get("message_type")
         if kind == "summary":
             out.summary = BackupSummary(
@@ -56,9 +90,7 @@ def backup_output(data: bytes) -> BackupOutput:
                 total_bytes=int(obj.get("total_bytes_processed", 0)),
                 duration=float(obj.get("total_duration", 0.0)))
         elif kind == "error":
-            error = obj.get("error")
-            message = error.get("message") if isinstance(error, dict) else error
-            out.errors.append(f"{obj.get('item', '?')}: {message or obj.get('during', 'error')}")
+            out.errors.append(_error_text(obj))
     return out
 
 

@@ -1,0 +1,316 @@
+"""load_config: every problem at once, as FILE:LINE: key.path: message (issue #3)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from backupctl.config.validate import strict_findings
+from backupctl.errors import ConfigError
+from backupctl.status import ExitStatus
+from tests.unit.config.conftest import ConfigDir, valid_job
+
+THREE_MISTAKES = """
+job: emr-db
+host:
+  address: 192.0.2.10
+  user: backupctl
+  identity_file: {id}
+source:
+  paths: [/srv/data]
+  exlude: ["*.tmp"]
+repository:
+  url: /srv/restic/emr-db
+  password_file: /nonexistent/emr-db.pw
+generations:
+  last: 7
+copies:
+  - name: usb
+    kind: offline
+    url: /mnt/usb/emr-db
+    password_file: {pw}
+    max_age: 7days
+schedule:
+  backup: "*-*-* 02:00:00"
+  verify: "Sun *-*-* 04:00:00"
+"""
+
+
+def problems(cfg: ConfigDir, *, strict: bool = False) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        cfg.load(strict=strict)
+    assert info.value.status is ExitStatus.USAGE
+    return info.value.messages
+
+
+def test_valid_configuration_loads(cfg: ConfigDir) -> None:
+    cfg.write_job("emr-db", valid_job("emr-db"))
+    config = cfg.load(strict=True)
+    assert list(config.jobs) == ["emr-db"]
+    assert config.job("emr-db").description == "テスト"
+
+
+def test_three_mistakes_are_reported_together_with_lines_and_key_paths(cfg: ConfigDir) -> None:
+    path = cfg.write_job("emr-db", THREE_MISTAKES)
+
+    found = problems(cfg)
+
+    assert len(found) == 3, found
+    assert found[0] == f"{path}:8: source.exlude: unknown key"
+    assert found[1].startswith(f"{path}:19: copies[0].max_age: invalid duration '7days'")
+    assert found[2] == (f"{path}:11: repository.password_file: password file "
+                        "/nonexistent/emr-db.pw does not exist")
+
+
+def test_errors_of_several_files_are_all_reported(cfg: ConfigDir) -> None:
+    a = cfg.write_job("a", valid_job("a").replace("last: 7", "last: 0"))
+    b = cfg.write_job("b", valid_job("b").replace("address: local", "adress: local"))
+    found = problems(cfg)
+    assert any(p.startswith(f"{a}:11: generations.last:") for p in found), found
+    assert any(p == f"{b}:4: host.adress: unknown key" for p in found), found
+
+
+def test_unknown_top_level_key(cfg: ConfigDir) -> None:
+    path = cfg.write_job("a", valid_job("a") + "retention: 7\n")
+    assert problems(cfg) == [f"{path}:21: retention: unknown key"]
+
+
+def test_duplicate_job_names_name_both_files(cfg: ConfigDir) -> None:
+    first = cfg.write_job("a", valid_job("same"))
+    second = cfg.write_job("b", valid_job("same"))
+    assert problems(cfg) == [f"{second}:1: job: duplicate job name 'same' (also in {first})"]
+
+
+def test_duplicate_job_names_are_found_even_when_the_file_has_other_errors(
+        cfg: ConfigDir) -> None:
+    cfg.write_job("a", valid_job("same"))
+    second = cfg.write_job("b", valid_job("same").replace("last: 7", "last: -1"))
+    found = problems(cfg)
+    assert any(p.startswith(f"{second}:1: job: duplicate job name 'same'") for p in found)
+    assert any(p.startswith(f"{second}:11: generations.last:") for p in found)
+
+
+def test_missing_password_file_of_a_copy(cfg: ConfigDir) -> None:
+    path = cfg.write_job("a", valid_job("a").replace(
+        "    password_file: {pw}", "    password_file: /nope/usb.pw"))
+    assert problems(cfg) == [f"{path}:16: copies[0].password_file: password file "
+                             "/nope/usb.pw does not exist"]
+
+
+def test_relative_password_file_is_relative_to_the_job_file(cfg: ConfigDir) -> None:
+    (cfg.jobs_dir / "a.pw").write_text("x\n")
+    cfg.write_job("a", valid_job("a").replace("  password_file: {pw}\ngenerations",
+                                              "  password_file: a.pw\ngenerations"))
+    config = cfg.load()
+    assert config.job("a").repository.password_file == cfg.jobs_dir / "a.pw"
+
+
+REMOTE = """
+job: remote
+host:
+  address: 192.0.2.10
+  user: backupctl
+  identity_file: {identity}
+source:
+  paths: [/srv/data]
+repository:
+  url: /srv/restic/remote
+  password_file: {pw}
+generations:
+  last: 7
+schedule:
+  backup: "*-*-* 02:00:00"
+  verify: daily
+"""
+
+
+def test_missing_identity_file(cfg: ConfigDir) -> None:
+    path = cfg.write_job("remote", REMOTE.replace("{identity}", "/nope/id_ed25519"))
+    assert problems(cfg) == [f"{path}:5: host.identity_file: identity file /nope/id_ed25519 "
+                             "does not exist"]
+
+
+def test_unreadable_identity_file(cfg: ConfigDir) -> None:
+    # Root reads any mode, so "unreadable" is produced with something that is not a file.
+    (cfg.root / "id_dir").mkdir()
+    path = cfg.write_job("remote", REMOTE.replace("{identity}", str(cfg.root / "id_dir")))
+    assert problems(cfg) == [f"{path}:5: host.identity_file: identity file "
+                             f"{cfg.root / 'id_dir'} is not a regular file"]
+
+
+def test_remote_host_needs_user_and_identity(cfg: ConfigDir) -> None:
+    text = REMOTE.replace("  user: backupctl\n", "").replace("  identity_file: {identity}\n",
+                                                            "")
+    path = cfg.write_job("remote", text)
+    assert problems(cfg) == [f"{path}:2: host: a remote host needs user and identity_file"]
+
+
+@pytest.mark.parametrize("expr", ["*-*-* 25:00:00", "every day", "Mon..Funday 02:00"])
+def test_bad_oncalendar(cfg: ConfigDir, expr: str) -> None:
+    path = cfg.write_job("a", valid_job("a").replace('backup: "*-*-* 02:00:00"',
+                                                     f'backup: "{expr}"'))
+    found = problems(cfg)
+    assert len(found) == 1, found
+    assert found[0].startswith(f"{path}:19: schedule.backup: bad OnCalendar expression "
+                               f"{expr!r}")
+
+
+def test_bad_oncalendar_of_copy_schedule_uses_the_yaml_key(cfg: ConfigDir) -> None:
+    path = cfg.write_job("a", valid_job("a") + '  copy: "*-*-* 03:99:00"\n')
+    found = problems(cfg)
+    assert len(found) == 1 and found[0].startswith(f"{path}:21: schedule.copy: bad OnCalendar")
+
+
+@pytest.mark.parametrize("value", ["7days", "0d", "-1h", "7", "1.5h", "d"])
+def test_bad_duration(cfg: ConfigDir, value: str) -> None:
+    path = cfg.write_job("a", valid_job("a").replace("max_age: 7d", f'max_age: "{value}"'))
+    found = problems(cfg)
+    assert len(found) == 1, found
+    assert found[0].startswith(f"{path}:17: copies[0].max_age: invalid duration")
+
+
+@pytest.mark.parametrize("value", ["0%", "150%", "5", "five%", "-5%"])
+def test_bad_percent(cfg: ConfigDir, value: str) -> None:
+    path = cfg.write_job("a", valid_job("a") + f'verify:\n  read_data_subset: "{value}"\n')
+    found = problems(cfg)
+    assert len(found) == 1, found
+    assert found[0].startswith(f"{path}:22: verify.read_data_subset: invalid percentage")
+
+
+@pytest.mark.parametrize("value", ["5 percent", "-3", "true"])
+def test_bad_sample(cfg: ConfigDir, value: str) -> None:
+    path = cfg.write_job("a", valid_job("a") + f"verify:\n  sample: {value}\n")
+    found = problems(cfg)
+    assert len(found) == 1, found
+    assert found[0].startswith(f"{path}:22: verify.sample:")
+
+
+def test_verify_paths_must_be_under_source_paths(cfg: ConfigDir) -> None:
+    path = cfg.write_job("a", valid_job("a") + "verify:\n  always: [/srv/data/x, /etc/passwd]\n")
+    assert problems(cfg) == [f"{path}:22: verify.always[1]: '/etc/passwd' is not under any "
+                             "of source.paths"]
+
+
+def test_bad_job_name_and_relative_source_path(cfg: ConfigDir) -> None:
+    path = cfg.write_job("a", valid_job("EMR_DB").replace("paths: [/srv/data]",
+                                                          "paths: [srv/data]"))
+    found = problems(cfg)
+    assert len(found) == 2, found
+    assert found[0].startswith(f"{path}:1: job: String should match pattern")
+    assert found[1] == f"{path}:6: source.paths: source path 'srv/data' must be absolute"
+
+
+def test_missing_required_key(cfg: ConfigDir) -> None:
+    text = valid_job("a").replace('  verify: "Sun *-*-* 04:00:00"\n', "")
+    path = cfg.write_job("a", text)
+    assert problems(cfg) == [f"{path}:18: schedule.verify: required key is missing"]
+
+
+def test_yaml_syntax_error_reports_the_line(cfg: ConfigDir) -> None:
+    path = cfg.write_job("a", valid_job("a").replace("  last: 7", "  last: [7"))
+    found = problems(cfg)
+    assert len(found) == 1, found
+    assert re.match(rf"^{re.escape(str(path))}:1[1-3]: invalid YAML: ", found[0]), found
+
+
+def test_yaml_tab_indentation_error_reports_the_line(cfg: ConfigDir) -> None:
+    path = cfg.write_job("a", valid_job("a").replace("  last: 7", "\tlast: 7"))
+    found = problems(cfg)
+    assert len(found) == 1 and found[0].startswith(f"{path}:11: invalid YAML:"), found
+
+
+def test_duplicate_yaml_key_reports_the_second_line(cfg: ConfigDir) -> None:
+    path = cfg.write_job("a", valid_job("a").replace("  last: 7", "  last: 7\n  last: 9"))
+    found = problems(cfg)
+    assert len(found) == 1 and found[0].startswith(f"{path}:12: invalid YAML: found duplicate "
+                                                   'key "last"'), found
+
+
+def test_a_file_that_is_not_a_mapping(cfg: ConfigDir) -> None:
+    path = cfg.write_job("a", "- just\n- a list\n")
+    assert problems(cfg) == [f"{path}:1: the file must contain a mapping of keys"]
+
+
+def test_a_file_that_is_not_utf8(cfg: ConfigDir) -> None:
+    path = cfg.jobs_dir / "a.yaml"
+    path.write_bytes("description: 電子カルテ\n".encode("shift_jis"))
+    found = problems(cfg)
+    assert len(found) == 1 and found[0].startswith(f"{path}:1: cannot read file:")
+
+
+def test_global_config_unknown_key_and_bad_values(cfg: ConfigDir) -> None:
+    path = cfg.write_config(f"""\
+        jobs_dir: {cfg.jobs_dir}
+        state_dir: /var/lib/backupctl
+        scratch_dir: /var/tmp/backupctl
+        known_hosts: /etc/backupctl/known_hosts
+        concurency: 4
+        command_timeout: 6 hours
+        """)
+    found = problems(cfg)
+    assert f"{path}:5: concurency: unknown key" in found
+    assert any(p.startswith(f"{path}:6: command_timeout: invalid duration") for p in found)
+
+
+def test_jobs_dir_must_exist(cfg: ConfigDir) -> None:
+    path = cfg.write_config(f"""\
+        jobs_dir: {cfg.root / 'missing'}
+        state_dir: /var/lib/backupctl
+        scratch_dir: /var/tmp/backupctl
+        known_hosts: /etc/backupctl/known_hosts
+        """)
+    assert problems(cfg) == [f"{path}:1: jobs_dir: directory {cfg.root / 'missing'} does "
+                             "not exist"]
+
+
+# -- validate --strict ------------------------------------------------------------------
+
+def test_strict_fails_a_job_without_copies_and_with_one_generation(cfg: ConfigDir) -> None:
+    text = valid_job("a")
+    copies = text[text.index("copies:"):text.index("schedule:")]
+    path = cfg.write_job("a", text.replace(copies, "").replace("last: 7", "last: 1"))
+
+    cfg.load()  # fine without --strict
+    found = problems(cfg, strict=True)
+
+    assert len(found) == 2, found
+    assert found[0].startswith(f"{path}:1: copies: no offline or immutable copy")
+    assert found[1].startswith(f"{path}:10: generations: fewer than 2 generations kept")
+
+
+def test_strict_accepts_an_immutable_copy_and_counts_any_generation_key(
+        cfg: ConfigDir) -> None:
+    cfg.write_job("a", valid_job("a").replace("kind: offline", "kind: immutable")
+                  .replace("last: 7", "last: 1\n  daily: 14"))
+    assert list(cfg.load(strict=True).jobs) == ["a"]
+
+
+def test_strict_findings_of_a_model(cfg: ConfigDir) -> None:
+    cfg.write_job("a", valid_job("a"))
+    job = cfg.load().job("a")
+    assert strict_findings(job) == []
+    weak = job.model_copy(update={"copies": []})
+    assert [loc for loc, _ in strict_findings(weak)] == [["copies"]]
+
+
+def test_unknown_job_on_the_command_line_is_a_usage_error(cfg: ConfigDir) -> None:
+    cfg.write_job("a", valid_job("a"))
+    config = cfg.load()
+    with pytest.raises(ConfigError) as info:
+        config.select(["a", "nope"], all_jobs=False)
+    assert info.value.messages == [f"unknown job 'nope' (jobs in {cfg.jobs_dir}: a)"]
+    with pytest.raises(ConfigError):
+        config.select(["a"], all_jobs=True)
+    assert [j.job for j in config.select([], all_jobs=True)] == ["a"]
+
+
+def test_line_numbers_point_into_the_file(cfg: ConfigDir, tmp_path: Path) -> None:
+    # Every reported line must exist and mention the key that is wrong.
+    path = cfg.write_job("emr-db", THREE_MISTAKES)
+    lines = path.read_text().splitlines()
+    for message in problems(cfg):
+        number = int(message.split(":")[1])
+        key = message.split(": ")[1].rsplit(".", 1)[-1].split("[")[0]
+        assert key in lines[number - 1], (message, lines[number - 1])
