@@ -1,0 +1,89 @@
+"""Prometheus metrics from the state database: one truth for commands, textfile and exporter.
+
+Each run builds its own `CollectorRegistry` (never the global default one) holding a
+`StateCollector` that reads the state database when it is collected, so the exporter reads
+fresh state on every scrape and a textfile written by any command says the same thing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import Metric
+from prometheus_client.exposition import generate_latest
+from prometheus_client.registry import Collector
+
+from backupctl import __version__
+from backupctl.clock import Clock, system_clock
+from backupctl.config.schema import Job
+from backupctl.execute import Runner
+from backupctl.metrics.families import families
+from backupctl.metrics.state import StateReader, StateUnavailable, StateView
+from backupctl.restic import commands as restic
+from backupctl.restic.parse import version as parse_version
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Source", "StateCollector", "exposition", "registry", "restic_version"]
+
+
+def restic_version(runner: Runner) -> str:
+    result = runner.run(restic.version(), timeout=30)
+    return parse_version(result.stdout.decode(errors="replace")) if result.ok else "unknown"
+
+
+@dataclass
+class Source:
+    """Where metrics come from: the configured jobs (a callable, so the exporter can reload
+    them), the state database, the clock and the versions."""
+
+    jobs: Callable[[], Sequence[Job]]
+    reader: StateReader
+    restic_version: str
+    clock: Clock = system_clock
+    version: str = __version__
+
+
+class StateCollector(Collector):
+    """Reads the state on every `collect()`; an unreadable state is `backupctl_state_up 0`."""
+
+    def __init__(self, source: Source) -> None:
+        self.source = source
+        self.last_error: str | None = None
+
+    def read(self) -> StateView | None:
+        try:
+            view = self.source.reader.read()
+        except StateUnavailable as exc:
+            if str(exc) != self.last_error:
+                log.warning("%s", exc)
+            self.last_error = str(exc)
+            return None
+        if self.last_error is not None:
+            log.info("the state database is readable again")
+        self.last_error = None
+        return view
+
+    def collect(self) -> Iterable[Metric]:
+        view = self.read()
+        return families(list(self.source.jobs()), view,
+                        now=self.source.clock().timestamp(), version=self.source.version,
+                        restic_version=self.source.restic_version)
+
+
+def registry(source: Source) -> tuple[CollectorRegistry, StateCollector]:
+    """A fresh registry for one run (or one exporter) and its collector."""
+    reg = CollectorRegistry(auto_describe=False)
+    collector = StateCollector(source)
+    reg.register(collector)
+    return reg, collector
+
+
+def exposition(source: Source) -> tuple[bytes, bool]:
+    """The Prometheus text exposition, and whether the state could be read."""
+    reg, collector = registry(source)
+    text = generate_latest(reg)
+    return text, collector.last_error is None

@@ -1,0 +1,203 @@
+"""The metric families of SPEC §5 (and more), built from job configuration and a StateView.
+
+Conventions (docs/metrics.md):
+- every per-job series has `backup_job` (never `job`: Prometheus owns it) and, where it
+  applies, `repository` (`primary` or a copy name);
+- a `*_last_status` / `*_probe_ok` series exists for every configured job (and copy) from
+  the start, 0 until a run succeeded; `*_timestamp_seconds` series exist only once such a
+  run exists: a job that never ran has no timestamp at all, never a fake 0;
+- only jobs in the current configuration are exposed (a removed job stops alerting).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily, Metric
+
+from backupctl.config.schema import Job
+from backupctl.metrics.state import StateView, number
+
+JOB = ("backup_job",)
+REPO = ("backup_job", "repository")
+
+
+@dataclass(frozen=True)
+class Spec:
+    name: str
+    help: str
+    labels: tuple[str, ...]
+
+
+GAUGES: tuple[Spec, ...] = (
+    Spec("backupctl_state_up", "1 if the state database could be read for this scrape/write, "
+         "else 0 (then no per-run series are exposed)", ()),
+    Spec("backupctl_backup_last_success_timestamp_seconds",
+         "End time (Unix) of the newest successful backup; absent if none ever succeeded", REPO),
+    Spec("backupctl_backup_last_run_timestamp_seconds",
+         "End time (Unix) of the newest finished backup, whatever its result; absent if none",
+         REPO),
+    Spec("backupctl_backup_last_status",
+         "1 if the newest finished backup succeeded, else 0 (also 0 if it never ran)", REPO),
+    Spec("backupctl_backup_duration_seconds",
+         "Duration of the newest successful backup as measured by restic", REPO),
+    Spec("backupctl_backup_added_bytes",
+         "Bytes added to the repository by the newest successful backup", REPO),
+    Spec("backupctl_generations", "Snapshots held, per job and repository (newest observation)",
+         REPO),
+    Spec("backupctl_generations_expected",
+         "Snapshots the generation policy expects to be held now (newest observation)", REPO),
+    Spec("backupctl_copy_last_success_timestamp_seconds",
+         "End time (Unix) of the newest successful copy; absent if none ever succeeded", REPO),
+    Spec("backupctl_copy_last_run_timestamp_seconds",
+         "End time (Unix) of the newest finished copy, whatever its result; absent if none",
+         REPO),
+    Spec("backupctl_copy_last_status",
+         "1 if the newest finished copy succeeded, else 0 (also 0 if it never ran)", REPO),
+    Spec("backupctl_copy_age_seconds",
+         "Seconds since the newest successful copy ended; absent if none ever succeeded", REPO),
+    Spec("backupctl_copy_max_age_seconds",
+         "The copy's max_age from the job file: an older copy is an alert", REPO),
+    Spec("backupctl_immutable_probe_ok",
+         "1 if the newest immutability probe was refused as it should be, else 0 (also 0 if "
+         "never probed)", REPO),
+    Spec("backupctl_immutable_probe_last_run_timestamp_seconds",
+         "End time (Unix) of the newest finished immutability probe; absent if none", REPO),
+    Spec("backupctl_verify_last_success_timestamp_seconds",
+         "End time (Unix) of the newest passed restore test; absent if none ever passed", REPO),
+    Spec("backupctl_verify_last_run_timestamp_seconds",
+         "End time (Unix) of the newest finished restore test, whatever its result; absent if "
+         "none", REPO),
+    Spec("backupctl_verify_last_status",
+         "1 if the newest finished restore test passed (data proven good), else 0 (also 0 if "
+         "it never ran)", REPO),
+    Spec("backupctl_verify_files_checked", "Files hashed and compared by the newest restore test",
+         REPO),
+    Spec("backupctl_verify_mismatches",
+         "Files that differed or were missing in the newest restore test", REPO),
+    Spec("backupctl_verify_coverage_ratio",
+         "Share (0..1) of the snapshot's files the newest restore test proved", REPO),
+    Spec("backupctl_restore_duration_seconds",
+         "Duration of the newest full restore (the measured recovery time)", REPO),
+    Spec("backupctl_restore_rto_seconds",
+         "The job's recovery time objective (verify.rto); absent if the job sets none", JOB),
+    Spec("backupctl_suspicious",
+         "1 while a ransomware tripwire is raised for the job (cleared by `backupctl clear`)",
+         JOB),
+)
+INFOS: tuple[Spec, ...] = (
+    Spec("backupctl_info", "backupctl and restic versions (value always 1)",
+         ("version", "restic_version")),
+    Spec("backupctl_job_info", "One series per configured job (value always 1)",
+         ("backup_job", "host", "description")),
+    Spec("backupctl_copy_info", "One series per configured copy (value always 1)",
+         ("backup_job", "repository", "kind")),
+)
+ALL: tuple[Spec, ...] = INFOS + GAUGES
+
+
+class _Out:
+    def __init__(self) -> None:
+        self.gauges = {s.name: GaugeMetricFamily(s.name, s.help, labels=list(s.labels))
+                       for s in GAUGES}
+
+    def set(self, name: str, labels: Sequence[str], value: float | None) -> None:
+        if value is not None:
+            self.gauges[name].add_metric(list(labels), value)
+
+
+def _info(spec: Spec, rows: Iterable[Sequence[str]]) -> InfoMetricFamily:
+    family = InfoMetricFamily(spec.name.removesuffix("_info"), spec.help)
+    for row in rows:
+        family.add_metric([], dict(zip(spec.labels, row, strict=True)))
+    return family
+
+
+def families(jobs: Sequence[Job], view: StateView | None, *, now: float, version: str,
+             restic_version: str) -> list[Metric]:
+    """Every family for these jobs; `view` None means the state could not be read."""
+    out = _Out()
+    infos: list[Metric] = [
+        _info(INFOS[0], [(version, restic_version)]),
+        _info(INFOS[1], [(j.job, j.host.display(), j.description or "") for j in jobs]),
+        _info(INFOS[2], [(j.job, c.name, c.kind) for j in jobs for c in j.copies]),
+    ]
+    out.set("backupctl_state_up", [], 1.0 if view is not None else 0.0)
+    for job in jobs:
+        out.set("backupctl_restore_rto_seconds", [job.job],
+                float(job.verify.rto) if job.verify.rto else None)
+        for copy in job.copies:
+            out.set("backupctl_copy_max_age_seconds", [job.job, copy.name], float(copy.max_age))
+        if view is not None:
+            _job(out, job, view, now=now)
+    return [*infos, *out.gauges.values()]
+
+
+def _job(out: _Out, job: Job, view: StateView, *, now: float) -> None:
+    name = job.job
+    primary = [name, "primary"]
+    newest, good = view.newest.get(("backup", name, "primary")), \
+        view.success.get(("backup", name, "primary"))
+    out.set("backupctl_backup_last_status", primary,
+            1.0 if newest is not None and newest.status == "success" else 0.0)
+    out.set("backupctl_backup_last_run_timestamp_seconds", primary,
+            newest.finished_at if newest else None)
+    if good is not None:
+        out.set("backupctl_backup_last_success_timestamp_seconds", primary, good.finished_at)
+        out.set("backupctl_backup_duration_seconds", primary, number(good.details.get("duration")))
+        out.set("backupctl_backup_added_bytes", primary, number(good.details.get("bytes_added")))
+    out.set("backupctl_suspicious", [name], 1.0 if name in view.suspicious else 0.0)
+
+    repos = ["primary", *(c.name for c in job.copies)]
+    for repo in repos:
+        observed = view.generations.get((name, repo))
+        if observed is not None:
+            out.set("backupctl_generations", [name, repo], float(observed[0]))
+            out.set("backupctl_generations_expected", [name, repo], float(observed[1]))
+        elif repo == "primary" and good is not None:  # before the generation assertion ran
+            out.set("backupctl_generations", primary, number(good.details.get("generations")))
+
+    for copy in job.copies:
+        labels = [name, copy.name]
+        last, ok = view.newest.get(("copy", name, copy.name)), \
+            view.success.get(("copy", name, copy.name))
+        out.set("backupctl_copy_last_status", labels,
+                1.0 if last is not None and last.status == "success" else 0.0)
+        out.set("backupctl_copy_last_run_timestamp_seconds", labels,
+                last.finished_at if last else None)
+        if ok is not None:
+            out.set("backupctl_copy_last_success_timestamp_seconds", labels, ok.finished_at)
+            out.set("backupctl_copy_age_seconds", labels, max(0.0, now - ok.finished_at))
+        if copy.kind == "immutable":
+            probe = view.newest.get(("probe", name, copy.name))
+            out.set("backupctl_immutable_probe_ok", labels,
+                    1.0 if probe is not None and probe.status == "success" else 0.0)
+            out.set("backupctl_immutable_probe_last_run_timestamp_seconds", labels,
+                    probe.finished_at if probe else None)
+
+    for repo in sorted({"primary"} | view.repositories("verify", name)):
+        labels = [name, repo]
+        last, ok = view.newest.get(("verify", name, repo)), view.success.get(("verify", name, repo))
+        out.set("backupctl_verify_last_status", labels,
+                1.0 if last is not None and last.status == "success" else 0.0)
+        if last is not None:
+            out.set("backupctl_verify_last_run_timestamp_seconds", labels, last.finished_at)
+            out.set("backupctl_verify_files_checked", labels,
+                    number(last.details.get("files_checked")))
+            out.set("backupctl_verify_mismatches", labels, _count(last.details.get("mismatches")))
+            out.set("backupctl_verify_coverage_ratio", labels,
+                    number(last.details.get("coverage_ratio")))
+        if ok is not None:
+            out.set("backupctl_verify_last_success_timestamp_seconds", labels, ok.finished_at)
+        restore = view.restore.get((name, repo))
+        if restore is not None:
+            out.set("backupctl_restore_duration_seconds", labels,
+                    number(restore.details.get("restore_seconds")))
+
+
+def _count(value: object) -> float | None:
+    """`mismatches` is a list of findings (or, defensively, a count)."""
+    if isinstance(value, list):
+        return float(len(value))
+    return number(value)

@@ -1,0 +1,88 @@
+"""The node_exporter textfile: written atomically, refreshed after every per-job command.
+
+A reader (node_exporter) never sees a half file: the exposition is written to a temporary
+file in the same directory, flushed to disk, made world-readable, then renamed over the
+target. Writers take a lock around read-state-then-write so an older state can never
+overwrite a newer one when two commands finish at the same time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from backupctl.actions.context import Context
+from backupctl.metrics import Source, exposition
+from backupctl.metrics.state import StateReader
+
+log = logging.getLogger(__name__)
+
+TEXTFILE_NAME = "backupctl.prom"
+
+
+@contextlib.contextmanager
+def _locked(lock: Path | None) -> Iterator[None]:
+    if lock is None:
+        yield
+        return
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Replace `path` with `data` in one rename (same directory, so same filesystem)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+            os.fchmod(handle.fileno(), 0o644)  # node_exporter usually runs as another user
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def write_textfile(source: Source, path: Path, *, lock: Path | None = None) -> bool:
+    """Write the exposition to `path`; returns whether the state could be read."""
+    with _locked(lock):
+        text, state_ok = exposition(source)
+        write_atomic(path, text)
+    return state_ok
+
+
+def refresh(ctx: Context) -> None:
+    """After backup/copy/verify: rewrite `textfile_dir/backupctl.prom` if configured.
+
+    Never changes the command's result: a failure is logged as a warning.
+    """
+    directory = ctx.config.settings.textfile_dir
+    if directory is None:
+        return
+    jobs = [jf.job for _, jf in sorted(ctx.config.jobs.items())]
+    reader = StateReader(ctx.config.settings.effective_database_url)
+    try:
+        source = Source(jobs=lambda: jobs, reader=reader, clock=ctx.clock,
+                        restic_version=ctx.restic_version)
+        write_textfile(source, directory / TEXTFILE_NAME,
+                       lock=ctx.config.settings.state_dir / "textfile.lock")
+    except OSError as exc:
+        log.warning("metrics: cannot write %s: %s", directory / TEXTFILE_NAME, exc)
+    finally:
+        reader.close()
