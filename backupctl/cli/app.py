@@ -35,6 +35,7 @@ out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty()
 class Options:
     config: Path | None = None
     verbose: bool = False
+    context: Context | None = None  # the command's state context (metrics textfile refresh)
 
 
 OPTIONS = Options()
@@ -114,7 +115,8 @@ def context(config: Config, *, operator: str | None = None) -> Context:
         die(BackupctlError(f"cannot create state_dir {config.settings.state_dir}: {exc}"))
     except BackupctlError as exc:
         die(exc)
-    return Context(config=config, store=store, operator=operator)
+    OPTIONS.context = Context(config=config, store=store, operator=operator)
+    return OPTIONS.context
 
 
 def emit_json(payload: dict[str, Any]) -> None:
@@ -139,6 +141,10 @@ def report(command: str, outcomes: Sequence[Outcome], *, as_json: bool,
                       markup=False)
             if outcome.error and line:
                 err.print(log.mask(f"    {outcome.error}"), markup=False)
+    if OPTIONS.context is not None:  # node_exporter textfile, when textfile_dir is set
+        from backupctl.metrics.textfile import refresh
+
+        refresh(OPTIONS.context)
     exit_with(status)
 
 

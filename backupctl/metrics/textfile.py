@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from backupctl.actions.context import Context
+from backupctl.errors import BackupctlError
 from backupctl.metrics import Source, exposition
 from backupctl.metrics.state import StateReader
 
@@ -82,7 +83,7 @@ def refresh(ctx: Context) -> None:
                         restic_version=ctx.restic_version)
         write_textfile(source, directory / TEXTFILE_NAME,
                        lock=ctx.config.settings.state_dir / "textfile.lock")
-    except OSError as exc:
+    except (OSError, BackupctlError) as exc:
         log.warning("metrics: cannot write %s: %s", directory / TEXTFILE_NAME, exc)
     finally:
         reader.close()
