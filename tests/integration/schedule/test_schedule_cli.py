@@ -1,0 +1,158 @@
+"""`backupctl schedule` against real systemd-analyze (verify, calendar) and a cron evaluator."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from datetime import datetime
+from pathlib import Path
+
+from conftest import Workspace, need
+from cronsim import CronSim
+
+ROOT = Path(__file__).resolve().parents[3]
+BACKUPCTL_BIN = str(Path(sys.executable).parent / "backupctl")
+MISSING_BINARY = re.compile(r"Command /usr/local/bin/backupctl is not executable: "
+                            r"No such file or directory$")
+
+
+def _verify(units: list[str], *, unit_dir: Path) -> list[str]:
+    """systemd-analyze verify: exit 0 even on unknown keys, so every output line counts."""
+    result = subprocess.run(
+        [need("systemd-analyze"), "verify", *units], capture_output=True, text=True,
+        timeout=120, cwd=unit_dir, check=False,
+        env={**os.environ, "SYSTEMD_UNIT_PATH": f"{unit_dir}:"})
+    return [line for line in (result.stdout + result.stderr).splitlines() if line.strip()]
+
+
+def _jobs(ws: Workspace) -> None:
+    ws.job("emr-db", schedule={"backup": "*-*-* 02:00:00", "copy": "*-*-* 03:30",
+                               "verify": "Sun *-*-* 04:00:00"},
+           copies=[{"name": "usb", "kind": "offline", "url": str(ws.root / "usb" / "emr"),
+                    "password_file": str(ws.password_file()), "max_age": "7d"}])
+    ws.job("pacs", schedule={"backup": "Mon..Fri 22:15", "verify": "*-*-01,15 05:00:00"})
+
+
+def test_install_dry_run_shows_each_jobs_on_calendar_and_writes_nothing(
+        workspace: Workspace, tmp_path: Path) -> None:
+    _jobs(workspace)
+    units = tmp_path / "units"
+    result = workspace.run("schedule", "install", "--dry-run", "--unit-dir", str(units))
+    assert result.returncode == 0, result.stderr
+    calendars = dict(re.findall(
+        r"# --- \S+/(backupctl-\w+@[\w-]+)\.timer\.d/backupctl-schedule\.conf\n"
+        r"(?:#.*\n)*\[Timer\]\n(?:#.*\n)*OnCalendar=\nOnCalendar=(.+)\n", result.stdout))
+    assert calendars == {"backupctl-backup@emr-db": "*-*-* 02:00:00",
+                         "backupctl-copy@emr-db": "*-*-* 03:30",
+                         "backupctl-verify@emr-db": "Sun *-*-* 04:00:00",
+                         "backupctl-backup@pacs": "Mon..Fri 22:15",
+                         "backupctl-verify@pacs": "*-*-01,15 05:00:00"}
+    assert "backupctl-copy@pacs" not in result.stdout  # pacs has no copies
+    assert not units.exists()
+
+
+def test_installed_units_pass_systemd_analyze_verify(workspace: Workspace,
+                                                     tmp_path: Path) -> None:
+    _jobs(workspace)
+    units = tmp_path / "units"
+    result = workspace.run("schedule", "install", "--unit-dir", str(units),
+                           "--bin", BACKUPCTL_BIN)
+    assert result.returncode == 0, result.stderr
+    assert "systemctl enable --now backupctl-backup@emr-db.timer" in result.stderr
+    instances = [f"backupctl-{a}@{j}.{kind}" for j, actions in
+                 (("emr-db", ("backup", "copy", "verify")), ("pacs", ("backup", "verify")))
+                 for a in actions for kind in ("timer", "service")]
+    notify = "backupctl-notify@backupctl-backup@emr-db.service.service"
+    assert _verify([*instances, notify], unit_dir=units) == []
+    dropin = (units / "backupctl-verify@pacs.timer.d" / "backupctl-schedule.conf").read_text()
+    assert dropin.endswith("OnCalendar=\nOnCalendar=*-*-01,15 05:00:00\n")
+
+    show = workspace.run("schedule", "show", "--unit-dir", str(units))
+    assert show.returncode == 0, show.stderr
+    assert show.stdout.count("(installed)") == 5
+
+
+def test_a_broken_calendar_in_a_dropin_is_caught_by_verify(workspace: Workspace,
+                                                           tmp_path: Path) -> None:
+    """The verify helper itself can fail: systemd rejects what it cannot parse."""
+    _jobs(workspace)
+    units = tmp_path / "units"
+    assert workspace.run("schedule", "install", "--unit-dir", str(units), "--bin",
+                         BACKUPCTL_BIN).returncode == 0
+    dropin = units / "backupctl-backup@pacs.timer.d" / "backupctl-schedule.conf"
+    dropin.write_text(dropin.read_text().replace("22:15", "25:15"))
+    assert any("calendar" in line for line in _verify(["backupctl-backup@pacs.timer"],
+                                                      unit_dir=units))
+
+
+def test_shipped_units_pass_systemd_analyze_verify() -> None:
+    shipped = sorted(p.name for p in (ROOT / "systemd").iterdir())
+    assert {"backupctl-backup@.service", "backupctl-backup@.timer", "backupctl-copy@.timer",
+            "backupctl-verify@.timer", "backupctl-notify@.service"} <= set(shipped)
+    lines = _verify([f"./{name}" for name in shipped], unit_dir=ROOT / "systemd")
+    assert [line for line in lines if not MISSING_BINARY.search(line)] == []
+
+
+def test_reinstall_removes_dropins_of_a_removed_job(workspace: Workspace,
+                                                   tmp_path: Path) -> None:
+    _jobs(workspace)
+    units = tmp_path / "units"
+    assert workspace.run("schedule", "install", "--unit-dir", str(units)).returncode == 0
+    (workspace.jobs_dir / "pacs.yaml").unlink()
+    result = workspace.run("schedule", "install", "--unit-dir", str(units))
+    assert result.returncode == 0, result.stderr
+    assert not (units / "backupctl-backup@pacs.timer.d").exists()
+    assert "systemctl disable --now backupctl-backup@pacs.timer backupctl-verify@pacs.timer" \
+        in result.stderr
+    assert (units / "backupctl-backup@emr-db.timer.d" / "backupctl-schedule.conf").exists()
+
+
+def _systemd_elapses(expr: str, base: datetime, count: int) -> list[datetime]:
+    out = subprocess.run(
+        [need("systemd-analyze"), "calendar", f"--iterations={count}",
+         f"--base-time={base:%Y-%m-%d %H:%M:%S}", "--", expr], capture_output=True,
+        text=True, check=True, env={**os.environ, "TZ": "UTC"}).stdout
+    stamps = re.findall(r"(?:Next elapse|Iter\. #\d+): \w+ (\S+ \S+) UTC", out)
+    return [datetime.strptime(s, "%Y-%m-%d %H:%M:%S") for s in stamps]
+
+
+def test_cron_lines_are_valid_and_fire_when_the_timers_would(workspace: Workspace) -> None:
+    _jobs(workspace)
+    workspace.job("lab", schedule={"backup": "*:0/15", "verify": "Fri..Sun 01:00"})
+    result = workspace.run("schedule", "cron", "--bin", "/opt/backupctl/bin/backupctl")
+    assert result.returncode == 0, result.stderr
+    lines = [ln for ln in result.stdout.splitlines()
+             if ln and not ln.startswith("#") and "=" not in ln.split()[0]]
+    assert len(lines) == 7  # emr-db ×3, pacs ×2, lab ×2
+    base = datetime(2026, 1, 1, 0, 0, 0)
+    for line in lines:
+        fields = line.split()
+        cron, user, command = " ".join(fields[:5]), fields[5], fields[6:]
+        assert user == "root"
+        assert command[:3] == ["/opt/backupctl/bin/backupctl", "-c",
+                               str(workspace.config.resolve())]
+        job, action = command[4], command[3]
+        calendar = _calendar(workspace, job, action)
+        sim = CronSim(cron, base)  # raises on an invalid cron expression
+        assert [next(sim) for _ in range(12)] == _systemd_elapses(calendar, base, 12), line
+
+
+def _calendar(ws: Workspace, job: str, action: str) -> str:
+    text = (ws.jobs_dir / f"{job}.yaml").read_text()
+    section = text.split("schedule:", 1)[1]
+    match = re.search(rf"^\s+{action}: (.+)$", section, re.MULTILINE)
+    assert match, (job, action)
+    return match.group(1).strip().strip("'\"")
+
+
+def test_cron_refuses_a_schedule_it_cannot_express_and_prints_no_partial_crontab(
+        workspace: Workspace) -> None:
+    _jobs(workspace)
+    workspace.job("odd", schedule={"backup": "*-*-* 02:00:30", "verify": "Sun 04:00"})
+    result = workspace.run("schedule", "cron")
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert re.search(r"odd\.yaml:\d+: schedule\.backup: cron cannot express .*whole minutes",
+                     result.stderr), result.stderr
