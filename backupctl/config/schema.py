@@ -196,6 +196,9 @@ class Verify(Strict):
 class Runbook(Strict):
     steps: list[str] = Field(default_factory=list)
     contacts: list[str] = Field(default_factory=list)
+    password_holder: str | None = Field(
+        default=None, description="who keeps the repository passwords (e.g. the sealed paper "
+        "copy in the director's safe); printed in the runbook, never the password itself")
 
 
 class Schedule(Strict):
