@@ -1,7 +1,87 @@
-"""Commands of the verify capability (registered on the shared typer app)."""
+"""`backupctl verify`: restore tests (registered on the shared typer app)."""
 
 from __future__ import annotations
 
-from backupctl.cli.app import app
+import enum
+from typing import Annotated
 
-__all__ = ["app"]
+import typer
+
+from backupctl.actions import verify as verify_action
+from backupctl.actions.outcome import Outcome, run_jobs
+from backupctl.actions.repo import PRIMARY
+from backupctl.actions.verify import VerifyResult
+from backupctl.cli.app import app, context, die, emit_json, load, out, report
+from backupctl.errors import BackupctlError, UsageError
+
+
+class Mode(enum.StrEnum):
+    quick = "quick"
+    full = "full"
+
+
+def _line(outcome: Outcome) -> str:
+    if not isinstance(outcome, VerifyResult) or outcome.snapshot_id is None:
+        return ""
+    verdict = {0: "data proven good", 3: "BAD DATA", 1: "not proven"}.get(
+        int(outcome.status), outcome.status.name)
+    parts = [f"{outcome.mode} verify of snapshot {outcome.snapshot_id[:8]} "
+             f"({outcome.repository}): {verdict}",
+             f"{outcome.files_checked} file(s) / {outcome.bytes_checked} bytes hashed",
+             f"{len(outcome.mismatches)} mismatch(es)"]
+    if outcome.restore_seconds is not None:
+        rto = f" (RTO {outcome.rto_seconds}s)" if outcome.rto_seconds else ""
+        parts.append(f"full restore {outcome.restore_seconds:.1f}s{rto}")
+    if outcome.changed_since_snapshot:
+        parts.append(f"{len(outcome.changed_since_snapshot)} changed since snapshot (not "
+                     f"compared): {', '.join(repr(p) for p in outcome.changed_since_snapshot)}")
+    if outcome.coverage_ratio is not None:
+        parts.append(f"coverage {outcome.coverage_ratio:.1%}")
+    return ", ".join(parts)
+
+
+@app.command()
+def verify(
+    jobs: Annotated[list[str] | None, typer.Argument(help="job names",
+                                                     show_default=False)] = None,
+    all_jobs: Annotated[bool, typer.Option("--all", help="every job in jobs_dir")] = False,
+    mode: Annotated[Mode, typer.Option("--mode", help="quick: restore only the manifest's "
+                                       "files; full: restore everything, run checks, time "
+                                       "it")] = Mode.quick,
+    source: Annotated[str, typer.Option("--from", help="repository: primary or a copy "
+                                        "name")] = PRIMARY,
+    snapshot: Annotated[str, typer.Option("--snapshot", help="snapshot id or latest")]
+    = "latest",
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object on "
+                                          "stdout")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="print the plan, run "
+                                          "nothing")] = False,
+) -> None:
+    """Restore test: prove a snapshot's data against the source manifest (exit 3: bad data)."""
+    config = load()
+    try:
+        selected = config.select(jobs or [], all_jobs=all_jobs)
+        for job in selected:
+            if source != PRIMARY and source not in {c.name for c in job.copies}:
+                names = ", ".join([PRIMARY, *(c.name for c in job.copies)])
+                raise UsageError(f"{job.job}: no repository named {source!r} (have: {names})")
+    except BackupctlError as exc:
+        die(exc)
+    if dry_run:
+        plans = {j.job: verify_action.plan(j, mode=mode.value, snapshot=snapshot,
+                                           source=source,
+                                           scratch_dir=config.settings.scratch_dir)
+                 for j in selected}
+        if as_json:
+            emit_json({"command": "verify", "dry_run": True, "plans": plans})
+        else:
+            for name, steps in plans.items():
+                out.print(f"{name}:", markup=False)
+                for step in steps:
+                    out.print(f"  {step}", markup=False)
+        return
+    ctx = context(config)
+    outcomes = run_jobs(selected, lambda j: verify_action.verify(
+        ctx, j, mode=mode.value, snapshot=snapshot, source=source),
+        concurrency=config.settings.concurrency)
+    report("verify", outcomes, as_json=as_json, text=_line)
