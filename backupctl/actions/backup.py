@@ -110,6 +110,7 @@ class _Backup:
         self.manifest: manifest.Manifest | None = None
         self.suspicious: list[str] = []
         self.generations: int | None = None
+        self.output: parse.BackupOutput | None = None  # set even when the snapshot is bad
 
     def hooks(self, key: str) -> str | None:
         """Run `before`/`after` commands; the first failure's message, or None."""
@@ -141,6 +142,7 @@ class _Backup:
                                                timeout=self.ctx.timeout,
                                                allow=(Outcome.INCOMPLETE,))
         output = parse.backup_output(result.stdout, result.stderr)
+        self.output = output
         if output.summary is None:
             raise ResticError(f"{self.job.job}: restic backup printed no summary "
                               f"{result.describe()}")
@@ -216,6 +218,8 @@ def _run(ctx: Context, job: Job, runner: Runner, run_id: int) -> BackupResult:
         status = ExitStatus.FAILED
     if error is None and after_error is not None:
         error, status = after_error, ExitStatus.FAILED
+    if output is None:
+        output = run.output  # an incomplete snapshot is reported (and recorded) too
     summary = output.summary if output else None
     if summary is not None and status is ExitStatus.OK:
         try:

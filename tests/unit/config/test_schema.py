@@ -1,0 +1,130 @@
+"""The schema's value types: durations, percentages, samples, generations, copies."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from backupctl.config.schema import (
+    Copy,
+    Generations,
+    Host,
+    Sample,
+    Schedule,
+    Verify,
+    format_duration,
+    parse_duration,
+    parse_percent,
+    parse_sample,
+)
+
+
+@pytest.mark.parametrize(("text", "seconds"), [
+    ("30s", 30), ("15m", 900), ("2h", 7200), ("7d", 604800), (" 1d ", 86400)])
+def test_durations(text: str, seconds: int) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("value", ["0s", "-1h", "7", "1.5h", "7days", "h", "", 7, None, "7 d"])
+def test_bad_durations(value: Any) -> None:
+    with pytest.raises(ValueError, match="invalid duration"):
+        parse_duration(value)
+
+
+@pytest.mark.parametrize(("seconds", "text"), [(30, "30s"), (900, "15m"), (7200, "2h"),
+                                               (604800, "7d"), (90, "90s"), (5400, "90m")])
+def test_durations_format_back_to_the_shortest_unit(seconds: int, text: str) -> None:
+    assert format_duration(seconds) == text
+    assert parse_duration(format_duration(seconds)) == seconds
+
+
+@pytest.mark.parametrize(("text", "fraction"), [
+    ("5%", 0.05), ("100%", 1.0), ("0.5%", 0.005), ("12.5%", 0.125)])
+def test_percentages(text: str, fraction: float) -> None:
+    assert parse_percent(text) == pytest.approx(fraction)
+
+
+@pytest.mark.parametrize("value", ["0%", "100.1%", "-5%", "5", "five%", 5, 0.05, "5 %x"])
+def test_bad_percentages(value: Any) -> None:
+    with pytest.raises(ValueError, match="invalid percentage"):
+        parse_percent(value)
+
+
+def test_sample_forms() -> None:
+    assert parse_sample("all") == Sample(fraction=1.0)
+    assert parse_sample("5%") == Sample(fraction=0.05)
+    assert parse_sample(200) == Sample(count=200)
+    assert parse_sample(0) == Sample(count=0)
+
+
+@pytest.mark.parametrize("value", [-1, True, "5", "some", 1.5, None])
+def test_bad_samples(value: Any) -> None:
+    with pytest.raises(ValueError):
+        parse_sample(value)
+
+
+@pytest.mark.parametrize(("sample", "total", "size"), [
+    (Sample(fraction=0.05), 1000, 50),
+    (Sample(fraction=0.05), 10, 1),  # never zero files out of some
+    (Sample(fraction=0.05), 0, 0),
+    (Sample(fraction=1.0), 7, 7),
+    (Sample(count=200), 50, 50),
+    (Sample(count=200), 5000, 200),
+    (Sample(count=0), 50, 0),
+])
+def test_sample_size(sample: Sample, total: int, size: int) -> None:
+    assert sample.size(total) == size
+
+
+def test_verify_round_trips_its_sample_and_durations() -> None:
+    verify = Verify.model_validate({"sample": "5%", "read_data_subset": "10%", "rto": "2h"})
+    assert verify.sample == Sample(fraction=0.05)
+    assert verify.read_data_subset == pytest.approx(0.1)
+    assert verify.rto == 7200
+    dumped = verify.model_dump(mode="json")
+    assert dumped["sample"] == "5%" and dumped["rto"] == "2h"
+    assert Verify.model_validate({"sample": "all"}).model_dump(mode="json")["sample"] == "all"
+    assert Verify.model_validate({"sample": 30}).model_dump(mode="json")["sample"] == 30
+
+
+def test_default_sample_is_five_percent() -> None:
+    assert Verify().sample == Sample(fraction=0.05)
+
+
+def test_generations_need_one_key_and_report_the_most_kept() -> None:
+    with pytest.raises(ValidationError, match="at least one of"):
+        Generations()
+    generations = Generations(last=3, daily=14)
+    assert generations.policy() == {"last": 3, "daily": 14}
+    assert generations.most_kept() == 14
+    with pytest.raises(ValidationError):
+        Generations(last=0)
+
+
+def test_copy_name_primary_is_reserved() -> None:
+    with pytest.raises(ValidationError, match="reserved"):
+        Copy.model_validate({"name": "primary", "kind": "offline", "url": "/x",
+                             "password_file": "/pw", "max_age": "1d"})
+
+
+def test_copy_kind_is_offline_or_immutable() -> None:
+    with pytest.raises(ValidationError):
+        Copy.model_validate({"name": "c", "kind": "online", "url": "/x", "password_file": "/pw",
+                             "max_age": "1d"})
+
+
+def test_host_display_and_local() -> None:
+    assert Host(address="local").display() == "local"
+    assert Host(address="local").is_local
+    remote = Host(address="192.0.2.10", user="b", identity_file="/id")  # type: ignore[arg-type]
+    assert remote.display() == "b@192.0.2.10:22"
+    with pytest.raises(ValidationError):
+        Host(address="192.0.2.10", user="b", identity_file="/id", port=0)  # type: ignore[arg-type]
+
+
+def test_schedule_copy_is_read_from_the_yaml_key_copy() -> None:
+    schedule = Schedule.model_validate({"backup": "daily", "copy": "weekly", "verify": "daily"})
+    assert schedule.copy_ == "weekly"
+    assert schedule.model_dump(by_alias=True)["copy"] == "weekly"

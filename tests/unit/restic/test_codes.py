@@ -1,0 +1,42 @@
+"""restic's exit-code table: every code maps to one outcome; unknown codes are failures."""
+
+from __future__ import annotations
+
+import pytest
+
+from backupctl.restic.codes import EXIT_CODES, Outcome, classify
+
+
+@pytest.mark.parametrize(("code", "outcome"), [
+    (0, Outcome.OK), (1, Outcome.FATAL), (3, Outcome.INCOMPLETE), (10, Outcome.NO_REPOSITORY),
+    (11, Outcome.LOCKED), (12, Outcome.WRONG_PASSWORD), (130, Outcome.INTERRUPTED)])
+def test_documented_codes(code: int, outcome: Outcome) -> None:
+    assert classify(code, "") is outcome
+
+
+@pytest.mark.parametrize("code", [2, 4, 9, 13, 42, 127, 137, 255, -1, -9])
+def test_unknown_codes_are_never_ok(code: int) -> None:
+    assert classify(code, "") is Outcome.UNKNOWN
+
+
+def test_only_zero_is_ok() -> None:
+    assert [c for c, o in EXIT_CODES.items() if o is Outcome.OK] == [0]
+
+
+@pytest.mark.parametrize(("stderr", "outcome"), [
+    # restic 0.14's words for a missing repository (local and REST backends)
+    ("Fatal: unable to open config file: stat /srv/x/config: no such file or directory\n"
+     "Is there a repository at the following location?\n/srv/x", Outcome.NO_REPOSITORY),
+    ("Fatal: wrong password or no key found", Outcome.WRONG_PASSWORD),
+    ("unable to create lock in backend: repository is already locked by PID 7 on h",
+     Outcome.LOCKED),
+    ("Fatal: some other problem", Outcome.FATAL),
+])
+def test_exit_1_is_refined_from_stderr(stderr: str, outcome: Outcome) -> None:
+    assert classify(1, stderr) is outcome
+
+
+def test_stderr_hints_do_not_turn_a_failure_into_something_else_for_other_codes() -> None:
+    # Code 3 means a snapshot exists; a hint in the file list must not change that.
+    assert classify(3, "wrong password or no key found") is Outcome.INCOMPLETE
+    assert classify(0, "Is there a repository at the following location?") is Outcome.OK
