@@ -1,25 +1,144 @@
 """Ransomware tripwires: canaries and changed-file spikes; a raised flag freezes pruning.
 
-PLACEHOLDER (issue #5 builds the checks): `inspect` finds nothing until then;
-`frozen_reason` already honours raised flags.
+`inspect` runs right after each backup (actions/backup.py raises the `suspicious` flag when
+it returns reasons):
+- every canary recorded by `backupctl canary init` must still exist on the source with the
+  recorded SHA-256 (the source manifest's hashes are used when it has them; otherwise the
+  canaries are hashed on the host with one `sha256sum -z -- PATHS` through the runner);
+- the backup's new + changed file count must not exceed `tripwire.changed_factor` × the
+  median of the job's earlier successful (non-initial) backups *and* `tripwire.changed_min`.
+
+While the flag is raised, `forget --prune` is skipped for the job in every repository
+(primary and copies) until an operator runs `backupctl clear JOB --operator --reason`,
+which is recorded as a run of kind `clear` with its evidence record.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import select
+import json
+import statistics
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
+from sqlalchemy import select, update
+
+from backupctl import __version__
 from backupctl.actions.context import Context
 from backupctl.config.schema import Job
+from backupctl.errors import CommandFailed, UsageError
+from backupctl.evidence import chain
+from backupctl.execute import Runner
 from backupctl.restic.parse import BackupSummary
-from backupctl.state.schema import flags
+from backupctl.state.locks import job_lock
+from backupctl.state.schema import canaries, flags, runs
+from backupctl.status import ExitStatus
 from backupctl.verify.manifest import Manifest
+
+HISTORY = 30  # earlier backups the changed-file median is taken over
 
 
 def inspect(ctx: Context, job: Job, summary: BackupSummary,
             manifest: Manifest | None) -> list[str]:
     """Reasons this backup looks like ransomware at work (empty: none)."""
-    return []
+    reasons = canary_reasons(ctx, job, manifest)
+    spike = spike_reason(job, changed=summary.files_new + summary.files_changed,
+                         history=changed_history(ctx, job.job))
+    return [*reasons, *([spike] if spike else [])]
 
+
+# -- canaries -----------------------------------------------------------------------------
+
+def recorded_canaries(ctx: Context, job: Job) -> dict[str, str]:
+    """path → recorded sha256, for the canaries the job still declares."""
+    with ctx.store.read() as conn:
+        rows = conn.execute(select(canaries.c.path, canaries.c.sha256).where(
+            canaries.c.job == job.job)).all()
+    declared = set(job.verify.canaries)
+    return {path: digest for path, digest in rows if path in declared}
+
+
+def canary_reasons(ctx: Context, job: Job, manifest: Manifest | None) -> list[str]:
+    expected = recorded_canaries(ctx, job)
+    if not expected:
+        return []
+    current = _from_manifest(manifest, expected)
+    todo = [p for p in expected if p not in current]
+    if todo:
+        runner = ctx.runner(job)
+        try:
+            current.update(hash_on_host(runner, todo, timeout=ctx.timeout, job=job.job))
+        finally:
+            runner.close()
+    reasons = []
+    for path, digest in sorted(expected.items()):
+        now = current.get(path)
+        if now is None:
+            reasons.append(f"canary {path} vanished (or is unreadable) on {job.host.display()}")
+        elif now != digest:
+            reasons.append(f"canary {path} changed: sha256 {now[:16]}… instead of the "
+                           f"recorded {digest[:16]}… (encrypted?)")
+    return reasons
+
+
+def _from_manifest(manifest: Manifest | None, wanted: dict[str, str]) -> dict[str, str | None]:
+    """Canary hashes the source manifest already took (state ok), if it has them."""
+    found: dict[str, str | None] = {}
+    for entry in manifest.entries if manifest is not None else []:
+        path = entry.get("path")
+        if entry.get("role") == "canary" and path in wanted and entry.get("sha256") \
+                and entry.get("state", "ok") == "ok":
+            found[str(path)] = str(entry["sha256"])
+    return found
+
+
+def hash_on_host(runner: Runner, paths: Sequence[str], *, timeout: float,
+                 job: str) -> dict[str, str | None]:
+    """SHA-256 of files on the host; a missing or unreadable file maps to None."""
+    result = runner.run(["sha256sum", "-z", "--", *paths], timeout=timeout)
+    if result.timed_out or result.returncode not in (0, 1):
+        raise CommandFailed(f"{job}: hashing canaries failed {result.describe()}")
+    found: dict[str, str | None] = dict.fromkeys(paths)
+    for record in result.stdout.split(b"\0"):
+        # GNU coreutils with -z: "<64 hex><space><space or *><path>", names unescaped.
+        if len(record) > 66:
+            digest, path = record[:64].decode("ascii", "replace"), record[66:]
+            name = path.decode("utf-8", "surrogateescape")
+            if name in found:
+                found[name] = digest
+    return found
+
+
+# -- changed-file spikes ------------------------------------------------------------------
+
+def changed_history(ctx: Context, job: str) -> list[int]:
+    """New + changed file counts of the job's recent successful, non-initial backups."""
+    with ctx.store.read() as conn:
+        rows = conn.execute(select(runs.c.details).where(
+            runs.c.job == job, runs.c.kind == "backup", runs.c.status == "success",
+        ).order_by(runs.c.id.desc()).limit(HISTORY)).all()
+    counts = []
+    for (details,) in rows:
+        data = json.loads(details or "{}")
+        if not data.get("files_unmodified") and not data.get("files_changed"):
+            continue  # the first (full) backup says nothing about daily change
+        counts.append(int(data.get("files_new", 0)) + int(data.get("files_changed", 0)))
+    return counts
+
+
+def spike_reason(job: Job, *, changed: int, history: Sequence[int]) -> str | None:
+    if not history:
+        return None
+    median = statistics.median(history)
+    limit = job.tripwire.changed_factor * median
+    if changed > limit and changed > job.tripwire.changed_min:
+        return (f"{changed} files new or changed, more than {job.tripwire.changed_factor:g} × "
+                f"the median {median:g} of the last {len(history)} backup(s) and more than "
+                f"tripwire.changed_min {job.tripwire.changed_min} (mass encryption?)")
+    return None
+
+
+# -- the flag -----------------------------------------------------------------------------
 
 def frozen_reason(ctx: Context, job: Job) -> str | None:
     """Why pruning is frozen for the job (an uncleared suspicious flag), or None."""
@@ -28,3 +147,66 @@ def frozen_reason(ctx: Context, job: Job) -> str | None:
             flags.c.job == job.job, flags.c.name == "suspicious",
             flags.c.cleared_at.is_(None)).order_by(flags.c.id)).first()
     return f"suspicious since {row.raised_at}: {row.reason}" if row else None
+
+
+def raised(ctx: Context, job: str) -> list[dict[str, Any]]:
+    """The job's uncleared suspicious flags (for status)."""
+    with ctx.store.read() as conn:
+        rows = conn.execute(select(flags).where(
+            flags.c.job == job, flags.c.name == "suspicious",
+            flags.c.cleared_at.is_(None)).order_by(flags.c.id)).all()
+    return [{"raised_at": r.raised_at, "reason": r.reason} for r in rows]
+
+
+@dataclass(frozen=True)
+class ClearResult:
+    job: str
+    status: ExitStatus
+    error: str | None = None
+    operator: str = ""
+    reason: str = ""
+    cleared: list[dict[str, Any]] = field(default_factory=list)
+    run_id: int | None = None
+    kind: str = "clear"
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["status"] = self.status.name.lower()
+        out["exit_code"] = int(self.status)
+        return out
+
+
+def clear(ctx: Context, job: Job, *, operator: str, reason: str) -> ClearResult:
+    """Lift the job's tripwire; the flag update, run row and evidence land in one transaction."""
+    if not operator.strip() or not reason.strip():
+        raise UsageError(f"{job.job}: clear needs --operator NAME and --reason TEXT")
+    pending = raised(ctx, job.job)
+    if not pending:
+        return ClearResult(job.job, ExitStatus.OK, None, operator, reason, [])
+    version = ctx.restic_version  # not inside the write transaction: it runs restic
+    with job_lock(ctx.config.settings.state_dir, job.job):  # not while a backup runs
+        return _clear(ctx, job, operator=operator, reason=reason, version=version)
+
+
+def _clear(ctx: Context, job: Job, *, operator: str, reason: str,
+           version: str) -> ClearResult:
+    pending = raised(ctx, job.job)
+    run_id = ctx.store.start_run(job=job.job, kind="clear", operator=operator)
+    now = ctx.store.now()
+    details = {"reason": reason, "cleared": pending}
+    with ctx.store.transaction() as conn:
+        conn.execute(update(flags).where(
+            flags.c.job == job.job, flags.c.name == "suspicious",
+            flags.c.cleared_at.is_(None)).values(
+                cleared_at=now, cleared_by=operator, clear_reason=reason))
+        row = conn.execute(select(runs).where(runs.c.id == run_id)).one()
+        conn.execute(update(runs).where(runs.c.id == run_id).values(
+            status="success", exit_code=0, finished_at=now,
+            details=json.dumps(details, ensure_ascii=False)))
+        chain.append(conn, {
+            "kind": "clear", "job": job.job, "host": job.host.display(),
+            "repository": "primary", "snapshot_id": None, "snapshot_time": None,
+            "started_at": row.started_at, "finished_at": now, "operator": operator,
+            "result": "pass", "details": details, "backupctl_version": __version__,
+            "restic_version": version}, run_id=run_id)
+    return ClearResult(job.job, ExitStatus.OK, None, operator, reason, pending, run_id)

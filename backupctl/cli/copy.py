@@ -1,7 +1,143 @@
-"""Commands of the copy capability (registered on the shared typer app)."""
+"""Commands of the copy capability: copy, canary init, media init, clear."""
 
 from __future__ import annotations
 
-from backupctl.cli.app import app
+from typing import Annotated
+
+import typer
+
+from backupctl.actions import canary as canary_action
+from backupctl.actions import copy as copy_action
+from backupctl.actions import media as media_action
+from backupctl.actions import tripwire
+from backupctl.actions.copy import CopyResult
+from backupctl.actions.outcome import Outcome, run_jobs
+from backupctl.cli.app import app, context, die, emit_json, err, exit_with, load, out, report
+from backupctl.config.schema import Job
+from backupctl.config.validate import Config
+from backupctl.errors import BackupctlError
+from backupctl.status import ExitStatus
 
 __all__ = ["app"]
+
+JobsArg = Annotated[list[str] | None, typer.Argument(help="job names", show_default=False)]
+AllOpt = Annotated[bool, typer.Option("--all", help="every job in jobs_dir")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="print one JSON object on stdout")]
+DryOpt = Annotated[bool, typer.Option("--dry-run", help="print the plan, run nothing")]
+
+canary_app = typer.Typer(no_args_is_help=True, help="Ransomware canary files.")
+media_app = typer.Typer(no_args_is_help=True, help="Offline media labels.")
+app.add_typer(canary_app, name="canary")
+app.add_typer(media_app, name="media")
+
+
+def _copy_line(outcome: Outcome) -> str:
+    if not isinstance(outcome, CopyResult):
+        return ""
+    if not outcome.copies:
+        return "no copies declared"
+    parts = []
+    for c in outcome.copies:
+        text = f"{c.copy} {c.status.name if c.status is not ExitStatus.OK else 'ok'}"
+        if c.snapshots is not None:
+            text += f" ({c.copied} copied, {c.snapshots} held"
+            if c.medium and c.medium.get("label"):
+                text += f", medium {c.medium['label']}"
+            if c.probe is not None:
+                text += ", probe " + ("refused: immutable" if c.probe["ok"] else "FAILED")
+            text += ")"
+        parts.append(text)
+    return "; ".join(parts)
+
+
+def _one(config: Config, job: str) -> Job:
+    try:
+        return config.select([job], all_jobs=False)[0]
+    except BackupctlError as exc:
+        die(exc)
+
+
+@app.command("copy")
+def copy_command(jobs: JobsArg = None, all_jobs: AllOpt = False, as_json: JsonOpt = False,
+                 dry_run: DryOpt = False) -> None:
+    """Copy new snapshots to each offline/immutable copy, prune where allowed, probe."""
+    config = load()
+    try:
+        selected = config.select(jobs or [], all_jobs=all_jobs)
+    except BackupctlError as exc:
+        die(exc)
+    if dry_run:
+        plans = {j.job: copy_action.plan(j) for j in selected}
+        if as_json:
+            emit_json({"command": "copy", "dry_run": True, "plans": plans})
+        else:
+            for name, steps in plans.items():
+                out.print(f"{name}:", markup=False)
+                for step in steps:
+                    out.print(f"  {step}", markup=False)
+        return
+    ctx = context(config)
+    outcomes = run_jobs(selected, lambda j: copy_action.copy(ctx, j),
+                        concurrency=config.settings.concurrency)
+    report("copy", outcomes, as_json=as_json, text=_copy_line)
+
+
+@canary_app.command("init")
+def canary_init(job: str, as_json: JsonOpt = False) -> None:
+    """Write the job's canary files (verify.canaries) on its host and record their hashes."""
+    config = load()
+    target = _one(config, job)
+    ctx = context(config)
+    try:
+        result = canary_action.init(ctx, target)
+    except BackupctlError as exc:
+        die(exc)
+    if as_json:
+        emit_json({"command": "canary init", **result.to_dict()})
+        return
+    for item in result.canaries:
+        err.print(f"{job}: canary {item['path']} armed (sha256 {item['sha256'][:16]}…)",
+                  markup=False)
+
+
+@media_app.command("init")
+def media_init(job: str, copy: str, as_json: JsonOpt = False) -> None:
+    """Label the medium of an offline copy (a .backupctl-medium.json next to the repository)."""
+    config = load()
+    target = _one(config, job)
+    ctx = context(config)
+    try:
+        result = media_action.init(ctx, target, copy)
+    except BackupctlError as exc:
+        die(exc)
+    if as_json:
+        emit_json({"command": "media init", **result.to_dict()})
+        return
+    verb = "labelled" if result.created else "already labelled"
+    err.print(f"{job}: {copy}: medium {verb} {result.label} (filesystem UUID "
+              f"{result.fs_uuid or 'unknown'}; {result.label_file}). Write the label on the "
+              "disk.", markup=False)
+
+
+@app.command()
+def clear(job: str,
+          operator: Annotated[str, typer.Option("--operator", help="who clears it")],
+          reason: Annotated[str, typer.Option("--reason", help="why it is safe")],
+          as_json: JsonOpt = False) -> None:
+    """Lift a ransomware tripwire (recorded as a run of kind clear, with evidence)."""
+    config = load()
+    target = _one(config, job)
+    ctx = context(config, operator=operator)
+    try:
+        result = tripwire.clear(ctx, target, operator=operator, reason=reason)
+    except BackupctlError as exc:
+        die(exc)
+    if as_json:
+        emit_json({"command": "clear", **result.to_dict()})
+    elif result.cleared:
+        err.print(f"{job}: tripwire cleared by {operator} ({len(result.cleared)} flag(s)); "
+                  "pruning resumes with the next backup. If a canary was hit, re-arm it: "
+                  f"backupctl canary init {job}", markup=False)
+    else:
+        err.print(f"{job}: no raised tripwire; nothing to clear", markup=False)
+    exit_with(result.status)

@@ -1,0 +1,78 @@
+"""`backupctl canary init JOB`: place canary files with known random content on the source.
+
+Each path of `verify.canaries` is (over)written on the job's host through the Runner
+(`tee -- PATH` with the content on stdin: no shell, the path is one quoted argument), read
+back with `sha256sum`, and its hash recorded in the `canaries` table. Ransomware that
+encrypts or deletes a canary trips the wire at the next backup (actions/tripwire.py).
+Running it again re-arms the canaries with new content (e.g. after `backupctl clear`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from backupctl.actions import tripwire
+from backupctl.actions.context import Context
+from backupctl.config.schema import Job
+from backupctl.errors import CommandFailed, UsageError
+from backupctl.state.locks import job_lock
+from backupctl.state.schema import canaries
+from backupctl.status import ExitStatus
+
+
+@dataclass(frozen=True)
+class CanaryResult:
+    job: str
+    status: ExitStatus
+    error: str | None = None
+    canaries: list[dict[str, Any]] = field(default_factory=list)
+    kind: str = "canary"
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["status"] = self.status.name.lower()
+        out["exit_code"] = int(self.status)
+        return out
+
+
+def content(job: str, path: str) -> bytes:
+    """A plausible-looking document with unguessable content."""
+    return (f"backupctl canary file of job {job}: do not modify, move or delete it.\n"
+            "backupctl のカナリアファイルです。変更・移動・削除しないでください。\n"
+            f"{path}\n{secrets.token_hex(2048)}\n").encode()
+
+
+def init(ctx: Context, job: Job) -> CanaryResult:
+    if not job.verify.canaries:
+        raise UsageError(f"{job.job}: the job declares no verify.canaries")
+    with job_lock(ctx.config.settings.state_dir, job.job):
+        runner = ctx.runner(job)
+        try:
+            written: dict[str, bytes] = {}
+            for path in job.verify.canaries:
+                body = content(job.job, path)
+                result = runner.run(["tee", "--", path], stdin=body, timeout=ctx.timeout)
+                if not result.ok:
+                    raise CommandFailed(f"{job.job}: cannot write canary {path} "
+                                        f"{result.describe()}")
+                written[path] = body
+            found = tripwire.hash_on_host(runner, list(written), timeout=ctx.timeout,
+                                          job=job.job)
+        finally:
+            runner.close()
+    rows = []
+    for path, body in written.items():
+        digest = hashlib.sha256(body).hexdigest()
+        if found.get(path) != digest:
+            raise CommandFailed(f"{job.job}: canary {path} reads back as {found.get(path)} "
+                                f"instead of {digest}: nothing recorded")
+        rows.append({"job": job.job, "path": path, "sha256": digest, "size": len(body),
+                     "created_at": ctx.store.now()})
+    with ctx.store.transaction() as conn:
+        conn.execute(canaries.delete().where(canaries.c.job == job.job))
+        conn.execute(canaries.insert(), rows)
+    return CanaryResult(job.job, ExitStatus.OK, None,
+                        [{k: r[k] for k in ("path", "sha256", "size")} for r in rows])
