@@ -16,6 +16,7 @@ The primary's generations are assessed too (a primary that lost snapshots → ex
 
 from __future__ import annotations
 
+import json
 import re
 import urllib.parse
 from dataclasses import asdict, dataclass, field, replace
@@ -26,6 +27,7 @@ from backupctl import __version__
 from backupctl.actions import generations, media, probe, tripwire
 from backupctl.actions import repo as repos
 from backupctl.actions.context import Context
+from backupctl.clock import parse_iso
 from backupctl.config.schema import Copy, Job
 from backupctl.errors import BackupctlError, DataError, ResticError
 from backupctl.execute import Secret, display
@@ -324,3 +326,79 @@ class _Copy:
 def _iso(moment: datetime) -> str:
     return moment.isoformat()
 
+
+
+# -- status -------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Overview:
+    """What `status` shows about a job's copies, generations and tripwires (state only)."""
+
+    copies: list[dict[str, Any]]
+    repositories: list[dict[str, Any]]
+    suspicious: list[dict[str, Any]]
+    findings: list[str]
+
+
+def _details(row: Any) -> dict[str, Any]:
+    try:
+        value = json.loads(row.details or "{}") if row is not None else {}
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def overview(ctx: Context, job: Job) -> Overview:
+    now = ctx.clock()
+    findings: list[str] = []
+    copies = []
+    for target in job.copies:
+        last = ctx.store.last_run(job.job, "copy", repository=target.name)
+        good = ctx.store.last_run(job.job, "copy", repository=target.name, status="success")
+        age = (now - parse_iso(good.finished_at)).total_seconds() if good is not None else None
+        item: dict[str, Any] = {
+            "name": target.name, "kind": target.kind, "url": repos_display(target.url),
+            "seal": target.seal, "max_age_seconds": target.max_age,
+            "last_copy_at": last.finished_at if last is not None else None,
+            "last_copy_status": last.status if last is not None else None,
+            "last_copy_error": last.error if last is not None else None,
+            "last_success_at": good.finished_at if good is not None else None,
+            "age_seconds": age, "too_old": age is None or age > target.max_age,
+            "medium": _details(good).get("medium"),
+            "media": media.known(ctx, job.job, target.name), "probe": None}
+        if good is None:
+            findings.append(f"copy {target.name} has never succeeded")
+        elif age is not None and age > target.max_age:
+            findings.append(f"copy {target.name} is older than its max_age "
+                            f"({age / 86400:.1f}d > {target.max_age / 86400:g}d)")
+        if last is not None and last.status != "success":
+            first = (last.error or "").splitlines()[0] if last.error else ""
+            findings.append(f"last copy to {target.name} {last.status}: {first}".rstrip(": "))
+        if target.kind == "immutable":
+            item["probe"] = _probe_status(ctx, job, target, findings)
+        copies.append(item)
+    repositories = generations.latest(ctx, job.job)
+    findings += [r["finding"] for r in repositories if r["finding"]]
+    suspicious = tripwire.raised(ctx, job.job)
+    for flag in suspicious:
+        findings.append(f"SUSPICIOUS since {flag['raised_at']}: {flag['reason']} (pruning "
+                        f"frozen; after checking, run: backupctl clear {job.job} --operator "
+                        "NAME --reason TEXT)")
+    armed = tripwire.recorded_canaries(ctx, job)
+    unarmed = [p for p in job.verify.canaries if p not in armed]
+    if unarmed:
+        findings.append(f"canaries not armed ({', '.join(unarmed)}): run backupctl canary "
+                        f"init {job.job}")
+    return Overview(copies, repositories, suspicious, findings)
+
+
+def _probe_status(ctx: Context, job: Job, target: Copy, findings: list[str]) -> dict[str, Any]:
+    row = ctx.store.last_run(job.job, "probe", repository=target.name)
+    if row is None or row.status == "running":
+        findings.append(f"copy {target.name} is declared immutable but was never probed")
+        return {"ok": False, "at": None, "status": None, "error": None}
+    ok = row.status == "success" and bool(_details(row).get("ok"))
+    if not ok:
+        first = (row.error or row.status).splitlines()[0]
+        findings.append(f"copy {target.name}: immutability NOT proven: {first}")
+    return {"ok": ok, "at": row.finished_at, "status": row.status, "error": row.error}

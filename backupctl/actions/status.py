@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from backupctl.actions.context import Context
+from backupctl.actions.copy import overview as copy_overview
 from backupctl.clock import iso, parse_iso
 from backupctl.config import calendar
 from backupctl.config.schema import Job
@@ -28,6 +29,11 @@ class JobStatus:
     next_backup: str | None
     findings: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
+    # copies (last copy, age vs max_age, probe, medium), generations per repository, tripwire
+    copies: list[dict[str, Any]] = field(default_factory=list)
+    repositories: list[dict[str, Any]] = field(default_factory=list)
+    suspicious: bool = False
+    suspicious_reasons: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -47,6 +53,8 @@ def job_status(ctx: Context, job: Job) -> JobStatus:
         findings.append("never backed up")
     elif last.status != "success":
         findings.append(f"last backup {last.status}")
+    copies = copy_overview(ctx, job)
+    findings += copies.findings
     nxt = calendar.next_elapse(job.schedule.backup)
     return JobStatus(
         job=job.job, description=job.description, host=job.host.display(),
@@ -56,7 +64,9 @@ def job_status(ctx: Context, job: Job) -> JobStatus:
         last_success_at=good.finished_at if good is not None else None,
         last_snapshot_id=good.snapshot_id if good is not None else None,
         age_seconds=age, generations=details.get("generations"),
-        next_backup=iso(nxt) if nxt else None, findings=findings)
+        next_backup=iso(nxt) if nxt else None, findings=findings,
+        copies=copies.copies, repositories=copies.repositories,
+        suspicious=bool(copies.suspicious), suspicious_reasons=copies.suspicious)
 
 
 def status(ctx: Context) -> list[JobStatus]:
