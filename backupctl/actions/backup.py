@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from backupctl import __version__
+from backupctl.actions import generations as gen_check
 from backupctl.actions import repo as repos
 from backupctl.actions import tripwire
 from backupctl.actions.context import Context
@@ -24,6 +25,7 @@ from backupctl.restic.codes import Outcome
 from backupctl.state.locks import job_lock
 from backupctl.state.recovery import recover
 from backupctl.state.schema import flags
+from backupctl.state.schema import generations as generations_table
 from backupctl.state.schema import manifest as manifest_table
 from backupctl.status import ExitStatus
 from backupctl.verify import manifest
@@ -110,6 +112,7 @@ class _Backup:
         self.manifest: manifest.Manifest | None = None
         self.suspicious: list[str] = []
         self.generations: int | None = None
+        self.generation_check: gen_check.Assessment | None = None
         self.output: parse.BackupOutput | None = None  # set even when the snapshot is bad
 
     def hooks(self, key: str) -> str | None:
@@ -180,7 +183,13 @@ class _Backup:
                 job=self.job.job, what="restic forget --prune", timeout=self.ctx.timeout)
             self.steps.append("forget --prune: " + ", ".join(
                 f"keep-{k} {v}" for k, v in sorted(self.job.generations.policy().items())))
-        self.generations = len(repos.snapshots(self.ctx, self.job, primary))
+        held = repos.snapshots(self.ctx, self.job, primary)
+        self.generations = len(held)
+        self.generation_check = gen_check.assess_primary(  # issue #5: lost snapshots?
+            self.ctx, self.job.job, policy=self.job.generations.policy(), snapshots=held,
+            pruned=not (self.suspicious or frozen))
+        if self.generation_check.finding:
+            self.warnings.append(self.generation_check.finding)
 
 
 def backup(ctx: Context, job: Job) -> BackupResult:
@@ -252,6 +261,9 @@ def _record(ctx: Context, job: Job, run_id: int, result: BackupResult, run: _Bac
     extra: list[tuple[Any, list[dict[str, Any]]]] = []
     if run.manifest is not None:
         extra.append((manifest_table, run.manifest.rows(job.job)))
+    if run.generation_check is not None:
+        extra.append((generations_table,
+                      [run.generation_check.row(job.job, ctx.store.now())]))
     if run.suspicious:
         extra.append((flags, [{"job": job.job, "name": "suspicious", "raised_at": ctx.store.now(),
                                "reason": "; ".join(run.suspicious)}]))
