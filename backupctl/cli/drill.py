@@ -10,10 +10,11 @@ from typing import Annotated
 
 import typer
 
+from backupctl import runbook as runbook_doc
 from backupctl import schedule
-from backupctl.cli.app import app, die, emit_json, err, load, out
+from backupctl.cli.app import app, context, die, emit_json, err, load, out
 from backupctl.config import calendar
-from backupctl.errors import ConfigError
+from backupctl.errors import BackupctlError, ConfigError
 from backupctl.execute.local import LocalRunner
 
 schedule_app = typer.Typer(no_args_is_help=True, help="systemd timers or cron for every job.")
@@ -118,6 +119,33 @@ def schedule_cron(
                         "(backupctl schedule install), which understand every form")
         die(ConfigError(messages))
     sys.stdout.write("\n".join(lines) + "\n")
+
+
+@app.command()
+def runbook(
+        job: Annotated[str, typer.Argument(help="job name")],
+        lang: Annotated[str, typer.Option("--lang", help="ja (復旧手順書) or en")] = "ja",
+        fmt: Annotated[str, typer.Option("--format", help="md or html")] = "md",
+        output: Annotated[Path | None, typer.Option(
+            "-o", "--output", help="write to FILE instead of stdout")] = None) -> None:
+    """The job's recovery runbook (復旧手順書): where, how, how long, whom to call."""
+    if lang not in runbook_doc.LANGS or fmt not in runbook_doc.FORMATS:
+        die(ConfigError([f"--lang must be one of {', '.join(runbook_doc.LANGS)} and --format "
+                         f"one of {', '.join(runbook_doc.FORMATS)}"]))
+    config = load()
+    try:
+        target = config.select([job], all_jobs=False)[0]
+        text = runbook_doc.runbook(context(config), target, lang=lang, fmt=fmt)
+    except BackupctlError as exc:
+        die(exc)
+    if output is None:
+        sys.stdout.write(text)
+        return
+    try:
+        schedule.write_atomic(output, text, mode=0o640)
+    except OSError as exc:
+        die(BackupctlError(f"cannot write {output}: {exc}"))
+    err.print(f"{job}: runbook written to {output}", markup=False)
 
 
 __all__ = ["app"]

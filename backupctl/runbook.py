@@ -1,0 +1,231 @@
+"""The recovery runbook (復旧手順書) of a job: generated from the job file and the state.
+
+It says where the backups and copies are, on which medium, where the passwords are kept and
+who holds them (never a password itself), the exact restore commands with backupctl and
+with plain restic (for when backupctl itself is gone), the application steps, the measured
+restore times of the last full verify and the last drill, and whom to call. Japanese is the
+primary language. Templates (Jinja2, Markdown and HTML) and the strings of each language are
+package data under backupctl/templates/runbook/.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any
+
+import jinja2
+from ruamel.yaml import YAML
+from sqlalchemy import select
+
+from backupctl import __version__
+from backupctl.actions.context import Context
+from backupctl.clock import parse_iso
+from backupctl.config.schema import Job
+from backupctl.config.validate import DEFAULT_CONFIG
+from backupctl.restic.commands import escape_glob
+from backupctl.state.schema import media, runs
+
+LANGS = ("ja", "en")
+FORMATS = ("md", "html")
+_TEMPLATES = "templates/runbook"
+_RECENT_VERIFIES = 200  # how far back to look for the last *full* verify
+
+
+@dataclass(frozen=True)
+class RepoInfo:
+    """One repository of the job, as the runbook presents it."""
+
+    name: str  # primary or the copy's name
+    kind: str  # primary | offline | immutable
+    url: str
+    password_file: str
+    max_age: str | None = None
+    last_success: str | None = None
+    snapshot_id: str | None = None
+    media: list[str] = field(default_factory=list)
+    commands: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Measured:
+    """A recorded restore: when, by whom, how long, and the result."""
+
+    finished_at: str
+    result: str
+    restore_seconds: float | None
+    operator: str
+    repository: str
+    snapshot_id: str | None
+
+
+@dataclass(frozen=True)
+class RunbookData:
+    job: Job
+    generated_at: str
+    repositories: list[RepoInfo]
+    backupctl_commands: list[tuple[str, str]]  # (command, what it does: a string key)
+    last_backup: str | None
+    last_snapshot: str | None
+    last_full_verify: Measured | None
+    last_drill: Measured | None
+    restore_target: str
+    version: str = __version__
+    check_commands: list[str] = field(default_factory=list)
+
+
+def restore_target(job: Job) -> str:
+    """Where the printed commands restore to (an example the admin replaces)."""
+    return f"/srv/restore/{job.job}"
+
+
+def restic_commands(job: Job, *, url: str, password_file: str, target: str) -> list[str]:
+    """Plain restic: list, restore the newest snapshot, restore one path, check."""
+    base = ["restic", "--repo", url, "--password-file", password_file]
+    one = job.verify.always[0] if job.verify.always else job.source.paths[0]
+    commands = [
+        [*base, "snapshots", "--host", job.job],
+        [*base, "restore", "latest", "--host", job.job, "--target", target],
+        [*base, "restore", "latest", "--host", job.job, "--target", target,
+         "--include", escape_glob(one)],
+        [*base, "check", "--read-data-subset=5%"],
+    ]
+    return [shlex.join(c) for c in commands]
+
+
+def _local_time(value: str | None) -> str | None:
+    if not value:
+        return None
+    try:
+        return parse_iso(value).astimezone().strftime("%Y-%m-%d %H:%M %Z")
+    except ValueError:
+        return value
+
+
+def _details(row: Any) -> dict[str, Any]:
+    try:
+        loaded = json.loads(row.details or "{}")
+    except ValueError:
+        return {}
+    return loaded if isinstance(loaded, dict) else {}
+
+
+def _measured(row: Any) -> Measured:
+    details = _details(row)
+    seconds = details.get("restore_seconds")
+    return Measured(
+        finished_at=_local_time(row.finished_at or row.started_at) or "-",
+        result="pass" if row.status == "success" else row.status,
+        restore_seconds=float(seconds) if isinstance(seconds, int | float) else None,
+        operator=row.operator, repository=row.repository, snapshot_id=row.snapshot_id)
+
+
+def _last_full_verify(ctx: Context, job: Job) -> Measured | None:
+    with ctx.store.read() as conn:
+        rows = conn.execute(select(runs).where(
+            runs.c.job == job.job, runs.c.kind == "verify", runs.c.status != "running")
+            .order_by(runs.c.id.desc()).limit(_RECENT_VERIFIES)).all()
+    for row in rows:
+        if _details(row).get("mode") == "full":
+            return _measured(row)
+    return None
+
+
+def _media(ctx: Context, job: Job, copy: str) -> list[str]:
+    with ctx.store.read() as conn:
+        rows = conn.execute(select(media).where(media.c.job == job.job, media.c.copy == copy)
+                            .order_by(media.c.label)).all()
+    found = []
+    for row in rows:
+        seen = _local_time(row.last_attached)
+        found.append(f"{row.label}" + (f" ({seen})" if seen else ""))
+    return found
+
+
+def gather(ctx: Context, job: Job) -> RunbookData:
+    """Everything the runbook shows, from the job file and the state database."""
+    target = restore_target(job)
+    repositories = []
+    backup = ctx.store.last_run(job.job, "backup", status="success")
+    repositories.append(RepoInfo(
+        name="primary", kind="primary", url=job.repository.orchestrator_url,
+        password_file=str(job.repository.password_file),
+        last_success=_local_time(backup.finished_at) if backup else None,
+        snapshot_id=backup.snapshot_id if backup else None,
+        commands=restic_commands(job, url=job.repository.orchestrator_url,
+                                 password_file=str(job.repository.password_file),
+                                 target=target)))
+    for copy in job.copies:
+        last = ctx.store.last_run(job.job, "copy", repository=copy.name, status="success")
+        repositories.append(RepoInfo(
+            name=copy.name, kind=copy.kind, url=copy.url, password_file=str(copy.password_file),
+            max_age=f"{copy.max_age // 86400}d" if copy.max_age % 86400 == 0
+            else f"{copy.max_age // 3600}h" if copy.max_age % 3600 == 0 else f"{copy.max_age}s",
+            last_success=_local_time(last.finished_at) if last else None,
+            snapshot_id=last.snapshot_id if last else None,
+            media=_media(ctx, job, copy.name) if copy.kind == "offline" else [],
+            commands=restic_commands(job, url=copy.url, password_file=str(copy.password_file),
+                                     target=target)))
+    drill = ctx.store.last_run(job.job, "drill")
+    if drill is not None and drill.status == "running":
+        drill = None
+    name = job.job
+    cli = "backupctl"
+    if ctx.config.path.resolve() != DEFAULT_CONFIG:
+        cli += f" -c {shlex.quote(str(ctx.config.path.resolve()))}"
+    commands = [(f"{cli} status", "cmd_status"),
+                (f"{cli} verify {name} --mode full", "cmd_verify_full"),
+                *[(f"{cli} verify {name} --mode full --from {c.name}", "cmd_verify_copy")
+                  for c in job.copies],
+                (f"{cli} drill {name} --operator NAME", "cmd_drill"),
+                (f"{cli} drill {name} --operator NAME --target {shlex.quote(target)}",
+                 "cmd_drill_target")]
+    return RunbookData(
+        job=job, generated_at=_local_time(ctx.store.now()) or "", repositories=repositories,
+        backupctl_commands=commands,
+        last_backup=_local_time(backup.finished_at) if backup else None,
+        last_snapshot=backup.snapshot_id if backup else None,
+        last_full_verify=_last_full_verify(ctx, job),
+        last_drill=_measured(drill) if drill is not None else None,
+        restore_target=target, check_commands=list(job.verify.commands))
+
+
+def strings(lang: str) -> dict[str, str]:
+    text = resources.files("backupctl").joinpath(_TEMPLATES, "strings.yaml").read_text(
+        encoding="utf-8")
+    table = YAML(typ="safe").load(text)
+    return {key: str(value[lang]) for key, value in table.items()}
+
+
+def duration(seconds: float | None, lang: str) -> str | None:
+    if seconds is None:
+        return None
+    total = round(seconds)
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    if lang == "ja":
+        parts = [f"{hours}時間" if hours else "", f"{minutes}分" if minutes else "",
+                 f"{secs}秒" if secs or not (hours or minutes) else ""]
+        return "".join(parts) + (f"（{seconds:.1f} 秒）" if total < 600 else "")
+    parts = [f"{hours} h" if hours else "", f"{minutes} min" if minutes else "",
+             f"{secs} s" if secs or not (hours or minutes) else ""]
+    return " ".join(p for p in parts if p) + (f" ({seconds:.1f} s)" if total < 600 else "")
+
+
+def render(data: RunbookData, *, lang: str = "ja", fmt: str = "md") -> str:
+    if lang not in LANGS or fmt not in FORMATS:
+        raise ValueError(f"unknown language/format {lang}/{fmt}")
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("backupctl", _TEMPLATES),
+        autoescape=jinja2.select_autoescape(["html.j2"]), undefined=jinja2.StrictUndefined,
+        trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+    env.filters["duration"] = lambda s: duration(s, lang)
+    env.globals["zip"] = zip
+    template = env.get_template(f"runbook.{fmt}.j2")
+    return template.render(d=data, job=data.job, t=strings(lang), lang=lang)
+
+
+def runbook(ctx: Context, job: Job, *, lang: str = "ja", fmt: str = "md") -> str:
+    return render(gather(ctx, job), lang=lang, fmt=fmt)
