@@ -1,7 +1,218 @@
-"""Commands of the evidence capability (registered on the shared typer app)."""
+"""Commands of the evidence capability: `report` and `evidence verify|export|head`.
+
+Registered on the shared typer app. No logic here: backupctl.evidence does the work.
+"""
 
 from __future__ import annotations
 
-from backupctl.cli.app import app
+import getpass
+import sys
+from pathlib import Path
+from typing import Annotated, NoReturn
 
-__all__ = ["app"]
+import typer
+
+from backupctl.cli.app import app, context, die, emit_json, err, exit_with, load, out
+from backupctl.errors import BackupctlError, UsageError
+from backupctl.evidence import bundle, chain, render
+from backupctl.evidence import report as reports
+from backupctl.execute import Secret
+from backupctl.secrets import read_secret
+from backupctl.state.db import Store
+from backupctl.status import ExitStatus
+
+evidence_app = typer.Typer(no_args_is_help=True, help="Audit evidence: verify the hash chain, "
+                           "export an encrypted bundle for an inspector, anchor the head.")
+app.add_typer(evidence_app, name="evidence")
+
+FromOpt = Annotated[str, typer.Option("--from", help="first day, YYYY-MM-DD (local time)")]
+ToOpt = Annotated[str, typer.Option("--to", help="last day, YYYY-MM-DD (inclusive)")]
+LangOpt = Annotated[str, typer.Option("--lang", help="ja or en")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="print one JSON object on stdout")]
+PasswordOpt = Annotated[Path | None, typer.Option(
+    "--password-file", help="file whose first line is the bundle password (default: ask on "
+    "the terminal, without echo)")]
+AnchorOpt = Annotated[Path | None, typer.Option(
+    "--anchor", help="anchor file (TIME seq=N HASH per line) kept outside the database")]
+MIN_PASSWORD = 8
+
+
+@app.command("report")
+def report_command(
+    date_from: FromOpt, date_to: ToOpt, lang: LangOpt = "ja",
+    fmt: Annotated[str, typer.Option("--format", help="html, pdf, csv or json")] = "html",
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="write here "
+                                                "(default: stdout)")] = None,
+) -> None:
+    """The inspector's report for a period, from the evidence records (exit 3 if the
+    evidence chain does not verify)."""
+    if fmt not in render.FORMATS:
+        die(UsageError(f"--format must be one of {', '.join(render.FORMATS)}, not {fmt!r}"))
+    config = load()
+    ctx = context(config)
+    try:
+        period = reports.Period.parse(date_from, date_to)
+        data = reports.build(config=config, store=ctx.store, period=period, lang=lang)
+        body = render.render(data, fmt)
+    except BackupctlError as exc:
+        die(exc)
+    if output is None:
+        if fmt == "pdf" and sys.stdout.isatty():
+            die(UsageError("a PDF is not for the terminal: give -o FILE.pdf"))
+        sys.stdout.buffer.write(body)
+        sys.stdout.flush()
+    else:
+        _write(output, body)
+        err.print(f"report written to {output} ({len(body)} bytes, {data['records_in_period']} "
+                  f"records)", markup=False)
+    if not data["chain"]["verified"]:
+        err.print(f"EVIDENCE CHAIN DOES NOT VERIFY: {data['chain']['problem']}", markup=False)
+        exit_with(ExitStatus.BAD_DATA)
+
+
+def _write(path: Path, body: bytes) -> None:
+    try:
+        path.write_bytes(body)
+    except OSError as exc:
+        die(BackupctlError(f"cannot write {path}: {exc.strerror or exc}"))
+
+
+def _password(path: Path | None, *, confirm: bool) -> Secret:
+    """From a file, or asked without echo on a terminal; never from argv or environment."""
+    if path is not None:
+        try:
+            return read_secret(path, what="bundle password file")
+        except BackupctlError as exc:
+            die(UsageError(str(exc)))
+    if not sys.stdin.isatty():
+        die(UsageError("no bundle password: give --password-file FILE (or run on a terminal "
+                       "to be asked)"))
+    first = getpass.getpass("Bundle password: ")
+    if confirm and getpass.getpass("Repeat the password: ") != first:
+        die(UsageError("the passwords differ; nothing was written"))
+    if not first:
+        die(UsageError("empty password"))
+    return Secret(first)
+
+
+def _chain(store: Store, anchor: Path | None, *,
+           new_ok: bool = False) -> tuple[chain.ChainCheck, chain.Problem | None]:
+    entries = reports.load(store)
+    result = chain.check(entries)
+    anchored = None
+    if anchor is not None and not (new_ok and not anchor.exists()):
+        try:
+            anchored = chain.check_anchors(entries, chain.parse_anchors(anchor.read_text()))
+        except (OSError, ValueError) as exc:
+            die(UsageError(f"anchor file {anchor}: {exc}"))
+    return result, anchored
+
+
+@evidence_app.command("verify")
+def verify_command(
+    bundle_file: Annotated[Path | None, typer.Argument(
+        metavar="[FILE.zip]", help="an exported bundle", show_default=False)] = None,
+    db: Annotated[bool, typer.Option("--db", help="walk the whole chain in the state "
+                                     "database")] = False,
+    password_file: PasswordOpt = None, anchor: AnchorOpt = None, as_json: JsonOpt = False,
+) -> None:
+    """Check the evidence chain (--db) or an exported bundle (FILE.zip); exit 3 names the
+    first record or file that was changed."""
+    if (bundle_file is None) == (not db):
+        die(UsageError("give either FILE.zip or --db"))
+    if bundle_file is not None:
+        _verify_bundle(bundle_file, _password(password_file, confirm=False), as_json=as_json)
+    ctx = context(load())
+    try:
+        result, anchored = _chain(ctx.store, anchor)
+    except BackupctlError as exc:
+        die(exc)
+    problem = result.problem or anchored
+    if as_json:
+        emit_json({"command": "evidence verify", **result.to_dict(), "ok": problem is None,
+                   "problem": problem.to_dict() if problem else None,
+                   "exit_code": int(ExitStatus.OK if problem is None else ExitStatus.BAD_DATA)})
+    elif problem is None:
+        out.print(f"evidence chain OK: {result.count} records, head seq {result.head_seq} "
+                  f"{result.head}" + (f", matches the anchors in {anchor}" if anchor else ""),
+                  markup=False)
+    else:
+        err.print(f"EVIDENCE CHAIN BROKEN ({problem.what}): {problem.message}", markup=False)
+    exit_with(ExitStatus.OK if problem is None else ExitStatus.BAD_DATA)
+
+
+def _verify_bundle(path: Path, password: Secret, *, as_json: bool) -> NoReturn:
+    try:
+        result = bundle.verify(path, password)
+    except BackupctlError as exc:
+        die(exc)
+    status = ExitStatus.OK if result.ok else ExitStatus.BAD_DATA
+    if as_json:
+        emit_json({"command": "evidence verify", **result.to_dict(), "exit_code": int(status)})
+    elif result.ok:
+        out.print(f"{path}: OK — password, AES-256 encryption, every file in "
+                  f"{bundle.SUMS}, {result.count} chained records ending at {result.head}; "
+                  f"fingerprint ({bundle.SUMS} SHA-256) {result.fingerprint}", markup=False)
+    else:
+        for problem in result.problems:
+            err.print(f"{path}: {problem}", markup=False)
+    exit_with(status)
+
+
+@evidence_app.command("export")
+def export_command(
+    date_from: FromOpt, date_to: ToOpt,
+    output: Annotated[Path, typer.Option("-o", "--output", help="the bundle, FILE.zip")],
+    password_file: PasswordOpt = None, lang: LangOpt = "ja", as_json: JsonOpt = False,
+) -> None:
+    """An AES-256 zip of the period's records, report (PDF + HTML), chain head and SHA-256
+    manifest, for an inspector."""
+    config = load()
+    password = _password(password_file, confirm=True)
+    if len(password.reveal()) < MIN_PASSWORD:
+        die(UsageError(f"the bundle password must have at least {MIN_PASSWORD} characters"))
+    ctx = context(config)
+    try:
+        period = reports.Period.parse(date_from, date_to)
+        result = bundle.export(config=config, store=ctx.store, period=period, lang=lang,
+                               out=output, password=password)
+    except BackupctlError as exc:
+        die(exc)
+    if as_json:
+        emit_json({"command": "evidence export", **result.to_dict()})
+    else:
+        err.print(f"{output}: {result.count} records, head {result.head}", markup=False)
+        err.print(f"fingerprint (SHA-256 of {bundle.SUMS}): {result.fingerprint} — write it "
+                  "down or send it separately from the bundle and the password", markup=False)
+    if not result.chain_verified:
+        err.print("EVIDENCE CHAIN DOES NOT VERIFY: see the report's first finding",
+                  markup=False)
+        exit_with(ExitStatus.BAD_DATA)
+
+
+@evidence_app.command("head")
+def head_command(anchor: AnchorOpt = None, as_json: JsonOpt = False) -> None:
+    """Verify the chain and print its head; with --anchor, also append it to that file."""
+    ctx = context(load())
+    try:
+        result, anchored = _chain(ctx.store, anchor, new_ok=True)
+    except BackupctlError as exc:
+        die(exc)
+    problem = result.problem or anchored
+    if problem is not None:
+        err.print(f"EVIDENCE CHAIN BROKEN ({problem.what}): {problem.message}; nothing "
+                  "anchored", markup=False)
+        exit_with(ExitStatus.BAD_DATA)
+    line = chain.Anchor(at=ctx.store.now(), seq=result.head_seq or 0, hash=result.head)
+    if anchor is not None:
+        try:
+            with anchor.open("a", encoding="utf-8") as handle:
+                handle.write(line.line())
+        except OSError as exc:
+            die(BackupctlError(f"cannot append to {anchor}: {exc.strerror or exc}"))
+    if as_json:
+        emit_json({"command": "evidence head", "at": line.at, "seq": line.seq,
+                   "head": line.hash, "count": result.count,
+                   "anchor": str(anchor) if anchor else None})
+    else:
+        out.print(line.line().rstrip("\n"), markup=False)

@@ -1,0 +1,226 @@
+"""The inspector's bundle: an AES-256 zip of a period's evidence, and checking one later.
+
+Contents: `records.jsonl` (the period's contiguous slice of the chain, one record per line),
+`chain.json` (the slice's predecessor and head, the database head at export time),
+`report.pdf`, `report.html`, `report.json`, `README.txt`, and `SHA256SUMS` (sha256sum format)
+over every other file. Every entry is WinZip AES-256 encrypted (pyzipper `WZ_AES`,
+`nbits=256`): open it with 7-Zip, not Info-ZIP `unzip`. The password comes from a file or a
+no-echo prompt, never from argv.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pyzipper
+
+from backupctl import __version__
+from backupctl.config.validate import Config
+from backupctl.errors import BackupctlError
+from backupctl.evidence import chain, render, report
+from backupctl.execute import Secret
+from backupctl.state.db import Store
+
+SCHEMA_ID = "backupctl-evidence-bundle/1"
+SUMS = "SHA256SUMS"
+
+README = """\
+backupctl 監査証跡バンドル / audit evidence bundle
+
+【日本語】
+このファイルは AES-256 で暗号化された ZIP です。7-Zip で開いてください
+（Windows 標準の展開機能や Info-ZIP の unzip では開けません）。
+  7z t  FILE.zip           パスワードを入力して全ファイルの完全性を確認
+  7z x  FILE.zip -oDIR     展開
+  sha256sum -c SHA256SUMS  展開した各ファイルのハッシュを確認（DIR 内で実行）
+report.pdf / report.html が報告書、records.jsonl が証跡記録（1行1記録、ハッシュチェーン）、
+chain.json がチェーンの先頭ハッシュです。backupctl があれば
+  backupctl evidence verify FILE.zip --password-file PWFILE
+でパスワード・ハッシュ一覧・チェーンをまとめて検証できます。
+
+[English]
+This is an AES-256 encrypted zip: open it with 7-Zip (Info-ZIP unzip cannot).
+  7z t FILE.zip            enter the password; tests every file
+  7z x FILE.zip -oDIR      extract
+  sha256sum -c SHA256SUMS  check each extracted file (inside DIR)
+report.pdf / report.html are the report, records.jsonl the evidence records (one per line,
+hash-chained), chain.json the chain's head. With backupctl:
+  backupctl evidence verify FILE.zip --password-file PWFILE
+checks the password, the hash list and the chain in one go.
+"""
+
+
+def _line(record: dict[str, Any]) -> bytes:
+    return json.dumps(record, sort_keys=True, ensure_ascii=False,
+                      separators=(",", ":")).encode("utf-8") + b"\n"
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@dataclass(frozen=True)
+class Exported:
+    path: Path
+    count: int
+    head: str
+    fingerprint: str  # SHA-256 of SHA256SUMS: write it down next to the bundle
+    chain_verified: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": str(self.path), "records": self.count, "head": self.head,
+                "fingerprint": self.fingerprint, "chain_verified": self.chain_verified}
+
+
+def export(*, config: Config, store: Store, period: report.Period, lang: str, out: Path,
+           password: Secret, now: datetime | None = None) -> Exported:
+    entries = report.load(store)
+    data = report.build(config=config, store=store, period=period, lang=lang,
+                        entries=entries, now=now)
+    piece = report.slice_for(entries, period)
+    whole = chain.check(entries)
+    meta = {
+        "schema": SCHEMA_ID,
+        "backupctl_version": __version__,
+        "exported_at": data["generated_at"],
+        "period": data["period"],
+        "first_seq": piece[0].seq if piece else None,
+        "last_seq": piece[-1].seq if piece else None,
+        "count": len(piece),
+        "prev_hash": str(piece[0].record["prev_hash"]) if piece else whole.head,
+        "head": piece[-1].hash if piece else whole.head,
+        "database": whole.to_dict(),
+    }
+    files = {
+        "records.jsonl": b"".join(_line(e.record) for e in piece),
+        "chain.json": (json.dumps(meta, ensure_ascii=False, indent=2) + "\n").encode(),
+        "report.json": render.render(data, "json"),
+        "report.html": render.render(data, "html"),
+        "report.pdf": render.render(data, "pdf"),
+        "README.txt": README.encode("utf-8"),
+    }
+    sums = "".join(f"{_sha256(body)}  {name}\n" for name, body in sorted(files.items()))
+    files[SUMS] = sums.encode()
+    _write_zip(out, files, password)
+    return Exported(path=out, count=len(piece), head=str(meta["head"]),
+                    fingerprint=_sha256(files[SUMS]), chain_verified=whole.ok)
+
+
+def _write_zip(out: Path, files: dict[str, bytes], password: Secret) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
+    os.close(fd)
+    try:
+        with pyzipper.AESZipFile(tmp, "w", compression=pyzipper.ZIP_DEFLATED,
+                                 encryption=pyzipper.WZ_AES) as zf:
+            zf.setpassword(password.reveal().encode("utf-8"))
+            zf.setencryption(pyzipper.WZ_AES, nbits=256)
+            for name, body in files.items():
+                zf.writestr(name, body)
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class WrongPassword(BackupctlError):
+    """The bundle cannot be opened with the password given."""
+
+
+@dataclass(frozen=True)
+class BundleCheck:
+    path: Path
+    problems: list[str] = field(default_factory=list)
+    count: int = 0
+    head: str | None = None
+    fingerprint: str | None = None
+    period: dict[str, Any] | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": str(self.path), "ok": self.ok, "problems": self.problems,
+                "records": self.count, "head": self.head, "fingerprint": self.fingerprint,
+                "period": self.period}
+
+
+def verify(path: Path, password: Secret) -> BundleCheck:
+    """Password, encryption, SHA256SUMS and the chain slice; every problem is listed."""
+    try:
+        contents, unencrypted = _read_zip(path, password)
+    except (OSError, pyzipper.BadZipFile) as exc:
+        raise BackupctlError(f"{path}: cannot read the bundle: {exc}") from None
+    problems = [f"{name}: not AES-256 encrypted" for name in unencrypted]
+    sums_raw = contents.get(SUMS)
+    if sums_raw is None:
+        return BundleCheck(path, [*problems, f"{SUMS} is missing"])
+    listed: dict[str, str] = {}
+    for number, line in enumerate(sums_raw.decode("utf-8", "replace").splitlines(), 1):
+        digest, _, name = line.partition("  ")
+        if len(digest) != 64 or not name:
+            problems.append(f"{SUMS} line {number} is malformed")
+            continue
+        listed[name] = digest
+    for name, digest in listed.items():
+        if name not in contents:
+            problems.append(f"{name}: listed in {SUMS} but missing from the bundle")
+        elif _sha256(contents[name]) != digest:
+            problems.append(f"{name}: modified (SHA-256 differs from {SUMS})")
+    for name in sorted(set(contents) - set(listed) - {SUMS}):
+        problems.append(f"{name}: not listed in {SUMS} (added after export)")
+    fingerprint = _sha256(sums_raw)
+    meta, count, head = _check_slice(contents, problems)
+    return BundleCheck(path, problems, count=count, head=head, fingerprint=fingerprint,
+                       period=meta.get("period") if meta else None)
+
+
+def _read_zip(path: Path, password: Secret) -> tuple[dict[str, bytes], list[str]]:
+    contents: dict[str, bytes] = {}
+    unencrypted: list[str] = []
+    with pyzipper.AESZipFile(path) as zf:
+        zf.setpassword(password.reveal().encode("utf-8"))
+        for info in zf.infolist():
+            # WinZip AES strength 3 = 256-bit; anything else is weaker or no encryption.
+            if not (info.flag_bits & 0x1) or getattr(info, "wz_aes_strength", None) != 3:
+                unencrypted.append(info.filename)
+            try:
+                contents[info.filename] = zf.read(info.filename)
+            except RuntimeError as exc:
+                if "password" in str(exc).lower():
+                    raise WrongPassword(f"{path}: wrong password (cannot decrypt "
+                                        f"{info.filename})") from None
+                raise BackupctlError(f"{path}: cannot read {info.filename}: {exc}") from None
+    return contents, unencrypted
+
+
+def _check_slice(contents: dict[str, bytes],
+                 problems: list[str]) -> tuple[dict[str, Any] | None, int, str | None]:
+    try:
+        meta: dict[str, Any] = json.loads(contents["chain.json"])
+        records = [json.loads(line) for line in
+                   contents["records.jsonl"].decode("utf-8").splitlines() if line.strip()]
+    except (KeyError, ValueError) as exc:
+        problems.append(f"cannot read the records or chain.json: {exc}")
+        return None, 0, None
+    first = meta.get("first_seq") or 1
+    entries = [chain.Entry(seq=first + i, record=r) for i, r in enumerate(records)]
+    result = chain.check(entries, start=str(meta.get("prev_hash")))
+    if result.problem is not None:
+        problems.append(f"records.jsonl: {result.problem.message}")
+    if len(records) != meta.get("count"):
+        problems.append(f"records.jsonl holds {len(records)} records, chain.json states "
+                        f"{meta.get('count')}")
+    if result.head != meta.get("head"):
+        problems.append(f"records.jsonl ends at {result.head[:16]}…, chain.json states head "
+                        f"{str(meta.get('head'))[:16]}…")
+    return meta, len(records), result.head

@@ -1,0 +1,407 @@
+"""The inspector's report: evidence records (and the job configuration) → one data model.
+
+The model is plain JSON-ready data (validated by docs/report.schema.json); render.py turns
+it into HTML, PDF or CSV. Reports read the evidence chain and state tables only, never live
+repositories. Dates are calendar days in the orchestrator's local time zone.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, tzinfo
+from importlib import resources
+from typing import Any
+
+from ruamel.yaml import YAML
+from sqlalchemy import select
+
+from backupctl import __version__
+from backupctl.clock import iso
+from backupctl.config.validate import Config
+from backupctl.errors import UsageError
+from backupctl.evidence import chain
+from backupctl.log import mask
+from backupctl.state.db import Store
+from backupctl.state.schema import flags, generations, media
+
+SCHEMA_ID = "backupctl-report/1"
+LANGS = ("ja", "en")
+
+
+@dataclass(frozen=True)
+class Period:
+    """Calendar days `start`..`end` (inclusive) in time zone `tz`."""
+
+    start: date
+    end: date
+    tz: tzinfo
+
+    @classmethod
+    def parse(cls, start: str, end: str, *, tz: tzinfo | None = None) -> Period:
+        zone = tz or datetime.now().astimezone().tzinfo
+        assert zone is not None
+        try:
+            first, last = date.fromisoformat(start), date.fromisoformat(end)
+        except ValueError as exc:
+            raise UsageError(f"dates are YYYY-MM-DD: {exc}") from None
+        if last < first:
+            raise UsageError(f"--to {end} is before --from {start}")
+        return cls(first, last, zone)
+
+    def bounds(self) -> tuple[str, str]:
+        """[start, end + 1 day) as UTC ISO strings, comparable with stored times."""
+        low = datetime.combine(self.start, time(), self.tz)
+        high = datetime.combine(self.end + timedelta(days=1), time(), self.tz)
+        return iso(low), iso(high)
+
+    def contains(self, stamp: str | None) -> bool:
+        low, high = self.bounds()
+        return stamp is not None and low <= _utc(stamp) < high
+
+    def local(self, stamp: str | None) -> datetime | None:
+        return datetime.fromisoformat(stamp).astimezone(self.tz) if stamp else None
+
+    def months(self) -> list[str]:
+        out, cursor = [], self.start.replace(day=1)
+        while cursor <= self.end:
+            out.append(cursor.strftime("%Y-%m"))
+            cursor = (cursor + timedelta(days=32)).replace(day=1)
+        return out
+
+    def offset(self) -> str:
+        return datetime.combine(self.start, time(), self.tz).strftime("%z")
+
+
+def _utc(stamp: str) -> str:
+    return iso(datetime.fromisoformat(stamp))
+
+
+@functools.cache
+def mapping() -> dict[str, Any]:
+    """backupctl/evidence/mapping.yaml: report items → requirements (editable data)."""
+    text = resources.files("backupctl.evidence").joinpath("mapping.yaml").read_text("utf-8")
+    data: dict[str, Any] = YAML(typ="safe").load(text)
+    return data
+
+
+@functools.cache
+def labels() -> dict[str, dict[str, str]]:
+    text = resources.files("backupctl.evidence").joinpath("labels.yaml").read_text("utf-8")
+    data: dict[str, dict[str, str]] = YAML(typ="safe").load(text)
+    return data
+
+
+def slice_for(entries: Sequence[chain.Entry], period: Period) -> list[chain.Entry]:
+    """The contiguous run of records from the first to the last one finished in `period`.
+
+    Records are appended in commit order, so a record finished just inside the period can
+    sit after one finished just outside it; the slice keeps such stragglers so that it
+    links without gaps.
+    """
+    inside = [i for i, e in enumerate(entries) if period.contains(e.record.get("finished_at"))]
+    return list(entries[inside[0]:inside[-1] + 1]) if inside else []
+
+
+def load(store: Store) -> list[chain.Entry]:
+    with store.read() as conn:
+        return list(chain.entries(conn))
+
+
+def build(*, config: Config, store: Store, period: Period, lang: str,
+          entries: Sequence[chain.Entry] | None = None,
+          now: datetime | None = None) -> dict[str, Any]:
+    """The report data for `period` in `lang` (ja|en)."""
+    if lang not in LANGS:
+        raise UsageError(f"--lang must be ja or en, not {lang!r}")
+    entries = load(store) if entries is None else entries
+    verdict = chain.check(entries)
+    in_period = [e for e in slice_for(entries, period)
+                 if period.contains(e.record.get("finished_at"))]
+    state = _state(store)
+    names = sorted({*config.jobs, *(e.record["job"] for e in in_period)})
+    jobs = [_job(name, config=config, period=period, lang=lang, state=state,
+                 records=[e.record for e in in_period if e.record["job"] == name])
+            for name in names]
+    findings = [{"job": j["job"], "text": text} for j in jobs for text in j["findings"]]
+    if not verdict.ok:
+        assert verdict.problem is not None
+        findings.insert(0, {"job": None, "text": _t(lang, "finding_chain").format(
+            problem=verdict.problem.message)})
+    generated = now or datetime.now(period.tz)
+    return {
+        "schema": SCHEMA_ID,
+        "lang": lang,
+        "title": _t(lang, "title"),
+        "generated_at": generated.astimezone(period.tz).isoformat(timespec="seconds"),
+        "backupctl_version": __version__,
+        "period": {"from": period.start.isoformat(), "to": period.end.isoformat(),
+                   "utc_offset": period.offset()},
+        "chain": {"verified": verdict.ok, "count": verdict.count, "head": verdict.head,
+                  "head_seq": verdict.head_seq,
+                  "problem": verdict.problem.message if verdict.problem else None},
+        "records_in_period": len(in_period),
+        "jobs": jobs,
+        "findings": findings,
+        "frameworks": [{"id": f["id"], "name": f["name"][lang], "primary": bool(f["primary"])}
+                       for f in mapping()["frameworks"]],
+        "mapping": _mapping(jobs, lang=lang, verified=verdict.ok),
+    }
+
+
+def _t(lang: str, key: str) -> str:
+    return labels()[lang][key]
+
+
+@dataclass(frozen=True)
+class _State:
+    open_flags: list[dict[str, Any]]
+    media: list[dict[str, Any]]
+    generations: dict[tuple[str, str], dict[str, Any]]
+
+
+def _state(store: Store) -> _State:
+    with store.read() as conn:
+        raised = [dict(r._mapping) for r in conn.execute(
+            select(flags).where(flags.c.cleared_at.is_(None)).order_by(flags.c.id))]
+        labels_seen = [dict(r._mapping) for r in conn.execute(select(media))]
+        latest: dict[tuple[str, str], dict[str, Any]] = {}
+        for row in conn.execute(select(generations).order_by(generations.c.id)):
+            latest[(row.job, row.repository)] = dict(row._mapping)
+    return _State(raised, labels_seen, latest)
+
+
+def _num(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) \
+        else None
+
+
+def _count(value: Any) -> int:
+    if isinstance(value, list):
+        return len(value)
+    number = _num(value)
+    return int(number) if number is not None else 0
+
+
+def _medium(details: dict[str, Any]) -> str | None:
+    value = details.get("medium")
+    if isinstance(value, dict):
+        value = value.get("label") or value.get("fs_uuid")
+    return str(value) if value else None
+
+
+def _job(name: str, *, config: Config, period: Period, lang: str, state: _State,
+         records: list[dict[str, Any]]) -> dict[str, Any]:
+    job = config.jobs[name].job if name in config.jobs else None
+    by_kind: dict[str, list[dict[str, Any]]] = {}
+    for r in records:
+        by_kind.setdefault(r["kind"], []).append(r)
+    rto = job.verify.rto if job else None
+    months = [_month(month, records, period=period, job_rto=rto) for month in period.months()]
+    copies = _copies(name, job=job, records=records, state=state)
+    restore_tests = [_restore_test(r, period) for r in by_kind.get("verify", [])]
+    drills = [_drill(r, period) for r in by_kind.get("drill", [])]
+    events = [_event(r, period, lang) for r in records if _is_event(r)]
+    out = {
+        "job": name,
+        "description": (job.description if job else None) or "",
+        "in_config": job is not None,
+        "host": job.host.display() if job else _last(records, "host") or "",
+        "policy": job.generations.policy() if job else {},
+        "generations_expected": (state.generations.get((name, "primary")) or {}).get(
+            "expected"),
+        "rto_seconds": rto,
+        "months": months,
+        "copies": copies,
+        "restore_tests": restore_tests,
+        "drills": drills,
+        "events": events,
+    }
+    out["totals"] = _totals(months)
+    out["findings"] = _findings(out, job_known=job is not None, by_kind=by_kind, lang=lang,
+                                state=state, name=name)
+    return out
+
+
+def _totals(months: list[dict[str, Any]]) -> dict[str, Any]:
+    keys = ("backups", "backups_failed", "copies", "copies_failed", "probes", "probes_failed",
+            "restore_tests", "restore_tests_failed", "files_checked", "mismatches", "drills",
+            "drills_failed", "suspicious", "clears")
+    held = [m["generations"] for m in months if m["generations"] is not None]
+    return {**{k: sum(m[k] for m in months) for k in keys},
+            "generations": held[-1] if held else None}
+
+
+def _last(records: list[dict[str, Any]], key: str) -> Any:
+    return records[-1].get(key) if records else None
+
+
+def _month(month: str, records: list[dict[str, Any]], *, period: Period,
+           job_rto: int | None) -> dict[str, Any]:
+    mine = [r for r in records if (d := period.local(r["finished_at"])) is not None
+            and d.strftime("%Y-%m") == month]
+
+    def of(kind: str) -> list[dict[str, Any]]:
+        return [r for r in mine if r["kind"] == kind]
+
+    def failed(kind: str) -> int:
+        return sum(1 for r in of(kind) if r["result"] != "pass")
+
+    backups = of("backup")
+    held = [_num(r["details"].get("generations")) for r in backups]
+    held_known = [h for h in held if h is not None]
+    verifies = of("verify")
+    restore_times = [t for r in verifies if (t := _num(r["details"].get("restore_seconds")))
+                     is not None]
+    rtos = [t for r in verifies if (t := _num(r["details"].get("rto_seconds"))) is not None]
+    return {
+        "month": month,
+        "backups": len(backups), "backups_failed": failed("backup"),
+        "generations": int(held_known[-1]) if held_known else None,
+        "copies": len(of("copy")), "copies_failed": failed("copy"),
+        "probes": len(of("probe")), "probes_failed": failed("probe"),
+        "restore_tests": len(verifies), "restore_tests_failed": failed("verify"),
+        "files_checked": sum(_count(r["details"].get("files_checked")) for r in verifies),
+        "mismatches": sum(_count(r["details"].get("mismatches")) for r in verifies),
+        "max_restore_seconds": max(restore_times) if restore_times else None,
+        "rto_seconds": int(rtos[-1]) if rtos else job_rto,
+        "drills": len(of("drill")), "drills_failed": failed("drill"),
+        "suspicious": sum(1 for r in backups if r["details"].get("suspicious")),
+        "clears": len(of("clear")),
+    }
+
+
+def _copies(name: str, *, job: Any, records: list[dict[str, Any]],
+            state: _State) -> list[dict[str, Any]]:
+    declared = {c.name: c for c in job.copies} if job else {}
+    seen = {r["repository"] for r in records if r["kind"] in ("copy", "probe")}
+    out = []
+    for copy_name in sorted({*declared, *seen}):
+        copy = declared.get(copy_name)
+        runs = [r for r in records if r["kind"] == "copy" and r["repository"] == copy_name]
+        probes = [r for r in records if r["kind"] == "probe" and r["repository"] == copy_name]
+        good = [r for r in runs if r["result"] == "pass"]
+        attached = [m for m in state.media if m["job"] == name and m["copy"] == copy_name]
+        attached.sort(key=lambda m: m.get("last_attached") or "")
+        generations_row = state.generations.get((name, copy_name))
+        medium = next((m for r in reversed(runs) if (m := _medium(r["details"]))), None)
+        out.append({
+            "name": copy_name,
+            "kind": copy.kind if copy else "",
+            "max_age_seconds": copy.max_age if copy else None,
+            "runs": len(runs), "failed": len(runs) - len(good),
+            "last_success": good[-1]["finished_at"] if good else None,
+            "medium": medium or (attached[-1]["label"] if attached else None),
+            "last_attached": attached[-1].get("last_attached") if attached else None,
+            "probes": len(probes),
+            "probes_failed": sum(1 for r in probes if r["result"] != "pass"),
+            "last_probe": probes[-1]["result"] if probes else None,
+            "generations": generations_row["count"] if generations_row else None,
+        })
+    return out
+
+
+def _restore_test(r: dict[str, Any], period: Period) -> dict[str, Any]:
+    d = r["details"]
+    mismatches = d.get("mismatches")
+    paths = [str(m.get("path")) if isinstance(m, dict) else str(m)
+             for m in (mismatches if isinstance(mismatches, list) else [])]
+    return {
+        "at": _local(r["finished_at"], period), "repository": r["repository"],
+        "mode": str(d.get("mode") or ""), "snapshot_id": r.get("snapshot_id"),
+        "files_checked": _count(d.get("files_checked")), "mismatches": _count(mismatches),
+        "mismatch_paths": [mask(p) for p in paths[:20]],
+        "restore_seconds": _num(d.get("restore_seconds")),
+        "rto_seconds": _num(d.get("rto_seconds")),
+        "result": r["result"], "error": mask(str(d["error"])) if d.get("error") else None,
+        "id": r["id"],
+    }
+
+
+def _drill(r: dict[str, Any], period: Period) -> dict[str, Any]:
+    d = r["details"]
+    steps = d.get("steps")
+    return {"at": _local(r["finished_at"], period), "operator": r["operator"],
+            "restore_seconds": _num(d.get("restore_seconds")),
+            "steps": len(steps) if isinstance(steps, list) else 0,
+            "result": r["result"], "id": r["id"]}
+
+
+def _is_event(r: dict[str, Any]) -> bool:
+    return r["kind"] == "clear" or r["result"] != "pass" or bool(r["details"].get("suspicious"))
+
+
+def _event(r: dict[str, Any], period: Period, lang: str) -> dict[str, Any]:
+    d = r["details"]
+    if r["kind"] == "clear":
+        what = str(d.get("reason") or d.get("clear_reason") or "")
+    elif d.get("suspicious"):
+        reasons = d["suspicious"]
+        what = _t(lang, "suspicious") + ": " + (
+            "; ".join(map(str, reasons)) if isinstance(reasons, list) else str(reasons))
+    else:
+        what = str(d.get("error") or "")
+    return {"at": _local(r["finished_at"], period), "kind": r["kind"],
+            "repository": r["repository"], "operator": r["operator"], "result": r["result"],
+            "what": mask(what)[:500], "id": r["id"]}
+
+
+def _local(stamp: str, period: Period) -> str:
+    moment = period.local(stamp)
+    assert moment is not None
+    return moment.isoformat(timespec="seconds")
+
+
+def _findings(job: dict[str, Any], *, job_known: bool, by_kind: dict[str, list[dict[str, Any]]],
+              lang: str, state: _State, name: str) -> list[str]:
+    t = functools.partial(_t, lang)
+    out = []
+    if not job_known:
+        out.append(t("finding_not_configured"))
+    backups = by_kind.get("backup", [])
+    if not backups:
+        out.append(t("finding_no_backup"))
+    elif backups[-1]["result"] != "pass":
+        out.append(t("finding_last_backup_failed"))
+    verifies = by_kind.get("verify", [])
+    if not verifies:
+        out.append(t("finding_no_restore_test"))
+    elif verifies[-1]["result"] != "pass":
+        out.append(t("finding_last_restore_test_failed"))
+    if job_known and not any(c["kind"] in ("offline", "immutable") for c in job["copies"]):
+        out.append(t("finding_no_offline_copy"))
+    for copy in job["copies"]:
+        if copy["kind"] and copy["runs"] == 0:
+            out.append(t("finding_copy_never").format(copy=copy["name"]))
+        if copy["last_probe"] == "fail":
+            out.append(t("finding_probe_failed").format(copy=copy["name"]))
+    for flag in state.open_flags:
+        if flag["job"] == name:
+            out.append(t("finding_flag").format(since=flag["raised_at"][:19],
+                                                reason=mask(str(flag["reason"]))))
+    for (job_name, repository), row in sorted(state.generations.items()):
+        if job_name == name and row.get("finding"):
+            out.append(t("finding_generations").format(repository=repository,
+                                                       finding=row["finding"]))
+    return out
+
+
+def _mapping(jobs: list[dict[str, Any]], *, lang: str, verified: bool) -> list[dict[str, Any]]:
+    keys = {"backup": "backups", "copy": "copies", "probe": "probes", "verify": "restore_tests",
+            "drill": "drills", "suspicious": "suspicious", "clear": "clears"}
+    totals = {kind: sum(j["totals"][key] for j in jobs) for kind, key in keys.items()}
+    out = []
+    for item in mapping()["items"]:
+        kinds = list(item["evidence"])
+        out.append({
+            "id": item["id"], "title": item["title"][lang], "shows": item["shows"][lang],
+            "evidence": kinds,
+            "count": (1 if verified else 0) if kinds == ["chain"]
+            else sum(totals.get(k, 0) for k in kinds),
+            "requirements": {
+                framework: [{"ref": str(req["ref"]), "text": req["text"][lang]}
+                            for req in reqs]
+                for framework, reqs in item["requirements"].items()},
+        })
+    return out
