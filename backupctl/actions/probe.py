@@ -110,7 +110,7 @@ def _verdict(copy: str, attempts: list[Attempt]) -> ProbeResult:
     succeeded = [a for a in attempts if a.action in ("delete", "overwrite")
                  and a.outcome == "succeeded"]
     if succeeded:
-        first = succeeded[0]
+        first = min(succeeded, key=lambda a: a.action != "delete")  # name deletion first
         verb = "deleting" if first.action == "delete" else "overwriting"
         return ProbeResult(copy, ExitStatus.BAD_DATA, False,
                            f"copy {copy} is NOT immutable: {verb} {first.target} succeeded "
