@@ -44,8 +44,7 @@ def report_command(
     output: Annotated[Path | None, typer.Option("-o", "--output", help="write here "
                                                 "(default: stdout)")] = None,
 ) -> None:
-    """The inspector's report for a period, from the evidence records (exit 3 if the
-    evidence chain does not verify)."""
+    """The inspector's report for a period, from the evidence records (exit 3: chain broken)."""
     if fmt not in render.FORMATS:
         die(UsageError(f"--format must be one of {', '.join(render.FORMATS)}, not {fmt!r}"))
     config = load()
@@ -116,8 +115,7 @@ def verify_command(
                                      "database")] = False,
     password_file: PasswordOpt = None, anchor: AnchorOpt = None, as_json: JsonOpt = False,
 ) -> None:
-    """Check the evidence chain (--db) or an exported bundle (FILE.zip); exit 3 names the
-    first record or file that was changed."""
+    """Check the evidence chain (--db) or an exported bundle (FILE.zip); exit 3: changed."""
     if (bundle_file is None) == (not db):
         die(UsageError("give either FILE.zip or --db"))
     if bundle_file is not None:
@@ -165,8 +163,7 @@ def export_command(
     output: Annotated[Path, typer.Option("-o", "--output", help="the bundle, FILE.zip")],
     password_file: PasswordOpt = None, lang: LangOpt = "ja", as_json: JsonOpt = False,
 ) -> None:
-    """An AES-256 zip of the period's records, report (PDF + HTML), chain head and SHA-256
-    manifest, for an inspector."""
+    """AES-256 zip of a period's records, report (PDF+HTML), chain head, SHA-256 list."""
     config = load()
     password = _password(password_file, confirm=True)
     if len(password.reveal()) < MIN_PASSWORD:
