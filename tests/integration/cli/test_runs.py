@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -30,10 +31,8 @@ def started() -> Iterator[list[subprocess.Popen[str]]]:
     procs: list[subprocess.Popen[str]] = []
     yield procs
     for proc in procs:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         proc.wait(timeout=30)
 
 
@@ -58,7 +57,7 @@ def test_second_run_of_the_same_job_exits_75_and_runs_nothing(
     second = workspace.run("backup", "emr", "--json")
 
     release.touch()
-    first_out, first_err = first.communicate(timeout=120)
+    _, first_err = first.communicate(timeout=120)
     assert second.returncode == 75, second.stderr
     payload = json.loads(second.stdout)
     assert payload["exit_code"] == 75
