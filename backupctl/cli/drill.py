@@ -2,17 +2,38 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import os
 import shlex
 import shutil
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
 
 from backupctl import runbook as runbook_doc
 from backupctl import schedule
-from backupctl.cli.app import app, context, die, emit_json, err, load, out
+from backupctl.actions import drill as drill_action
+from backupctl.actions.context import manual_operator
+from backupctl.actions.drill import FAIL, PASS, SKIPPED, DrillResult
+from backupctl.actions.outcome import Outcome
+from backupctl.actions.repo import PRIMARY
+from backupctl.cli.app import (
+    app,
+    context,
+    die,
+    emit_json,
+    err,
+    interactive,
+    load,
+    out,
+    report,
+)
 from backupctl.config import calendar
 from backupctl.errors import BackupctlError, ConfigError
 from backupctl.execute.local import LocalRunner
@@ -146,6 +167,158 @@ def runbook(
     except OSError as exc:
         die(BackupctlError(f"cannot write {output}: {exc}"))
     err.print(f"{job}: runbook written to {output}", markup=False)
+
+
+# -- drill ---------------------------------------------------------------------------------
+
+log = logging.getLogger("backupctl.drill")
+
+
+class TerminalUI:
+    """The drill on a terminal: numbered steps, a restore progress bar, y/n/s questions."""
+
+    def __init__(self, *, progress: bool, remarks: str | None) -> None:
+        self.progress = progress
+        self.preset_remarks = remarks
+
+    def step(self, number: int, title: str) -> None:
+        err.print(f"\n== Step {number}: {title}", markup=False)
+
+    def info(self, text: str) -> None:
+        err.print(f"   {text}", markup=False)
+
+    def confirm_target(self, target: Path) -> bool:
+        err.print(f"The drill will restore into the REAL directory {target} (kept afterwards, "
+                  "not wiped).", markup=False)
+        return typer.confirm(f"本番の復元先 {target} に復元しますか？ Restore into {target}?",
+                             default=False, err=True)
+
+    @contextlib.contextmanager
+    def restoring(self, target: Path, total_bytes: int) -> Iterator[None]:
+        if not self.progress:
+            yield
+            return
+        free_before = shutil.disk_usage(target).free
+        stop = threading.Event()
+        with Progress(TextColumn("   restoring"), BarColumn(), DownloadColumn(),
+                      TimeElapsedColumn(), console=err, transient=True) as bar:
+            task = bar.add_task("restore", total=max(total_bytes, 1))
+
+            def poll() -> None:  # bytes written ≈ free space used on the target's disk
+                while not stop.wait(0.5):
+                    used = free_before - shutil.disk_usage(target).free
+                    bar.update(task, completed=min(max(used, 0), total_bytes))
+
+            watcher = threading.Thread(target=poll, daemon=True)
+            watcher.start()
+            try:
+                yield
+            finally:
+                stop.set()
+                watcher.join()
+
+    def manual(self, index: int, total: int, text: str) -> tuple[str, str]:
+        err.print(f"   [{index}/{total}] {text}", markup=False)
+        answer = ""
+        while answer not in ("y", "n", "s"):
+            answer = str(typer.prompt("   完了しましたか？ Done? (y = done / n = failed / "
+                                      "s = skip)", err=True)).strip().lower()
+        remark = typer.prompt("   備考 Remark (Enter for none)", default="",
+                              show_default=False, err=True)
+        return {"y": PASS, "n": FAIL, "s": SKIPPED}[answer], remark.strip()
+
+    def remarks(self) -> str:
+        if self.preset_remarks is not None:
+            return self.preset_remarks
+        answer: str = typer.prompt("\n全体の所見 Remarks for the record (Enter for none)",
+                                   default="", show_default=False, err=True)
+        return answer.strip()
+
+
+class UnattendedUI:
+    """--yes: no questions; journald-friendly log lines; manual steps are not performed."""
+
+    def __init__(self, *, job: str, remarks: str | None) -> None:
+        self.job = job
+        self.preset_remarks = remarks
+
+    def step(self, number: int, title: str) -> None:
+        log.info("%s: step %d: %s", self.job, number, title)
+
+    def info(self, text: str) -> None:
+        log.info("%s:   %s", self.job, text)
+
+    def confirm_target(self, target: Path) -> bool:
+        return True  # --yes is the explicit confirmation
+
+    def restoring(self, target: Path, total_bytes: int) -> contextlib.nullcontext[None]:
+        return contextlib.nullcontext()
+
+    def manual(self, index: int, total: int, text: str) -> tuple[str, str]:
+        log.warning("%s: manual step %d/%d not performed (--yes): %s", self.job, index, total,
+                    text)
+        return SKIPPED, "not performed: non-interactive drill (--yes)"
+
+    def remarks(self) -> str:
+        return self.preset_remarks or ""
+
+
+def _drill_text(outcome: Outcome) -> str:
+    if not isinstance(outcome, DrillResult):
+        return ""
+    rows = [f"{s.seconds:8.1f}s  {s.result:<7} {s.name}" for s in outcome.steps]
+    for row in rows:
+        err.print(f"   {row}", markup=False)
+    restore = (f", restore {outcome.restore_seconds:.1f}s"
+               if outcome.restore_seconds is not None else "")
+    manual = "" if outcome.manual_steps_confirmed or not outcome.steps else (
+        ", manual steps NOT all confirmed")
+    return (f"drill {outcome.result} by {outcome.operator} on snapshot "
+            f"{(outcome.snapshot_id or '?')[:8]}{restore}, {outcome.files_checked} file(s) "
+            f"hashed, {len(outcome.mismatches)} mismatch(es){manual}")
+
+
+@app.command()
+def drill(
+        job: Annotated[str, typer.Argument(help="job name")],
+        operator: Annotated[str | None, typer.Option(
+            "--operator", help="who performs the drill (recorded as evidence)")] = None,
+        target: Annotated[Path | None, typer.Option(
+            "--target", help="restore into this real, new or empty directory (asks first; "
+            "kept afterwards). Default: a 0700 scratch directory, wiped afterwards")] = None,
+        snapshot: Annotated[str, typer.Option("--snapshot", help="snapshot id or latest")]
+        = "latest",
+        source: Annotated[str, typer.Option("--from", help="repository: primary or a copy "
+                                            "name")] = PRIMARY,
+        yes: Annotated[bool, typer.Option(
+            "--yes", help="non-interactive (tests, CI): no questions, manual steps are "
+            "recorded as not performed")] = False,
+        remarks: Annotated[str | None, typer.Option(
+            "--remarks", help="remarks recorded with the drill")] = None,
+        as_json: Annotated[bool, typer.Option("--json", help="one JSON object on stdout")]
+        = False) -> None:
+    """Restore drill, step by step: restore, verify, checks, manual steps; timed, recorded."""
+    config = load()
+    try:
+        selected = config.select([job], all_jobs=False)[0]
+    except BackupctlError as exc:
+        die(exc)
+    name = operator or os.environ.get("BACKUPCTL_OPERATOR", "").strip() or None
+    if name is None and not yes and sys.stdin.isatty():
+        name = typer.prompt("実施者 Operator", default=manual_operator(None), err=True)
+    ctx = context(config, operator=manual_operator(name))
+    ui: drill_action.DrillUI = (UnattendedUI(job=job, remarks=remarks) if yes
+                                else TerminalUI(progress=interactive(), remarks=remarks))
+    try:
+        result = drill_action.drill(ctx, selected, ui, target=target, snapshot=snapshot,
+                                    source=source)
+    except typer.Abort:
+        err.print(f"{job}: drill aborted: recorded as aborted; scratch data wiped "
+                  "(use --yes for a non-interactive drill)", markup=False)
+        raise typer.Exit(1) from None
+    except BackupctlError as exc:
+        die(exc)
+    report("drill", [result], as_json=as_json, text=_drill_text)
 
 
 __all__ = ["app"]
