@@ -9,6 +9,8 @@ from pathlib import Path
 
 from conftest import PASSWORD, Sshd, Workspace, restic
 
+from tests.integration.cli.helpers import edit_job
+
 NASTY_NAMES = ["スキャン 001.pdf", "a'b\"c", "x;y$(touch pwned)", "new\nline", "-rf",
                "back`tick`", "back\\slash", "star*?[x]"]
 
@@ -65,3 +67,63 @@ def test_password_never_in_argv_or_output(ssh_workspace: Workspace, sshd: Sshd) 
     assert result.returncode == 0, result.stderr
     assert PASSWORD not in result.stdout + result.stderr
     assert PASSWORD not in sshd.log.read_text()
+
+
+def _set_hooks(ws: Workspace, name: str, **source: object) -> None:
+    edit_job(ws, name, source=source)
+
+
+def _snapshots(ws: Workspace, name: str) -> list[dict[str, object]]:
+    return list(json.loads(restic(ws.root / "repos" / name, "snapshots", "--json").stdout))
+
+
+def test_failing_before_skips_restic_runs_after_and_names_the_command(
+        ssh_workspace: Workspace, sshd: Sshd) -> None:
+    ssh_workspace.job("hooks", sshd=sshd)
+    marker = ssh_workspace.root / "after-ran"
+    _set_hooks(ssh_workspace, "hooks", before=["echo dumping; exit 4"],
+               after=[f"touch '{marker}'"])
+
+    result = ssh_workspace.run("backup", "hooks", "--json")
+
+    assert result.returncode == 1
+    [job] = json.loads(result.stdout)["jobs"]
+    assert "before command 'echo dumping; exit 4' failed" in job["error"]
+    assert "exited 4" in job["error"]
+    assert marker.exists(), "the after command did not run"
+    assert _snapshots(ssh_workspace, "hooks") == []
+
+
+def test_unreadable_file_restic_exit_3_fails_with_the_file_list(
+        ssh_workspace: Workspace, sshd: Sshd) -> None:
+    # As root nothing is unreadable by mode; /proc/self/mem (restic's own memory) fails to
+    # read at offset 0 with EIO, which makes restic 0.14 exit 3 with a snapshot.
+    ssh_workspace.job("partial", sshd=sshd)
+    src = ssh_workspace.root / "src" / "partial"
+    (src / "ok.txt").write_text("fine\n")
+    edit_job(ssh_workspace, "partial", source={"paths": [str(src), "/proc/self/mem"]})
+
+    result = ssh_workspace.run("backup", "partial", "--json")
+
+    assert result.returncode == 1, result.stderr
+    [job] = json.loads(result.stdout)["jobs"]
+    assert job["status"] == "failed"
+    assert "some files could not be read" in job["error"]
+    assert "/proc/self/mem: read failed: Input/output error (errno 5)" in job["error"]
+    assert job["snapshot_id"] and len(_snapshots(ssh_workspace, "partial")) == 1
+    status = json.loads(ssh_workspace.run("status", "--json").stdout)["jobs"][0]
+    assert status["last_backup_status"] == "failed"
+    assert status["last_success_at"] is None
+
+
+def test_missing_source_path_is_a_failure_not_a_silent_skip(workspace: Workspace) -> None:
+    workspace.job("gone")
+    src = workspace.root / "src" / "gone"
+    (src / "f").write_text("x\n")
+    edit_job(workspace, "gone", source={"paths": [str(src), str(workspace.root / "nothere")]})
+
+    result = workspace.run("backup", "gone")
+
+    assert result.returncode == 1
+    assert "source path(s) missing" in result.stderr
+    assert str(workspace.root / "nothere") in result.stderr
