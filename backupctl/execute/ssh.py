@@ -202,8 +202,12 @@ class SshRunner:
                 channel.close()
             for t in threads:
                 t.join(timeout=5)
-        lost = not timed_out and not channel.exit_status_ready()
+        # paramiko reports -1 when the channel closed without an exit status: with the
+        # transport gone too, the connection was lost (not a command failure to describe).
+        lost = not timed_out and (not channel.exit_status_ready() or (
+            channel.recv_exit_status() == -1 and not transport.is_active()))
         if lost:
+            channel.close()
             raise ConnectError(f"{self.job}: connection to {self.host} was lost while running "
                                f"`{shown}`")
         code = -1 if timed_out else channel.recv_exit_status()

@@ -1,0 +1,172 @@
+"""LocalRunner and SshRunner against real processes and a real sshd."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from conftest import Sshd, free_port
+
+from backupctl.errors import ConnectError, HostKeyError, UsageError
+from backupctl.execute import Runner, Secret, SecretFile
+from backupctl.execute.local import LocalRunner
+from backupctl.execute.ssh import SshRunner
+
+NASTY = ["a b", "x;y$(touch /tmp/pwned-runner)", "it's", 'quo"te', "-rf", "スキャン", "", "\\"]
+
+
+def _ssh(sshd: Sshd, **kw: object) -> SshRunner:
+    return SshRunner(job="t", address="127.0.0.1", port=sshd.port, user="root",
+                     identity_file=sshd.identity, known_hosts=sshd.known_hosts,
+                     **kw)  # type: ignore[arg-type]
+
+
+@pytest.fixture(params=["local", "ssh"])
+def runner(request: pytest.FixtureRequest, sshd: Sshd) -> Runner:
+    return LocalRunner() if request.param == "local" else _ssh(sshd)
+
+
+def test_argv_reaches_the_process_unchanged(runner: Runner) -> None:
+    result = runner.run(["printf", "%s\\0", *NASTY], timeout=30)
+    assert result.ok, result.describe()
+    assert result.stdout.split(b"\0")[:-1] == [a.encode() for a in NASTY]
+    assert not Path("/tmp/pwned-runner").exists()
+    runner.close()
+
+
+def test_secret_file_is_readable_once_and_not_in_argv(runner: Runner) -> None:
+    secret = Secret("runner-secret-3f9e")
+    result = runner.run(["sh", "-c", 'cat "$1"; echo "$1"', "sh", SecretFile(secret)],
+                        timeout=30)
+    assert result.ok, result.describe()
+    first, path = result.stdout.decode().splitlines()[:2]
+    assert first == "runner-secret-3f9e"
+    assert path.startswith("/dev/fd/") or path == "/dev/stdin"
+    assert "runner-secret" not in result.argv
+    runner.close()
+
+
+def test_exit_code_and_stderr_tail(runner: Runner) -> None:
+    result = runner.run(["sh", "-c", "for i in $(seq 100); do echo line$i >&2; done; exit 7"],
+                        timeout=30)
+    assert result.returncode == 7 and not result.ok
+    assert result.stderr.splitlines()[-1] == "line100"
+    assert len(result.stderr.splitlines()) == 30
+    assert "exited 7" in result.describe()
+    runner.close()
+
+
+def test_timeout_stops_the_command(runner: Runner) -> None:
+    started = time.monotonic()
+    result = runner.run(["sleep", "30"], timeout=1)
+    assert result.timed_out and not result.ok
+    assert time.monotonic() - started < 15
+    assert "timed out" in result.describe()
+    runner.close()
+
+
+def test_stdout_sink_streams(runner: Runner) -> None:
+    chunks: list[bytes] = []
+    result = runner.run(["head", "-c", "300000", "/dev/zero"], stdout_sink=chunks.append,
+                        timeout=30)
+    assert result.ok and result.stdout == b""
+    assert sum(len(c) for c in chunks) == 300000
+    runner.close()
+
+
+def test_shell_runs_admin_commands(runner: Runner, tmp_path: Path) -> None:
+    result = runner.shell(f"echo 'ok' > '{tmp_path}/out'; exit 3", timeout=30)
+    assert result.returncode == 3
+    assert (tmp_path / "out").read_text() == "ok\n"
+    runner.close()
+
+
+def test_local_missing_binary_is_127() -> None:
+    result = LocalRunner().run(["/nonexistent/restic"])
+    assert result.returncode == 127 and "cannot start" in result.stderr
+
+
+def test_ssh_refuses_env_and_two_secrets(sshd: Sshd) -> None:
+    runner = _ssh(sshd)
+    with pytest.raises(UsageError):
+        runner.run(["true"], env={"A": "b"})
+    with pytest.raises(UsageError):
+        runner.run(["true", SecretFile(Secret("a")), SecretFile(Secret("b"))])
+
+
+def test_ssh_unknown_key_is_not_retried(sshd: Sshd, tmp_path: Path) -> None:
+    sleeps: list[float] = []
+    runner = SshRunner(job="t", address="127.0.0.1", port=sshd.port, user="root",
+                       identity_file=sshd.identity, known_hosts=tmp_path / "empty",
+                       sleep=sleeps.append)
+    with pytest.raises(HostKeyError, match="backupctl trust t --fingerprint"):
+        runner.run(["true"])
+    assert sleeps == [] and runner.connect_attempts_made == 1
+
+
+def test_ssh_connection_refused_is_retried_a_bounded_number_of_times(tmp_path: Path,
+                                                                     sshd: Sshd) -> None:
+    sleeps: list[float] = []
+    runner = SshRunner(job="t", address="127.0.0.1", port=free_port(), user="root",
+                       identity_file=sshd.identity, known_hosts=sshd.known_hosts,
+                       connect_attempts=4, sleep=sleeps.append)
+    with pytest.raises(ConnectError, match="tried 4 times"):
+        runner.run(["true"])
+    assert runner.connect_attempts_made == 4
+    assert len(sleeps) == 3 and sleeps == sorted(sleeps)  # exponential backoff
+
+
+def test_ssh_wrong_identity_is_not_retried(sshd: Sshd, tmp_path: Path) -> None:
+    import subprocess
+
+    other = tmp_path / "other"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)],
+                   check=True)
+    sleeps: list[float] = []
+    runner = SshRunner(job="t", address="127.0.0.1", port=sshd.port, user="root",
+                       identity_file=other, known_hosts=sshd.known_hosts, sleep=sleeps.append)
+    with pytest.raises(ConnectError, match="authentication as root"):
+        runner.run(["true"])
+    assert sleeps == []
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def test_ssh_lost_connection_is_a_connect_error(sshd: Sshd) -> None:
+    import os
+    import signal
+    import threading
+
+    runner = _ssh(sshd)
+    assert runner.run(["true"]).ok
+    outcome: list[BaseException | object] = []
+
+    def long_command() -> None:
+        try:
+            outcome.append(runner.run(["sleep", "60"], timeout=120))
+        except BaseException as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=long_command)
+    thread.start()
+    time.sleep(1)
+    assert sshd.proc is not None
+    for child in _children(sshd.proc.pid):  # the per-connection sshd of our session
+        os.kill(child, signal.SIGKILL)
+    thread.join(timeout=60)
+    assert len(outcome) == 1
+    result = outcome[0]
+    assert isinstance(result, ConnectError), result
+    assert "connection to root@127.0.0.1" in str(result) and "was lost" in str(result)
