@@ -182,7 +182,8 @@ def test_check_commands_run_on_the_restored_tree(workspace: Workspace) -> None:
     assert code == 0, (result, stderr)
     assert result["commands"][0]["exit_code"] == 0
 
-    workspace.job("db", source=src, verify={"sample": "all", "commands": [ok, broken]})
+    workspace.job("db", source=src, repo=workspace.root / "repos" / "db",
+                  verify={"sample": "all", "commands": [ok, broken]})
     code, result, stderr = run_json(workspace, "verify", "db", "--mode", "full")
     assert code == 3, (result, stderr)
     assert result["mismatches"] == []  # the bytes are right; the application check is not
@@ -288,11 +289,12 @@ def test_verify_is_recorded_with_evidence(workspace: Workspace) -> None:
 
 
 def test_always_path_missing_from_snapshot_fails_the_backup(workspace: Workspace) -> None:
-    fill(workspace.root / "src" / "miss")
-    workspace.job("miss", verify={"always": ["/nonexistent/emr.dump"]})
+    src = workspace.root / "src" / "miss"
+    fill(src)
+    workspace.job("miss", verify={"always": [str(src / "emr.dump")]})
     code, result, _ = run_json(workspace, "backup", "miss")
     assert code == 1
-    assert "/nonexistent/emr.dump" in result["error"] and "verify.always" in result["error"]
+    assert str(src / "emr.dump") in result["error"] and "verify.always" in result["error"]
 
 
 def test_rotation_covers_the_whole_snapshot(workspace: Workspace) -> None:
