@@ -10,7 +10,8 @@ and, for offline copies, the same medium), the snapshots created or copied since
 is there now. A snapshot the policy keeps but the repository lacks was deleted outside
 backupctl (ransomware, an operator with `restic forget`, a damaged disk): the repository
 *lost* snapshots, which is an alert (`copy` exits 3; `status` lists the finding).
-Raising the policy later never raises a false alarm: only snapshots once seen count.
+Raising the policy later never raises a false alarm: only snapshots once seen count. A lost
+snapshot stays reported at every observation until the policy would have dropped it anyway.
 """
 
 from __future__ import annotations
@@ -99,7 +100,9 @@ class Assessment:
         return {"job": job, "repository": self.repository, "count": self.count,
                 "expected": self.expected, "observed_at": observed_at,
                 "finding": self.finding, "medium": self.medium,
-                "snapshots": json.dumps(self.observed)}
+                # what it should hold: a lost snapshot stays expected (and reported) until the
+                # policy would have dropped it anyway
+                "snapshots": json.dumps(sorted({*self.observed, *self.missing}))}
 
 
 def assess(*, repository: str, policy: Mapping[str, int], observed: Sequence[datetime],

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from backupctl.actions.generations import assess, keep
+from backupctl.restic.parse import parse_time
 
 START = datetime(2026, 1, 1, 2, 0, tzinfo=UTC)  # a Thursday
 
@@ -83,3 +85,20 @@ def test_row_keeps_what_was_observed() -> None:
     row = result.row("j", "2026-01-03T00:00:00+00:00")
     assert row["count"] == 2 and row["expected"] == 2 and row["finding"] is None
     assert row["snapshots"].count("2026-01-0") == 2
+
+
+def test_a_loss_stays_reported_until_the_policy_would_have_dropped_it() -> None:
+    history = daily(4)
+    first = assess(repository="p", policy={"last": 3}, observed=[history[0], history[1],
+                                                                 history[3]],
+                   known=history, pruned=True)
+    assert first.lost
+    remembered = [parse_time(t) for t in json.loads(first.row("j", "now")["snapshots"])]
+    nxt = daily(5)[4]
+    again = assess(repository="p", policy={"last": 3}, observed=[history[1], history[3], nxt],
+                   known=[*remembered, nxt], pruned=True)
+    assert again.lost and again.missing == first.missing
+    later = [nxt + timedelta(days=1), nxt + timedelta(days=2)]
+    gone = assess(repository="p", policy={"last": 3}, observed=[nxt, *later],
+                  known=[*remembered, nxt, *later], pruned=True)
+    assert not gone.lost
