@@ -53,9 +53,12 @@ def exporter(listen: Annotated[str, typer.Option(
         "--listen", help="ADDR:PORT to serve /metrics and /healthz on ([::1]:PORT for IPv6)")]
         = DEFAULT_LISTEN) -> None:
     """Serve /metrics over HTTP, reading the state database on every scrape."""
-    config = load()
     try:
         parse_listen(listen)
+    except BackupctlError as exc:
+        die(exc)
+    config = load()
+    try:
         source = Source(jobs=JobsWatcher(config),
                         reader=StateReader(config.settings.effective_database_url),
                         restic_version=restic_version(LocalRunner()))
