@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sqlite3
 
-from conftest import Workspace, restic
+from conftest import Sshd, Workspace, restic
 
 from .helpers import (
     copy_entry,
@@ -130,7 +131,8 @@ def test_verify_from_a_copy_passes_and_fails_on_a_corrupted_copy(workspace: Work
 
     code, result, stderr = run_json(ws, "verify", "vf", "--from", "usb")
     assert code == 0, (result, stderr)
-    assert result["jobs"][0]["repository"] if "jobs" in result else result["repository"]
+    verified = result["jobs"][0]
+    assert verified["repository"] == "usb" and verified["files_checked"] >= 1
 
     pack = max((p for p in (usb / "data").rglob("*") if p.is_file()),
                key=lambda p: p.stat().st_size)
@@ -143,6 +145,28 @@ def test_verify_from_a_copy_passes_and_fails_on_a_corrupted_copy(workspace: Work
 
     code, result, stderr = run_json(ws, "verify", "vf", "--from", "usb")
     assert code == 3, (result, stderr)
+    assert result["jobs"][0]["status"] == "bad_data"
     # the primary is untouched and still verifies
     code, _, stderr = run_json(ws, "verify", "vf")
     assert code == 0, stderr
+
+
+def test_canaries_over_ssh_are_written_and_checked_on_the_host(ssh_workspace: Workspace,
+                                                               sshd: Sshd) -> None:
+    ws = ssh_workspace
+    src = ws.root / "src" / "remote"
+    src.mkdir(parents=True)
+    canary = src / "カナリア 'q' $(touch pwned).xlsx"
+    ws.job("remote", source=src, sshd=sshd, verify={"canaries": [str(canary)]})
+
+    proc = ws.run("canary", "init", "remote", "--json")
+
+    assert proc.returncode == 0, proc.stderr
+    armed = json.loads(proc.stdout)["canaries"][0]
+    assert armed["path"] == str(canary)
+    assert armed["sha256"] == hashlib.sha256(canary.read_bytes()).hexdigest()
+    assert ws.run("backup", "remote").returncode == 0
+    canary.write_bytes(canary.read_bytes()[:-10] + b"encrypted!")
+    code, result, _ = run_json(ws, "backup", "remote")
+    assert code == 3 and "changed" in result["jobs"][0]["suspicious"][0]
+    assert not list(ws.root.rglob("pwned*"))
