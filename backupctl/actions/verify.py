@@ -190,6 +190,27 @@ class _Verify:
                                 timeout=self.ctx.timeout if timeout is None else timeout,
                                 allow=allow)
 
+    def run_unlocking(self, argv: list[Arg]) -> tuple[Result, Outcome]:
+        """Run restic once; if a lock stops it, remove *stale* locks and try once more.
+
+        restic 0.14 never ignores the lock of a killed restic (an interrupted restore test
+        leaves one); `restic unlock` removes only locks whose process is gone (same host) or
+        that are older than 30 minutes, never a live one.
+        """
+        for attempt in range(2):
+            self.invocations += 1
+            result = self.ctx.local.run(argv, timeout=self.ctx.timeout)
+            outcome = Outcome.FATAL if result.timed_out else classify(result.returncode,
+                                                                      result.stderr)
+            if outcome is not Outcome.LOCKED or attempt:
+                return result, outcome
+            self.invocations += 1
+            unlocked = self.ctx.local.run(restic.unlock(self.repo.url, self.repo.password),
+                                          timeout=600)
+            self.steps.append(f"repository {self.repo.name} was locked; restic unlock "
+                              f"(stale locks only) exited {unlocked.returncode}")
+        return result, outcome
+
     def resolve(self, wanted: str) -> SnapshotRef:
         result, _ = self.restic(restic.snapshots(self.repo.url, self.repo.password,
                                                  host=self.job.job),
@@ -280,11 +301,8 @@ class _Verify:
         for chunk in _chunks(includes) if includes is not None else [None]:
             argv = restic.restore(self.repo.url, self.repo.password, snapshot=snap.id,
                                   target=str(target), include=chunk)
-            self.invocations += 1
-            result = self.ctx.local.run(argv, timeout=self.ctx.timeout)
+            result, outcome = self.run_unlocking(argv)
             seconds += result.duration
-            outcome = Outcome.FATAL if result.timed_out else classify(result.returncode,
-                                                                      result.stderr)
             if outcome is Outcome.OK:
                 continue
             if outcome is Outcome.FATAL and not result.timed_out and _restore_errors(
@@ -352,14 +370,11 @@ class _Verify:
     def check(self) -> None:
         subset = self.job.verify.read_data_subset
         argv = restic.check(self.repo.url, self.repo.password, read_data_subset=subset)
-        self.invocations += 1
-        result = self.ctx.local.run(argv, timeout=self.ctx.timeout)
+        result, outcome = self.run_unlocking(argv)
         text = (result.stdout.decode("utf-8", "replace") + "\n" + result.stderr).strip()
         self.check_output = tail("\n".join(line for line in text.splitlines()
                                            if not line.startswith("[")), 40)
         self.timings["check"] = round(result.duration, 3)
-        outcome = Outcome.FATAL if result.timed_out else classify(result.returncode,
-                                                                  result.stderr)
         if outcome is Outcome.OK:
             self.steps.append("restic check" + (f" --read-data-subset={subset * 100:g}%"
                                                 if subset else "") + ": no errors")

@@ -1,0 +1,257 @@
+"""Benchmark: backupctl verify (full / quick) against the plain tools, and peak RSS.
+
+Builds a data set of random bytes (≥ 1 GiB, ≥ 5 000 files), backs it up with backupctl (local
+job, `verify.sample: all` for the full comparison), then times in one run:
+  full : `restic restore` + `sha256sum` of every file  vs  `backupctl verify --mode full`
+  quick: `restic restore --include` of the sampled files + `sha256sum`  vs  `--mode quick`
+  (optional) `restverify run -r REPO -s SOURCE` (the PyPI peer), with --restverify BIN
+and the peak RSS of backupctl (its own process, and including restic) in both modes, then
+grows the data set (default to 3 GiB) and measures again.
+
+    .venv/bin/python bench/verify.py --sizes 1 3 [--workdir DIR] [--restverify BIN]
+
+Prints a Markdown report on stdout (docs/benchmarks.md holds a run). Runs in < 10 min on
+2 cores. Deletes its work directory at the end unless --keep.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from backupctl.restic.commands import escape_glob
+
+PASSWORD = "bench-password-not-secret"
+FILE_SIZE = 200 * 1024  # 1 GiB = 5 243 files
+BACKUPCTL = [sys.executable, "-m", "backupctl"]
+
+
+@dataclass
+class Run:
+    seconds: float
+    rss_self_kib: int  # peak RSS of the measured process itself (VmHWM)
+    rss_tree_kib: int  # peak RSS of it or any child it waited for (wait4 ru_maxrss)
+    returncode: int
+
+
+def measure(argv: list[str], *, env: dict[str, str] | None = None,
+            stdout: int | None = subprocess.DEVNULL) -> Run:
+    """Run argv; wall time, VmHWM polled from /proc, and wait4's ru_maxrss."""
+    started = time.monotonic()
+    proc = subprocess.Popen(argv, stdout=stdout, stderr=subprocess.PIPE,
+                            env={**os.environ, **(env or {})})
+    peak = 0
+    done = threading.Event()
+
+    def poll() -> None:
+        nonlocal peak
+        status = Path(f"/proc/{proc.pid}/status")
+        while not done.is_set():
+            try:
+                for line in status.read_text().splitlines():
+                    if line.startswith("VmHWM:"):
+                        peak = max(peak, int(line.split()[1]))
+            except OSError:
+                return
+            time.sleep(0.02)
+
+    watcher = threading.Thread(target=poll, daemon=True)
+    watcher.start()
+    assert proc.stderr is not None
+    err = proc.stderr.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    elapsed = time.monotonic() - started
+    done.set()
+    watcher.join()
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode not in (0,):
+        sys.stderr.write(f"{argv[:4]}… exited {proc.returncode}: {err.decode()[-2000:]}\n")
+    return Run(elapsed, peak, usage.ru_maxrss, proc.returncode)
+
+
+def timed(argvs: list[list[str]], *, stdin_password: bool = False) -> float:
+    """Wall time of several commands in sequence (the plain-tools pipeline)."""
+    started = time.monotonic()
+    for argv in argvs:
+        subprocess.run(argv, check=True, stdout=subprocess.DEVNULL,
+                       input=(PASSWORD + "\n").encode() if stdin_password else None)
+    return time.monotonic() - started
+
+
+def grow(src: Path, gib: float) -> int:
+    """Add random files until the data set holds `gib` GiB; returns the file count."""
+    target = int(gib * (1 << 30))
+    have = sum(p.stat().st_size for p in src.rglob("*") if p.is_file())
+    i = len(list(src.rglob("*")))
+    while have < target:
+        sub = src / f"d{i // 500:03d}"
+        sub.mkdir(exist_ok=True)
+        (sub / f"file {i:06d}.bin").write_bytes(os.urandom(FILE_SIZE))
+        have += FILE_SIZE
+        i += 1
+    return sum(1 for p in src.rglob("*") if p.is_file())
+
+
+def sha256sum_tree(root: Path) -> list[list[str]]:
+    """`find ROOT -type f -print0 | xargs -0 sha256sum` as one shell-free pipeline."""
+    return [["sh", "-c", 'find "$1" -type f -print0 | xargs -0 -r sha256sum >/dev/null',
+             "sh", str(root)]]
+
+
+class Bench:
+    def __init__(self, work: Path) -> None:
+        self.work = work
+        self.src = work / "src"
+        self.repo = work / "repo"
+        self.scratch = work / "scratch"
+        self.pw = work / "pw"
+        self.rows: list[str] = []
+
+    def setup(self) -> None:
+        for d in (self.src, self.scratch, work_jobs := self.work / "jobs"):
+            d.mkdir(parents=True, exist_ok=True)
+        self.pw.write_text(PASSWORD + "\n")
+        self.pw.chmod(0o600)
+        subprocess.run(["restic", "init", "-q", "--repo", str(self.repo), "--password-file",
+                        str(self.pw)], check=True)
+        (self.work / "backupctl.yaml").write_text(json.dumps({
+            "jobs_dir": str(work_jobs), "state_dir": str(self.work / "state"),
+            "scratch_dir": str(self.scratch), "known_hosts": str(self.work / "known_hosts")}))
+        self.write_job("all")
+
+    def write_job(self, sample: str) -> None:
+        (self.work / "jobs" / "bench.yaml").write_text(json.dumps({
+            "job": "bench", "host": {"address": "local"},
+            "source": {"paths": [str(self.src)]},
+            "repository": {"url": str(self.repo), "password_file": str(self.pw)},
+            "generations": {"last": 10}, "verify": {"sample": sample},
+            "schedule": {"backup": "*-*-* 02:00:00", "verify": "Sun *-*-* 04:00:00"}}))
+
+    def cli(self, *args: str) -> list[str]:
+        return [*BACKUPCTL, "-c", str(self.work / "backupctl.yaml"), *args]
+
+    def backup(self) -> float:
+        run = measure(self.cli("backup", "bench"))
+        if run.returncode != 0:
+            raise SystemExit("backup failed")
+        return run.seconds
+
+    def restic(self, *args: str) -> list[str]:
+        return ["restic", "--repo", str(self.repo), "--password-file", str(self.pw),
+                "--no-cache", *args]
+
+    def sampled(self) -> list[str]:
+        db = sqlite3.connect(self.work / "state" / "state.db")
+        snap = db.execute(
+            "SELECT snapshot_id FROM manifest ORDER BY id DESC LIMIT 1").fetchone()[0]
+        return [r[0] for r in db.execute(
+            "SELECT path FROM manifest WHERE snapshot_id=? AND state='ok'", (snap,))]
+
+    def verify(self, mode: str) -> Run:
+        run = measure(self.cli("verify", "bench", "--mode", mode, "--json"),
+                      stdout=subprocess.PIPE)
+        if run.returncode != 0:
+            raise SystemExit(f"verify --mode {mode} failed")
+        return run
+
+    def plain_full(self) -> float:
+        target = self.scratch / "plain-full"
+        try:
+            return timed([self.restic("restore", "latest", "--target", str(target)),
+                          *sha256sum_tree(target)])
+        finally:
+            shutil.rmtree(target, ignore_errors=True)
+
+    def plain_quick(self, paths: list[str]) -> float:
+        target = self.scratch / "plain-quick"
+        includes = [a for p in paths for a in ("--include", escape_glob(p))]
+        try:
+            return timed([self.restic("restore", "latest", "--target", str(target),
+                                      *includes), *sha256sum_tree(target)])
+        finally:
+            shutil.rmtree(target, ignore_errors=True)
+
+    def restverify(self, binary: str) -> Run:
+        return measure([binary, "run", "-r", str(self.repo), "-s", str(self.src), "--json"],
+                       env={"RESTIC_PASSWORD_FILE": str(self.pw)}, stdout=subprocess.PIPE)
+
+    def round(self, gib: float, *, restverify: str | None, compare: bool) -> None:
+        files = grow(self.src, gib)
+        self.write_job("all")
+        backup_s = self.backup()
+        size = sum(p.stat().st_size for p in self.src.rglob("*") if p.is_file())
+        label = f"{size / (1 << 30):.2f} GiB / {files} files"
+        full = self.verify("full")
+        self.rows.append(f"| {label} | backup (sample all, manifest of every file) | "
+                         f"{backup_s:.1f} s | | |")
+        if compare:
+            plain = self.plain_full()
+            self.rows.append(f"| {label} | plain `restic restore` + `sha256sum` | "
+                             f"{plain:.1f} s | | |")
+        self.rows.append(f"| {label} | `backupctl verify --mode full` (sample all) | "
+                         f"{full.seconds:.1f} s | {full.rss_self_kib / 1024:.0f} MiB | "
+                         f"{full.rss_tree_kib / 1024:.0f} MiB |")
+        if compare:
+            self.rows.append(f"| {label} | → full ratio backupctl / plain | "
+                             f"**{full.seconds / plain:.2f}×** | | |")
+        if restverify and compare:
+            rv = self.restverify(restverify)
+            self.rows.append(f"| {label} | `restverify run -r REPO -s SRC` (exit "
+                             f"{rv.returncode}) | {rv.seconds:.1f} s | "
+                             f"{rv.rss_self_kib / 1024:.0f} MiB | "
+                             f"{rv.rss_tree_kib / 1024:.0f} MiB |")
+        self.write_job("5%")
+        self.backup()
+        paths = self.sampled()
+        quick = self.verify("quick")
+        if compare:
+            plain_q = self.plain_quick(paths)
+            self.rows.append(f"| {label} | plain `restic restore --include` ×{len(paths)} + "
+                             f"`sha256sum` | {plain_q:.1f} s | | |")
+        self.rows.append(f"| {label} | `backupctl verify --mode quick` (5 %, {len(paths)} "
+                         f"files) | {quick.seconds:.1f} s | {quick.rss_self_kib / 1024:.0f} "
+                         f"MiB | {quick.rss_tree_kib / 1024:.0f} MiB |")
+        if compare:
+            self.rows.append(f"| {label} | → quick ratio backupctl / plain | "
+                             f"**{quick.seconds / plain_q:.2f}×** | | |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", nargs="+", type=float, default=[1.0, 3.0],
+                        help="data set sizes in GiB (timings compared at the first)")
+    parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--restverify", default=None, help="restverify binary to compare")
+    parser.add_argument("--keep", action="store_true")
+    args = parser.parse_args()
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="backupctl-bench-"))
+    bench = Bench(work)
+    started = time.monotonic()
+    try:
+        bench.setup()
+        for i, gib in enumerate(args.sizes):
+            bench.round(gib, restverify=args.restverify, compare=(i == 0))
+    finally:
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    version = subprocess.run(["restic", "version"], capture_output=True, text=True).stdout
+    print(f"restic: {version.strip()}; cores: {os.cpu_count()}; "
+          f"total bench time {time.monotonic() - started:.0f} s\n")
+    print("| data | what | wall time | peak RSS (backupctl) | peak RSS (incl. restic) |")
+    print("|---|---|---|---|---|")
+    print("\n".join(bench.rows))
+
+
+if __name__ == "__main__":
+    main()
