@@ -180,6 +180,7 @@ def test_html_is_well_formed_and_escaped(filled: tuple[Any, Store]) -> None:
     body = "".join(root.itertext())
     assert "<script>" in body and not root.findall(".//{http://www.w3.org/1999/xhtml}script")
     assert "要求事項との対応" in body and "A.8.13" in body
+    assert "built-in method" not in body and "複製先" in body  # labels are items, not attrs
 
 
 def test_csv_has_a_bom_and_one_row_per_job_month(filled: tuple[Any, Store]) -> None:
