@@ -137,10 +137,11 @@ def report(command: str, outcomes: Sequence[Outcome], *, as_json: bool,
         for outcome in outcomes:
             line = text(outcome) if outcome.status is not ExitStatus.USAGE else ""
             mark = "OK" if outcome.status is ExitStatus.OK else outcome.status.name
-            err.print(log.mask(f"[{mark}] {outcome.job}: {line or outcome.error or ''}"),
-                      markup=False)
-            if outcome.error and line:
-                err.print(log.mask(f"    {outcome.error}"), markup=False)
+            # Errors already start with the job name; print it once.
+            error = (outcome.error or "").removeprefix(f"{outcome.job}: ")
+            err.print(log.mask(f"[{mark}] {outcome.job}: {line or error}"), markup=False)
+            if error and line:
+                err.print(log.mask(f"    {error}"), markup=False)
     if OPTIONS.context is not None:  # node_exporter textfile, when textfile_dir is set
         from backupctl.metrics.textfile import refresh
 
