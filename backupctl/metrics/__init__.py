@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import Metric
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from backupctl import __version__
 from backupctl.clock import Clock, system_clock
@@ -27,7 +28,7 @@ from backupctl.restic.parse import version as parse_version
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Source", "StateCollector", "exposition", "registry", "restic_version"]
+__all__ = ["Source", "StateCollector", "exposition", "registry", "render", "restic_version"]
 
 
 def restic_version(runner: Runner) -> str:
@@ -54,9 +55,9 @@ class StateCollector(Collector):
         self.source = source
         self.last_error: str | None = None
 
-    def read(self) -> StateView | None:
+    def read(self, jobs: Sequence[Job]) -> StateView | None:
         try:
-            view = self.source.reader.read()
+            view = self.source.reader.read(jobs)
         except StateUnavailable as exc:
             if str(exc) != self.last_error:
                 log.warning("%s", exc)
@@ -68,8 +69,9 @@ class StateCollector(Collector):
         return view
 
     def collect(self) -> Iterable[Metric]:
-        view = self.read()
-        return families(list(self.source.jobs()), view,
+        jobs = list(self.source.jobs())
+        view = self.read(jobs)
+        return families(jobs, view,
                         now=self.source.clock().timestamp(), version=self.source.version,
                         restic_version=self.source.restic_version)
 
@@ -82,8 +84,48 @@ def registry(source: Source) -> tuple[CollectorRegistry, StateCollector]:
     return reg, collector
 
 
+def _label_value(value: str) -> str:
+    if "\\" in value or '"' in value or "\n" in value:
+        return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r'\"')
+    return value
+
+
+def render(reg: CollectorRegistry) -> bytes:
+    """The text exposition format 0.0.4 of gauge and info families.
+
+    Byte-for-byte what `prometheus_client.generate_latest` writes for these families (a test
+    compares them), without its per-sample overhead: 100 jobs are ~3 500 samples and the
+    exporter must answer a scrape in well under 50 ms.
+    """
+    out: list[str] = []
+    for metric in reg.collect():
+        if metric.type not in ("gauge", "info"):
+            out.append(generate_latest(_Single(metric)).decode())
+            continue
+        name = metric.name + "_info" if metric.type == "info" else metric.name
+        doc = metric.documentation.replace("\\", r"\\").replace("\n", r"\n")
+        out.append(f"# HELP {name} {doc}\n# TYPE {name} gauge\n")
+        for sample in metric.samples:
+            value = floatToGoString(sample.value)  # type: ignore[no-untyped-call]
+            if sample.labels:
+                labels = ",".join(f'{k}="{_label_value(v)}"'
+                                  for k, v in sorted(sample.labels.items()))
+                out.append(f"{sample.name}{{{labels}}} {value}\n")
+            else:
+                out.append(f"{sample.name} {value}\n")
+    return "".join(out).encode()
+
+
+class _Single(Collector):
+    def __init__(self, metric: Metric) -> None:
+        self.metric = metric
+
+    def collect(self) -> Iterable[Metric]:
+        return [self.metric]
+
+
 def exposition(source: Source) -> tuple[bytes, bool]:
     """The Prometheus text exposition, and whether the state could be read."""
     reg, collector = registry(source)
-    text = generate_latest(reg)
+    text = render(reg)
     return text, collector.last_error is None

@@ -18,17 +18,18 @@ from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client import CollectorRegistry, make_wsgi_app
+from prometheus_client import CollectorRegistry
 
 from backupctl.config.schema import Job
 from backupctl.config.validate import Config, load_config
 from backupctl.errors import BackupctlError, ConfigError, UsageError
-from backupctl.metrics import Source, StateCollector, registry
+from backupctl.metrics import Source, StateCollector, registry, render
 from backupctl.metrics.state import StateUnavailable
 
 log = logging.getLogger(__name__)
 
 DEFAULT_LISTEN = "127.0.0.1:9810"
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 StartResponse = Callable[..., Any]
 
 
@@ -103,16 +104,18 @@ class Exporter:
         self.registry: CollectorRegistry
         self.collector: StateCollector
         self.registry, self.collector = registry(source)
-        self._metrics = make_wsgi_app(self.registry)
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse,
                  ) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "/")
         if path == "/metrics":
-            return list(self._metrics(environ, start_response))
+            body = render(self.registry)
+            start_response("200 OK", [("Content-Type", CONTENT_TYPE),
+                                      ("Content-Length", str(len(body)))])
+            return [body]
         if path == "/healthz":
             try:
-                self.source.reader.read()
+                self.source.reader.ping()
             except StateUnavailable as exc:
                 return _text(start_response, "503 Service Unavailable", f"state: {exc}\n")
             return _text(start_response, "200 OK", "ok\n")

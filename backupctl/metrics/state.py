@@ -8,23 +8,24 @@ every query of one scrape sees the same state.
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, create_engine, func, select
+from sqlalchemy import Connection, Engine, TextClause, create_engine, select, text
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.pool import NullPool
+from sqlalchemy.pool import NullPool, QueuePool
 
+from backupctl.config.schema import Job
 from backupctl.errors import BackupctlError
 from backupctl.state.schema import flags, generations, runs
 
-KINDS = ("backup", "copy", "probe", "verify")
 RunKey = tuple[str, str, str]  # (kind, job, repository)
 
 
@@ -93,8 +94,10 @@ class StateReader:
     def engine(self) -> Engine:
         if self._engine is None:
             if self._sqlite is not None:
+                # one kept connection keeps SQLite's page cache warm between scrapes
                 self._engine = create_engine("sqlite://", creator=self._connect_sqlite,
-                                             poolclass=NullPool)
+                                             poolclass=QueuePool, pool_size=1,
+                                             max_overflow=4, pool_recycle=300)
             else:
                 url = self.url
                 if url.startswith("postgresql://"):
@@ -127,57 +130,120 @@ class StateReader:
             raise StateUnavailable(f"state database {_safe(self.url)}: "
                                    f"{exc.__class__.__name__}: {first}") from None
 
-    def read(self) -> StateView:
+    def read(self, jobs: Sequence[Job]) -> StateView:
+        """The newest runs of these jobs (their configured repositories only)."""
+        keys = run_keys(jobs)
         with self._snapshot() as conn:
-            return StateView(newest=_newest(conn, success=False),
-                             success=_newest(conn, success=True),
-                             restore=_restores(conn), generations=_generations(conn),
+            ids = _newest_ids(conn, keys)
+            rows = _rows(conn, {i for triple in ids.values() for i in triple if i is not None})
+            newest, success, restore = {}, {}, {}
+            for key, (last, good, measured) in ids.items():
+                if last is not None:
+                    newest[key] = rows[last]
+                if good is not None:
+                    success[key] = rows[good]
+                if measured is not None and number(
+                        rows[measured].details.get("restore_seconds")) is not None:
+                    restore[(key[1], key[2])] = rows[measured]
+            return StateView(newest=newest, success=success, restore=restore,
+                             generations=_generations(conn, sorted({(j, r) for _, j, r in keys})),
                              suspicious=_suspicious(conn))
+
+    def ping(self) -> None:
+        """Raise StateUnavailable unless the runs table can be read."""
+        with self._snapshot() as conn:
+            conn.execute(select(runs.c.id).limit(1)).all()
 
     def close(self) -> None:
         if self._engine is not None:
             self._engine.dispose()
 
 
-def _newest(conn: Connection, *, success: bool) -> dict[RunKey, Run]:
-    cond = runs.c.status == "success" if success else runs.c.status != "running"
-    newest = (select(func.max(runs.c.id)).where(runs.c.kind.in_(KINDS), cond)
-              .group_by(runs.c.job, runs.c.kind, runs.c.repository))
-    rows = conn.execute(select(runs.c.job, runs.c.kind, runs.c.repository, runs.c.status,
-                               runs.c.finished_at, runs.c.started_at, runs.c.details)
-                        .where(runs.c.id.in_(newest)))
-    return {(r.kind, r.job, r.repository): Run(
-        status=r.status, finished_at=unix(r.finished_at or r.started_at),
-        details=_details(r.details)) for r in rows}
+def run_keys(jobs: Sequence[Job]) -> list[RunKey]:
+    keys: list[RunKey] = []
+    for job in jobs:
+        keys += [("backup", job.job, "primary"), ("verify", job.job, "primary")]
+        for copy in job.copies:
+            keys += [("copy", job.job, copy.name), ("verify", job.job, copy.name)]
+            if copy.kind == "immutable":
+                keys.append(("probe", job.job, copy.name))
+    return keys
 
 
-def _restores(conn: Connection) -> dict[tuple[str, str], Run]:
-    """The newest verify run per job/repository that measured a full restore.
-
-    `Store.finish_run` writes details with json.dumps' default separators, so a measured
-    restore reads `"restore_seconds": <number>`; the value is re-checked after parsing.
-    """
-    measured = and_(runs.c.kind == "verify", runs.c.status != "running",
-                    runs.c.details.like('%"restore_seconds": %'),
-                    runs.c.details.not_like('%"restore_seconds": null%'))
-    newest = select(func.max(runs.c.id)).where(measured).group_by(runs.c.job,
-                                                                  runs.c.repository)
-    out: dict[tuple[str, str], Run] = {}
-    for r in conn.execute(select(runs).where(runs.c.id.in_(newest))):
-        details = _details(r.details)
-        if number(details.get("restore_seconds")) is not None:
-            out[(r.job, r.repository)] = Run(status=r.status,
-                                             finished_at=unix(r.finished_at or r.started_at),
-                                             details=details)
-    return out
+@functools.lru_cache(maxsize=16)
+def _statement(template: str, names: tuple[str, ...], count: int) -> TextClause:
+    """`template` behind `WITH keys(a, b) AS (VALUES (:k0_0, :k0_1), ...)` (parsed once)."""
+    tuples = ", ".join("(" + ", ".join(f":k{i}_{j}" for j in range(len(names))) + ")"
+                       for i in range(count))
+    return text(template.format(keys=f"WITH keys({', '.join(names)}) AS (VALUES {tuples})"))
 
 
-def _generations(conn: Connection) -> dict[tuple[str, str], tuple[int, int]]:
-    newest = select(func.max(generations.c.id)).group_by(generations.c.job,
-                                                         generations.c.repository)
+def _params(rows: Sequence[Sequence[str]]) -> dict[str, str]:
+    return {f"k{i}_{j}": value for i, row in enumerate(rows) for j, value in enumerate(row)}
+
+
+# Each newest row is found by walking the (job, kind, id) index backwards from the newest
+# run and stopping at the first match: a scrape costs the same after years of history.
+# `Store.finish_run` writes details with json.dumps' default separators, so a measured full
+# restore reads `"restore_seconds": <number>` (re-checked after parsing).
+_NEWEST = """
+{keys}
+SELECT k.job, k.kind, k.repository,
+  (SELECT r.id FROM runs r WHERE r.job = k.job AND r.kind = k.kind
+     AND r.repository = k.repository AND r.status <> 'running'
+     ORDER BY r.id DESC LIMIT 1) AS newest,
+  (SELECT r.id FROM runs r WHERE r.job = k.job AND r.kind = k.kind
+     AND r.repository = k.repository AND r.status = 'success'
+     ORDER BY r.id DESC LIMIT 1) AS success,
+  CASE WHEN k.kind = 'verify' THEN
+    (SELECT r.id FROM runs r WHERE r.job = k.job AND r.kind = k.kind
+       AND r.repository = k.repository AND r.status <> 'running'
+       AND r.details LIKE :measured AND r.details NOT LIKE :unmeasured
+       ORDER BY r.id DESC LIMIT 1) END AS restore
+FROM keys k
+"""
+
+_GENERATIONS = """
+{keys}
+SELECT k.job, k.repository,
+  (SELECT g.id FROM generations g WHERE g.job = k.job AND g.repository = k.repository
+     ORDER BY g.id DESC LIMIT 1) AS newest
+FROM keys k
+"""
+
+
+def _newest_ids(conn: Connection, keys: Sequence[RunKey],
+                ) -> dict[RunKey, tuple[int | None, int | None, int | None]]:
+    if not keys:
+        return {}
+    statement = _statement(_NEWEST, ("job", "kind", "repository"), len(keys))
+    rows = conn.execute(statement, {
+        **_params([(j, k, r) for k, j, r in keys]), "measured": '%"restore_seconds": %',
+        "unmeasured": '%"restore_seconds": null%'})
+    return {(r.kind, r.job, r.repository): (r.newest, r.success, r.restore) for r in rows}
+
+
+def _rows(conn: Connection, ids: set[int]) -> dict[int, Run]:
+    if not ids:
+        return {}
+    rows = conn.execute(select(runs.c.id, runs.c.status, runs.c.finished_at, runs.c.started_at,
+                               runs.c.details).where(runs.c.id.in_(sorted(ids))))
+    return {r.id: Run(status=r.status, finished_at=unix(r.finished_at or r.started_at),
+                      details=_details(r.details)) for r in rows}
+
+
+def _generations(conn: Connection, keys: Sequence[tuple[str, str]],
+                 ) -> dict[tuple[str, str], tuple[int, int]]:
+    if not keys:
+        return {}
+    statement = _statement(_GENERATIONS, ("job", "repository"), len(keys))
+    ids = [r.newest for r in conn.execute(statement, _params(keys))
+           if r.newest is not None]
+    if not ids:
+        return {}
     rows = conn.execute(select(generations.c.job, generations.c.repository,
                                generations.c.count.label("held"), generations.c.expected)
-                        .where(generations.c.id.in_(newest)))
+                        .where(generations.c.id.in_(ids)))
     return {(r.job, r.repository): (int(r.held), int(r.expected)) for r in rows}
 
 

@@ -40,6 +40,8 @@ runs = Table(
     Column("pid", Integer, nullable=False),
     Column("operator", String(255), nullable=False, default="scheduler"),
     Index("runs_job_kind", "job", "kind", "id"),
+    # metrics: the newest run per job/kind/repository is one index seek (backupctl.metrics.state)
+    Index("runs_job_kind_repository", "job", "kind", "repository", "id"),
 )
 
 # Source hashes taken right after a backup; the references of every restore test.

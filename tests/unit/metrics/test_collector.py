@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry
+from prometheus_client.exposition import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
-from unit.metrics.conftest import Fleet, ts
+from unit.metrics.conftest import Fleet, make_job, ts
 
-from backupctl.metrics import exposition, registry
+from backupctl.metrics import exposition, registry, render
 from backupctl.metrics.families import ALL
 
 # SPEC §5: these names are a contract with dashboards and alert rules.
@@ -195,6 +196,14 @@ def test_reader_never_writes(fleet: Fleet) -> None:
         path.chmod(0o644)
     assert ok, text
     assert path.read_bytes() == before
+
+
+def test_fast_renderer_writes_exactly_what_prometheus_client_writes(fleet: Fleet) -> None:
+    tricky = make_job("tricky")
+    tricky = tricky.model_copy(update={"description": 'a "quoted" \\ back\nslash 電子カルテ'})
+    reg = registry(fleet.source(jobs=[*fleet.jobs, tricky]))[0]
+    assert render(reg) == generate_latest(reg)
+    assert b'description="a \\"quoted\\" \\\\ back\\nslash' in render(reg)
 
 
 def test_promtool_accepts_the_exposition(fleet: Fleet) -> None:
