@@ -35,7 +35,7 @@ from backupctl.cli.app import (
     report,
 )
 from backupctl.config import calendar
-from backupctl.errors import BackupctlError, ConfigError
+from backupctl.errors import BackupctlError, ConfigError, UsageError
 from backupctl.execute.local import LocalRunner
 
 schedule_app = typer.Typer(no_args_is_help=True, help="systemd timers or cron for every job.")
@@ -278,6 +278,15 @@ def _drill_text(outcome: Outcome) -> str:
             f"hashed, {len(outcome.mismatches)} mismatch(es){manual}")
 
 
+def _no_answers_possible() -> bool:
+    """stdin is /dev/null or closed (as under systemd and cron): no prompt can be answered."""
+    try:
+        stdin, null = os.fstat(0), os.stat(os.devnull)
+    except OSError:
+        return True
+    return (stdin.st_dev, stdin.st_ino) == (null.st_dev, null.st_ino)
+
+
 @app.command()
 def drill(
         job: Annotated[str, typer.Argument(help="job name")],
@@ -303,6 +312,10 @@ def drill(
         selected = config.select([job], all_jobs=False)[0]
     except BackupctlError as exc:
         die(exc)
+    if not yes and _no_answers_possible():
+        die(UsageError(f"{job}: the drill asks the operator questions but stdin is /dev/null "
+                       "(systemd, cron); use --yes (manual steps are then recorded as not "
+                       "performed)"))
     name = operator or os.environ.get("BACKUPCTL_OPERATOR", "").strip() or None
     if name is None and not yes and sys.stdin.isatty():
         name = typer.prompt("実施者 Operator", default=manual_operator(None), err=True)
@@ -313,8 +326,10 @@ def drill(
         result = drill_action.drill(ctx, selected, ui, target=target, snapshot=snapshot,
                                     source=source)
     except typer.Abort:
-        err.print(f"{job}: drill aborted: recorded as aborted; scratch data wiped "
-                  "(use --yes for a non-interactive drill)", markup=False)
+        kept = f"; data restored so far is kept in {target}" if target else (
+            "; scratch data was wiped")
+        err.print(f"{job}: drill aborted and recorded as aborted{kept} (use --yes for a "
+                  "non-interactive drill)", markup=False)
         raise typer.Exit(1) from None
     except BackupctlError as exc:
         die(exc)

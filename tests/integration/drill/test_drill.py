@@ -5,10 +5,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import subprocess
 from pathlib import Path
 from typing import Any
 
-from conftest import PASSWORD, Workspace
+from conftest import BACKUPCTL, PASSWORD, Workspace
 
 from .conftest import STEPS, check_commands, drill_evidence, drill_job, rows, scratch_leftovers
 
@@ -198,3 +199,13 @@ def test_runbook_shows_the_last_drill(workspace: Workspace) -> None:
     text = workspace.run("runbook", NAME).stdout
     line = next(ln for ln in text.splitlines() if ln.startswith("- 最後の復旧訓練"))
     assert "合格" in line and "佐藤" in line and "秒" in line
+
+
+def test_without_yes_and_without_a_terminal_nothing_runs(workspace: Workspace) -> None:
+    workspace.job(NAME)
+    proc = subprocess.run([*BACKUPCTL, "-c", str(workspace.config), "drill", NAME],
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 2, proc.stderr
+    assert "--yes" in proc.stderr
+    assert not (workspace.state_dir / "state.db").exists()  # nothing was even opened
