@@ -17,7 +17,13 @@ from backupctl.actions import repo as repos
 from backupctl.actions import tripwire
 from backupctl.actions.context import Context
 from backupctl.config.schema import Job
-from backupctl.errors import BackupctlError, CommandFailed, ResticError
+from backupctl.errors import (
+    BackupctlError,
+    CommandFailed,
+    ConnectError,
+    HostKeyError,
+    ResticError,
+)
 from backupctl.execute import Runner
 from backupctl.restic import commands as restic
 from backupctl.restic import parse
@@ -213,16 +219,23 @@ def _run(ctx: Context, job: Job, runner: Runner, run_id: int) -> BackupResult:
     output: parse.BackupOutput | None = None
     error: str | None = None
     status = ExitStatus.OK
+    unreachable = False
     try:
         error = run.hooks("before")
         if error is None:
             output = run.restic_backup()
+    except (ConnectError, HostKeyError) as exc:
+        error, status, unreachable = str(exc), exc.status, True
     except BackupctlError as exc:
         error, status = str(exc), exc.status
-    try:
-        after_error = run.hooks("after")  # runs even when the backup failed
-    except BackupctlError as exc:
-        after_error = str(exc)
+    after_error: str | None = None
+    if unreachable and job.source.after:
+        run.steps.append("after: not run, the host could not be reached")
+    else:
+        try:
+            after_error = run.hooks("after")  # runs even when the backup failed
+        except BackupctlError as exc:
+            after_error = str(exc)
     if error is not None and status is ExitStatus.OK:
         status = ExitStatus.FAILED
     if error is None and after_error is not None:
