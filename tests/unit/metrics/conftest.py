@@ -73,10 +73,13 @@ def ts(hours: float) -> float:
 
 @pytest.fixture
 def fleet(tmp_path: Path) -> Fleet:
+    return populate(f"sqlite:///{tmp_path / 'state.db'}")
+
+
+def populate(url: str) -> Fleet:
     """ok: everything passed; failed: everything failed after an earlier success;
     never: nothing ran; broken: interrupted and running runs; ransom: suspicious."""
     clock = FakeClock()
-    url = f"sqlite:///{tmp_path / 'state.db'}"
     store = Store(url, clock=clock)
     jobs = [make_job("ok", copies=[USB, WORM], rto="2h"), make_job("failed", copies=[WORM]),
             make_job("never", copies=[USB, WORM], rto="1h"), make_job("broken"),
