@@ -379,8 +379,9 @@ class _Verify:
             self.steps.append("restic check" + (f" --read-data-subset={subset * 100:g}%"
                                                 if subset else "") + ": no errors")
             return
-        if outcome is Outcome.FATAL and not result.timed_out and (
-                "contains errors" in text or "error" in text.lower()):
+        # restic 0.14 ends every check that found damage with "repository contains errors";
+        # any other failure (network, permissions) means the check could not run: exit 1.
+        if outcome is Outcome.FATAL and not result.timed_out and "contains errors" in text:
             packs = sorted(set(_HEX64.findall(text)))
             for line in _check_errors(text):
                 found = _HEX64.search(line)
