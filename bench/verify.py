@@ -136,6 +136,8 @@ class Bench:
             "source": {"paths": [str(self.src)]},
             "repository": {"url": str(self.repo), "password_file": str(self.pw)},
             "generations": {"last": 10}, "verify": {"sample": sample},
+            # growing the data set on purpose must not trip the ransomware spike detector
+            "tripwire": {"changed_min": 10_000_000},
             "schedule": {"backup": "*-*-* 02:00:00", "verify": "Sun *-*-* 04:00:00"}}))
 
     def cli(self, *args: str) -> list[str]:
