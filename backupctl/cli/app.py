@@ -142,10 +142,6 @@ def report(command: str, outcomes: Sequence[Outcome], *, as_json: bool,
             err.print(log.mask(f"[{mark}] {outcome.job}: {line or error}"), markup=False)
             if error and line:
                 err.print(log.mask(f"    {error}"), markup=False)
-    if OPTIONS.context is not None:  # node_exporter textfile, when textfile_dir is set
-        from backupctl.metrics.textfile import refresh
-
-        refresh(OPTIONS.context)
     exit_with(status)
 
 
@@ -164,6 +160,13 @@ def main() -> None:
     except KeyboardInterrupt:
         err.print("backupctl: interrupted", markup=False)
         sys.exit(int(ExitStatus.FAILED))
+    finally:
+        # Any command that opened the state (backup, copy, verify, clear, drill, …) may have
+        # changed it: refresh node_exporter's textfile when textfile_dir is set.
+        if OPTIONS.context is not None:
+            from backupctl.metrics.textfile import refresh
+
+            refresh(OPTIONS.context)
 
 
 # Register the commands (each module adds its own to `app`).

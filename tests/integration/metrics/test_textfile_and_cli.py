@@ -205,3 +205,23 @@ def test_textfile_write_failure_never_changes_the_backup_result(workspace: Works
     assert result.returncode == 0, result.stderr
     assert "cannot write" in result.stderr
     assert os.path.exists(workspace.state_dir / "state.db")
+
+
+def test_clear_refreshes_the_textfile(workspace: Workspace) -> None:
+    """Every command that changes state refreshes the textfile, not only backup/copy/verify."""
+    textfile_dir = workspace.root / "textfile"
+    textfile_dir.mkdir()
+    workspace.write_config(textfile_dir=str(textfile_dir))
+    src = workspace.root / "src" / "tw"
+    src.mkdir(parents=True)
+    canary = src / ".canary"
+    workspace.job("tw", source=src, verify={"canaries": [str(canary)]})
+    assert workspace.run("canary", "init", "tw").returncode == 0
+    canary.write_bytes(os.urandom(64))  # "encrypted"
+    assert workspace.run("backup", "tw").returncode == 3
+    key = ("backupctl_suspicious", (("backup_job", "tw"),))
+    assert _samples((textfile_dir / "backupctl.prom").read_text())[key] == 1
+
+    cleared = workspace.run("clear", "tw", "--operator", "test", "--reason", "drill")
+    assert cleared.returncode == 0, cleared.stderr
+    assert _samples((textfile_dir / "backupctl.prom").read_text())[key] == 0
