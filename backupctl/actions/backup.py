@@ -186,7 +186,8 @@ class _Backup:
             repos.run_restic(self.ctx.local, restic.forget(
                 primary.url, primary.password, host=self.job.job,
                 policy=self.job.generations.policy()),
-                job=self.job.job, what="restic forget --prune", timeout=self.ctx.timeout)
+                job=self.job.job, what="restic forget --prune", timeout=self.ctx.timeout,
+                unlock_stale=primary)
             self.steps.append("forget --prune: " + ", ".join(
                 f"keep-{k} {v}" for k, v in sorted(self.job.generations.policy().items())))
         held = repos.snapshots(self.ctx, self.job, primary)

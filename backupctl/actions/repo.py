@@ -47,10 +47,23 @@ def named(job: Job, name: str) -> Repo:
 
 def run_restic(runner: Runner, argv: Sequence[Arg], *, job: str, what: str,
                timeout: float | None, stdout_sink: StdoutSink | None = None,
-               allow: tuple[Outcome, ...] = ()) -> tuple[Result, Outcome]:
-    """Run restic; any outcome but OK (or one listed in `allow`) raises ResticError."""
+               allow: tuple[Outcome, ...] = (),
+               unlock_stale: Repo | None = None) -> tuple[Result, Outcome]:
+    """Run restic; any outcome but OK (or one listed in `allow`) raises ResticError.
+
+    With `unlock_stale` (the repository as `runner` reaches it), a run stopped by a lock is
+    retried once after `restic unlock`, which removes only stale locks (their restic is
+    gone on this host, or they are older than 30 minutes), never a live one: restic 0.14
+    keeps the lock of a restic that was killed (a backup whose SSH connection dropped), and
+    it would block every later `forget --prune`.
+    """
     result = runner.run(argv, timeout=timeout, stdout_sink=stdout_sink)
     outcome = Outcome.FATAL if result.timed_out else classify(result.returncode, result.stderr)
+    if outcome is Outcome.LOCKED and unlock_stale is not None:
+        runner.run(restic.unlock(unlock_stale.url, unlock_stale.password), timeout=600)
+        result = runner.run(argv, timeout=timeout, stdout_sink=stdout_sink)
+        outcome = (Outcome.FATAL if result.timed_out
+                   else classify(result.returncode, result.stderr))
     if outcome is Outcome.OK or outcome in allow:
         return result, outcome
     raise ResticError(f"{job}: {what} failed ({outcome.value}) {result.describe()}"

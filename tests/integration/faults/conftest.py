@@ -1,0 +1,383 @@
+"""Fault-injection fixtures: a password-leak watcher used by every fault test, workspaces
+whose repositories use a password unique to this test session, a killable TCP proxy, and
+helpers that read the recorded state (issue #9).
+
+Every test in this folder runs under `leak_watch` (autouse): a thread samples
+`/proc/*/cmdline` and `/proc/*/environ` of every process while the test runs, and at the
+end the CLI's stdout/stderr (text and `--json`), the workspace (state database with its
+evidence, logs, reports), the sshd log and the source host's temporary and cache
+directories are searched for the repository password. Any hit fails the test.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import BACKUPCTL, Sshd, Workspace, make_sshd, need
+
+# Unique per test session, so files and processes of other test sessions on this machine
+# (which all use conftest.PASSWORD) can never be mistaken for a leak of ours.
+SECRET = f"fault-canary-{secrets.token_hex(12)}"
+
+
+# -- the leak watcher ---------------------------------------------------------------------
+
+@dataclass
+class LeakWatch:
+    """Samples every process's argv and environment; scans outputs and files at the end."""
+
+    needle: bytes
+    started: float = field(default_factory=time.time)
+    hits: list[str] = field(default_factory=list)
+    texts: list[tuple[str, str]] = field(default_factory=list)  # (what, text) to scan
+    roots: list[Path] = field(default_factory=list)  # directories to scan for files
+    allowed: set[Path] = field(default_factory=set)  # the password files themselves
+    sweeps: int = 0
+    restic_seen: int = 0  # restic processes observed (proves the sampler watched them)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._sample, daemon=True, name="leak-watch")
+        self._thread.start()
+
+    def _sample(self) -> None:
+        me = str(os.getpid())
+        seen: set[str] = set()
+        while not self._stop.is_set():
+            for pid in os.listdir("/proc"):
+                if not pid.isdigit() or pid == me:
+                    continue
+                for name in ("cmdline", "environ"):
+                    try:
+                        data = Path(f"/proc/{pid}/{name}").read_bytes()
+                    except OSError:
+                        continue
+                    if self.needle in data:
+                        self.hits.append(f"/proc/{pid}/{name}: {data[:300]!r}")
+                    if name == "cmdline" and data.startswith(b"restic\0") and pid not in seen:
+                        seen.add(pid)
+                        self.restic_seen += 1
+            self.sweeps += 1
+            self._stop.wait(0.01)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+
+    def text(self, what: str, text: str) -> None:
+        self.texts.append((what, text))
+
+    def scan(self, extra_roots: list[Path]) -> list[str]:
+        """Every leak found: sampled processes, recorded outputs, files written meanwhile."""
+        found = list(self.hits)
+        secret = self.needle.decode()
+        found += [f"{what} contains the password" for what, text in self.texts
+                  if secret in text]
+        for root in [*self.roots, *extra_roots]:
+            found += [f"file {p} contains the password" for p in
+                      _files_containing(self.needle, root, since=self.started - 2,
+                                        skip=self.allowed)]
+        return found
+
+
+def _files_containing(needle: bytes, root: Path, *, since: float, skip: set[Path]) -> list[Path]:
+    found: list[Path] = []
+    for dirpath, dirs, files in os.walk(root, onerror=lambda _e: None):
+        dirs[:] = [d for d in dirs if not (Path(dirpath) / d).is_symlink()]
+        for name in files:
+            path = Path(dirpath) / name
+            try:
+                st = path.lstat()
+                if (not path.is_file() or path.is_symlink() or st.st_mtime < since
+                        or path in skip or st.st_size > 64 * 1024 * 1024):
+                    continue
+                if needle in path.read_bytes():
+                    found.append(path)
+            except OSError:
+                continue
+    return found
+
+
+@pytest.fixture(autouse=True)
+def leak_watch() -> Iterator[LeakWatch]:
+    """Fails the test if the repository password leaked anywhere while it ran."""
+    watch = LeakWatch(SECRET.encode())
+    watch.start()
+    yield watch
+    watch.stop()
+    # The source host is this machine: its temp dirs and restic's cache are its disk.
+    hits = watch.scan([Path("/tmp"), Path("/var/tmp"), Path("/dev/shm"),
+                       Path.home() / ".cache" / "restic"])
+    assert watch.sweeps > 0, "the leak watcher never sampled /proc"
+    assert hits == [], "repository password leaked:\n" + "\n".join(hits)
+
+
+# -- workspaces ---------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def fault_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One repository initialised with this session's unique password; tests copy it."""
+    need("restic")
+    root = tmp_path_factory.mktemp("fault-template")
+    subprocess.run(["restic", "init", "-q", "--repo", str(root / "repo"), "--password-file",
+                    "/dev/stdin"], input=(SECRET + "\n").encode(), check=True,
+                   capture_output=True)
+    return root / "repo"
+
+
+@dataclass
+class FaultWorkspace(Workspace):
+    """A Workspace whose password is SECRET and whose CLI output goes to the watcher."""
+
+    watch: LeakWatch | None = None
+
+    def password_file(self, name: str = "pw", password: str = SECRET) -> Path:
+        path = super().password_file(name, password)
+        if self.watch is not None:
+            self.watch.allowed.add(path)
+        return path
+
+    def run(self, *args: str, check: bool = False, timeout: float = 300,
+            env: dict[str, str] | None = None, input: str | None = None,
+            ) -> subprocess.CompletedProcess[str]:
+        proc = super().run(*args, check=check, timeout=timeout, env=env, input=input)
+        self.record(proc.stdout, proc.stderr, args)
+        return proc
+
+    def record(self, stdout: str, stderr: str, args: object) -> None:
+        if self.watch is not None:
+            self.watch.text(f"stdout of {args}", stdout)
+            self.watch.text(f"stderr of {args}", stderr)
+
+    def start(self, *args: str) -> subprocess.Popen[str]:
+        """The CLI in the background, in its own session (so a test can kill its group)."""
+        return subprocess.Popen([*BACKUPCTL, "-c", str(self.config), *args], text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                start_new_session=True)
+
+    def finish(self, proc: subprocess.Popen[str], timeout: float = 120) -> tuple[str, str]:
+        out, err = proc.communicate(timeout=timeout)
+        self.record(out, err, proc.args)
+        return out, err
+
+    def repo(self, name: str) -> Path:
+        return self.root / "repos" / name
+
+    def src(self, name: str) -> Path:
+        return self.root / "src" / name
+
+
+def _workspace(root: Path, template: Path, watch: LeakWatch) -> FaultWorkspace:
+    ws = FaultWorkspace(root=root, repo_template=template, known_hosts=root / "known_hosts",
+                        watch=watch)
+    ws.root.mkdir(parents=True)
+    ws.write_config()
+    watch.roots.append(root)
+    return ws
+
+
+@pytest.fixture
+def fws(tmp_path: Path, fault_template: Path, leak_watch: LeakWatch) -> FaultWorkspace:
+    """A fault workspace for local jobs."""
+    return _workspace(tmp_path / "ws", fault_template, leak_watch)
+
+
+@pytest.fixture
+def fsshd(tmp_path: Path, leak_watch: LeakWatch) -> Iterator[Sshd]:
+    """A real sshd whose log and directory are scanned for leaks."""
+    server = make_sshd(tmp_path / "sshd")
+    server.start()
+    server.trust()
+    leak_watch.roots.append(server.root)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fssh(fws: FaultWorkspace, fsshd: Sshd) -> FaultWorkspace:
+    """A fault workspace that trusts the test sshd."""
+    shutil.copy(fsshd.known_hosts, fws.known_hosts)
+    return fws
+
+
+@pytest.fixture
+def started() -> Iterator[list[subprocess.Popen[str]]]:
+    """Background CLI processes; their process groups are killed after the test."""
+    procs: list[subprocess.Popen[str]] = []
+    yield procs
+    for proc in procs:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=30)
+
+
+# -- a TCP proxy to cut the network -------------------------------------------------------
+
+class TcpProxy:
+    """Forwards 127.0.0.1:port → 127.0.0.1:target; `cut()` drops every connection at once
+    (RST, like a switch losing power) and stops listening."""
+
+    def __init__(self, target: int) -> None:
+        self.target = target
+        self.listener = socket.socket()
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(16)
+        self.port = int(self.listener.getsockname()[1])
+        self.sockets: list[socket.socket] = []
+        self.pumps: list[threading.Thread] = []
+        self.bytes = 0
+        self._lock = threading.Lock()
+        self._closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self._closed:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.target))
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                self.sockets += [client, upstream]
+                for a, b in ((client, upstream), (upstream, client)):
+                    pump = threading.Thread(target=self._pump, args=(a, b), daemon=True)
+                    self.pumps.append(pump)
+                    pump.start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while chunk := src.recv(65536):
+                dst.sendall(chunk)
+                self.bytes += len(chunk)
+        except OSError:
+            pass
+        if not self._closed:  # an orderly end from one side is passed on
+            with contextlib.suppress(OSError):
+                dst.shutdown(socket.SHUT_WR)
+
+    def cut(self) -> None:
+        self._closed = True
+        with contextlib.suppress(OSError):
+            self.listener.shutdown(socket.SHUT_RDWR)
+        self.listener.close()
+        with self._lock:
+            for sock in self.sockets:
+                with contextlib.suppress(OSError):
+                    # linger 0: close() sends RST, the connection is gone, not ended
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                    b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                    sock.shutdown(socket.SHUT_RD)  # wakes the pump blocked in recv()
+            for pump in self.pumps:
+                pump.join(timeout=10)
+            for sock in self.sockets:
+                sock.close()
+            self.sockets.clear()
+
+
+@pytest.fixture
+def tcp_proxy() -> Iterator[list[TcpProxy]]:
+    proxies: list[TcpProxy] = []
+    yield proxies
+    for proxy in proxies:
+        proxy.cut()
+
+
+# -- reading what was recorded ------------------------------------------------------------
+
+def rows(ws: Workspace, table: str) -> list[dict[str, Any]]:
+    db = ws.state_dir / "state.db"
+    if not db.exists():
+        return []
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        conn.row_factory = sqlite3.Row
+        order = "seq" if table == "evidence" else "id"
+        return [dict(r) for r in conn.execute(f"SELECT * FROM {table} ORDER BY {order}")]
+
+
+def runs(ws: Workspace, kind: str | None = None) -> list[dict[str, Any]]:
+    return [r for r in rows(ws, "runs") if kind is None or r["kind"] == kind]
+
+
+def assert_recorded(ws: Workspace, *, kind: str, statuses: list[str]) -> None:
+    """The runs of `kind` have `statuses`, and every finished run has one evidence record
+    with the matching result, and the chain verifies."""
+    got = runs(ws, kind)
+    assert [r["status"] for r in got] == statuses, got
+    evidence = {r["run_id"]: r for r in rows(ws, "evidence")}
+    for run in got:
+        if run["status"] == "running":
+            continue
+        record = evidence.get(run["id"])
+        assert record is not None, f"run {run['id']} has no evidence record"
+        assert record["kind"] == kind
+        assert record["result"] == ("pass" if run["status"] == "success" else "fail")
+    check = ws.run("evidence", "verify", "--db", "--json")
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
+def processes_mentioning(marker: str) -> list[str]:
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            data = cmdline.read_bytes()
+        except OSError:
+            continue
+        if marker.encode() in data:
+            found.append(data.replace(b"\0", b" ").decode(errors="replace"))
+    return found
+
+
+def wait_gone(marker: str, timeout: float = 60) -> None:
+    """Wait until no process mentions `marker`; fail naming the survivors."""
+    deadline = time.monotonic() + timeout
+    while (alive := processes_mentioning(marker)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not alive, f"left behind: {alive}"
+
+
+def wait_for(predicate: Any, what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def scratch_leftovers(ws: Workspace) -> list[Path]:
+    return sorted(ws.scratch_dir.rglob("*")) if ws.scratch_dir.exists() else []
+
+
+def restic_locks(repo: Path) -> list[Path]:
+    return sorted((repo / "locks").iterdir()) if (repo / "locks").exists() else []
+
+
+def json_job(proc: subprocess.CompletedProcess[str]) -> dict[str, Any]:
+    """The single job of a --json run (stdout is exactly one JSON object)."""
+    assert proc.stdout.strip(), proc.stderr
+    payload = json.loads(proc.stdout)
+    assert payload["exit_code"] == proc.returncode
+    [job] = payload["jobs"]
+    return dict(job)
