@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -30,10 +31,21 @@ class Digest:
     missing: bool = False
 
 
+_LOCAL = threading.local()
+
+
+def _buffer(size: int) -> memoryview:
+    """One reusable read buffer per thread (no 1 MiB allocation per file)."""
+    view: memoryview | None = getattr(_LOCAL, "view", None)
+    if view is None or len(view) != size:
+        view = memoryview(bytearray(size))
+        _LOCAL.view = view
+    return view
+
+
 def sha256_file(path: Path, *, chunk: int = CHUNK) -> Digest:
     """Hash one file without following a final symlink; memory stays at one chunk."""
-    buffer = bytearray(chunk)
-    view = memoryview(buffer)
+    view = _buffer(chunk)
     digest = hashlib.sha256()
     size = 0
     try:
