@@ -36,7 +36,7 @@ from backupctl import __version__
 from backupctl.actions import repo as repos
 from backupctl.actions.context import Context
 from backupctl.config.schema import Job
-from backupctl.errors import CommandFailed, ResticError
+from backupctl.errors import CommandFailed, DataError, ResticError
 from backupctl.execute import Arg, Result, Secret, display, tail
 from backupctl.restic import commands as restic
 from backupctl.restic.codes import Outcome, classify
@@ -134,12 +134,19 @@ def verify(ctx: Context, job: Job, *, mode: str = "quick", snapshot: str = "late
     repo = repos.named(job, source)
     settings = ctx.config.settings
     with job_lock(settings.state_dir, job.job):
-        recover(ctx.store, state_dir=settings.state_dir, scratch_dir=settings.scratch_dir,
-                job=job.job)
+        stale = recover(ctx.store, state_dir=settings.state_dir,
+                        scratch_dir=settings.scratch_dir, job=job.job)
         run_id = ctx.store.start_run(job=job.job, kind="verify", repository=repo.name,
                                      operator=ctx.operator)
         try:
-            result = _Verify(ctx, job, repo, mode=mode, run_id=run_id).run(snapshot)
+            run = _Verify(ctx, job, repo, mode=mode, run_id=run_id)
+            if stale:
+                run.unlock()
+            result = run.run(snapshot)
+        except DataError as exc:  # bad data found before a result could be built
+            ctx.store.finish_run(run_id, status="bad_data", exit_code=int(exc.status),
+                                 error=str(exc))
+            raise
         except BaseException as exc:  # record the failure now, then let it propagate
             ctx.store.finish_run(run_id, status="failed", exit_code=int(ExitStatus.FAILED),
                                  error=f"{job.job}: aborted: {exc.__class__.__name__}: {exc}")
@@ -212,22 +219,45 @@ class _Verify:
                                                                       result.stderr)
             if outcome is not Outcome.LOCKED or attempt:
                 return result, outcome
-            self.count()
-            unlocked = self.ctx.local.run(restic.unlock(self.repo.url, self.repo.password),
-                                          timeout=600)
-            self.steps.append(f"repository {self.repo.name} was locked; restic unlock "
-                              f"(stale locks only) exited {unlocked.returncode}")
+            self.unlock(why="was locked")
         return result, outcome
 
+    def unlock(self, *, why: str = "after an interrupted run") -> None:
+        """`restic unlock`: removes only stale locks (dead process on this host, or > 30 min)."""
+        self.count()
+        unlocked = self.ctx.local.run(restic.unlock(self.repo.url, self.repo.password),
+                                      timeout=600)
+        self.steps.append(f"repository {self.repo.name} {why}: restic unlock (stale locks "
+                          f"only) exited {unlocked.returncode}")
+
     def resolve(self, wanted: str) -> SnapshotRef:
-        result, _ = self.restic(restic.snapshots(self.repo.url, self.repo.password,
-                                                 host=self.job.job),
-                                what=f"listing snapshots of {self.repo.name}", timeout=600)
-        found = listings.pick(listings.snapshot_refs(result.stdout), wanted)
+        result, outcome = self.run_unlocking(restic.snapshots(self.repo.url, self.repo.password,
+                                                              host=self.job.job))
+        if outcome is not Outcome.OK:
+            raise ResticError(f"{self.job.job}: listing snapshots of {self.repo.name} failed "
+                              f"({outcome.value}) {result.describe()}"
+                              + repos.hint(self.job.job, outcome))
+        held = listings.snapshot_refs(result.stdout)
+        if wanted == "latest" and self.repo.name == repos.PRIMARY:
+            self.lost_snapshot(held)
+        found = listings.pick(held, wanted)
         if found is None:
             raise CommandFailed(f"{self.job.job}: no snapshot {wanted!r} of host {self.job.job} "
                                 f"in repository {self.repo.name} ({self.repo.url})")
         return found
+
+    def lost_snapshot(self, held: list[SnapshotRef]) -> None:
+        """The newest successful backup's snapshot must still be there: `latest` must never
+        quietly fall back to an older snapshot when the newest one was deleted."""
+        newest = self.ctx.store.last_run(self.job.job, "backup", repository=repos.PRIMARY,
+                                         status="success")
+        if newest is None or not newest.snapshot_id:
+            return
+        if not any(s.id.startswith(newest.snapshot_id) for s in held):
+            raise DataError(f"{self.job.job}: BAD DATA: snapshot {newest.snapshot_id} of the "
+                            f"last successful backup ({newest.finished_at}) is missing from "
+                            f"repository {self.repo.name} ({self.repo.url}): it was deleted "
+                            "or the repository was replaced")
 
     def references(self, snap: SnapshotRef) -> tuple[list[Reference], list[str], str]:
         """The manifest of the snapshot (or of the one it was copied from)."""
@@ -235,7 +265,8 @@ class _Verify:
         if snap.original:
             ids |= {snap.original, snap.original[:8]}
         with self.ctx.store.read() as conn:
-            rows = list(conn.execute(select(manifest_table).where(
+            m = manifest_table.c
+            rows = list(conn.execute(select(m.snapshot_id, m.path, m.size, m.sha256, m.state).where(
                 manifest_table.c.job == self.job.job,
                 manifest_table.c.snapshot_id.in_(sorted(ids))).order_by(manifest_table.c.id)))
         if not rows:
@@ -412,7 +443,10 @@ class _Verify:
         snap = self.resolve(wanted)
         refs, changed, _ = self.references(snap)
         try:
-            listing = self._list(snap)
+            try:
+                listing = self._list(snap)
+            except ResticError as exc:
+                return self._unreadable(snap, exc)
             self.free_space(listing.total_bytes)
             root = self.scratch_dir()
             restore_seconds = self.restore(snap, root, None)
@@ -428,6 +462,17 @@ class _Verify:
         return self._result(snap, files=files, size=size, total=len(listing.files),
                             changed=changed, restore_seconds=restore_seconds,
                             files_restored=files_restored, bytes_restored=bytes_restored)
+
+    def _unreadable(self, snap: SnapshotRef, error: ResticError) -> VerifyResult:
+        """restic could not even list the snapshot (e.g. its index is gone): bad data if
+        `restic check` confirms damage, else the run could not complete."""
+        self.check()
+        if not (self.mismatches or self.failures):
+            raise error
+        self.failures.append(f"restic could not list snapshot {snap.short_id}: "
+                             f"{str(error).splitlines()[0]}")
+        return self._result(snap, files=0, size=0, total=None, changed=[],
+                            restore_seconds=None, files_restored=None, bytes_restored=None)
 
     def _quick(self, wanted: str) -> VerifyResult:
         """Restore + hash the manifest's files while `restic check` runs alongside.

@@ -12,8 +12,9 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+from collections import deque
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,8 +70,14 @@ def sha256_many(paths: Iterable[Path], *, workers: int = WORKERS) -> Iterator[Di
     if workers <= 1:
         yield from (sha256_file(p) for p in paths)
         return
+    window: deque[Future[Digest]] = deque()
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sha256") as pool:
-        yield from pool.map(sha256_file, paths)
+        for path in paths:  # a bounded window: memory does not grow with the file count
+            window.append(pool.submit(sha256_file, path))
+            if len(window) >= 4 * workers:
+                yield window.popleft().result()
+        while window:
+            yield window.popleft().result()
 
 
 # Runs on the source host (python3 ≥ 3.6, standard library only). Input: a JSON list of
