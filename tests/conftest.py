@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import restic_kdf
 import yaml_helpers
 
 PASSWORD = "correct-horse-battery-staple-7f3a"  # test repository password (looked for in leaks)
@@ -49,6 +50,7 @@ def restic_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     pw.write_text(PASSWORD + "\n")
     subprocess.run(["restic", "init", "-q", "--repo", str(root / "repo"), "--password-file",
                     str(pw)], check=True, capture_output=True)
+    restic_kdf.cheapen(root / "repo", PASSWORD)
     return root / "repo"
 
 
