@@ -14,6 +14,9 @@ def read_secret(path: Path, *, what: str = "password file") -> Secret:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise BackupctlError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        # Never echo the bytes: they are (part of) the password.
+        raise BackupctlError(f"{what} {path} is not UTF-8 text") from None
     value = text.splitlines()[0] if text else ""
     if not value:
         raise BackupctlError(f"{what} {path} is empty")

@@ -136,9 +136,13 @@ class _Backup:
         argv = restic.backup(self.job.repository.url, password, host=self.job.job,
                              paths=self.job.source.paths, exclude=self.job.source.exclude)
         allow = (Outcome.INCOMPLETE, Outcome.NO_REPOSITORY)
+        # A stale lock (a killed prune or check) is removed from the orchestrator, where
+        # restic can tell that its process is gone.
         result, outcome = repos.run_restic(self.runner, argv, job=self.job.job,
                                            what=f"restic backup on {self.runner.host}",
-                                           timeout=self.ctx.timeout, allow=allow)
+                                           timeout=self.ctx.timeout, allow=allow,
+                                           unlock_stale=repos.primary(self.job),
+                                           unlock_runner=self.ctx.local)
         if outcome is Outcome.NO_REPOSITORY:
             if not self.job.repository.init:
                 raise ResticError(

@@ -48,29 +48,32 @@ def named(job: Job, name: str) -> Repo:
 def run_restic(runner: Runner, argv: Sequence[Arg], *, job: str, what: str,
                timeout: float | None, stdout_sink: StdoutSink | None = None,
                allow: tuple[Outcome, ...] = (),
-               unlock_stale: Repo | None = None) -> tuple[Result, Outcome]:
+               unlock_stale: Repo | None = None,
+               unlock_runner: Runner | None = None) -> tuple[Result, Outcome]:
     """Run restic; any outcome but OK (or one listed in `allow`) raises ResticError.
 
-    With `unlock_stale` (the repository as `runner` reaches it), a run stopped by a lock is
-    retried once after `restic unlock`, which removes only stale locks (their restic is
-    gone on this host, or they are older than 30 minutes), never a live one: restic 0.14
-    keeps the lock of a restic that was killed (a backup whose SSH connection dropped), and
-    it would block every later `forget --prune`.
+    With `unlock_stale` (the repository as `unlock_runner`, default `runner`, reaches it),
+    a run stopped by a lock is retried once after `restic unlock`, which removes only stale
+    locks (their restic is gone on this host, or they are older than 30 minutes), never a
+    live one: restic 0.14 keeps the lock of a restic that was killed (a backup whose SSH
+    connection dropped), and it would block every later backup, `forget --prune`, listing.
     """
     result = runner.run(argv, timeout=timeout, stdout_sink=stdout_sink)
     outcome = Outcome.FATAL if result.timed_out else classify(result.returncode, result.stderr)
     if outcome is Outcome.LOCKED and unlock_stale is not None:
-        runner.run(restic.unlock(unlock_stale.url, unlock_stale.password), timeout=600)
+        (unlock_runner or runner).run(restic.unlock(unlock_stale.url, unlock_stale.password),
+                                      timeout=600)
         result = runner.run(argv, timeout=timeout, stdout_sink=stdout_sink)
         outcome = (Outcome.FATAL if result.timed_out
                    else classify(result.returncode, result.stderr))
     if outcome is Outcome.OK or outcome in allow:
         return result, outcome
     raise ResticError(f"{job}: {what} failed ({outcome.value}) {result.describe()}"
-                      + _hint(job, outcome))
+                      + hint(job, outcome))
 
 
-def _hint(job: str, outcome: Outcome) -> str:
+def hint(job: str, outcome: Outcome) -> str:
+    """What to do about a restic outcome (appended to error messages)."""
     if outcome is Outcome.NO_REPOSITORY:
         return f"\nTo create the repository, run: backupctl init {job}"
     if outcome is Outcome.WRONG_PASSWORD:
@@ -83,5 +86,6 @@ def _hint(job: str, outcome: Outcome) -> str:
 
 def snapshots(ctx: Context, job: Job, repo: Repo) -> list[parse.Snapshot]:
     result, _ = run_restic(ctx.local, restic.snapshots(repo.url, repo.password, host=job.job),
-                           job=job.job, what=f"listing snapshots of {repo.name}", timeout=600)
+                           job=job.job, what=f"listing snapshots of {repo.name}", timeout=600,
+                           unlock_stale=repo)
     return parse.snapshots(result.stdout)

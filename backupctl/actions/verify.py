@@ -467,7 +467,7 @@ class _Verify:
         """restic could not even list the snapshot (e.g. its index is gone): bad data if
         `restic check` confirms damage, else the run could not complete."""
         self.check()
-        if not (self.mismatches or self.failures):
+        if not (self.check_mismatches or self.check_failures):
             raise error
         self.failures.append(f"restic could not list snapshot {snap.short_id}: "
                              f"{str(error).splitlines()[0]}")
