@@ -57,6 +57,9 @@ MODES = ("quick", "full")
 INCLUDE_ARGV_BYTES = 1 << 20
 FREE_SPACE_MARGIN = 64 << 20
 _HEX64 = re.compile(r"\b[0-9a-f]{64}\b")
+# Errors of the restore target itself (errno texts as Go prints them).
+_LOCAL_FAILURE = re.compile(r"no space left on device|disk quota exceeded|read-only file system"
+                            r"|too many open files", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -344,6 +347,14 @@ class _Verify:
             seconds += result.duration
             if outcome is Outcome.OK:
                 continue
+            local = _local_failure(target, result.stderr) if not result.ok or \
+                _restore_errors(result.stderr) else None
+            if local:
+                # The orchestrator's disk failed, not the data: not proven, never bad data.
+                raise CommandFailed(
+                    f"{self.job.job}: restoring into scratch_dir {target.parent} failed on "
+                    f"the orchestrator ({local}); the data is not proven. Free space/inodes "
+                    f"there or point scratch_dir at a larger disk {result.describe()}")
             if outcome is Outcome.FATAL and not result.timed_out and _restore_errors(
                     result.stderr):
                 for path, message in _restore_errors(result.stderr):
@@ -629,6 +640,25 @@ def _chunks(paths: list[str]) -> Iterator[list[str]]:
         used += cost
     if chunk:
         yield chunk
+
+
+def _local_failure(target: Path, stderr: str) -> str | None:
+    """Why the restore target itself failed (disk full, read-only, ...), or None.
+
+    restic prints one error per file and only the tail of stderr is kept, so a full disk
+    is also recognised from the file system itself."""
+    found = _LOCAL_FAILURE.search(stderr)
+    if found:
+        return found.group(0)
+    try:
+        fs = os.statvfs(target)
+    except OSError:
+        return None
+    if fs.f_bavail * fs.f_frsize < FREE_SPACE_MARGIN // 64:
+        return "no space left on device"
+    if fs.f_files and not fs.f_favail:
+        return "no space left on device (no free inodes)"
+    return None
 
 
 def _restore_errors(stderr: str) -> list[tuple[str, str]]:

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from backupctl.errors import LockHeld
+from backupctl.errors import BackupctlError, LockHeld
 
 
 @contextmanager
@@ -19,9 +19,14 @@ def job_lock(state_dir: Path, job: str) -> Iterator[None]:
     stale lock behind.
     """
     directory = state_dir / "locks"
-    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     path = directory / f"{job}.lock"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise BackupctlError(f"{job}: cannot open the job lock {path}: "
+                             f"{exc.strerror or exc}; check state_dir; nothing was run")\
+            from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
