@@ -101,8 +101,8 @@ def load_config(path: Path, *, strict: bool = False) -> Config:
     settings = _model(doc, GlobalConfig, data, problems)
     if settings is None:
         raise ConfigError([str(p) for p in problems])
-    if not settings.jobs_dir.is_dir():
-        problems.append(doc.problem(["jobs_dir"], f"directory {settings.jobs_dir} does not exist"))
+    if (reason := _not_a_directory(settings.jobs_dir)) is not None:
+        problems.append(doc.problem(["jobs_dir"], f"directory {settings.jobs_dir} {reason}"))
         raise ConfigError([str(p) for p in problems])
     jobs: dict[str, JobFile] = {}
     seen: dict[str, Path] = {}
@@ -147,7 +147,21 @@ def _load_job(path: Path, problems: list[Problem], seen: dict[str, Path], *,
 Finding = tuple[list[str | int], str]
 
 
+def _not_a_directory(path: Path) -> str | None:
+    try:
+        return None if path.is_dir() else "does not exist"
+    except (OSError, ValueError) as exc:  # a name too long, a NUL byte, ...
+        return f"cannot be used: {getattr(exc, 'strerror', None) or exc}"
+
+
 def _readable_file(path: Path, what: str) -> str | None:
+    try:
+        return _unreadable(path, what)
+    except (OSError, ValueError) as exc:  # a name too long, a NUL byte, ...
+        return f"{what} cannot be used: {getattr(exc, 'strerror', None) or exc}"
+
+
+def _unreadable(path: Path, what: str) -> str | None:
     if not path.exists():
         return f"{what} {path} does not exist"
     if not path.is_file():
