@@ -204,20 +204,26 @@ def test_restore_slower_than_rto_is_bad_data(workspace: Workspace, big_source: P
     assert leftovers(workspace) == []
 
 
-def _wait_gone(marker: str) -> None:
-    """Wait until no process mentions `marker` (the killed restic has been reaped)."""
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        alive = []
-        for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-            try:
-                alive.append(marker.encode() in cmdline.read_bytes())
-            except OSError:
-                continue
-        if not any(alive):
-            return
+def _session_pids(sid: int) -> list[int]:
+    """Processes of a session (backupctl and the restic it started)."""
+    pids = []
+    for stat_file in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat_file.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[3]) == sid:  # fields after the name: state ppid pgrp session …
+            pids.append(int(stat_file.parent.name))
+    return pids
+
+
+def _wait_reaped(pids: list[int]) -> None:
+    """Wait until the killed processes are gone, zombies included (restic treats a lock
+    whose PID still exists as live)."""
+    deadline = time.monotonic() + 60
+    while any(Path(f"/proc/{pid}").exists() for pid in pids):
+        assert time.monotonic() < deadline, f"processes {pids} were not reaped"
         time.sleep(0.05)
-    raise AssertionError(f"a process using {marker} is still running")
 
 
 @pytest.mark.slow
@@ -232,9 +238,11 @@ def test_killed_full_verify_is_wiped_and_recorded_on_the_next_run(
     while time.monotonic() < deadline and not any(
             p.is_file() and p.stat().st_size > 0 for p in leftovers(workspace)):
         time.sleep(0.05)
+    victims = _session_pids(proc.pid)
+    assert len(victims) >= 2, "restic was not running"
     os.killpg(proc.pid, signal.SIGKILL)  # backupctl and its restic, like a power cut
     proc.wait()
-    _wait_gone(str(workspace.scratch_dir))
+    _wait_reaped(victims)
     assert any(p.is_file() for p in leftovers(workspace)), "nothing was being restored"
 
     code, result, stderr = run_json(workspace, "verify", "kill")
