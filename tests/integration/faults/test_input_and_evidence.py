@@ -77,6 +77,7 @@ def with_history(fws: FaultWorkspace) -> FaultWorkspace:
     return fws
 
 
+@pytest.mark.slow
 def test_truncated_chain_is_caught_by_the_anchor(with_history: FaultWorkspace) -> None:
     ws = with_history
     anchors = ws.root / "anchors.txt"
@@ -92,6 +93,7 @@ def test_truncated_chain_is_caught_by_the_anchor(with_history: FaultWorkspace) -
     assert f"seq {records[-1]['seq']}" in result.stdout + result.stderr
 
 
+@pytest.mark.slow
 def test_truncated_database_file_never_verifies(with_history: FaultWorkspace) -> None:
     ws = with_history
     db = ws.state_dir / "state.db"
@@ -104,6 +106,7 @@ def test_truncated_database_file_never_verifies(with_history: FaultWorkspace) ->
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_truncated_record_text_is_named(with_history: FaultWorkspace) -> None:
     ws = with_history
     victim = rows(ws, "evidence")[1]

@@ -88,6 +88,7 @@ def test_byte_flipped_in_a_pack_is_exit_3_naming_the_file(fws: FaultWorkspace,
     assert str(src / "big.bin") in {m["path"] for m in job["mismatches"]}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", MODES)
 def test_deleted_pack_is_exit_3(fws: FaultWorkspace, mode: str) -> None:
     _backed_up(fws, "pack")
@@ -212,6 +213,7 @@ def exclusive_lock(fws: FaultWorkspace) -> Iterator[Any]:
             proc.wait()
 
 
+@pytest.mark.slow
 def test_live_exclusive_lock_is_exit_1_never_removed(fws: FaultWorkspace,
                                                      exclusive_lock: Any) -> None:
     _backed_up(fws, "live")
@@ -231,6 +233,7 @@ def test_live_exclusive_lock_is_exit_1_never_removed(fws: FaultWorkspace,
     holder.wait()
 
 
+@pytest.mark.slow
 def test_stale_exclusive_lock_is_removed_and_runs_succeed(fws: FaultWorkspace,
                                                           exclusive_lock: Any) -> None:
     _backed_up(fws, "stale")
@@ -249,6 +252,7 @@ def test_stale_exclusive_lock_is_removed_and_runs_succeed(fws: FaultWorkspace,
     assert_recorded(fws, kind="verify", statuses=["success"])
 
 
+@pytest.mark.slow
 def test_lock_file_copied_from_a_killed_restic_elsewhere_is_removed(
         fws: FaultWorkspace, exclusive_lock: Any) -> None:
     """A lock file copied in (e.g. restored with the repository from another disk)."""
