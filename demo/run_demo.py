@@ -181,9 +181,26 @@ def main() -> None:
         result = run("backup", "--all", "--json")
         ids = {j["job"]: j.get("snapshot_id") for j in json.loads(result.stdout)["jobs"]}
         run("backup", "fileserver")
+        say("copying to the offline USB disk (labelled once with `media init`)")
+        (WORK / "media" / "usb1").mkdir(parents=True)
+        run("init", "emr-db", "--copies")
+        run("media", "init", "emr-db", "usb-offline")
+        run("copy", "emr-db")
+        say("proving the backups restore byte for byte")
+        run("verify", "--all", "--mode", "quick")
+        run("verify", "emr-db", "--mode", "full")
+        run("verify", "emr-db", "--from", "usb-offline")
+        say("checking the evidence chain and writing the inspector's report (Japanese)")
+        run("evidence", "verify", "--db")
+        run("report", "--from", "2000-01-01", "--to", "2100-12-31", "--lang", "ja",
+            "--format", "html", "-o", str(WORK / "report.html"))
+        run("report", "--from", "2000-01-01", "--to", "2100-12-31", "--lang", "ja",
+            "--format", "pdf", "-o", str(WORK / "report.pdf"))
+        run("runbook", "emr-db", "--lang", "ja", "-o", str(WORK / "runbook-emr-db.md"))
         say("status")
         run("status")
-        say(f"done. Snapshots made: {ids}. Everything is under {WORK}")
+        say(f"done. Snapshots made: {ids}. Report: {WORK}/report.pdf, runbook: "
+            f"{WORK}/runbook-emr-db.md. Everything is under {WORK}")
     finally:
         sshd.terminate()
         sshd.wait(timeout=10)
