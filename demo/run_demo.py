@@ -17,6 +17,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from datetime import date
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -192,10 +193,11 @@ def main() -> None:
         run("verify", "emr-db", "--from", "usb-offline")
         say("checking the evidence chain and writing the inspector's report (Japanese)")
         run("evidence", "verify", "--db")
-        run("report", "--from", "2000-01-01", "--to", "2100-12-31", "--lang", "ja",
-            "--format", "html", "-o", str(WORK / "report.html"))
-        run("report", "--from", "2000-01-01", "--to", "2100-12-31", "--lang", "ja",
-            "--format", "pdf", "-o", str(WORK / "report.pdf"))
+        today = date.today()
+        period = ("--from", today.replace(month=1, day=1).isoformat(), "--to", today.isoformat())
+        run("report", *period, "--lang", "ja", "--format", "html", "-o",
+            str(WORK / "report.html"))
+        run("report", *period, "--lang", "ja", "--format", "pdf", "-o", str(WORK / "report.pdf"))
         run("runbook", "emr-db", "--lang", "ja", "-o", str(WORK / "runbook-emr-db.md"))
         say("status")
         run("status")
