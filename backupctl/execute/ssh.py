@@ -8,6 +8,7 @@ remote process on its stdin (`/dev/stdin`), never on its command line or disk.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import logging
 import shlex
@@ -109,6 +110,7 @@ class SshRunner:
             except BaseException:
                 client.close()
                 raise
+            _detect_dead_peer(client)
             return client
 
         try:
@@ -219,6 +221,28 @@ class SshRunner:
         if self._client is not None:
             self._client.close()
             self._client = None
+
+
+KEEPALIVE_SECONDS = 15
+DEAD_PEER_SECONDS = 120
+
+
+def _detect_dead_peer(client: paramiko.SSHClient) -> None:
+    """A silently dropped network must not hang a run until command_timeout.
+
+    SSH keepalives put data on the wire every 15 s; TCP_USER_TIMEOUT (Linux) closes the
+    connection when sent data stays unacknowledged for 2 minutes, which the runner then
+    reports as a lost connection.
+    """
+    transport = client.get_transport()
+    if transport is None:
+        return
+    transport.set_keepalive(KEEPALIVE_SECONDS)
+    user_timeout = getattr(socket, "TCP_USER_TIMEOUT", None)
+    if user_timeout is not None:
+        with contextlib.suppress(OSError):
+            transport.sock.setsockopt(socket.IPPROTO_TCP, user_timeout,  # type: ignore[union-attr]
+                                      DEAD_PEER_SECONDS * 1000)
 
 
 def _read_stderr(channel: paramiko.Channel, into: list[bytes]) -> None:

@@ -170,3 +170,23 @@ def test_ssh_lost_connection_is_a_connect_error(sshd: Sshd) -> None:
     result = outcome[0]
     assert isinstance(result, ConnectError), result
     assert "connection to root@127.0.0.1" in str(result) and "was lost" in str(result)
+
+
+def test_ssh_connection_detects_a_silently_dead_peer(sshd: Sshd) -> None:
+    """Keepalives plus TCP_USER_TIMEOUT: a dropped network ends in minutes, not hours."""
+    import socket
+
+    from backupctl.execute.ssh import DEAD_PEER_SECONDS, KEEPALIVE_SECONDS
+
+    runner = _ssh(sshd)
+    try:
+        assert runner.run(["true"]).ok
+        transport = runner._client.get_transport()  # type: ignore[union-attr]
+        assert transport is not None
+        interval = transport.packetizer._Packetizer__keepalive_interval  # type: ignore[attr-defined]
+        assert interval == KEEPALIVE_SECONDS
+        sock = transport.sock
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT) == \
+            DEAD_PEER_SECONDS * 1000
+    finally:
+        runner.close()
