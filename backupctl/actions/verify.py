@@ -15,6 +15,7 @@ with every bad path or pack named; anything that kept it from proving the data i
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -57,6 +58,7 @@ MODES = ("quick", "full")
 INCLUDE_ARGV_BYTES = 1 << 20
 FREE_SPACE_MARGIN = 64 << 20
 _HEX64 = re.compile(r"\b[0-9a-f]{64}\b")
+_RESTORING = re.compile(rb"^restoring <Snapshot ([0-9a-f]{8}) of ", re.MULTILINE)
 # Errors of the restore target itself (errno texts as Go prints them).
 _LOCAL_FAILURE = re.compile(r"no space left on device|disk quota exceeded|read-only file system"
                             r"|too many open files", re.IGNORECASE)
@@ -192,6 +194,7 @@ class _Verify:
         self.check_output = ""
         self.check_mismatches: list[Mismatch] = []
         self.check_failures: list[str] = []
+        self.restored: set[str] = set()  # short ids restic said it restored
         self.scratch: list[Path] = []
         self._counter = threading.Lock()
 
@@ -336,14 +339,21 @@ class _Verify:
 
     # -- restore and compare -------------------------------------------------------------
 
-    def restore(self, snap: SnapshotRef, target: Path, includes: list[str] | None) -> float:
+    def restore(self, snap: SnapshotRef, target: Path, includes: list[str] | None, *,
+                latest: bool = False) -> float:
         """Run restic restore (chunks of --include); returns seconds. Restore errors are
-        findings (bad data); failing to run restic at all raises."""
+        findings (bad data); failing to run restic at all raises. With `latest`, restic picks
+        the job's newest snapshot itself and the ids it restored are kept in `restored`."""
         seconds = 0.0
         for chunk in _chunks(includes) if includes is not None else [None]:
-            argv = restic.restore(self.repo.url, self.repo.password, snapshot=snap.id,
+            argv = restic.restore(self.repo.url, self.repo.password,
+                                  snapshot="latest" if latest else snap.id,
                                   target=str(target), include=chunk)
+            if latest:
+                at = argv.index("restore") + 1
+                argv[at:at] = ["--host", self.job.job]
             result, outcome = self.run_unlocking(argv)
+            self.restored.update(m.decode() for m in _RESTORING.findall(result.stdout))
             seconds += result.duration
             if outcome is Outcome.OK:
                 continue
@@ -515,30 +525,29 @@ class _Verify:
 
         check runs with --no-lock (our restore holds restic's shared lock; within backupctl
         the job lock already keeps prune away). For `latest` on the primary repository the
-        newest manifest's snapshot is restored right away while `restic snapshots` confirms
-        it is the latest; if it is not, the real latest is verified instead.
+        newest manifest's files are restored from restic's own `latest`; restic prints which
+        snapshot that was, and if it is not the manifest's, the real latest is verified.
         """
         checker = _Background(lambda: self.check(no_lock=True))
         try:
             guess = self.newest_manifest() if (
                 wanted == "latest" and self.repo.name == repos.PRIMARY) else None
-            lister = _Background(lambda: self.resolve(wanted)) if guess else None
-            snap = guess or self.resolve(wanted)
             outcome: tuple[list[Reference], list[str], str, int, int] | None = None
-            try:
-                outcome = self._quick_restore(snap)
-            except ResticError:
-                if lister is None:
-                    raise
-            if lister is not None:
-                actual = lister.result()
-                if outcome is None or actual.id != snap.id:
-                    self.steps.append(f"latest snapshot is {actual.short_id}, not the newest "
-                                      "manifest's; verifying it")
+            if guess is not None:
+                # restic resolves `latest` itself (saving a `restic snapshots` start); the
+                # result counts only if it restored the snapshot the manifest belongs to.
+                with contextlib.suppress(ResticError):
+                    outcome = self._quick_restore(guess, latest=True)
+                if outcome is not None and self.restored == {guess.short_id}:
+                    snap = guess
+                else:
+                    self.steps.append("the latest snapshot is not the newest manifest's; "
+                                      "verifying the latest")
+                    outcome = None
                     self.mismatches.clear()
-                    outcome = self._quick_restore(actual)
-                snap = actual
-            assert outcome is not None
+            if outcome is None:
+                snap = self.resolve(wanted)
+                outcome = self._quick_restore(snap)
             _, changed, manifest_id, files, size = outcome
         finally:
             self.wipe()
@@ -548,13 +557,14 @@ class _Verify:
         return self._result(snap, files=files, size=size, total=total, changed=changed,
                             restore_seconds=None, files_restored=None, bytes_restored=None)
 
-    def _quick_restore(self, snap: SnapshotRef
+    def _quick_restore(self, snap: SnapshotRef, *, latest: bool = False
                        ) -> tuple[list[Reference], list[str], str, int, int]:
         refs, changed, manifest_id = self.references(snap)
         root = self.scratch_dir()
-        seconds = self.restore(snap, root, [r.path for r in refs])
+        seconds = self.restore(snap, root, [r.path for r in refs], latest=latest)
         self.timings["restore"] = round(seconds, 3)
-        self.steps.append(f"restored {len(refs)} manifest file(s) of {snap.short_id} in "
+        self.steps.append(f"restored {len(refs)} manifest file(s) of "
+                          f"{'/'.join(sorted(self.restored)) or snap.short_id} in "
                           f"{seconds:.1f}s")
         files, size = self._hash(root, refs)
         self.wipe()
@@ -568,8 +578,15 @@ class _Verify:
                 manifest_table.c.id.desc()).limit(1)).first()
         if row is None:
             return None
-        return SnapshotRef(id=row.snapshot_id, short_id=row.snapshot_id[:8], time="",
-                           original=None)
+        with self.ctx.store.read() as conn:
+            run = conn.execute(select(runs.c.snapshot_time).where(
+                runs.c.job == self.job.job, runs.c.kind == "backup",
+                runs.c.snapshot_id.in_([row.snapshot_id, row.snapshot_id[:8]]),
+                runs.c.snapshot_time.is_not(None)).order_by(runs.c.id.desc()).limit(1)).first()
+        if run is None:
+            return None
+        return SnapshotRef(id=row.snapshot_id, short_id=row.snapshot_id[:8],
+                           time=run.snapshot_time, original=None)
 
     def _list(self, snap: SnapshotRef) -> Listing:
         out = Listing()
