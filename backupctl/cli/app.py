@@ -17,7 +17,8 @@ from rich.console import Console
 
 from backupctl import __version__, log
 from backupctl.actions.context import Context
-from backupctl.actions.outcome import Outcome
+from backupctl.actions.outcome import Outcome, run_jobs
+from backupctl.config.schema import Job
 from backupctl.config.validate import Config, config_path, load_config
 from backupctl.errors import BackupctlError, ConfigError
 from backupctl.state.db import Store
@@ -143,6 +144,35 @@ def report(command: str, outcomes: Sequence[Outcome], *, as_json: bool,
             if error and line:
                 err.print(log.mask(f"    {error}"), markup=False)
     exit_with(status)
+
+
+def select(config: Config, names: list[str] | None, *, all_jobs: bool) -> list[Job]:
+    """The jobs named on the command line (or --all); an unknown name exits 2."""
+    try:
+        return config.select(names or [], all_jobs=all_jobs)
+    except BackupctlError as exc:
+        die(exc)
+
+
+def show_plans(command: str, plans: dict[str, list[str]], *, as_json: bool) -> None:
+    """--dry-run: print each job's plan (secrets already masked by the builders)."""
+    if as_json:
+        emit_json({"command": command, "dry_run": True, "plans": plans})
+        return
+    for name, steps in plans.items():
+        out.print(f"{name}:", markup=False)
+        for step in steps:
+            out.print(f"  {step}", markup=False)
+
+
+def run_each(command: str, config: Config, selected: Sequence[Job],
+             action: Callable[[Context, Job], Outcome], *, as_json: bool,
+             text: Callable[[Outcome], str]) -> NoReturn:
+    """Run a per-job action for every selected job (bounded concurrency), report, exit."""
+    ctx = context(config)
+    outcomes = run_jobs(selected, lambda job: action(ctx, job),
+                        concurrency=config.settings.concurrency)
+    report(command, outcomes, as_json=as_json, text=text)
 
 
 def interactive() -> bool:

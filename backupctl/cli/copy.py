@@ -11,8 +11,19 @@ from backupctl.actions import copy as copy_action
 from backupctl.actions import media as media_action
 from backupctl.actions import tripwire
 from backupctl.actions.copy import CopyResult
-from backupctl.actions.outcome import Outcome, run_jobs
-from backupctl.cli.app import app, context, die, emit_json, err, exit_with, load, out, report
+from backupctl.actions.outcome import Outcome
+from backupctl.cli.app import (
+    app,
+    context,
+    die,
+    emit_json,
+    err,
+    exit_with,
+    load,
+    run_each,
+    select,
+    show_plans,
+)
 from backupctl.config.schema import Job
 from backupctl.config.validate import Config
 from backupctl.errors import BackupctlError
@@ -62,24 +73,11 @@ def copy_command(jobs: JobsArg = None, all_jobs: AllOpt = False, as_json: JsonOp
                  dry_run: DryOpt = False) -> None:
     """Copy new snapshots to each offline/immutable copy, prune where allowed, probe."""
     config = load()
-    try:
-        selected = config.select(jobs or [], all_jobs=all_jobs)
-    except BackupctlError as exc:
-        die(exc)
+    selected = select(config, jobs, all_jobs=all_jobs)
     if dry_run:
-        plans = {j.job: copy_action.plan(j) for j in selected}
-        if as_json:
-            emit_json({"command": "copy", "dry_run": True, "plans": plans})
-        else:
-            for name, steps in plans.items():
-                out.print(f"{name}:", markup=False)
-                for step in steps:
-                    out.print(f"  {step}", markup=False)
+        show_plans("copy", {j.job: copy_action.plan(j) for j in selected}, as_json=as_json)
         return
-    ctx = context(config)
-    outcomes = run_jobs(selected, lambda j: copy_action.copy(ctx, j),
-                        concurrency=config.settings.concurrency)
-    report("copy", outcomes, as_json=as_json, text=_copy_line)
+    run_each("copy", config, selected, copy_action.copy, as_json=as_json, text=_copy_line)
 
 
 @canary_app.command("init")

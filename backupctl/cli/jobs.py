@@ -11,8 +11,20 @@ from rich.table import Table
 from backupctl.actions import backup as backup_action
 from backupctl.actions import status as status_action
 from backupctl.actions.backup import BackupResult
-from backupctl.actions.outcome import Outcome, run_jobs
-from backupctl.cli.app import app, context, die, emit_json, err, exit_with, load, out, report
+from backupctl.actions.outcome import Outcome
+from backupctl.cli.app import (
+    app,
+    context,
+    die,
+    emit_json,
+    err,
+    exit_with,
+    load,
+    out,
+    run_each,
+    select,
+    show_plans,
+)
 from backupctl.errors import BackupctlError
 from backupctl.execute import hostkeys
 from backupctl.status import ExitStatus
@@ -99,24 +111,12 @@ def backup(jobs: JobsArg = None, all_jobs: AllOpt = False, as_json: JsonOpt = Fa
            dry_run: DryOpt = False) -> None:
     """Back up jobs: before → restic backup → after → forget --prune."""
     config = load()
-    try:
-        selected = config.select(jobs or [], all_jobs=all_jobs)
-    except BackupctlError as exc:
-        die(exc)
+    selected = select(config, jobs, all_jobs=all_jobs)
     if dry_run:
-        plans = {j.job: backup_action.plan(j) for j in selected}
-        if as_json:
-            emit_json({"command": "backup", "dry_run": True, "plans": plans})
-        else:
-            for name, steps in plans.items():
-                out.print(f"{name}:", markup=False)
-                for step in steps:
-                    out.print(f"  {step}", markup=False)
+        show_plans("backup", {j.job: backup_action.plan(j) for j in selected}, as_json=as_json)
         return
-    ctx = context(config)
-    outcomes = run_jobs(selected, lambda j: backup_action.backup(ctx, j),
-                        concurrency=config.settings.concurrency)
-    report("backup", outcomes, as_json=as_json, text=_backup_line)
+    run_each("backup", config, selected, backup_action.backup, as_json=as_json,
+             text=_backup_line)
 
 
 def _age(seconds: float | None) -> str:
