@@ -8,6 +8,7 @@ import os
 import sqlite3
 
 from conftest import Sshd, Workspace, restic
+from repo_damage import flip_byte_in_largest_pack
 
 from .helpers import (
     copy_entry,
@@ -134,14 +135,7 @@ def test_verify_from_a_copy_passes_and_fails_on_a_corrupted_copy(workspace: Work
     verified = result["jobs"][0]
     assert verified["repository"] == "usb" and verified["files_checked"] >= 1
 
-    pack = max((p for p in (usb / "data").rglob("*") if p.is_file()),
-               key=lambda p: p.stat().st_size)
-    pack.chmod(0o600)
-    with pack.open("r+b") as f:
-        f.seek(pack.stat().st_size // 2)
-        byte = f.read(1)
-        f.seek(-1, os.SEEK_CUR)
-        f.write(bytes([byte[0] ^ 0x01]))
+    flip_byte_in_largest_pack(usb)
 
     code, result, stderr = run_json(ws, "verify", "vf", "--from", "usb")
     assert code == 3, (result, stderr)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import subprocess
 from pathlib import Path
 from typing import Any
 
 from conftest import BACKUPCTL, PASSWORD, Workspace
+from repo_damage import flip_byte
 
 from .conftest import STEPS, check_commands, drill_evidence, drill_job, rows, scratch_leftovers
 
@@ -21,13 +21,6 @@ def _tree(root: Path) -> dict[str, str]:
             for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-def _flip_byte(pack: Path) -> None:
-    pack.chmod(0o600)
-    with pack.open("r+b") as f:
-        f.seek(pack.stat().st_size // 2)
-        byte = f.read(1)
-        f.seek(-1, os.SEEK_CUR)
-        f.write(bytes([byte[0] ^ 0x01]))
 
 
 def _json(ws: Workspace, *args: str) -> tuple[int, dict[str, Any], str]:
@@ -76,7 +69,7 @@ def test_drill_of_a_corrupted_repository_is_a_recorded_failure_exit_3(
     src = drill_job(workspace)
     packs = sorted((p for p in (workspace.root / "repos" / NAME / "data").rglob("*")
                     if p.is_file()), key=lambda p: p.stat().st_size, reverse=True)
-    _flip_byte(packs[0])  # the pack holding emr.dump (3 MiB of random data)
+    flip_byte(packs[0])  # the pack holding emr.dump (3 MiB of random data)
 
     code, result, stderr = _json(workspace, "drill", NAME, "--yes", "--operator", "test")
 

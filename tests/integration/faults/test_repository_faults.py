@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from repo_damage import flip_byte
 
 from tests.integration.cli.helpers import edit_job
 
@@ -59,13 +60,6 @@ def _one(directory: Path) -> Path:
     return only
 
 
-def _flip(path: Path) -> None:
-    path.chmod(0o600)
-    with path.open("r+b") as f:
-        f.seek(path.stat().st_size // 2)
-        byte = f.read(1)
-        f.seek(-1, os.SEEK_CUR)
-        f.write(bytes([byte[0] ^ 0x01]))
 
 
 def _bad_data(ws: FaultWorkspace, name: str, mode: str) -> dict[str, Any]:
@@ -81,7 +75,7 @@ def _bad_data(ws: FaultWorkspace, name: str, mode: str) -> dict[str, Any]:
 def test_byte_flipped_in_a_pack_is_exit_3_naming_the_file(fws: FaultWorkspace,
                                                           mode: str) -> None:
     src = _backed_up(fws, "flip")
-    _flip(_packs(fws.repo("flip"))[0])
+    flip_byte(_packs(fws.repo("flip"))[0])
 
     job = _bad_data(fws, "flip", mode)
 

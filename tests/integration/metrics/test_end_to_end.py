@@ -12,22 +12,13 @@ from pathlib import Path
 
 from conftest import Workspace
 from integration.metrics.conftest import Exporter, Prometheus, http_get, wait_for
+from repo_damage import flip_byte_in_largest_pack
 
 from backupctl import dashboard
 
 DASHBOARD = Path(__file__).resolve().parents[3] / "docs" / "grafana" / "backupctl.json"
 
 
-def _flip_byte_in_largest_pack(repo: Path) -> None:
-    """Corrupt file data (the big file's pack), leaving the tree packs readable."""
-    pack = max((p for p in (repo / "data").rglob("*") if p.is_file()),
-               key=lambda p: p.stat().st_size)
-    pack.chmod(0o600)
-    with pack.open("r+b") as f:
-        f.seek(pack.stat().st_size // 2)
-        byte = f.read(1)
-        f.seek(-1, os.SEEK_CUR)
-        f.write(bytes([byte[0] ^ 0x01]))
 
 
 def _value(prom: Prometheus, expr: str) -> float | None:
@@ -49,7 +40,7 @@ def test_prometheus_sees_backups_a_failed_restore_test_and_alerts(
         assert result.returncode == 0, result.stderr
     good = ws.run("verify", "alpha", "--mode", "full")
     assert good.returncode == 0, good.stderr
-    _flip_byte_in_largest_pack(ws.root / "repos" / "beta")
+    flip_byte_in_largest_pack(ws.root / "repos" / "beta")
     bad = ws.run("verify", "beta", "--mode", "full")
     assert bad.returncode == 3, bad.stderr
 
