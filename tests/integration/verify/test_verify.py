@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import shlex
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -192,16 +193,26 @@ def test_check_commands_run_on_the_restored_tree(workspace: Workspace) -> None:
     assert leftovers(workspace) == []
 
 
-@pytest.mark.slow
-def test_restore_slower_than_rto_is_bad_data(workspace: Workspace, big_source: Path) -> None:
-    workspace.job("slow", source=big_source, verify={"sample": 2, "rto": "1s"})
+def test_restore_slower_than_rto_is_bad_data(workspace: Workspace, tmp_path: Path) -> None:
+    src = workspace.root / "src" / "slow"
+    fill(src, big=3 * 1024 * 1024)
+    workspace.job("slow", source=src, verify={"sample": 2, "rto": "1s"})
     backup(workspace, "slow")
+    # A slow link to the repository: the real restic, its restores limited to 1 MiB/s.
+    real = shutil.which("restic")
+    wrapper = tmp_path / "bin" / "restic"
+    wrapper.parent.mkdir()
+    wrapper.write_text("#!/bin/sh\nfor a in \"$@\"; do [ \"$a\" = restore ] && exec "
+                       f"{real} --limit-download 1024 \"$@\"; done\nexec {real} \"$@\"\n")
+    wrapper.chmod(0o755)
+    env = {"PATH": f"{wrapper.parent}:{os.environ['PATH']}"}
 
-    code, result, stderr = run_json(workspace, "verify", "slow", "--mode", "full")
+    proc = workspace.run("verify", "slow", "--mode", "full", "--json", env=env)
 
-    assert code == 3, (result, stderr)
+    result = json.loads(proc.stdout)["jobs"][0]
+    assert proc.returncode == 3, (result, proc.stderr)
     assert result["restore_seconds"] > 1 and result["rto_seconds"] == 1
-    assert "RTO" in result["error"]
+    assert "RTO" in result["error"] and result["mismatches"] == []
     assert leftovers(workspace) == []
 
 
