@@ -28,7 +28,7 @@ from typing import Any, Protocol
 from backupctl import __version__
 from backupctl.actions import repo as repos
 from backupctl.actions.context import Context
-from backupctl.actions.verify import FREE_SPACE_MARGIN, Mismatch, _Verify
+from backupctl.actions.verify import FREE_SPACE_MARGIN, Mismatch, Verifier
 from backupctl.config.schema import Job
 from backupctl.errors import BackupctlError, CommandFailed, UsageError
 from backupctl.state.locks import job_lock
@@ -126,7 +126,7 @@ class _Drill:
     def __init__(self, ctx: Context, job: Job, repo: repos.Repo, ui: DrillUI, *,
                  run_id: int, target: Path | None) -> None:
         self.ctx, self.job, self.ui, self.run_id = ctx, job, ui, run_id
-        self.engine = _Verify(ctx, job, repo, mode="drill", run_id=run_id)
+        self.engine = Verifier(ctx, job, repo, mode="drill", run_id=run_id)
         self.real_target = target
         self.steps: list[DrillStep] = []
         self.announced = 0
@@ -166,7 +166,7 @@ class _Drill:
                               f"{engine.repo.name}; {len(refs)} reference hash(es)")
             self.ui.info(step["detail"])
         with self.timed("restore") as step:
-            listing = engine._list(self.snap)
+            listing = engine.list_snapshot(self.snap)
             self.root = self.target(listing.total_bytes)
             with self.ui.restoring(self.root, listing.total_bytes):
                 self.restore_seconds = engine.restore(self.snap, self.root, None)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from backupctl.actions.context import Context
 from backupctl.config.schema import Job
-from backupctl.errors import ResticError
+from backupctl.errors import ResticError, UsageError
 from backupctl.execute import Arg, Result, Runner, Secret, StdoutSink
 from backupctl.restic import commands as restic
 from backupctl.restic import parse
@@ -31,17 +31,19 @@ def primary(job: Job) -> Repo:
                 read_secret(job.repository.password_file))
 
 
+def check_name(job: Job, name: str) -> None:
+    """An unknown repository name is a usage error (exit 2), found before anything runs."""
+    if name != PRIMARY and name not in {c.name for c in job.copies}:
+        names = ", ".join([PRIMARY, *(c.name for c in job.copies)])
+        raise UsageError(f"{job.job}: no repository named {name!r} (have: {names})")
+
+
 def named(job: Job, name: str) -> Repo:
     """`primary` or one of the job's copies; an unknown name is a usage error."""
+    check_name(job, name)
     if name == PRIMARY:
         return primary(job)
-    try:
-        copy = job.copy_named(name)
-    except KeyError:
-        from backupctl.errors import UsageError
-
-        names = ", ".join([PRIMARY, *(c.name for c in job.copies)])
-        raise UsageError(f"{job.job}: no repository named {name!r} (have: {names})") from None
+    copy = job.copy_named(name)
     return Repo(copy.name, copy.url, read_secret(copy.password_file))
 
 

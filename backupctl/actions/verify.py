@@ -144,7 +144,7 @@ def verify(ctx: Context, job: Job, *, mode: str = "quick", snapshot: str = "late
         run_id = ctx.store.start_run(job=job.job, kind="verify", repository=repo.name,
                                      operator=ctx.operator)
         try:
-            run = _Verify(ctx, job, repo, mode=mode, run_id=run_id)
+            run = Verifier(ctx, job, repo, mode=mode, run_id=run_id)
             if stale:
                 run.unlock()
             result = run.run(snapshot)
@@ -179,8 +179,9 @@ class Reference:
     sha256: str
 
 
-class _Verify:
-    """One restore test; gathers findings as it goes and always wipes what it restored."""
+class Verifier:
+    """The restore-test engine (verify and drill): one test; gathers findings as it goes
+    and always wipes what it restored."""
 
     def __init__(self, ctx: Context, job: Job, repo: repos.Repo, *, mode: str,
                  run_id: int) -> None:
@@ -497,13 +498,13 @@ class _Verify:
         listing: Listing | ResticError | None = None
         if guess is not None:
             try:
-                listing = self._list(guess)
+                listing = self.list_snapshot(guess)
             except ResticError as exc:
                 listing = exc
         snap: SnapshotRef = lister.result() if lister is not None else self.resolve(wanted)
         if guess is None or not isinstance(listing, Listing) or listing.snapshot_id != snap.id:
             try:
-                listing = self._list(snap)
+                listing = self.list_snapshot(snap)
             except ResticError as exc:
                 listing = exc
         assert listing is not None
@@ -588,7 +589,7 @@ class _Verify:
         return SnapshotRef(id=row.snapshot_id, short_id=row.snapshot_id[:8],
                            time=run.snapshot_time, original=None)
 
-    def _list(self, snap: SnapshotRef) -> Listing:
+    def list_snapshot(self, snap: SnapshotRef) -> Listing:
         out = Listing()
         self.count()
         repos.run_restic(self.ctx.local, restic.ls(self.repo.url, self.repo.password, snap.id),

@@ -7,12 +7,13 @@ from typing import Annotated
 
 import typer
 
+from backupctl.actions import repo as repos
 from backupctl.actions import verify as verify_action
-from backupctl.actions.outcome import Outcome, run_jobs
+from backupctl.actions.outcome import Outcome
 from backupctl.actions.repo import PRIMARY
 from backupctl.actions.verify import VerifyResult
-from backupctl.cli.app import app, context, die, emit_json, load, out, report
-from backupctl.errors import BackupctlError, UsageError
+from backupctl.cli.app import app, die, load, run_each, select, show_plans
+from backupctl.errors import UsageError
 
 
 class Mode(enum.StrEnum):
@@ -59,29 +60,16 @@ def verify(
 ) -> None:
     """Restore test: prove a snapshot's data against the source manifest (exit 3: bad data)."""
     config = load()
+    selected = select(config, jobs, all_jobs=all_jobs)
     try:
-        selected = config.select(jobs or [], all_jobs=all_jobs)
         for job in selected:
-            if source != PRIMARY and source not in {c.name for c in job.copies}:
-                names = ", ".join([PRIMARY, *(c.name for c in job.copies)])
-                raise UsageError(f"{job.job}: no repository named {source!r} (have: {names})")
-    except BackupctlError as exc:
+            repos.check_name(job, source)
+    except UsageError as exc:
         die(exc)
     if dry_run:
-        plans = {j.job: verify_action.plan(j, mode=mode.value, snapshot=snapshot,
-                                           source=source,
-                                           scratch_dir=config.settings.scratch_dir)
-                 for j in selected}
-        if as_json:
-            emit_json({"command": "verify", "dry_run": True, "plans": plans})
-        else:
-            for name, steps in plans.items():
-                out.print(f"{name}:", markup=False)
-                for step in steps:
-                    out.print(f"  {step}", markup=False)
+        show_plans("verify", {j.job: verify_action.plan(
+            j, mode=mode.value, snapshot=snapshot, source=source,
+            scratch_dir=config.settings.scratch_dir) for j in selected}, as_json=as_json)
         return
-    ctx = context(config)
-    outcomes = run_jobs(selected, lambda j: verify_action.verify(
-        ctx, j, mode=mode.value, snapshot=snapshot, source=source),
-        concurrency=config.settings.concurrency)
-    report("verify", outcomes, as_json=as_json, text=_line)
+    run_each("verify", config, selected, lambda ctx, j: verify_action.verify(
+        ctx, j, mode=mode.value, snapshot=snapshot, source=source), as_json=as_json, text=_line)
