@@ -11,10 +11,9 @@ import logging
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from backupctl import __version__
 from backupctl.actions import generations as gen_check
+from backupctl.actions import record, tripwire
 from backupctl.actions import repo as repos
-from backupctl.actions import tripwire
 from backupctl.actions.context import Context
 from backupctl.config.schema import Job
 from backupctl.errors import (
@@ -212,8 +211,7 @@ def backup(ctx: Context, job: Job) -> BackupResult:
         try:
             return _run(ctx, job, runner, run_id)
         except BaseException as exc:  # record the failure now, then let it propagate
-            ctx.store.finish_run(run_id, status="failed", exit_code=int(ExitStatus.FAILED),
-                                 error=f"{job.job}: aborted: {exc.__class__.__name__}: {exc}")
+            record.aborted(ctx, job, run_id, exc)
             raise
         finally:
             runner.close()
@@ -276,7 +274,7 @@ def _run(ctx: Context, job: Job, runner: Runner, run_id: int) -> BackupResult:
 def _record(ctx: Context, job: Job, run_id: int, result: BackupResult, run: _Backup) -> None:
     details = {k: v for k, v in result.to_dict().items()
                if k not in ("job", "status", "snapshot_id", "snapshot_time", "run_id", "kind")}
-    extra: list[tuple[Any, list[dict[str, Any]]]] = []
+    extra: record.Extra = []
     if run.manifest is not None:
         extra.append((manifest_table, run.manifest.rows(job.job)))
     if run.generation_check is not None:
@@ -285,11 +283,6 @@ def _record(ctx: Context, job: Job, run_id: int, result: BackupResult, run: _Bac
     if run.suspicious:
         extra.append((flags, [{"job": job.job, "name": "suspicious", "raised_at": ctx.store.now(),
                                "reason": "; ".join(run.suspicious)}]))
-    ctx.store.finish_run(
-        run_id, status={ExitStatus.OK: "success", ExitStatus.BAD_DATA: "bad_data"}.get(
-            result.status, "failed"),
-        exit_code=int(result.status), snapshot_id=result.snapshot_id,
-        snapshot_time=result.snapshot_time, error=result.error, details=details,
-        evidence={"host": job.host.display(), "details": details,
-                  "backupctl_version": __version__, "restic_version": ctx.restic_version},
-        extra=extra)
+    record.finish(ctx, job, run_id, status=result.status, error=result.error, details=details,
+                  snapshot_id=result.snapshot_id, snapshot_time=result.snapshot_time,
+                  extra=extra)

@@ -23,8 +23,7 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from backupctl import __version__
-from backupctl.actions import generations, media, probe, tripwire
+from backupctl.actions import generations, media, probe, record, tripwire
 from backupctl.actions import repo as repos
 from backupctl.actions.context import Context
 from backupctl.clock import parse_iso
@@ -42,7 +41,6 @@ from backupctl.status import ExitStatus
 
 _CREDENTIALS = re.compile(r"(://[^/:@]+):([^/@]*)@")
 _SAVED = re.compile(rb"^snapshot ([0-9a-f]+) saved$", re.MULTILINE)
-_RUN_STATUS = {ExitStatus.OK: "success", ExitStatus.BAD_DATA: "bad_data"}
 
 
 @dataclass(frozen=True)
@@ -185,9 +183,7 @@ class _Copy:
         except BackupctlError as exc:
             status, error = exc.status, mask(str(exc))
         except BaseException as exc:  # record the failure now, then let it propagate
-            ctx.store.finish_run(run_id, status="failed", exit_code=int(ExitStatus.FAILED),
-                                 error=mask(f"{job.job}: {target.name}: aborted: "
-                                            f"{exc.__class__.__name__}: {exc}"))
+            record.aborted(ctx, job, run_id, exc, what=target.name)
             raise
         outcome = CopyOutcome(
             copy=target.name, kind=target.kind, url=target.url, status=status, error=error,
@@ -283,20 +279,15 @@ class _Copy:
                    if k not in ("run_id", "probe_run_id", "probe")}
         details["source_snapshots"] = [_iso(s.time) for s in self.source]
         newest = self._newest_source()
-        extra: list[tuple[Any, list[dict[str, Any]]]] = []
+        extra: record.Extra = []
         if self.assessment is not None:
             extra.append((generations_table,
                           [self.assessment.row(self.job.job, self.ctx.store.now())]))
-        self.ctx.store.finish_run(
-            run_id, status=_RUN_STATUS.get(outcome.status, "failed"),
-            exit_code=int(outcome.status),
-            snapshot_id=newest.id if newest and outcome.status is ExitStatus.OK else None,
-            snapshot_time=_iso(newest.time) if newest and outcome.status is ExitStatus.OK
-            else None, error=outcome.error, details=details,
-            evidence={"host": self.job.host.display(), "details": details,
-                      "backupctl_version": __version__,
-                      "restic_version": self.ctx.restic_version},
-            extra=extra)
+        good = newest is not None and outcome.status is ExitStatus.OK
+        record.finish(self.ctx, self.job, run_id, status=outcome.status, error=outcome.error,
+                      details=details, snapshot_id=newest.id if good and newest else None,
+                      snapshot_time=_iso(newest.time) if good and newest else None,
+                      extra=extra)
 
     def _probe(self, outcome: CopyOutcome) -> CopyOutcome:
         ctx, job, target = self.ctx, self.job, self.target
@@ -306,17 +297,11 @@ class _Copy:
             result = probe.probe(target.name, target.url, runner=ctx.local,
                                  sealed=target.seal == "chattr")
         except BaseException as exc:
-            ctx.store.finish_run(run_id, status="failed", exit_code=int(ExitStatus.FAILED),
-                                 error=f"{job.job}: probe of {target.name} aborted: "
-                                       f"{exc.__class__.__name__}: {exc}")
+            record.aborted(ctx, job, run_id, exc, what=f"probe of {target.name}")
             raise
         error = mask(f"{job.job}: {result.error}") if result.error else None
         details = {**result.details(), "url": repos_display(target.url)}
-        ctx.store.finish_run(
-            run_id, status=_RUN_STATUS.get(result.status, "failed"),
-            exit_code=int(result.status), error=error, details=details,
-            evidence={"host": job.host.display(), "details": details,
-                      "backupctl_version": __version__, "restic_version": ctx.restic_version})
+        record.finish(ctx, job, run_id, status=result.status, error=error, details=details)
         status = ExitStatus.worst([outcome.status, result.status])
         errors = "; ".join(e for e in (outcome.error, error) if e) or None
         return replace(outcome, status=status, error=errors, probe=result.to_dict(),

@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from backupctl import __version__
+from backupctl.actions import record
 from backupctl.actions import repo as repos
 from backupctl.actions.context import Context
 from backupctl.actions.verify import FREE_SPACE_MARGIN, Mismatch, Verifier
@@ -300,10 +300,6 @@ def drill(ctx: Context, job: Job, ui: DrillUI, *, target: Path | None = None,
 def _record(ctx: Context, job: Job, result: DrillResult) -> None:
     assert result.run_id is not None
     details = {k: v for k, v in result.to_dict().items() if k not in COLUMNS}
-    ctx.store.finish_run(
-        result.run_id, status={ExitStatus.OK: "success", ExitStatus.BAD_DATA: "bad_data"}.get(
-            result.status, "failed"),
-        exit_code=int(result.status), snapshot_id=result.snapshot_id,
-        snapshot_time=result.snapshot_time, error=result.error, details=details,
-        evidence={"host": job.host.display(), "details": details,
-                  "backupctl_version": __version__, "restic_version": ctx.restic_version})
+    record.finish(ctx, job, result.run_id, status=result.status, error=result.error,
+                  details=details, snapshot_id=result.snapshot_id,
+                  snapshot_time=result.snapshot_time)

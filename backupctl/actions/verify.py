@@ -33,7 +33,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from backupctl import __version__
+from backupctl.actions import record
 from backupctl.actions import repo as repos
 from backupctl.actions.context import Context
 from backupctl.config.schema import Job
@@ -153,8 +153,7 @@ def verify(ctx: Context, job: Job, *, mode: str = "quick", snapshot: str = "late
                                  error=str(exc))
             raise
         except BaseException as exc:  # record the failure now, then let it propagate
-            ctx.store.finish_run(run_id, status="failed", exit_code=int(ExitStatus.FAILED),
-                                 error=f"{job.job}: aborted: {exc.__class__.__name__}: {exc}")
+            record.aborted(ctx, job, run_id, exc)
             raise
         _record(ctx, job, result)
         return result
@@ -163,13 +162,9 @@ def verify(ctx: Context, job: Job, *, mode: str = "quick", snapshot: str = "late
 def _record(ctx: Context, job: Job, result: VerifyResult) -> None:
     assert result.run_id is not None
     details = {k: v for k, v in result.to_dict().items() if k not in COLUMNS}
-    ctx.store.finish_run(
-        result.run_id, status={ExitStatus.OK: "success", ExitStatus.BAD_DATA: "bad_data"}.get(
-            result.status, "failed"),
-        exit_code=int(result.status), snapshot_id=result.snapshot_id,
-        snapshot_time=result.snapshot_time, error=result.error, details=details,
-        evidence={"host": job.host.display(), "details": details,
-                  "backupctl_version": __version__, "restic_version": ctx.restic_version})
+    record.finish(ctx, job, result.run_id, status=result.status, error=result.error,
+                  details=details, snapshot_id=result.snapshot_id,
+                  snapshot_time=result.snapshot_time)
 
 
 @dataclass(frozen=True)
