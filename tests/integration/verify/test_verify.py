@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import yaml_helpers
 from conftest import BACKUPCTL, PASSWORD, Sshd, Workspace, restic
+from repo_damage import flip_byte
 
 from .conftest import backup, fill, leftovers, packs, run_json
 
@@ -81,20 +82,13 @@ def test_many_sampled_files_cost_a_handful_of_restic_runs(workspace: Workspace) 
     assert result["restic_invocations"] <= 3
 
 
-def _flip_byte(pack: Path) -> None:
-    pack.chmod(0o600)
-    with pack.open("r+b") as f:
-        f.seek(pack.stat().st_size // 2)
-        byte = f.read(1)
-        f.seek(-1, os.SEEK_CUR)
-        f.write(bytes([byte[0] ^ 0x01]))
 
 
 @pytest.mark.parametrize("mode", MODES)
 def test_flipped_byte_in_a_pack_is_bad_data(workspace: Workspace, mode: str) -> None:
     src = _hostile(mode, None, workspace, "flip")
     backup(workspace, "flip")
-    _flip_byte(packs(workspace.root / "repos" / "flip")[0])
+    flip_byte(packs(workspace.root / "repos" / "flip")[0])
 
     code, result, stderr = run_json(workspace, "verify", "flip", "--mode", mode)
 
