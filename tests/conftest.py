@@ -11,6 +11,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -245,3 +246,42 @@ def ssh_workspace(workspace: Workspace, sshd: Sshd) -> Workspace:
     """A workspace whose known_hosts trusts the test sshd."""
     shutil.copy(sshd.known_hosts, workspace.known_hosts)
     return workspace
+
+
+# -- PostgreSQL ---------------------------------------------------------------------------
+
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+
+
+@dataclass
+class Postgres:
+    port: int
+    data: Path
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[Postgres]:
+    """A throwaway PostgreSQL 15 cluster on a free loopback port (COMPONENTS.md)."""
+    if not (PG_BIN / "initdb").exists():
+        pytest.fail("PostgreSQL 15 is not installed: run `make install`")
+    need("runuser")
+    data = Path(tempfile.mkdtemp(prefix="backupctl-pg-"))
+    shutil.chown(data, "postgres", "postgres")
+    port = free_port()
+    as_pg = ["runuser", "-u", "postgres", "--"]
+    subprocess.run([*as_pg, str(PG_BIN / "initdb"), "-D", str(data / "db"), "-A", "trust",
+                    "-U", "postgres", "--no-sync"], check=True, capture_output=True)
+    subprocess.run([*as_pg, str(PG_BIN / "pg_ctl"), "-D", str(data / "db"), "-w", "-l",
+                    str(data / "log"), "-o",
+                    f"-c listen_addresses=127.0.0.1 -p {port} -k {data} -c fsync=off",
+                    "start"], check=True, capture_output=True)
+    try:
+        yield Postgres(port=port, data=data)
+    finally:
+        subprocess.run([*as_pg, str(PG_BIN / "pg_ctl"), "-D", str(data / "db"), "-m", "fast",
+                        "-w", "stop"], capture_output=True, check=False)
+        shutil.rmtree(data, ignore_errors=True)

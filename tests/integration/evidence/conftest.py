@@ -5,16 +5,12 @@ from __future__ import annotations
 import shutil
 import sqlite3
 import subprocess
-import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import yaml_helpers
-from conftest import BACKUPCTL, Workspace, free_port, need
-
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
+from conftest import BACKUPCTL, Workspace
 
 
 def _ok(ws: Workspace, *args: str) -> None:
@@ -81,35 +77,3 @@ def clone(evidence_ws: Workspace, tmp_path: Path) -> Clone:
     return Clone(config=config, db=state / "state.db")
 
 
-@dataclass
-class Postgres:
-    port: int
-    data: Path
-
-    @property
-    def url(self) -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
-
-
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[Postgres]:
-    """A throwaway PostgreSQL 15 cluster on a free loopback port (COMPONENTS.md)."""
-    if not (PG_BIN / "initdb").exists():
-        pytest.fail("PostgreSQL 15 is not installed: run `make install`")
-    need("runuser")
-    data = Path(tempfile.mkdtemp(prefix="backupctl-pg-"))
-    shutil.chown(data, "postgres", "postgres")
-    port = free_port()
-    as_pg = ["runuser", "-u", "postgres", "--"]
-    subprocess.run([*as_pg, str(PG_BIN / "initdb"), "-D", str(data / "db"), "-A", "trust",
-                    "-U", "postgres", "--no-sync"], check=True, capture_output=True)
-    subprocess.run([*as_pg, str(PG_BIN / "pg_ctl"), "-D", str(data / "db"), "-w", "-l",
-                    str(data / "log"), "-o",
-                    f"-c listen_addresses=127.0.0.1 -p {port} -k {data} -c fsync=off",
-                    "start"], check=True, capture_output=True)
-    try:
-        yield Postgres(port=port, data=data)
-    finally:
-        subprocess.run([*as_pg, str(PG_BIN / "pg_ctl"), "-D", str(data / "db"), "-m", "fast",
-                        "-w", "stop"], capture_output=True, check=False)
-        shutil.rmtree(data, ignore_errors=True)

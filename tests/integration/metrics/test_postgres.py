@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from conftest import Postgres
 from unit.metrics.conftest import populate
 
 from backupctl.metrics import exposition
 
 
-def test_postgres_and_sqlite_expose_the_same_metrics(postgres_url: str, tmp_path: Path) -> None:
-    on_pg = populate(postgres_url)
+def test_postgres_and_sqlite_expose_the_same_metrics(postgres: Postgres,
+                                                    tmp_path: Path) -> None:
+    on_pg = populate(postgres.url)
     on_sqlite = populate(f"sqlite:///{tmp_path / 'state.db'}")
 
     pg_text, pg_ok = exposition(on_pg.source())
