@@ -1,6 +1,6 @@
 # backupctl — two commands on a fresh Debian 12 machine:
 #   make demo   install everything, then run a real backup → verify → report demo
-#   make test   install everything, then run the whole test suite
+#   make test   install everything, then lint (ruff, mypy --strict) and run the whole suite
 
 SHELL := /bin/bash
 VENV ?= .venv
@@ -33,7 +33,7 @@ $(VENV)/.installed: pyproject.toml
 demo: install
 	$(VENV)/bin/python demo/run_demo.py
 
-test: install
+test: install lint
 	$(VENV)/bin/pytest -q
 
 test-fast: install
