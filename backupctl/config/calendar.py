@@ -5,11 +5,12 @@ Uses `systemd-analyze calendar` when installed (the authority), else a pure-Pyth
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import subprocess
 from datetime import UTC, datetime
+
+from backupctl.execute import Result
+from backupctl.execute.local import LocalRunner
 
 _SHORTHANDS = {"minutely", "hourly", "daily", "monthly", "weekly", "yearly", "annually",
                "quarterly", "semiannually"}
@@ -23,19 +24,20 @@ _EXPR = re.compile(rf"^(?:{_WEEKDAYS}\s+)?(?:(?:{_DATE})(?:\s+{_TIME})?|{_TIME})
                    rf"^{_WEEKDAYS}$")
 
 
-def _analyze(expr: str) -> subprocess.CompletedProcess[str] | None:
+def _analyze(expr: str) -> Result | None:
     binary = shutil.which("systemd-analyze")
     if binary is None:
         return None
-    return subprocess.run([binary, "calendar", "--", expr], capture_output=True, text=True,
-                          timeout=10, check=False, env={**os.environ, "TZ": "UTC"})
+    return LocalRunner().run([binary, "calendar", "--", expr], timeout=10, env={"TZ": "UTC"})
 
 
 def check(expr: str) -> str | None:
     """None when `expr` is a valid OnCalendar expression, else the reason."""
+    if any(ord(c) < 32 for c in expr):
+        return "contains a control character"
     result = _analyze(expr)
     if result is not None:
-        if result.returncode == 0:
+        if result.ok:
             return None
         return (result.stderr.strip() or "invalid calendar expression").splitlines()[-1]
     if expr.strip().lower() in _SHORTHANDS or _EXPR.match(expr.strip()):
@@ -46,9 +48,9 @@ def check(expr: str) -> str | None:
 def next_elapse(expr: str) -> datetime | None:
     """When the expression fires next (from systemd-analyze), or None when unknown."""
     result = _analyze(expr)
-    if result is None or result.returncode != 0:
+    if result is None or not result.ok:
         return None
-    for line in result.stdout.splitlines():
+    for line in result.stdout.decode(errors="replace").splitlines():
         key, _, value = line.strip().partition(":")
         if key == "Next elapse" and value.strip():
             try:

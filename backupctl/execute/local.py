@@ -66,7 +66,7 @@ class LocalRunner:
                 real, stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, pass_fds=fds,
                 env={**os.environ, **env} if env else None)
-        except OSError as exc:
+        except (OSError, ValueError) as exc:  # ValueError: a NUL byte in argv or env
             return Result(shown, 127, stderr=f"cannot start {real[0]}: {exc}")
         out: list[bytes] = []
         err: list[bytes] = []
