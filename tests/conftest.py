@@ -285,3 +285,15 @@ def postgres() -> Iterator[Postgres]:
         subprocess.run([*as_pg, str(PG_BIN / "pg_ctl"), "-D", str(data / "db"), "-m", "fast",
                         "-w", "stop"], capture_output=True, check=False)
         shutil.rmtree(data, ignore_errors=True)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_secret_registry() -> Iterator[None]:
+    """Secrets registered for masking by one test must not mask another test's text."""
+    from backupctl import log
+
+    saved = set(log._SECRETS)
+    yield
+    with log._LOCK:
+        log._SECRETS.clear()
+        log._SECRETS.update(saved)

@@ -92,7 +92,8 @@ def test_ssh_refuses_env_and_two_secrets(sshd: Sshd) -> None:
     with pytest.raises(UsageError):
         runner.run(["true"], env={"A": "b"})
     with pytest.raises(UsageError):
-        runner.run(["true", SecretFile(Secret("a")), SecretFile(Secret("b"))])
+        runner.run(["true", SecretFile(Secret("first-secret")),
+                    SecretFile(Secret("second-secret"))])
 
 
 def test_ssh_unknown_key_is_not_retried(sshd: Sshd, tmp_path: Path) -> None:
