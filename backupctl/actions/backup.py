@@ -8,13 +8,14 @@ runs `backupctl init`.
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from backupctl.actions import generations as gen_check
 from backupctl.actions import record, tripwire
 from backupctl.actions import repo as repos
 from backupctl.actions.context import Context
+from backupctl.actions.outcome import ResultDict
 from backupctl.config.schema import Job
 from backupctl.errors import (
     BackupctlError,
@@ -39,7 +40,7 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class BackupResult:
+class BackupResult(ResultDict):
     job: str
     status: ExitStatus
     error: str | None = None
@@ -60,11 +61,6 @@ class BackupResult:
     run_id: int | None = None
     kind: str = "backup"
 
-    def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["status"] = self.status.name.lower()
-        out["exit_code"] = int(self.status)
-        return out
 
 
 def plan(job: Job) -> list[str]:

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from backupctl.actions import tripwire
 from backupctl.actions.context import Context
+from backupctl.actions.outcome import ResultDict
 from backupctl.config.schema import Job
 from backupctl.errors import CommandFailed, UsageError
 from backupctl.state.locks import job_lock
@@ -24,18 +25,13 @@ from backupctl.status import ExitStatus
 
 
 @dataclass(frozen=True)
-class CanaryResult:
+class CanaryResult(ResultDict):
     job: str
     status: ExitStatus
     error: str | None = None
     canaries: list[dict[str, Any]] = field(default_factory=list)
     kind: str = "canary"
 
-    def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["status"] = self.status.name.lower()
-        out["exit_code"] = int(self.status)
-        return out
 
 
 def content(job: str, path: str) -> bytes:

@@ -19,13 +19,14 @@ from __future__ import annotations
 import json
 import re
 import urllib.parse
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 from backupctl.actions import generations, media, probe, record, tripwire
 from backupctl.actions import repo as repos
 from backupctl.actions.context import Context
+from backupctl.actions.outcome import ResultDict
 from backupctl.clock import parse_iso
 from backupctl.config.schema import Copy, Job
 from backupctl.errors import BackupctlError, DataError, ResticError
@@ -44,7 +45,7 @@ _SAVED = re.compile(rb"^snapshot ([0-9a-f]+) saved$", re.MULTILINE)
 
 
 @dataclass(frozen=True)
-class CopyOutcome:
+class CopyOutcome(ResultDict):
     """One copy of one job."""
 
     copy: str
@@ -65,10 +66,8 @@ class CopyOutcome:
     probe_run_id: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
+        out = super().to_dict()
         out["url"] = repos_display(self.url)
-        out["status"] = self.status.name.lower()
-        out["exit_code"] = int(self.status)
         return out
 
 

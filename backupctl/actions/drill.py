@@ -21,13 +21,14 @@ import contextlib
 import shutil
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from backupctl.actions import record
 from backupctl.actions import repo as repos
 from backupctl.actions.context import Context
+from backupctl.actions.outcome import ResultDict
 from backupctl.actions.verify import FREE_SPACE_MARGIN, Mismatch, Verifier
 from backupctl.config.schema import Job
 from backupctl.errors import BackupctlError, CommandFailed, UsageError
@@ -75,7 +76,7 @@ class DrillStep:
 
 
 @dataclass(frozen=True)
-class DrillResult:
+class DrillResult(ResultDict):
     job: str
     status: ExitStatus
     error: str | None = None
@@ -103,11 +104,6 @@ class DrillResult:
     run_id: int | None = None
     kind: str = "drill"
 
-    def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["status"] = self.status.name.lower()
-        out["exit_code"] = int(self.status)
-        return out
 
 
 COLUMNS = ("job", "status", "repository", "snapshot_id", "snapshot_time", "run_id", "kind")

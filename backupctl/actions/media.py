@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import select, update
 
 from backupctl.actions.context import Context
+from backupctl.actions.outcome import ResultDict
 from backupctl.actions.probe import is_local_path, local_path
 from backupctl.config.schema import Copy, Job
 from backupctl.errors import BackupctlError, UsageError
@@ -112,7 +113,7 @@ def known(ctx: Context, job: str, copy: str) -> list[dict[str, Any]]:
 
 
 @dataclass(frozen=True)
-class MediaResult:
+class MediaResult(ResultDict):
     job: str
     status: ExitStatus
     error: str | None = None
@@ -123,11 +124,6 @@ class MediaResult:
     created: bool = False
     kind: str = "media"
 
-    def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["status"] = self.status.name.lower()
-        out["exit_code"] = int(self.status)
-        return out
 
 
 def init(ctx: Context, job: Job, copy_name: str) -> MediaResult:

@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
 from backupctl.config.schema import Job
 from backupctl.errors import BackupctlError
@@ -28,8 +28,20 @@ class Outcome(Protocol):
     def to_dict(self) -> dict[str, Any]: ...
 
 
+class ResultDict:
+    """`to_dict()` for frozen result dataclasses: every field, `status` as a word, and the
+    `exit_code` — the one shape of per-job results in `--json`, run details and evidence."""
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(cast(Any, self))
+        status = ExitStatus(out["status"])
+        out["status"] = status.name.lower()
+        out["exit_code"] = int(status)
+        return out
+
+
 @dataclass(frozen=True)
-class Refused:
+class Refused(ResultDict):
     """A job that did not run at all (lock held, unexpected error before starting)."""
 
     job: str
@@ -38,11 +50,6 @@ class Refused:
     kind: str = "refused"
     details: dict[str, Any] = field(default_factory=dict)
 
-    def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["status"] = self.status.name.lower()
-        out["exit_code"] = int(self.status)
-        return out
 
 
 R = TypeVar("R", bound=Outcome)

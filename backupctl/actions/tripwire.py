@@ -18,13 +18,14 @@ from __future__ import annotations
 import json
 import statistics
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select, update
 
 from backupctl import __version__
 from backupctl.actions.context import Context
+from backupctl.actions.outcome import ResultDict
 from backupctl.config.schema import Job
 from backupctl.errors import CommandFailed, UsageError
 from backupctl.evidence import chain
@@ -159,7 +160,7 @@ def raised(ctx: Context, job: str) -> list[dict[str, Any]]:
 
 
 @dataclass(frozen=True)
-class ClearResult:
+class ClearResult(ResultDict):
     job: str
     status: ExitStatus
     error: str | None = None
@@ -169,11 +170,6 @@ class ClearResult:
     run_id: int | None = None
     kind: str = "clear"
 
-    def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["status"] = self.status.name.lower()
-        out["exit_code"] = int(self.status)
-        return out
 
 
 def clear(ctx: Context, job: Job, *, operator: str, reason: str) -> ClearResult:

@@ -27,7 +27,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,7 @@ from sqlalchemy import select
 from backupctl.actions import record
 from backupctl.actions import repo as repos
 from backupctl.actions.context import Context
+from backupctl.actions.outcome import ResultDict
 from backupctl.config.schema import Job
 from backupctl.errors import CommandFailed, DataError, ResticError
 from backupctl.execute import Arg, Result, Secret, display, tail
@@ -73,7 +74,7 @@ class Mismatch:
 
 
 @dataclass(frozen=True)
-class VerifyResult:
+class VerifyResult(ResultDict):
     job: str
     status: ExitStatus
     error: str | None = None
@@ -99,11 +100,6 @@ class VerifyResult:
     run_id: int | None = None
     kind: str = "verify"
 
-    def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["status"] = self.status.name.lower()
-        out["exit_code"] = int(self.status)
-        return out
 
 
 COLUMNS = ("job", "status", "repository", "snapshot_id", "snapshot_time", "run_id", "kind")
