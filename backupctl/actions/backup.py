@@ -268,8 +268,7 @@ def _run(ctx: Context, job: Job, runner: Runner, run_id: int) -> BackupResult:
 
 
 def _record(ctx: Context, job: Job, run_id: int, result: BackupResult, run: _Backup) -> None:
-    details = {k: v for k, v in result.to_dict().items()
-               if k not in ("job", "status", "snapshot_id", "snapshot_time", "run_id", "kind")}
+    details = record.details_of(result)
     extra: record.Extra = []
     if run.manifest is not None:
         extra.append((manifest_table, run.manifest.rows(job.job)))

@@ -106,9 +106,6 @@ class DrillResult(ResultDict):
 
 
 
-COLUMNS = ("job", "status", "repository", "snapshot_id", "snapshot_time", "run_id", "kind")
-
-
 def check_target(target: Path) -> None:
     """A real target must be a new or empty directory: a drill never overwrites data."""
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
@@ -295,7 +292,7 @@ def drill(ctx: Context, job: Job, ui: DrillUI, *, target: Path | None = None,
 
 def _record(ctx: Context, job: Job, result: DrillResult) -> None:
     assert result.run_id is not None
-    details = {k: v for k, v in result.to_dict().items() if k not in COLUMNS}
+    details = record.details_of(result)
     record.finish(ctx, job, result.run_id, status=result.status, error=result.error,
                   details=details, snapshot_id=result.snapshot_id,
                   snapshot_time=result.snapshot_time)

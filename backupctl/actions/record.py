@@ -10,6 +10,7 @@ from typing import Any
 
 from backupctl import __version__
 from backupctl.actions.context import Context
+from backupctl.actions.outcome import Outcome
 from backupctl.config.schema import Job
 from backupctl.log import mask
 from backupctl.status import ExitStatus
@@ -17,6 +18,15 @@ from backupctl.status import ExitStatus
 _RUN_STATUS = {ExitStatus.OK: "success", ExitStatus.BAD_DATA: "bad_data"}
 
 Extra = list[tuple[Any, list[dict[str, Any]]]]
+
+
+# Result fields that are columns of `runs` (or implied by it), so not repeated in details.
+COLUMNS = ("job", "status", "repository", "snapshot_id", "snapshot_time", "run_id", "kind")
+
+
+def details_of(result: Outcome) -> dict[str, Any]:
+    """A result as run details: everything but what the runs row already says."""
+    return {k: v for k, v in result.to_dict().items() if k not in COLUMNS}
 
 
 def run_status(status: ExitStatus) -> str:

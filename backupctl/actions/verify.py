@@ -102,9 +102,6 @@ class VerifyResult(ResultDict):
 
 
 
-COLUMNS = ("job", "status", "repository", "snapshot_id", "snapshot_time", "run_id", "kind")
-
-
 def plan(job: Job, *, mode: str, snapshot: str = "latest", source: str = repos.PRIMARY,
          scratch_dir: Path) -> list[str]:
     """What `verify` would run, secrets masked (for --dry-run)."""
@@ -157,7 +154,7 @@ def verify(ctx: Context, job: Job, *, mode: str = "quick", snapshot: str = "late
 
 def _record(ctx: Context, job: Job, result: VerifyResult) -> None:
     assert result.run_id is not None
-    details = {k: v for k, v in result.to_dict().items() if k not in COLUMNS}
+    details = record.details_of(result)
     record.finish(ctx, job, result.run_id, status=result.status, error=result.error,
                   details=details, snapshot_id=result.snapshot_id,
                   snapshot_time=result.snapshot_time)
