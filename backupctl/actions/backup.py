@@ -189,6 +189,9 @@ class _Backup:
                 unlock_stale=primary)
             self.steps.append("forget --prune: " + ", ".join(
                 f"keep-{k} {v}" for k, v in sorted(self.job.generations.policy().items())))
+        # A killed restic (SIGKILL, power cut, lost SSH) leaves its lock behind and restic
+        # 0.14 never expires it; `restic unlock` removes only stale locks, never live ones.
+        self.ctx.local.run(restic.unlock(primary.url, primary.password), timeout=300)
         held = repos.snapshots(self.ctx, self.job, primary)
         self.generations = len(held)
         self.generation_check = gen_check.assess_primary(  # issue #5: lost snapshots?

@@ -45,6 +45,7 @@ class Env:
         self.local.on("version", stdout=b"restic 0.14.0 compiled with go1.19.8\n")
         self.local.on("snapshots", stdout=SNAPSHOTS)
         self.local.on("forget", stdout=b"[]")
+        self.local.on("unlock")
         (tmp_path / "jobs").mkdir()
         (tmp_path / "pw").write_text(PASSWORD + "\n")
         (tmp_path / "id").write_text("key\n")
@@ -108,6 +109,8 @@ def test_a_successful_backup_runs_before_backup_after_then_forget(env: Env) -> N
     forget = env.local.commands("forget")[0]
     assert forget.words[forget.words.index("--repo") + 1] == "/srv/restic/emr-db"
     assert forget.has("--keep-last", "7", "--keep-daily", "14", "--prune")
+    # stale locks of a killed restic are removed after every backup (never live ones)
+    assert len(env.local.commands("unlock")) == 1
     assert result.snapshot_id == "4a04c7b9" and result.generations == 1
     assert result.bytes_added == 4096 and result.files_new == 2
     assert env.remote.closed
