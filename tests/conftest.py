@@ -6,8 +6,10 @@ subprocess); unit tests use fakes.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -297,3 +299,15 @@ def _isolated_secret_registry() -> Iterator[None]:
     with log._LOCK:
         log._SECRETS.clear()
         log._SECRETS.update(saved)
+
+
+@pytest.fixture
+def started() -> Iterator[list[subprocess.Popen[str]]]:
+    """Background CLI processes; their process groups are killed after the test."""
+    procs: list[subprocess.Popen[str]] = []
+    yield procs
+    for proc in procs:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=30)

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from conftest import BACKUPCTL, PASSWORD, Workspace
 
 from tests.integration.cli.helpers import edit_job, runs, snapshot_count
@@ -25,15 +22,6 @@ def _wait_for(path: Path, timeout: float = 60) -> None:
         time.sleep(0.05)
 
 
-@pytest.fixture
-def started() -> Iterator[list[subprocess.Popen[str]]]:
-    """CLI processes started in the background (own session); their groups are ended after."""
-    procs: list[subprocess.Popen[str]] = []
-    yield procs
-    for proc in procs:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
 
 
 def _start(ws: Workspace, procs: list[subprocess.Popen[str]], *args: str,

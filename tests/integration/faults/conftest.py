@@ -16,7 +16,6 @@ import json
 import os
 import secrets
 import shutil
-import signal
 import socket
 import sqlite3
 import subprocess
@@ -217,16 +216,6 @@ def fssh(fws: FaultWorkspace, fsshd: Sshd) -> FaultWorkspace:
     return fws
 
 
-@pytest.fixture
-def started() -> Iterator[list[subprocess.Popen[str]]]:
-    """Background CLI processes; their process groups are killed after the test."""
-    procs: list[subprocess.Popen[str]] = []
-    yield procs
-    for proc in procs:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=30)
 
 
 # -- a TCP proxy to cut the network -------------------------------------------------------
