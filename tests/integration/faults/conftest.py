@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import secrets
 import shutil
 import socket
@@ -339,6 +340,9 @@ def processes_mentioning(marker: str) -> list[str]:
     return found
 
 
+_LOCK_ID = re.compile(r"[0-9a-f]{64}")
+
+
 def wait_gone(marker: str, timeout: float = 60) -> None:
     """Wait until no process mentions `marker`; fail naming the survivors."""
     deadline = time.monotonic() + timeout
@@ -360,7 +364,12 @@ def scratch_leftovers(ws: Workspace) -> list[Path]:
 
 
 def restic_locks(repo: Path) -> list[Path]:
-    return sorted((repo / "locks").iterdir()) if (repo / "locks").exists() else []
+    """The lock files restic reads: named by their 64-hex ID. A local-backend write goes
+    through `<id>-tmp-<n>` first, which restic ignores; a process killed between create and
+    rename leaves one behind (harmless), so it is neither "a lock taken" nor "a lock left"."""
+    if not (repo / "locks").exists():
+        return []
+    return sorted(p for p in (repo / "locks").iterdir() if _LOCK_ID.fullmatch(p.name))
 
 
 def json_job(proc: subprocess.CompletedProcess[str]) -> dict[str, Any]:
