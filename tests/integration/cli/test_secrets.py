@@ -1,7 +1,7 @@
 """The repository password never leaks during a backup over SSH (SPEC §7, issue #3).
 
-A watcher thread samples /proc/*/cmdline and /proc/*/environ of every process every few
-milliseconds while the real CLI backs up over a real sshd with real restic.
+The leak watcher (tests/leaks.py) samples /proc/*/cmdline and /proc/*/environ of every
+process every few milliseconds while the real CLI backs up over a real sshd with real restic.
 """
 
 from __future__ import annotations
@@ -10,67 +10,12 @@ import json
 import os
 import secrets
 import subprocess
-import threading
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from conftest import Sshd, Workspace
 
 from tests.integration.cli.helpers import edit_job
-
-
-@dataclass
-class ProcWatcher:
-    needle: bytes
-    marker: bytes  # in the cmdline of the processes we want to see (the repository path)
-    hits: list[str] = field(default_factory=list)
-    seen: set[str] = field(default_factory=set)  # cmdlines of interest that were observed
-    sweeps: int = 0
-    _stop: threading.Event = field(default_factory=threading.Event)
-
-    SUBCOMMANDS = frozenset({b"backup", b"snapshots", b"forget"})
-
-    def run(self) -> None:
-        while not self._stop.is_set():
-            for pid in os.listdir("/proc"):
-                if not pid.isdigit():
-                    continue
-                for name in ("cmdline", "environ"):
-                    try:
-                        data = Path(f"/proc/{pid}/{name}").read_bytes()
-                    except OSError:
-                        continue
-                    if self.needle in data:
-                        self.hits.append(f"/proc/{pid}/{name}: {data[:200]!r}")
-                    if name == "cmdline" and data.startswith(b"restic\0") and \
-                            self.marker in data:
-                        words = data.split(b"\0")
-                        self.seen.update(w.decode() for w in words if w in self.SUBCOMMANDS)
-            self.sweeps += 1
-            time.sleep(0.002)
-
-    def stop(self) -> None:
-        self._stop.set()
-
-
-def _files_containing(needle: bytes, roots: list[Path], *, since: float,
-                      skip: set[Path]) -> list[str]:
-    found = []
-    for root in roots:
-        for dirpath, _dirs, files in os.walk(root):
-            for name in files:
-                path = Path(dirpath) / name
-                try:
-                    st = path.lstat()
-                    if (not path.is_file() or path.is_symlink() or st.st_mtime < since
-                            or path in skip or st.st_size > 256 * 1024 * 1024):
-                        continue
-                    if needle in path.read_bytes():
-                        found.append(str(path))
-                except OSError:
-                    continue
-    return found
+from tests.leaks import LeakWatch
 
 
 def test_password_never_in_proc_output_logs_or_remote_disk(
@@ -88,25 +33,23 @@ def test_password_never_in_proc_output_logs_or_remote_disk(
     edit_job(ssh_workspace, "leak", source={"before": ["true"], "after": ["true"]})
     (src / "big.bin").write_bytes(os.urandom(32 * 1024 * 1024))
     (src / "カルテ.txt").write_text("患者データ\n")
-    watcher = ProcWatcher(password.encode(), str(repo).encode())
-    thread = threading.Thread(target=watcher.run, daemon=True)
-    started = time.time() - 1
+    watch = LeakWatch(password.encode(), interval=0.002, allowed={pw_file})
 
-    thread.start()
+    watch.start()
     try:
         result = ssh_workspace.run("-v", "backup", "leak", "--json")
     finally:
-        watcher.stop()
-        thread.join(timeout=30)
+        watch.stop()
 
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["jobs"][0]["snapshot_id"]
     # The watcher really saw the restic processes it was guarding.
-    assert watcher.seen == {"backup", "snapshots", "forget"}, watcher.seen
-    assert watcher.sweeps > 20
-    assert watcher.hits == []
-    assert password not in result.stdout + result.stderr
+    ours = [argv for argv in watch.restic_argvs if any(str(repo) in w for w in argv)]
+    assert {"backup", "snapshots", "forget"} <= {word for argv in ours for word in argv}, ours
+    assert watch.sweeps > 20
     assert "DEBUG" in result.stderr  # -v really logged every command
-    assert password not in sshd.log.read_text()
+    watch.text("stdout", result.stdout)
+    watch.text("stderr", result.stderr)
+    watch.text("sshd log", sshd.log.read_text())
     roots = [src, Path("/tmp"), Path.home() / ".cache" / "restic", ssh_workspace.root]
-    assert _files_containing(password.encode(), roots, since=started, skip={pw_file}) == []
+    assert watch.scan(roots) == []

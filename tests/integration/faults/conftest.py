@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import re
 import secrets
 import shutil
@@ -23,12 +22,14 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import BACKUPCTL, Sshd, Workspace, make_sshd, need
+
+from tests.leaks import LeakWatch
 
 # Unique per test session, so files and processes of other test sessions on this machine
 # (which all use conftest.PASSWORD) can never be mistaken for a leak of ours.
@@ -36,84 +37,6 @@ SECRET = f"fault-canary-{secrets.token_hex(12)}"
 
 
 # -- the leak watcher ---------------------------------------------------------------------
-
-@dataclass
-class LeakWatch:
-    """Samples every process's argv and environment; scans outputs and files at the end."""
-
-    needle: bytes
-    started: float = field(default_factory=time.time)
-    hits: list[str] = field(default_factory=list)
-    texts: list[tuple[str, str]] = field(default_factory=list)  # (what, text) to scan
-    roots: list[Path] = field(default_factory=list)  # directories to scan for files
-    allowed: set[Path] = field(default_factory=set)  # the password files themselves
-    sweeps: int = 0
-    restic_seen: int = 0  # restic processes observed (proves the sampler watched them)
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._sample, daemon=True, name="leak-watch")
-        self._thread.start()
-
-    def _sample(self) -> None:
-        me = str(os.getpid())
-        seen: set[str] = set()
-        while not self._stop.is_set():
-            for pid in os.listdir("/proc"):
-                if not pid.isdigit() or pid == me:
-                    continue
-                for name in ("cmdline", "environ"):
-                    try:
-                        data = Path(f"/proc/{pid}/{name}").read_bytes()
-                    except OSError:
-                        continue
-                    if self.needle in data:
-                        self.hits.append(f"/proc/{pid}/{name}: {data[:300]!r}")
-                    if name == "cmdline" and data.startswith(b"restic\0") and pid not in seen:
-                        seen.add(pid)
-                        self.restic_seen += 1
-            self.sweeps += 1
-            self._stop.wait(0.01)
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
-
-    def text(self, what: str, text: str) -> None:
-        self.texts.append((what, text))
-
-    def scan(self, extra_roots: list[Path]) -> list[str]:
-        """Every leak found: sampled processes, recorded outputs, files written meanwhile."""
-        found = list(self.hits)
-        secret = self.needle.decode()
-        found += [f"{what} contains the password" for what, text in self.texts
-                  if secret in text]
-        for root in [*self.roots, *extra_roots]:
-            found += [f"file {p} contains the password" for p in
-                      _files_containing(self.needle, root, since=self.started - 2,
-                                        skip=self.allowed)]
-        return found
-
-
-def _files_containing(needle: bytes, root: Path, *, since: float, skip: set[Path]) -> list[Path]:
-    found: list[Path] = []
-    for dirpath, dirs, files in os.walk(root, onerror=lambda _e: None):
-        dirs[:] = [d for d in dirs if not (Path(dirpath) / d).is_symlink()]
-        for name in files:
-            path = Path(dirpath) / name
-            try:
-                st = path.lstat()
-                if (not path.is_file() or path.is_symlink() or st.st_mtime < since
-                        or path in skip or st.st_size > 64 * 1024 * 1024):
-                    continue
-                if needle in path.read_bytes():
-                    found.append(path)
-            except OSError:
-                continue
-    return found
-
 
 @pytest.fixture(autouse=True)
 def leak_watch() -> Iterator[LeakWatch]:

@@ -17,7 +17,9 @@ from pathlib import Path
 import pytest
 from conftest import Sshd, restic
 
-from .conftest import SECRET, FaultWorkspace, LeakWatch, assert_recorded, json_job, rows
+from tests.leaks import LeakWatch
+
+from .conftest import SECRET, FaultWorkspace, assert_recorded, json_job, rows
 
 NASTY = ["spa ce.txt", "quo'te\"s.txt", "semi;colon.txt", "$(touch PWNED1).txt",
          "`touch PWNED2`.txt", "back\\slash.txt", "new\nline.txt", "-rf", "--help",

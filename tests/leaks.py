@@ -1,0 +1,91 @@
+"""A password-leak watcher for tests (SPEC §7): samples `/proc/*/cmdline` and
+`/proc/*/environ` of every process while it runs, and at the end scans recorded outputs and
+files written meanwhile. Used by every fault test (autouse) and by the CLI secrets test."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class LeakWatch:
+    """Samples every process's argv and environment; scans outputs and files at the end."""
+
+    needle: bytes
+    interval: float = 0.01  # seconds between sweeps of /proc
+    started: float = field(default_factory=time.time)
+    hits: list[str] = field(default_factory=list)
+    texts: list[tuple[str, str]] = field(default_factory=list)  # (what, text) to scan
+    roots: list[Path] = field(default_factory=list)  # directories to scan for files
+    allowed: set[Path] = field(default_factory=set)  # the password files themselves
+    sweeps: int = 0
+    restic_argvs: list[list[str]] = field(default_factory=list)  # one per restic process seen
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._sample, daemon=True, name="leak-watch")
+        self._thread.start()
+
+    def _sample(self) -> None:
+        me = str(os.getpid())
+        seen: set[str] = set()
+        while not self._stop.is_set():
+            for pid in os.listdir("/proc"):
+                if not pid.isdigit() or pid == me:
+                    continue
+                for name in ("cmdline", "environ"):
+                    try:
+                        data = Path(f"/proc/{pid}/{name}").read_bytes()
+                    except OSError:
+                        continue
+                    if self.needle in data:
+                        self.hits.append(f"/proc/{pid}/{name}: {data[:300]!r}")
+                    if name == "cmdline" and data.startswith(b"restic\0") and pid not in seen:
+                        seen.add(pid)
+                        self.restic_argvs.append(
+                            data.decode(errors="replace").rstrip("\0").split("\0"))
+            self.sweeps += 1
+            self._stop.wait(self.interval)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+
+    def text(self, what: str, text: str) -> None:
+        self.texts.append((what, text))
+
+    def scan(self, extra_roots: list[Path]) -> list[str]:
+        """Every leak found: sampled processes, recorded outputs, files written meanwhile."""
+        found = list(self.hits)
+        secret = self.needle.decode()
+        found += [f"{what} contains the password" for what, text in self.texts
+                  if secret in text]
+        for root in [*self.roots, *extra_roots]:
+            found += [f"file {p} contains the password" for p in
+                      _files_containing(self.needle, root, since=self.started - 2,
+                                        skip=self.allowed)]
+        return found
+
+
+def _files_containing(needle: bytes, root: Path, *, since: float, skip: set[Path]) -> list[Path]:
+    found: list[Path] = []
+    for dirpath, dirs, files in os.walk(root, onerror=lambda _e: None):
+        dirs[:] = [d for d in dirs if not (Path(dirpath) / d).is_symlink()]
+        for name in files:
+            path = Path(dirpath) / name
+            try:
+                st = path.lstat()
+                if (not path.is_file() or path.is_symlink() or st.st_mtime < since
+                        or path in skip or st.st_size > 64 * 1024 * 1024):
+                    continue
+                if needle in path.read_bytes():
+                    found.append(path)
+            except OSError:
+                continue
+    return found
