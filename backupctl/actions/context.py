@@ -12,7 +12,6 @@ from backupctl.config.schema import Job
 from backupctl.config.validate import Config
 from backupctl.execute import Runner
 from backupctl.execute.local import LocalRunner
-from backupctl.execute.ssh import SshRunner
 from backupctl.restic import commands as restic
 from backupctl.restic.parse import version as parse_version
 from backupctl.state.db import Store
@@ -21,6 +20,10 @@ from backupctl.state.db import Store
 def ssh_runner_for(config: Config, job: Job) -> Runner:
     if job.host.is_local:
         return LocalRunner()
+    # Imported here: paramiko and its dependencies cost ~0.1 s of start-up that a run on
+    # local jobs only (the scheduled quick verify, `metrics`, `evidence`) never needs.
+    from backupctl.execute.ssh import SshRunner
+
     assert job.host.user is not None and job.host.identity_file is not None
     return SshRunner(job=job.job, address=job.host.address, port=job.host.port,
                      user=job.host.user, identity_file=job.host.identity_file,

@@ -14,7 +14,7 @@ import typer
 
 from backupctl.cli.app import app, context, die, emit_json, err, exit_with, load, out
 from backupctl.errors import BackupctlError, UsageError
-from backupctl.evidence import bundle, chain, render
+from backupctl.evidence import chain, render
 from backupctl.evidence import report as reports
 from backupctl.execute import Secret
 from backupctl.secrets import read_secret
@@ -140,6 +140,8 @@ def verify_command(
 
 
 def _verify_bundle(path: Path, password: Secret, *, as_json: bool) -> NoReturn:
+    from backupctl.evidence import bundle  # pyzipper + Cryptodome: imported only when needed
+
     try:
         result = bundle.verify(path, password)
     except BackupctlError as exc:
@@ -164,6 +166,8 @@ def export_command(
     password_file: PasswordOpt = None, lang: LangOpt = "ja", as_json: JsonOpt = False,
 ) -> None:
     """AES-256 zip of a period's records, report (PDF+HTML), chain head, SHA-256 list."""
+    from backupctl.evidence import bundle  # pyzipper + Cryptodome: imported only when needed
+
     config = load()
     password = _password(password_file, confirm=True)
     if len(password.reveal()) < MIN_PASSWORD:

@@ -26,7 +26,6 @@ from backupctl.cli.app import (
     show_plans,
 )
 from backupctl.errors import BackupctlError
-from backupctl.execute import hostkeys
 from backupctl.status import ExitStatus
 
 JobsArg = Annotated[list[str] | None, typer.Argument(help="job names", show_default=False)]
@@ -71,6 +70,8 @@ def trust(job: str, fingerprint: Annotated[str | None, typer.Option(
         "blindly)")] = None,
           yes: Annotated[bool, typer.Option("--yes", help="do not ask")] = False) -> None:
     """Show the job's SSH host key fingerprint and add it to known_hosts."""
+    from backupctl.execute import hostkeys  # paramiko: only the SSH commands pay its import
+
     config = load()
     target = config.select([job], all_jobs=False)[0]
     if target.host.is_local:
