@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import restic_kdf
-import yaml_helpers
+
+from tests import restic_kdf, yaml_helpers
 
 PASSWORD = "correct-horse-battery-staple-7f3a"  # test repository password (looked for in leaks)
 BACKUPCTL = [sys.executable, "-m", "backupctl"]

@@ -7,8 +7,7 @@ import json
 import os
 from pathlib import Path
 
-from conftest import PASSWORD, Sshd, Workspace, restic
-
+from tests.conftest import PASSWORD, Sshd, Workspace, restic
 from tests.integration.cli.helpers import edit_job
 
 NASTY_NAMES = ["スキャン 001.pdf", "a'b\"c", "x;y$(touch pwned)", "new\nline", "-rf",

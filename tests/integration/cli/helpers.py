@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 from typing import Any
 
-import yaml_helpers
-from conftest import Workspace
 from ruamel.yaml import YAML
+
+from tests import yaml_helpers
+from tests.conftest import Workspace, restic
 
 
 def edit_job(ws: Workspace, name: str, **sections: dict[str, Any]) -> dict[str, Any]:
@@ -35,8 +37,4 @@ def runs(ws: Workspace) -> list[dict[str, Any]]:
 
 
 def snapshot_count(repo: Path) -> int:
-    import json
-
-    from conftest import restic
-
     return len(json.loads(restic(repo, "snapshots", "--json").stdout))

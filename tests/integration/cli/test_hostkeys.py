@@ -5,8 +5,7 @@ from __future__ import annotations
 import subprocess
 import time
 
-from conftest import Sshd, Workspace
-
+from tests.conftest import Sshd, Workspace
 from tests.integration.cli.helpers import runs, snapshot_count
 
 

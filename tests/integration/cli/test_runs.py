@@ -9,8 +9,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from conftest import BACKUPCTL, PASSWORD, Workspace
-
+from tests.conftest import BACKUPCTL, PASSWORD, Workspace
 from tests.integration.cli.helpers import edit_job, runs, snapshot_count
 
 

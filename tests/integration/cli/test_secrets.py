@@ -12,8 +12,7 @@ import secrets
 import subprocess
 from pathlib import Path
 
-from conftest import Sshd, Workspace
-
+from tests.conftest import Sshd, Workspace
 from tests.integration.cli.helpers import edit_job
 from tests.leaks import LeakWatch
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import Workspace
-
+from tests.conftest import Workspace
 from tests.integration.cli.helpers import edit_job, snapshot_count
 
 THREE_MISTAKES = """\

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import free_port, need
+
+from tests.conftest import free_port, need
 
 
 @dataclass

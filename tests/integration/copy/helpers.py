@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from conftest import PASSWORD, Workspace, restic
+from tests.conftest import PASSWORD, Workspace, restic
 
 
 def run_json(ws: Workspace, *args: str, timeout: float = 300) -> tuple[int, dict[str, Any], str]:

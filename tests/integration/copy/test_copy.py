@@ -6,7 +6,7 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-from conftest import PASSWORD, Workspace, restic
+from tests.conftest import PASSWORD, Workspace, restic
 
 from .conftest import RestServer
 from .helpers import (

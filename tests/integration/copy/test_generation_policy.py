@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import Workspace, restic
 
 from backupctl.actions.generations import keep
 from backupctl.restic.parse import parse_time
+from tests.conftest import Workspace, restic
 
 # Irregular history over ~5 months: several a day, gaps, a year boundary.
 OFFSETS_H = [0, 1, 5, 26, 27, 50, 170, 172, 340, 500, 800, 1200, 1700, 2300, 2900, 3400]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import PASSWORD, Workspace
+from tests.conftest import PASSWORD, Workspace
 
 from .helpers import (
     copy_entry,

@@ -7,8 +7,8 @@ import json
 import os
 import sqlite3
 
-from conftest import Sshd, Workspace, restic
-from repo_damage import flip_byte_in_largest_pack
+from tests.conftest import Sshd, Workspace, restic
+from tests.repo_damage import flip_byte_in_largest_pack
 
 from .helpers import (
     copy_entry,

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import BACKUPCTL, Workspace, need
+
+from tests.conftest import BACKUPCTL, Workspace, need
 
 STEPS = ["EMRサービスを起動する", "テスト患者のカルテを開いて表示を確認する"]
 

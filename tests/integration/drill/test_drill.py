@@ -8,8 +8,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from conftest import BACKUPCTL, PASSWORD, Workspace
-from repo_damage import flip_byte
+from tests.conftest import BACKUPCTL, PASSWORD, Workspace
+from tests.repo_damage import flip_byte
 
 from .conftest import STEPS, check_commands, drill_evidence, drill_job, rows, scratch_leftovers
 

@@ -9,8 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import yaml_helpers
-from conftest import BACKUPCTL, Workspace
+
+from tests import yaml_helpers
+from tests.conftest import BACKUPCTL, Workspace
 
 
 def _ok(ws: Workspace, *args: str) -> None:

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from typing import Any
 
-from conftest import Workspace
+from tests.conftest import Workspace
 
 from .conftest import Clone
 
 
-def _records(db: object) -> list[dict[str, object]]:
+def _records(db: object) -> list[dict[str, Any]]:
     with sqlite3.connect(str(db)) as conn:
         conn.row_factory = sqlite3.Row
         return [dict(r) for r in conn.execute("SELECT * FROM evidence ORDER BY seq")]

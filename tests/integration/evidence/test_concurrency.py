@@ -9,10 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import Postgres, Workspace
 
 from backupctl.evidence import chain
 from backupctl.state.db import Store
+from tests.conftest import Postgres, Workspace
 
 WORKER = Path(__file__).with_name("append_worker.py")
 PER_PROCESS = 200

@@ -14,7 +14,8 @@ from pathlib import Path
 import jsonschema
 import pytest
 import pyzipper
-from conftest import PASSWORD, Workspace, need
+
+from tests.conftest import PASSWORD, Workspace, need
 
 from .conftest import Clone
 

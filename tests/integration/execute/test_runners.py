@@ -6,12 +6,12 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import Sshd, free_port
 
 from backupctl.errors import ConnectError, HostKeyError, UsageError
 from backupctl.execute import Runner, Secret, SecretFile
 from backupctl.execute.local import LocalRunner
 from backupctl.execute.ssh import SshRunner
+from tests.conftest import Sshd, free_port
 
 NASTY = ["a b", "x;y$(touch /tmp/pwned-runner)", "it's", 'quo"te', "-rf", "スキャン", "", "\\"]
 
@@ -184,9 +184,10 @@ def test_ssh_connection_detects_a_silently_dead_peer(sshd: Sshd) -> None:
         assert runner.run(["true"]).ok
         transport = runner._client.get_transport()  # type: ignore[union-attr]
         assert transport is not None
-        interval = transport.packetizer._Packetizer__keepalive_interval  # type: ignore[attr-defined]
+        interval = transport.packetizer._Packetizer__keepalive_interval  # type: ignore[union-attr]
         assert interval == KEEPALIVE_SECONDS
         sock = transport.sock
+        assert isinstance(sock, socket.socket)
         assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT) == \
             DEAD_PEER_SECONDS * 1000
     finally:

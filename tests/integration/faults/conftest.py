@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import BACKUPCTL, Sshd, Workspace, make_sshd, need
 
+from tests.conftest import BACKUPCTL, Sshd, Workspace, make_sshd, need
 from tests.leaks import LeakWatch
 
 # Unique per test session, so files and processes of other test sessions on this machine

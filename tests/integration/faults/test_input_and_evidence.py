@@ -15,8 +15,8 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import Sshd, restic
 
+from tests.conftest import Sshd, restic
 from tests.leaks import LeakWatch
 
 from .conftest import SECRET, FaultWorkspace, assert_recorded, json_job, rows

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from repo_damage import flip_byte
 
 from tests.integration.cli.helpers import edit_job
+from tests.repo_damage import flip_byte
 
 from .conftest import (
     SECRET,

@@ -12,10 +12,11 @@ import os
 import signal
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
-from conftest import Sshd, restic
 
+from tests.conftest import Sshd, restic
 from tests.integration.cli.helpers import edit_job
 
 from .conftest import (
@@ -56,7 +57,7 @@ def _failed_backup(ws: FaultWorkspace, name: str = "emr") -> dict[str, object]:
     return job
 
 
-def _next_backup_succeeds(ws: FaultWorkspace, name: str = "emr") -> dict[str, object]:
+def _next_backup_succeeds(ws: FaultWorkspace, name: str = "emr") -> dict[str, Any]:
     proc = ws.run("backup", name, "--json", timeout=240)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return json_job(proc)

@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml_helpers
-from conftest import BACKUPCTL, Workspace, free_port, need
+
+from tests import yaml_helpers
+from tests.conftest import BACKUPCTL, Workspace, free_port, need
 
 RULES = Path(__file__).resolve().parents[3] / "docs" / "prometheus" / "backupctl.rules.yml"
 

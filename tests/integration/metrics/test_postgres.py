@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import Postgres
-from unit.metrics.conftest import populate
-
 from backupctl.metrics import exposition
+from tests.conftest import Postgres
+from tests.unit.metrics.conftest import populate
 
 
 def test_postgres_and_sqlite_expose_the_same_metrics(postgres: Postgres,

@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import need
 from ruamel.yaml import YAML
 
 from backupctl.metrics.families import ALL
+from tests.conftest import need
 
 DOCS = Path(__file__).resolve().parents[3] / "docs" / "prometheus"
 RULES = DOCS / "backupctl.rules.yml"

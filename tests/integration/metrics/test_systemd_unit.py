@@ -6,9 +6,8 @@ import re
 import subprocess
 from pathlib import Path
 
-from conftest import need
-
 from backupctl.metrics.exporter import DEFAULT_LISTEN
+from tests.conftest import need
 
 UNIT = Path(__file__).resolve().parents[3] / "systemd" / "backupctl-exporter.service"
 

@@ -10,8 +10,6 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from conftest import BACKUPCTL, Workspace, free_port
-from integration.metrics.conftest import Exporter, http_get, wait_for
 from prometheus_client.parser import text_string_to_metric_families
 
 from backupctl.config.schema import Job
@@ -19,6 +17,8 @@ from backupctl.metrics import Source
 from backupctl.metrics.state import StateReader
 from backupctl.metrics.textfile import write_atomic, write_textfile
 from backupctl.state.db import Store
+from tests.conftest import BACKUPCTL, Workspace, free_port
+from tests.integration.metrics.conftest import Exporter, http_get, wait_for
 
 
 def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

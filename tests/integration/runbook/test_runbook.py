@@ -9,7 +9,7 @@ import shlex
 import subprocess
 from pathlib import Path
 
-from conftest import PASSWORD, Workspace
+from tests.conftest import PASSWORD, Workspace
 
 NAME = "emr-db"
 

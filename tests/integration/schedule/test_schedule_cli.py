@@ -10,7 +10,8 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from conftest import Workspace, need
+
+from tests.conftest import Workspace, need
 
 ROOT = Path(__file__).resolve().parents[3]
 BACKUPCTL_BIN = str(Path(sys.executable).parent / "backupctl")

@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Workspace
+
+from tests.conftest import Workspace
 
 NASTY_NAMES = ["スキャン 001.pdf", "a'b\"c", "x;y$(touch pwned)", "new\nline", "-rf",
                "back`tick`", "back\\slash", "star*?[x]", "starAx", "q?", "[ab]", "sp ace *"]

@@ -14,9 +14,10 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml_helpers
-from conftest import BACKUPCTL, PASSWORD, Sshd, Workspace, restic
-from repo_damage import flip_byte
+
+from tests import yaml_helpers
+from tests.conftest import BACKUPCTL, PASSWORD, Sshd, Workspace, restic
+from tests.repo_damage import flip_byte
 
 from .conftest import backup, fill, leftovers, packs, run_json
 
@@ -355,7 +356,7 @@ def test_not_enough_scratch_space_refuses_a_full_verify(workspace: Workspace,
     from backupctl.state.db import Store
 
     usage = namedtuple("usage", "total used free")
-    monkeypatch.setattr(verify_action.shutil, "disk_usage", lambda _p: usage(10, 9, 1))
+    monkeypatch.setattr(shutil, "disk_usage", lambda _p: usage(10, 9, 1))
     config = load_config(workspace.config)
     ctx = Context(config=config, store=Store(config.settings.effective_database_url))
     with pytest.raises(CommandFailed, match="not enough free space") as info:

@@ -13,13 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml_helpers
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from backupctl.config.validate import load_config
 from backupctl.errors import ConfigError
 from backupctl.status import ExitStatus
+from tests import yaml_helpers
 from tests.unit.config.conftest import ConfigDir
 
 FUZZ = settings(max_examples=150, deadline=None,
@@ -39,7 +39,7 @@ JOB: dict[str, Any] = {
     "schedule": {"backup": "*-*-* 02:00:00", "verify": "Sun *-*-* 04:00:00"},
 }
 
-text = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=40)
+text = st.text(alphabet=st.characters(exclude_categories=["Cs"]), max_size=40)
 huge = st.one_of(st.integers(min_value=-(10**30), max_value=10**30),
                  st.floats(allow_nan=True, allow_infinity=True),
                  st.text(min_size=5000, max_size=20000).map(lambda s: s or "x" * 5000))

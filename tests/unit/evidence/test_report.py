@@ -12,12 +12,12 @@ from typing import Any
 
 import jsonschema
 import pytest
-import yaml_helpers
 
 from backupctl.config.validate import load_config
 from backupctl.errors import UsageError
 from backupctl.evidence import chain, render, report
 from backupctl.state.db import Store
+from tests import yaml_helpers
 
 JST = timezone(timedelta(hours=9))
 SCHEMA = json.loads((Path(__file__).parents[3] / "docs" / "report.schema.json").read_text())

@@ -85,8 +85,8 @@ def populate(url: str) -> Fleet:
             make_job("never", copies=[USB, WORM], rto="1h"), make_job("broken"),
             make_job("ransom")]
     f = Fleet(store=store, clock=clock, jobs=jobs, url=url)
-    backup = {"bytes_added": 1048576, "duration": 12.5, "generations": 4, "files_new": 3,
-              "files_changed": 1}
+    backup: dict[str, Any] = {"bytes_added": 1048576, "duration": 12.5, "generations": 4,
+                              "files_new": 3, "files_changed": 1}
     f.run("ok", "backup", "success", at=0, **backup)
     f.run("ok", "verify", "success", at=1, files_checked=40, mismatches=[], restore_seconds=300.0,
           rto_seconds=7200, coverage_ratio=1.0, mode="full")

@@ -10,10 +10,10 @@ import pytest
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
-from unit.metrics.conftest import Fleet, make_job, ts
 
 from backupctl.metrics import exposition, registry, render
 from backupctl.metrics.families import ALL
+from tests.unit.metrics.conftest import Fleet, make_job, ts
 
 # SPEC §5: these names are a contract with dashboards and alert rules.
 SPEC_METRICS = [

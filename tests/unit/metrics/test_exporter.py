@@ -6,11 +6,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from unit.metrics.conftest import Fleet
 
 from backupctl.errors import UsageError
 from backupctl.metrics.exporter import CONTENT_TYPE, Exporter, parse_listen
 from backupctl.status import ExitStatus
+from tests.unit.metrics.conftest import Fleet
 
 
 @pytest.mark.parametrize(("text", "expected"), [

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
-import yaml_helpers
 
 from backupctl import schedule
 from backupctl.config.validate import Config, load_config
+from tests import yaml_helpers
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -88,7 +89,7 @@ def _config(tmp_path: Path, schedules: dict[str, dict[str, str]],
     secret = tmp_path / "pw"
     secret.write_text("x\n")
     for name, sched in schedules.items():
-        data = {"job": name, "host": {"address": "local"},
+        data: dict[str, Any] = {"job": name, "host": {"address": "local"},
                 "source": {"paths": [f"/data/{name}"]},
                 "repository": {"url": f"/srv/restic/{name}", "password_file": str(secret)},
                 "generations": {"last": 3}, "schedule": sched}
