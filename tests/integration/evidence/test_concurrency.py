@@ -19,9 +19,18 @@ PER_PROCESS = 200
 
 
 def _two_writers(url: str) -> None:
+    """Both workers connect first, then are released together."""
     procs = [subprocess.Popen([sys.executable, str(WORKER), url, name, str(PER_PROCESS)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True)
              for name in ("writer-a", "writer-b")]
+    for proc in procs:
+        assert proc.stdout is not None and proc.stdout.readline() == "ready\n", \
+            proc.communicate(timeout=60)[1]
+    for proc in procs:
+        assert proc.stdin is not None
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
     for proc in procs:
         _, stderr = proc.communicate(timeout=600)
         assert proc.returncode == 0, stderr
