@@ -280,19 +280,12 @@ def drill(ctx: Context, job: Job, ui: DrillUI, *, target: Path | None = None,
             result = run.result(status=ExitStatus.FAILED, verdict="aborted",
                                 error=f"{job.job}: drill aborted ({exc.__class__.__name__})"
                                 f"{kept}")
-            _record(ctx, job, result)
+            record.finish_result(ctx, job, result)
             raise
         else:
             status, error = run.verdict()
             result = run.result(status=status, error=error,
                                 verdict=PASS if status is ExitStatus.OK else FAIL)
-        _record(ctx, job, result)
+        record.finish_result(ctx, job, result)
         return result
 
-
-def _record(ctx: Context, job: Job, result: DrillResult) -> None:
-    assert result.run_id is not None
-    details = record.details_of(result)
-    record.finish(ctx, job, result.run_id, status=result.status, error=result.error,
-                  details=details, snapshot_id=result.snapshot_id,
-                  snapshot_time=result.snapshot_time)

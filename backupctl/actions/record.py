@@ -6,7 +6,7 @@ Every action ends through here, so the run status names, the evidence fields and
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 from backupctl import __version__
 from backupctl.actions.context import Context
@@ -44,6 +44,27 @@ def finish(ctx: Context, job: Job, run_id: int, *, status: ExitStatus, error: st
         evidence={"host": job.host.display(), "details": details,
                   "backupctl_version": __version__, "restic_version": ctx.restic_version},
         extra=extra)
+
+
+class SnapshotResult(Outcome, Protocol):
+    """A result that carries its run id and the snapshot it was about (verify, drill)."""
+
+    @property
+    def run_id(self) -> int | None: ...
+
+    @property
+    def snapshot_id(self) -> str | None: ...
+
+    @property
+    def snapshot_time(self) -> str | None: ...
+
+
+def finish_result(ctx: Context, job: Job, result: SnapshotResult) -> None:
+    """Close the run of a result that names its snapshot, with the result as details."""
+    assert result.run_id is not None
+    finish(ctx, job, result.run_id, status=result.status, error=result.error,
+           details=details_of(result), snapshot_id=result.snapshot_id,
+           snapshot_time=result.snapshot_time)
 
 
 def aborted(ctx: Context, job: Job, run_id: int, exc: BaseException, *, what: str = "") -> None:

@@ -148,16 +148,9 @@ def verify(ctx: Context, job: Job, *, mode: str = "quick", snapshot: str = "late
         except BaseException as exc:  # record the failure now, then let it propagate
             record.aborted(ctx, job, run_id, exc)
             raise
-        _record(ctx, job, result)
+        record.finish_result(ctx, job, result)
         return result
 
-
-def _record(ctx: Context, job: Job, result: VerifyResult) -> None:
-    assert result.run_id is not None
-    details = record.details_of(result)
-    record.finish(ctx, job, result.run_id, status=result.status, error=result.error,
-                  details=details, snapshot_id=result.snapshot_id,
-                  snapshot_time=result.snapshot_time)
 
 
 @dataclass(frozen=True)

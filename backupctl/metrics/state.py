@@ -24,6 +24,7 @@ from sqlalchemy.pool import NullPool, QueuePool
 
 from backupctl.config.schema import Job
 from backupctl.errors import BackupctlError
+from backupctl.state.db import safe_url
 from backupctl.state.schema import flags, generations, runs
 
 RunKey = tuple[str, str, str]  # (kind, job, repository)
@@ -127,7 +128,7 @@ class StateReader:
                         conn.rollback()
         except SQLAlchemyError as exc:
             first = str(exc).splitlines()[0] if str(exc) else ""
-            raise StateUnavailable(f"state database {_safe(self.url)}: "
+            raise StateUnavailable(f"state database {safe_url(self.url)}: "
                                    f"{exc.__class__.__name__}: {first}") from None
 
     def read(self, jobs: Sequence[Job]) -> StateView:
@@ -259,10 +260,3 @@ def number(value: object) -> float | None:
         return None
     return float(value)
 
-
-def _safe(url: str) -> str:
-    if "@" in url and "://" in url:
-        scheme, rest = url.split("://", 1)
-        creds, host = rest.rsplit("@", 1)
-        return f"{scheme}://{creds.split(':', 1)[0]}:***@{host}"
-    return url

@@ -61,7 +61,7 @@ class Store:
             with self.engine.begin() as conn:
                 metadata.create_all(conn)
         except SQLAlchemyError as exc:
-            raise StateError(f"cannot open the state database {_safe(url)}: "
+            raise StateError(f"cannot open the state database {safe_url(url)}: "
                              f"{exc.__class__.__name__}: {exc.args[0] if exc.args else ''}")\
                 from None
 
@@ -74,7 +74,7 @@ class Store:
                     conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_PG_CHAIN_LOCK})")
                 yield conn
         except SQLAlchemyError as exc:
-            raise StateError(f"state database {_safe(self.url)}: {exc.__class__.__name__}: "
+            raise StateError(f"state database {safe_url(self.url)}: {exc.__class__.__name__}: "
                              f"{str(exc).splitlines()[0]}") from None
 
     @contextmanager
@@ -83,7 +83,7 @@ class Store:
             with self.engine.connect() as conn:
                 yield conn
         except SQLAlchemyError as exc:
-            raise StateError(f"state database {_safe(self.url)}: {exc.__class__.__name__}: "
+            raise StateError(f"state database {safe_url(self.url)}: {exc.__class__.__name__}: "
                              f"{str(exc).splitlines()[0]}") from None
 
     def now(self) -> str:
@@ -185,7 +185,7 @@ def _bare_evidence(status: str, error: str | None) -> dict[str, Any]:
             "backupctl_version": __version__, "restic_version": "unknown"}
 
 
-def _safe(url: str) -> str:
+def safe_url(url: str) -> str:
     """A database URL without its password."""
     if "@" in url and "://" in url:
         scheme, rest = url.split("://", 1)
