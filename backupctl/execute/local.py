@@ -78,17 +78,28 @@ class LocalRunner:
         for t in threads:
             t.daemon = True
             t.start()
-        timed_out = False
-        try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            timed_out = True
+        # A timer kills at the deadline and the wait blocks: Popen.wait(timeout=) polls with
+        # sleeps of up to 50 ms, a delay every restic start would pay once more.
+        expired = threading.Event()
+
+        def expire() -> None:
+            expired.set()
             proc.kill()
+
+        timer = threading.Timer(timeout, expire) if timeout is not None else None
+        try:
+            if timer is not None:
+                timer.daemon = True
+                timer.start()
             proc.wait()
         except BaseException:
             proc.kill()  # interrupted (Ctrl-C, SIGTERM): never leave restic behind
             proc.wait()
             raise
+        finally:
+            if timer is not None:
+                timer.cancel()
+        timed_out = expired.is_set()
         for t in threads:
             t.join()
         return Result(shown, proc.returncode, b"".join(out),
