@@ -1,4 +1,7 @@
-"""Commands of the copy capability: copy, canary init, media init, clear."""
+"""Commands of the copy capability: copy, canary init, media init, clear.
+
+The actions are imported inside each command: every `backupctl` start imports all command
+modules, and a scheduled verify should not pay for the copy machinery."""
 
 from __future__ import annotations
 
@@ -6,11 +9,6 @@ from typing import Annotated
 
 import typer
 
-from backupctl.actions import canary as canary_action
-from backupctl.actions import copy as copy_action
-from backupctl.actions import media as media_action
-from backupctl.actions import tripwire
-from backupctl.actions.copy import CopyResult
 from backupctl.actions.outcome import Outcome
 from backupctl.cli.app import (
     app,
@@ -43,6 +41,8 @@ app.add_typer(media_app, name="media")
 
 
 def _copy_line(outcome: Outcome) -> str:
+    from backupctl.actions.copy import CopyResult
+
     if not isinstance(outcome, CopyResult):
         return ""
     if not outcome.copies:
@@ -72,6 +72,8 @@ def _one(config: Config, job: str) -> Job:
 def copy_command(jobs: JobsArg = None, all_jobs: AllOpt = False, as_json: JsonOpt = False,
                  dry_run: DryOpt = False) -> None:
     """Copy new snapshots to each offline/immutable copy, prune where allowed, probe."""
+    from backupctl.actions import copy as copy_action
+
     config = load()
     selected = select(config, jobs, all_jobs=all_jobs)
     if dry_run:
@@ -83,6 +85,8 @@ def copy_command(jobs: JobsArg = None, all_jobs: AllOpt = False, as_json: JsonOp
 @canary_app.command("init")
 def canary_init(job: str, as_json: JsonOpt = False) -> None:
     """Write the job's canary files (verify.canaries) on its host and record their hashes."""
+    from backupctl.actions import canary as canary_action
+
     config = load()
     target = _one(config, job)
     ctx = context(config)
@@ -101,6 +105,8 @@ def canary_init(job: str, as_json: JsonOpt = False) -> None:
 @media_app.command("init")
 def media_init(job: str, copy: str, as_json: JsonOpt = False) -> None:
     """Label the medium of an offline copy (a .backupctl-medium.json next to the repository)."""
+    from backupctl.actions import media as media_action
+
     config = load()
     target = _one(config, job)
     ctx = context(config)
@@ -123,6 +129,8 @@ def clear(job: str,
           reason: Annotated[str, typer.Option("--reason", help="why it is safe")],
           as_json: JsonOpt = False) -> None:
     """Lift a ransomware tripwire (recorded as a run of kind clear, with evidence)."""
+    from backupctl.actions import tripwire
+
     config = load()
     target = _one(config, job)
     ctx = context(config, operator=operator)

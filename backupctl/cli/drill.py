@@ -14,9 +14,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
 
-from backupctl import runbook as runbook_doc
 from backupctl import schedule
 from backupctl.actions import drill as drill_action
 from backupctl.actions.context import manual_operator
@@ -150,6 +148,8 @@ def runbook(
         output: Annotated[Path | None, typer.Option(
             "-o", "--output", help="write to FILE instead of stdout")] = None) -> None:
     """The job's recovery runbook (復旧手順書): where, how, how long, whom to call."""
+    from backupctl import runbook as runbook_doc  # Jinja2: imported by this command only
+
     if lang not in runbook_doc.LANGS or fmt not in runbook_doc.FORMATS:
         die(ConfigError([f"--lang must be one of {', '.join(runbook_doc.LANGS)} and --format "
                          f"one of {', '.join(runbook_doc.FORMATS)}"]))
@@ -200,6 +200,14 @@ class TerminalUI:
             return
         free_before = shutil.disk_usage(target).free
         stop = threading.Event()
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
         with Progress(TextColumn("   restoring"), BarColumn(), DownloadColumn(),
                       TimeElapsedColumn(), console=err, transient=True) as bar:
             task = bar.add_task("restore", total=max(total_bytes, 1))

@@ -14,7 +14,7 @@ import typer
 
 from backupctl.cli.app import app, context, die, emit_json, err, exit_with, load, out
 from backupctl.errors import BackupctlError, UsageError
-from backupctl.evidence import chain, render
+from backupctl.evidence import chain
 from backupctl.evidence import report as reports
 from backupctl.execute import Secret
 from backupctl.secrets import read_secret
@@ -45,6 +45,8 @@ def report_command(
                                                 "(default: stdout)")] = None,
 ) -> None:
     """The inspector's report for a period, from the evidence records (exit 3: chain broken)."""
+    from backupctl.evidence import render  # Jinja2 (and WeasyPrint for PDF) only here
+
     if fmt not in render.FORMATS:
         die(UsageError(f"--format must be one of {', '.join(render.FORMATS)}, not {fmt!r}"))
     config = load()
