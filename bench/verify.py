@@ -258,11 +258,11 @@ def settle() -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", nargs="+", type=float, default=[1.0, 3.0],
-                        help="data set sizes in GiB (timings compared at the first)")
+                        help="data set sizes in GiB (each compared with the plain tools)")
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--restverify", default=None, help="restverify binary to compare")
     parser.add_argument("--repeat", type=int, default=2,
-                        help="alternating runs per contender at the first size (best kept)")
+                        help="alternating runs per contender (best kept)")
     parser.add_argument("--keep", action="store_true")
     args = parser.parse_args()
     work = args.workdir or Path(tempfile.mkdtemp(prefix="backupctl-bench-"))
@@ -270,8 +270,8 @@ def main() -> None:
     started = time.monotonic()
     try:
         bench.setup()
-        for i, gib in enumerate(args.sizes):
-            bench.round(gib, restverify=args.restverify, compare=(i == 0), repeat=args.repeat)
+        for gib in args.sizes:
+            bench.round(gib, restverify=args.restverify, compare=True, repeat=args.repeat)
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
