@@ -68,7 +68,7 @@ def test_encrypted_canary_freezes_pruning_until_cleared(workspace: Workspace) ->
     assert json.loads(details)["reason"] == "canary test file"
     assert job_status(ws, "tw")["suspicious"] is False
     verified = ws.run("evidence", "verify", "--db")
-    assert verified.returncode in (0, 2), verified.stderr  # 2: evidence CLI not built yet
+    assert verified.returncode == 0, verified.stderr
 
     assert ws.run("canary", "init", "tw").returncode == 0  # re-arm
     code, result, stderr = run_json(ws, "backup", "tw")
@@ -89,6 +89,33 @@ def test_vanished_canary_is_suspicious(workspace: Workspace) -> None:
 
     assert code == 3
     assert any("vanished" in r for r in result["jobs"][0]["suspicious"])
+
+
+def test_mass_change_is_a_spike_that_freezes_pruning(workspace: Workspace) -> None:
+    """Every file rewritten at once (ransomware encrypting the share), measured by real
+    restic against the job's earlier daily change, raises the tripwire."""
+    ws = workspace
+    ws.job("share", generations={"last": 1},
+           tripwire={"changed_factor": 5, "changed_min": 20})
+    names = [f"doc {i:03d}.xlsx" for i in range(60)]
+    for name in names:
+        touch_source(ws, "share", name, size=1024)
+    assert ws.run("backup", "share").returncode == 0  # initial: not a daily change
+    for day, edited in enumerate((names[:2], names[2:5], names[5:7]), start=2):
+        for name in edited:
+            touch_source(ws, "share", name, size=1024)
+        code, result, stderr = run_json(ws, "backup", "share")
+        assert code == 0 and not result["jobs"][0]["suspicious"], (day, result, stderr)
+
+    for name in names:  # "encrypted"
+        touch_source(ws, "share", name, size=1024)
+    code, result, _ = run_json(ws, "backup", "share")
+
+    assert code == 3
+    [reason] = result["jobs"][0]["suspicious"]
+    assert reason.startswith("60 files new or changed") and "median 2" in reason, reason
+    assert len(snapshot_times(ws.root / "repos" / "share")) == 2  # last: 1, yet not pruned
+    assert job_status(ws, "share")["suspicious"] is True
 
 
 def test_snapshot_deleted_behind_the_tools_back_is_reported(workspace: Workspace) -> None:
