@@ -21,6 +21,7 @@ from sqlalchemy.pool import NullPool
 from backupctl.clock import Clock, iso, system_clock
 from backupctl.errors import BackupctlError
 from backupctl.evidence import chain
+from backupctl.state.migrate import upgrade
 from backupctl.state.schema import metadata, runs
 
 ORCHESTRATOR = socket.gethostname()
@@ -59,7 +60,8 @@ class Store:
         try:
             self.engine = _engine(url)
             with self.engine.begin() as conn:
-                metadata.create_all(conn)
+                _serialize(conn)
+                upgrade(conn, metadata)
         except SQLAlchemyError as exc:
             raise StateError(f"cannot open the state database {safe_url(url)}: "
                              f"{exc.__class__.__name__}: {exc.args[0] if exc.args else ''}")\
@@ -70,8 +72,7 @@ class Store:
         """One serialized write transaction."""
         try:
             with self.engine.begin() as conn:
-                if conn.dialect.name == "postgresql":
-                    conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_PG_CHAIN_LOCK})")
+                _serialize(conn)
                 yield conn
         except SQLAlchemyError as exc:
             raise StateError(f"state database {safe_url(self.url)}: {exc.__class__.__name__}: "
@@ -169,12 +170,13 @@ class Store:
         with self.read() as conn:
             return conn.execute(query.order_by(runs.c.id.desc()).limit(1)).first()
 
-    def set_meta(self, key: str, value: str) -> None:
-        from backupctl.state.schema import meta
 
-        with self.transaction() as conn:
-            conn.execute(meta.delete().where(meta.c.key == key))
-            conn.execute(meta.insert().values(key=key, value=value))
+
+def _serialize(conn: Connection) -> None:
+    """Make the transaction the only writer: SQLite's BEGIN IMMEDIATE already is (see
+    `_engine`); PostgreSQL takes one advisory lock shared by every backupctl writer."""
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_PG_CHAIN_LOCK})")
 
 
 def _bare_evidence(status: str, error: str | None) -> dict[str, Any]:

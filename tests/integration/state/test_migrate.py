@@ -1,0 +1,81 @@
+"""A state database made by an older backupctl is upgraded in place on SQLite and on a real
+PostgreSQL: missing columns and indexes are added, rows and the evidence chain stay."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import inspect, select
+
+from backupctl.evidence import chain
+from backupctl.state.db import Store
+from backupctl.state.migrate import SCHEMA_KEY
+from backupctl.state.schema import generations, meta
+from tests.conftest import Postgres
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+        ) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path_factory.mktemp('state') / 'state.db'}"
+        return
+    postgres: Postgres = request.getfixturevalue("postgres")
+    store = Store(postgres.url)
+    with store.engine.begin() as conn:  # a clean database per test
+        conn.exec_driver_sql("DROP TABLE IF EXISTS evidence, runs, manifest, flags, canaries, "
+                             "media, generations, meta CASCADE")
+    yield postgres.url
+
+
+def _age(url: str) -> None:
+    """Turn a current database into one from before `generations.medium/snapshots`, the
+    `runs_job_kind_repository` index and the schema fingerprint, holding real records."""
+    store = Store(url)
+    run_id = store.start_run(job="emr", kind="backup")
+    store.finish_run(run_id, status="success", exit_code=0, snapshot_id="0123abcd",
+                     evidence={"host": "local", "details": {}, "backupctl_version": "0.0.1",
+                               "restic_version": "0.14.0"})
+    with store.engine.begin() as conn:
+        conn.exec_driver_sql("ALTER TABLE generations DROP COLUMN medium")
+        conn.exec_driver_sql("ALTER TABLE generations DROP COLUMN snapshots")
+        conn.exec_driver_sql("DROP INDEX runs_job_kind_repository")
+        conn.execute(meta.delete())
+        conn.exec_driver_sql("INSERT INTO generations (job, repository, count, expected, "
+                             "observed_at) VALUES ('emr', 'primary', 3, 3, '2026-01-01')")
+
+
+def test_an_older_database_gains_columns_and_indexes_and_keeps_its_rows(url: str) -> None:
+    _age(url)
+
+    store = Store(url)
+
+    with store.read() as conn:
+        columns = {c["name"] for c in inspect(conn).get_columns("generations")}
+        indexes = {i["name"] for i in inspect(conn).get_indexes("runs")}
+        old = conn.execute(select(generations)).one()
+        entries = list(chain.entries(conn))
+        stored = conn.execute(select(meta.c.value).where(meta.c.key == SCHEMA_KEY)).scalar()
+    assert {"medium", "snapshots"} <= columns
+    assert "runs_job_kind_repository" in indexes
+    assert (old.job, old._mapping["count"], old.medium, old.snapshots) == ("emr", 3, None, None)
+    assert len(entries) == 1 and chain.check(entries).ok
+    assert stored is not None
+    # The upgraded database takes new rows with the new columns.
+    with store.transaction() as conn:
+        conn.execute(generations.insert().values(
+            job="emr", repository="usb", count=2, expected=2, observed_at=store.now(),
+            medium="USB-01", snapshots="[]"))
+
+
+def test_the_upgrade_is_logged_once(url: str, caplog: pytest.LogCaptureFixture) -> None:
+    _age(url)
+
+    with caplog.at_level("WARNING", logger="backupctl.state.migrate"):
+        Store(url)
+        Store(url)
+
+    upgrades = [r.getMessage() for r in caplog.records if "upgraded" in r.getMessage()]
+    assert upgrades == ["state database upgraded: added column generations.medium, column "
+                        "generations.snapshots, index runs_job_kind_repository"], upgrades
