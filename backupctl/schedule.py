@@ -24,7 +24,7 @@ from pathlib import Path
 
 from backupctl.config.schema import Job
 from backupctl.config.validate import Config
-from backupctl.execute import Runner
+from backupctl.execute import Runner, tail
 
 ACTIONS = ("backup", "copy", "verify")
 DEFAULT_BIN = "/usr/local/bin/backupctl"
@@ -328,7 +328,7 @@ def normalize(expr: str, runner: Runner | None = None) -> str:
                     return value.strip()
         elif result.returncode != 127:
             raise CronError(f"invalid OnCalendar expression {expr!r}: "
-                            f"{result.stderr.strip() or 'rejected by systemd-analyze'}")
+                            f"{tail(result.stderr.strip()) or 'rejected by systemd-analyze'}")
     tokens = expr.split()
     if tokens and tokens[0].lower() in _SHORTHANDS:
         tokens[0] = _SHORTHANDS[tokens[0].lower()]

@@ -24,7 +24,7 @@ from backupctl.errors import (
     HostKeyError,
     ResticError,
 )
-from backupctl.execute import Runner
+from backupctl.execute import Runner, tail
 from backupctl.restic import commands as restic
 from backupctl.restic import parse
 from backupctl.restic.codes import Outcome
@@ -56,10 +56,14 @@ class BackupResult(ResultDict):
     generations: int | None = None
     manifest: dict[str, Any] | None = None
     suspicious: list[str] = field(default_factory=list)
+    unreadable: list[str] = field(default_factory=list)  # "PATH: reason" of an incomplete one
     warnings: list[str] = field(default_factory=list)
     steps: list[str] = field(default_factory=list)
     run_id: int | None = None
     kind: str = "backup"
+
+
+UNREADABLE_SHOWN = 20  # paths an error message lists; the result keeps every one
 
 
 
@@ -156,10 +160,13 @@ class _Backup:
                               f"{result.describe()}")
         self.steps.append(f"restic backup: snapshot {output.summary.snapshot_id}")
         if outcome is Outcome.INCOMPLETE:
-            listed = "; ".join(output.errors) or result.stderr
+            listed = "; ".join(output.errors[:UNREADABLE_SHOWN]) or tail(result.stderr)
+            if len(output.errors) > UNREADABLE_SHOWN:
+                listed += (f"; … and {len(output.errors) - UNREADABLE_SHOWN} more "
+                           "(every one under `unreadable` in the result)")
             raise CommandFailed(f"{self.job.job}: snapshot {output.summary.snapshot_id} is "
                                 f"incomplete, some files could not be read on "
-                                f"{self.runner.host}: {listed}")
+                                f"{self.runner.host} ({len(output.errors)} reported): {listed}")
         if output.missing:
             # restic 0.14 skips a missing source path with exit 0: never a success for us.
             raise CommandFailed(f"{self.job.job}: snapshot {output.summary.snapshot_id} is "
@@ -265,7 +272,8 @@ def _run(ctx: Context, job: Job, runner: Runner, run_id: int) -> BackupResult:
         total_bytes=summary.total_bytes if summary else 0,
         duration=summary.duration if summary else 0.0, generations=run.generations,
         manifest=run.manifest.summary() if run.manifest else None,
-        suspicious=run.suspicious, warnings=run.warnings, steps=run.steps, run_id=run_id)
+        suspicious=run.suspicious, unreadable=output.errors if output else [],
+        warnings=run.warnings, steps=run.steps, run_id=run_id)
     _record(ctx, job, run_id, result, run)
     return result
 

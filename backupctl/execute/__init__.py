@@ -67,7 +67,7 @@ class Result:
     argv: str  # display form, secrets masked
     returncode: int
     stdout: bytes = b""
-    stderr: str = ""  # tail of stderr (last lines), decoded
+    stderr: str = ""  # the end of stderr (at most STDERR_KEEP bytes), decoded
     duration: float = 0.0
     timed_out: bool = False
     host: str = "local"
@@ -79,15 +79,23 @@ class Result:
     def describe(self) -> str:
         """A one-paragraph account of a failed command for error messages."""
         what = "timed out" if self.timed_out else f"exited {self.returncode}"
-        tail = f": {self.stderr.strip()}" if self.stderr.strip() else ""
-        return f"on {self.host}: `{self.argv}` {what}{tail}"
+        last = tail(self.stderr.strip())
+        return f"on {self.host}: `{self.argv}` {what}{': ' + last if last else ''}"
 
 
-STDERR_TAIL_LINES = 30
+STDERR_TAIL_LINES = 30  # lines of stderr an error message shows
+# Bytes of stderr a Result keeps: restic writes one JSON error per unreadable file there, and
+# every one of them must reach the run's result, not only the last lines.
+STDERR_KEEP = 1 << 20
 
 
 def tail(text: str, lines: int = STDERR_TAIL_LINES) -> str:
     return "\n".join(text.splitlines()[-lines:])
+
+
+def stderr_text(data: bytes) -> str:
+    """The end of a command's stderr (at most STDERR_KEEP bytes), decoded."""
+    return data[-STDERR_KEEP:].decode("utf-8", "replace")
 
 
 class Runner(Protocol):

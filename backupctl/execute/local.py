@@ -11,7 +11,7 @@ import time
 from collections.abc import Sequence
 from typing import IO
 
-from backupctl.execute import Arg, Result, SecretFile, StdoutSink, display, tail
+from backupctl.execute import Arg, Result, SecretFile, StdoutSink, display, stderr_text
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +103,7 @@ class LocalRunner:
         for t in threads:
             t.join()
         return Result(shown, proc.returncode, b"".join(out),
-                      tail(b"".join(err).decode("utf-8", "replace")),
+                      stderr_text(b"".join(err)),
                       time.monotonic() - started, timed_out)
 
     def shell(self, command: str, *, timeout: float | None = None) -> Result:

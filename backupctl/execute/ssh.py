@@ -28,7 +28,7 @@ from tenacity import (
 )
 
 from backupctl.errors import ConnectError, HostKeyError, UsageError
-from backupctl.execute import Arg, Result, SecretFile, StdoutSink, display, tail
+from backupctl.execute import Arg, Result, SecretFile, StdoutSink, display, stderr_text
 
 log = logging.getLogger(__name__)
 
@@ -214,7 +214,7 @@ class SshRunner:
                                f"`{shown}`")
         code = -1 if timed_out else channel.recv_exit_status()
         channel.close()
-        return Result(shown, code, b"".join(out), tail(b"".join(err).decode("utf-8", "replace")),
+        return Result(shown, code, b"".join(out), stderr_text(b"".join(err)),
                       time.monotonic() - started, timed_out, self.host)
 
     def close(self) -> None:

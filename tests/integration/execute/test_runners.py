@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from backupctl.errors import ConnectError, HostKeyError, UsageError
-from backupctl.execute import Runner, Secret, SecretFile
+from backupctl.execute import STDERR_KEEP, Runner, Secret, SecretFile
 from backupctl.execute.local import LocalRunner
 from backupctl.execute.ssh import SshRunner
 from tests.conftest import Sshd, free_port
@@ -48,12 +48,24 @@ def test_secret_file_is_readable_once_and_not_in_argv(runner: Runner) -> None:
 
 
 def test_exit_code_and_stderr_tail(runner: Runner) -> None:
+    """Every line reaches the result (restic's per-file errors are parsed from it); an error
+    message shows the last 30."""
     result = runner.run(["sh", "-c", "for i in $(seq 100); do echo line$i >&2; done; exit 7"],
                         timeout=30)
     assert result.returncode == 7 and not result.ok
-    assert result.stderr.splitlines()[-1] == "line100"
-    assert len(result.stderr.splitlines()) == 30
-    assert "exited 7" in result.describe()
+    assert result.stderr.splitlines() == [f"line{i}" for i in range(1, 101)]
+    described = result.describe()
+    assert "exited 7" in described
+    assert "line71\n" in described and described.endswith("line100")
+    assert "line70\n" not in described
+    runner.close()
+
+
+def test_a_flood_on_stderr_keeps_its_end_only(runner: Runner) -> None:
+    result = runner.run(["sh", "-c", "head -c 3000000 /dev/zero | tr '\\0' x >&2; echo END >&2"],
+                        timeout=60)
+    assert result.ok
+    assert len(result.stderr) == STDERR_KEEP and result.stderr.endswith("xEND\n")
     runner.close()
 
 

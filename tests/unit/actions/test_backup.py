@@ -177,6 +177,25 @@ def test_exit_3_fails_with_the_unreadable_files(env: Env) -> None:
     assert row.status == "failed" and "/srv/data/x.db" in row.error
 
 
+def test_every_unreadable_file_is_kept_and_the_message_lists_the_first(env: Env) -> None:
+    stderr = "".join(
+        f'{{"message_type":"error","error":{{"Op":"read","Path":"/srv/data/f{i:03d}","Err":5}},'
+        f'"during":"archival","item":"/srv/data/f{i:03d}"}}\n' for i in range(150))
+    env.remote.on("backup", returncode=3, stdout=SUMMARY,
+                  stderr=stderr + "Warning: at least one source file could not be read\n")
+
+    result, ctx = env.run()
+
+    assert result.status is ExitStatus.FAILED
+    assert [u.split(":")[0] for u in result.unreadable] == [f"/srv/data/f{i:03d}"
+                                                            for i in range(150)]
+    error = result.error or ""
+    assert "(150 reported)" in error and "/srv/data/f019:" in error
+    assert "/srv/data/f020:" not in error and "… and 130 more" in error
+    details = json.loads(_rows(ctx)[0].details)
+    assert len(details["unreadable"]) == 150  # the run's record keeps all of them
+
+
 def test_a_skipped_missing_source_path_is_a_failure(env: Env) -> None:
     env.remote.on("backup", stdout=SUMMARY, stderr="/etc/emr does not exist, skipping\n")
     result, _ = env.run()
