@@ -1,5 +1,6 @@
 """SSH faults against a real sshd and real restic: refused keys, bad identity, a server that
-is down, killed mid-backup, or cut off by the network mid-backup (issue #9, SPEC §4, §7).
+is down, killed mid-backup, cut off by the network mid-backup, or silently unreachable
+(every packet dropped, no reset) mid-backup (issue #9, SPEC §4, §7).
 
 Each fault: exit 1, the run recorded `failed` with a `fail` evidence record, nothing left
 running, and once the fault is repaired the next run succeeds.
@@ -7,16 +8,19 @@ running, and once the fault is repaired the next run succeeds.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import Sshd, restic
+from backupctl.execute.ssh import DEAD_PEER_SECONDS, KEEPALIVE_SECONDS
+from tests.conftest import Sshd, need, restic
 from tests.integration.cli.helpers import edit_job
 
 from .conftest import (
@@ -199,6 +203,52 @@ def test_network_cut_mid_backup_exit_1_recorded_next_run_succeeds(
     tcp_proxy.append(healed)
     fssh.known_hosts.write_text(f"[127.0.0.1]:{healed.port} {key}")
     edit_job(fssh, "emr", host={"port": healed.port})
+    job = _next_backup_succeeds(fssh)
+    assert job["snapshot_id"]
+    assert restic_locks(fssh.repo("emr")) == [], "a stale lock was left in the repository"
+
+
+@pytest.fixture
+def blackhole() -> Iterator[list[list[str]]]:
+    """iptables rules added by the test (`-I INPUT …` argv tails), deleted afterwards."""
+    rules: list[list[str]] = []
+    yield rules
+    for rule in rules:
+        subprocess.run([need("iptables"), "-D", "INPUT", *rule], capture_output=True)
+
+
+@pytest.mark.slow
+def test_silently_dropped_network_mid_backup_fails_instead_of_hanging(
+        fssh: FaultWorkspace, fsshd: Sshd, blackhole: list[list[str]],
+        started: list[subprocess.Popen[str]]) -> None:
+    """Every packet to and from the server dropped, nothing reset (a dead switch, a VPN
+    that stops forwarding): SSH keepalives go unanswered and TCP_USER_TIMEOUT ends the
+    connection, so the run fails and is recorded instead of waiting for command_timeout."""
+    iptables = need("iptables")
+    _job(fssh, fsshd, big=BIG)
+    proc = fssh.start("backup", "emr", "--json")
+    started.append(proc)
+    _wait_restic_backup_running(fssh, "emr")
+    children = _session_children(fsshd)
+
+    for direction in ("--dport", "--sport"):
+        rule = ["-i", "lo", "-p", "tcp", direction, str(fsshd.port), "-j", "DROP"]
+        subprocess.run([iptables, "-I", "INPUT", *rule], check=True)
+        blackhole.append(rule)
+    out, err = fssh.finish(proc, timeout=KEEPALIVE_SECONDS + DEAD_PEER_SECONDS + 120)
+
+    assert proc.returncode == 1, out + err
+    assert "lost" in out, out
+    assert_recorded(fssh, kind="backup", statuses=["failed"])
+    # The server side is sshd's to end (ClientAliveInterval, docs/troubleshooting.md); here
+    # the admin ends it, the network comes back, and the next run works.
+    for child in children:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child, signal.SIGKILL)
+    wait_gone(str(fssh.repo("emr")))
+    for rule in blackhole:
+        subprocess.run([iptables, "-D", "INPUT", *rule], check=True)
+    blackhole.clear()
     job = _next_backup_succeeds(fssh)
     assert job["snapshot_id"]
     assert restic_locks(fssh.repo("emr")) == [], "a stale lock was left in the repository"
