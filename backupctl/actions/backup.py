@@ -66,7 +66,6 @@ class BackupResult(ResultDict):
 UNREADABLE_SHOWN = 20  # paths an error message lists; the result keeps every one
 
 
-
 def plan(job: Job) -> list[str]:
     """What `backup` would run, secrets masked (for --dry-run)."""
     from backupctl.execute import Secret, display

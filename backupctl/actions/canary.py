@@ -33,7 +33,6 @@ class CanaryResult(ResultDict):
     kind: str = "canary"
 
 
-
 def content(job: str, path: str) -> bytes:
     """A plausible-looking document with unguessable content."""
     return (f"backupctl canary file of job {job}: do not modify, move or delete it.\n"

@@ -282,11 +282,10 @@ class _Copy:
         if self.assessment is not None:
             extra.append((generations_table,
                           [self.assessment.row(self.job.job, self.ctx.store.now())]))
-        good = newest is not None and outcome.status is ExitStatus.OK
+        copied = newest if outcome.status is ExitStatus.OK else None
         record.finish(self.ctx, self.job, run_id, status=outcome.status, error=outcome.error,
-                      details=details, snapshot_id=newest.id if good and newest else None,
-                      snapshot_time=_iso(newest.time) if good and newest else None,
-                      extra=extra)
+                      details=details, snapshot_id=copied.id if copied else None,
+                      snapshot_time=_iso(copied.time) if copied else None, extra=extra)
 
     def _probe(self, outcome: CopyOutcome) -> CopyOutcome:
         ctx, job, target = self.ctx, self.job, self.target

@@ -105,7 +105,6 @@ class DrillResult(ResultDict):
     kind: str = "drill"
 
 
-
 def check_target(target: Path) -> None:
     """A real target must be a new or empty directory: a drill never overwrites data."""
     if target.exists() and (not target.is_dir() or any(target.iterdir())):

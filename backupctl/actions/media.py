@@ -125,7 +125,6 @@ class MediaResult(ResultDict):
     kind: str = "media"
 
 
-
 def init(ctx: Context, job: Job, copy_name: str) -> MediaResult:
     """Label the medium of an offline copy (idempotent: an existing label is kept)."""
     try:

@@ -51,7 +51,6 @@ class Refused(ResultDict):
     details: dict[str, Any] = field(default_factory=dict)
 
 
-
 R = TypeVar("R", bound=Outcome)
 
 

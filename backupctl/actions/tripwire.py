@@ -171,7 +171,6 @@ class ClearResult(ResultDict):
     kind: str = "clear"
 
 
-
 def clear(ctx: Context, job: Job, *, operator: str, reason: str) -> ClearResult:
     """Lift the job's tripwire; the flag update, run row and evidence land in one transaction."""
     if not operator.strip() or not reason.strip():

@@ -330,10 +330,8 @@ class Verifier:
         for chunk in _chunks(includes) if includes is not None else [None]:
             argv = restic.restore(self.repo.url, self.repo.password,
                                   snapshot="latest" if latest else snap.id,
-                                  target=str(target), include=chunk)
-            if latest:
-                at = argv.index("restore") + 1
-                argv[at:at] = ["--host", self.job.job]
+                                  target=str(target), include=chunk,
+                                  host=self.job.job if latest else None)
             result, outcome = self.run_unlocking(argv)
             self.restored.update(m.decode() for m in _RESTORING.findall(result.stdout))
             seconds += result.duration
@@ -564,9 +562,8 @@ class Verifier:
             row = conn.execute(select(manifest_table.c.snapshot_id).where(
                 manifest_table.c.job == self.job.job).order_by(
                 manifest_table.c.id.desc()).limit(1)).first()
-        if row is None:
-            return None
-        with self.ctx.store.read() as conn:
+            if row is None:
+                return None
             run = conn.execute(select(runs.c.snapshot_time).where(
                 runs.c.job == self.job.job, runs.c.kind == "backup",
                 runs.c.snapshot_id.in_([row.snapshot_id, row.snapshot_id[:8]]),

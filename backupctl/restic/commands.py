@@ -52,8 +52,11 @@ def escape_glob(path: str) -> str:
 
 
 def restore(repo: str, password: Secret, *, snapshot: str, target: str,
-            include: Sequence[str] | None = None) -> list[Arg]:
+            include: Sequence[str] | None = None, host: str | None = None) -> list[Arg]:
+    """`host` narrows `latest` to the job's snapshots."""
     argv = [*base(repo, password, cache=False), "restore", "--target", target]
+    if host:
+        argv += ["--host", host]
     for path in include or ():
         argv += ["--include", escape_glob(path)]
     return [*argv, "--", snapshot]

@@ -8,7 +8,8 @@ else stops with a clear error instead of guessing. Rows, and so the evidence cha
 never rewritten.
 
 A fingerprint of the schema is kept in `meta` (key `schema`): when it matches, opening the
-database costs one query, not an inspection of every table.
+database costs two queries (does `meta` exist, what does it say), not an inspection of every
+table.
 """
 
 from __future__ import annotations
@@ -46,11 +47,11 @@ def upgrade(conn: Connection, metadata: MetaData) -> list[str]:
 
     Runs inside the caller's (serialized) write transaction, so two processes starting at
     once do not both alter a table."""
-    metadata.create_all(conn)  # new tables, with their indexes
     wanted = fingerprint(metadata)
-    stored = conn.execute(select(meta.c.value).where(meta.c.key == SCHEMA_KEY)).scalar()
-    if stored == wanted:
+    if inspect(conn).has_table(meta.name) and conn.execute(
+            select(meta.c.value).where(meta.c.key == SCHEMA_KEY)).scalar() == wanted:
         return []
+    metadata.create_all(conn)  # new tables, with their indexes
     added = _add_missing(conn, metadata)
     conn.execute(meta.delete().where(meta.c.key == SCHEMA_KEY))
     conn.execute(meta.insert().values(key=SCHEMA_KEY, value=wanted))

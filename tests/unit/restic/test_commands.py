@@ -76,6 +76,12 @@ def test_reads_for_verification_bypass_the_cache() -> None:
     assert "--no-cache" not in commands.backup("/repo", PW, host="h", paths=["/x"], exclude=[])
 
 
+def test_restore_of_latest_is_narrowed_to_the_job_host() -> None:
+    argv = commands.restore("/repo", PW, snapshot="latest", target="/t", host="emr-db")
+    assert argv[argv.index("--host") + 1] == "emr-db" and argv[-2:] == ["--", "latest"]
+    assert "--host" not in commands.restore("/repo", PW, snapshot="abc", target="/t")
+
+
 def test_check_read_data_subset_is_a_percentage() -> None:
     assert "--read-data-subset=10%" in commands.check("/repo", PW, read_data_subset=0.1)
     assert "--read-data-subset=2.5%" in commands.check("/repo", PW, read_data_subset=0.025)
