@@ -264,6 +264,17 @@ class Postgres:
     def url(self) -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
 
+    def empty_url(self) -> str:
+        """`url`, after dropping every backupctl table an earlier test of the module made."""
+        from sqlalchemy import create_engine
+
+        from backupctl.state.schema import metadata
+
+        engine = create_engine(self.url.replace("postgresql://", "postgresql+psycopg://", 1))
+        metadata.drop_all(engine)
+        engine.dispose()
+        return self.url
+
 
 @pytest.fixture(scope="module")
 def postgres() -> Iterator[Postgres]:

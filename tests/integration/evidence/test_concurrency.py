@@ -59,12 +59,9 @@ def test_two_processes_sqlite(tmp_path: Path) -> None:
 
 @pytest.fixture
 def pg_url(postgres: Postgres) -> str:
-    store = Store(postgres.url)
-    with store.engine.begin() as conn:  # a clean database per test
-        conn.exec_driver_sql("DROP TABLE IF EXISTS evidence, runs, manifest, flags, canaries, "
-                             "media, generations, meta CASCADE")
-    Store(postgres.url)
-    return postgres.url
+    url = postgres.empty_url()
+    Store(url)  # create the tables before the race
+    return url
 
 
 def test_two_processes_postgresql(pg_url: str) -> None:

@@ -22,11 +22,7 @@ def url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
         yield f"sqlite:///{tmp_path_factory.mktemp('state') / 'state.db'}"
         return
     postgres: Postgres = request.getfixturevalue("postgres")
-    store = Store(postgres.url)
-    with store.engine.begin() as conn:  # a clean database per test
-        conn.exec_driver_sql("DROP TABLE IF EXISTS evidence, runs, manifest, flags, canaries, "
-                             "media, generations, meta CASCADE")
-    yield postgres.url
+    yield postgres.empty_url()
 
 
 def _age(url: str) -> None:
