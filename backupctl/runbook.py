@@ -78,7 +78,7 @@ class RunbookData:
 
 def restore_target(job: Job) -> str:
     """Where the printed commands restore to (an example the admin replaces)."""
-    return f"/srv/restore/{job.job}"
+    return f"/srv/restore/{job.name}"
 
 
 def restic_commands(job: Job, *, url: str, password_file: str, target: str) -> list[str]:
@@ -86,9 +86,9 @@ def restic_commands(job: Job, *, url: str, password_file: str, target: str) -> l
     base = ["restic", "--repo", url, "--password-file", password_file]
     one = job.verify.always[0] if job.verify.always else job.source.paths[0]
     commands = [
-        [*base, "snapshots", "--host", job.job],
-        [*base, "restore", "latest", "--host", job.job, "--target", target],
-        [*base, "restore", "latest", "--host", job.job, "--target", target,
+        [*base, "snapshots", "--host", job.name],
+        [*base, "restore", "latest", "--host", job.name, "--target", target],
+        [*base, "restore", "latest", "--host", job.name, "--target", target,
          "--include", escape_glob(one)],
         [*base, "check", "--read-data-subset=5%"],
     ]
@@ -125,7 +125,7 @@ def _measured(row: Any) -> Measured:
 def _last_full_verify(ctx: Context, job: Job) -> Measured | None:
     with ctx.store.read() as conn:
         rows = conn.execute(select(runs).where(
-            runs.c.job == job.job, runs.c.kind == "verify", runs.c.status != "running")
+            runs.c.job == job.name, runs.c.kind == "verify", runs.c.status != "running")
             .order_by(runs.c.id.desc()).limit(_RECENT_VERIFIES)).all()
     for row in rows:
         if _details(row).get("mode") == "full":
@@ -135,7 +135,7 @@ def _last_full_verify(ctx: Context, job: Job) -> Measured | None:
 
 def _media(ctx: Context, job: Job, copy: str) -> list[str]:
     with ctx.store.read() as conn:
-        rows = conn.execute(select(media).where(media.c.job == job.job, media.c.copy == copy)
+        rows = conn.execute(select(media).where(media.c.job == job.name, media.c.copy == copy)
                             .order_by(media.c.label)).all()
     found = []
     for row in rows:
@@ -148,7 +148,7 @@ def gather(ctx: Context, job: Job) -> RunbookData:
     """Everything the runbook shows, from the job file and the state database."""
     target = restore_target(job)
     repositories = []
-    backup = ctx.store.last_run(job.job, "backup", status="success")
+    backup = ctx.store.last_run(job.name, "backup", status="success")
     repositories.append(RepoInfo(
         name="primary", kind="primary", url=job.repository.orchestrator_url,
         password_file=str(job.repository.password_file),
@@ -158,7 +158,7 @@ def gather(ctx: Context, job: Job) -> RunbookData:
                                  password_file=str(job.repository.password_file),
                                  target=target)))
     for copy in job.copies:
-        last = ctx.store.last_run(job.job, "copy", repository=copy.name, status="success")
+        last = ctx.store.last_run(job.name, "copy", repository=copy.name, status="success")
         repositories.append(RepoInfo(
             name=copy.name, kind=copy.kind, url=copy.url, password_file=str(copy.password_file),
             max_age=f"{copy.max_age // 86400}d" if copy.max_age % 86400 == 0
@@ -168,10 +168,10 @@ def gather(ctx: Context, job: Job) -> RunbookData:
             media=_media(ctx, job, copy.name) if copy.kind == "offline" else [],
             commands=restic_commands(job, url=copy.url, password_file=str(copy.password_file),
                                      target=target)))
-    drill = ctx.store.last_run(job.job, "drill")
+    drill = ctx.store.last_run(job.name, "drill")
     if drill is not None and drill.status == "running":
         drill = None
-    name = job.job
+    name = job.name
     cli = "backupctl"
     if ctx.config.path.resolve() != DEFAULT_CONFIG:
         cli += f" -c {shlex.quote(str(ctx.config.path.resolve()))}"

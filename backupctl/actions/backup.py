@@ -27,7 +27,7 @@ from backupctl.errors import (
 from backupctl.execute import Runner, tail
 from backupctl.restic import commands as restic
 from backupctl.restic import parse
-from backupctl.restic.codes import Outcome
+from backupctl.restic.codes import ResticExit
 from backupctl.state.locks import job_lock
 from backupctl.state.recovery import recover
 from backupctl.state.schema import flags
@@ -74,11 +74,11 @@ def plan(job: Job) -> list[str]:
     where = job.host.display()
     steps = [f"on {where}: sh -c {cmd!r}" for cmd in job.source.before]
     steps.append(f"on {where}: " + display(restic.backup(
-        job.repository.url, masked, host=job.job, paths=job.source.paths,
+        job.repository.url, masked, host=job.name, paths=job.source.paths,
         exclude=job.source.exclude)))
     steps += [f"on {where}: sh -c {cmd!r}" for cmd in job.source.after]
     steps.append("on orchestrator: " + display(restic.forget(
-        job.repository.orchestrator_url, masked, host=job.job,
+        job.repository.orchestrator_url, masked, host=job.name,
         policy=job.generations.policy())))
     return steps
 
@@ -96,10 +96,10 @@ def init_repository(ctx: Context, job: Job, *, copies: bool = False) -> list[str
         if result.ok:
             done.append(f"{target.name}: {target.url} already exists")
             continue
-        if classify(result.returncode, result.stderr) is not Outcome.NO_REPOSITORY:
-            raise ResticError(f"{job.job}: cannot check repository {target.name} "
+        if classify(result.returncode, result.stderr) is not ResticExit.NO_REPOSITORY:
+            raise ResticError(f"{job.name}: cannot check repository {target.name} "
                               f"{result.describe()}")
-        repos.run_restic(ctx.local, restic.init(target.url, target.password), job=job.job,
+        repos.run_restic(ctx.local, restic.init(target.url, target.password), job=job.name,
                          what=f"creating repository {target.name}", timeout=300)
         done.append(f"{target.name}: created {target.url}")
     return done
@@ -125,50 +125,50 @@ class _Backup:
             result = self.runner.shell(command, timeout=self.ctx.timeout)
             self.steps.append(f"{key}: {command!r} exited {result.returncode}")
             if not result.ok:
-                return (f"{self.job.job}: {key} command {command!r} failed "
+                return (f"{self.job.name}: {key} command {command!r} failed "
                         f"{result.describe()}")
         return None
 
     def restic_backup(self) -> parse.BackupOutput:
         password = repos.primary(self.job).password
-        argv = restic.backup(self.job.repository.url, password, host=self.job.job,
+        argv = restic.backup(self.job.repository.url, password, host=self.job.name,
                              paths=self.job.source.paths, exclude=self.job.source.exclude)
-        allow = (Outcome.INCOMPLETE, Outcome.NO_REPOSITORY)
+        allow = (ResticExit.INCOMPLETE, ResticExit.NO_REPOSITORY)
         # A stale lock (a killed prune or check) is removed from the orchestrator, where
         # restic can tell that its process is gone.
-        result, outcome = repos.run_restic(self.runner, argv, job=self.job.job,
+        result, outcome = repos.run_restic(self.runner, argv, job=self.job.name,
                                            what=f"restic backup on {self.runner.host}",
                                            timeout=self.ctx.timeout, allow=allow,
                                            unlock_stale=repos.primary(self.job),
                                            unlock_runner=self.ctx.local)
-        if outcome is Outcome.NO_REPOSITORY:
+        if outcome is ResticExit.NO_REPOSITORY:
             if not self.job.repository.init:
                 raise ResticError(
-                    f"{self.job.job}: repository {self.job.repository.url} does not exist. "
-                    f"Create it with: backupctl init {self.job.job} (or set repository.init: "
+                    f"{self.job.name}: repository {self.job.repository.url} does not exist. "
+                    f"Create it with: backupctl init {self.job.name} (or set repository.init: "
                     "true); backupctl never creates one silently")
             self.steps.extend(init_repository(self.ctx, self.job))
-            result, outcome = repos.run_restic(self.runner, argv, job=self.job.job,
+            result, outcome = repos.run_restic(self.runner, argv, job=self.job.name,
                                                what=f"restic backup on {self.runner.host}",
                                                timeout=self.ctx.timeout,
-                                               allow=(Outcome.INCOMPLETE,))
+                                               allow=(ResticExit.INCOMPLETE,))
         output = parse.backup_output(result.stdout, result.stderr)
         self.output = output
         if output.summary is None:
-            raise ResticError(f"{self.job.job}: restic backup printed no summary "
+            raise ResticError(f"{self.job.name}: restic backup printed no summary "
                               f"{result.describe()}")
         self.steps.append(f"restic backup: snapshot {output.summary.snapshot_id}")
-        if outcome is Outcome.INCOMPLETE:
+        if outcome is ResticExit.INCOMPLETE:
             listed = "; ".join(output.errors[:UNREADABLE_SHOWN]) or tail(result.stderr)
             if len(output.errors) > UNREADABLE_SHOWN:
                 listed += (f"; … and {len(output.errors) - UNREADABLE_SHOWN} more "
                            "(every one under `unreadable` in the result)")
-            raise CommandFailed(f"{self.job.job}: snapshot {output.summary.snapshot_id} is "
+            raise CommandFailed(f"{self.job.name}: snapshot {output.summary.snapshot_id} is "
                                 f"incomplete, some files could not be read on "
                                 f"{self.runner.host} ({len(output.errors)} reported): {listed}")
         if output.missing:
             # restic 0.14 skips a missing source path with exit 0: never a success for us.
-            raise CommandFailed(f"{self.job.job}: snapshot {output.summary.snapshot_id} is "
+            raise CommandFailed(f"{self.job.name}: snapshot {output.summary.snapshot_id} is "
                                 f"incomplete, source path(s) missing on {self.runner.host}: "
                                 f"{', '.join(output.missing)}; fix source.paths or the host")
         return output
@@ -186,12 +186,12 @@ class _Backup:
         if self.suspicious or frozen:
             self.warnings.append("pruning frozen (ransomware tripwire raised): "
                                  f"{frozen or '; '.join(self.suspicious)}; clear it with "
-                                 f"backupctl clear {self.job.job} --operator NAME --reason TEXT")
+                                 f"backupctl clear {self.job.name} --operator NAME --reason TEXT")
         else:
             repos.run_restic(self.ctx.local, restic.forget(
-                primary.url, primary.password, host=self.job.job,
+                primary.url, primary.password, host=self.job.name,
                 policy=self.job.generations.policy()),
-                job=self.job.job, what="restic forget --prune", timeout=self.ctx.timeout,
+                job=self.job.name, what="restic forget --prune", timeout=self.ctx.timeout,
                 unlock_stale=primary)
             self.steps.append("forget --prune: " + ", ".join(
                 f"keep-{k} {v}" for k, v in sorted(self.job.generations.policy().items())))
@@ -201,17 +201,17 @@ class _Backup:
         held = repos.snapshots(self.ctx, self.job, primary)
         self.generations = len(held)
         self.generation_check = gen_check.assess_primary(  # issue #5: lost snapshots?
-            self.ctx, self.job.job, policy=self.job.generations.policy(), snapshots=held,
+            self.ctx, self.job.name, policy=self.job.generations.policy(), snapshots=held,
             pruned=not (self.suspicious or frozen))
         if self.generation_check.finding:
             self.warnings.append(self.generation_check.finding)
 
 
 def backup(ctx: Context, job: Job) -> BackupResult:
-    with job_lock(ctx.config.settings.state_dir, job.job):
+    with job_lock(ctx.config.settings.state_dir, job.name):
         recover(ctx.store, state_dir=ctx.config.settings.state_dir,
-                scratch_dir=ctx.config.settings.scratch_dir, job=job.job)
-        run_id = ctx.store.start_run(job=job.job, kind="backup", operator=ctx.operator)
+                scratch_dir=ctx.config.settings.scratch_dir, job=job.name)
+        run_id = ctx.store.start_run(job=job.name, kind="backup", operator=ctx.operator)
         runner = ctx.runner(job)
         try:
             return _run(ctx, job, runner, run_id)
@@ -258,10 +258,10 @@ def _run(ctx: Context, job: Job, runner: Runner, run_id: int) -> BackupResult:
             error, status = str(exc), exc.status
         if run.suspicious and status is ExitStatus.OK:
             status = ExitStatus.BAD_DATA
-            error = f"{job.job}: SUSPICIOUS backup (possible ransomware): " + "; ".join(
+            error = f"{job.name}: SUSPICIOUS backup (possible ransomware): " + "; ".join(
                 run.suspicious)
     result = BackupResult(
-        job=job.job, status=status, error=error,
+        job=job.name, status=status, error=error,
         snapshot_id=summary.snapshot_id if summary else None, snapshot_time=run.snapshot_time,
         files_new=summary.files_new if summary else 0,
         files_changed=summary.files_changed if summary else 0,
@@ -281,12 +281,12 @@ def _record(ctx: Context, job: Job, run_id: int, result: BackupResult, run: _Bac
     details = record.details_of(result)
     extra: record.Extra = []
     if run.manifest is not None:
-        extra.append((manifest_table, run.manifest.rows(job.job)))
+        extra.append((manifest_table, run.manifest.rows(job.name)))
     if run.generation_check is not None:
         extra.append((generations_table,
-                      [run.generation_check.row(job.job, ctx.store.now())]))
+                      [run.generation_check.row(job.name, ctx.store.now())]))
     if run.suspicious:
-        extra.append((flags, [{"job": job.job, "name": "suspicious", "raised_at": ctx.store.now(),
+        extra.append((flags, [{"job": job.name, "name": "suspicious", "raised_at": ctx.store.now(),
                                "reason": "; ".join(run.suspicious)}]))
     record.finish(ctx, job, run_id, status=result.status, error=result.error, details=details,
                   snapshot_id=result.snapshot_id, snapshot_time=result.snapshot_time,

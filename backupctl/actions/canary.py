@@ -42,32 +42,32 @@ def content(job: str, path: str) -> bytes:
 
 def init(ctx: Context, job: Job) -> CanaryResult:
     if not job.verify.canaries:
-        raise UsageError(f"{job.job}: the job declares no verify.canaries")
-    with job_lock(ctx.config.settings.state_dir, job.job):
+        raise UsageError(f"{job.name}: the job declares no verify.canaries")
+    with job_lock(ctx.config.settings.state_dir, job.name):
         runner = ctx.runner(job)
         try:
             written: dict[str, bytes] = {}
             for path in job.verify.canaries:
-                body = content(job.job, path)
+                body = content(job.name, path)
                 result = runner.run(["tee", "--", path], stdin=body, timeout=ctx.timeout)
                 if not result.ok:
-                    raise CommandFailed(f"{job.job}: cannot write canary {path} "
+                    raise CommandFailed(f"{job.name}: cannot write canary {path} "
                                         f"{result.describe()}")
                 written[path] = body
             found = tripwire.hash_on_host(runner, list(written), timeout=ctx.timeout,
-                                          job=job.job)
+                                          job=job.name)
         finally:
             runner.close()
     rows = []
     for path, body in written.items():
         digest = hashlib.sha256(body).hexdigest()
         if found.get(path) != digest:
-            raise CommandFailed(f"{job.job}: canary {path} reads back as {found.get(path)} "
+            raise CommandFailed(f"{job.name}: canary {path} reads back as {found.get(path)} "
                                 f"instead of {digest}: nothing recorded")
-        rows.append({"job": job.job, "path": path, "sha256": digest, "size": len(body),
+        rows.append({"job": job.name, "path": path, "sha256": digest, "size": len(body),
                      "created_at": ctx.store.now()})
     with ctx.store.transaction() as conn:
-        conn.execute(canaries.delete().where(canaries.c.job == job.job))
+        conn.execute(canaries.delete().where(canaries.c.job == job.name))
         conn.execute(canaries.insert(), rows)
-    return CanaryResult(job.job, ExitStatus.OK, None,
+    return CanaryResult(job.name, ExitStatus.OK, None,
                         [{k: r[k] for k in ("path", "sha256", "size")} for r in rows])

@@ -25,7 +25,7 @@ def ssh_runner_for(config: Config, job: Job) -> Runner:
     from backupctl.execute.ssh import SshRunner
 
     assert job.host.user is not None and job.host.identity_file is not None
-    return SshRunner(job=job.job, address=job.host.address, port=job.host.port,
+    return SshRunner(job=job.name, address=job.host.address, port=job.host.port,
                      user=job.host.user, identity_file=job.host.identity_file,
                      known_hosts=config.settings.known_hosts)
 

@@ -34,7 +34,7 @@ from backupctl.execute import Secret, display
 from backupctl.log import mask, register_secret
 from backupctl.restic import commands as restic
 from backupctl.restic import parse
-from backupctl.restic.codes import Outcome
+from backupctl.restic.codes import ResticExit
 from backupctl.state.locks import job_lock
 from backupctl.state.recovery import recover
 from backupctl.state.schema import generations as generations_table
@@ -119,12 +119,12 @@ def plan(job: Job) -> list[str]:
                          f"read {media.label_file(copy)}")
         steps.append(f"{copy.name}: " + display(restic.copy(
             url, masked, source=repos_display(job.repository.orchestrator_url),
-            source_password=masked, host=job.job)))
+            source_password=masked, host=job.name)))
         if copy.seal == "chattr":
             steps.append(f"{copy.name}: chattr +i every file of {url} except locks/")
         if prunable(copy):
             steps.append(f"{copy.name}: " + display(restic.forget(
-                url, masked, host=job.job, policy=job.generations.policy())))
+                url, masked, host=job.name, policy=job.generations.policy())))
         else:
             steps.append(f"{copy.name}: not pruned (immutable); generations reported")
         if copy.kind == "immutable":
@@ -135,25 +135,25 @@ def plan(job: Job) -> list[str]:
 
 def copy(ctx: Context, job: Job) -> CopyResult:
     if not job.copies:
-        return CopyResult(job.job, ExitStatus.OK, None)
+        return CopyResult(job.name, ExitStatus.OK, None)
     register_url_secrets(job)
-    with job_lock(ctx.config.settings.state_dir, job.job):
+    with job_lock(ctx.config.settings.state_dir, job.name):
         recover(ctx.store, state_dir=ctx.config.settings.state_dir,
-                scratch_dir=ctx.config.settings.scratch_dir, job=job.job)
+                scratch_dir=ctx.config.settings.scratch_dir, job=job.name)
         primary = repos.primary(job)
         source = repos.snapshots(ctx, job, primary)
         frozen = tripwire.frozen_reason(ctx, job)
-        checked = generations.assess_primary(ctx, job.job, policy=job.generations.policy(),
+        checked = generations.assess_primary(ctx, job.name, policy=job.generations.policy(),
                                              snapshots=source, pruned=frozen is None)
-        generations.record(ctx, job.job, [checked])
+        generations.record(ctx, job.name, [checked])
         outcomes = [_Copy(ctx, job, c, primary, source, frozen).run() for c in job.copies]
     statuses = [o.status for o in outcomes]
     errors = [o.error for o in outcomes if o.error]
     if checked.lost:
         statuses.append(ExitStatus.BAD_DATA)
-        errors.insert(0, f"{job.job}: {checked.finding}")
+        errors.insert(0, f"{job.name}: {checked.finding}")
     status = ExitStatus.worst(statuses)
-    return CopyResult(job.job, status, "; ".join(errors) or None, outcomes,
+    return CopyResult(job.name, status, "; ".join(errors) or None, outcomes,
                       checked.to_dict(), frozen)
 
 
@@ -174,7 +174,7 @@ class _Copy:
 
     def run(self) -> CopyOutcome:
         ctx, job, target = self.ctx, self.job, self.target
-        run_id = ctx.store.start_run(job=job.job, kind="copy", repository=target.name,
+        run_id = ctx.store.start_run(job=job.name, kind="copy", repository=target.name,
                                      operator=ctx.operator)
         status, error = ExitStatus.OK, None
         try:
@@ -202,19 +202,19 @@ class _Copy:
             self.medium = media.attached(ctx, job, target)
             if self.medium.label is None:
                 self.warnings.append(f"medium of {target.name} has no label: run backupctl "
-                                     f"media init {job.job} {target.name}")
+                                     f"media init {job.name} {target.name}")
             self.steps.append(f"medium attached: label {self.medium.label}, filesystem "
                               f"UUID {self.medium.fs_uuid}")
         dest = repos.named(job, target.name)
         argv = restic.copy(dest.url, dest.password, source=self.primary.url,
-                           source_password=self.primary.password, host=job.job)
-        result, outcome = repos.run_restic(ctx.local, argv, job=job.job,
+                           source_password=self.primary.password, host=job.name)
+        result, outcome = repos.run_restic(ctx.local, argv, job=job.name,
                                            what=f"restic copy to {target.name}",
-                                           timeout=ctx.timeout, allow=(Outcome.NO_REPOSITORY,))
-        if outcome is Outcome.NO_REPOSITORY:
-            raise ResticError(f"{job.job}: copy {target.name}: no repository at "
+                                           timeout=ctx.timeout, allow=(ResticExit.NO_REPOSITORY,))
+        if outcome is ResticExit.NO_REPOSITORY:
+            raise ResticError(f"{job.name}: copy {target.name}: no repository at "
                               f"{repos_display(target.url)}; create it with: backupctl init "
-                              f"{job.job} --copies (never done implicitly)")
+                              f"{job.name} --copies (never done implicitly)")
         self.copied = len(_SAVED.findall(result.stdout))
         self.steps.append(f"restic copy: {self.copied} new snapshot(s)")
         if self.medium is not None:
@@ -226,20 +226,20 @@ class _Copy:
         self._prune(dest)
         pruned = prunable(target) and self.frozen is None
         self.assessment = generations.assess_copy(
-            ctx, job.job, target.name, policy=job.generations.policy(), snapshots=self.held,
+            ctx, job.name, target.name, policy=job.generations.policy(), snapshots=self.held,
             copied=[s.time for s in self.source], pruned=pruned,
             medium=self.medium.label if self.medium else None)
         if self.assessment.lost:
-            raise DataError(f"{job.job}: {self.assessment.finding}")
+            raise DataError(f"{job.name}: {self.assessment.finding}")
 
     def _seal(self) -> None:
         if not probe.is_local_path(self.target.url):
-            raise BackupctlError(f"{self.job.job}: copy {self.target.name}: seal: chattr "
+            raise BackupctlError(f"{self.job.name}: copy {self.target.name}: seal: chattr "
                                  "needs a local directory")
         problem = probe.seal(self.ctx.local, probe.local_path(self.target.url),
                              timeout=self.ctx.timeout)
         if problem:
-            raise BackupctlError(f"{self.job.job}: copy {self.target.name}: {problem}")
+            raise BackupctlError(f"{self.job.name}: copy {self.target.name}: {problem}")
         self.steps.append("sealed: chattr +i on every file except locks/")
 
     def _check_complete(self) -> None:
@@ -247,7 +247,7 @@ class _Copy:
         absent = [s for s in self.source if s.time not in have]
         if absent:
             listed = ", ".join(f"{s.short_id} ({s.time.isoformat()})" for s in absent[:5])
-            raise ResticError(f"{self.job.job}: copy {self.target.name} is incomplete after "
+            raise ResticError(f"{self.job.name}: copy {self.target.name} is incomplete after "
                               f"restic copy: {len(absent)} primary snapshot(s) missing: "
                               f"{listed}")
 
@@ -262,8 +262,8 @@ class _Copy:
             return
         policy = self.job.generations.policy()
         repos.run_restic(self.ctx.local, restic.forget(dest.url, dest.password,
-                                                       host=self.job.job, policy=policy),
-                         job=self.job.job, what=f"restic forget --prune on {self.target.name}",
+                                                       host=self.job.name, policy=policy),
+                         job=self.job.name, what=f"restic forget --prune on {self.target.name}",
                          timeout=self.ctx.timeout)
         self.pruned = "forget --prune: " + ", ".join(
             f"keep-{k} {v}" for k, v in sorted(policy.items()))
@@ -281,7 +281,7 @@ class _Copy:
         extra: record.Extra = []
         if self.assessment is not None:
             extra.append((generations_table,
-                          [self.assessment.row(self.job.job, self.ctx.store.now())]))
+                          [self.assessment.row(self.job.name, self.ctx.store.now())]))
         copied = newest if outcome.status is ExitStatus.OK else None
         record.finish(self.ctx, self.job, run_id, status=outcome.status, error=outcome.error,
                       details=details, snapshot_id=copied.id if copied else None,
@@ -289,7 +289,7 @@ class _Copy:
 
     def _probe(self, outcome: CopyOutcome) -> CopyOutcome:
         ctx, job, target = self.ctx, self.job, self.target
-        run_id = ctx.store.start_run(job=job.job, kind="probe", repository=target.name,
+        run_id = ctx.store.start_run(job=job.name, kind="probe", repository=target.name,
                                      operator=ctx.operator)
         try:
             result = probe.probe(target.name, target.url, runner=ctx.local,
@@ -297,7 +297,7 @@ class _Copy:
         except BaseException as exc:
             record.aborted(ctx, job, run_id, exc, what=f"probe of {target.name}")
             raise
-        error = mask(f"{job.job}: {result.error}") if result.error else None
+        error = mask(f"{job.name}: {result.error}") if result.error else None
         details = {**result.details(), "url": repos_display(target.url)}
         record.finish(ctx, job, run_id, status=result.status, error=error, details=details)
         status = ExitStatus.worst([outcome.status, result.status])
@@ -336,8 +336,8 @@ def overview(ctx: Context, job: Job) -> Overview:
     findings: list[str] = []
     copies = []
     for target in job.copies:
-        last = ctx.store.last_run(job.job, "copy", repository=target.name)
-        good = ctx.store.last_run(job.job, "copy", repository=target.name, status="success")
+        last = ctx.store.last_run(job.name, "copy", repository=target.name)
+        good = ctx.store.last_run(job.name, "copy", repository=target.name, status="success")
         age = (now - parse_iso(good.finished_at)).total_seconds() if good is not None else None
         item: dict[str, Any] = {
             "name": target.name, "kind": target.kind, "url": repos_display(target.url),
@@ -348,7 +348,7 @@ def overview(ctx: Context, job: Job) -> Overview:
             "last_success_at": good.finished_at if good is not None else None,
             "age_seconds": age, "too_old": age is None or age > target.max_age,
             "medium": _details(good).get("medium"),
-            "media": media.known(ctx, job.job, target.name), "probe": None}
+            "media": media.known(ctx, job.name, target.name), "probe": None}
         if good is None:
             findings.append(f"copy {target.name} has never succeeded")
         elif age is not None and age > target.max_age:
@@ -360,23 +360,23 @@ def overview(ctx: Context, job: Job) -> Overview:
         if target.kind == "immutable":
             item["probe"] = _probe_status(ctx, job, target, findings)
         copies.append(item)
-    repositories = generations.latest(ctx, job.job)
+    repositories = generations.latest(ctx, job.name)
     findings += [r["finding"] for r in repositories if r["finding"]]
-    suspicious = tripwire.raised(ctx, job.job)
+    suspicious = tripwire.raised(ctx, job.name)
     for flag in suspicious:
         findings.append(f"SUSPICIOUS since {flag['raised_at']}: {flag['reason']} (pruning "
-                        f"frozen; after checking, run: backupctl clear {job.job} --operator "
+                        f"frozen; after checking, run: backupctl clear {job.name} --operator "
                         "NAME --reason TEXT)")
     armed = tripwire.recorded_canaries(ctx, job)
     unarmed = [p for p in job.verify.canaries if p not in armed]
     if unarmed:
         findings.append(f"canaries not armed ({', '.join(unarmed)}): run backupctl canary "
-                        f"init {job.job}")
+                        f"init {job.name}")
     return Overview(copies, repositories, suspicious, findings)
 
 
 def _probe_status(ctx: Context, job: Job, target: Copy, findings: list[str]) -> dict[str, Any]:
-    row = ctx.store.last_run(job.job, "probe", repository=target.name)
+    row = ctx.store.last_run(job.name, "probe", repository=target.name)
     if row is None or row.status == "running":
         findings.append(f"copy {target.name} is declared immutable but was never probed")
         return {"ok": False, "at": None, "status": None, "error": None}

@@ -205,7 +205,7 @@ class _Drill:
         target.mkdir(parents=True, exist_ok=True, mode=0o700)
         free = shutil.disk_usage(target).free
         if free < needed + FREE_SPACE_MARGIN:
-            raise CommandFailed(f"{self.job.job}: not enough free space in {target}: the "
+            raise CommandFailed(f"{self.job.name}: not enough free space in {target}: the "
                                 f"snapshot needs {needed} bytes, {free} free; nothing was "
                                 "restored")
         return target
@@ -213,7 +213,7 @@ class _Drill:
     def result(self, *, status: ExitStatus, error: str | None, verdict: str) -> DrillResult:
         snap = self.snap
         return DrillResult(
-            job=self.job.job, status=status, error=error, result=verdict,
+            job=self.job.name, status=status, error=error, result=verdict,
             operator=self.ctx.operator, repository=self.engine.repo.name,
             snapshot_id=snap.id if snap else None, snapshot_time=snap.time if snap else None,
             target=str(self.root) if self.root else None,
@@ -242,10 +242,10 @@ class _Drill:
                      for s in self.steps if s.kind == "manual" and s.result == FAIL]
         if problems:
             snap = self.snap.short_id if self.snap else "?"
-            return ExitStatus.BAD_DATA, (f"{self.job.job}: drill FAILED on snapshot {snap}: "
+            return ExitStatus.BAD_DATA, (f"{self.job.name}: drill FAILED on snapshot {snap}: "
                                          + "; ".join(problems))
         if self.files == 0:
-            return ExitStatus.FAILED, (f"{self.job.job}: nothing could be compared with the "
+            return ExitStatus.FAILED, (f"{self.job.name}: nothing could be compared with the "
                                        "source manifest; the data is not proven")
         return ExitStatus.OK, None
 
@@ -257,13 +257,13 @@ def drill(ctx: Context, job: Job, ui: DrillUI, *, target: Path | None = None,
     if target is not None:
         check_target(target)
         if not ui.confirm_target(target):
-            raise BackupctlError(f"{job.job}: restoring into {target} was not confirmed; "
+            raise BackupctlError(f"{job.name}: restoring into {target} was not confirmed; "
                                  "nothing was run")
     settings = ctx.config.settings
-    with job_lock(settings.state_dir, job.job):
+    with job_lock(settings.state_dir, job.name):
         recover(ctx.store, state_dir=settings.state_dir, scratch_dir=settings.scratch_dir,
-                job=job.job)
-        run_id = ctx.store.start_run(job=job.job, kind="drill", repository=repo.name,
+                job=job.name)
+        run_id = ctx.store.start_run(job=job.name, kind="drill", repository=repo.name,
                                      operator=ctx.operator)
         run = _Drill(ctx, job, repo, ui, run_id=run_id, target=target)
         try:
@@ -277,7 +277,7 @@ def drill(ctx: Context, job: Job, ui: DrillUI, *, target: Path | None = None,
             kept = (f"; data restored so far is kept in {target}" if target is not None
                     else "; scratch data was wiped")
             result = run.result(status=ExitStatus.FAILED, verdict="aborted",
-                                error=f"{job.job}: drill aborted ({exc.__class__.__name__})"
+                                error=f"{job.name}: drill aborted ({exc.__class__.__name__})"
                                 f"{kept}")
             record.finish_result(ctx, job, result)
             raise

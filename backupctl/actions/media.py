@@ -70,16 +70,16 @@ def attached(ctx: Context, job: Job, copy: Copy) -> Medium:
     path = local_path(copy.url)
     if not path.is_dir():
         raise NotAttached(
-            f"{job.job}: copy {copy.name}: medium not attached: {path} does not exist "
+            f"{job.name}: copy {copy.name}: medium not attached: {path} does not exist "
             "(USB disk not connected or not mounted, NAS powered off?). Attach the medium "
-            f"and run: backupctl copy {job.job}")
+            f"and run: backupctl copy {job.name}")
     label = read_label(copy)
     if label is None and not (path / "config").exists():
         raise NotAttached(
-            f"{job.job}: copy {copy.name}: medium not attached: {path} holds no restic "
+            f"{job.name}: copy {copy.name}: medium not attached: {path} holds no restic "
             f"repository and no backupctl medium label ({label_file(copy)}). If this is a "
-            f"new disk, run: backupctl media init {job.job} {copy.name} && "
-            f"backupctl init {job.job} --copies")
+            f"new disk, run: backupctl media init {job.name} {copy.name} && "
+            f"backupctl init {job.name} --copies")
     return Medium(label, fs_uuid(ctx.local, path), str(path))
 
 
@@ -90,15 +90,15 @@ def seen(ctx: Context, job: Job, copy: Copy, medium: Medium) -> None:
     now = ctx.store.now()
     with ctx.store.transaction() as conn:
         row = conn.execute(select(media).where(
-            media.c.job == job.job, media.c.copy == copy.name,
+            media.c.job == job.name, media.c.copy == copy.name,
             media.c.label == medium.label)).first()
         if row is None:
-            conn.execute(media.insert().values(job=job.job, copy=copy.name, label=medium.label,
+            conn.execute(media.insert().values(job=job.name, copy=copy.name, label=medium.label,
                                                fs_uuid=medium.fs_uuid, created_at=now,
                                                last_attached=now))
         else:
             conn.execute(update(media).where(
-                media.c.job == job.job, media.c.copy == copy.name,
+                media.c.job == job.name, media.c.copy == copy.name,
                 media.c.label == medium.label).values(
                     last_attached=now, fs_uuid=medium.fs_uuid or row.fs_uuid))
 
@@ -130,13 +130,13 @@ def init(ctx: Context, job: Job, copy_name: str) -> MediaResult:
     try:
         copy = job.copy_named(copy_name)
     except KeyError:
-        raise UsageError(f"{job.job}: no copy named {copy_name!r}") from None
+        raise UsageError(f"{job.name}: no copy named {copy_name!r}") from None
     if copy.kind != "offline" or not is_local_path(copy.url):
-        raise UsageError(f"{job.job}: copy {copy.name} is not an offline copy on a local path "
+        raise UsageError(f"{job.name}: copy {copy.name} is not an offline copy on a local path "
                          "(media labels are for removable disks and mounted NAS shares)")
     where = label_file(copy)
     if not where.parent.is_dir():
-        raise NotAttached(f"{job.job}: copy {copy.name}: medium not attached: {where.parent} "
+        raise NotAttached(f"{job.name}: copy {copy.name}: medium not attached: {where.parent} "
                           "does not exist; attach and mount the medium first")
     label = read_label(copy)
     created = label is None
@@ -149,5 +149,5 @@ def init(ctx: Context, job: Job, copy_name: str) -> MediaResult:
         os.replace(tmp, where)
     medium = Medium(label, fs_uuid(ctx.local, where.parent), str(where.parent))
     seen(ctx, job, copy, medium)
-    return MediaResult(job.job, ExitStatus.OK, None, copy.name, label, medium.fs_uuid,
+    return MediaResult(job.name, ExitStatus.OK, None, copy.name, label, medium.fs_uuid,
                        str(where), created)

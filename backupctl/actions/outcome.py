@@ -15,7 +15,7 @@ from backupctl.status import ExitStatus
 log = logging.getLogger(__name__)
 
 
-class Outcome(Protocol):
+class JobResult(Protocol):
     @property
     def job(self) -> str: ...
 
@@ -51,7 +51,7 @@ class Refused(ResultDict):
     details: dict[str, Any] = field(default_factory=dict)
 
 
-R = TypeVar("R", bound=Outcome)
+R = TypeVar("R", bound=JobResult)
 
 
 def run_jobs(jobs: Sequence[Job], action: Callable[[Job], R], *,
@@ -62,10 +62,10 @@ def run_jobs(jobs: Sequence[Job], action: Callable[[Job], R], *,
         try:
             return action(job)
         except BackupctlError as exc:
-            return Refused(job.job, exc.status, str(exc))
+            return Refused(job.name, exc.status, str(exc))
         except Exception as exc:
-            log.exception("%s: unexpected error", job.job)
-            return Refused(job.job, ExitStatus.FAILED,
+            log.exception("%s: unexpected error", job.name)
+            return Refused(job.name, ExitStatus.FAILED,
                            f"unexpected error: {exc.__class__.__name__}: {exc}")
 
     if concurrency <= 1 or len(jobs) <= 1:
@@ -74,5 +74,5 @@ def run_jobs(jobs: Sequence[Job], action: Callable[[Job], R], *,
         return list(pool.map(guarded, jobs))
 
 
-def overall(outcomes: Sequence[Outcome]) -> ExitStatus:
+def overall(outcomes: Sequence[JobResult]) -> ExitStatus:
     return ExitStatus.worst([o.status for o in outcomes])

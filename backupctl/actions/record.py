@@ -10,7 +10,7 @@ from typing import Any, Protocol
 
 from backupctl import __version__
 from backupctl.actions.context import Context
-from backupctl.actions.outcome import Outcome
+from backupctl.actions.outcome import JobResult
 from backupctl.config.schema import Job
 from backupctl.log import mask
 from backupctl.status import ExitStatus
@@ -24,7 +24,7 @@ Extra = list[tuple[Any, list[dict[str, Any]]]]
 COLUMNS = ("job", "status", "repository", "snapshot_id", "snapshot_time", "run_id", "kind")
 
 
-def details_of(result: Outcome) -> dict[str, Any]:
+def details_of(result: JobResult) -> dict[str, Any]:
     """A result as run details: everything but what the runs row already says."""
     return {k: v for k, v in result.to_dict().items() if k not in COLUMNS}
 
@@ -46,7 +46,7 @@ def finish(ctx: Context, job: Job, run_id: int, *, status: ExitStatus, error: st
         extra=extra)
 
 
-class SnapshotResult(Outcome, Protocol):
+class SnapshotResult(JobResult, Protocol):
     """A result that carries its run id and the snapshot it was about (verify, drill)."""
 
     @property
@@ -71,5 +71,5 @@ def aborted(ctx: Context, job: Job, run_id: int, exc: BaseException, *, what: st
     """Record a run that an exception (Ctrl-C, SIGTERM, a bug) cut short, before re-raising."""
     where = f"{what}: " if what else ""
     ctx.store.finish_run(run_id, status="failed", exit_code=int(ExitStatus.FAILED),
-                         error=mask(f"{job.job}: {where}aborted: "
+                         error=mask(f"{job.name}: {where}aborted: "
                                     f"{exc.__class__.__name__}: {exc}"))

@@ -42,9 +42,9 @@ class JobStatus:
 def job_status(ctx: Context, job: Job) -> JobStatus:
     settings = ctx.config.settings
     recover_if_idle(ctx.store, state_dir=settings.state_dir, scratch_dir=settings.scratch_dir,
-                    job=job.job)
-    last = ctx.store.last_run(job.job, "backup")
-    good = ctx.store.last_run(job.job, "backup", status="success")
+                    job=job.name)
+    last = ctx.store.last_run(job.name, "backup")
+    good = ctx.store.last_run(job.name, "backup", status="success")
     details = json.loads(good.details) if good is not None else {}
     age = ((ctx.clock() - parse_iso(good.finished_at)).total_seconds()
            if good is not None else None)
@@ -57,7 +57,7 @@ def job_status(ctx: Context, job: Job) -> JobStatus:
     findings += copies.findings
     nxt = calendar.next_elapse(job.schedule.backup)
     return JobStatus(
-        job=job.job, description=job.description, host=job.host.display(),
+        job=job.name, description=job.description, host=job.host.display(),
         last_backup_at=last.finished_at or last.started_at if last is not None else None,
         last_backup_status=last.status if last is not None else None,
         last_backup_error=last.error if last is not None else None,

@@ -44,7 +44,7 @@ def inspect(ctx: Context, job: Job, summary: BackupSummary,
     """Reasons this backup looks like ransomware at work (empty: none)."""
     reasons = canary_reasons(ctx, job, manifest)
     spike = spike_reason(job, changed=summary.files_new + summary.files_changed,
-                         history=changed_history(ctx, job.job))
+                         history=changed_history(ctx, job.name))
     return [*reasons, *([spike] if spike else [])]
 
 
@@ -54,7 +54,7 @@ def recorded_canaries(ctx: Context, job: Job) -> dict[str, str]:
     """path → recorded sha256, for the canaries the job still declares."""
     with ctx.store.read() as conn:
         rows = conn.execute(select(canaries.c.path, canaries.c.sha256).where(
-            canaries.c.job == job.job)).all()
+            canaries.c.job == job.name)).all()
     declared = set(job.verify.canaries)
     return {path: digest for path, digest in rows if path in declared}
 
@@ -68,7 +68,7 @@ def canary_reasons(ctx: Context, job: Job, manifest: Manifest | None) -> list[st
     if todo:
         runner = ctx.runner(job)
         try:
-            current.update(hash_on_host(runner, todo, timeout=ctx.timeout, job=job.job))
+            current.update(hash_on_host(runner, todo, timeout=ctx.timeout, job=job.name))
         finally:
             runner.close()
     reasons = []
@@ -145,7 +145,7 @@ def frozen_reason(ctx: Context, job: Job) -> str | None:
     """Why pruning is frozen for the job (an uncleared suspicious flag), or None."""
     with ctx.store.read() as conn:
         row = conn.execute(select(flags).where(
-            flags.c.job == job.job, flags.c.name == "suspicious",
+            flags.c.job == job.name, flags.c.name == "suspicious",
             flags.c.cleared_at.is_(None)).order_by(flags.c.id)).first()
     return f"suspicious since {row.raised_at}: {row.reason}" if row else None
 
@@ -174,24 +174,24 @@ class ClearResult(ResultDict):
 def clear(ctx: Context, job: Job, *, operator: str, reason: str) -> ClearResult:
     """Lift the job's tripwire; the flag update, run row and evidence land in one transaction."""
     if not operator.strip() or not reason.strip():
-        raise UsageError(f"{job.job}: clear needs --operator NAME and --reason TEXT")
-    pending = raised(ctx, job.job)
+        raise UsageError(f"{job.name}: clear needs --operator NAME and --reason TEXT")
+    pending = raised(ctx, job.name)
     if not pending:
-        return ClearResult(job.job, ExitStatus.OK, None, operator, reason, [])
+        return ClearResult(job.name, ExitStatus.OK, None, operator, reason, [])
     version = ctx.restic_version  # not inside the write transaction: it runs restic
-    with job_lock(ctx.config.settings.state_dir, job.job):  # not while a backup runs
+    with job_lock(ctx.config.settings.state_dir, job.name):  # not while a backup runs
         return _clear(ctx, job, operator=operator, reason=reason, version=version)
 
 
 def _clear(ctx: Context, job: Job, *, operator: str, reason: str,
            version: str) -> ClearResult:
-    pending = raised(ctx, job.job)
-    run_id = ctx.store.start_run(job=job.job, kind="clear", operator=operator)
+    pending = raised(ctx, job.name)
+    run_id = ctx.store.start_run(job=job.name, kind="clear", operator=operator)
     now = ctx.store.now()
     details = {"reason": reason, "cleared": pending}
     with ctx.store.transaction() as conn:
         conn.execute(update(flags).where(
-            flags.c.job == job.job, flags.c.name == "suspicious",
+            flags.c.job == job.name, flags.c.name == "suspicious",
             flags.c.cleared_at.is_(None)).values(
                 cleared_at=now, cleared_by=operator, clear_reason=reason))
         row = conn.execute(select(runs).where(runs.c.id == run_id)).one()
@@ -199,9 +199,9 @@ def _clear(ctx: Context, job: Job, *, operator: str, reason: str,
             status="success", exit_code=0, finished_at=now,
             details=json.dumps(details, ensure_ascii=False)))
         chain.append(conn, {
-            "kind": "clear", "job": job.job, "host": job.host.display(),
+            "kind": "clear", "job": job.name, "host": job.host.display(),
             "repository": "primary", "snapshot_id": None, "snapshot_time": None,
             "started_at": row.started_at, "finished_at": now, "operator": operator,
             "result": "pass", "details": details, "backupctl_version": __version__,
             "restic_version": version}, run_id=run_id)
-    return ClearResult(job.job, ExitStatus.OK, None, operator, reason, pending, run_id)
+    return ClearResult(job.name, ExitStatus.OK, None, operator, reason, pending, run_id)

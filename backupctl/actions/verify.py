@@ -41,7 +41,7 @@ from backupctl.config.schema import Job
 from backupctl.errors import CommandFailed, DataError, ResticError
 from backupctl.execute import Arg, Result, Secret, display, tail
 from backupctl.restic import commands as restic
-from backupctl.restic.codes import Outcome, classify
+from backupctl.restic.codes import ResticExit, classify
 from backupctl.restic.parse import parse_time
 from backupctl.state.locks import job_lock
 from backupctl.state.recovery import recover, wipe
@@ -108,8 +108,8 @@ def plan(job: Job, *, mode: str, snapshot: str = "latest", source: str = repos.P
     masked = Secret("<password>")
     url = (job.repository.orchestrator_url if source == repos.PRIMARY
            else job.copy_named(source).url)
-    target = str(scratch_dir / f"{job.job}.{mode}-XXXX")
-    steps = ["on orchestrator: " + display(restic.snapshots(url, masked, host=job.job))]
+    target = str(scratch_dir / f"{job.name}.{mode}-XXXX")
+    steps = ["on orchestrator: " + display(restic.snapshots(url, masked, host=job.name))]
     if mode == "full":
         steps.append("on orchestrator: " + display(restic.ls(url, masked, snapshot)))
         steps.append("on orchestrator: " + display(restic.restore(
@@ -131,10 +131,10 @@ def verify(ctx: Context, job: Job, *, mode: str = "quick", snapshot: str = "late
         raise CommandFailed(f"unknown verify mode {mode!r} (quick or full)")
     repo = repos.named(job, source)
     settings = ctx.config.settings
-    with job_lock(settings.state_dir, job.job):
+    with job_lock(settings.state_dir, job.name):
         stale = recover(ctx.store, state_dir=settings.state_dir,
-                        scratch_dir=settings.scratch_dir, job=job.job)
-        run_id = ctx.store.start_run(job=job.job, kind="verify", repository=repo.name,
+                        scratch_dir=settings.scratch_dir, job=job.name)
+        run_id = ctx.store.start_run(job=job.name, kind="verify", repository=repo.name,
                                      operator=ctx.operator)
         try:
             run = Verifier(ctx, job, repo, mode=mode, run_id=run_id)
@@ -187,13 +187,13 @@ class Verifier:
             self.invocations += 1
 
     def restic(self, argv: list[Arg], *, what: str, timeout: float | None = None,
-               allow: tuple[Outcome, ...] = ()) -> tuple[Result, Outcome]:
+               allow: tuple[ResticExit, ...] = ()) -> tuple[Result, ResticExit]:
         self.count()
-        return repos.run_restic(self.ctx.local, argv, job=self.job.job, what=what,
+        return repos.run_restic(self.ctx.local, argv, job=self.job.name, what=what,
                                 timeout=self.ctx.timeout if timeout is None else timeout,
                                 allow=allow)
 
-    def run_unlocking(self, argv: list[Arg]) -> tuple[Result, Outcome]:
+    def run_unlocking(self, argv: list[Arg]) -> tuple[Result, ResticExit]:
         """Run restic once; if a lock stops it, remove *stale* locks and try once more.
 
         restic 0.14 never ignores the lock of a killed restic (an interrupted restore test
@@ -203,9 +203,9 @@ class Verifier:
         for attempt in range(2):
             self.count()
             result = self.ctx.local.run(argv, timeout=self.ctx.timeout)
-            outcome = Outcome.FATAL if result.timed_out else classify(result.returncode,
+            outcome = ResticExit.FATAL if result.timed_out else classify(result.returncode,
                                                                       result.stderr)
-            if outcome is not Outcome.LOCKED or attempt:
+            if outcome is not ResticExit.LOCKED or attempt:
                 return result, outcome
             self.unlock(why="was locked")
         return result, outcome
@@ -220,29 +220,29 @@ class Verifier:
 
     def resolve(self, wanted: str) -> SnapshotRef:
         result, outcome = self.run_unlocking(restic.snapshots(self.repo.url, self.repo.password,
-                                                              host=self.job.job))
-        if outcome is not Outcome.OK:
-            raise ResticError(f"{self.job.job}: listing snapshots of {self.repo.name} failed "
+                                                              host=self.job.name))
+        if outcome is not ResticExit.OK:
+            raise ResticError(f"{self.job.name}: listing snapshots of {self.repo.name} failed "
                               f"({outcome.value}) {result.describe()}"
-                              + repos.hint(self.job.job, outcome))
+                              + repos.hint(self.job.name, outcome))
         held = listings.snapshot_refs(result.stdout)
         if wanted == "latest" and self.repo.name == repos.PRIMARY:
             self.lost_snapshot(held)
         found = listings.pick(held, wanted)
         if found is None:
-            raise CommandFailed(f"{self.job.job}: no snapshot {wanted!r} of host {self.job.job} "
+            raise CommandFailed(f"{self.job.name}: no snapshot {wanted!r} of host {self.job.name} "
                                 f"in repository {self.repo.name} ({self.repo.url})")
         return found
 
     def lost_snapshot(self, held: list[SnapshotRef]) -> None:
         """The newest successful backup's snapshot must still be there: `latest` must never
         quietly fall back to an older snapshot when the newest one was deleted."""
-        newest = self.ctx.store.last_run(self.job.job, "backup", repository=repos.PRIMARY,
+        newest = self.ctx.store.last_run(self.job.name, "backup", repository=repos.PRIMARY,
                                          status="success")
         if newest is None or not newest.snapshot_id:
             return
         if not any(s.id.startswith(newest.snapshot_id) for s in held):
-            raise DataError(f"{self.job.job}: BAD DATA: snapshot {newest.snapshot_id} of the "
+            raise DataError(f"{self.job.name}: BAD DATA: snapshot {newest.snapshot_id} of the "
                             f"last successful backup ({newest.finished_at}) is missing from "
                             f"repository {self.repo.name} ({self.repo.url}): it was deleted "
                             "or the repository was replaced")
@@ -255,14 +255,14 @@ class Verifier:
         with self.ctx.store.read() as conn:
             m = manifest_table.c
             rows = list(conn.execute(select(m.snapshot_id, m.path, m.size, m.sha256, m.state).where(
-                manifest_table.c.job == self.job.job,
+                manifest_table.c.job == self.job.name,
                 manifest_table.c.snapshot_id.in_(sorted(ids))).order_by(manifest_table.c.id)))
         if not rows:
             raise CommandFailed(
-                f"{self.job.job}: snapshot {snap.short_id} of {self.repo.name} has no source "
+                f"{self.job.name}: snapshot {snap.short_id} of {self.repo.name} has no source "
                 "manifest (it was taken before backupctl recorded manifests, or by another "
                 "tool), so its data cannot be proven; verify a snapshot taken by "
-                f"`backupctl backup {self.job.job}`")
+                f"`backupctl backup {self.job.name}`")
         # One manifest per snapshot; if several were stored, the newest rows win.
         latest_id = rows[-1].snapshot_id
         refs: dict[str, Reference] = {}
@@ -280,7 +280,7 @@ class Verifier:
         """(files in the snapshot, cumulative source-hash coverage) from the backup run."""
         with self.ctx.store.read() as conn:
             rows = conn.execute(select(runs.c.details).where(
-                runs.c.job == self.job.job, runs.c.kind == "backup",
+                runs.c.job == self.job.name, runs.c.kind == "backup",
                 runs.c.snapshot_id.in_([manifest_id, manifest_id[:8]]))
                 .order_by(runs.c.id.desc()).limit(1)).first()
         if rows is None:
@@ -294,7 +294,7 @@ class Verifier:
     def scratch_dir(self) -> Path:
         base = self.ctx.config.settings.scratch_dir
         base.mkdir(parents=True, exist_ok=True, mode=0o700)
-        path = Path(tempfile.mkdtemp(prefix=f"{self.job.job}.{self.mode}-", dir=base))
+        path = Path(tempfile.mkdtemp(prefix=f"{self.job.name}.{self.mode}-", dir=base))
         self.scratch.append(path)
         path.chmod(0o700)
         return path
@@ -314,7 +314,7 @@ class Verifier:
         free = shutil.disk_usage(base).free
         if free < needed + FREE_SPACE_MARGIN:
             raise CommandFailed(
-                f"{self.job.job}: not enough free space in scratch_dir {base} for a full "
+                f"{self.job.name}: not enough free space in scratch_dir {base} for a full "
                 f"restore: the snapshot needs {_size(needed)} (+{_size(FREE_SPACE_MARGIN)} "
                 f"margin), {_size(free)} free. Free space there, point scratch_dir at a "
                 "larger disk, or use --mode quick; nothing was restored")
@@ -331,26 +331,26 @@ class Verifier:
             argv = restic.restore(self.repo.url, self.repo.password,
                                   snapshot="latest" if latest else snap.id,
                                   target=str(target), include=chunk,
-                                  host=self.job.job if latest else None)
+                                  host=self.job.name if latest else None)
             result, outcome = self.run_unlocking(argv)
             self.restored.update(m.decode() for m in _RESTORING.findall(result.stdout))
             seconds += result.duration
-            if outcome is Outcome.OK:
+            if outcome is ResticExit.OK:
                 continue
             local = _local_failure(target, result.stderr) if not result.ok or \
                 _restore_errors(result.stderr) else None
             if local:
                 # The orchestrator's disk failed, not the data: not proven, never bad data.
                 raise CommandFailed(
-                    f"{self.job.job}: restoring into scratch_dir {target.parent} failed on "
+                    f"{self.job.name}: restoring into scratch_dir {target.parent} failed on "
                     f"the orchestrator ({local}); the data is not proven. Free space/inodes "
                     f"there or point scratch_dir at a larger disk {result.describe()}")
-            if outcome is Outcome.FATAL and not result.timed_out and _restore_errors(
+            if outcome is ResticExit.FATAL and not result.timed_out and _restore_errors(
                     result.stderr):
                 for path, message in _restore_errors(result.stderr):
                     self.mismatches.append(Mismatch(path, None, message, "restore error"))
                 continue
-            raise ResticError(f"{self.job.job}: restic restore from {self.repo.name} failed "
+            raise ResticError(f"{self.job.name}: restic restore from {self.repo.name} failed "
                               f"({outcome.value}) {result.describe()}")
         return seconds
 
@@ -418,13 +418,13 @@ class Verifier:
         self.check_output = tail("\n".join(line for line in text.splitlines()
                                            if not line.startswith("[")), 40)
         self.timings["check"] = round(result.duration, 3)
-        if outcome is Outcome.OK:
+        if outcome is ResticExit.OK:
             self.steps.append("restic check" + (f" --read-data-subset={subset * 100:g}%"
                                                 if subset else "") + ": no errors")
             return
         # restic 0.14 ends every check that found damage with "repository contains errors";
         # any other failure (network, permissions) means the check could not run: exit 1.
-        if outcome is Outcome.FATAL and not result.timed_out and "contains errors" in text:
+        if outcome is ResticExit.FATAL and not result.timed_out and "contains errors" in text:
             packs = sorted(set(_HEX64.findall(text)))
             for line in _check_errors(text):
                 found = _HEX64.search(line)
@@ -433,7 +433,7 @@ class Verifier:
             self.check_failures.append(f"restic check found repository errors"
                                  f"{' in pack(s) ' + ', '.join(packs) if packs else ''}")
             return
-        raise ResticError(f"{self.job.job}: restic check of {self.repo.name} failed "
+        raise ResticError(f"{self.job.name}: restic check of {self.repo.name} failed "
                           f"({outcome.value}) {result.describe()}")
 
     # -- the run -------------------------------------------------------------------------
@@ -560,12 +560,12 @@ class Verifier:
         """The snapshot of the job's newest source manifest (a guess at `latest`)."""
         with self.ctx.store.read() as conn:
             row = conn.execute(select(manifest_table.c.snapshot_id).where(
-                manifest_table.c.job == self.job.job).order_by(
+                manifest_table.c.job == self.job.name).order_by(
                 manifest_table.c.id.desc()).limit(1)).first()
             if row is None:
                 return None
             run = conn.execute(select(runs.c.snapshot_time).where(
-                runs.c.job == self.job.job, runs.c.kind == "backup",
+                runs.c.job == self.job.name, runs.c.kind == "backup",
                 runs.c.snapshot_id.in_([row.snapshot_id, row.snapshot_id[:8]]),
                 runs.c.snapshot_time.is_not(None)).order_by(runs.c.id.desc()).limit(1)).first()
         if run is None:
@@ -577,7 +577,7 @@ class Verifier:
         out = Listing()
         self.count()
         repos.run_restic(self.ctx.local, restic.ls(self.repo.url, self.repo.password, snap.id),
-                         job=self.job.job, what=f"listing snapshot {snap.short_id}",
+                         job=self.job.name, what=f"listing snapshot {snap.short_id}",
                          timeout=self.ctx.timeout, stdout_sink=out.feed)
         return out.close()
 
@@ -602,16 +602,16 @@ class Verifier:
         if self.mismatches or self.failures:
             status = ExitStatus.BAD_DATA
             listed = [f"{m.path} ({m.reason})" for m in self.mismatches] + self.failures
-            error = (f"{self.job.job}: BAD DATA in snapshot {snap.short_id} of "
+            error = (f"{self.job.name}: BAD DATA in snapshot {snap.short_id} of "
                      f"{self.repo.name}: " + "; ".join(listed))
         elif files == 0:
             status = ExitStatus.FAILED
-            error = (f"{self.job.job}: nothing could be compared: the manifest of snapshot "
+            error = (f"{self.job.name}: nothing could be compared: the manifest of snapshot "
                      f"{snap.short_id} has no usable reference "
                      f"({len(changed)} file(s) changed since snapshot); the data is not proven")
         coverage = round(min(files, total) / total, 6) if total else None
         return VerifyResult(
-            job=self.job.job, status=status, error=error, mode=self.mode,
+            job=self.job.name, status=status, error=error, mode=self.mode,
             repository=self.repo.name, snapshot_id=snap.id,
             snapshot_time=parse_time(snap.time).isoformat(),
             files_checked=files, bytes_checked=size, mismatches=list(self.mismatches),

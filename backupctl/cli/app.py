@@ -17,7 +17,7 @@ from rich.console import Console
 
 from backupctl import __version__, log
 from backupctl.actions.context import Context
-from backupctl.actions.outcome import Outcome, run_jobs
+from backupctl.actions.outcome import JobResult, run_jobs
 from backupctl.config.schema import Job
 from backupctl.config.validate import Config, config_path, load_config
 from backupctl.errors import BackupctlError, ConfigError
@@ -127,8 +127,8 @@ def emit_json(payload: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
-def report(command: str, outcomes: Sequence[Outcome], *, as_json: bool,
-           text: Callable[[Outcome], str]) -> NoReturn:
+def report(command: str, outcomes: Sequence[JobResult], *, as_json: bool,
+           text: Callable[[JobResult], str]) -> NoReturn:
     """Render per-job outcomes (text on stderr or one JSON object) and exit with the worst."""
     status = ExitStatus.worst([o.status for o in outcomes])
     if as_json:
@@ -166,8 +166,8 @@ def show_plans(command: str, plans: dict[str, list[str]], *, as_json: bool) -> N
 
 
 def run_each(command: str, config: Config, selected: Sequence[Job],
-             action: Callable[[Context, Job], Outcome], *, as_json: bool,
-             text: Callable[[Outcome], str]) -> NoReturn:
+             action: Callable[[Context, Job], JobResult], *, as_json: bool,
+             text: Callable[[JobResult], str]) -> NoReturn:
     """Run a per-job action for every selected job (bounded concurrency), report, exit."""
     ctx = context(config)
     outcomes = run_jobs(selected, lambda job: action(ctx, job),

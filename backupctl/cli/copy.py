@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from backupctl.actions.outcome import Outcome
+from backupctl.actions.outcome import JobResult
 from backupctl.cli.app import (
     app,
     context,
@@ -40,7 +40,7 @@ app.add_typer(canary_app, name="canary")
 app.add_typer(media_app, name="media")
 
 
-def _copy_line(outcome: Outcome) -> str:
+def _copy_line(outcome: JobResult) -> str:
     from backupctl.actions.copy import CopyResult
 
     if not isinstance(outcome, CopyResult):
@@ -77,7 +77,7 @@ def copy_command(jobs: JobsArg = None, all_jobs: AllOpt = False, as_json: JsonOp
     config = load()
     selected = select(config, jobs, all_jobs=all_jobs)
     if dry_run:
-        show_plans("copy", {j.job: copy_action.plan(j) for j in selected}, as_json=as_json)
+        show_plans("copy", {j.name: copy_action.plan(j) for j in selected}, as_json=as_json)
         return
     run_each("copy", config, selected, copy_action.copy, as_json=as_json, text=_copy_line)
 

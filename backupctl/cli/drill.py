@@ -19,7 +19,7 @@ from backupctl import schedule
 from backupctl.actions import drill as drill_action
 from backupctl.actions.context import manual_operator
 from backupctl.actions.drill import FAIL, PASS, SKIPPED, DrillResult
-from backupctl.actions.outcome import Outcome
+from backupctl.actions.outcome import JobResult
 from backupctl.actions.repo import PRIMARY
 from backupctl.cli.app import (
     app,
@@ -271,7 +271,7 @@ class UnattendedUI:
         return self.preset_remarks or ""
 
 
-def _drill_text(outcome: Outcome) -> str:
+def _drill_text(outcome: JobResult) -> str:
     if not isinstance(outcome, DrillResult):
         return ""
     rows = [f"{s.seconds:8.1f}s  {s.result:<7} {s.name}" for s in outcome.steps]

@@ -11,7 +11,7 @@ from rich.table import Table
 from backupctl.actions import backup as backup_action
 from backupctl.actions import status as status_action
 from backupctl.actions.backup import BackupResult
-from backupctl.actions.outcome import Outcome
+from backupctl.actions.outcome import JobResult
 from backupctl.cli.app import (
     app,
     context,
@@ -99,7 +99,7 @@ def trust(job: str, fingerprint: Annotated[str | None, typer.Option(
     err.print(f"{job}: trusted {offered.fingerprint} in {known_hosts}", markup=False)
 
 
-def _backup_line(outcome: Outcome) -> str:
+def _backup_line(outcome: JobResult) -> str:
     if not isinstance(outcome, BackupResult) or outcome.snapshot_id is None:
         return ""
     return (f"snapshot {outcome.snapshot_id}, {outcome.files_new} new / "
@@ -114,7 +114,7 @@ def backup(jobs: JobsArg = None, all_jobs: AllOpt = False, as_json: JsonOpt = Fa
     config = load()
     selected = select(config, jobs, all_jobs=all_jobs)
     if dry_run:
-        show_plans("backup", {j.job: backup_action.plan(j) for j in selected}, as_json=as_json)
+        show_plans("backup", {j.name: backup_action.plan(j) for j in selected}, as_json=as_json)
         return
     run_each("backup", config, selected, backup_action.backup, as_json=as_json,
              text=_backup_line)

@@ -9,7 +9,7 @@ import typer
 
 from backupctl.actions import repo as repos
 from backupctl.actions import verify as verify_action
-from backupctl.actions.outcome import Outcome
+from backupctl.actions.outcome import JobResult
 from backupctl.actions.repo import PRIMARY
 from backupctl.actions.verify import VerifyResult
 from backupctl.cli.app import app, die, load, run_each, select, show_plans
@@ -21,7 +21,7 @@ class Mode(enum.StrEnum):
     full = "full"
 
 
-def _line(outcome: Outcome) -> str:
+def _line(outcome: JobResult) -> str:
     if not isinstance(outcome, VerifyResult) or outcome.snapshot_id is None:
         return ""
     verdict = {0: "data proven good", 3: "BAD DATA", 1: "not proven"}.get(
@@ -67,7 +67,7 @@ def verify(
     except UsageError as exc:
         die(exc)
     if dry_run:
-        show_plans("verify", {j.job: verify_action.plan(
+        show_plans("verify", {j.name: verify_action.plan(
             j, mode=mode.value, snapshot=snapshot, source=source,
             scratch_dir=config.settings.scratch_dir) for j in selected}, as_json=as_json)
         return

@@ -215,7 +215,11 @@ class Tripwire(Strict):
 
 
 class Job(Strict):
-    job: str = Field(pattern=JOB_NAME.pattern)
+    """One job file. The YAML key `job` (the job's name) is `Job.name` in code."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    name: str = Field(alias="job", pattern=JOB_NAME.pattern)
     description: str | None = None
     host: Host
     source: Source

@@ -43,7 +43,7 @@ class Config:
         if all_jobs == bool(names):
             raise ConfigError(["name one or more jobs, or give --all (not both)"])
         if all_jobs:
-            return [jf.job for jf in sorted(self.jobs.values(), key=lambda j: j.job.job)]
+            return [jf.job for jf in sorted(self.jobs.values(), key=lambda j: j.job.name)]
         unknown = [n for n in names if n not in self.jobs]
         if unknown:
             known = ", ".join(sorted(self.jobs)) or "none"
@@ -110,7 +110,7 @@ def load_config(path: Path, *, strict: bool = False) -> Config:
     for job_path in files:
         job_file = _load_job(job_path, problems, seen, strict=strict)
         if job_file is not None:
-            jobs[job_file.job.job] = job_file
+            jobs[job_file.job.name] = job_file
     if problems:
         raise ConfigError([str(p) for p in problems])
     return Config(path=path, settings=settings, jobs=jobs)

@@ -120,22 +120,22 @@ def families(jobs: Sequence[Job], view: StateView | None, *, now: float, version
     out = _Out()
     infos: list[Metric] = [
         _info(INFOS[0], [(version, restic_version)]),
-        _info(INFOS[1], [(j.job, j.host.display(), j.description or "") for j in jobs]),
-        _info(INFOS[2], [(j.job, c.name, c.kind) for j in jobs for c in j.copies]),
+        _info(INFOS[1], [(j.name, j.host.display(), j.description or "") for j in jobs]),
+        _info(INFOS[2], [(j.name, c.name, c.kind) for j in jobs for c in j.copies]),
     ]
     out.set("backupctl_state_up", [], 1.0 if view is not None else 0.0)
     for job in jobs:
-        out.set("backupctl_restore_rto_seconds", [job.job],
+        out.set("backupctl_restore_rto_seconds", [job.name],
                 float(job.verify.rto) if job.verify.rto else None)
         for copy in job.copies:
-            out.set("backupctl_copy_max_age_seconds", [job.job, copy.name], float(copy.max_age))
+            out.set("backupctl_copy_max_age_seconds", [job.name, copy.name], float(copy.max_age))
         if view is not None:
             _job(out, job, view, now=now)
     return [*infos, *out.gauges.values()]
 
 
 def _job(out: _Out, job: Job, view: StateView, *, now: float) -> None:
-    name = job.job
+    name = job.name
     primary = [name, "primary"]
     newest, good = view.newest.get(("backup", name, "primary")), \
         view.success.get(("backup", name, "primary"))

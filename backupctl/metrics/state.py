@@ -163,11 +163,11 @@ class StateReader:
 def run_keys(jobs: Sequence[Job]) -> list[RunKey]:
     keys: list[RunKey] = []
     for job in jobs:
-        keys += [("backup", job.job, "primary"), ("verify", job.job, "primary")]
+        keys += [("backup", job.name, "primary"), ("verify", job.name, "primary")]
         for copy in job.copies:
-            keys += [("copy", job.job, copy.name), ("verify", job.job, copy.name)]
+            keys += [("copy", job.name, copy.name), ("verify", job.name, copy.name)]
             if copy.kind == "immutable":
-                keys.append(("probe", job.job, copy.name))
+                keys.append(("probe", job.name, copy.name))
     return keys
 
 

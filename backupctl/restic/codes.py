@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 
 
-class Outcome(enum.Enum):
+class ResticExit(enum.Enum):
     OK = "ok"
     FATAL = "fatal error"
     INCOMPLETE = "snapshot created but some source files could not be read"
@@ -20,28 +20,28 @@ class Outcome(enum.Enum):
     UNKNOWN = "unknown exit code"
 
 
-EXIT_CODES: dict[int, Outcome] = {
-    0: Outcome.OK,
-    1: Outcome.FATAL,
-    3: Outcome.INCOMPLETE,
-    10: Outcome.NO_REPOSITORY,
-    11: Outcome.LOCKED,
-    12: Outcome.WRONG_PASSWORD,
-    130: Outcome.INTERRUPTED,
+EXIT_CODES: dict[int, ResticExit] = {
+    0: ResticExit.OK,
+    1: ResticExit.FATAL,
+    3: ResticExit.INCOMPLETE,
+    10: ResticExit.NO_REPOSITORY,
+    11: ResticExit.LOCKED,
+    12: ResticExit.WRONG_PASSWORD,
+    130: ResticExit.INTERRUPTED,
 }
 
-_STDERR_HINTS: list[tuple[str, Outcome]] = [
-    ("Is there a repository at the following location?", Outcome.NO_REPOSITORY),
-    ("unable to open config file", Outcome.NO_REPOSITORY),
-    ("wrong password or no key found", Outcome.WRONG_PASSWORD),
-    ("repository is already locked", Outcome.LOCKED),
-    ("unable to create lock", Outcome.LOCKED),
+_STDERR_HINTS: list[tuple[str, ResticExit]] = [
+    ("Is there a repository at the following location?", ResticExit.NO_REPOSITORY),
+    ("unable to open config file", ResticExit.NO_REPOSITORY),
+    ("wrong password or no key found", ResticExit.WRONG_PASSWORD),
+    ("repository is already locked", ResticExit.LOCKED),
+    ("unable to create lock", ResticExit.LOCKED),
 ]
 
 
-def classify(returncode: int, stderr: str) -> Outcome:
-    outcome = EXIT_CODES.get(returncode, Outcome.UNKNOWN)
-    if outcome is Outcome.FATAL:
+def classify(returncode: int, stderr: str) -> ResticExit:
+    outcome = EXIT_CODES.get(returncode, ResticExit.UNKNOWN)
+    if outcome is ResticExit.FATAL:
         for hint, refined in _STDERR_HINTS:
             if hint in stderr:
                 return refined

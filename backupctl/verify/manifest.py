@@ -69,12 +69,12 @@ class Manifest:
 def list_snapshot(ctx: Context, job: Job, repo: repos.Repo, snapshot: str) -> Listing:
     """`restic ls --json` of one snapshot, streamed (one restic process)."""
     listing = Listing()
-    repos.run_restic(ctx.local, restic.ls(repo.url, repo.password, snapshot), job=job.job,
+    repos.run_restic(ctx.local, restic.ls(repo.url, repo.password, snapshot), job=job.name,
                      what=f"listing snapshot {snapshot} of {repo.name}", timeout=ctx.timeout,
                      stdout_sink=listing.feed)
     listing.close()
     if not listing.snapshot_id:
-        raise ResticError(f"{job.job}: restic ls printed no snapshot for {snapshot}")
+        raise ResticError(f"{job.name}: restic ls printed no snapshot for {snapshot}")
     return listing
 
 
@@ -168,22 +168,22 @@ def build(ctx: Context, job: Job, runner: Runner, *, snapshot_id: str) -> Manife
     always, absent = _select(files, job.verify.always)
     if absent:
         raise CommandFailed(
-            f"{job.job}: verify.always path(s) not in snapshot {listing.snapshot_id[:8]}: "
+            f"{job.name}: verify.always path(s) not in snapshot {listing.snapshot_id[:8]}: "
             f"{', '.join(repr(a) for a in absent)}. Check that they exist on {runner.host} "
             "and are under source.paths and not excluded")
     canaries, absent_canaries = _select(files, job.verify.canaries)
     fixed = {f.path for f in always} | {f.path for f in canaries}
     pool = [f.path for f in files if f.path not in fixed]
     rounds = sampling.rounds(job.verify.sample, len(pool))
-    count, seen = _previous(ctx, job.job, rounds - 1)
+    count, seen = _previous(ctx, job.name, rounds - 1)
     by_path = {f.path: f for f in files}
     sampled = [by_path[p] for p in sampling.choose(pool, sample=job.verify.sample,
-                                                    seed=sampling.seed_for(job.job),
+                                                    seed=sampling.seed_for(job.name),
                                                     round_no=count)]
     chosen: list[tuple[FileNode, str]] = [(f, "always") for f in always]
     chosen += [(f, "canary") for f in canaries if f.path not in {a.path for a in always}]
     chosen += [(f, "sample") for f in sampled]
-    records = hash_on_source(runner, [f.path for f, _ in chosen], job=job.job,
+    records = hash_on_source(runner, [f.path for f, _ in chosen], job=job.name,
                              timeout=ctx.timeout)
     entries = [_entry(node, role, rec) for (node, role), rec in zip(chosen, records, strict=True)]
     entries += [{"path": c, "size": 0, "mtime": "", "sha256": None, "role": "canary",
@@ -201,5 +201,5 @@ def _refuse_unreadable(job: Job, entries: Iterable[dict[str, Any]]) -> None:
     bad = [f"{e['path']!r} ({e['note']})" for e in entries
            if e["role"] == "always" and e["state"] == "unreadable"]
     if bad:
-        raise CommandFailed(f"{job.job}: verify.always file(s) cannot be read for the source "
+        raise CommandFailed(f"{job.name}: verify.always file(s) cannot be read for the source "
                             f"manifest: {'; '.join(bad)}")

@@ -93,7 +93,7 @@ def test_a_concurrent_reader_never_sees_a_half_written_textfile(tmp_path: Path) 
     store = Store(url)
     jobs = [_job(f"job-{i:03d}") for i in range(300)]
     for job in jobs:
-        run_id = store.start_run(job=job.job, kind="backup")
+        run_id = store.start_run(job=job.name, kind="backup")
         store.finish_run(run_id, status="success", exit_code=0, details={"duration": 1.0})
     source = Source(jobs=lambda: jobs, reader=StateReader(url), restic_version="0.14.0")
     path = tmp_path / "backupctl.prom"

@@ -42,7 +42,7 @@ def test_at_most_concurrency_jobs_run_at_once() -> None:
         time.sleep(0.05)
         with lock:
             running -= 1
-        return Done(job.job)
+        return Done(job.name)
 
     outcomes = run_jobs([_job(f"j{i}") for i in range(6)], action, concurrency=2)
     assert [o.job for o in outcomes] == [f"j{i}" for i in range(6)]  # input order kept
@@ -51,11 +51,11 @@ def test_at_most_concurrency_jobs_run_at_once() -> None:
 
 def test_failures_are_outcomes_and_the_worst_wins() -> None:
     def action(job: Job) -> Done:
-        if job.job == "locked":
+        if job.name == "locked":
             raise LockHeld("locked: already running")
-        if job.job == "bug":
+        if job.name == "bug":
             raise ValueError("boom")
-        return Done(job.job)
+        return Done(job.name)
 
     outcomes = run_jobs([_job("a"), _job("locked"), _job("bug"), _job("b")], action,
                         concurrency=2)

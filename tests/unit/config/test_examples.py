@@ -23,7 +23,7 @@ def _document(name: str) -> Document:
 @pytest.mark.parametrize("name", ["emr-db.yaml", "fileserver.yaml"])
 def test_example_job_matches_the_schema_and_the_guideline(name: str) -> None:
     job = Job.model_validate(plain(_document(name).data))
-    assert f"{job.job}.yaml" == name
+    assert f"{job.name}.yaml" == name
     assert strict_findings(job) == []
     for expr in (job.schedule.backup, job.schedule.copy_, job.schedule.verify):
         assert expr is not None and calendar.check(expr) is None, expr

@@ -303,7 +303,7 @@ def test_unknown_job_on_the_command_line_is_a_usage_error(cfg: ConfigDir) -> Non
     assert info.value.messages == [f"unknown job 'nope' (jobs in {cfg.jobs_dir}: a)"]
     with pytest.raises(ConfigError):
         config.select(["a"], all_jobs=True)
-    assert [j.job for j in config.select([], all_jobs=True)] == ["a"]
+    assert [j.name for j in config.select([], all_jobs=True)] == ["a"]
 
 
 def test_line_numbers_point_into_the_file(cfg: ConfigDir, tmp_path: Path) -> None:

@@ -4,39 +4,40 @@ from __future__ import annotations
 
 import pytest
 
-from backupctl.restic.codes import EXIT_CODES, Outcome, classify
+from backupctl.restic.codes import EXIT_CODES, ResticExit, classify
 
 
 @pytest.mark.parametrize(("code", "outcome"), [
-    (0, Outcome.OK), (1, Outcome.FATAL), (3, Outcome.INCOMPLETE), (10, Outcome.NO_REPOSITORY),
-    (11, Outcome.LOCKED), (12, Outcome.WRONG_PASSWORD), (130, Outcome.INTERRUPTED)])
-def test_documented_codes(code: int, outcome: Outcome) -> None:
+    (0, ResticExit.OK), (1, ResticExit.FATAL), (3, ResticExit.INCOMPLETE),
+    (10, ResticExit.NO_REPOSITORY),
+    (11, ResticExit.LOCKED), (12, ResticExit.WRONG_PASSWORD), (130, ResticExit.INTERRUPTED)])
+def test_documented_codes(code: int, outcome: ResticExit) -> None:
     assert classify(code, "") is outcome
 
 
 @pytest.mark.parametrize("code", [2, 4, 9, 13, 42, 127, 137, 255, -1, -9])
 def test_unknown_codes_are_never_ok(code: int) -> None:
-    assert classify(code, "") is Outcome.UNKNOWN
+    assert classify(code, "") is ResticExit.UNKNOWN
 
 
 def test_only_zero_is_ok() -> None:
-    assert [c for c, o in EXIT_CODES.items() if o is Outcome.OK] == [0]
+    assert [c for c, o in EXIT_CODES.items() if o is ResticExit.OK] == [0]
 
 
 @pytest.mark.parametrize(("stderr", "outcome"), [
     # restic 0.14's words for a missing repository (local and REST backends)
     ("Fatal: unable to open config file: stat /srv/x/config: no such file or directory\n"
-     "Is there a repository at the following location?\n/srv/x", Outcome.NO_REPOSITORY),
-    ("Fatal: wrong password or no key found", Outcome.WRONG_PASSWORD),
+     "Is there a repository at the following location?\n/srv/x", ResticExit.NO_REPOSITORY),
+    ("Fatal: wrong password or no key found", ResticExit.WRONG_PASSWORD),
     ("unable to create lock in backend: repository is already locked by PID 7 on h",
-     Outcome.LOCKED),
-    ("Fatal: some other problem", Outcome.FATAL),
+     ResticExit.LOCKED),
+    ("Fatal: some other problem", ResticExit.FATAL),
 ])
-def test_exit_1_is_refined_from_stderr(stderr: str, outcome: Outcome) -> None:
+def test_exit_1_is_refined_from_stderr(stderr: str, outcome: ResticExit) -> None:
     assert classify(1, stderr) is outcome
 
 
 def test_stderr_hints_do_not_turn_a_failure_into_something_else_for_other_codes() -> None:
     # Code 3 means a snapshot exists; a hint in the file list must not change that.
-    assert classify(3, "wrong password or no key found") is Outcome.INCOMPLETE
-    assert classify(0, "Is there a repository at the following location?") is Outcome.OK
+    assert classify(3, "wrong password or no key found") is ResticExit.INCOMPLETE
+    assert classify(0, "Is there a repository at the following location?") is ResticExit.OK
