@@ -1,4 +1,4 @@
-"""What every action needs: configuration, state, clock, and how to reach hosts."""
+"""What every action needs: configuration, state, clock, locks, and how to reach hosts."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ from dataclasses import dataclass, field
 from backupctl.clock import Clock, system_clock
 from backupctl.config.schema import Job
 from backupctl.config.validate import Config
-from backupctl.execute import Runner
+from backupctl.execute import Runner, cleaning_up
 from backupctl.execute.local import LocalRunner
-from backupctl.restic import commands as restic
-from backupctl.restic.parse import version as parse_version
+from backupctl.restic.run import installed_version
 from backupctl.state.db import Store
+from backupctl.state.locks import FileLocks, JobLocks
 
 
 def ssh_runner_for(config: Config, job: Job) -> Runner:
@@ -38,6 +38,16 @@ class Context:
     operator: str = "scheduler"
     host_runner: Callable[[Config, Job], Runner] = ssh_runner_for
     local: Runner = field(default_factory=LocalRunner)
+    locks: JobLocks | None = None  # default: flock files in state_dir
+
+    def __post_init__(self) -> None:
+        if self.locks is None:
+            self.locks = FileLocks(self.config.settings.state_dir)
+
+    @property
+    def job_locks(self) -> JobLocks:
+        assert self.locks is not None
+        return self.locks
 
     def runner(self, job: Job) -> Runner:
         """A new runner for the job's host (the caller closes it)."""
@@ -45,8 +55,8 @@ class Context:
 
     @functools.cached_property
     def restic_version(self) -> str:
-        result = self.local.run(restic.version(), timeout=30)
-        return parse_version(result.stdout.decode(errors="replace")) if result.ok else "unknown"
+        with cleaning_up():  # also asked while recording a run stopped by a signal
+            return installed_version(self.local)
 
     @property
     def timeout(self) -> float:
