@@ -6,6 +6,7 @@ import functools
 import getpass
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from backupctl.clock import Clock, system_clock
 from backupctl.config.schema import Job
@@ -15,6 +16,18 @@ from backupctl.execute.local import LocalRunner
 from backupctl.restic.run import installed_version
 from backupctl.state.db import Store
 from backupctl.state.locks import FileLocks, JobLocks
+from backupctl.state.queries import RunRow
+
+
+class RunObserver(Protocol):
+    """Told when a run starts and when it is recorded (notifications, dead-man's pings).
+
+    Called outside the run's transaction; an exception here never changes the run (jobrun
+    logs it and goes on), and it must not take long."""
+
+    def started(self, ctx: Context, job: Job, row: RunRow) -> None: ...
+
+    def finished(self, ctx: Context, job: Job, row: RunRow) -> None: ...
 
 
 def ssh_runner_for(config: Config, job: Job) -> Runner:
@@ -39,6 +52,7 @@ class Context:
     host_runner: Callable[[Config, Job], Runner] = ssh_runner_for
     local: Runner = field(default_factory=LocalRunner)
     locks: JobLocks | None = None  # default: flock files in state_dir
+    observers: list[RunObserver] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.locks is None:

@@ -63,6 +63,16 @@ def _evidence(ctx: Context, job: Job, row: queries.RunRow, details: dict[str, An
             "backupctl_version": __version__, "restic_version": ctx.restic_version}
 
 
+def _observe(ctx: Context, job: Job, row: queries.RunRow, *, started: bool) -> None:
+    """Tell the observers (notifications, pings); nothing they do changes the run."""
+    for observer in ctx.observers:
+        try:
+            (observer.started if started else observer.finished)(ctx, job, row)
+        except Exception:
+            log.exception("%s: run %d: a run observer failed (the run is unchanged)",
+                          job.name, row.id)
+
+
 def _close(ctx: Context, job: Job, run_id: int, *, status: str, code: int, error: str | None,
            details: Record, snapshot_id: str | None = None, snapshot_time: str | None = None,
            extra: Extra | None = None) -> bool:
@@ -81,6 +91,7 @@ def _close(ctx: Context, job: Job, run_id: int, *, status: str, code: int, error
             extra(conn)
         evidence = {**details.to_json(), "status": status, "exit_code": code, "error": error}
         chain.append(conn, _evidence(ctx, job, row, evidence), run_id=run_id)
+    _observe(ctx, job, row, started=False)
     return True
 
 
@@ -143,6 +154,8 @@ def recorded(ctx: Context, job: Job, kind: str, model: type[D], *,
         run_id = queries.start_run(conn, job=job.name, kind=kind, repository=repository,
                                    operator=ctx.operator, orchestrator=ctx.store.orchestrator,
                                    pid=os.getpid(), started_at=ctx.store.now())
+        started = queries.run(conn, run_id)
+    _observe(ctx, job, started, started=True)
     run = Run(ctx, job, kind, model, repository=repository, run_id=run_id)
     try:
         yield run
@@ -174,6 +187,7 @@ def recover(ctx: Context, job: Job) -> list[int]:
     for row in stale:
         log.warning("%s: %s run %d was interrupted; recorded as failed", job.name, row.kind,
                     row.id)
+        _observe(ctx, job, row, started=False)
     wipe_leftovers(ctx.config.settings.scratch_dir, job.name)
     return [row.id for row in stale]
 

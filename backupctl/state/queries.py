@@ -64,6 +64,10 @@ def start_run(conn: Connection, *, job: str, kind: str, repository: str, operato
     return int(result.scalar_one())
 
 
+def run(conn: Connection, run_id: int) -> RunRow:
+    return RunRow.of(conn.execute(select(runs).where(runs.c.id == run_id)).one())
+
+
 def finish_run(conn: Connection, run_id: int, *, status: str, exit_code: int,
                finished_at: str, details: Record | None, error: str | None = None,
                snapshot_id: str | None = None, snapshot_time: str | None = None,
@@ -78,7 +82,7 @@ def finish_run(conn: Connection, run_id: int, *, status: str, exit_code: int,
                                                    ensure_ascii=False)))
     if done.rowcount != 1:
         return None
-    return RunRow.of(conn.execute(select(runs).where(runs.c.id == run_id)).one())
+    return run(conn, run_id)
 
 
 def interrupt_running(conn: Connection, job: str, *, orchestrator: str | None,

@@ -14,6 +14,7 @@ from backupctl.config.schema import Job
 from backupctl.errors import CommandFailed, DataError, LockHeld
 from backupctl.evidence import chain
 from backupctl.execute import Cancelled
+from backupctl.state import queries
 from backupctl.state.records import VerifyDetails
 from backupctl.state.schema import runs
 from backupctl.status import ExitStatus
@@ -161,3 +162,46 @@ def test_recover_if_idle_leaves_a_live_run_alone(unit_ctx: Unit) -> None:
     holder.join()
     recover_if_idle(ctx, job)
     assert _rows(ctx)[0][1] == "interrupted"
+
+
+class Watcher:
+    def __init__(self, *, fail: bool = False) -> None:
+        self.seen: list[tuple[str, str, str]] = []
+        self.fail = fail
+
+    def started(self, ctx: Context, job: Job, row: queries.RunRow) -> None:
+        self.seen.append(("started", row.kind, row.status))
+        if self.fail:
+            raise RuntimeError("mail server down")
+
+    def finished(self, ctx: Context, job: Job, row: queries.RunRow) -> None:
+        self.seen.append(("finished", row.kind, row.status))
+        if self.fail:
+            raise RuntimeError("mail server down")
+
+
+def test_observers_hear_of_the_start_and_the_recorded_end(unit_ctx: Unit) -> None:
+    ctx, job = unit_ctx
+    watcher = Watcher()
+    ctx.observers.append(watcher)
+    with job_run(ctx, job, "verify", VerifyDetails) as run:
+        run.finish(_verified(job, ExitStatus.BAD_DATA))
+    assert watcher.seen == [("started", "verify", "running"), ("finished", "verify", "bad_data")]
+
+
+def test_a_failing_observer_never_changes_the_run(unit_ctx: Unit) -> None:
+    ctx, job = unit_ctx
+    ctx.observers.append(Watcher(fail=True))
+    with job_run(ctx, job, "verify", VerifyDetails) as run:
+        run.finish(_verified(job))
+    assert run.result.status is ExitStatus.OK
+    assert _rows(ctx) == [("verify", "success", None)]
+
+
+def test_observers_hear_of_runs_found_interrupted(unit_ctx: Unit) -> None:
+    ctx, job = unit_ctx
+    watcher = Watcher()
+    ctx.observers.append(watcher)
+    seed.start(ctx.store, job="emr", kind="backup")
+    recover(ctx, job)
+    assert watcher.seen == [("finished", "backup", "interrupted")]
