@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import sys
 import threading
+from typing import Any
 
 _SECRETS: set[str] = set()
 _LOCK = threading.Lock()
@@ -27,6 +28,17 @@ def mask(text: str) -> str:
     for secret in secrets:
         text = text.replace(secret, MASK)
     return text
+
+
+def mask_data(value: Any) -> Any:
+    """`mask` applied to every string (keys too) of JSON-like data."""
+    if isinstance(value, str):
+        return mask(value)
+    if isinstance(value, dict):
+        return {mask_data(k): mask_data(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [mask_data(v) for v in value]
+    return value
 
 
 class MaskingFilter(logging.Filter):

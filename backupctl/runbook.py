@@ -22,7 +22,10 @@ from backupctl.clock import parse_iso
 from backupctl.config.schema import Job, format_duration
 from backupctl.config.validate import DEFAULT_CONFIG, Config
 from backupctl.fmt import ms_to_seconds
+from backupctl.log import mask
 from backupctl.restic.commands import escape_glob
+from backupctl.secrets import display_url
+from backupctl.signing import load_public
 from backupctl.state import queries
 from backupctl.state.db import Store
 from backupctl.state.records import Proof, VerifyDetails, read
@@ -72,6 +75,7 @@ class RunbookData:
     last_drill: Measured | None
     restore_target: str
     version: str = __version__
+    evidence_key: str | None = None  # the fingerprint of the evidence signing key
     check_commands: list[str] = field(default_factory=list)
 
 
@@ -133,23 +137,25 @@ def gather(config: Config, store: Store, job: Job) -> RunbookData:
     repositories = []
     backup = store.query(queries.last_run, job.name, "backup", status="success")
     repositories.append(RepoInfo(
-        name="primary", kind="primary", url=job.repository.orchestrator_url,
+        name="primary", kind="primary", url=display_url(job.repository.orchestrator_url),
         password_file=str(job.repository.password_file),
         last_success=_local_time(backup.finished_at) if backup else None,
         snapshot_id=backup.snapshot_id if backup else None,
-        commands=restic_commands(job, url=job.repository.orchestrator_url,
+        commands=restic_commands(job, url=display_url(job.repository.orchestrator_url),
                                  password_file=str(job.repository.password_file),
                                  target=target)))
     for copy in job.copies:
         last = store.query(queries.last_run, job.name, "copy", repository=copy.name,
                            status="success")
         repositories.append(RepoInfo(
-            name=copy.name, kind=copy.kind, url=copy.url, password_file=str(copy.password_file),
+            name=copy.name, kind=copy.kind, url=display_url(copy.url),
+            password_file=str(copy.password_file),
             max_age=format_duration(copy.max_age),
             last_success=_local_time(last.finished_at) if last else None,
             snapshot_id=last.snapshot_id if last else None,
             media=_media(store, job, copy.name) if copy.kind == "offline" else [],
-            commands=restic_commands(job, url=copy.url, password_file=str(copy.password_file),
+            commands=restic_commands(job, url=display_url(copy.url),
+                                     password_file=str(copy.password_file),
                                      target=target)))
     drill = store.query(queries.last_run, job.name, "drill", finished=True)
     name = job.name
@@ -170,7 +176,9 @@ def gather(config: Config, store: Store, job: Job) -> RunbookData:
         last_snapshot=backup.snapshot_id if backup else None,
         last_full_verify=_last_full_verify(store, job),
         last_drill=_measured(drill) if drill is not None else None,
-        restore_target=target, check_commands=list(job.verify.commands))
+        restore_target=target, check_commands=list(job.verify.commands),
+        evidence_key=key.fingerprint if (key := load_public(config.settings.evidence_key))
+        else None)
 
 
 def strings(lang: str) -> dict[str, str]:
@@ -205,4 +213,6 @@ def render(data: RunbookData, *, lang: str = "ja", fmt: str = "md") -> str:
 
 def runbook(config: Config, store: Store, job: Job, *, lang: str = "ja",
             fmt: str = "md") -> str:
-    return render(gather(config, store, job), lang=lang, fmt=fmt)
+    """The runbook; a password inside a repository URL shows as `***` (it is held where
+    runbook.password_holder says, never printed)."""
+    return mask(render(gather(config, store, job), lang=lang, fmt=fmt))

@@ -102,7 +102,8 @@ def write_config(port: int) -> None:
     (WORK / "jobs").mkdir()
     (WORK / "backupctl.yaml").write_text(
         "jobs_dir: jobs\nstate_dir: state\nscratch_dir: scratch\n"
-        "known_hosts: ssh/known_hosts\nconcurrency: 2\n")
+        "known_hosts: ssh/known_hosts\nconcurrency: 2\n"
+        "evidence_key: secrets/evidence.key\nevidence_anchor_file: evidence.anchors\n")
     (WORK / "jobs" / "fileserver.yaml").write_text(f"""\
 job: fileserver
 description: ファイルサーバ（スキャン文書）
@@ -176,6 +177,8 @@ def main() -> None:
             capture_output=True).stdout.split()[1]
         say("validating the configuration")
         run("validate")
+        say("creating the evidence signing key (kept outside the state database)")
+        run("evidence", "init-key")
         say("trusting the demo server's host key explicitly (no trust on first use)")
         run("trust", "emr-db", "--fingerprint", fingerprint)
         say("backing up both jobs (the SSH job runs restic on the 'remote' host)")

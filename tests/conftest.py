@@ -24,6 +24,9 @@ import pytest
 
 from tests import restic_kdf, yaml_helpers
 
+# Like backupctl itself (and a careful admin): files the tests write are private.
+os.umask(0o077)
+
 PASSWORD = "correct-horse-battery-staple-7f3a"  # test repository password (looked for in leaks)
 BACKUPCTL = [sys.executable, "-m", "backupctl"]
 
@@ -180,10 +183,16 @@ class Workspace:
     def scratch_dir(self) -> Path:
         return self.root / "scratch"
 
+    @property
+    def evidence_key(self) -> Path:
+        """Not made until a test runs `evidence init-key` (records are unsigned before)."""
+        return self.root / "evidence.key"
+
     def write_config(self, **extra: Any) -> None:
         data = {"jobs_dir": str(self.jobs_dir), "state_dir": str(self.state_dir),
                 "scratch_dir": str(self.scratch_dir), "known_hosts": str(self.known_hosts),
-                "concurrency": 2, **self.settings, **extra}
+                "evidence_key": str(self.evidence_key), "concurrency": 2, **self.settings,
+                **extra}
         self.config.write_text(yaml_helpers.dump(data))
 
     def new_repo(self, name: str) -> Path:

@@ -39,7 +39,8 @@ def finish(store: Store, run_id: int, *, status: str = "success",
                 "kind": row.kind, "job": row.job, "host": host, "repository": row.repository,
                 "snapshot_id": snapshot_id, "snapshot_time": snapshot_time,
                 "started_at": row.started_at, "finished_at": row.finished_at,
-                "operator": row.operator, "result": "pass" if status == "success" else "fail",
+                "operator": row.operator, "orchestrator": row.orchestrator,
+                "result": "pass" if status == "success" else "fail",
                 "details": evidence_details if evidence_details is not None
                 else {**details.to_json(), "error": error},
                 "backupctl_version": "test", "restic_version": "0.14.0"}, run_id=run_id)

@@ -14,6 +14,7 @@ from backupctl.config.validate import Config
 from backupctl.execute import Runner, cleaning_up
 from backupctl.execute.local import LocalRunner
 from backupctl.restic.run import installed_version
+from backupctl.signing import Signer, load_signer
 from backupctl.state.db import Store
 from backupctl.state.locks import FileLocks, JobLocks
 from backupctl.state.queries import RunRow
@@ -66,6 +67,11 @@ class Context:
     def runner(self, job: Job) -> Runner:
         """A new runner for the job's host (the caller closes it)."""
         return self.host_runner(self.config, job)
+
+    @functools.cached_property
+    def signer(self) -> Signer | None:
+        """The evidence key (None until `backupctl evidence init-key` made one)."""
+        return load_signer(self.config.settings.evidence_key)
 
     @functools.cached_property
     def restic_version(self) -> str:

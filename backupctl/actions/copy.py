@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from backupctl.actions import generations, media, probe, tripwire
+from backupctl.actions import anchors, generations, media, probe, tripwire
 from backupctl.actions import repo as repos
 from backupctl.actions.context import Context
 from backupctl.actions.jobrun import job_session, recorded
@@ -94,18 +94,18 @@ def plan(job: Job) -> list[str]:
     masked = Secret("<password>")
     steps = []
     for copy in job.copies:
-        url = repos.display_url(copy.url)
+        # argv builders show a URL's password as *** (and pass it through a pipe)
         if copy.kind == "offline" and probe.is_local_path(copy.url):
             steps.append(f"{copy.name}: check that {probe.local_path(copy.url)} is attached; "
                          f"read {media.label_file(copy)}")
         steps.append(f"{copy.name}: " + display(restic.copy(
-            url, masked, source=repos.display_url(job.repository.orchestrator_url),
+            copy.url, masked, source=job.repository.orchestrator_url,
             source_password=masked, host=job.name)))
         if copy.seal == "chattr":
-            steps.append(f"{copy.name}: chattr +i every file of {url} except locks/")
+            steps.append(f"{copy.name}: chattr +i every file of {copy.url} except locks/")
         if prunable(copy):
             steps.append(f"{copy.name}: " + display(restic.forget(
-                url, masked, host=job.name, policy=job.generations.policy())))
+                copy.url, masked, host=job.name, policy=job.generations.policy())))
         else:
             steps.append(f"{copy.name}: not pruned (immutable); generations reported")
         if copy.kind == "immutable":
@@ -195,6 +195,8 @@ class _Copy:
         self.steps.append(f"restic copy: {self.copied} new snapshot(s)")
         if self.medium is not None:
             media.seen(ctx, job, target, self.medium)
+        if target.kind == "immutable":  # before sealing: the anchor is sealed with the rest
+            self.steps.append(anchors.push(ctx, job, target))
         if target.seal == "chattr":
             self._seal()
         self.held = repos.snapshots(ctx, job, dest)

@@ -31,9 +31,9 @@ from backupctl.actions.restore_test.scratch import wipe_leftovers
 from backupctl.actions.results import PRIMARY, RunResult
 from backupctl.config.schema import Job
 from backupctl.errors import BackupctlError
-from backupctl.evidence import chain
+from backupctl.evidence import anchor, chain
 from backupctl.execute import Cancelled
-from backupctl.log import mask
+from backupctl.log import mask, mask_data
 from backupctl.state import queries
 from backupctl.state.records import Aborted, Proof, Record
 from backupctl.status import ExitStatus
@@ -59,6 +59,7 @@ def _evidence(ctx: Context, job: Job, row: queries.RunRow, details: dict[str, An
             "repository": row.repository, "snapshot_id": row.snapshot_id,
             "snapshot_time": row.snapshot_time, "started_at": row.started_at,
             "finished_at": row.finished_at, "operator": row.operator,
+            "orchestrator": row.orchestrator,
             "result": "pass" if row.status == "success" else "fail", "details": details,
             "backupctl_version": __version__, "restic_version": ctx.restic_version}
 
@@ -79,7 +80,7 @@ def _close(ctx: Context, job: Job, run_id: int, *, status: str, code: int, error
     """Close the run and append its evidence record in one transaction; False when the run
     had already been closed elsewhere (recorded interrupted by another orchestrator)."""
     restore_ms = details.restore_ms if isinstance(details, Proof) else None
-    _ = ctx.restic_version  # runs restic: not inside the write transaction
+    _ = ctx.restic_version, ctx.signer  # runs restic, reads the key: not in the transaction
     with ctx.store.transaction() as conn:
         row = queries.finish_run(conn, run_id, status=status, exit_code=code,
                                  finished_at=ctx.store.now(), details=details, error=error,
@@ -90,7 +91,9 @@ def _close(ctx: Context, job: Job, run_id: int, *, status: str, code: int, error
         if extra is not None:
             extra(conn)
         evidence = {**details.to_json(), "status": status, "exit_code": code, "error": error}
-        chain.append(conn, _evidence(ctx, job, row, evidence), run_id=run_id)
+        entry = chain.append(conn, _evidence(ctx, job, row, evidence), run_id=run_id,
+                             signer=ctx.signer)
+    anchor.log_head(entry.seq, entry.hash, anchor_file=ctx.config.settings.evidence_anchor_file)
     _observe(ctx, job, row, started=False)
     return True
 
@@ -115,10 +118,14 @@ class Run(Generic[D]):
         return self._result
 
     def finish(self, result: RunResult[D], *, extra: Extra | None = None) -> RunResult[D]:
-        """Record the result (and `extra` rows, in the same transaction)."""
+        """Record the result (and `extra` rows, in the same transaction).
+
+        Every string of it is masked first: a secret in an error (a password in a
+        repository URL that restic echoed) must never reach the permanent evidence chain."""
         assert self._result is None, "a run is closed once"
         error = mask(result.error) if result.error else None
-        result = dataclasses.replace(result, error=error, run_id=self.run_id)
+        details = type(result.details).model_validate(mask_data(result.details.to_json()))
+        result = dataclasses.replace(result, error=error, details=details, run_id=self.run_id)
         if not _close(self.ctx, self.job, self.run_id, status=run_status(result.status),
                       code=int(result.status), error=error, details=result.details,
                       snapshot_id=result.snapshot_id, snapshot_time=result.snapshot_time,
@@ -179,11 +186,14 @@ def recover(ctx: Context, job: Job) -> list[int]:
         stale = queries.interrupt_running(conn, job.name, orchestrator=scope,
                                           finished_at=ctx.store.now(), error=INTERRUPTED)
         if stale:
-            _ = ctx.restic_version
-        for row in stale:
-            details = {**Aborted(status="interrupted").to_json(), "status": "interrupted",
-                       "exit_code": 1, "error": INTERRUPTED}
-            chain.append(conn, _evidence(ctx, job, row, details), run_id=row.id)
+            _ = ctx.restic_version, ctx.signer
+        entries = [chain.append(conn, _evidence(ctx, job, row, {
+            **Aborted(status="interrupted").to_json(), "status": "interrupted",
+            "exit_code": 1, "error": INTERRUPTED}), run_id=row.id, signer=ctx.signer)
+            for row in stale]
+    if entries:
+        anchor.log_head(entries[-1].seq, entries[-1].hash,
+                        anchor_file=ctx.config.settings.evidence_anchor_file)
     for row in stale:
         log.warning("%s: %s run %d was interrupted; recorded as failed", job.name, row.kind,
                     row.id)

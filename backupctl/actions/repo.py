@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 from backupctl.actions.context import Context
 from backupctl.config.schema import Job
 from backupctl.errors import UsageError
@@ -11,17 +9,11 @@ from backupctl.restic import commands as restic
 from backupctl.restic import parse
 from backupctl.restic import run as restic_run
 from backupctl.restic.run import Repo
-from backupctl.secrets import read_secret
+from backupctl.secrets import display_url, read_secret
 
 PRIMARY = "primary"
-_CREDENTIALS = re.compile(r"(://[^/:@]+):([^/@]*)@")
 
 __all__ = ["PRIMARY", "Repo", "check_name", "display_url", "named", "primary", "snapshots"]
-
-
-def display_url(url: str) -> str:
-    """A repository URL without credentials (rest:http://user:pass@host/ → user:***)."""
-    return _CREDENTIALS.sub(r"\1:***@", url)
 
 
 def primary(job: Job) -> Repo:

@@ -37,8 +37,8 @@ def plan(job: Job, *, mode: str, snapshot: str = "latest", source: str = repos.P
          scratch_dir: Path) -> list[str]:
     """What `verify` would run, secrets masked (for --dry-run)."""
     masked = Secret("<password>")
-    url = repos.display_url(job.repository.orchestrator_url if source == repos.PRIMARY
-                            else job.copy_named(source).url)
+    url = (job.repository.orchestrator_url if source == repos.PRIMARY
+           else job.copy_named(source).url)  # argv builders mask a password inside it
     target = str(scratch_dir / f"{job.name}.{mode}-XXXX")
     steps = ["on orchestrator: " + display(restic.snapshots(url, masked, host=job.name))]
     restore = "on orchestrator: " + display(restic.restore(url, masked, snapshot=snapshot,

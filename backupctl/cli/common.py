@@ -8,7 +8,9 @@ turns it into one line on stderr and its exit code.
 from __future__ import annotations
 
 import json
+import logging
 import os
+import stat
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -90,11 +92,18 @@ def run_operator() -> str:
 
 def context(config: Config, *, operator: str | None = None) -> Context:
     """The state context of a command (opens, and if needed upgrades, the state database)."""
+    state_dir = config.settings.state_dir
     try:
-        config.settings.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        mode = stat.S_IMODE(state_dir.stat().st_mode)
     except OSError as exc:
-        raise BackupctlError(f"cannot create state_dir {config.settings.state_dir}: "
+        raise BackupctlError(f"cannot create state_dir {state_dir}: "
                              f"{exc.strerror or exc}") from None
+    if mode & 0o077:
+        logging.getLogger("backupctl").warning(
+            "state_dir %s is readable by group/others (mode %04o): it holds the source "
+            "manifests (patient file names and hashes); run chmod 700 %s", state_dir, mode,
+            state_dir)
     store = Store(config.settings.effective_database_url)
     OPTIONS.context = Context(config=config, store=store, operator=operator or run_operator())
     return OPTIONS.context

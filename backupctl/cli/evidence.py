@@ -12,6 +12,7 @@ from typing import Annotated, NoReturn
 
 import typer
 
+from backupctl.actions import anchors
 from backupctl.cli.common import (
     JsonOpt,
     context,
@@ -24,11 +25,13 @@ from backupctl.cli.common import (
     say,
 )
 from backupctl.errors import BackupctlError, UsageError
+from backupctl.evidence import audit as audits
 from backupctl.evidence import chain
 from backupctl.evidence import report as reports
 from backupctl.execute import Secret
 from backupctl.files import write_atomic
 from backupctl.secrets import read_secret
+from backupctl.signing import init_key, load_public, public_path
 from backupctl.state.db import Store
 from backupctl.status import ExitStatus
 
@@ -112,11 +115,13 @@ def _chain(store: Store, anchor: Path | None, *,
     result = chain.check(entries)
     anchored = None
     if anchor is not None and not (new_ok and not anchor.exists()):
-        try:
-            anchored = chain.check_anchors(entries, chain.parse_anchors(anchor.read_text()))
-        except (OSError, ValueError) as exc:
-            raise UsageError(f"anchor file {anchor}: {exc}") from None
+        anchored = chain.check_anchors(entries, audits.read_anchor_file(anchor))
     return result, anchored
+
+
+AgainstOpt = Annotated[list[str] | None, typer.Option(
+    "--against", help="also compare with the evidence anchored in this immutable copy (COPY "
+    "or JOB:COPY); repeatable")]
 
 
 @evidence_app.command("verify")
@@ -125,9 +130,11 @@ def verify_command(
         metavar="[FILE.zip]", help="an exported bundle", show_default=False)] = None,
     db: Annotated[bool, typer.Option("--db", help="walk the whole chain in the state "
                                      "database")] = False,
-    password_file: PasswordOpt = None, anchor: AnchorOpt = None, as_json: JsonOpt = False,
+    password_file: PasswordOpt = None, anchor: AnchorOpt = None,
+    against: AgainstOpt = None, as_json: JsonOpt = False,
 ) -> None:
-    """Check the evidence chain (--db) or an exported bundle (FILE.zip); exit 3: changed."""
+    """Check the evidence (--db: chain, signatures, every run's record, anchors) or an
+    exported bundle (FILE.zip); exit 3: changed, names the first bad record."""
     if (bundle_file is None) == (not db):
         raise UsageError("give either FILE.zip or --db")
     if bundle_file is not None:
@@ -135,20 +142,44 @@ def verify_command(
         _verify_bundle(bundle_file, _password(password_file, confirm=False), as_json=as_json)
     if anchor is not None:
         input_file(anchor, "anchor file")
-    ctx = context(load())
-    result, anchored = _chain(ctx.store, anchor)
-    problem = result.problem or anchored
+    config = load()
+    ctx = context(config)
+    files = [f for f in (anchor, config.settings.evidence_anchor_file) if f is not None]
+    copies = [found for name in against or [] for found in anchors.anchored_copies(ctx, name)]
+    result = audits.audit(ctx.store, key=load_public(config.settings.evidence_key),
+                          anchor_files=files, copies=copies)
+    status = ExitStatus.OK if result.problem is None else ExitStatus.BAD_DATA
     if as_json:
-        emit_json({"command": "evidence verify", **result.to_dict(), "ok": problem is None,
-                   "problem": problem.to_dict() if problem else None,
-                   "exit_code": int(ExitStatus.OK if problem is None else ExitStatus.BAD_DATA)})
-    elif problem is None:
-        out.print(f"evidence chain OK: {result.count} records, head seq {result.head_seq} "
-                  f"{result.head}" + (f", matches the anchors in {anchor}" if anchor else ""),
+        emit_json({"command": "evidence verify", **result.to_dict(), "exit_code": int(status)})
+    elif result.problem is None:
+        signed = (f"{result.check.signed} signed with {result.key_fingerprint}"
+                  if result.key_fingerprint else "NOT signed: no evidence key (run backupctl "
+                  "evidence init-key)")
+        out.print(f"evidence chain OK: {result.check.count} records ({signed}), head seq "
+                  f"{result.check.head_seq} {result.check.head}; every finished run has its "
+                  f"record; {result.anchors} anchored head(s) match"
+                  + (f" ({', '.join(result.sources)})" if result.sources else ""),
                   markup=False)
     else:
-        say(f"EVIDENCE CHAIN BROKEN ({problem.what}): {problem.message}")
-    exit_with(ExitStatus.OK if problem is None else ExitStatus.BAD_DATA)
+        for problem in result.problems:
+            say(f"EVIDENCE CHAIN BROKEN ({problem.what}): {problem.message}")
+    exit_with(status)
+
+
+@evidence_app.command("init-key")
+def init_key_command(as_json: JsonOpt = False) -> None:
+    """Make the Ed25519 key that signs every evidence record (evidence_key; never replaced)."""
+    config = load()
+    public = init_key(config.settings.evidence_key)
+    if as_json:
+        emit_json({"command": "evidence init-key", "key": str(config.settings.evidence_key),
+                   "public_key": public.pem, "fingerprint": public.fingerprint})
+        return
+    say(f"evidence key written to {config.settings.evidence_key} (0600) and its public key to "
+        f"{public_path(config.settings.evidence_key)}")
+    say(f"fingerprint: {public.fingerprint} — write it down, print it in the yearly report "
+        "and keep a copy of the public key elsewhere: it is how an inspector knows the "
+        "records are yours")
 
 
 def _verify_bundle(path: Path, password: Secret, *, as_json: bool) -> NoReturn:
@@ -159,9 +190,12 @@ def _verify_bundle(path: Path, password: Secret, *, as_json: bool) -> NoReturn:
     if as_json:
         emit_json({"command": "evidence verify", **result.to_dict(), "exit_code": int(status)})
     elif result.ok:
+        signed = (f"signed with evidence key {result.key_fingerprint} (compare it with the one "
+                  "you were given separately)" if result.key_fingerprint else "NOT signed")
         out.print(f"{path}: OK — password, AES-256 encryption, every file in "
-                  f"{bundle.SUMS}, {result.count} chained records ending at {result.head}; "
-                  f"fingerprint ({bundle.SUMS} SHA-256) {result.fingerprint}", markup=False)
+                  f"{bundle.SUMS}, {result.count} chained records ending at {result.head}, "
+                  f"{signed}; fingerprint ({bundle.SUMS} SHA-256) {result.fingerprint}",
+                  markup=False)
     else:
         for problem in result.problems:
             say(f"{path}: {problem}")

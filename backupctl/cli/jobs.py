@@ -30,6 +30,7 @@ from backupctl.cli.common import (
     show_plans,
 )
 from backupctl.errors import UsageError
+from backupctl.signing import load_public
 from backupctl.state.records import BackupDetails
 from backupctl.status import ExitStatus
 
@@ -122,8 +123,10 @@ def status(as_json: JsonOpt = False) -> None:
     """Per job: last backup, result, generations, age, next run, findings."""
     config = load()
     rows = status_action.status(context(config))
+    key = load_public(config.settings.evidence_key)
     if as_json:
         emit_json({"command": "status", "generated_at": time.time(),
+                   "evidence_key": key.fingerprint if key else None,
                    "jobs": [r.to_dict() for r in rows]})
         return
     table = Table("job", "host", "last backup", "result", "age", "generations", "next",
@@ -133,3 +136,6 @@ def status(as_json: JsonOpt = False) -> None:
                       fmt.age(r.age_seconds), str(r.generations or "-"), r.next_backup or "-",
                       "; ".join(r.findings) or "ok")
     out.print(table)
+    if key is None:
+        say("evidence records are NOT signed: create the evidence key with "
+            "`backupctl evidence init-key` (docs/audit.md)")

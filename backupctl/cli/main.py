@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+import os
 import signal
 import sys
 import traceback
@@ -90,6 +91,7 @@ def _bug(exc: BaseException) -> NoReturn:
 
 
 def main() -> None:
+    os.umask(0o077)  # state, reports, restored data: nothing backupctl writes is for others
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
     try:

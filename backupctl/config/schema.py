@@ -256,6 +256,14 @@ class GlobalConfig(Strict):
                                          description="evidence is kept at least this long")
     command_timeout: Duration = Field(default=6 * 3600,
                                       description="a single remote/restic command may run")
+    evidence_key: Path = Field(
+        default=Path("/etc/backupctl/evidence.key"),
+        description="Ed25519 key that signs every evidence record (made by `backupctl "
+        "evidence init-key`; 0600, outside the state database); its public key is "
+        "evidence_key + .pub")
+    evidence_anchor_file: Path | None = Field(
+        default=None, description="append the evidence chain's head (seq and hash) here "
+        "after every run, besides the system log: keep it on another machine or medium")
 
     @property
     def effective_database_url(self) -> str:

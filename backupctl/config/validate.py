@@ -6,6 +6,7 @@ Errors are `FILE:LINE: key.path: message`; any error means exit 2 and nothing ru
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,9 +18,11 @@ from backupctl.config import calendar
 from backupctl.config.load import Document, Problem, load_yaml, plain
 from backupctl.config.schema import GlobalConfig, Job
 from backupctl.errors import ConfigError
+from backupctl.secrets import private_file_problem, register_url_secrets
 
 DEFAULT_CONFIG = Path("/etc/backupctl/backupctl.yaml")
 M = TypeVar("M", bound=BaseModel)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 @dataclass(frozen=True)
@@ -97,9 +100,14 @@ def load_config(path: Path, *, strict: bool = False) -> Config:
     data = plain(doc.data)
     _absolutize(data, path.parent.resolve(),
                 [("jobs_dir",), ("state_dir",), ("scratch_dir",), ("known_hosts",),
-                 ("textfile_dir",)])
+                 ("textfile_dir",), ("evidence_key",), ("evidence_anchor_file",)])
     settings = _model(doc, GlobalConfig, data, problems)
-    if settings is None:
+    problems.extend(doc.problem(loc, msg) for loc, msg in control_characters(data))
+    key = data.get("evidence_key")
+    if isinstance(key, str) and Path(key).exists() and (
+            msg := private_file_problem(Path(key), "evidence key")):
+        problems.append(doc.problem(["evidence_key"], msg))
+    if settings is None or problems:
         raise ConfigError([str(p) for p in problems])
     if (reason := _not_a_directory(settings.jobs_dir)) is not None:
         problems.append(doc.problem(["jobs_dir"], f"directory {settings.jobs_dir} {reason}"))
@@ -113,6 +121,10 @@ def load_config(path: Path, *, strict: bool = False) -> Config:
             jobs[job_file.job.name] = job_file
     if problems:
         raise ConfigError([str(p) for p in problems])
+    register_url_secrets(settings.database_url, *(
+        url for jf in jobs.values() for url in (
+            jf.job.repository.url, jf.job.repository.local_url,
+            *(c.url for c in jf.job.copies))))
     return Config(path=path, settings=settings, jobs=jobs)
 
 
@@ -186,22 +198,45 @@ def _strings(value: Any) -> list[tuple[int, str]]:
         if isinstance(value, list) else []
 
 
+def _private_file(path: Path, what: str) -> str | None:
+    """A file holding a password or key: readable, owned by us, no group/other access."""
+    return _readable_file(path, what) or private_file_problem(path, what)
+
+
 def _check_files(data: dict[str, Any]) -> list[Finding]:
     found: list[Finding] = []
     password = _mapping(data, "repository").get("password_file")
     if isinstance(password, str) and password and (
-            msg := _readable_file(Path(password), "password file")):
+            msg := _private_file(Path(password), "password file")):
         found.append((["repository", "password_file"], msg))
     copies = data.get("copies")
     for i, copy in enumerate(copies if isinstance(copies, list) else []):
         password = copy.get("password_file") if isinstance(copy, dict) else None
         if isinstance(password, str) and password and (
-                msg := _readable_file(Path(password), "password file")):
+                msg := _private_file(Path(password), "password file")):
             found.append((["copies", i, "password_file"], msg))
     identity = _mapping(data, "host").get("identity_file")
     if isinstance(identity, str) and identity and (
-            msg := _readable_file(Path(identity), "identity file")):
+            msg := _private_file(Path(identity), "identity file")):
         found.append((["host", "identity_file"], msg))
+    return found
+
+
+def control_characters(data: Any, loc: tuple[str | int, ...] = ()) -> list[Finding]:
+    """Every string value (or key) holding a control character: a newline in a job value
+    would reach systemd units, crontabs and remote shells as a new line of their own."""
+    found: list[Finding] = []
+    if isinstance(data, dict):
+        for key, value in data.items():
+            if isinstance(key, str) and _CONTROL.search(key):
+                found.append(([*loc, key], "the key contains a control character"))
+            found += control_characters(value, (*loc, key))
+    elif isinstance(data, list):
+        for i, value in enumerate(data):
+            found += control_characters(value, (*loc, i))
+    elif isinstance(data, str) and (bad := _CONTROL.search(data)):
+        found.append((list(loc), f"contains a control character ({bad.group(0)!r}); "
+                                 "write it on one line without tabs or escapes"))
     return found
 
 
@@ -229,7 +264,7 @@ def _check_verify_paths(data: dict[str, Any]) -> list[Finding]:
 
 
 _CHECKS: list[Callable[[dict[str, Any]], list[Finding]]] = [
-    _check_files, _check_schedule, _check_verify_paths]
+    _check_files, _check_schedule, _check_verify_paths, control_characters]
 
 _NO_COPY = ("no offline or immutable copy: the guideline requires one copy that ransomware "
             "cannot reach or change (add one under copies, kind: offline or immutable)")

@@ -16,6 +16,7 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from backupctl.config.validate import Config
 from backupctl.errors import BackupctlError
 from backupctl.evidence import chain, render, report
 from backupctl.execute import Secret
+from backupctl.signing import PublicKey, load_public
 from backupctl.state.db import Store
 
 SCHEMA_ID = "backupctl-evidence-bundle/1"
@@ -41,9 +43,13 @@ backupctl 監査証跡バンドル / audit evidence bundle
   7z x  FILE.zip -oDIR     展開
   sha256sum -c SHA256SUMS  展開した各ファイルのハッシュを確認（DIR 内で実行）
 report.pdf / report.html が報告書、records.jsonl が証跡記録（1行1記録、ハッシュチェーン）、
-chain.json がチェーンの先頭ハッシュです。backupctl があれば
+chain.json がチェーンの先頭ハッシュ、evidence.pub が署名の公開鍵です。
+backupctl がなくても、展開した DIR で
+  sh verify-records.sh     （sha256sum・jq・openssl のみ使用）
+が各記録のハッシュ・連鎖・署名を検証し、公開鍵のフィンガープリントを表示します。
+その値を、別経路で受け取ったフィンガープリントと照合してください。backupctl があれば
   backupctl evidence verify FILE.zip --password-file PWFILE
-でパスワード・ハッシュ一覧・チェーンをまとめて検証できます。
+でパスワード・ハッシュ一覧・チェーン・署名をまとめて検証できます。
 
 [English]
 This is an AES-256 encrypted zip: open it with 7-Zip (Info-ZIP unzip cannot).
@@ -51,15 +57,19 @@ This is an AES-256 encrypted zip: open it with 7-Zip (Info-ZIP unzip cannot).
   7z x FILE.zip -oDIR      extract
   sha256sum -c SHA256SUMS  check each extracted file (inside DIR)
 report.pdf / report.html are the report, records.jsonl the evidence records (one per line,
-hash-chained), chain.json the chain's head. With backupctl:
+hash-chained and signed), chain.json the chain's head, evidence.pub the signing public key.
+Without backupctl, inside DIR:
+  sh verify-records.sh     (sha256sum, jq and openssl only)
+checks every record's hash, the links and the signatures, and prints the key's fingerprint:
+compare it with the fingerprint you were given separately. With backupctl:
   backupctl evidence verify FILE.zip --password-file PWFILE
-checks the password, the hash list and the chain in one go.
+checks the password, the hash list, the chain and the signatures in one go.
 """
 
 
-def _line(record: dict[str, Any]) -> bytes:
-    return json.dumps(record, sort_keys=True, ensure_ascii=False,
-                      separators=(",", ":")).encode("utf-8") + b"\n"
+def _recipe() -> bytes:
+    return resources.files("backupctl.evidence").joinpath(
+        "inspector", "verify-records.sh").read_bytes()
 
 
 def _sha256(data: bytes) -> str:
@@ -85,7 +95,8 @@ def export(*, config: Config, store: Store, period: report.Period, lang: str, ou
     data = report.build(config=config, store=store, period=period, lang=lang,
                         entries=entries, now=now)
     piece = report.slice_for(entries, period)
-    whole = chain.check(entries)
+    key = load_public(config.settings.evidence_key)
+    whole = chain.check(entries, public_key=key)
     meta = {
         "schema": SCHEMA_ID,
         "backupctl_version": __version__,
@@ -97,14 +108,17 @@ def export(*, config: Config, store: Store, period: report.Period, lang: str, ou
         "prev_hash": str(piece[0].record["prev_hash"]) if piece else whole.head,
         "head": piece[-1].hash if piece else whole.head,
         "database": whole.to_dict(),
+        "key_fingerprint": key.fingerprint if key else None,
     }
     files = {
-        "records.jsonl": b"".join(_line(e.record) for e in piece),
+        "records.jsonl": b"".join(chain.line(e.record) for e in piece),
         "chain.json": (json.dumps(meta, ensure_ascii=False, indent=2) + "\n").encode(),
         "report.json": render.render(data, "json"),
         "report.html": render.render(data, "html"),
         "report.pdf": render.render(data, "pdf"),
         "README.txt": README.encode("utf-8"),
+        "verify-records.sh": _recipe(),
+        **({"evidence.pub": key.pem.encode()} if key else {}),
     }
     sums = "".join(f"{_sha256(body)}  {name}\n" for name, body in sorted(files.items()))
     files[SUMS] = sums.encode()
@@ -143,6 +157,7 @@ class BundleCheck:
     head: str | None = None
     fingerprint: str | None = None
     period: dict[str, Any] | None = None
+    key_fingerprint: str | None = None  # the evidence key that signed the records
 
     @property
     def ok(self) -> bool:
@@ -151,7 +166,7 @@ class BundleCheck:
     def to_dict(self) -> dict[str, Any]:
         return {"path": str(self.path), "ok": self.ok, "problems": self.problems,
                 "records": self.count, "head": self.head, "fingerprint": self.fingerprint,
-                "period": self.period}
+                "period": self.period, "key_fingerprint": self.key_fingerprint}
 
 
 def verify(path: Path, password: Secret) -> BundleCheck:
@@ -181,7 +196,8 @@ def verify(path: Path, password: Secret) -> BundleCheck:
     fingerprint = _sha256(sums_raw)
     meta, count, head = _check_slice(contents, problems)
     return BundleCheck(path, problems, count=count, head=head, fingerprint=fingerprint,
-                       period=meta.get("period") if meta else None)
+                       period=meta.get("period") if meta else None,
+                       key_fingerprint=meta.get("key_fingerprint") if meta else None)
 
 
 def _read_zip(path: Path, password: Secret) -> tuple[dict[str, bytes], list[str]]:
@@ -214,7 +230,18 @@ def _check_slice(contents: dict[str, bytes],
         return None, 0, None
     first = meta.get("first_seq") or 1
     entries = [chain.Entry(seq=first + i, record=r) for i, r in enumerate(records)]
-    result = chain.check(entries, start=str(meta.get("prev_hash")))
+    try:
+        key = PublicKey.from_pem(contents["evidence.pub"]) if "evidence.pub" in contents \
+            else None
+    except ValueError as exc:
+        problems.append(f"evidence.pub is not an Ed25519 public key: {exc}")
+        key = None
+    if key is not None and meta.get("key_fingerprint") not in (None, key.fingerprint):
+        problems.append(f"evidence.pub ({key.fingerprint}) is not the key chain.json names "
+                        f"({meta.get('key_fingerprint')})")
+    if key is None and any(r.get("signature") for r in records):
+        problems.append("the records are signed but the bundle has no evidence.pub")
+    result = chain.check(entries, start=str(meta.get("prev_hash")), public_key=key)
     if result.problem is not None:
         problems.append(f"records.jsonl: {result.problem.message}")
     if len(records) != meta.get("count"):

@@ -1,11 +1,17 @@
 """The hash chain of evidence records (SPEC §6): append, load and verify.
 
-`hash` = SHA-256 over the canonical JSON (sorted keys, UTF-8, no whitespace) of the record
-without `hash`; `prev_hash` is the previous record's hash (64 zeros for the first). Appends
-happen inside the caller's serialized write transaction (state.db: SQLite `BEGIN IMMEDIATE`,
-PostgreSQL advisory transaction lock) and `prev_hash` is unique in the table, so concurrent
-writers can never fork the chain: a second record claiming the same predecessor is refused
-by the database. The tool never updates or deletes a record.
+Version 2 (every new record): `hash` = SHA-256 over the RFC 8785 (JCS) canonical JSON of the
+record without `hash` and `signature`; records hold no floating-point numbers, so that form
+equals `jq -cS` output and an inspector can recompute every hash with jq and sha256sum
+(docs/audit.md). `signature` is the base64 Ed25519 signature of the hex `hash` with the
+evidence key (evidence/keys.py), which the database does not hold; `orchestrator` names the
+machine that wrote it. Version-1 records (older) keep verifying: their hash is over Python's
+sorted, compact JSON of the record without `hash`.
+
+`prev_hash` is the previous record's hash (64 zeros for the first). Appends happen inside
+the caller's serialized write transaction (SQLite `BEGIN IMMEDIATE`, PostgreSQL advisory
+transaction lock) and `prev_hash` is unique in the table, so concurrent writers can never
+fork the chain. The tool never updates or deletes a record.
 """
 
 from __future__ import annotations
@@ -17,41 +23,71 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import rfc8785
 from sqlalchemy import Connection
 
+from backupctl.signing import PublicKey, Signer
 from backupctl.state import queries
 
 GENESIS = "0" * 64
-FIELDS = ("id", "kind", "job", "host", "repository", "snapshot_id", "snapshot_time",
-          "started_at", "finished_at", "operator", "result", "details", "backupctl_version",
-          "restic_version", "prev_hash")
+CHAIN_VERSION = 2
+FIELDS_V1 = ("id", "kind", "job", "host", "repository", "snapshot_id", "snapshot_time",
+             "started_at", "finished_at", "operator", "result", "details",
+             "backupctl_version", "restic_version", "prev_hash")
+FIELDS = (*FIELDS_V1, "orchestrator", "chain_version")  # v2, besides hash and signature
 KINDS = ("backup", "copy", "probe", "verify", "drill", "clear")
 RESULTS = ("pass", "fail")
 _REQUIRED = ("kind", "job", "host", "repository", "started_at", "finished_at", "operator",
-             "result", "backupctl_version", "restic_version")
+             "result", "backupctl_version", "restic_version", "orchestrator")
 
 
 def canonical(record: dict[str, Any]) -> bytes:
+    """Version 1's canonical form (Python's sorted, compact JSON)."""
     return json.dumps(record, sort_keys=True, ensure_ascii=False, separators=(",", ":"),
                       default=str).encode("utf-8")
 
 
+def canonical_v2(record: dict[str, Any]) -> bytes:
+    """RFC 8785 of the record without `hash` and `signature` (what is hashed)."""
+    return rfc8785.dumps({k: v for k, v in record.items() if k not in ("hash", "signature")})
+
+
 def record_hash(record: dict[str, Any]) -> str:
+    if record.get("chain_version") == CHAIN_VERSION:
+        return hashlib.sha256(canonical_v2(record)).hexdigest()
     body = {k: v for k, v in record.items() if k != "hash"}
     return hashlib.sha256(canonical(body)).hexdigest()
+
+
+def line(record: dict[str, Any]) -> bytes:
+    """The record as one line of a bundle's records.jsonl (v2: its RFC 8785 form)."""
+    if record.get("chain_version") == CHAIN_VERSION:
+        return rfc8785.dumps(record) + b"\n"
+    return canonical(record) + b"\n"
 
 
 def head(conn: Connection) -> str:
     return queries.evidence_head(conn) or GENESIS
 
 
-def append(conn: Connection, fields: dict[str, Any], *,
-           run_id: int | None = None) -> dict[str, Any]:
-    """Append one record inside the caller's (serialized) transaction; returns it with hash.
+def _plain(value: Any) -> Any:
+    """JSON data a record may hold: no floats (an inspector's jq would print them
+    differently), no DEL character (JCS and jq escape it differently)."""
+    if isinstance(value, float):
+        raise ValueError(f"evidence records hold no floating-point numbers: {value!r}")
+    if isinstance(value, str):
+        return value.replace("\x7f", "\ufffd")
+    if isinstance(value, dict):
+        return {_plain(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
 
-    Top-level values are stored as text, so they are normalised to `str` (or None) before
-    hashing: the record read back from the database hashes to exactly the same value.
-    """
+
+def append(conn: Connection, fields: dict[str, Any], *, run_id: int | None = None,
+           signer: Signer | None = None) -> Entry:
+    """Append one version-2 record inside the caller's (serialized) transaction; returns it
+    with its place, hash (and signature when there is an evidence key)."""
     if fields.get("kind") not in KINDS:
         raise ValueError(f"unknown evidence kind {fields.get('kind')!r}")
     if fields.get("result") not in RESULTS:
@@ -60,22 +96,25 @@ def append(conn: Connection, fields: dict[str, Any], *,
     if missing:
         raise ValueError(f"evidence record lacks {', '.join(missing)}")
     record: dict[str, Any] = {
-        k: (None if fields.get(k) is None else str(fields[k]))
-        for k in FIELDS if k not in ("id", "prev_hash", "details")}
+        k: (None if fields.get(k) is None else _plain(str(fields[k])))
+        for k in FIELDS if k not in ("id", "prev_hash", "details", "chain_version")}
     record["id"] = str(uuid.uuid4())
-    # Round-trip details through canonical JSON so what is hashed is what is stored.
-    record["details"] = json.loads(canonical(fields.get("details") or {}))
+    record["details"] = _plain(fields.get("details") or {})
     record["prev_hash"] = head(conn)
+    record["chain_version"] = CHAIN_VERSION
     record["hash"] = record_hash(record)
+    record["signature"] = signer.sign(record["hash"]) if signer is not None else None
     row = dict(record)
-    row["details"] = canonical(record["details"]).decode("utf-8")
-    queries.insert_evidence(conn, {**row, "run_id": run_id})
-    return record
+    row["details"] = rfc8785.dumps(record["details"]).decode("utf-8")
+    return Entry(queries.insert_evidence(conn, {**row, "run_id": run_id}), record)
 
 
 def row_to_record(mapping: dict[str, Any]) -> dict[str, Any]:
     """A database row as the SPEC §6 record (without `seq` and `run_id`)."""
-    record = {k: mapping[k] for k in (*FIELDS, "hash")}
+    v2 = mapping.get("chain_version") == CHAIN_VERSION
+    record = {k: mapping[k] for k in (*(FIELDS if v2 else FIELDS_V1), "hash")}
+    if v2:
+        record["signature"] = mapping.get("signature")
     try:
         record["details"] = json.loads(mapping["details"])
     except (TypeError, ValueError):
@@ -104,9 +143,9 @@ class Entry:
         return f"seq {self.seq} (id {self.id})"
 
 
-def entries(conn: Connection) -> Iterator[Entry]:
-    """Every record in chain order (by `seq`)."""
-    for row in queries.evidence_rows(conn):
+def entries(conn: Connection, *, after: int = 0) -> Iterator[Entry]:
+    """Every record (after seq `after`) in chain order."""
+    for row in queries.evidence_rows(conn, after=after):
         yield Entry(seq=int(row["seq"]), record=row_to_record(row))
 
 
@@ -129,6 +168,8 @@ class ChainCheck:
     head: str
     head_seq: int | None
     problem: Problem | None
+    signed: int = 0  # records whose signature verified with the evidence public key
+    unsigned: int = 0  # version-2 records written before an evidence key existed
 
     @property
     def ok(self) -> bool:
@@ -136,24 +177,27 @@ class ChainCheck:
 
     def to_dict(self) -> dict[str, Any]:
         return {"ok": self.ok, "count": self.count, "head": self.head,
-                "head_seq": self.head_seq,
+                "head_seq": self.head_seq, "signed": self.signed, "unsigned": self.unsigned,
                 "problem": self.problem.to_dict() if self.problem else None}
 
 
-def check(chain: Sequence[Entry], *, start: str = GENESIS) -> ChainCheck:
-    """Walk `chain` (in seq order) and name the first edited/deleted/inserted/moved record.
+def check(chain: Sequence[Entry], *, start: str = GENESIS,
+          public_key: PublicKey | None = None) -> ChainCheck:
+    """Walk `chain` (in seq order) and name the first edited/deleted/inserted/moved record,
+    or, with the evidence public key, the first record whose signature does not verify.
 
     `start` is the `prev_hash` the first entry must carry (GENESIS for the whole chain, the
-    stated predecessor for a slice).
+    stated predecessor for a slice). Once a record is signed, every later one must be: an
+    unsigned record after a signed one was written (or rewritten) without the key.
     """
     head_entry = chain[-1] if chain else None
-    summary = {"count": len(chain), "head": head_entry.hash if head_entry else start,
-               "head_seq": head_entry.seq if head_entry else None}
     position = {e.hash: i for i, e in enumerate(chain)}
     claimed: dict[str, list[int]] = {}
     for i, e in enumerate(chain):
         claimed.setdefault(str(e.record.get("prev_hash")), []).append(i)
     expected = start
+    signed = unsigned = 0
+    problem: Problem | None = None
     for i, e in enumerate(chain):
         problem = _link_problem(chain, i, expected=expected, position=position,
                                 claimed=claimed)
@@ -161,10 +205,33 @@ def check(chain: Sequence[Entry], *, start: str = GENESIS) -> ChainCheck:
             problem = Problem(e.seq, e.id, "edited", (
                 f"record {e.name()} was edited or forged: its content no longer matches its hash "
                 f"{e.hash[:16]}…"))
+        if problem is None and public_key is not None:
+            problem = _signature_problem(e, public_key, signed_before=signed > 0)
         if problem is not None:
-            return ChainCheck(problem=problem, **summary)  # type: ignore[arg-type]
+            break
+        if e.record.get("signature"):
+            signed += 1
+        elif e.record.get("chain_version") == CHAIN_VERSION:
+            unsigned += 1
         expected = e.hash
-    return ChainCheck(problem=None, **summary)  # type: ignore[arg-type]
+    return ChainCheck(count=len(chain), head=head_entry.hash if head_entry else start,
+                      head_seq=head_entry.seq if head_entry else None, problem=problem,
+                      signed=signed, unsigned=unsigned)
+
+
+def _signature_problem(e: Entry, key: PublicKey, *, signed_before: bool) -> Problem | None:
+    signature = e.record.get("signature")
+    if not signature:
+        if signed_before and e.record.get("chain_version") == CHAIN_VERSION:
+            return Problem(e.seq, e.id, "signature", (
+                f"record {e.name()} is not signed although earlier records are: it was "
+                "written or rewritten without the evidence key"))
+        return None
+    if not key.verify(e.hash, str(signature)):
+        return Problem(e.seq, e.id, "signature", (
+            f"record {e.name()}: its signature does not verify with the evidence key "
+            f"{key.fingerprint}: the record was forged or re-signed with another key"))
+    return None
 
 
 def _link_problem(chain: Sequence[Entry], i: int, *, expected: str, position: dict[str, int],

@@ -20,6 +20,7 @@ import jinja2
 from backupctl import fmt
 from backupctl.errors import BackupctlError
 from backupctl.evidence.report import labels
+from backupctl.log import mask_data
 
 FORMATS = ("html", "pdf", "csv", "json")
 _ENV = jinja2.Environment(loader=jinja2.PackageLoader("backupctl.evidence", "templates"),
@@ -81,6 +82,9 @@ def json_text(report: dict[str, Any]) -> str:
 
 
 def render(report: dict[str, Any], fmt: str) -> bytes:
+    """The report in `fmt`; every known secret masked (a last line of defence: the records
+    it is built from are masked when they are written)."""
+    report = mask_data(report)
     if fmt == "html":
         return html(report).encode("utf-8")
     if fmt == "pdf":

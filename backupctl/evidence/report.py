@@ -23,6 +23,7 @@ from backupctl.errors import UsageError
 from backupctl.evidence import chain
 from backupctl.fmt import ms_to_seconds
 from backupctl.log import mask
+from backupctl.signing import load_public
 from backupctl.state import queries
 from backupctl.state.db import Store
 from backupctl.state.records import (
@@ -124,7 +125,8 @@ def build(*, config: Config, store: Store, period: Period, lang: str,
     if lang not in LANGS:
         raise UsageError(f"--lang must be ja or en, not {lang!r}")
     entries = load(store) if entries is None else entries
-    verdict = chain.check(entries)
+    key = load_public(config.settings.evidence_key)
+    verdict = chain.check(entries, public_key=key)
     in_period = [e for e in slice_for(entries, period)
                  if period.contains(e.record.get("finished_at"))]
     state = _state(store)
@@ -148,7 +150,10 @@ def build(*, config: Config, store: Store, period: Period, lang: str,
                    "utc_offset": period.offset()},
         "chain": {"verified": verdict.ok, "count": verdict.count, "head": verdict.head,
                   "head_seq": verdict.head_seq,
-                  "problem": verdict.problem.message if verdict.problem else None},
+                  "problem": verdict.problem.message if verdict.problem else None,
+                  "signed": verdict.signed, "unsigned": verdict.unsigned,
+                  "key_fingerprint": key.fingerprint if key else None,
+                  "public_key": key.pem if key else None},
         "records_in_period": len(in_period),
         "jobs": jobs,
         "findings": findings,

@@ -49,9 +49,10 @@ class SecretFile:
     """
 
     secret: Secret
+    label: str = "secret"  # what a reader of the command line may see instead
 
     def __str__(self) -> str:
-        return "<secret>"
+        return f"<{self.label}>"
 
 
 Arg = str | SecretFile

@@ -64,9 +64,10 @@ class _Refuse(paramiko.MissingHostKeyPolicy):
                          key: paramiko.PKey) -> None:
         raise HostKeyError(
             f"{self.job}: host key of {hostname} is unknown ({key.get_name()} "
-            f"{fingerprint(key)}, not in {self.known_hosts}); refusing to connect. "
-            f"If this is the right server, run: backupctl trust {self.job} "
-            f"--fingerprint {fingerprint(key)}")
+            f"{fingerprint(key)}, not in {self.known_hosts}); refusing to connect. Compare "
+            "this fingerprint with the one the server itself shows (on its console: "
+            "ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub), by a channel an attacker on "
+            f"this network cannot change; only if they match, run: backupctl trust {self.job}")
 
 
 _TRANSIENT = (socket.timeout, ConnectionRefusedError, ConnectionResetError,
@@ -152,12 +153,7 @@ class SshRunner:
         if env:
             raise UsageError("environment variables are not sent over SSH (they would be "
                              "visible on the remote command line)")
-        secrets = [a for a in argv if isinstance(a, SecretFile)]
-        if len(secrets) > 1 or (secrets and stdin is not None):
-            raise UsageError("a remote command can receive one secret, on its stdin")
-        if secrets:
-            stdin = secrets[0].secret.reveal().encode() + b"\n"
-        command = shlex.join("/dev/stdin" if isinstance(a, SecretFile) else a for a in argv)
+        command, stdin = remote_command(argv, stdin)
         return self._exec(command, display(argv), stdin=stdin, timeout=timeout,
                           stdout_sink=stdout_sink)
 
@@ -210,6 +206,60 @@ class SshRunner:
         if self._client is not None:
             self._client.close()
             self._client = None
+
+
+# Runs on the server as `python3 -I -c LAUNCHER ARGV…` when a command needs several secrets
+# (or a secret and input data): reads them from stdin (a count, then each as a 6-digit
+# length and the bytes), puts each into a pipe, replaces the argument `@backupctl-secret-N@`
+# by `/dev/fd/K`, and execs the command, which gets the rest of stdin. No secret is ever on
+# a command line, in an environment or on the server's disk.
+_LAUNCHER = r"""
+import os, sys
+def take(n):
+    data = b""
+    while len(data) < n:
+        chunk = os.read(0, n - len(data))
+        if not chunk:
+            sys.stderr.write("backupctl: the secrets' stream ended early\n")
+            os._exit(125)
+        data += chunk
+    return data
+argv = sys.argv[1:]
+for i in range(int(take(2))):
+    r, w = os.pipe()
+    os.write(w, take(int(take(6))))
+    os.close(w)
+    os.set_inheritable(r, True)
+    argv = ["/dev/fd/%d" % r if a == "@backupctl-secret-%d@" % i else a for a in argv]
+try:
+    os.execvp(argv[0], argv)
+except OSError as exc:
+    sys.stderr.write("backupctl: cannot start %s: %s\n" % (argv[0], exc.strerror))
+    os._exit(127)
+"""
+
+
+def remote_command(argv: Sequence[Arg], stdin: bytes | None) -> tuple[str, bytes | None]:
+    """The shell command line and stdin that run argv on the server with its secrets.
+
+    One secret and no input: the secret is the command's stdin (`/dev/stdin`). More secrets,
+    or a secret and input: the launcher above (python3 is required on servers anyway)."""
+    secrets = [a.secret.reveal().encode() + b"\n" for a in argv if isinstance(a, SecretFile)]
+    if not secrets:
+        return shlex.join(str(a) for a in argv), stdin
+    if len(secrets) == 1 and stdin is None:
+        return shlex.join("/dev/stdin" if isinstance(a, SecretFile) else a for a in argv), \
+            secrets[0]
+    words, index = [], 0
+    for arg in argv:
+        if isinstance(arg, SecretFile):
+            words.append(f"@backupctl-secret-{index}@")
+            index += 1
+        else:
+            words.append(arg)
+    header = f"{len(secrets):02d}".encode() + b"".join(
+        f"{len(s):06d}".encode() + s for s in secrets)
+    return shlex.join(["python3", "-I", "-c", _LAUNCHER, *words]), header + (stdin or b"")
 
 
 KEEPALIVE_SECONDS = 15

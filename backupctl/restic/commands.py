@@ -5,12 +5,22 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from backupctl.execute import Arg, Secret, SecretFile
+from backupctl.secrets import display_url, url_password
 
 RESTIC = "restic"
 
 
+def repository(repo: str, *, option: str = "--repo") -> list[Arg]:
+    """`--repo URL`; a URL holding a password (rest:http://user:pass@…) goes through a file
+    descriptor instead (`--repository-file`), so it is never on a command line (`ps`)."""
+    if url_password(repo) is None:
+        return [option, repo]
+    return [option.replace("-repo", "-repository-file"),
+            SecretFile(Secret(repo), label=display_url(repo))]
+
+
 def base(repo: str, password: Secret, *, cache: bool = True) -> list[Arg]:
-    argv: list[Arg] = [RESTIC, "--repo", repo, "--password-file", SecretFile(password)]
+    argv: list[Arg] = [RESTIC, *repository(repo), "--password-file", SecretFile(password)]
     if not cache:
         # Verification must read what is in the repository, not a local cache of it.
         argv.append("--no-cache")
@@ -74,8 +84,8 @@ def check(repo: str, password: Secret, *, read_data_subset: float | None,
 def copy(dest: str, dest_password: Secret, *, source: str, source_password: Secret,
          snapshot_ids: Sequence[str] = (), host: str | None = None) -> list[Arg]:
     """restic 0.14: `-r` is the destination, `--from-repo` the source."""
-    argv: list[Arg] = [RESTIC, "--repo", dest, "--password-file", SecretFile(dest_password),
-                       "copy", "--from-repo", source,
+    argv: list[Arg] = [RESTIC, *repository(dest), "--password-file", SecretFile(dest_password),
+                       "copy", *repository(source, option="--from-repo"),
                        "--from-password-file", SecretFile(source_password)]
     if host:
         argv += ["--host", host]

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from backupctl.config.schema import Job
 from backupctl.config.validate import Config
+from backupctl.errors import ConfigError
 
 ACTIONS = ("backup", "copy", "verify")
 DEFAULT_BIN = "/usr/local/bin/backupctl"
@@ -64,7 +65,7 @@ TimeoutStopSec=2min
 # Hardening. The per-job drop-in adds ReadWritePaths for state_dir, scratch_dir and the
 # job's local repositories; add your own drop-in for anything else a hook writes.
 ProtectSystem=strict
-ReadWritePaths=-/var/lib/backupctl -/var/tmp/backupctl
+ReadWritePaths=-/var/lib/backupctl
 ProtectHome=read-only
 PrivateTmp=yes
 NoNewPrivileges=yes
@@ -174,9 +175,22 @@ def entries(config: Config) -> list[Entry]:
 
 # -- systemd drop-ins ----------------------------------------------------------------------
 
+class UnitValueError(ConfigError):
+    """A value that cannot be written into a unit file safely."""
+
+
+def _one_line(value: str) -> str:
+    """A newline (or any control character) would start a new unit directive: refused, even
+    if validation was bypassed."""
+    if re.search(r"[\x00-\x1f\x7f]", value):
+        raise UnitValueError([f"refusing to write {value!r} into a systemd unit: it contains "
+                              "a control character; nothing was written"])
+    return value
+
+
 def unit_quote(value: str) -> str:
     """A value for a unit file: `%` doubled (specifiers), quoted when it has blanks."""
-    value = value.replace("%", "%%")
+    value = _one_line(value).replace("%", "%%")
     if re.search(r"[\s\"'\\;]", value):
         return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
     return value
@@ -204,16 +218,17 @@ def writable_paths(config: Config, job: Job, action: str) -> list[str]:
 
 
 def timer_dropin(entry: Entry, *, source: Path) -> str:
-    return (f"{MARKER} from {source}; do not edit.\n"
+    return (f"{MARKER} from {_one_line(str(source))}; do not edit.\n"
             "[Timer]\n"
             "# An empty assignment drops the template's fallback calendar.\n"
             "OnCalendar=\n"
-            f"OnCalendar={entry.calendar}\n")
+            f"OnCalendar={_one_line(entry.calendar)}\n")
 
 
 def service_dropin(config: Config, entry: Entry) -> str:
     job = config.job(entry.job)
-    lines = [f"{MARKER} from {config.jobs[entry.job].path}; do not edit.", "[Service]",
+    lines = [f"{MARKER} from {_one_line(str(config.jobs[entry.job].path))}; do not edit.",
+             "[Service]",
              f"Environment={unit_quote('BACKUPCTL_CONFIG=' + str(config.path.resolve()))}"]
     lines.append("ReadWritePaths=" + " ".join(
         unit_quote("-" + p) for p in writable_paths(config, job, entry.action)))

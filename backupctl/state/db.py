@@ -8,9 +8,13 @@ concurrent writers never fork the evidence chain. What is read and written lives
 
 from __future__ import annotations
 
+import contextlib
+import os
 import socket
+import stat
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event
@@ -79,6 +83,7 @@ class Store:
             with self.engine.begin() as conn:
                 _serialize(conn)
                 upgrade(conn, metadata)
+            _private(url)
         except SQLAlchemyError as exc:
             raise StateError(f"cannot open the state database {safe_url(url)}: "
                              f"{exc.__class__.__name__}: {exc.args[0] if exc.args else ''}")\
@@ -114,6 +119,18 @@ class Store:
     def _error(self, exc: SQLAlchemyError) -> StateError:
         return StateError(f"state database {safe_url(self.url)}: {exc.__class__.__name__}: "
                           f"{str(exc).splitlines()[0]}")
+
+
+def _private(url: str) -> None:
+    """An SQLite state database holds the source manifests (patient file names): 0600, also
+    when an older version created it readable by others."""
+    if not url.startswith("sqlite:///"):
+        return
+    path = Path(url.removeprefix("sqlite:///").split("?", 1)[0])
+    with contextlib.suppress(OSError):
+        info = path.stat()
+        if info.st_uid == os.geteuid() and stat.S_IMODE(info.st_mode) & 0o077:
+            path.chmod(0o600)
 
 
 def _serialize(conn: Connection) -> None:

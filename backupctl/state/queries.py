@@ -346,13 +346,24 @@ def evidence_head(conn: Connection) -> str | None:
     return str(row[0]) if row else None
 
 
-def insert_evidence(conn: Connection, row: dict[str, Any]) -> None:
-    conn.execute(evidence.insert().values(**row))
+def insert_evidence(conn: Connection, row: dict[str, Any]) -> int:
+    """Insert a record; its `seq` (its place in the chain)."""
+    return int(conn.execute(evidence.insert().returning(evidence.c.seq).values(**row))
+               .scalar_one())
 
 
-def evidence_rows(conn: Connection, *, batch: int = 5000) -> Iterator[dict[str, Any]]:
-    """Every evidence row in chain order (by `seq`), read in batches."""
-    last = 0
+def finished_runs_without_evidence(conn: Connection) -> list[RunRow]:
+    """Finished runs that have no evidence record (every finished run must have one)."""
+    recorded = select(evidence.c.run_id).where(evidence.c.run_id.is_not(None))
+    return [RunRow.of(r) for r in conn.execute(
+        select(runs).where(runs.c.status != RUNNING, runs.c.id.not_in(recorded))
+        .order_by(runs.c.id))]
+
+
+def evidence_rows(conn: Connection, *, after: int = 0,
+                  batch: int = 5000) -> Iterator[dict[str, Any]]:
+    """Every evidence row after `after` in chain order (by `seq`), read in batches."""
+    last = after
     while True:
         rows = conn.execute(select(evidence).where(evidence.c.seq > last)
                             .order_by(evidence.c.seq).limit(batch)).fetchall()

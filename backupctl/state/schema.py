@@ -84,6 +84,11 @@ evidence = Table(
     Column("prev_hash", String(64), nullable=False, unique=True),
     Column("hash", String(64), nullable=False),
     Column("run_id", Integer),
+    # version 2 (SPEC §6): the chain version, the machine that wrote it, the Ed25519
+    # signature of `hash` (NULL in version-1 records and before an evidence key existed)
+    Column("chain_version", Integer),
+    Column("orchestrator", String(255)),
+    Column("signature", Text),
 )
 
 # Ransomware tripwires and other per-job flags (raised until an operator clears them).

@@ -93,7 +93,8 @@ def _restore_and_hash(ctx: Context, runner: Counting, job: Job, repo: Repo,
         scratch.wipe(root)
     return restored, Findings(files_checked=compared.files, bytes_checked=compared.bytes,
                               mismatches=restored.problems + compared.mismatches,
-                              changed=refs.changed)
+                              changed=refs.changed, unverifiable=tuple(
+                                  refs.summary.unverifiable if refs.summary else ()))
 
 
 def _step(refs: References, restored: Restored) -> str:

@@ -35,7 +35,9 @@ def copy_entry(name: str, kind: str, url: str | Path, ws: Workspace, **extra: An
 
 
 def snapshot_times(repo: str | Path) -> list[str]:
-    return sorted(s["time"] for s in json.loads(restic(repo, "snapshots", "--json").stdout))
+    """The backup snapshots a repository holds (not the evidence anchored in it)."""
+    return sorted(s["time"] for s in json.loads(restic(repo, "snapshots", "--json").stdout)
+                  if "backupctl-evidence" not in (s.get("tags") or []))
 
 
 def touch_source(ws: Workspace, job: str, name: str = "data.bin", size: int = 4096) -> None:

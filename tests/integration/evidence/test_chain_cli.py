@@ -96,7 +96,11 @@ def test_anchor_catches_the_last_record_deleted(clone: Clone) -> None:
     last = _records(clone.db)[-1]
     assert f"seq={last['seq']}" in anchors.read_text() and last["hash"] in anchors.read_text()
     clone.sql(f"DELETE FROM evidence WHERE seq = {last['seq']}")
-    assert clone.run("evidence", "verify", "--db").returncode == 0  # a cut tail looks fine…
+    missing = clone.run("evidence", "verify", "--db")
+    assert missing.returncode == 3, "its run is still there: every finished run has a record"
+    assert f"run {last['run_id']}" in missing.stderr and "no evidence record" in missing.stderr
+    clone.sql(f"DELETE FROM runs WHERE id = {last['run_id']}")
+    assert clone.run("evidence", "verify", "--db").returncode == 0  # a clean cut looks fine…
     result = clone.run("evidence", "verify", "--db", "--anchor", str(anchors))
     assert result.returncode == 3  # …until compared with the head written down elsewhere
     assert f"seq {last['seq']}" in result.stderr

@@ -132,7 +132,7 @@ def test_bundle_is_aes256_for_7zip(bundle: Path) -> None:
     methods = [line for line in listing.splitlines() if line.startswith("Method = ")]
     names = [line[7:] for line in listing.splitlines() if line.startswith("Path = ")][1:]
     assert set(names) == {"records.jsonl", "chain.json", "report.json", "report.html",
-                          "report.pdf", "README.txt", "SHA256SUMS"}
+                          "report.pdf", "README.txt", "verify-records.sh", "SHA256SUMS"}
     assert methods and all("AES-256" in m for m in methods), methods
 
 

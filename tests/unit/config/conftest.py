@@ -87,6 +87,8 @@ def cfg(tmp_path: Path) -> ConfigDir:
     d.jobs_dir.mkdir(parents=True)
     d.password_file.parent.mkdir()
     d.password_file.write_text("secret\n")
+    d.password_file.chmod(0o600)
     d.identity_file.write_text("not really a key\n")
+    d.identity_file.chmod(0o600)
     d.write_config()
     return d

@@ -244,7 +244,7 @@ def test_global_config_unknown_key_and_bad_values(cfg: ConfigDir) -> None:
     path = cfg.write_config(f"""\
         jobs_dir: {cfg.jobs_dir}
         state_dir: /var/lib/backupctl
-        scratch_dir: /var/tmp/backupctl
+        scratch_dir: /var/lib/backupctl/scratch
         known_hosts: /etc/backupctl/known_hosts
         concurency: 4
         command_timeout: 6 hours
@@ -258,7 +258,7 @@ def test_jobs_dir_must_exist(cfg: ConfigDir) -> None:
     path = cfg.write_config(f"""\
         jobs_dir: {cfg.root / 'missing'}
         state_dir: /var/lib/backupctl
-        scratch_dir: /var/tmp/backupctl
+        scratch_dir: /var/lib/backupctl/scratch
         known_hosts: /etc/backupctl/known_hosts
         """)
     assert problems(cfg) == [f"{path}:1: jobs_dir: directory {cfg.root / 'missing'} does "

@@ -54,7 +54,8 @@ def test_records_link_from_genesis_and_verify(tmp_path: Path) -> None:
         chain.GENESIS, entries[0].hash, entries[1].hash]
     result = chain.check(entries)
     assert result.ok and result.count == 3 and result.head == entries[-1].hash
-    assert set(entries[0].record) == {*chain.FIELDS, "hash"}
+    assert set(entries[0].record) == {*chain.FIELDS, "hash", "signature"}
+    assert entries[0].record["chain_version"] == 2
     assert entries[0].record["details"]["日本語"] == "カルテ"
     assert entries[0].record["started_at"].endswith("+00:00")
 

@@ -75,13 +75,13 @@ def filled(tmp_path: Path) -> tuple[Any, Store]:
          operator="山田")
     _run(store, clock, "copy", repository="usb", details={"medium": {"label": "disk-A"}})
     _run(store, clock, "verify", details={
-        "mode": "full", "files_checked": 120, "restore_seconds": 90.5, "rto_seconds": 7200,
+        "mode": "full", "files_checked": 120, "restore_ms": 90500, "rto_seconds": 7200,
         "mismatches": []})
     _run(store, clock, "verify", status="bad_data", details={
         "mode": "quick", "files_checked": 10, "mismatches": [
             {"path": "/srv/emr.dump", "expected": "a", "got": "b", "reason": "hash"}]})
     _run(store, clock, "drill", details={"steps": [{"name": "a"}, {"name": "b"}],
-                                         "restore_seconds": 300}, operator="佐藤")
+                                         "restore_ms": 300000}, operator="佐藤")
     clock.now = datetime(2026, 3, 5, tzinfo=UTC)  # outside the period
     _run(store, clock, "backup", details={"generations": 7})
     return config, store
