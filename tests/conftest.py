@@ -6,7 +6,9 @@ subprocess); unit tests use fakes.
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
 import os
 import shutil
 import signal
@@ -15,7 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -154,6 +156,77 @@ def sshd(tmp_path: Path) -> Iterator[Sshd]:
     server.trust()
     yield server
     server.stop()
+
+
+# -- rclone REST servers (append-only copies, URLs with credentials) -----------------------
+
+@dataclass
+class RestServer:
+    """`rclone serve restic` on loopback serving `root` (a restic repository)."""
+
+    root: Path
+    port: int
+    append_only: bool
+    proc: subprocess.Popen[bytes]
+    user: str | None = None
+    password: str | None = None
+
+    @property
+    def url(self) -> str:
+        auth = f"{self.user}:{self.password}@" if self.user else ""
+        return f"rest:http://{auth}127.0.0.1:{self.port}/"
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def _wait_port(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"rclone exited: {log.read_text()}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"rclone did not listen on {port}: {log.read_text()}")
+
+
+@pytest.fixture
+def rest_server(tmp_path: Path) -> Iterator[Callable[..., RestServer]]:
+    """Factory: rest_server(repo_dir, append_only=True) → a running server (stopped after)."""
+    rclone = need("rclone")
+    started: list[RestServer] = []
+
+    def start(root: Path, *, append_only: bool = True, user: str | None = None,
+              password: str | None = None) -> RestServer:
+        port = free_port()
+        log = tmp_path / f"rclone-{port}.log"
+        argv = [rclone, "serve", "restic", "--addr", f"127.0.0.1:{port}", "--config",
+                "/dev/null", str(root)]
+        if append_only:
+            argv.insert(3, "--append-only")
+        if user is not None:  # basic auth from an htpasswd file: no password in its argv
+            digest = hashlib.sha1((password or "").encode()).digest()
+            htpasswd = tmp_path / f"htpasswd-{port}"
+            htpasswd.write_text(f"{user}:{{SHA}}{base64.b64encode(digest).decode()}\n")
+            argv[3:3] = ["--htpasswd", str(htpasswd)]
+        with log.open("wb") as out:
+            proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
+        server = RestServer(root, port, append_only, proc, user, password)
+        started.append(server)
+        _wait_port(port, proc, log)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
 
 
 # -- workspaces ---------------------------------------------------------------------------

@@ -112,13 +112,14 @@ def run_jobs(jobs: Sequence[Job], action: Callable[[Job], R], *,
     pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="job")
     futures = [pool.submit(guarded, job) for job in jobs]
     try:
-        wait(futures)
+        # Short timed waits: the main thread must run the signal handler at once (a
+        # signal the kernel gave another thread only shows when this thread runs Python).
+        while wait(futures, timeout=0.25).not_done:
+            pass
     except BaseException:
         execute.cancel()
-        for future in futures:
-            future.cancel()
+        pool.shutdown(wait=False, cancel_futures=True)
         wait(futures, timeout=STOP_GRACE_SECONDS)
-        pool.shutdown(wait=False)
         raise
     pool.shutdown()
     return [f.result() for f in futures]

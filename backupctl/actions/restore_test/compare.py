@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from backupctl.actions.restore_test.snapshot import Reference
+from backupctl.execute import raise_if_cancelled
 from backupctl.state.records import Mismatch
 from backupctl.verify.hashing import sha256_many
 from backupctl.verify.listing import FileNode
@@ -39,6 +40,7 @@ def compare(root: Path, refs: Iterable[Reference]) -> Compared:
     files = size = 0
     bad: list[Mismatch] = []
     for ref, digest in zip(refs, sha256_many(inside(root, r.path) for r in refs), strict=True):
+        raise_if_cancelled()  # a stop (SIGTERM) must not wait for terabytes of hashing
         if digest.missing:
             bad.append(Mismatch(path=ref.path, expected=ref.sha256, reason="missing"))
         elif digest.error is not None:
@@ -61,7 +63,9 @@ def count_all(root: Path, files: Iterable[FileNode]) -> Compared:
     count = size = 0
     bad: list[Mismatch] = []
     unverifiable: list[str] = []
-    for node in files:
+    for i, node in enumerate(files):
+        if i % 1024 == 0:
+            raise_if_cancelled()
         if NOT_UTF8 in node.path:
             unverifiable.append(node.path)
             continue

@@ -6,9 +6,8 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.conftest import PASSWORD, Workspace, restic
+from tests.conftest import PASSWORD, RestServer, Workspace, restic
 
-from .conftest import RestServer
 from .helpers import (
     copy_entry,
     copy_of,

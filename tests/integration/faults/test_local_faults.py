@@ -21,6 +21,7 @@ from .conftest import (
     FaultWorkspace,
     assert_recorded,
     json_job,
+    processes_mentioning,
     restic_locks,
     runs,
     scratch_leftovers,
@@ -202,3 +203,26 @@ def test_full_verify_killed_is_recorded_failed_and_scratch_wiped(
     again = fws.run("verify", "vk", "--json")
     assert again.returncode == 0, again.stdout + again.stderr
     assert_recorded(fws, kind="verify", statuses=["interrupted", "success"])
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["term", "int"])
+def test_a_signal_stops_every_job_of_a_parallel_verify_all(
+        fws: FaultWorkspace, started: list[subprocess.Popen[str]], sig: signal.Signals) -> None:
+    """Issue #13: worker threads kept running restic for ~30 s and recorded success."""
+    names = ["par-a", "par-b", "par-c"]
+    for name in names:
+        _source(fws, name, big=160 << 20)
+        _backup_ok(fws, name)
+    proc = fws.start("verify", "--all", "--mode", "full", "--json")  # concurrency 2
+    started.append(proc)
+    wait_for(lambda: len(processes_mentioning(str(fws.scratch_dir))) >= 2,
+             "two restores running at once", 120)
+
+    os.kill(proc.pid, sig)
+    out, err = fws.finish(proc, timeout=30)  # within seconds, not when the restores are done
+
+    assert proc.returncode == 1, out + err
+    wait_gone(str(fws.scratch_dir), timeout=10)  # every restic was killed
+    assert scratch_leftovers(fws) == [], "restored patient data left after the signal"
+    assert_recorded(fws, kind="verify", statuses=["interrupted", "interrupted"])
+    assert len({r["job"] for r in runs(fws, "verify")}) == 2, "the third job never started"
