@@ -5,6 +5,7 @@ Uses `systemd-analyze calendar` when installed (the authority), else a pure-Pyth
 
 from __future__ import annotations
 
+import itertools
 import re
 import shutil
 from datetime import UTC, datetime
@@ -59,3 +60,24 @@ def next_elapse(expr: str) -> datetime | None:
             except ValueError:
                 return None
     return None
+
+
+_ELAPSE = re.compile(r"(?:Next elapse|Iter\. #\d+): \w+ (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) UTC")
+
+
+def interval(expr: str, *, iterations: int = 10) -> int | None:
+    """The longest gap in seconds between the next `iterations` elapses, None when unknown.
+
+    The longest, not the first: `Mon..Fri 22:15` fires daily but leaves a weekend gap, and a
+    stale alert must not fire every Sunday."""
+    binary = shutil.which("systemd-analyze")
+    if binary is None:
+        return None
+    result = LocalRunner().run([binary, "calendar", f"--iterations={iterations}", "--", expr],
+                               timeout=10, env={"TZ": "UTC"})
+    if not result.ok:
+        return None
+    stamps = [datetime.strptime(s, "%Y-%m-%d %H:%M:%S")
+              for s in _ELAPSE.findall(result.stdout.decode(errors="replace"))]
+    gaps = [int((b - a).total_seconds()) for a, b in itertools.pairwise(stamps)]
+    return max(gaps) if gaps else None

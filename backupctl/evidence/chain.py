@@ -25,7 +25,7 @@ GENESIS = "0" * 64
 FIELDS = ("id", "kind", "job", "host", "repository", "snapshot_id", "snapshot_time",
           "started_at", "finished_at", "operator", "result", "details", "backupctl_version",
           "restic_version", "prev_hash")
-KINDS = ("backup", "copy", "probe", "verify", "drill", "clear")
+KINDS = ("backup", "copy", "probe", "verify", "drill", "clear", "notice")
 RESULTS = ("pass", "fail")
 _REQUIRED = ("kind", "job", "host", "repository", "started_at", "finished_at", "operator",
              "result", "backupctl_version", "restic_version")
