@@ -58,7 +58,7 @@ class SmtpServer:
         for key in sorted(box.keys(), key=_delivery_order):
             raw = box.get_bytes(key)
             out.append(email.message_from_bytes(raw, policy=email.policy.default))
-        return out  # type: ignore[return-value]
+        return out
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -131,7 +131,7 @@ def start_http() -> HttpReceiver:
             self.end_headers()
             self.wfile.write(b"OK")
 
-        do_POST = do_GET = do_PUT = _record  # noqa: N815
+        do_POST = do_GET = do_PUT = _record
 
         def log_message(self, *_args: Any) -> None:
             pass

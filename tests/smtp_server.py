@@ -36,7 +36,7 @@ def main() -> None:
                      data: Any) -> AuthResult:
         ok = isinstance(data, LoginPassword) and data.login.decode() == args.user and \
             data.password.decode() == password
-        return AuthResult(success=ok)
+        return AuthResult(success=ok, handled=False)  # handled=False: aiosmtpd answers 535
 
     options: dict[str, Any] = {}
     if args.user:

@@ -98,7 +98,7 @@ def check_stale(config: Config, store: Store, now: datetime | None = None, *,
         event = Event(name="stale", job=item.job, kind=item.kind, repository=repository,
                       reason=why, at=iso(moment), orchestrator=ORCHESTRATOR,
                       reminder=told_this_spell)
-        deliveries += send_event(config, store, event, budget=budget, now=clock)
+        deliveries += send_event(config, store, event, budget=budget, now=lambda: moment)
     return StaleCheck(stale=stale, deliveries=deliveries)
 
 
