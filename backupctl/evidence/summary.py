@@ -16,14 +16,16 @@ from datetime import datetime
 from typing import Any
 
 from backupctl.evidence import chain
+from backupctl.fmt import ms_to_seconds
+from backupctl.state.records import Proof, read
 
 MAX_CHART_JOBS = 6
 MAX_FINDINGS = 8
 
 
-def _num(value: Any) -> float | None:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) \
-        else None
+def _restore_seconds(r: dict[str, Any]) -> float | None:
+    """The measured full restore of a verify or drill record (older float rows upgraded)."""
+    return ms_to_seconds(read(Proof, r["details"]).restore_ms)
 
 
 def _verdict(words: dict[str, str], item: str, achieved: bool, evidence: str) -> dict[str, Any]:
@@ -65,7 +67,7 @@ def _restore_points(records: Sequence[dict[str, Any]], job: str) -> list[list[An
     for r in records:
         if r["job"] != job or r["kind"] not in ("verify", "drill"):
             continue
-        seconds = _num(r["details"].get("restore_seconds"))
+        seconds = _restore_seconds(r)
         if seconds is not None:
             out.append([str(r["finished_at"]), round(seconds, 1), r["result"] == "pass"])
     return out
@@ -75,8 +77,8 @@ def _facts(j: dict[str, Any], records: Sequence[dict[str, Any]]) -> dict[str, An
     mine = [r for r in records if r["job"] == j["job"]]
     backups = [r for r in mine if r["kind"] == "backup"]
     tests = [r for r in mine if r["kind"] == "verify"]
-    timed = [(s, _num(r["details"].get("rto_seconds")) or j["rto_seconds"])
-             for r in tests if (s := _num(r["details"].get("restore_seconds"))) is not None]
+    timed = [(s, read(Proof, r["details"]).rto_seconds or j["rto_seconds"])
+             for r in tests if (s := _restore_seconds(r)) is not None]
     return {"last_backup_result": backups[-1]["result"] if backups else None,
             "last_restore_result": tests[-1]["result"] if tests else None,
             "rto_exceeded": bool(timed) and timed[-1][1] is not None
@@ -113,21 +115,10 @@ def _job_findings(j: dict[str, Any], words: dict[str, str],
     return out
 
 
-def build(*, jobs: Sequence[dict[str, Any]], records: Sequence[dict[str, Any]],
-          history: Sequence[chain.Entry], bounds: tuple[str, str], chain_ok: bool,
-          chain_count: int, open_flags: Sequence[dict[str, Any]],
-          generations: dict[tuple[str, str], dict[str, Any]], limits: dict[str, float | None],
-          words: dict[str, str], titles: dict[str, str], now: str) -> dict[str, Any]:
-    """The summary part of the report model.
-
-    `jobs` are report.py's job entries, `records` the period's records, `history` every
-    record (backup age reaches back before the period), `limits` job → hours a backup may
-    age (schedule interval + grace) or None."""
-    configured = [j for j in jobs if j["in_config"]]
-    low, high = bounds
-    high = min(high, now)
-    # The report's job entries stay as they are (docs/report.schema.json): facts go beside.
-    configured = [{**j, **_facts(j, records)} for j in configured]
+def _verdicts(jobs: Sequence[dict[str, Any]], configured: Sequence[dict[str, Any]], *,
+              words: dict[str, str], titles: dict[str, str], chain_ok: bool,
+              chain_count: int, flags_open: int) -> list[dict[str, Any]]:
+    """One verdict per guideline item: achieved only when every configured job shows it."""
     n = len(configured)
 
     def count(key: str) -> int:
@@ -143,8 +134,6 @@ def build(*, jobs: Sequence[dict[str, Any]], records: Sequence[dict[str, Any]],
     restores_ok = [j for j in configured if j["last_restore_result"] == "pass"
                    and not j["rto_exceeded"]]
     drills_passed = count("drills") - count("drills_failed")
-    all_records = [e.record for e in history]
-    flags_open = len(open_flags)
     verdicts = [
         _verdict(words, "backups", n > 0 and len(backups_ok) == n, words["mg_ev_backups"].format(
             ok=len(backups_ok), jobs=n, count=count("backups"), failed=count("backups_failed"))),
@@ -167,10 +156,30 @@ def build(*, jobs: Sequence[dict[str, Any]], records: Sequence[dict[str, Any]],
     ]
     for v in verdicts:
         v["title"] = titles.get(v["id"], v["id"])
+    return verdicts
+
+
+def build(*, jobs: Sequence[dict[str, Any]], records: Sequence[dict[str, Any]],
+          history: Sequence[chain.Entry], bounds: tuple[str, str], chain_ok: bool,
+          chain_count: int, open_flags: Sequence[dict[str, Any]],
+          generations: dict[tuple[str, str], dict[str, Any]], limits: dict[str, float | None],
+          words: dict[str, str], titles: dict[str, str], now: str) -> dict[str, Any]:
+    """The summary part of the report model.
+
+    `jobs` are report.py's job entries, `records` the period's records, `history` every
+    record (backup age reaches back before the period), `limits` job → hours a backup may
+    age (schedule interval + grace) or None."""
+    low, high = bounds
+    high = min(high, now)
+    # The report's job entries stay as they are (docs/report.schema.json): facts go beside.
+    configured = [{**j, **_facts(j, records)} for j in jobs if j["in_config"]]
+    verdicts = _verdicts(jobs, configured, words=words, titles=titles, chain_ok=chain_ok,
+                         chain_count=chain_count, flags_open=len(open_flags))
+    all_records = [e.record for e in history]
     findings: list[dict[str, str | None]] = []
     if not chain_ok:
         findings.append({"job": None, "description": None, "text": words["mg_f_chain"]})
-    if drills_passed == 0:
+    if not next(v for v in verdicts if v["id"] == "drills")["achieved"]:
         findings.append({"job": None, "description": None, "text": words["mg_f_no_drill"]})
     charts = []
     for j in configured:

@@ -20,21 +20,13 @@ from prometheus_client.utils import floatToGoString
 from backupctl import __version__
 from backupctl.clock import Clock, system_clock
 from backupctl.config.schema import Job
-from backupctl.execute import Runner
+from backupctl.config.validate import Config
 from backupctl.metrics.families import families
-from backupctl.metrics.state import StateReader, StateUnavailable, StateView
-from backupctl.restic import commands as restic
-from backupctl.restic.parse import version as parse_version
+from backupctl.state.view import StateReader, StateUnavailable, StateView
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Source", "StateCollector", "exposition", "registry", "render", "restic_version"]
-
-
-def restic_version(runner: Runner) -> str:
-    result = runner.run(restic.version(), timeout=30)
-    return parse_version(result.stdout.decode(errors="replace")) if result.ok else "unknown"
-
+__all__ = ["Source", "StateCollector", "exposition", "notify_channels", "registry", "render"]
 
 @dataclass
 class Source:
@@ -46,6 +38,8 @@ class Source:
     restic_version: str
     clock: Clock = system_clock
     version: str = __version__
+    # The notification channels to expose (notify_channels); None: all the state knows.
+    channels: Callable[[], Sequence[str]] | None = None
 
 
 class StateCollector(Collector):
@@ -73,7 +67,16 @@ class StateCollector(Collector):
         view = self.read(jobs)
         return families(jobs, view,
                         now=self.source.clock().timestamp(), version=self.source.version,
-                        restic_version=self.source.restic_version)
+                        restic_version=self.source.restic_version,
+                        channels=self.source.channels() if self.source.channels else None)
+
+
+def notify_channels(config: Config) -> list[str]:
+    """The configured notification channels, and `ping` when a job has pings."""
+    names = [c.name for c in config.settings.notify.channels]
+    if any(jf.job.notify.ping.model_dump(exclude_none=True) for jf in config.jobs.values()):
+        names.append("ping")
+    return names
 
 
 def registry(source: Source) -> tuple[CollectorRegistry, StateCollector]:

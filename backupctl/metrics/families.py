@@ -17,10 +17,13 @@ from dataclasses import dataclass
 from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily, Metric
 
 from backupctl.config.schema import Job
-from backupctl.metrics.state import StateView, number
+from backupctl.fmt import ms_to_seconds
+from backupctl.state.records import BackupDetails, VerifyDetails, read
+from backupctl.state.view import StateView
 
 JOB = ("backup_job",)
 REPO = ("backup_job", "repository")
+CHANNEL = ("channel",)
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,12 @@ GAUGES: tuple[Spec, ...] = (
     Spec("backupctl_suspicious",
          "1 while a ransomware tripwire is raised for the job (cleared by `backupctl clear`)",
          JOB),
+    Spec("backupctl_notify_last_status",
+         "1 if the newest delivery attempt on the notification channel succeeded, else 0 "
+         "(channel `ping`: the dead-man's-switch pings)", CHANNEL),
+    Spec("backupctl_notify_last_success_timestamp_seconds",
+         "Time (Unix) of the newest delivery that reached the channel; absent if none",
+         CHANNEL),
 )
 INFOS: tuple[Spec, ...] = (
     Spec("backupctl_info", "backupctl and restic versions (value always 1)",
@@ -115,8 +124,11 @@ def _info(spec: Spec, rows: Iterable[Sequence[str]]) -> InfoMetricFamily:
 
 
 def families(jobs: Sequence[Job], view: StateView | None, *, now: float, version: str,
-             restic_version: str) -> list[Metric]:
-    """Every family for these jobs; `view` None means the state could not be read."""
+             restic_version: str, channels: Sequence[str] | None = None) -> list[Metric]:
+    """Every family for these jobs; `view` None means the state could not be read.
+
+    `channels`: the notification channels to expose (the configured ones); None: every
+    channel the state knows."""
     out = _Out()
     infos: list[Metric] = [
         _info(INFOS[0], [(version, restic_version)]),
@@ -131,7 +143,18 @@ def families(jobs: Sequence[Job], view: StateView | None, *, now: float, version
             out.set("backupctl_copy_max_age_seconds", [job.name, copy.name], float(copy.max_age))
         if view is not None:
             _job(out, job, view, now=now)
+    if view is not None:
+        _channels(out, view, channels)
     return [*infos, *out.gauges.values()]
+
+
+def _channels(out: _Out, view: StateView, wanted: Sequence[str] | None) -> None:
+    """Only channels that were tried: one never used has no status to alert on."""
+    for channel, (ok, last_success) in sorted(view.channels.items()):
+        if wanted is None or channel in wanted:
+            out.set("backupctl_notify_last_status", [channel], 1.0 if ok else 0.0)
+            out.set("backupctl_notify_last_success_timestamp_seconds", [channel],
+                    last_success)
 
 
 def _job(out: _Out, job: Job, view: StateView, *, now: float) -> None:
@@ -143,21 +166,48 @@ def _job(out: _Out, job: Job, view: StateView, *, now: float) -> None:
             1.0 if newest is not None and newest.status == "success" else 0.0)
     out.set("backupctl_backup_last_run_timestamp_seconds", primary,
             newest.finished_at if newest else None)
-    if good is not None:
+    backup = read(BackupDetails, good.details) if good is not None else None
+    if good is not None and backup is not None:
         out.set("backupctl_backup_last_success_timestamp_seconds", primary, good.finished_at)
-        out.set("backupctl_backup_duration_seconds", primary, number(good.details.get("duration")))
-        out.set("backupctl_backup_added_bytes", primary, number(good.details.get("bytes_added")))
+        out.set("backupctl_backup_duration_seconds", primary, backup.duration_ms / 1000)
+        out.set("backupctl_backup_added_bytes", primary, float(backup.bytes_added))
     out.set("backupctl_suspicious", [name], 1.0 if name in view.suspicious else 0.0)
 
-    repos = ["primary", *(c.name for c in job.copies)]
-    for repo in repos:
+    _generations(out, job, view, backup)
+    _copies(out, job, view, now=now)
+    for repo in sorted({"primary"} | view.repositories("verify", name)):
+        labels = [name, repo]
+        last, ok = view.newest.get(("verify", name, repo)), view.success.get(("verify", name, repo))
+        out.set("backupctl_verify_last_status", labels,
+                1.0 if last is not None and last.status == "success" else 0.0)
+        if last is not None:
+            verified = read(VerifyDetails, last.details)
+            out.set("backupctl_verify_last_run_timestamp_seconds", labels, last.finished_at)
+            out.set("backupctl_verify_files_checked", labels, float(verified.files_checked))
+            out.set("backupctl_verify_mismatches", labels, float(len(verified.mismatches)))
+            out.set("backupctl_verify_coverage_ratio", labels,
+                    float(verified.coverage) if verified.coverage is not None else None)
+        if ok is not None:
+            out.set("backupctl_verify_last_success_timestamp_seconds", labels, ok.finished_at)
+        restore = view.restore.get((name, repo))
+        if restore is not None:
+            out.set("backupctl_restore_duration_seconds", labels,
+                    ms_to_seconds(restore.restore_ms))
+
+
+def _generations(out: _Out, job: Job, view: StateView, backup: BackupDetails | None) -> None:
+    name = job.name
+    for repo in ["primary", *(c.name for c in job.copies)]:
         observed = view.generations.get((name, repo))
         if observed is not None:
             out.set("backupctl_generations", [name, repo], float(observed[0]))
             out.set("backupctl_generations_expected", [name, repo], float(observed[1]))
-        elif repo == "primary" and good is not None:  # before the generation assertion ran
-            out.set("backupctl_generations", primary, number(good.details.get("generations")))
+        elif repo == "primary" and backup is not None and backup.generations is not None:
+            out.set("backupctl_generations", [name, repo], float(backup.generations))
 
+
+def _copies(out: _Out, job: Job, view: StateView, *, now: float) -> None:
+    name = job.name
     for copy in job.copies:
         labels = [name, copy.name]
         last, ok = view.newest.get(("copy", name, copy.name)), \
@@ -175,29 +225,3 @@ def _job(out: _Out, job: Job, view: StateView, *, now: float) -> None:
                     1.0 if probe is not None and probe.status == "success" else 0.0)
             out.set("backupctl_immutable_probe_last_run_timestamp_seconds", labels,
                     probe.finished_at if probe else None)
-
-    for repo in sorted({"primary"} | view.repositories("verify", name)):
-        labels = [name, repo]
-        last, ok = view.newest.get(("verify", name, repo)), view.success.get(("verify", name, repo))
-        out.set("backupctl_verify_last_status", labels,
-                1.0 if last is not None and last.status == "success" else 0.0)
-        if last is not None:
-            out.set("backupctl_verify_last_run_timestamp_seconds", labels, last.finished_at)
-            out.set("backupctl_verify_files_checked", labels,
-                    number(last.details.get("files_checked")))
-            out.set("backupctl_verify_mismatches", labels, _count(last.details.get("mismatches")))
-            out.set("backupctl_verify_coverage_ratio", labels,
-                    number(last.details.get("coverage_ratio")))
-        if ok is not None:
-            out.set("backupctl_verify_last_success_timestamp_seconds", labels, ok.finished_at)
-        restore = view.restore.get((name, repo))
-        if restore is not None:
-            out.set("backupctl_restore_duration_seconds", labels,
-                    number(restore.details.get("restore_seconds")))
-
-
-def _count(value: object) -> float | None:
-    """`mismatches` is a list of findings (or, defensively, a count)."""
-    if isinstance(value, list):
-        return float(len(value))
-    return number(value)

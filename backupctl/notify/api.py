@@ -19,8 +19,6 @@ import re
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
-from sqlalchemy import select
-
 from backupctl.clock import iso, system_clock
 from backupctl.config.schema import Channel
 from backupctl.config.validate import Config
@@ -28,11 +26,11 @@ from backupctl.errors import UsageError
 from backupctl.notify import channels as delivery
 from backupctl.notify import events, message, record
 from backupctl.notify.model import DeliveryResult, Event, FinishedRun, PingResult
-from backupctl.notify.ping import PINGED_KINDS, ping
+from backupctl.notify.ping import PINGED_KINDS, Signal, ping
 from backupctl.notify.reason import reason
 from backupctl.notify.texts import t
-from backupctl.state.db import ORCHESTRATOR, Store
-from backupctl.state.schema import notices, runs
+from backupctl.state import queries
+from backupctl.state.db import Store
 
 log = logging.getLogger(__name__)
 Now = Callable[[], datetime]
@@ -55,35 +53,28 @@ def send_event(config: Config, store: Store, event: Event, *, status: str | None
     results = delivery.deliver(
         settings.channels, text, event=event.name, sent_at=lambda: iso(now()), budget=budget,
         job=event.job, kind=event.kind, repository=event.repository, run_id=event.run_id)
-    record.record(store, results, started_at=started, orchestrator=event.orchestrator)
+    record.record(store, results, started_at=started)
     return results
 
 
-def ping_start(config: Config, store: Store, *, job: str, kind: str) -> PingResult | None:
+def ping_start(config: Config, store: Store, *, job: str, kind: str,
+               run_id: int | None = None) -> PingResult | None:
     """`URL/start` for the job's `kind` runs (call right after the run is started)."""
     if job not in config.jobs or kind not in PINGED_KINDS:
         return None
-    return _recorded_ping(config, store, job=job, kind=kind, signal="start",
-                          body=f"{job} {kind} started on {ORCHESTRATOR}")
+    return _recorded_ping(config, store, job=job, kind=kind, signal="start", run_id=run_id,
+                          body=f"{job} {kind} started on {store.orchestrator}")
 
 
-def _recorded_ping(config: Config, store: Store, *, job: str, kind: str, signal: str,
+def _recorded_ping(config: Config, store: Store, *, job: str, kind: str, signal: Signal,
                    body: str, run_id: int | None = None,
                    now: Now = system_clock) -> PingResult | None:
     started = iso(now())
-    result = ping(config.job(job), kind, signal, body=body)  # type: ignore[arg-type]
+    result = ping(config.job(job), kind, signal, body=body)
     if result is not None:
-        # In `notices` (metrics: channel "ping") but not in evidence: a heartbeat to a
-        # machine is not a contact with a person.
-        try:
-            with store.transaction() as conn:
-                conn.execute(notices.insert().values(
-                    channel="ping", job=job, kind=kind, repository="primary",
-                    event=f"ping-{signal}"[:16], result="ok" if result.ok else "failed",
-                    error=result.error, attempts=result.attempts, run_id=run_id,
-                    orchestrator=ORCHESTRATOR, sent_at=started))
-        except Exception as exc:
-            log.warning("cannot record the ping: %s", exc)
+        record.record_ping(store, job=job, kind=kind, signal=signal, ok=result.ok,
+                           error=result.error, attempts=result.attempts, run_id=run_id,
+                           sent_at=started)
     return result
 
 
@@ -94,7 +85,7 @@ def after_run(config: Config, store: Store, finished: FinishedRun, *,
     try:
         if finished.job in config.jobs and finished.kind in PINGED_KINDS:
             lang = config.settings.notify.language
-            signal = "success" if finished.ok else "fail"
+            signal: Signal = "success" if finished.ok else "fail"
             line = reason(finished, events.details_of(store, finished.run_id), lang)
             _recorded_ping(config, store, job=finished.job, kind=finished.kind, signal=signal,
                            body=f"{finished.job} {finished.kind} {finished.status}: {line}",
@@ -121,10 +112,10 @@ def notify_test(config: Config, store: Store, channel: str | None = None, *,
     started = iso(now())
     for target in chosen:  # one at a time: each channel gets its own, named message
         text = message.test_message(lang=settings.language, channel=target.name,
-                                    orchestrator=ORCHESTRATOR, at=started)
+                                    orchestrator=store.orchestrator, at=started)
         results += delivery.deliver([target], text, event="test",
                                     sent_at=lambda: iso(now()), budget=budget)
-    record.record(store, results, started_at=started, orchestrator=ORCHESTRATOR)
+    record.record(store, results, started_at=started)
     return results
 
 
@@ -159,41 +150,34 @@ def unit_failed(config: Config, store: Store, unit: str, *, exit_status: str | N
     match = _UNIT.match(unit)
     lang = config.settings.notify.language
     moment = now()
+    here = store.orchestrator
     if match is None:
-        return send_event(config, store, _unit_event(unit, unit, "backup", lang, moment,
+        return send_event(config, store, _unit_event(unit, unit, "backup", lang, moment, here,
                                                       exit_status, service_result),
                           budget=budget, now=now)
     kind, job = match.group(1), match.group(2)
     if exit_status == "2":
-        event = _unit_event(job, unit, kind, lang, moment, exit_status, service_result,
+        event = _unit_event(job, unit, kind, lang, moment, here, exit_status, service_result,
                             config_error=True)
         last = record.last_delivered(store, job=job, kind=kind, repository="primary",
                                      event="failure")
-        if not events._due(last, now=moment, repeat=config.settings.notify.repeat):
+        if not events.due(last, now=moment, repeat=config.settings.notify.repeat):
             return []
         return send_event(config, store, event, budget=budget, now=now)
     kinds = ("copy", "probe") if kind == "copy" else (kind,)
-    with store.read() as conn:
-        newest = conn.execute(select(runs).where(runs.c.job == job, runs.c.kind.in_(kinds))
-                              .order_by(runs.c.id.desc()).limit(1)).first()
+    newest = store.query(queries.newest_run, job, kinds)
     if newest is None:
-        return send_event(config, store, _unit_event(job, unit, kind, lang, moment,
+        return send_event(config, store, _unit_event(job, unit, kind, lang, moment, here,
                                                       exit_status, service_result),
                           budget=budget, now=now)
-    running = newest.status == "running"
-    finished = FinishedRun(
-        job=job, kind=newest.kind, repository=newest.repository,
-        status="interrupted" if running else newest.status,
-        exit_code=1 if running else int(newest.exit_code or 1), error=newest.error,
-        started_at=newest.started_at, finished_at=iso(moment) if running else newest.finished_at,
-        orchestrator=newest.orchestrator, operator=newest.operator, run_id=int(newest.id))
+    finished = FinishedRun.of(newest, now=iso(moment))
     decided = events.decide(config, store, finished, now=moment)
     if decided is None:
         return []
     return send_event(config, store, decided, status=finished.status, budget=budget, now=now)
 
 
-def _unit_event(job: str, unit: str, kind: str, lang: str, moment: datetime,
+def _unit_event(job: str, unit: str, kind: str, lang: str, moment: datetime, here: str,
                 exit_status: str | None, service_result: str | None, *,
                 config_error: bool = False) -> Event:
     why = t(lang, "reason.config") if config_error else t(
@@ -201,4 +185,4 @@ def _unit_event(job: str, unit: str, kind: str, lang: str, moment: datetime,
         result=", ".join(x for x in (service_result, exit_status and f"exit {exit_status}")
                          if x) or "?")
     return Event(name="failure", job=job, kind=kind, repository="primary", reason=why,
-                 at=iso(moment), orchestrator=ORCHESTRATOR)
+                 at=iso(moment), orchestrator=here)

@@ -21,7 +21,7 @@ from backupctl.notify import channels as delivery
 from backupctl.notify import record
 from backupctl.notify.model import Attachment, DeliveryResult, Message
 from backupctl.notify.texts import t
-from backupctl.state.db import ORCHESTRATOR, Store
+from backupctl.state.db import Store
 
 log = logging.getLogger(__name__)
 
@@ -106,5 +106,5 @@ def digest(config: Config, store: Store, days: int = 7, *,
     started = iso(moment)
     deliveries = delivery.deliver(config.settings.notify.channels, text, attachment,
                                   event="digest", sent_at=lambda: iso(clock()), budget=budget)
-    record.record(store, deliveries, started_at=started, orchestrator=ORCHESTRATOR)
+    record.record(store, deliveries, started_at=started)
     return Digest(message=text, pdf=pdf, deliveries=deliveries)

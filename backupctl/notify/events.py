@@ -14,31 +14,31 @@ import json
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
-
 from backupctl.config.validate import Config
 from backupctl.notify import record
 from backupctl.notify.model import Event, EventName, FinishedRun
 from backupctl.notify.reason import reason, suspicious_counts
+from backupctl.state import queries
 from backupctl.state.db import Store
-from backupctl.state.schema import runs
 
 NOTIFIED_KINDS = ("backup", "copy", "probe", "verify", "drill")
-FINISHED = ("success", "failed", "bad_data", "interrupted")
 # Timers fire with up to 10 min random delay: a reminder due "every 24h" must not slip a day.
 SLACK = timedelta(minutes=15)
 
 
-def details_of(store: Store, run_id: int | None) -> dict[str, Any]:
-    if run_id is None:
-        return {}
-    with store.read() as conn:
-        text = conn.execute(select(runs.c.details).where(runs.c.id == run_id)).scalar()
+def parse_details(text: str | None) -> dict[str, Any]:
+    """A run's details JSON as a dict ({} when unreadable)."""
     try:
         value = json.loads(text or "{}")
     except ValueError:
         return {}
     return value if isinstance(value, dict) else {}
+
+
+def details_of(store: Store, run_id: int | None) -> dict[str, Any]:
+    if run_id is None:
+        return {}
+    return parse_details(store.query(queries.run, run_id).details)
 
 
 def state_of(kind: str, status: str, details: dict[str, Any]) -> str:
@@ -52,18 +52,16 @@ def state_of(kind: str, status: str, details: dict[str, Any]) -> str:
     return "failure"
 
 
-def previous(store: Store, run: FinishedRun) -> Any:
+def previous(store: Store, run: FinishedRun) -> queries.RunRow | None:
     """The newest finished run of the same job, kind and repository before `run`."""
-    query = select(runs).where(runs.c.job == run.job, runs.c.kind == run.kind,
-                               runs.c.repository == run.repository,
-                               runs.c.status.in_(FINISHED))
-    query = query.where(runs.c.id < run.run_id) if run.run_id is not None \
-        else query.where(runs.c.finished_at < run.finished_at)
-    with store.read() as conn:
-        return conn.execute(query.order_by(runs.c.id.desc()).limit(1)).first()
+    if run.run_id is None:
+        return None
+    return store.query(queries.finished_before, run.job, run.kind, run.repository,
+                       before=run.run_id)
 
 
-def _due(last: str | None, *, now: datetime, repeat: int) -> bool:
+def due(last: str | None, *, now: datetime, repeat: int) -> bool:
+    """A reminder is due: nothing reached anyone yet, or `repeat` seconds have passed."""
     return last is None or now - datetime.fromisoformat(last) + SLACK >= timedelta(
         seconds=repeat)
 
@@ -81,7 +79,7 @@ def decide(config: Config, store: Store, run: FinishedRun, *, now: datetime,
     state = state_of(run.kind, run.status, details)
     before = previous(store, run)
     before_state = None if before is None else state_of(
-        before.kind, before.status, details_of(store, before.id))
+        before.kind, before.status, parse_details(before.details))
     name: EventName
     reminder = False
     if state == "ok":
@@ -93,7 +91,7 @@ def decide(config: Config, store: Store, run: FinishedRun, *, now: datetime,
         if before_state == state:
             last = record.last_delivered(store, job=run.job, kind=run.kind,
                                          repository=run.repository, event=name)
-            if not _due(last, now=now, repeat=settings.repeat):
+            if not due(last, now=now, repeat=settings.repeat):
                 return None
             reminder = last is not None
     if name not in settings.events:
@@ -103,7 +101,7 @@ def decide(config: Config, store: Store, run: FinishedRun, *, now: datetime,
                  orchestrator=run.orchestrator, run_id=run.run_id, reminder=reminder)
 
 
-def _told_stale(store: Store, run: FinishedRun, before: Any) -> bool:
+def _told_stale(store: Store, run: FinishedRun, before: queries.RunRow | None) -> bool:
     """A stale alert went out since the previous success: this success is a recovery."""
     last = record.last_delivered(store, job=run.job, kind=run.kind,
                                  repository=run.repository, event="stale")

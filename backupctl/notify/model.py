@@ -7,7 +7,9 @@ records), and the CLI renders its results as text or JSON from the same objects.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, cast
+
+from backupctl.state.queries import RunRow
 
 RunStatus = Literal["success", "failed", "bad_data", "interrupted"]
 EventName = Literal["failure", "recovery", "suspicious", "stale", "probe"]
@@ -33,6 +35,19 @@ class FinishedRun:
     @property
     def ok(self) -> bool:
         return self.status == "success"
+
+    @classmethod
+    def of(cls, row: RunRow, *, now: str | None = None) -> FinishedRun:
+        """A recorded run; one still `running` (killed: found by the failure unit) as
+        interrupted at `now`."""
+        running = row.status == "running"
+        return cls(job=row.job, kind=row.kind, repository=row.repository,
+                   status="interrupted" if running else cast(RunStatus, row.status),
+                   exit_code=1 if running or row.exit_code is None else row.exit_code,
+                   error=row.error, started_at=row.started_at,
+                   finished_at=(now or row.started_at) if running or row.finished_at is None
+                   else row.finished_at,
+                   orchestrator=row.orchestrator, operator=row.operator, run_id=row.id)
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from backupctl.fmt import ms_to_seconds
 from backupctl.notify.model import FinishedRun
 from backupctl.notify.texts import duration, kind_label, t
+from backupctl.state.records import BackupDetails, Proof, read
 
 # (category, pattern over the lower-cased error); the first match wins.
 _CATEGORIES: tuple[tuple[str, re.Pattern[str]], ...] = (
@@ -40,23 +42,10 @@ def classify(error: str | None) -> str | None:
     return None
 
 
-def _count(value: Any) -> int:
-    if isinstance(value, list):
-        return len(value)
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    return 0
-
-
-def _number(value: Any) -> float | None:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) \
-        else None
-
-
 def suspicious_counts(details: dict[str, Any]) -> tuple[int, int, int] | None:
     """(signs, changed canaries, change bursts) of a backup that raised the tripwire."""
-    reasons = details.get("suspicious")
-    if not isinstance(reasons, list) or not reasons:
+    reasons = read(BackupDetails, details).suspicious
+    if not reasons:
         return None
     canaries = sum(1 for r in reasons if "canary" in str(r).lower())
     return len(reasons), canaries, len(reasons) - canaries
@@ -85,15 +74,16 @@ def reason(run: FinishedRun, details: dict[str, Any], lang: str) -> str:
 
 
 def _bad_data(details: dict[str, Any], lang: str) -> str:
+    proof = read(Proof, details)
     parts = []
-    mismatches = _count(details.get("mismatches"))
+    mismatches = len(proof.mismatches)
     if mismatches:
         parts.append(t(lang, "reason.mismatches", count=mismatches))
-    restore, rto = _number(details.get("restore_seconds")), _number(details.get("rto_seconds"))
+    restore, rto = ms_to_seconds(proof.restore_ms), proof.rto_seconds
     if restore is not None and rto is not None and restore > rto:
         parts.append(t(lang, "reason.rto", restore=duration(restore, lang),
                        rto=duration(rto, lang)))
-    failures = _count(details.get("failures"))
+    failures = len(proof.failures)
     if not parts and failures:
         parts.append(t(lang, "reason.verify_failures", count=failures))
     if not parts:

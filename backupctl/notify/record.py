@@ -8,18 +8,15 @@ the run it was about); never the message body.
 from __future__ import annotations
 
 import logging
-import socket
 from collections.abc import Sequence
 from typing import Any
-
-from sqlalchemy import select
 
 from backupctl import __version__
 from backupctl.errors import BackupctlError
 from backupctl.evidence import chain
 from backupctl.notify.model import DeliveryResult
+from backupctl.state import queries
 from backupctl.state.db import Store
-from backupctl.state.schema import notices
 
 log = logging.getLogger(__name__)
 NO_JOB = "-"  # the evidence `job` of notices about no single job (test, digest)
@@ -33,6 +30,8 @@ def _row(result: DeliveryResult, orchestrator: str) -> dict[str, Any]:
 
 
 def _evidence(result: DeliveryResult, orchestrator: str, started_at: str) -> dict[str, Any]:
+    """The same fields as a run's record (actions/jobrun.py); `details` never holds the
+    message, only who was told of what and whether it arrived."""
     details: dict[str, Any] = {"channel": result.channel, "event": result.event,
                                "result": result.result, "attempts": result.attempts}
     if result.kind is not None:
@@ -42,24 +41,23 @@ def _evidence(result: DeliveryResult, orchestrator: str, started_at: str) -> dic
     if result.error:
         details["error"] = result.error
     return {"kind": "notice", "job": result.job or NO_JOB, "host": orchestrator,
-            "repository": result.repository or NO_JOB, "started_at": started_at,
-            "finished_at": result.sent_at, "operator": "scheduler",
-            "result": "pass" if result.ok else "fail", "details": details,
-            "backupctl_version": __version__, "restic_version": "-"}
+            "repository": result.repository or NO_JOB, "snapshot_id": None,
+            "snapshot_time": None, "started_at": started_at, "finished_at": result.sent_at,
+            "operator": "scheduler", "result": "pass" if result.ok else "fail",
+            "details": details, "backupctl_version": __version__, "restic_version": "-"}
 
 
-def record(store: Store, results: Sequence[DeliveryResult], *, started_at: str,
-           orchestrator: str | None = None) -> bool:
+def record(store: Store, results: Sequence[DeliveryResult], *, started_at: str) -> bool:
     """Store the results and their evidence in one transaction; False (logged) on failure.
 
     Never raises: a state database that cannot be written must not turn a finished run
     into a failed one (the run itself was already recorded)."""
     if not results:
         return True
-    host = orchestrator or socket.gethostname()
+    host = store.orchestrator
     try:
         with store.transaction() as conn:
-            conn.execute(notices.insert(), [_row(r, host) for r in results])
+            queries.insert_notices(conn, [_row(r, host) for r in results])
             for result in results:
                 chain.append(conn, _evidence(result, host, started_at))
     except BackupctlError as exc:
@@ -68,33 +66,28 @@ def record(store: Store, results: Sequence[DeliveryResult], *, started_at: str,
     return True
 
 
+def record_ping(store: Store, *, job: str, kind: str, signal: str, ok: bool,
+                error: str | None, attempts: int, run_id: int | None, sent_at: str) -> None:
+    """A ping in `notices` (metrics: channel `ping`) but not in evidence: a heartbeat to a
+    machine is not a contact with a person. Never raises."""
+    row = {"channel": "ping", "job": job, "kind": kind, "repository": "primary",
+           "event": f"ping-{signal}"[:16], "result": "ok" if ok else "failed", "error": error,
+           "attempts": attempts, "run_id": run_id, "orchestrator": store.orchestrator,
+           "sent_at": sent_at}
+    try:
+        with store.transaction() as conn:
+            queries.insert_notices(conn, [row])
+    except BackupctlError as exc:
+        log.warning("cannot record the ping: %s", exc)
+
+
 def notified_run(store: Store, run_id: int) -> bool:
     """True when some notice about this run was already attempted."""
-    with store.read() as conn:
-        return conn.execute(select(notices.c.id).where(notices.c.run_id == run_id)
-                            .limit(1)).first() is not None
+    return store.query(queries.run_notified, run_id)
 
 
 def last_delivered(store: Store, *, job: str, kind: str, repository: str,
                    event: str) -> str | None:
     """When a notice of `event` about (job, kind, repository) last reached some channel."""
-    with store.read() as conn:
-        row = conn.execute(
-            select(notices.c.sent_at).where(
-                notices.c.job == job, notices.c.kind == kind,
-                notices.c.repository == repository, notices.c.event == event,
-                notices.c.result == "ok").order_by(notices.c.id.desc()).limit(1)).first()
-    return str(row[0]) if row else None
-
-
-def last_by_channel(store: Store) -> dict[str, dict[str, Any]]:
-    """channel → {'ok': newest result was ok, 'last_success': time or None} (metrics)."""
-    out: dict[str, dict[str, Any]] = {}
-    with store.read() as conn:
-        for row in conn.execute(select(notices.c.channel, notices.c.result, notices.c.sent_at)
-                                .order_by(notices.c.id)):
-            entry = out.setdefault(row.channel, {"ok": False, "last_success": None})
-            entry["ok"] = row.result == "ok"
-            if row.result == "ok":
-                entry["last_success"] = row.sent_at
-    return out
+    return store.query(queries.last_notice, job=job, kind=kind, repository=repository,
+                       event=event)

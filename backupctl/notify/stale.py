@@ -16,8 +16,6 @@ import functools
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select
-
 from backupctl.clock import iso, system_clock
 from backupctl.config import calendar
 from backupctl.config.schema import Job
@@ -27,8 +25,8 @@ from backupctl.notify import events, record
 from backupctl.notify.api import send_event
 from backupctl.notify.model import DeliveryResult, Event, StaleCheck, StaleJob
 from backupctl.notify.texts import duration, t
-from backupctl.state.db import ORCHESTRATOR, Store
-from backupctl.state.schema import runs
+from backupctl.state import queries
+from backupctl.state.db import Store
 
 _interval = functools.cache(calendar.interval)
 
@@ -42,13 +40,10 @@ def _targets(job: Job) -> list[tuple[str, str, str]]:
 
 
 def _last_success(store: Store, job: str, kind: str, repository: str) -> str | None:
-    query = select(runs.c.finished_at).where(runs.c.job == job, runs.c.kind == kind,
-                                             runs.c.status == "success")
-    if kind != "verify":  # a restore test from any repository proves the job restorable
-        query = query.where(runs.c.repository == repository)
-    with store.read() as conn:
-        value = conn.execute(query.order_by(runs.c.id.desc()).limit(1)).scalar()
-    return str(value) if value else None
+    # A restore test from any repository proves the job restorable.
+    row = store.query(queries.last_run, job, kind, status="success",
+                      repository=None if kind == "verify" else repository)
+    return row.finished_at if row is not None else None
 
 
 def find_stale(config: Config, store: Store, now: datetime) -> list[StaleJob]:
@@ -89,14 +84,14 @@ def check_stale(config: Config, store: Store, now: datetime | None = None, *,
                                      repository=repository, event="stale")
         told_this_spell = last is not None and (item.last_success is None
                                                 or last > item.last_success)
-        if told_this_spell and not events._due(last, now=moment, repeat=settings.repeat):
+        if told_this_spell and not events.due(last, now=moment, repeat=settings.repeat):
             continue
         params = {"interval": duration(item.interval_seconds, lang),
                   "grace": duration(item.grace_seconds, lang)}
         why = t(lang, "reason.stale", last=_local(item.last_success), **params) \
             if item.last_success else t(lang, "reason.stale_never", **params)
         event = Event(name="stale", job=item.job, kind=item.kind, repository=repository,
-                      reason=why, at=iso(moment), orchestrator=ORCHESTRATOR,
+                      reason=why, at=iso(moment), orchestrator=store.orchestrator,
                       reminder=told_this_spell)
         deliveries += send_event(config, store, event, budget=budget, now=lambda: moment)
     return StaleCheck(stale=stale, deliveries=deliveries)

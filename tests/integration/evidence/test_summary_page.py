@@ -14,7 +14,8 @@ import pytest
 from backupctl.config.validate import Config, load_config
 from backupctl.evidence import render, report
 from backupctl.state.db import Store
-from tests import yaml_helpers
+from backupctl.state.records import MODELS, Proof
+from tests import runs, yaml_helpers
 from tests.conftest import need
 from tests.unit.evidence.test_report import SCHEMA
 
@@ -61,13 +62,12 @@ def _run(store: Store, clock: Clock, job: str, kind: str, *, at: datetime,
          status: str = "success", repository: str = "primary",
          details: dict[str, Any] | None = None, minutes: int = 20) -> None:
     clock.now = at
-    run_id = store.start_run(job=job, kind=kind, repository=repository)
+    run_id = runs.start(store, job=job, kind=kind, repository=repository)
     clock.now = at + timedelta(minutes=minutes)
-    store.finish_run(run_id, status=status, exit_code=0 if status == "success" else 3,
-                     snapshot_id="abcdef12", error=None if status == "success" else
-                     f"mismatch {PATIENT_PATH}",
-                     evidence={"host": "local", "details": details or {},
-                               "backupctl_version": "0.1.0", "restic_version": "0.14.0"})
+    model = MODELS[kind].model_validate(details or {})
+    runs.finish(store, run_id, status=status, details=model, snapshot_id="abcdef12",
+                error=None if status == "success" else f"mismatch {PATIENT_PATH}",
+                restore_ms=model.restore_ms if isinstance(model, Proof) else None)
 
 
 def fill(store: Store, clock: Clock) -> None:
@@ -90,7 +90,7 @@ def fill(store: Store, clock: Clock) -> None:
                      status="bad_data" if bad else "success", details={
                          "mode": "full", "files_checked": 1200, "restore_seconds": seconds,
                          "rto_seconds": {"emr-db": 7200, "pacs": 3600}.get(job),
-                         "mismatches": [{"path": PATIENT_PATH}] if bad else []})
+                         "mismatches": [{"path": PATIENT_PATH, "reason": "hash"}] if bad else []})
     _run(store, clock, "emr-db", "drill", at=start + timedelta(days=15, hours=8),
          details={"steps": [{"name": "a"}], "restore_seconds": 3000})
 

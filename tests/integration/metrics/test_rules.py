@@ -11,7 +11,6 @@ import pytest
 from ruamel.yaml import YAML
 
 from backupctl.metrics.families import ALL
-from backupctl.notify.metrics import SPECS as NOTIFY_SPECS
 from tests.conftest import need
 
 DOCS = Path(__file__).resolve().parents[3] / "docs" / "prometheus"
@@ -65,8 +64,7 @@ def test_every_alert_has_severity_and_bilingual_text(rule: dict[str, Any]) -> No
 
 
 def test_rules_use_only_metrics_backupctl_exposes() -> None:
-    # The notification families (backupctl.notify.metrics) join ALL when they are wired in.
-    exposed = {spec.name for spec in (*ALL, *NOTIFY_SPECS)}
+    exposed = {spec.name for spec in ALL}
     used = set(re.findall(r"\bbackupctl_[a-z_]+", RULES.read_text()))
     assert used, "no metric found in the rules"
     assert used <= exposed, f"unknown metrics in rules: {sorted(used - exposed)}"

@@ -12,9 +12,10 @@ import pytest
 from backupctl.config.validate import Config, load_config
 from backupctl.notify.channels import Budget
 from backupctl.notify.model import FinishedRun
-from backupctl.state.db import ORCHESTRATOR, Store
-from backupctl.state.schema import runs
-from tests import yaml_helpers
+from backupctl.state import queries
+from backupctl.state.db import Store
+from backupctl.state.records import MODELS
+from tests import runs, yaml_helpers
 from tests.notify_servers import http_receiver, silent_server, smtp_server  # noqa: F401
 
 PATIENT_PATH = "/srv/emr/患者/山田太郎_紹介状.pdf"
@@ -97,19 +98,11 @@ class Site:
             details: dict[str, Any] | None = None, hours: float = 24) -> FinishedRun:
         """A real run row (started, finished) `hours` after the previous one."""
         self.clock.now += timedelta(hours=hours)
-        run_id = store.start_run(job="emr-db", kind=kind, repository=repository)
+        run_id = runs.start(store, job="emr-db", kind=kind, repository=repository)
         self.clock.now += timedelta(minutes=10)
-        exit_code = {"success": 0, "bad_data": 3}.get(status, 1)
-        store.finish_run(run_id, status=status, exit_code=exit_code, error=error,
-                         details=details or {},
-                         evidence={"host": "local", "details": details or {},
-                                   "backupctl_version": "0.1.0", "restic_version": "0.14.0"})
-        with store.read() as conn:
-            row = conn.execute(runs.select().where(runs.c.id == run_id)).one()
-        return FinishedRun(job=row.job, kind=row.kind, repository=row.repository,
-                           status=row.status, exit_code=row.exit_code, error=row.error,
-                           started_at=row.started_at, finished_at=row.finished_at,
-                           orchestrator=ORCHESTRATOR, run_id=run_id)
+        runs.finish(store, run_id, status=status, error=error,
+                    details=MODELS[kind].model_validate(details or {}))
+        return FinishedRun.of(store.query(queries.run, run_id))
 
 
 @pytest.fixture

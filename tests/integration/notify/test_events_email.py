@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from backupctl.notify import after_run, unit_failed
 from backupctl.state.schema import evidence, notices
+from tests import runs
 from tests.integration.notify.conftest import PATIENT_PATH, SMTP_PASSWORD, Site
 from tests.notify_servers import SmtpServer, start_smtp
 
@@ -98,8 +99,9 @@ def test_suspicious_backup_probe_and_bad_restore_have_their_own_safe_messages(
     probe = site.run(store, "probe", repository="worm", status="bad_data",
                      error="copy worm is NOT immutable: deleting /probe/data/ab succeeded")
     bad = site.run(store, "verify", status="bad_data", error=f"1 mismatch: {PATIENT_PATH}",
-                   details={"mismatches": [{"path": PATIENT_PATH}], "restore_seconds": 5400,
-                            "rto_seconds": 3600, "failures": [f"hash {PATIENT_PATH}"]})
+                   details={"mismatches": [{"path": PATIENT_PATH, "reason": "hash"}],
+                            "restore_ms": 5_400_000, "rto_seconds": 3600,
+                            "failures": [f"hash {PATIENT_PATH}"]})
     for run in (suspicious, probe, bad):
         after_run(config, store, run, now=site.clock)
 
@@ -144,7 +146,7 @@ def test_the_failure_unit_reports_a_killed_run_once_and_a_notified_run_never_twi
     # A run killed by the timeout: its row still says running; the unit reports it.
     site.run(store)
     site.clock.now += timedelta(hours=24)
-    store.start_run(job="emr-db", kind="backup")
+    runs.start(store, job="emr-db", kind="backup")
     sent = unit_failed(config, store, "backupctl-backup@emr-db.service", exit_status="KILL",
                        service_result="timeout", now=site.clock)
     assert [r.event for r in sent] == ["failure"]
