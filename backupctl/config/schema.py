@@ -225,6 +225,10 @@ class Ping(Strict):
     def file_for(self, kind: str) -> Path | None:
         return {"backup": self.backup, "copy": self.copy_, "verify": self.verify}.get(kind)
 
+    @property
+    def configured(self) -> bool:
+        return any(path is not None for path in (self.backup, self.copy_, self.verify))
+
 
 class JobNotify(Strict):
     ping: Ping = Field(default_factory=Ping)
@@ -363,6 +367,8 @@ class Notify(Strict):
     @classmethod
     def _unique_names(cls, channels: list[Channel]) -> list[Channel]:
         names = [c.name for c in channels]
+        if "ping" in names:
+            raise ValueError("the channel name `ping` is reserved (the metrics of job pings)")
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"channel names must be unique: {', '.join(dupes)}")

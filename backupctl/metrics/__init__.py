@@ -74,7 +74,7 @@ class StateCollector(Collector):
 def notify_channels(config: Config) -> list[str]:
     """The configured notification channels, and `ping` when a job has pings."""
     names = [c.name for c in config.settings.notify.channels]
-    if any(jf.job.notify.ping.model_dump(exclude_none=True) for jf in config.jobs.values()):
+    if any(jf.job.notify.ping.configured for jf in config.jobs.values()):
         names.append("ping")
     return names
 

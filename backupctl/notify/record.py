@@ -70,7 +70,7 @@ def record_ping(store: Store, *, job: str, kind: str, signal: str, ok: bool,
                 error: str | None, attempts: int, run_id: int | None, sent_at: str) -> None:
     """A ping in `notices` (metrics: channel `ping`) but not in evidence: a heartbeat to a
     machine is not a contact with a person. Never raises."""
-    row = {"channel": "ping", "job": job, "kind": kind, "repository": "primary",
+    row = {"channel": queries.PING_CHANNEL, "job": job, "kind": kind, "repository": "primary",
            "event": f"ping-{signal}"[:16], "result": "ok" if ok else "failed", "error": error,
            "attempts": attempts, "run_id": run_id, "orchestrator": store.orchestrator,
            "sent_at": sent_at}

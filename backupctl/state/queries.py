@@ -370,10 +370,14 @@ def insert_notices(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
     conn.execute(notices.insert(), list(rows))
 
 
+PING_CHANNEL = "ping"  # notices of the dead-man's-switch pings (not messages to people)
+
+
 def run_notified(conn: Connection, run_id: int) -> bool:
-    """True when some notice about this run was already attempted."""
-    return conn.execute(select(notices.c.id).where(notices.c.run_id == run_id)
-                        .limit(1)).first() is not None
+    """True when some message (not a ping) about this run was already attempted."""
+    return conn.execute(select(notices.c.id).where(
+        notices.c.run_id == run_id, notices.c.channel != PING_CHANNEL).limit(1)).first() \
+        is not None
 
 
 def last_notice(conn: Connection, *, job: str, kind: str, repository: str,

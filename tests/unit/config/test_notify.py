@@ -84,6 +84,13 @@ def test_a_channel_needs_exactly_one_kind_and_a_unique_name(cfg: ConfigDir) -> N
 """)
     assert problems(cfg) == [f"{cfg.config}:6: notify.channels: channel names must be "
                              "unique: dup"]
+    _global(cfg, f"""notify:
+  channels:
+    - name: ping
+      apprise_file: {apprise}
+""")
+    assert problems(cfg) == [f"{cfg.config}:6: notify.channels: the channel name `ping` is "
+                             "reserved (the metrics of job pings)"]
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="chown needs root")
