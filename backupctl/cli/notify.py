@@ -48,6 +48,7 @@ def notify_test(
     from backupctl import notify
 
     config = load()
+    notify.select_channels(config, channel)  # a bad name: exit 2 before the state is opened
     results = notify.notify_test(config, context(config).store, channel)
     if as_json:
         emit_json({"command": "notify test", "deliveries": [r.to_dict() for r in results]})
@@ -86,9 +87,7 @@ def notify_digest(
     if not 1 <= days <= 366:
         raise UsageError(f"--days must be between 1 and 366, not {days}")
     config = load()
-    if not config.settings.notify.channels:
-        raise UsageError(f"no notification channel in {config.path}: add notify.channels "
-                         "(see docs/operations.md)")
+    notify.select_channels(config, None)  # none configured: exit 2 before the state is opened
     sent = notify.digest(config, context(config).store, days)
     if as_json:
         emit_json({"command": "notify digest", **sent.to_dict()})

@@ -107,7 +107,7 @@ def notify_test(config: Config, store: Store, channel: str | None = None, *,
     """Send a test message to every channel (or the one named); UsageError for an unknown
     name or when no channel is configured (exit 2)."""
     settings = config.settings.notify
-    chosen = _channels(config, channel)
+    chosen = select_channels(config, channel)
     results: list[DeliveryResult] = []
     started = iso(now())
     for target in chosen:  # one at a time: each channel gets its own, named message
@@ -119,7 +119,8 @@ def notify_test(config: Config, store: Store, channel: str | None = None, *,
     return results
 
 
-def _channels(config: Config, name: str | None) -> Sequence[Channel]:
+def select_channels(config: Config, name: str | None) -> Sequence[Channel]:
+    """Every channel, or the one named; UsageError (exit 2) for an unknown name or none."""
     settings = config.settings.notify
     if not settings.channels:
         raise UsageError(f"no notification channel in {config.path}: add notify.channels "
