@@ -76,13 +76,18 @@ def start_sshd(root: Path) -> tuple[subprocess.Popen[bytes], int]:
     sshd = shutil.which("sshd") or "/usr/sbin/sshd"
     subprocess.run([sshd, "-t", "-f", str(config)], check=True)
     proc = subprocess.Popen([sshd, "-D", "-f", str(config), "-E", str(root / "sshd.log")])
-    for _ in range(100):
+    return proc, wait_for(port, f"sshd did not start; see {root}/sshd.log")
+
+
+def wait_for(port: int, failure: str) -> int:
+    """The port, once something accepts connections on it (else exit with `failure`)."""
+    for _ in range(200):
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return proc, port
+                return port
         except OSError:
             time.sleep(0.05)
-    raise SystemExit(f"sshd did not start; see {root}/sshd.log")
+    raise SystemExit(failure)
 
 
 def start_smtp(maildir: Path) -> tuple[subprocess.Popen[bytes], int]:
@@ -92,13 +97,7 @@ def start_smtp(maildir: Path) -> tuple[subprocess.Popen[bytes], int]:
     proc = subprocess.Popen([sys.executable, "-m", "aiosmtpd", "-n", "-l", f"127.0.0.1:{port}",
                              "-c", "aiosmtpd.handlers.Mailbox", str(maildir)],
                             stdout=log, stderr=subprocess.STDOUT)
-    for _ in range(200):
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return proc, port
-        except OSError:
-            time.sleep(0.05)
-    raise SystemExit(f"the SMTP server did not start; see {WORK}/smtp.log")
+    return proc, wait_for(port, f"the SMTP server did not start; see {WORK}/smtp.log")
 
 
 def _arrival(key: str) -> tuple[int, ...]:
