@@ -4,13 +4,21 @@ Creates everything under demo/work/ (wiped first): a global config with an SQLit
 database, two local restic repositories, one `host: local` job and one job over SSH to a
 private sshd started on a loopback port (its host key trusted explicitly with
 `backupctl trust --fingerprint`), then runs backup → verify → status → report and prints
-what happened. Nothing outside demo/work/ is touched; the sshd is stopped at the end.
+what happened. Notifications: a real SMTP server (aiosmtpd, its own process) writes every
+mail into demo/work/mail/; a third job's backup fails on purpose (its `before` hook finds
+the laboratory export unfinished) and the demo shows the Japanese mail that arrived, then
+the recovery mail, and writes the one-page management summary (PDF). Nothing outside
+demo/work/ is touched; sshd and the SMTP server are stopped at the end.
 """
 
 from __future__ import annotations
 
+import email
+import email.policy
 import json
+import mailbox
 import os
+import re
 import shutil
 import socket
 import sqlite3
@@ -68,13 +76,73 @@ def start_sshd(root: Path) -> tuple[subprocess.Popen[bytes], int]:
     sshd = shutil.which("sshd") or "/usr/sbin/sshd"
     subprocess.run([sshd, "-t", "-f", str(config)], check=True)
     proc = subprocess.Popen([sshd, "-D", "-f", str(config), "-E", str(root / "sshd.log")])
-    for _ in range(100):
+    return proc, wait_for(port, f"sshd did not start; see {root}/sshd.log")
+
+
+def wait_for(port: int, failure: str) -> int:
+    """The port, once something accepts connections on it (else exit with `failure`)."""
+    for _ in range(200):
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return proc, port
+                return port
         except OSError:
             time.sleep(0.05)
-    raise SystemExit(f"sshd did not start; see {root}/sshd.log")
+    raise SystemExit(failure)
+
+
+def start_smtp(maildir: Path) -> tuple[subprocess.Popen[bytes], int]:
+    """aiosmtpd in its own process, delivering every message into a Maildir."""
+    port = free_port()
+    log = (WORK / "smtp.log").open("wb")
+    proc = subprocess.Popen([sys.executable, "-m", "aiosmtpd", "-n", "-l", f"127.0.0.1:{port}",
+                             "-c", "aiosmtpd.handlers.Mailbox", str(maildir)],
+                            stdout=log, stderr=subprocess.STDOUT)
+    return proc, wait_for(port, f"the SMTP server did not start; see {WORK}/smtp.log")
+
+
+def _arrival(key: str) -> tuple[int, ...]:
+    """Maildir file names start SECONDS.M<micro>P<pid>Q<count>: the order of delivery."""
+    return tuple(int(n) for n in re.findall(r"\d+", key)[:4])
+
+
+def show_mail(maildir: Path, already: int) -> int:
+    """Print the mails that arrived after the first `already` (subject and first lines)."""
+    box = mailbox.Maildir(maildir, factory=None, create=False)
+    keys = sorted(box.keys(), key=_arrival)
+    for key in keys[already:]:
+        mail = email.message_from_bytes(box.get_bytes(key), policy=email.policy.default)
+        part = mail.get_body(preferencelist=("plain",))
+        text = part.get_content() if part is not None else ""
+        print(f"  --- mail to {mail['To']}\n  Subject: {mail['Subject']}")
+        for line in text.splitlines()[:9]:
+            print(f"  | {line}")
+    return len(keys)
+
+
+def add_failing_job() -> Path:
+    """Job `lab`: its `before` hook needs the laboratory system's nightly export to be done."""
+    lab = WORK / "data" / "lab"
+    lab.mkdir(parents=True)
+    (lab / "results.csv").write_text("検体番号,項目,値\n0001,CRP,0.3\n")
+    (WORK / "jobs" / "lab.yaml").write_text(f"""\
+job: lab
+description: 検査システム（結果エクスポート）
+host:
+  address: local
+source:
+  paths: ["{lab}"]
+  before: ["test -e '{lab}/export-done'"]
+repository:
+  url: {WORK}/repos/lab
+  password_file: ../secrets/files
+  init: true
+generations:
+  last: 7
+schedule:
+  backup: "*-*-* 01:00:00"
+  verify: "Sun *-*-* 05:30:00"
+""")
+    return lab / "export-done"
 
 
 def make_data() -> None:
@@ -93,7 +161,7 @@ def make_data() -> None:
     (WORK / "data" / "files" / "a'b\"c; $(echo oops).txt").write_text("quoted name\n")
 
 
-def write_config(port: int) -> None:
+def write_config(port: int, smtp_port: int) -> None:
     secrets = WORK / "secrets"
     secrets.mkdir(mode=0o700)
     for name in ("files", "emr", "emr-usb"):
@@ -103,7 +171,10 @@ def write_config(port: int) -> None:
     (WORK / "backupctl.yaml").write_text(
         "jobs_dir: jobs\nstate_dir: state\nscratch_dir: scratch\n"
         "known_hosts: ssh/known_hosts\nconcurrency: 2\n"
-        "evidence_key: secrets/evidence.key\nevidence_anchor_file: evidence.anchors\n")
+        "evidence_key: secrets/evidence.key\nevidence_anchor_file: evidence.anchors\n"
+        "notify:\n  language: ja\n  channels:\n    - name: it-mail\n      email:\n"
+        f"        url: smtp://127.0.0.1:{smtp_port}\n        from: backupctl@hospital.example\n"
+        "        to: [it-team@hospital.example]\n")
     (WORK / "jobs" / "fileserver.yaml").write_text(f"""\
 job: fileserver
 description: ファイルサーバ（スキャン文書）
@@ -167,11 +238,13 @@ def main() -> None:
     if WORK.exists():
         shutil.rmtree(WORK)
     WORK.mkdir(mode=0o700)
-    say("creating demo data, secrets and a private sshd on loopback")
+    say("creating demo data, secrets, a private sshd and an SMTP server on loopback")
     make_data()
     sshd, port = start_sshd(WORK / "ssh")
+    maildir = WORK / "mail"
+    smtp, smtp_port = start_smtp(maildir)
     try:
-        write_config(port)
+        write_config(port, smtp_port)
         fingerprint = subprocess.run(
             ["ssh-keygen", "-lf", str(WORK / "ssh" / "host_key.pub")], check=True, text=True,
             capture_output=True).stdout.split()[1]
@@ -202,13 +275,27 @@ def main() -> None:
             str(WORK / "report.html"))
         run("report", *period, "--lang", "ja", "--format", "pdf", "-o", str(WORK / "report.pdf"))
         run("runbook", "emr-db", "--lang", "ja", "-o", str(WORK / "runbook-emr-db.md"))
+        say("a backup that fails on purpose: job `lab` waits for the laboratory export")
+        export_done = add_failing_job()
+        run("backup", "lab", check=False)
+        say(f"the notification that arrived in {maildir} (no file names, no secrets)")
+        seen = show_mail(maildir, 0)
+        say("the export is done: the next backup succeeds and says so once")
+        export_done.write_text("ok\n")
+        run("backup", "lab")
+        show_mail(maildir, seen)
+        say("the one-page management summary (PDF)")
+        run("report", *period, "--summary", "--format", "pdf", "-o", str(WORK / "summary.pdf"))
         say("status")
         run("status")
-        say(f"done. Snapshots made: {ids}. Report: {WORK}/report.pdf, runbook: "
-            f"{WORK}/runbook-emr-db.md. Everything is under {WORK}")
+        say(f"done. Snapshots made: {ids}. Report: {WORK}/report.pdf, summary page: "
+            f"{WORK}/summary.pdf, runbook: {WORK}/runbook-emr-db.md, mail: {maildir}. "
+            f"Everything is under {WORK}")
     finally:
         sshd.terminate()
         sshd.wait(timeout=10)
+        smtp.terminate()
+        smtp.wait(timeout=10)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ import typer
 from rich.console import Console
 
 from backupctl import log
-from backupctl.actions.context import Context
+from backupctl.actions.context import Context, RunObserver
 from backupctl.actions.results import JobResult, run_jobs
 from backupctl.config.schema import Job
 from backupctl.config.validate import Config, config_path, load_config
@@ -105,8 +105,20 @@ def context(config: Config, *, operator: str | None = None) -> Context:
             "manifests (patient file names and hashes); run chmod 700 %s", state_dir, mode,
             state_dir)
     store = Store(config.settings.effective_database_url)
-    OPTIONS.context = Context(config=config, store=store, operator=operator or run_operator())
+    OPTIONS.context = Context(config=config, store=store, operator=operator or run_operator(),
+                              observers=_observers(config))
     return OPTIONS.context
+
+
+def _observers(config: Config) -> list[RunObserver]:
+    """Notifications and pings (SPEC §8) when configured; else backupctl.notify (and
+    Apprise) is never imported."""
+    if not (config.settings.notify.channels
+            or any(jf.job.notify.ping.configured for jf in config.jobs.values())):
+        return []
+    from backupctl.actions.notify import Notifier
+
+    return [Notifier()]
 
 
 def emit_json(payload: dict[str, Any]) -> None:

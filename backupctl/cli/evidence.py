@@ -57,12 +57,16 @@ def report_command(
     fmt: Annotated[str, typer.Option("--format", help="html, pdf, csv or json")] = "html",
     output: Annotated[Path | None, typer.Option("-o", "--output", help="write here "
                                                 "(default: stdout)")] = None,
+    summary: Annotated[bool, typer.Option(
+        "--summary", help="only the one-page management summary (html or pdf)")] = False,
 ) -> None:
     """The inspector's report for a period, from the evidence records (exit 3: chain broken)."""
     from backupctl.evidence import render  # Jinja2 (and WeasyPrint for PDF) only here
 
     if fmt not in render.FORMATS:
         raise UsageError(f"--format must be one of {', '.join(render.FORMATS)}, not {fmt!r}")
+    if summary and fmt not in ("html", "pdf"):
+        raise UsageError(f"--summary is a page: use --format html or pdf, not {fmt!r}")
     period = reports.Period.parse(date_from, date_to)
     if output is None and fmt == "pdf" and sys.stdout.isatty():
         raise UsageError("a PDF is not for the terminal: give -o FILE.pdf")
@@ -70,7 +74,7 @@ def report_command(
         output_file(output)
     config = load()
     data = reports.build(config=config, store=context(config).store, period=period, lang=lang)
-    body = render.render(data, fmt)
+    body = render.render(data, fmt, summary_only=summary)
     if output is None:
         sys.stdout.buffer.write(body)
         sys.stdout.flush()

@@ -22,14 +22,24 @@ from typing import Annotated, NoReturn
 import typer
 
 from backupctl import __version__, execute, log
-from backupctl.cli import common, copy, drill, evidence, jobs, metrics, schedule, verify
+from backupctl.cli import (
+    common,
+    copy,
+    drill,
+    evidence,
+    jobs,
+    metrics,
+    notify,
+    schedule,
+    verify,
+)
 from backupctl.cli.common import OPTIONS, err, out
 from backupctl.errors import BackupctlError, ConfigError
 from backupctl.status import ExitStatus
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Backup verification and restore-test orchestrator (restic over SSH).")
-for module in (jobs, verify, copy, evidence, drill, schedule, metrics):
+for module in (jobs, verify, copy, evidence, drill, schedule, metrics, notify):
     app.add_typer(module.app)
 
 ERRORS_LOG = "errors.log"

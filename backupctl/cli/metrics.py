@@ -11,7 +11,7 @@ import typer
 from backupctl.cli.common import exit_with, load, output_file, say
 from backupctl.errors import BackupctlError
 from backupctl.execute.local import LocalRunner
-from backupctl.metrics import Source, exposition
+from backupctl.metrics import Source, exposition, notify_channels
 from backupctl.metrics.exporter import DEFAULT_LISTEN, Exporter, JobsWatcher, parse_listen, serve
 from backupctl.metrics.textfile import write_textfile
 from backupctl.restic.run import installed_version
@@ -31,7 +31,8 @@ def metrics(textfile: Annotated[Path | None, typer.Option(
     config = load()
     jobs = [jf.job for _, jf in sorted(config.jobs.items())]
     reader = StateReader(config.settings.effective_database_url)
-    source = Source(jobs=lambda: jobs, reader=reader,
+    channels = notify_channels(config)
+    source = Source(jobs=lambda: jobs, reader=reader, channels=lambda: channels,
                     restic_version=installed_version(LocalRunner()))
     try:
         if textfile is None:
@@ -59,7 +60,8 @@ def exporter(listen: Annotated[str, typer.Option(
     """Serve /metrics over HTTP, reading the state database on every scrape."""
     parse_listen(listen)
     config = load()
-    source = Source(jobs=JobsWatcher(config),
+    watcher = JobsWatcher(config)
+    source = Source(jobs=watcher, channels=watcher.channels,
                     reader=StateReader(config.settings.effective_database_url),
                     restic_version=installed_version(LocalRunner()))
     serve(Exporter(source), listen)

@@ -6,6 +6,7 @@ it is not installed, a pure-Python syntax check stands in for validation.
 
 from __future__ import annotations
 
+import itertools
 import re
 import shutil
 from dataclasses import dataclass
@@ -34,26 +35,35 @@ class Analyzed:
     normalized: str | None = None
     next_elapse: datetime | None = None
     error: str | None = None
+    elapses: tuple[datetime, ...] = ()
 
 
-def analyze(expr: str, runner: Runner | None = None) -> Analyzed | None:
-    """`systemd-analyze calendar -- EXPR` (in UTC); None when systemd-analyze is absent."""
+def analyze(expr: str, runner: Runner | None = None, *,
+            iterations: int = 1) -> Analyzed | None:
+    """`systemd-analyze calendar -- EXPR` (in UTC); None when systemd-analyze is absent.
+
+    `iterations` > 1 also lists that many next elapses in `elapses`."""
     binary = shutil.which("systemd-analyze")
     if binary is None:
         return None
-    result = (runner or LocalRunner()).run([binary, "calendar", "--", expr], timeout=30,
-                                           env={"TZ": "UTC"})
+    argv = [binary, "calendar", *([f"--iterations={iterations}"] if iterations > 1 else []),
+            "--", expr]
+    result = (runner or LocalRunner()).run(argv, timeout=30, env={"TZ": "UTC"})
     if result.returncode == 127:
         return None
     if not result.ok:
         lines = (result.stderr.strip() or "invalid calendar expression").splitlines()
         return Analyzed(ok=False, error=lines[-1])
     fields: dict[str, str] = {}
+    elapses: list[datetime] = []
     for line in result.stdout.decode(errors="replace").splitlines():
         key, _, value = line.strip().partition(":")
         fields.setdefault(key, value.strip())
+        if key == "Next elapse" or key.startswith("Iter. #"):
+            elapses += [t for t in (_elapse(value.strip()),) if t is not None]
     return Analyzed(ok=True, normalized=fields.get("Normalized form") or None,
-                    next_elapse=_elapse(fields.get("Next elapse", "")))
+                    next_elapse=_elapse(fields.get("Next elapse", "")),
+                    elapses=tuple(elapses))
 
 
 def _elapse(value: str) -> datetime | None:
@@ -81,3 +91,15 @@ def next_elapse(expr: str) -> datetime | None:
     """When the expression fires next, or None when unknown."""
     found = analyze(expr)
     return found.next_elapse if found is not None else None
+
+
+def interval(expr: str, *, iterations: int = 10) -> int | None:
+    """The longest gap in seconds between the next `iterations` elapses, None when unknown.
+
+    The longest, not the first: `Mon..Fri 22:15` fires daily but leaves a weekend gap, and a
+    stale alert must not fire every Sunday."""
+    found = analyze(expr, iterations=iterations)
+    if found is None or not found.ok:
+        return None
+    gaps = [int((b - a).total_seconds()) for a, b in itertools.pairwise(found.elapses)]
+    return max(gaps) if gaps else None

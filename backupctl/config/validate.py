@@ -101,6 +101,7 @@ def load_config(path: Path, *, strict: bool = False) -> Config:
     _absolutize(data, path.parent.resolve(),
                 [("jobs_dir",), ("state_dir",), ("scratch_dir",), ("known_hosts",),
                  ("textfile_dir",), ("evidence_key",), ("evidence_anchor_file",)])
+    _absolutize_notify(data, path.parent.resolve())
     settings = _model(doc, GlobalConfig, data, problems)
     problems.extend(doc.problem(loc, msg) for loc, msg in control_characters(data))
     key = data.get("evidence_key")
@@ -109,6 +110,7 @@ def load_config(path: Path, *, strict: bool = False) -> Config:
         problems.append(doc.problem(["evidence_key"], msg))
     if settings is None or problems:
         raise ConfigError([str(p) for p in problems])
+    problems.extend(doc.problem(loc, msg) for loc, msg in _check_notify_channels(data))
     if (reason := _not_a_directory(settings.jobs_dir)) is not None:
         problems.append(doc.problem(["jobs_dir"], f"directory {settings.jobs_dir} {reason}"))
         raise ConfigError([str(p) for p in problems])
@@ -138,7 +140,8 @@ def _load_job(path: Path, problems: list[Problem], seen: dict[str, Path], *,
     data = plain(doc.data)
     _absolutize(data, path.parent.resolve(),
                 [("host", "identity_file"), ("repository", "password_file"),
-                 ("copies", "password_file")])
+                 ("copies", "password_file"), ("notify", "ping", "backup"),
+                 ("notify", "ping", "copy"), ("notify", "ping", "verify")])
     before = len(problems)
     name = data.get("job")
     if isinstance(name, str):
@@ -263,8 +266,51 @@ def _check_verify_paths(data: dict[str, Any]) -> list[Finding]:
     return found
 
 
+def _absolutize_notify(data: dict[str, Any], base: Path) -> None:
+    channels = _mapping(data, "notify").get("channels")
+    for channel in channels if isinstance(channels, list) else []:
+        if not isinstance(channel, dict):
+            continue
+        if "apprise_file" in channel:
+            channel["apprise_file"] = _resolve(base, channel["apprise_file"])
+        email = channel.get("email")
+        if isinstance(email, dict) and "password_file" in email:
+            email["password_file"] = _resolve(base, email["password_file"])
+
+
+def _check_notify_channels(data: dict[str, Any]) -> list[Finding]:
+    """The global configuration's notification channel files (tokens, mail passwords)."""
+    found: list[Finding] = []
+    channels = _mapping(data, "notify").get("channels")
+    for i, channel in enumerate(channels if isinstance(channels, list) else []):
+        if not isinstance(channel, dict):
+            continue
+        apprise = channel.get("apprise_file")
+        if isinstance(apprise, str) and apprise and (
+                msg := _private_file(Path(apprise), "Apprise URL file")):
+            found.append((["notify", "channels", i, "apprise_file"], msg))
+        email = channel.get("email")
+        password = email.get("password_file") if isinstance(email, dict) else None
+        if isinstance(password, str) and password and (
+                msg := _private_file(Path(password), "mail password file")):
+            found.append((["notify", "channels", i, "email", "password_file"], msg))
+    return found
+
+
+def _check_ping_files(data: dict[str, Any]) -> list[Finding]:
+    found: list[Finding] = []
+    ping = _mapping(_mapping(data, "notify"), "ping")
+    for kind in ("backup", "copy", "verify"):
+        value = ping.get(kind)
+        if isinstance(value, str) and value and (
+                msg := _private_file(Path(value), "ping URL file")):
+            found.append((["notify", "ping", kind], msg))
+    return found
+
+
 _CHECKS: list[Callable[[dict[str, Any]], list[Finding]]] = [
-    _check_files, _check_schedule, _check_verify_paths, control_characters]
+    _check_files, _check_schedule, _check_verify_paths, _check_ping_files,
+    control_characters]
 
 _NO_COPY = ("no offline or immutable copy: the guideline requires one copy that ransomware "
             "cannot reach or change (add one under copies, kind: offline or immutable)")

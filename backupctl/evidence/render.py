@@ -19,6 +19,7 @@ import jinja2
 
 from backupctl import fmt
 from backupctl.errors import BackupctlError
+from backupctl.evidence import charts
 from backupctl.evidence.report import labels
 from backupctl.log import mask_data
 
@@ -41,13 +42,15 @@ def _stamp(value: str | None) -> str:
         return value
 
 
-def html(report: dict[str, Any]) -> str:
+def html(report: dict[str, Any], *, summary_only: bool = False) -> str:
+    """The report as XHTML; `summary_only`: just the one-page management summary."""
     template = _ENV.get_template("report.html.j2")
     return template.render(r=report, t=labels()[report["lang"]], duration=fmt.duration,
-                           policy=_policy, stamp=_stamp)
+                           policy=_policy, stamp=_stamp, summary_only=summary_only,
+                           age_chart=charts.backup_age, restore_chart=charts.restore_time)
 
 
-def pdf(report: dict[str, Any]) -> bytes:
+def pdf(report: dict[str, Any], *, summary_only: bool = False) -> bytes:
     # WeasyPrint logs every unsupported CSS property at WARNING; they are not our problem.
     logging.getLogger("weasyprint").setLevel(logging.ERROR)
     logging.getLogger("fontTools").setLevel(logging.ERROR)
@@ -56,7 +59,7 @@ def pdf(report: dict[str, Any]) -> bytes:
     except (ImportError, OSError) as exc:  # missing native libraries (pango)
         raise BackupctlError(f"cannot produce a PDF: WeasyPrint is not usable ({exc}); "
                              "use --format html") from None
-    data: bytes = HTML(string=html(report)).write_pdf()
+    data: bytes = HTML(string=html(report, summary_only=summary_only)).write_pdf()
     return data
 
 
@@ -81,14 +84,15 @@ def json_text(report: dict[str, Any]) -> str:
     return json.dumps(report, ensure_ascii=False, indent=2) + "\n"
 
 
-def render(report: dict[str, Any], fmt: str) -> bytes:
+def render(report: dict[str, Any], fmt: str, *, summary_only: bool = False) -> bytes:
     """The report in `fmt`; every known secret masked (a last line of defence: the records
-    it is built from are masked when they are written)."""
+    it is built from are masked when they are written). `summary_only` (html, pdf): the
+    management summary page alone (`report --summary`)."""
     report = mask_data(report)
     if fmt == "html":
-        return html(report).encode("utf-8")
+        return html(report, summary_only=summary_only).encode("utf-8")
     if fmt == "pdf":
-        return pdf(report)
+        return pdf(report, summary_only=summary_only)
     if fmt == "csv":
         return csv_text(report).encode("utf-8")
     if fmt == "json":

@@ -18,9 +18,10 @@ from ruamel.yaml import YAML
 
 from backupctl import __version__
 from backupctl.clock import iso
+from backupctl.config import calendar
 from backupctl.config.validate import Config
 from backupctl.errors import UsageError
-from backupctl.evidence import chain
+from backupctl.evidence import chain, summary
 from backupctl.fmt import ms_to_seconds
 from backupctl.log import mask
 from backupctl.signing import load_public
@@ -127,8 +128,10 @@ def build(*, config: Config, store: Store, period: Period, lang: str,
     entries = load(store) if entries is None else entries
     key = load_public(config.settings.evidence_key)
     verdict = chain.check(entries, public_key=key)
-    in_period = [e for e in slice_for(entries, period)
-                 if period.contains(e.record.get("finished_at"))]
+    in_period_all = [e for e in slice_for(entries, period)
+                     if period.contains(e.record.get("finished_at"))]
+    # Notices (who was told what) are not runs of a job: counted in the summary only.
+    in_period = [e for e in in_period_all if e.record["kind"] != "notice"]
     state = _state(store)
     names = sorted({*config.jobs, *(e.record["job"] for e in in_period)})
     jobs = [_job(name, config=config, period=period, lang=lang, state=state,
@@ -160,7 +163,24 @@ def build(*, config: Config, store: Store, period: Period, lang: str,
         "frameworks": [{"id": f["id"], "name": f["name"][lang], "primary": bool(f["primary"])}
                        for f in mapping()["frameworks"]],
         "mapping": _mapping(jobs, lang=lang, verified=verdict.ok),
+        "summary": summary.build(
+            jobs=jobs, records=[e.record for e in in_period_all], history=entries,
+            bounds=period.bounds(), chain_ok=verdict.ok, chain_count=verdict.count,
+            open_flags=state.open_flags, generations=state.generations,
+            limits=_limits(config), words=labels()[lang],
+            titles={item["id"]: item["title"][lang] for item in mapping()["items"]},
+            now=iso(generated)),
     }
+
+
+def _limits(config: Config) -> dict[str, float | None]:
+    """job → hours a backup may age before it is stale (schedule gap + notify grace)."""
+    grace = config.settings.notify.stale_grace
+    out: dict[str, float | None] = {}
+    for name, job_file in config.jobs.items():
+        gap = calendar.interval(job_file.job.schedule.backup)
+        out[name] = None if gap is None else round((gap + grace) / 3600, 2)
+    return out
 
 
 def _t(lang: str, key: str) -> str:

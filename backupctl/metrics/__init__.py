@@ -20,12 +20,13 @@ from prometheus_client.utils import floatToGoString
 from backupctl import __version__
 from backupctl.clock import Clock, system_clock
 from backupctl.config.schema import Job
+from backupctl.config.validate import Config
 from backupctl.metrics.families import families
 from backupctl.state.view import StateReader, StateUnavailable, StateView
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Source", "StateCollector", "exposition", "registry", "render"]
+__all__ = ["Source", "StateCollector", "exposition", "notify_channels", "registry", "render"]
 
 @dataclass
 class Source:
@@ -37,6 +38,8 @@ class Source:
     restic_version: str
     clock: Clock = system_clock
     version: str = __version__
+    # The notification channels to expose (notify_channels); None: all the state knows.
+    channels: Callable[[], Sequence[str]] | None = None
 
 
 class StateCollector(Collector):
@@ -64,7 +67,16 @@ class StateCollector(Collector):
         view = self.read(jobs)
         return families(jobs, view,
                         now=self.source.clock().timestamp(), version=self.source.version,
-                        restic_version=self.source.restic_version)
+                        restic_version=self.source.restic_version,
+                        channels=self.source.channels() if self.source.channels else None)
+
+
+def notify_channels(config: Config) -> list[str]:
+    """The configured notification channels, and `ping` when a job has pings."""
+    names = [c.name for c in config.settings.notify.channels]
+    if any(jf.job.notify.ping.configured for jf in config.jobs.values()):
+        names.append("ping")
+    return names
 
 
 def registry(source: Source) -> tuple[CollectorRegistry, StateCollector]:

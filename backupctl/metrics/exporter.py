@@ -23,7 +23,7 @@ from prometheus_client import CollectorRegistry
 from backupctl.config.schema import Job
 from backupctl.config.validate import Config, load_config
 from backupctl.errors import BackupctlError, ConfigError, UsageError
-from backupctl.metrics import Source, StateCollector, registry, render
+from backupctl.metrics import Source, StateCollector, notify_channels, registry, render
 from backupctl.state.view import StateUnavailable
 
 log = logging.getLogger(__name__)
@@ -84,6 +84,11 @@ class JobsWatcher:
                     log.error("exporter: configuration changed but is invalid, keeping the "
                               "previous jobs: %s", "; ".join(exc.messages))
             return [jf.job for _, jf in sorted(self.config.jobs.items())]
+
+    def channels(self) -> list[str]:
+        """The notification channels of the (last loaded) configuration."""
+        with self._lock:
+            return notify_channels(self.config)
 
 
 class _Server(ThreadingMixIn, WSGIServer):

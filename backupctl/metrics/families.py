@@ -23,6 +23,7 @@ from backupctl.state.view import StateView
 
 JOB = ("backup_job",)
 REPO = ("backup_job", "repository")
+CHANNEL = ("channel",)
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,12 @@ GAUGES: tuple[Spec, ...] = (
     Spec("backupctl_suspicious",
          "1 while a ransomware tripwire is raised for the job (cleared by `backupctl clear`)",
          JOB),
+    Spec("backupctl_notify_last_status",
+         "1 if the newest delivery attempt on the notification channel succeeded, else 0 "
+         "(channel `ping`: the dead-man's-switch pings)", CHANNEL),
+    Spec("backupctl_notify_last_success_timestamp_seconds",
+         "Time (Unix) of the newest delivery that reached the channel; absent if none",
+         CHANNEL),
 )
 INFOS: tuple[Spec, ...] = (
     Spec("backupctl_info", "backupctl and restic versions (value always 1)",
@@ -117,8 +124,11 @@ def _info(spec: Spec, rows: Iterable[Sequence[str]]) -> InfoMetricFamily:
 
 
 def families(jobs: Sequence[Job], view: StateView | None, *, now: float, version: str,
-             restic_version: str) -> list[Metric]:
-    """Every family for these jobs; `view` None means the state could not be read."""
+             restic_version: str, channels: Sequence[str] | None = None) -> list[Metric]:
+    """Every family for these jobs; `view` None means the state could not be read.
+
+    `channels`: the notification channels to expose (the configured ones); None: every
+    channel the state knows."""
     out = _Out()
     infos: list[Metric] = [
         _info(INFOS[0], [(version, restic_version)]),
@@ -133,7 +143,18 @@ def families(jobs: Sequence[Job], view: StateView | None, *, now: float, version
             out.set("backupctl_copy_max_age_seconds", [job.name, copy.name], float(copy.max_age))
         if view is not None:
             _job(out, job, view, now=now)
+    if view is not None:
+        _channels(out, view, channels)
     return [*infos, *out.gauges.values()]
+
+
+def _channels(out: _Out, view: StateView, wanted: Sequence[str] | None) -> None:
+    """Only channels that were tried: one never used has no status to alert on."""
+    for channel, (ok, last_success) in sorted(view.channels.items()):
+        if wanted is None or channel in wanted:
+            out.set("backupctl_notify_last_status", [channel], 1.0 if ok else 0.0)
+            out.set("backupctl_notify_last_success_timestamp_seconds", [channel],
+                    last_success)
 
 
 def _job(out: _Out, job: Job, view: StateView, *, now: float) -> None:

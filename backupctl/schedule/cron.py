@@ -174,13 +174,16 @@ def crontab(config: Config, *, bin_path: str, user: str | None,
         "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
     ]
     problems: list[tuple[Entry, str]] = []
+    who = f" {user}" if user else ""
     for entry in entries(config):
         try:
             fields = to_cron(entry.calendar, runner)
         except CronError as exc:
             problems.append((entry, str(exc)))
             continue
-        who = f" {user}" if user else ""
         command = cron_command(entry, bin_path=bin_path, config_path=config.path.resolve())
         lines.append(f"{fields}{who} {command}")
+    if config.settings.notify.channels:  # stale alerts, hourly (the notify-check timer)
+        command = shlex.join([bin_path, "-c", str(config.path.resolve()), "notify", "check"])
+        lines.append(f"7 * * * *{who} {command.replace('%', chr(92) + '%')}")
     return lines, problems

@@ -23,6 +23,7 @@ from backupctl.state.schema import (
     generations,
     manifest,
     media,
+    notices,
     runs,
 )
 
@@ -372,3 +373,46 @@ def evidence_rows(conn: Connection, *, after: int = 0,
         for row in rows:
             yield dict(row._mapping)
         last = int(rows[-1].seq)
+
+
+# -- notices: notification deliveries (SPEC §8) -------------------------------------------
+
+def insert_notices(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    conn.execute(notices.insert(), list(rows))
+
+
+PING_CHANNEL = "ping"  # notices of the dead-man's-switch pings (not messages to people)
+
+
+def run_notified(conn: Connection, run_id: int) -> bool:
+    """True when some message (not a ping) about this run was already attempted."""
+    return conn.execute(select(notices.c.id).where(
+        notices.c.run_id == run_id, notices.c.channel != PING_CHANNEL).limit(1)).first() \
+        is not None
+
+
+def last_notice(conn: Connection, *, job: str, kind: str, repository: str,
+                event: str) -> str | None:
+    """When a notice of `event` about (job, kind, repository) last reached some channel."""
+    value = conn.execute(select(notices.c.sent_at).where(
+        notices.c.job == job, notices.c.kind == kind, notices.c.repository == repository,
+        notices.c.event == event, notices.c.result == "ok").order_by(
+        notices.c.id.desc()).limit(1)).scalar()
+    return str(value) if value else None
+
+
+def finished_before(conn: Connection, job: str, kind: str, repository: str, *,
+                    before: int) -> RunRow | None:
+    """The newest finished run of the same job, kind and repository older than run `before`."""
+    row = conn.execute(select(runs).where(
+        runs.c.job == job, runs.c.kind == kind, runs.c.repository == repository,
+        runs.c.status != RUNNING, runs.c.id < before).order_by(runs.c.id.desc()).limit(1)
+    ).first()
+    return RunRow.of(row) if row is not None else None
+
+
+def newest_run(conn: Connection, job: str, kinds: Sequence[str]) -> RunRow | None:
+    """The newest run (running or not) of a job of any of these kinds."""
+    row = conn.execute(select(runs).where(runs.c.job == job, runs.c.kind.in_(kinds))
+                       .order_by(runs.c.id.desc()).limit(1)).first()
+    return RunRow.of(row) if row is not None else None

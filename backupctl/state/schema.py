@@ -140,6 +140,30 @@ generations = Table(
     Index("generations_job_repo", "job", "repository", "id"),
 )
 
+# Every notification delivery attempt (SPEC §8): who was told what, when, and whether it
+# arrived. `event` is failure|recovery|suspicious|stale|probe|test|digest|ping; `kind` and
+# `repository` name the run the notice is about (NULL for test and digest); `run_id` lets a
+# second caller (the systemd failure unit) see that a run was already notified. Never the
+# message body.
+notices = Table(
+    "notices", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("channel", String(64), nullable=False),
+    Column("job", String(64)),
+    Column("kind", String(16)),
+    Column("repository", String(64)),
+    Column("event", String(16), nullable=False),
+    Column("result", String(8), nullable=False),  # ok | failed
+    Column("error", Text),
+    Column("attempts", Integer, nullable=False, server_default="1"),
+    Column("run_id", Integer),
+    Column("orchestrator", String(255)),
+    Column("sent_at", String(40), nullable=False),
+    Index("notices_job_event", "job", "kind", "repository", "event", "id"),
+    Index("notices_channel", "channel", "id"),
+    Index("notices_run", "run_id"),
+)
+
 meta = Table(
     "meta", metadata,
     Column("key", String(64), primary_key=True),

@@ -16,14 +16,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import Connection, Engine, TextClause, create_engine, select, text
+from sqlalchemy import Connection, Engine, TextClause, create_engine, func, select, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool, QueuePool
 
 from backupctl.config.schema import Job
 from backupctl.errors import BackupctlError
 from backupctl.state.db import safe_url, sqlalchemy_url
-from backupctl.state.schema import flags, generations, runs
+from backupctl.state.schema import flags, generations, notices, runs
 
 RunKey = tuple[str, str, str]  # (kind, job, repository)
 
@@ -51,6 +51,8 @@ class StateView:
     restore: dict[tuple[str, str], Run] = field(default_factory=dict)  # newest measured restore
     generations: dict[tuple[str, str], tuple[int, int]] = field(default_factory=dict)
     suspicious: frozenset[str] = frozenset()
+    # channel → (newest delivery succeeded, Unix time of the newest success or None)
+    channels: dict[str, tuple[bool, float | None]] = field(default_factory=dict)
 
     def repositories(self, kind: str, job: str) -> set[str]:
         return {repo for (k, j, repo) in self.newest if k == kind and j == job}
@@ -135,7 +137,7 @@ class StateReader:
                     restore[(key[1], key[2])] = rows[measured]
             return StateView(newest=newest, success=success, restore=restore,
                              generations=_generations(conn, sorted({(j, r) for _, j, r in keys})),
-                             suspicious=_suspicious(conn))
+                             suspicious=_suspicious(conn), channels=_channels(conn))
 
     def ping(self) -> None:
         """Raise StateUnavailable unless the runs table can be read."""
@@ -236,3 +238,16 @@ def _suspicious(conn: Connection) -> frozenset[str]:
     rows = conn.execute(select(flags.c.job).distinct().where(
         flags.c.name == "suspicious", flags.c.cleared_at.is_(None)))
     return frozenset(r.job for r in rows)
+
+
+def _channels(conn: Connection) -> dict[str, tuple[bool, float | None]]:
+    """Per notification channel: the newest delivery's result and the newest success."""
+    newest = select(func.max(notices.c.id)).group_by(notices.c.channel).scalar_subquery()
+    ok = notices.alias("ok")
+    success = (select(ok.c.sent_at).where(ok.c.channel == notices.c.channel,
+                                          ok.c.result == "ok")
+               .order_by(ok.c.id.desc()).limit(1).scalar_subquery())
+    rows = conn.execute(select(notices.c.channel, notices.c.result, success.label("last_ok"))
+                        .where(notices.c.id.in_(newest)))
+    return {r.channel: (r.result == "ok", unix(r.last_ok) if r.last_ok else None)
+            for r in rows}

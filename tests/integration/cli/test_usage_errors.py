@@ -52,7 +52,11 @@ EVERY = [
     ["evidence", "export", "--from", "2026-01-01", "--to", "2026-12-31", "-o", "b.zip",
      "--password-file", "{pw}"],
     ["schedule", "show"], ["schedule", "cron"], ["schedule", "install", "--dry-run"],
+    ["notify", "test"], ["notify", "check"], ["notify", "digest"],
 ]
+# notification commands of a configuration without channels, or with bad values
+NOTIFY = [["notify", "test"], ["notify", "test", "nochannel"], ["notify", "digest"],
+          ["notify", "digest", "--days", "0"]]
 
 
 def _run_all(config: Path, commands: list[list[str]],
@@ -95,6 +99,15 @@ def test_a_malformed_date_is_one_line_and_exit_2(ws: Workspace) -> None:
 
 def test_a_missing_file_is_one_line_and_exit_2(ws: Workspace) -> None:
     _assert_usage_errors(_run_all(ws.config, MISSING_FILE, ws.password_file()))
+
+
+def test_notify_without_channels_or_with_bad_values_is_one_line_and_exit_2(
+        ws: Workspace) -> None:
+    done = _run_all(ws.config, NOTIFY, ws.password_file())
+    _assert_usage_errors(done)
+    assert "no notification channel" in done[1][1].stderr
+    assert "--days must be between 1 and 366" in done[3][1].stderr
+    assert not (ws.state_dir / "state.db").exists(), "nothing ran"
 
 
 @pytest.mark.parametrize("broken", ["missing", "not yaml", "not utf-8", "a directory",

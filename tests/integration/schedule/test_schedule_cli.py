@@ -65,8 +65,9 @@ def test_installed_units_pass_systemd_analyze_verify(workspace: Workspace,
     instances = [f"backupctl-{a}@{j}.{kind}" for j, actions in
                  (("emr-db", ("backup", "copy", "verify")), ("pacs", ("backup", "verify")))
                  for a in actions for kind in ("timer", "service")]
-    notify = "backupctl-notify@backupctl-backup@emr-db.service.service"
-    assert _verify([*instances, notify], unit_dir=units) == []
+    notify = ["backupctl-notify@backupctl-backup@emr-db.service.service",
+              "backupctl-notify-check.service", "backupctl-notify-check.timer"]
+    assert _verify([*instances, *notify], unit_dir=units) == []
     dropin = (units / "backupctl-verify@pacs.timer.d" / "backupctl-schedule.conf").read_text()
     assert dropin.endswith("OnCalendar=\nOnCalendar=*-*-01,15 05:00:00\n")
 

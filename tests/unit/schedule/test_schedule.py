@@ -164,3 +164,42 @@ def test_cron_commands_are_quoted_and_escape_percent() -> None:
                                     config_path=Path("/etc/b/100%.yaml"))
     # cron turns an unescaped % into a newline and drops the backslash of \%.
     assert command == "'/opt/back up/backupctl' -c /etc/b/100\\%.yaml backup emr-db"
+
+
+def test_failure_unit_calls_backupctl_and_the_stale_check_runs_hourly() -> None:
+    units = schedule.template_units(bin_path="/opt/b/backupctl")
+    notify = units["backupctl-notify@.service"]
+    assert "ExecStart=/opt/b/backupctl notify unit-failed %i" in notify
+    assert "ExecStart=/opt/b/backupctl notify check" in units["backupctl-notify-check.service"]
+    assert "OnCalendar=hourly" in units["backupctl-notify-check.timer"]
+
+
+def test_install_points_the_notification_units_at_the_configuration(tmp_path: Path) -> None:
+    config = _config(tmp_path, {"a": {"backup": "daily", "verify": "weekly"}})
+    files = {f.path.relative_to(tmp_path / "u").as_posix(): f.text
+             for f in schedule.plan(config, unit_dir=tmp_path / "u")}
+    dropin = files["backupctl-notify@.service.d/backupctl-paths.conf"]
+    assert f"Environment=BACKUPCTL_CONFIG={config.path.resolve()}" in dropin
+    assert "backupctl-notify-check.service.d/backupctl-paths.conf" in files
+
+
+def test_with_notify_channels_the_stale_check_is_enabled_and_in_the_crontab(
+        tmp_path: Path) -> None:
+    (tmp_path / "quiet").mkdir()
+    quiet = _config(tmp_path / "quiet", {"a": {"backup": "daily", "verify": "weekly"}})
+    assert "backupctl-notify-check.timer" not in str(schedule.enable_commands(quiet))
+    assert not any("notify check" in line for line in schedule.crontab(
+        quiet, bin_path="/b", user="root", runner=None)[0])
+    root = tmp_path / "told"
+    root.mkdir()
+    _config(root, {"a": {"backup": "daily", "verify": "weekly"}})
+    apprise = root / "apprise"
+    apprise.write_text("json://127.0.0.1/x\n")
+    apprise.chmod(0o600)
+    with (root / "backupctl.yaml").open("a") as handle:
+        handle.write(yaml_helpers.dump({"notify": {"channels": [
+            {"name": "chat", "apprise_file": str(apprise)}]}}))
+    told = load_config(root / "backupctl.yaml")
+    assert schedule.enable_commands(told)[-1][-1] == "backupctl-notify-check.timer"
+    lines = schedule.crontab(told, bin_path="/b", user="root", runner=None)[0]
+    assert lines[-1] == f"7 * * * * root /b -c {(root / 'backupctl.yaml').resolve()} notify check"

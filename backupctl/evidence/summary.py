@@ -1,0 +1,206 @@
+"""The one-page management summary: a verdict per guideline item, a chart per job, findings.
+
+Built from the same evidence records and state as the inspector's report (report.py calls
+`build` and stores the result as the model's `summary` part), so the first page and the
+tables behind it never disagree. Every text is from labels.yaml filled with counts, dates,
+job and copy names: no file names from a server, no free-text error (SPEC §7, §8).
+
+Verdicts are strict: an item is 達成 (achieved) only when every configured job shows it in
+the period; anything unproven is 要対応 (action needed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from backupctl.evidence import chain
+from backupctl.fmt import ms_to_seconds
+from backupctl.state.records import Proof, read
+
+MAX_CHART_JOBS = 6
+MAX_FINDINGS = 8
+
+
+def _restore_seconds(r: dict[str, Any]) -> float | None:
+    """The measured full restore of a verify or drill record (older float rows upgraded)."""
+    return ms_to_seconds(read(Proof, r["details"]).restore_ms)
+
+
+def _verdict(words: dict[str, str], item: str, achieved: bool, evidence: str) -> dict[str, Any]:
+    return {"id": item, "achieved": achieved,
+            "verdict": words["mg_achieved"] if achieved else words["mg_action"],
+            "evidence": evidence}
+
+
+def _backup_points(records: Sequence[dict[str, Any]], job: str, *, low: str,
+                   high: str) -> list[list[Any]]:
+    """[time, hours since the newest successful backup] at each backup and at both ends."""
+    times = sorted(str(r["finished_at"]) for r in records
+                   if r["kind"] == "backup" and r["job"] == job and r["result"] == "pass"
+                   and str(r["finished_at"]) < high)
+    before = [s for s in times if s < low]
+    inside = [s for s in times if s >= low]
+    points: list[list[Any]] = []
+    last = before[-1] if before else None
+
+    def hours(a: str, b: str) -> float:
+        return round((datetime.fromisoformat(b) - datetime.fromisoformat(a)).total_seconds()
+                     / 3600, 2)
+
+    if last is not None:
+        points.append([low, hours(last, low)])
+    for stamp in inside:
+        if last is not None:
+            points.append([stamp, hours(last, stamp)])
+        points.append([stamp, 0.0])
+        last = stamp
+    if last is not None:
+        points.append([high, hours(last, high)])
+    return points
+
+
+def _restore_points(records: Sequence[dict[str, Any]], job: str) -> list[list[Any]]:
+    """[time, restore seconds, passed] of the period's timed restores (full tests, drills)."""
+    out: list[list[Any]] = []
+    for r in records:
+        if r["job"] != job or r["kind"] not in ("verify", "drill"):
+            continue
+        seconds = _restore_seconds(r)
+        if seconds is not None:
+            out.append([str(r["finished_at"]), round(seconds, 1), r["result"] == "pass"])
+    return out
+
+
+def _facts(j: dict[str, Any], records: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    mine = [r for r in records if r["job"] == j["job"]]
+    backups = [r for r in mine if r["kind"] == "backup"]
+    tests = [r for r in mine if r["kind"] == "verify"]
+    timed = [(s, read(Proof, r["details"]).rto_seconds or j["rto_seconds"])
+             for r in tests if (s := _restore_seconds(r)) is not None]
+    return {"last_backup_result": backups[-1]["result"] if backups else None,
+            "last_restore_result": tests[-1]["result"] if tests else None,
+            "rto_exceeded": bool(timed) and timed[-1][1] is not None
+            and timed[-1][0] > timed[-1][1]}
+
+
+def _job_findings(j: dict[str, Any], words: dict[str, str],
+                  open_flags: Sequence[dict[str, Any]],
+                  generations: dict[tuple[str, str], dict[str, Any]]) -> list[str]:
+    totals = j["totals"]
+    out = []
+    if totals["backups"] == 0:
+        out.append(words["mg_f_no_backup"])
+    elif j.get("last_backup_result") == "fail":
+        out.append(words["mg_f_backup_failed"])
+    if totals["restore_tests"] == 0:
+        out.append(words["mg_f_no_restore"])
+    elif j.get("last_restore_result") == "fail":
+        out.append(words["mg_f_restore_failed"])
+    if j.get("rto_exceeded"):
+        out.append(words["mg_f_rto"])
+    if not any(c["kind"] in ("offline", "immutable") for c in j["copies"]):
+        out.append(words["mg_f_no_offline"])
+    for copy in j["copies"]:
+        if copy["kind"] and copy["runs"] == 0:
+            out.append(words["mg_f_copy_never"].format(copy=copy["name"]))
+        if copy["last_probe"] == "fail":
+            out.append(words["mg_f_probe"].format(copy=copy["name"]))
+    for flag in open_flags:
+        if flag["job"] == j["job"]:
+            out.append(words["mg_f_flag"].format(since=str(flag["raised_at"])[:10]))
+    if any(job == j["job"] and row.get("finding") for (job, _), row in generations.items()):
+        out.append(words["mg_f_generations"])
+    return out
+
+
+def _verdicts(jobs: Sequence[dict[str, Any]], configured: Sequence[dict[str, Any]], *,
+              words: dict[str, str], titles: dict[str, str], chain_ok: bool,
+              chain_count: int, flags_open: int) -> list[dict[str, Any]]:
+    """One verdict per guideline item: achieved only when every configured job shows it."""
+    n = len(configured)
+
+    def count(key: str) -> int:
+        return sum(j["totals"][key] for j in jobs)
+
+    backups_ok = [j for j in configured if j["totals"]["backups"]
+                  and j["last_backup_result"] == "pass"
+                  and (j["totals"]["generations"] is None or j["totals"]["generations"] >= 2)]
+    copies_ok = [j for j in configured
+                 if any(c["kind"] in ("offline", "immutable") for c in j["copies"])
+                 and all(c["runs"] > c["failed"] and c["last_probe"] != "fail"
+                         for c in j["copies"] if c["kind"])]
+    restores_ok = [j for j in configured if j["last_restore_result"] == "pass"
+                   and not j["rto_exceeded"]]
+    drills_passed = count("drills") - count("drills_failed")
+    verdicts = [
+        _verdict(words, "backups", n > 0 and len(backups_ok) == n, words["mg_ev_backups"].format(
+            ok=len(backups_ok), jobs=n, count=count("backups"), failed=count("backups_failed"))),
+        _verdict(words, "offline-copies", n > 0 and len(copies_ok) == n,
+                 words["mg_ev_copies"].format(ok=len(copies_ok), jobs=n, count=count("copies"),
+                                              probes=count("probes"),
+                                              probes_failed=count("probes_failed"))),
+        _verdict(words, "restore-tests", n > 0 and len(restores_ok) == n,
+                 words["mg_ev_restores"].format(ok=len(restores_ok), jobs=n,
+                                                count=count("restore_tests"),
+                                                files=count("files_checked"),
+                                                mismatches=count("mismatches"))),
+        _verdict(words, "drills", drills_passed > 0, words["mg_ev_drills"].format(
+            count=count("drills"), passed=drills_passed)),
+        _verdict(words, "tripwires", flags_open == 0, words["mg_ev_tripwires"].format(
+            suspicious=count("suspicious"), clears=count("clears"), open=flags_open)),
+        _verdict(words, "evidence-integrity", chain_ok,
+                 words["mg_ev_chain_ok"].format(count=chain_count) if chain_ok
+                 else words["mg_ev_chain_bad"]),
+    ]
+    for v in verdicts:
+        v["title"] = titles.get(v["id"], v["id"])
+    return verdicts
+
+
+def build(*, jobs: Sequence[dict[str, Any]], records: Sequence[dict[str, Any]],
+          history: Sequence[chain.Entry], bounds: tuple[str, str], chain_ok: bool,
+          chain_count: int, open_flags: Sequence[dict[str, Any]],
+          generations: dict[tuple[str, str], dict[str, Any]], limits: dict[str, float | None],
+          words: dict[str, str], titles: dict[str, str], now: str) -> dict[str, Any]:
+    """The summary part of the report model.
+
+    `jobs` are report.py's job entries, `records` the period's records, `history` every
+    record (backup age reaches back before the period), `limits` job → hours a backup may
+    age (schedule interval + grace) or None."""
+    low, high = bounds
+    high = min(high, now)
+    # The report's job entries stay as they are (docs/report.schema.json): facts go beside.
+    configured = [{**j, **_facts(j, records)} for j in jobs if j["in_config"]]
+    verdicts = _verdicts(jobs, configured, words=words, titles=titles, chain_ok=chain_ok,
+                         chain_count=chain_count, flags_open=len(open_flags))
+    all_records = [e.record for e in history]
+    findings: list[dict[str, str | None]] = []
+    if not chain_ok:
+        findings.append({"job": None, "description": None, "text": words["mg_f_chain"]})
+    if not next(v for v in verdicts if v["id"] == "drills")["achieved"]:
+        findings.append({"job": None, "description": None, "text": words["mg_f_no_drill"]})
+    charts = []
+    for j in configured:
+        texts = _job_findings(j, words, open_flags, generations)
+        findings += [{"job": j["job"], "description": j["description"] or None, "text": text}
+                     for text in texts]
+        charts.append({
+            "job": j["job"], "description": j["description"], "needs_action": bool(texts),
+            "rto_seconds": j["rto_seconds"], "limit_hours": limits.get(j["job"]),
+            "backup_age": _backup_points(all_records, j["job"], low=low, high=high),
+            "restores": _restore_points(records, j["job"])})
+    charts.sort(key=lambda c: (not c["needs_action"], c["job"]))
+    notices = [r for r in records if r["kind"] == "notice"]
+    return {
+        "verdicts": verdicts,
+        "achieved": all(v["achieved"] for v in verdicts),
+        "charts": charts[:MAX_CHART_JOBS],
+        "more_jobs": max(0, len(charts) - MAX_CHART_JOBS),
+        "period_start": low, "period_end": high,
+        "findings": findings[:MAX_FINDINGS],
+        "more_findings": max(0, len(findings) - MAX_FINDINGS),
+        "notices": {"sent": len(notices),
+                    "failed": sum(1 for r in notices if r["result"] != "pass")},
+    }
