@@ -151,16 +151,17 @@ class TableMismatch:
 
 @dataclass(frozen=True)
 class CheckOutcome:
-    """One `checks` SQL run on the restored copy. `detail` never shows a returned value."""
+    """One check on the restored copy: a job's `checks` SQL (`check 1`, …) or a built-in
+    one (`integrity_check`). `detail` never shows a returned value."""
 
-    index: int
+    name: str
     sql: str
     passed: bool
     detail: str = ""
 
     def describe(self, database: str) -> str:
         verdict = "passed" if self.passed else f"FAILED: {self.detail}"
-        return f"database {database}, check {self.index + 1} ({self.sql!r}): {verdict}"
+        return f"database {database}, {self.name} ({self.sql!r}): {verdict}"
 
 
 @dataclass(frozen=True)
@@ -172,6 +173,7 @@ class DatabaseFindings:
     mode: str  # quick | full
     snapshot_id: str | None = None
     sha256_match: bool | None = None  # None: not compared (could not read the dump)
+    read_error: str | None = None  # restic read damaged data where the dump should be
     tables_checked: int = 0
     rows_expected: int = 0
     rows_restored: int = 0
@@ -201,7 +203,10 @@ class DatabaseFindings:
     def findings(self) -> list[str]:
         """Every bad-data finding as one line naming the database (and table or check)."""
         found = []
-        if self.sha256_match is False:
+        if self.read_error is not None:
+            found.append(f"database {self.name}: the dump cannot be read from the repository: "
+                         f"{self.read_error}")
+        elif self.sha256_match is False:
             found.append(f"database {self.name}: the dump read from the repository differs "
                          "from the one backed up (SHA-256)")
         found += [m.describe(self.name) for m in self.mismatches]
@@ -211,6 +216,7 @@ class DatabaseFindings:
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "kind": self.kind, "mode": self.mode,
                 "snapshot_id": self.snapshot_id, "sha256_match": self.sha256_match,
+                "read_error": self.read_error,
                 "tables_checked": self.tables_checked, "rows_expected": self.rows_expected,
                 "rows_restored": self.rows_restored,
                 "mismatches": [vars(m) for m in self.mismatches],

@@ -30,8 +30,10 @@ def backup(repo: str, password: Secret, *, host: str, paths: Sequence[str],
 
 
 def forget(repo: str, password: Secret, *, host: str, policy: dict[str, int],
-           prune: bool = True) -> list[Arg]:
-    argv = [*base(repo, password), "forget", "--json", "--host", host, "--group-by", "host"]
+           prune: bool = True, group_by: str = "host") -> list[Arg]:
+    """`group_by="host,tags"` keeps the generations of the files and of each database dump
+    (tagged `backupctl-db:NAME`, see backupctl.databases.dump) apart."""
+    argv = [*base(repo, password), "forget", "--json", "--host", host, "--group-by", group_by]
     for key, count in sorted(policy.items()):
         argv += [f"--keep-{key}", str(count)]
     return [*argv, "--prune"] if prune else argv
@@ -44,6 +46,11 @@ def snapshots(repo: str, password: Secret, *, host: str | None = None) -> list[A
 
 def ls(repo: str, password: Secret, snapshot: str) -> list[Arg]:
     return [*base(repo, password, cache=False), "ls", "--json", "--", snapshot]
+
+
+def dump(repo: str, password: Secret, *, snapshot: str, path: str) -> list[Arg]:
+    """One file of a snapshot on stdout (a database dump: `/JOB/NAME.pgdump`)."""
+    return [*base(repo, password, cache=False), "dump", "--", snapshot, path]
 
 
 def escape_glob(path: str) -> str:
