@@ -29,6 +29,7 @@ from backupctl.state.recovery import wipe
 IMAGE_MAGIC = b"SQLite format 3\x00"
 SQL_MAGIC = b"BEGIN TRANSACTION;"
 PREFIX = ".sqlite-"
+_HEAD = max(len(IMAGE_MAGIC), len(SQL_MAGIC))
 
 
 def quick(runner: Runner, manifest: DumpManifest, draft: Draft, *, repo_url: str,
@@ -43,8 +44,8 @@ def quick(runner: Runner, manifest: DumpManifest, draft: Draft, *, repo_url: str
         nonlocal size
         digest.update(chunk)
         size += len(chunk)
-        if len(head) < len(IMAGE_MAGIC):
-            head.extend(chunk[:len(IMAGE_MAGIC)])
+        if len(head) < _HEAD:
+            head.extend(chunk[:_HEAD - len(head)])
 
     result = runner.run(restic.dump(repo_url, password, snapshot=draft.snapshot_id,
                                     path=manifest.path), timeout=timeout, stdout_sink=sink)
