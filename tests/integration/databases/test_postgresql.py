@@ -16,7 +16,7 @@ from backupctl.databases import (
     prove_full,
     prove_quick,
 )
-from backupctl.execute import Secret
+from backupctl.execute import Runner, Secret
 from backupctl.execute.local import LocalRunner
 from backupctl.execute.ssh import SshRunner
 from tests.conftest import restic
@@ -37,11 +37,10 @@ CHECKS = ["SELECT count(*) = 100000 FROM pgbench_accounts",
           "SELECT 名前 = '山田太郎' FROM 患者 WHERE id = 1"]
 
 
-def dump(source: SourceDb, repo: Path, password: Secret, *, runner: object | None = None,
-         **database: object) -> DumpResult:
-    result = dump_database(runner or LocalRunner(), source.database(**database),  # type: ignore[arg-type]
-                           job=JOB, repo_url=str(repo), password=password, timeout=300)
-    return result
+def dump(source: SourceDb, repo: Path, password: Secret, *, runner: Runner | None = None,
+         options: list[str] | None = None) -> DumpResult:
+    return dump_database(runner or LocalRunner(), source.database(options=options), job=JOB,
+                         repo_url=str(repo), password=password, timeout=300)
 
 
 def test_dump_counts_every_table_and_a_full_prove_compares_them_all(

@@ -12,7 +12,7 @@ import pytest
 
 from backupctl.config.schema import Database
 from backupctl.databases import dump_database, prove_full, prove_quick
-from backupctl.execute import Secret
+from backupctl.execute import Runner, Secret
 from backupctl.execute.local import LocalRunner
 from backupctl.execute.ssh import SshRunner
 from tests import restic_kdf
@@ -47,11 +47,11 @@ def test_the_password_is_never_in_argv_environment_or_files_during_dumps_and_pro
     watch = LeakWatch(SECRET.encode(), interval=0.002)
     watch.start()
     try:
+        jobs: list[tuple[Runner, Database]] = [(LocalRunner(), source_db.database()),
+                                               (ssh_runner, source_db.database(name="emr2")),
+                                               (ssh_runner, lab)]
         results = [dump_database(runner, database, job=JOB, repo_url=str(secret_repo),
-                                 password=password, timeout=300)
-                   for runner, database in [(LocalRunner(), source_db.database()),
-                                            (ssh_runner, source_db.database(name="emr2")),
-                                            (ssh_runner, lab)]]
+                                 password=password, timeout=300) for runner, database in jobs]
         proofs = [prove(LocalRunner(), r.manifest(), repo_url=str(secret_repo),
                         password=password, timeout=300) for r in results
                   for prove in (prove_quick,)]
@@ -63,8 +63,8 @@ def test_the_password_is_never_in_argv_environment_or_files_during_dumps_and_pro
 
     assert [r.error for r in results] == [None, None, None]
     assert all(p.proven for p in proofs), proofs
-    for value in [*results, *proofs]:
-        watch.text(repr(value), json.dumps(value.to_dict(), ensure_ascii=False))
+    for value in [*(r.to_dict() for r in results), *(p.to_dict() for p in proofs)]:
+        watch.text("a result", json.dumps(value, ensure_ascii=False))
     hits = watch.scan([Path("/tmp"), Path("/var/tmp"), Path("/dev/shm"), scratch,
                        Path.home() / ".cache" / "restic"])
     assert watch.sweeps > 0
