@@ -25,6 +25,7 @@ def _all_builders() -> list[list[Arg]]:
         commands.check("/repo", PW, read_data_subset=0.1),
         commands.copy("/dest", OTHER, source="/repo", source_password=PW, snapshot_ids=["abc"]),
         commands.unlock("/repo", PW),
+        commands.dump("/repo", PW, snapshot="abc", path="/emr-db/emr.pgdump"),
     ]
 
 
@@ -68,6 +69,18 @@ def test_forget_applies_the_policy_per_host_and_prunes() -> None:
     assert words[words.index("--group-by") + 1] == "host"
     assert "--prune" not in commands.forget("/repo", PW, host="h", policy={"last": 1},
                                             prune=False)
+
+
+def test_forget_can_keep_database_dumps_in_their_own_groups() -> None:
+    argv = commands.forget("/repo", PW, host="emr-db", policy={"last": 7}, group_by="host,tags")
+    words = [str(a) for a in argv]
+    assert words[words.index("--group-by") + 1] == "host,tags"
+
+
+def test_dump_reads_one_file_of_a_snapshot_past_the_cache() -> None:
+    words = [str(a) for a in commands.dump("/repo", PW, snapshot="1f753783",
+                                           path="/emr-db/emr.pgdump")]
+    assert words[-5:] == ["--no-cache", "dump", "--", "1f753783", "/emr-db/emr.pgdump"]
 
 
 def test_reads_for_verification_bypass_the_cache() -> None:
