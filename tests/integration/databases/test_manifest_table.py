@@ -1,0 +1,41 @@
+"""The database manifest round-trips through the state database's `database_manifest`
+table on SQLite and PostgreSQL (the reference a restore test reads back)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, select
+
+from backupctl.databases import DumpManifest
+from backupctl.state.schema import database_manifest, metadata
+from tests.conftest import Postgres
+
+MANIFEST = DumpManifest(job="emr-db", database="emr", kind="postgresql", snapshot_id="1f753783",
+                        path="/emr-db/emr.pgdump", sha256="ab" * 32, size=5 << 30,
+                        tables={"public.pgbench_accounts": 6_500_000, 'public."患者"': 3},
+                        server_version=150018, dump_version="15.18")
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_manifest_row_round_trips(backend: str, tmp_path: Path, postgres: Postgres) -> None:
+    url = (f"sqlite:///{tmp_path / 'state.db'}" if backend == "sqlite" else
+           postgres.empty_url().replace("postgresql://", "postgresql+psycopg://", 1))
+    engine = create_engine(url)
+    metadata.create_all(engine)
+    try:
+        with engine.begin() as conn:
+            conn.execute(database_manifest.insert().values(**MANIFEST.row(
+                run_id=12, files_snapshot_id="deadbeef",
+                created_at="2026-11-30T02:00:00.000000+00:00")))
+        with engine.connect() as conn:
+            row = conn.execute(select(database_manifest).where(
+                database_manifest.c.job == "emr-db", database_manifest.c.database == "emr")
+                .order_by(database_manifest.c.id.desc())).first()
+        assert row is not None and row.run_id == 12 and row.files_snapshot_id == "deadbeef"
+        assert DumpManifest.from_row(row) == MANIFEST
+    finally:
+        if backend == "postgresql":
+            metadata.drop_all(engine)
+        engine.dispose()
