@@ -337,8 +337,9 @@ def dump_postgresql(head: Dict[str, Any], deadline: Deadline) -> Dict[str, Any]:
     psql = Psql(head)
     deadline.victims.append(psql.proc)
     try:
+        # row_security off: like pg_dump, fail rather than count rows a policy hides.
         psql.query("SET statement_timeout = 0; SET lock_timeout = 0; "
-                   "SET idle_in_transaction_session_timeout = 0;")
+                   "SET idle_in_transaction_session_timeout = 0; SET row_security = off;")
         first = psql.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;\n"
                            "SELECT pg_export_snapshot() || ' ' || "
                            "current_setting('server_version_num');")
