@@ -184,10 +184,10 @@ def throwaway(runner: Runner, *, scratch_dir: Path, job: str, pg: PgBin,
             conf.write(_settings(root, port))
         timings["initdb"] = _ms(clock)
         clock = time.monotonic()
+        started = True  # even a failed or interrupted start may leave a postmaster behind
         start = runner.run([*as_user, pg.tool("pg_ctl"), "-D", str(root / "data"), "-w",
                             "-t", "120", "-s", "-l", str(root / "server.log"), "start"],
                            timeout=timeout)
-        started = True  # even a failed start may leave a postmaster behind
         if not start.ok:
             log = _read_tail(root / "server.log")
             raise ClusterError(f"the throwaway PostgreSQL server did not start: "
@@ -196,23 +196,24 @@ def throwaway(runner: Runner, *, scratch_dir: Path, job: str, pg: PgBin,
         yield Cluster(root=root, port=port, pg=pg)
     finally:
         clock = time.monotonic()
-        if started:
-            _stop(runner, root, pg, problems)
-        try:
-            wipe(root)
-        except OSError as exc:
-            problems.append(f"could not wipe the throwaway server's directory {root}: {exc}; "
-                            "it is wiped on the next run")
+        if not started or _stop(runner, root, pg):
+            try:
+                wipe(root)
+            except OSError as exc:
+                problems.append(f"could not wipe the throwaway server's directory {root}: "
+                                f"{exc}; it is wiped on the next run")
+        else:  # never wipe the files of a running server: the next run stops it first
+            problems.append(f"could not stop the throwaway PostgreSQL server of {root}; the "
+                            "next run stops it and wipes the directory")
         timings["stop_wipe"] = _ms(clock)
 
 
-def _stop(runner: Runner, root: Path, pg: PgBin, problems: list[str]) -> None:
-    result = runner.run([*_as_server_user(), pg.tool("pg_ctl"), "-D", str(root / "data"),
-                         "-m", "immediate", "-w", "-t", "60", "-s", "stop"], timeout=120)
-    if not result.ok and (pid := postmaster_of(root / "data")) is not None \
-            and not stop_postmaster(pid):
-        problems.append(f"could not stop the throwaway PostgreSQL server (pid {pid}) of "
-                            f"{root}")
+def _stop(runner: Runner, root: Path, pg: PgBin) -> bool:
+    """Stop the server (pg_ctl, else signals); True once no postmaster serves `root`."""
+    runner.run([*_as_server_user(), pg.tool("pg_ctl"), "-D", str(root / "data"), "-m",
+                "immediate", "-w", "-t", "60", "-s", "stop"], timeout=120)
+    pid = postmaster_of(root / "data")
+    return pid is None or stop_postmaster(pid)
 
 
 def _ms(since: float) -> int:

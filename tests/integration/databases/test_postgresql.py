@@ -292,3 +292,25 @@ def _kill(pidfile: Path) -> None:
 
     with contextlib.suppress(OSError, ValueError):
         os.kill(int(pidfile.read_text()), signal.SIGKILL)
+
+
+def test_a_read_only_backup_role_dumps_and_a_row_security_policy_fails_loudly(
+        source_db: SourceDb, repo: Path, password: Secret) -> None:
+    role = f"backup_{source_db.dbname}"
+    source_db.psql(f"DROP ROLE IF EXISTS {role}; CREATE ROLE {role} LOGIN; "
+                   f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role}")
+    database = source_db.database().model_copy(
+        update={"dsn": source_db.dsn.replace("user=postgres", f"user={role}")})
+    try:
+        ok = dump_database(LocalRunner(), database, job=JOB, repo_url=str(repo),
+                           password=password, timeout=300)
+        source_db.psql("ALTER TABLE 患者 ENABLE ROW LEVEL SECURITY; CREATE POLICY only_one ON "
+                       "患者 USING (id = 1)")
+        hidden = dump_database(LocalRunner(), database, job=JOB, repo_url=str(repo),
+                               password=password, timeout=300)
+    finally:
+        source_db.psql(f"DROP OWNED BY {role}; DROP ROLE {role}")
+
+    assert ok.error is None and ok.tables[PATIENTS] == len(JAPANESE)
+    assert hidden.error is not None and "row-level security" in hidden.error, hidden.error
+    assert [s["short_id"] for s in snapshots(repo)] == [ok.snapshot_id]
