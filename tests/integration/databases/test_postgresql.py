@@ -314,3 +314,37 @@ def test_a_read_only_backup_role_dumps_and_a_row_security_policy_fails_loudly(
     assert ok.error is None and ok.tables[PATIENTS] == len(JAPANESE)
     assert hidden.error is not None and "row-level security" in hidden.error, hidden.error
     assert [s["short_id"] for s in snapshots(repo)] == [ok.snapshot_id]
+
+
+def test_a_scratch_dir_the_postgres_user_cannot_reach_is_not_proven_with_the_fix(
+        source_db: SourceDb, repo: Path, password: Secret) -> None:
+    import os
+    import shutil
+    import tempfile
+
+    if os.geteuid() != 0:
+        pytest.skip("only root hands the throwaway server to the postgres user")
+    private = Path(tempfile.mkdtemp(prefix="bk-private-"))  # 0700, like the default
+    try:
+        findings = prove_full(LocalRunner(), dump(source_db, repo, password).manifest(),
+                              checks=[], repo_url=str(repo), password=password,
+                              scratch_dir=private, timeout=300)
+
+        assert findings.not_proven is not None and not findings.bad_data
+        assert "the postgres user cannot reach" in findings.not_proven
+        assert f"chmod 0711 {private}" in findings.not_proven
+        assert list(private.iterdir()) == []
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
+
+
+def test_a_socket_path_beyond_the_unix_limit_is_not_proven(
+        source_db: SourceDb, repo: Path, password: Secret, scratch: Path) -> None:
+    deep = scratch / ("d" * 90)
+    deep.mkdir(mode=0o711)
+
+    findings = prove_full(LocalRunner(), dump(source_db, repo, password).manifest(), checks=[],
+                          repo_url=str(repo), password=password, scratch_dir=deep, timeout=300)
+
+    assert findings.not_proven is not None and "longer than 107 bytes" in findings.not_proven
+    assert list(deep.iterdir()) == []
