@@ -26,7 +26,7 @@ from pathlib import Path
 
 from backupctl.databases.redact import redact
 from backupctl.execute import Runner
-from backupctl.state.recovery import wipe
+from backupctl.files import wipe
 
 PG_ROOT = Path("/usr/lib/postgresql")
 SUPERUSER = "postgres"

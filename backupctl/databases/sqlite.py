@@ -23,8 +23,8 @@ from backupctl.databases.model import CheckOutcome, DumpManifest
 from backupctl.databases.prove import Draft, enough_space, judge_read, read_dump
 from backupctl.databases.prove import Read as ReadOutcome
 from backupctl.execute import Runner, Secret
+from backupctl.files import wipe
 from backupctl.restic import commands as restic
-from backupctl.state.recovery import wipe
 
 IMAGE_MAGIC = b"SQLite format 3\x00"
 SQL_MAGIC = b"BEGIN TRANSACTION;"

@@ -12,6 +12,7 @@ from backupctl.evidence import chain
 from backupctl.state.db import Store
 from backupctl.state.migrate import SCHEMA_KEY
 from backupctl.state.schema import generations, meta
+from tests import runs
 from tests.conftest import Postgres
 
 
@@ -29,10 +30,7 @@ def _age(url: str) -> None:
     """Turn a current database into one from before `generations.medium/snapshots`, the
     `runs_job_kind_repository` index and the schema fingerprint, holding real records."""
     store = Store(url)
-    run_id = store.start_run(job="emr", kind="backup")
-    store.finish_run(run_id, status="success", exit_code=0, snapshot_id="0123abcd",
-                     evidence={"host": "local", "details": {}, "backupctl_version": "0.0.1",
-                               "restic_version": "0.14.0"})
+    runs.record(store, job="emr", snapshot_id="0123abcd", evidence_details={})
     with store.engine.begin() as conn:
         conn.exec_driver_sql("ALTER TABLE generations DROP COLUMN medium")
         conn.exec_driver_sql("ALTER TABLE generations DROP COLUMN snapshots")
