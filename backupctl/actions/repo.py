@@ -16,7 +16,8 @@ from backupctl.secrets import read_secret
 PRIMARY = "primary"
 _CREDENTIALS = re.compile(r"(://[^/:@]+):([^/@]*)@")
 
-__all__ = ["PRIMARY", "Repo", "check_name", "display_url", "named", "primary", "snapshots"]
+__all__ = ["PRIMARY", "Repo", "check_name", "display_url", "files", "named", "primary",
+           "snapshots"]
 
 
 def display_url(url: str) -> str:
@@ -46,9 +47,14 @@ def named(job: Job, name: str) -> Repo:
 
 
 def snapshots(ctx: Context, job: Job, repo: Repo) -> list[parse.Snapshot]:
-    """The job's snapshots in `repo`, oldest first."""
+    """The job's snapshots in `repo`, oldest first: its files' and its database dumps'."""
     result, _ = restic_run.run(ctx.local, restic.snapshots(repo.url, repo.password,
                                                            host=job.name),
                                job=job.name, what=f"listing snapshots of {repo.name}",
                                timeout=600, unlock=repo)
     return parse.snapshots(result.stdout)
+
+
+def files(held: list[parse.Snapshot]) -> list[parse.Snapshot]:
+    """The snapshots of the job's files (what generations count), without database dumps."""
+    return [s for s in held if not restic.is_database(s.tags)]

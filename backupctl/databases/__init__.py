@@ -9,7 +9,7 @@ and prove it (prove.py; a throwaway PostgreSQL server: cluster.py; sqlite: sqlit
 Values: model.py. Nothing here decides an exit code.
 """
 
-from backupctl.databases.cluster import cleanup_leftovers
+from backupctl.databases.cluster import cleanup_leftovers, leftovers
 from backupctl.databases.dump import dump_database
 from backupctl.databases.model import (
     CheckOutcome,
@@ -21,4 +21,4 @@ from backupctl.databases.model import (
 from backupctl.databases.prove import prove_full, prove_quick
 
 __all__ = ["CheckOutcome", "DatabaseFindings", "DumpManifest", "DumpResult", "TableMismatch",
-           "cleanup_leftovers", "dump_database", "prove_full", "prove_quick"]
+           "cleanup_leftovers", "dump_database", "leftovers", "prove_full", "prove_quick"]

@@ -13,6 +13,7 @@ postmaster) behind: `cleanup_leftovers()` stops such a postmaster, after checkin
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import pwd
 import re
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from backupctl.databases.redact import redact
-from backupctl.execute import Runner
+from backupctl.execute import Runner, cleaning_up
 from backupctl.files import wipe
 
 PG_ROOT = Path("/usr/lib/postgresql")
@@ -209,9 +210,12 @@ def throwaway(runner: Runner, *, scratch_dir: Path, job: str, pg: PgBin,
 
 
 def _stop(runner: Runner, root: Path, pg: PgBin) -> bool:
-    """Stop the server (pg_ctl, else signals); True once no postmaster serves `root`."""
-    runner.run([*_as_server_user(), pg.tool("pg_ctl"), "-D", str(root / "data"), "-m",
-                "immediate", "-w", "-t", "60", "-s", "stop"], timeout=120)
+    """Stop the server (pg_ctl, else signals); True once no postmaster serves `root`.
+
+    Runs also after SIGTERM (`cleaning_up`: the runner still starts pg_ctl then)."""
+    with cleaning_up():
+        runner.run([*_as_server_user(), pg.tool("pg_ctl"), "-D", str(root / "data"), "-m",
+                    "immediate", "-w", "-t", "60", "-s", "stop"], timeout=120)
     pid = postmaster_of(root / "data")
     return pid is None or stop_postmaster(pid)
 
@@ -242,12 +246,23 @@ def postmaster_of(data: Path) -> int | None:
         return None
     try:
         cwd = os.readlink(f"/proc/{pid}/cwd")
+    except PermissionError:  # another user's process we may not inspect: its command line
+        return pid if _names_data(pid, data) else None
     except OSError:
         return None
     with contextlib.suppress(OSError):
         if os.path.samefile(cwd, data):
             return pid
     return None
+
+
+def _names_data(pid: int, data: Path) -> bool:
+    """`postgres -D DATA` (how pg_ctl starts it) with this very data directory."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return any(a == b"-D" and b == os.fsencode(data) for a, b in itertools.pairwise(argv))
 
 
 def stop_postmaster(pid: int, *, wait: float = 15.0) -> bool:
@@ -287,7 +302,8 @@ def cleanup_leftovers(scratch_dir: Path, job: str | None = None) -> list[str]:
     """Stop a postmaster still serving a leftover directory, then wipe it; what was done.
 
     Call it before anything else wipes `scratch_dir/JOB.*` (a wiped data directory under a
-    running postmaster would leave the server running on deleted files).
+    running postmaster would leave the server running on deleted files), and leave alone
+    what it could not stop (`leftovers()` still lists it).
     """
     done = []
     for root in leftovers(scratch_dir, job):

@@ -12,6 +12,7 @@ from backupctl.databases.model import TableMismatch
 _DAMAGED = re.compile(r"ciphertext verification failed|hash mismatch|decrypting blob|"
                       r"wrong data returned|invalid data returned|checksum|"
                       r"not found in snapshot|unexpected EOF", re.IGNORECASE)
+_GONE = re.compile(r"no matching ID found")
 _TOC_DATA = re.compile(r"^\d+; \d+ \d+ TABLE DATA (.*)$")
 
 
@@ -118,3 +119,8 @@ def restic_read_damaged(stderr: str) -> bool:
     """A failed `restic dump` that read damaged data (bad data), not one that could not
     start or reach the repository (not proven)."""
     return bool(_DAMAGED.search(stderr))
+
+
+def snapshot_gone(stderr: str) -> bool:
+    """restic was asked for a snapshot id the repository does not hold."""
+    return bool(_GONE.search(stderr))

@@ -1,10 +1,11 @@
 """Backup side: one database dumped into the repository by one helper process on its host.
 
-`dump_database` runs the stream helper (streamer.py) as `python3 -I -c SOURCE` through the
-job's Runner (SSH or local) and feeds it one JSON header on stdin, which carries the
-repository password (never argv, environment or the host's disk). The helper counts every
-table's rows in the dump's own snapshot, streams the dump into `restic backup --stdin`
-while hashing it, and answers with one JSON line; nothing touches the host's disk.
+`dump_database` runs the stream helper (streamer.py + streamer_modes.py) as
+`python3 -I -c SOURCE` through the job's Runner (SSH or local) and feeds it one JSON header
+on stdin, which carries the repository password (never argv, environment or the host's
+disk). The helper counts every table's rows in the dump's own snapshot, streams the dump
+into `restic backup --stdin` while hashing it, and answers with one JSON line; nothing
+touches the host's disk.
 
 Snapshots: each database is its own restic snapshot `/JOB/NAME.pgdump` (sqlite:
 `/JOB/NAME.sqlite`, or `/JOB/NAME.sql` from a host whose python3 is older than 3.11), host
@@ -36,10 +37,15 @@ PYTHON = "python3"
 DEADLINE_SHARE = 0.95
 
 
+HELPER_PARTS = ("streamer.py", "streamer_modes.py")
+
+
 @cache
 def helper_source() -> str:
-    """The stream helper's program text (sent as `python3 -I -c`)."""
-    return (Path(__file__).with_name("streamer.py")).read_text(encoding="utf-8")
+    """The stream helper's program text (sent as `python3 -I -c`): its two files, in order,
+    as one program."""
+    here = Path(__file__).parent
+    return "\n".join((here / part).read_text(encoding="utf-8") for part in HELPER_PARTS)
 
 
 def helper_argv(python: str = PYTHON) -> list[str]:

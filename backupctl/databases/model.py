@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
-TAG_ALL = "backupctl-db"  # every database snapshot carries this tag …
+from backupctl.restic.commands import DATABASE_TAG
+from backupctl.state import records
+from backupctl.state.queries import DatabaseManifestRow
+
+TAG_ALL = DATABASE_TAG  # every database snapshot carries this tag …
 SUFFIXES = {"postgresql": "pgdump", "sqlite": "sqlite"}
 SQL_SUFFIX = "sql"  # sqlite dumped as SQL text (host python3 < 3.11, no serialize())
 
@@ -70,13 +73,17 @@ class DumpResult:
                             server_version=self.server_version,
                             dump_version=self.dump_version)
 
+    def record(self) -> records.DatabaseDump:
+        """For the backup run's details: how many tables and rows, never row data."""
+        return records.DatabaseDump(
+            name=self.name, kind=self.kind, snapshot_id=self.snapshot_id, path=self.path,
+            sha256=self.sha256, size=self.size, tables=len(self.tables),
+            rows=sum(self.tables.values()), server_version=self.server_version,
+            dump_version=self.dump_version, duration_ms=round(self.seconds * 1000),
+            error=self.error)
+
     def to_dict(self) -> dict[str, Any]:
-        """For a run's details (JSON): table names and counts, never rows."""
-        return {"name": self.name, "kind": self.kind, "snapshot_id": self.snapshot_id,
-                "path": self.path, "sha256": self.sha256, "size": self.size,
-                "tables": len(self.tables), "rows": sum(self.tables.values()),
-                "server_version": self.server_version, "dump_version": self.dump_version,
-                "seconds": round(self.seconds, 3), "error": self.error}
+        return self.record().to_json()
 
 
 @dataclass(frozen=True)
@@ -116,14 +123,12 @@ class DumpManifest:
                 **extra}
 
     @classmethod
-    def from_row(cls, row: Any) -> DumpManifest:
-        """From a `database_manifest` row (a mapping or a SQLAlchemy Row)."""
-        m: Mapping[str, Any] = row if isinstance(row, Mapping) else row._mapping
-        tables = json.loads(m["tables"] or "{}")
-        return cls(job=m["job"], database=m["database"], kind=m["kind"],
-                   snapshot_id=m["snapshot_id"], path=m["path"], sha256=m["sha256"],
-                   size=int(m["size"]), tables={str(k): int(v) for k, v in tables.items()},
-                   server_version=m.get("server_version"), dump_version=m.get("dump_version"))
+    def from_row(cls, row: DatabaseManifestRow) -> DumpManifest:
+        """From a `database_manifest` row (state.queries)."""
+        return cls(job=row.job, database=row.database, kind=row.kind,
+                   snapshot_id=row.snapshot_id, path=row.path, sha256=row.sha256,
+                   size=row.size, tables=dict(row.tables), server_version=row.server_version,
+                   dump_version=row.dump_version)
 
 
 @dataclass(frozen=True)
@@ -213,14 +218,35 @@ class DatabaseFindings:
         found += [c.describe(self.name) for c in self.failed_checks]
         return found
 
+    @property
+    def result(self) -> Literal["proven", "bad_data", "not_proven"]:
+        """proven | bad_data | not_proven (bad data wins: it is what was found)."""
+        return "bad_data" if self.bad_data else "proven" if self.proven else "not_proven"
+
+    def unproven(self) -> list[str]:
+        """Why nothing bad was found yet the database is not proven (empty when proven)."""
+        if self.proven or self.bad_data:
+            return []
+        reasons = [f"database {self.name}: {p}" for p in self.problems]
+        if self.not_proven is not None:
+            reasons.insert(0, f"database {self.name}: {self.not_proven}")
+        return reasons or [f"database {self.name}: nothing was compared"]
+
+    def record(self) -> records.DatabaseProof:
+        return records.DatabaseProof(
+            name=self.name, kind=self.kind, mode="full" if self.mode == "full" else "quick",
+            result=self.result,
+            snapshot_id=self.snapshot_id, sha256_match=self.sha256_match,
+            read_error=self.read_error, tables_checked=self.tables_checked,
+            rows_expected=self.rows_expected, rows_restored=self.rows_restored,
+            mismatches=[records.TableCount(table=m.table, expected=m.expected,
+                                           restored=m.restored, reason=m.reason)
+                        for m in self.mismatches],
+            checks=[records.DatabaseCheck(name=c.name, sql=c.sql, passed=c.passed,
+                                          detail=c.detail) for c in self.checks],
+            restore_ms=self.restore_ms, timings_ms=dict(self.timings),
+            local_version=self.local_version, problems=list(self.problems),
+            not_proven=self.not_proven)
+
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "kind": self.kind, "mode": self.mode,
-                "snapshot_id": self.snapshot_id, "sha256_match": self.sha256_match,
-                "read_error": self.read_error,
-                "tables_checked": self.tables_checked, "rows_expected": self.rows_expected,
-                "rows_restored": self.rows_restored,
-                "mismatches": [vars(m) for m in self.mismatches],
-                "checks": [vars(c) for c in self.checks], "restore_ms": self.restore_ms,
-                "timings": dict(self.timings), "local_version": self.local_version,
-                "problems": list(self.problems), "not_proven": self.not_proven,
-                "bad_data": self.bad_data, "proven": self.proven}
+        return {**self.record().to_json(), "bad_data": self.bad_data, "proven": self.proven}

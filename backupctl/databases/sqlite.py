@@ -18,10 +18,10 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from backupctl.databases import compare, streamer
+from backupctl.databases import compare, streamer_modes
 from backupctl.databases.model import CheckOutcome, DumpManifest
-from backupctl.databases.prove import Draft, enough_space, judge_read, read_dump
-from backupctl.databases.prove import Read as ReadOutcome
+from backupctl.databases.reading import Draft, enough_space, judge_read, read_dump
+from backupctl.databases.reading import Read as ReadOutcome
 from backupctl.execute import Runner, Secret
 from backupctl.files import wipe
 from backupctl.restic import commands as restic
@@ -105,7 +105,7 @@ def _restore_and_compare(runner: Runner, manifest: DumpManifest, draft: Draft, r
             draft.checks.append(CheckOutcome(
                 "integrity_check", "PRAGMA integrity_check", intact,
                 "" if intact else f"sqlite reports {len(integrity)} problem(s) in the copy"))
-            restored = {str(n): int(c) for n, c in streamer.sqlite_tables(conn)}
+            restored = {str(n): int(c) for n, c in streamer_modes.sqlite_tables(conn)}
             draft.timings["count"] = round((time.monotonic() - clock) * 1000)
             draft.tables_checked = len(set(manifest.tables) & set(restored))
             draft.rows_restored = sum(restored.values())

@@ -13,6 +13,7 @@ import os
 import shutil
 import stat
 import tempfile
+from collections.abc import Collection
 from pathlib import Path
 
 from backupctl import fmt
@@ -60,8 +61,11 @@ def leftovers(base: Path, job: str) -> list[Path]:
         return []
 
 
-def wipe_leftovers(base: Path, job: str) -> list[Path]:
+def wipe_leftovers(base: Path, job: str, *, keep: Collection[Path] = ()) -> list[Path]:
+    """Wipe what killed runs left, except `keep` (a throwaway database server's directory
+    that could not be stopped: never wiped under a running server)."""
     found = leftovers(base, job) if base.is_dir() and not base.is_symlink() else []
+    found = [p for p in found if p not in keep]
     for path in found:
         wipe(path)
     return found

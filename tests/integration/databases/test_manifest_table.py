@@ -1,15 +1,17 @@
 """The database manifest round-trips through the state database's `database_manifest`
-table on SQLite and PostgreSQL (the reference a restore test reads back)."""
+table on SQLite and PostgreSQL (the reference a restore test reads back), found by the file
+snapshot of its backup run."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, select
+from sqlalchemy import create_engine
 
 from backupctl.databases import DumpManifest
-from backupctl.state.schema import database_manifest, metadata
+from backupctl.state import queries
+from backupctl.state.schema import metadata
 from tests.conftest import Postgres
 
 MANIFEST = DumpManifest(job="emr-db", database="emr", kind="postgresql", snapshot_id="1f753783",
@@ -26,15 +28,17 @@ def test_a_manifest_row_round_trips(backend: str, tmp_path: Path, postgres: Post
     metadata.create_all(engine)
     try:
         with engine.begin() as conn:
-            conn.execute(database_manifest.insert().values(**MANIFEST.row(
-                run_id=12, files_snapshot_id="deadbeef",
-                created_at="2026-11-30T02:00:00.000000+00:00")))
+            queries.insert_database_manifests(conn, [MANIFEST.row(
+                run_id=12, files_snapshot_id="deadbeef" * 8,
+                created_at="2026-11-30T02:00:00.000000+00:00")])
         with engine.connect() as conn:
-            row = conn.execute(select(database_manifest).where(
-                database_manifest.c.job == "emr-db", database_manifest.c.database == "emr")
-                .order_by(database_manifest.c.id.desc())).first()
-        assert row is not None and row.run_id == 12 and row.files_snapshot_id == "deadbeef"
+            found = queries.database_manifests_of(conn, "emr-db", ["deadbeef" * 8])
+            newest = queries.newest_database_manifest(conn, "emr-db", "emr")
+            other = queries.database_manifests_of(conn, "emr-db", ["0badcafe" * 8])
+        row = found["emr"]
+        assert row == newest and row.run_id == 12 and row.files_snapshot_id == "deadbeef" * 8
         assert DumpManifest.from_row(row) == MANIFEST
+        assert other == {}
     finally:
         if backend == "postgresql":
             metadata.drop_all(engine)

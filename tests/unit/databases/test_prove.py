@@ -8,7 +8,8 @@ import pytest
 
 from backupctl.databases.cluster import PgBin
 from backupctl.databases.model import DumpManifest
-from backupctl.databases.prove import Draft, Read, judge_read, version_gap
+from backupctl.databases.prove import version_gap
+from backupctl.databases.reading import Draft, Read, judge_read
 from backupctl.execute import Result
 
 MANIFEST = DumpManifest(job="emr-db", database="emr", kind="postgresql", snapshot_id="1f753783",
@@ -43,12 +44,17 @@ def test_damaged_data_read_by_restic_is_bad_data(stderr: str) -> None:
     assert done.bad_data and done.read_error is not None and done.not_proven is None
 
 
+def test_a_dump_snapshot_gone_from_the_repository_is_bad_data() -> None:
+    done = judged("", 0, returncode=1, stderr='invalid id "1f753783": no matching ID found '
+                  'for prefix "1f753783"').done()
+    assert done.bad_data and done.not_proven is None
+    assert "not in the repository" in (done.read_error or "")
+
+
 @pytest.mark.parametrize(("returncode", "stderr", "timed_out", "says"), [
     (1, "Fatal: wrong password or no key found", False, "wrong password"),
     (1, "Fatal: unable to open config file: Is there a repository at the following location?",
      False, "repository does not exist"),
-    (1, 'invalid id "1f753783": no matching ID found for prefix "1f753783"', False,
-     "fatal error"),
     (-9, "cannot dump file: ciphertext verification failed", True, "fatal error"),
 ])
 def test_a_read_that_could_not_happen_is_not_proven(returncode: int, stderr: str,
