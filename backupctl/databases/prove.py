@@ -56,14 +56,21 @@ def prove_quick(runner: Runner, manifest: DumpManifest, *, repo_url: str, passwo
     return draft.done()
 
 
-def _quick_postgresql(runner: Runner, manifest: DumpManifest, draft: Draft, *, repo_url: str,
-                      password: Secret, timeout: float | None, pg_bin: Path | None) -> None:
+def _local_postgresql(runner: Runner, draft: Draft, pg_bin: Path | None) -> PgBin | None:
+    """The orchestrator's PostgreSQL (recorded in the draft), or None: not proven."""
     try:
         pg = find_pg_bin(runner, pg_bin)
     except ClusterError as exc:
         draft.not_proven = str(exc)
-        return
+        return None
     draft.local_version = pg.version
+    return pg
+
+
+def _quick_postgresql(runner: Runner, manifest: DumpManifest, draft: Draft, *, repo_url: str,
+                      password: Secret, timeout: float | None, pg_bin: Path | None) -> None:
+    if (pg := _local_postgresql(runner, draft, pg_bin)) is None:
+        return
     head = json.dumps({"mode": "list", "repo": repo_url, "password": password.reveal(),
                        "snapshot": draft.snapshot_id, "path": manifest.path,
                        "pg_bin": str(pg.path), "restic": restic.RESTIC,
@@ -112,12 +119,8 @@ def prove_full(runner: Runner, manifest: DumpManifest, *, checks: Sequence[str],
 def _full_postgresql(runner: Runner, manifest: DumpManifest, draft: Draft, *,
                      checks: Sequence[str], repo_url: str, password: Secret,
                      scratch_dir: Path, timeout: float | None, pg_bin: Path | None) -> None:
-    try:
-        pg = find_pg_bin(runner, pg_bin)
-    except ClusterError as exc:
-        draft.not_proven = str(exc)
+    if (pg := _local_postgresql(runner, draft, pg_bin)) is None:
         return
-    draft.local_version = pg.version
     if (too_old := version_gap(manifest, pg)) is not None:
         draft.not_proven = too_old
         return

@@ -200,10 +200,10 @@ def _newest_proofs(runs: Iterable[Run], *, restored: bool) -> dict[str, Database
 def _databases(out: _Out, job: Job, view: StateView) -> None:
     """Per database, from the newest restore tests of any repository (SPEC §10)."""
     name = job.name
-    tested = _newest_proofs((r for (k, j, _), r in view.newest.items()
-                             if k == "verify" and j == name), restored=False)
-    timed = _newest_proofs((r for (j, _), r in view.restore.items() if j == name),
-                           restored=True)
+    measured = [r for (j, _), r in view.restore.items() if j == name]
+    newest = [r for (k, j, _), r in view.newest.items() if k == "verify" and j == name]
+    tested = _newest_proofs([*measured, *newest], restored=False)
+    timed = _newest_proofs(measured, restored=True)
     for database in job.databases:
         labels = [name, database.name]
         if (proof := tested.get(database.name)) is not None:

@@ -39,12 +39,14 @@ def manifests(ctx: Context, job: Job, snapshot: SnapshotRef, manifest_id: str,
 
 def _copied_dumps(runner: Counting, repo: Repo, job: Job, timeout: float
                   ) -> dict[str, str] | ResticError:
-    """original snapshot id → its id in a copy (restic copy gives copies new ids)."""
+    """original snapshot id (full and short) → its id in a copy (restic copy gives copies
+    new ids; a backup records the short id restic printed)."""
     try:
         refs = held(runner, repo, job=job.name, timeout=timeout, dumps=True)
     except ResticError as exc:
         return exc
-    return {r.original: r.id for r in refs if r.original} | {r.id: r.id for r in refs}
+    return {key: r.id for r in refs for origin in (r.original, r.id) if origin
+            for key in (origin, origin[:8])}
 
 
 def prove(ctx: Context, job: Job, repo: Repo, snapshot: SnapshotRef, manifest_id: str, *,
