@@ -224,7 +224,7 @@ class Bench:
         self.rows.append(f"| {label} | → of which restic dump + pg_restore (`restore_ms`) | "
                          f"{int(findings['restore_ms']) / 1000:.1f} s | | |"
                          if findings.get("restore_ms") is not None else "")
-        self.rows.append(f"| {label} | → steps (ms) | {findings.get('timings')} | | |")
+        self.rows.append(f"| {label} | → steps (ms) | {findings.get('timings_ms')} | | |")
         self.ratio(label, "full prove", best.seconds, min(plain_p))
 
     def row(self, label: str, what: str, run: Run) -> None:
