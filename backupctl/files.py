@@ -3,15 +3,19 @@
 A reader (node_exporter, systemd, an inspector's viewer) never sees a half-written file: the
 data goes to a temporary file made by `mkstemp` in the target's own directory (never a
 predictable name another user could plant), is flushed to disk with its final mode, and is
-renamed over the target; the directory entry is flushed too.
+renamed over the target; the directory entry is flushed too. `wipe` removes a tree of
+restored data without ever following a symbolic link.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
+import stat
 import tempfile
 from pathlib import Path
+from typing import Any
 
 
 def write_atomic(path: Path, data: bytes | str, *, mode: int = 0o600,
@@ -45,3 +49,27 @@ def write_atomic(path: Path, data: bytes | str, *, mode: int = 0o600,
     finally:
         os.close(dir_fd)
     return True
+
+
+def wipe(path: Path) -> None:
+    """Remove a restored tree, also where restic restored read-only directories."""
+    try:
+        info = path.lstat()
+    except FileNotFoundError:
+        return
+    if not stat.S_ISDIR(info.st_mode):  # a file or a link: the entry goes, never its target
+        path.unlink()
+        return
+
+    def fix(_func: Any, target: str, _exc: Any) -> None:
+        parent = os.path.dirname(target)
+        if not os.path.islink(parent):  # inside the tree rmtree never follows links
+            os.chmod(parent, 0o700)
+        with contextlib.suppress(FileNotFoundError):
+            if os.path.isdir(target) and not os.path.islink(target):
+                os.chmod(target, 0o700)
+                shutil.rmtree(target, onerror=fix)
+            else:
+                os.unlink(target)
+
+    shutil.rmtree(path, onerror=fix)

@@ -11,24 +11,25 @@ package data under backupctl/templates/runbook/.
 from __future__ import annotations
 
 import shlex
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
+from pathlib import PurePosixPath
 
 import jinja2
 from ruamel.yaml import YAML
 
 from backupctl import __version__, fmt
 from backupctl.clock import parse_iso
-from backupctl.config.schema import Job, format_duration
+from backupctl.config.schema import Database, Job, format_duration
 from backupctl.config.validate import DEFAULT_CONFIG, Config
 from backupctl.fmt import ms_to_seconds
 from backupctl.log import mask
-from backupctl.restic.commands import escape_glob
+from backupctl.restic.commands import DATABASE_TAG, FILES_TAG, escape_glob
 from backupctl.secrets import display_url
 from backupctl.signing import load_public
 from backupctl.state import queries
 from backupctl.state.db import Store
-from backupctl.state.records import Proof, VerifyDetails, read
+from backupctl.state.records import DatabaseProof, DrillDetails, Proof, VerifyDetails, read
 
 LANGS = ("ja", "en")
 FORMATS = ("md", "html")
@@ -77,6 +78,7 @@ class RunbookData:
     version: str = __version__
     evidence_key: str | None = None  # the fingerprint of the evidence signing key
     check_commands: list[str] = field(default_factory=list)
+    databases: list[DatabaseInfo] = field(default_factory=list)
 
 
 def restore_target(job: Job) -> str:
@@ -85,17 +87,64 @@ def restore_target(job: Job) -> str:
 
 
 def restic_commands(job: Job, *, url: str, password_file: str, target: str) -> list[str]:
-    """Plain restic: list, restore the newest snapshot, restore one path, check."""
+    """Plain restic: list, restore the newest snapshot, restore one path, check.
+
+    `--tag backupctl`: the job's files (a database dump's snapshot is newer, tagged
+    backupctl-db)."""
     base = ["restic", "--repo", url, "--password-file", password_file]
     one = job.verify.always[0] if job.verify.always else job.source.paths[0]
+    latest = ["latest", "--host", job.name, "--tag", FILES_TAG]
     commands = [
         [*base, "snapshots", "--host", job.name],
-        [*base, "restore", "latest", "--host", job.name, "--target", target],
-        [*base, "restore", "latest", "--host", job.name, "--target", target,
-         "--include", escape_glob(one)],
+        [*base, "restore", *latest, "--target", target],
+        [*base, "restore", *latest, "--target", target, "--include", escape_glob(one)],
         [*base, "check", "--read-data-subset=5%"],
     ]
     return [shlex.join(c) for c in commands]
+
+
+@dataclass(frozen=True)
+class DatabaseInfo:
+    """One of the job's databases: its newest dump, its last proven restore, and the
+    restic + pg_restore (or sqlite3) commands that bring it back by hand."""
+
+    name: str
+    kind: str
+    path: str  # inside the dump's snapshot
+    last_dump: str | None = None
+    snapshot_id: str | None = None
+    tables: int | None = None
+    rows: int | None = None
+    last_proven: Measured | None = None
+    proven_tables: int | None = None
+    proven_rows: int | None = None
+    commands: list[tuple[str, str]] = field(default_factory=list)  # (command, string key)
+
+
+def database_commands(job: Job, database: Database, *, path: str, url: str,
+                      password_file: str, target: str) -> list[tuple[str, str]]:
+    """restic dump of the newest dump into `target`, then pg_restore (or sqlite3); never a
+    password (restic: --password-file; PostgreSQL: ~/.pgpass or peer authentication)."""
+    base = ["restic", "--repo", url, "--password-file", password_file]
+    tag = database_tag(database.name)
+    local = f"{target}/{PurePosixPath(path).name}"
+    dump = shlex.join([*base, "dump", "--host", job.name, "--tag", tag, "latest", path])
+    steps = [(shlex.join([*base, "snapshots", "--host", job.name, "--tag", tag]), "db_list"),
+             (f"mkdir -p {shlex.quote(target)} && (umask 077 && {dump} > "
+              f"{shlex.quote(local)})", "db_dump")]
+    if database.kind == "postgresql":
+        steps += [(shlex.join(["createdb", "--template=template0", database.name]),
+                   "db_createdb"),
+                  (shlex.join(["pg_restore", "--jobs", "2", "--no-owner",
+                               f"--dbname={database.name}", local]), "db_restore")]
+    elif local.endswith(".sql"):
+        db = local.removesuffix(".sql") + ".sqlite"
+        steps.append((f"sqlite3 {shlex.quote(db)} < {shlex.quote(local)}", "db_sqlite_sql"))
+        steps.append((shlex.join(["sqlite3", db, "PRAGMA integrity_check"]), "db_sqlite_check"))
+    else:
+        steps.append((shlex.join(["sqlite3", local, "PRAGMA integrity_check"]),
+                      "db_sqlite_check"))
+    return steps
 
 
 def _local_time(value: str | None) -> str | None:
@@ -121,6 +170,49 @@ def _last_full_verify(store: Store, job: Job) -> Measured | None:
         if read(VerifyDetails, row.details).mode == "full":
             return _measured(row)
     return None
+
+
+def database_tag(name: str) -> str:
+    return f"{DATABASE_TAG}:{name}"
+
+
+def _last_proven(store: Store, job: Job, name: str
+                 ) -> tuple[queries.RunRow, DatabaseProof] | None:
+    """The newest full verify or drill that proved this database's restore."""
+    found: list[tuple[queries.RunRow, DatabaseProof]] = []
+    for kind, model in (("verify", VerifyDetails), ("drill", DrillDetails)):
+        for row in store.query(queries.recent_runs, job.name, kind, limit=_RECENT_VERIFIES):
+            proof = next((p for p in read(model, row.details).databases
+                          if p.name == name and p.mode == "full" and p.result == "proven"),
+                         None)
+            if proof is not None:
+                found.append((row, proof))
+                break
+    return max(found, key=lambda f: f[0].id) if found else None
+
+
+def _databases(store: Store, job: Job, target: str) -> list[DatabaseInfo]:
+    out = []
+    for database in job.databases:
+        dumped = store.query(queries.newest_database_manifest, job.name, database.name)
+        suffix = "pgdump" if database.kind == "postgresql" else "sqlite"
+        path = dumped.path if dumped else f"/{job.name}/{database.name}.{suffix}"
+        proven = _last_proven(store, job, database.name)
+        out.append(DatabaseInfo(
+            name=database.name, kind=database.kind, path=path,
+            last_dump=_local_time(dumped.created_at) if dumped else None,
+            snapshot_id=dumped.snapshot_id if dumped else None,
+            tables=len(dumped.tables) if dumped else None,
+            rows=sum(dumped.tables.values()) if dumped else None,
+            last_proven=replace(_measured(proven[0]), restore_seconds=ms_to_seconds(
+                proven[1].restore_ms)) if proven else None,
+            proven_tables=proven[1].tables_checked if proven else None,
+            proven_rows=proven[1].rows_restored if proven else None,
+            commands=database_commands(job, database, path=path,
+                                       url=job.repository.orchestrator_url,
+                                       password_file=str(job.repository.password_file),
+                                       target=target)))
+    return out
 
 
 def _media(store: Store, job: Job, copy: str) -> list[str]:
@@ -178,7 +270,7 @@ def gather(config: Config, store: Store, job: Job) -> RunbookData:
         last_drill=_measured(drill) if drill is not None else None,
         restore_target=target, check_commands=list(job.verify.commands),
         evidence_key=key.fingerprint if (key := load_public(config.settings.evidence_key))
-        else None)
+        else None, databases=_databases(store, job, target))
 
 
 def strings(lang: str) -> dict[str, str]:

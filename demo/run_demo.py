@@ -3,12 +3,19 @@
 Creates everything under demo/work/ (wiped first): a global config with an SQLite state
 database, two local restic repositories, one `host: local` job and one job over SSH to a
 private sshd started on a loopback port (its host key trusted explicitly with
-`backupctl trust --fingerprint`), then runs backup → verify → status → report and prints
-what happened. Notifications: a real SMTP server (aiosmtpd, its own process) writes every
-mail into demo/work/mail/; a third job's backup fails on purpose (its `before` hook finds
-the laboratory export unfinished) and the demo shows the Japanese mail that arrived, then
-the recovery mail, and writes the one-page management summary (PDF). Nothing outside
-demo/work/ is touched; sshd and the SMTP server are stopped at the end.
+`backupctl trust --fingerprint`). The SSH job `emr-db` backs up a real PostgreSQL database
+(a throwaway cluster the demo starts in demo/work/pg, Unix socket only, loaded with a few
+tables of Japanese text): its dump is streamed into restic and its full verify restores it
+into another throwaway server and compares every table. Then backup → copy → verify →
+report → status, printing what happened. Notifications: a real SMTP server (aiosmtpd, its
+own process) writes every mail into demo/work/mail/; a third job's backup fails on purpose
+(its `before` hook finds the laboratory export unfinished) and the demo shows the Japanese
+mail that arrived, then the recovery mail, and writes the one-page management summary
+(PDF). Nothing outside demo/work/ is touched; sshd, the SMTP server and the PostgreSQL
+cluster are stopped at the end.
+
+Run as root (as `make demo` usually is), PostgreSQL runs as the `postgres` user, so
+demo/work and its scratch directory are 0711: traversable, not listable (docs/install.md).
 """
 
 from __future__ import annotations
@@ -21,7 +28,6 @@ import os
 import re
 import shutil
 import socket
-import sqlite3
 import subprocess
 import sys
 import time
@@ -31,6 +37,23 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 WORK = HERE / "work"
 BACKUPCTL = [sys.executable, "-m", "backupctl", "-c", str(WORK / "backupctl.yaml")]
+AS_POSTGRES = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+# The EMR database: patients, chart notes and lab results (fictitious, Japanese text).
+EMR_SQL = """
+CREATE TABLE 患者 (id int PRIMARY KEY, 氏名 text NOT NULL, 生年月日 date, 診療科 text);
+INSERT INTO 患者 SELECT i, '患者' || lpad(i::text, 4, '0'),
+       date '1940-01-01' + (i * 37) % 25000, (ARRAY['内科','外科','小児科','整形外科'])[1 + i % 4]
+FROM generate_series(1, 2000) i;
+CREATE TABLE カルテ (id bigserial PRIMARY KEY, 患者id int REFERENCES 患者, 記載日 date,
+                    記載 text);
+INSERT INTO カルテ (患者id, 記載日, 記載) SELECT 1 + i % 2000, date '2025-01-01' + i % 300,
+       '経過良好。内服継続。' || repeat('所見なし。', 1 + i % 5) FROM generate_series(1, 6000) i;
+CREATE TABLE 検査結果 (id bigserial PRIMARY KEY, 患者id int REFERENCES 患者, 項目 text,
+                      値 numeric);
+INSERT INTO 検査結果 (患者id, 項目, 値) SELECT 1 + i % 2000,
+       (ARRAY['HbA1c','AST','ALT','CRP'])[1 + i % 4], (i % 97) / 10.0
+FROM generate_series(1, 4000) i;
+"""
 
 
 def say(text: str) -> None:
@@ -146,28 +169,63 @@ schedule:
 
 
 def make_data() -> None:
+    (WORK / "data").mkdir(mode=0o700)
     emr = WORK / "data" / "emr"
     files = WORK / "data" / "files" / "スキャン"
     emr.mkdir(parents=True)
     files.mkdir(parents=True)
-    db = sqlite3.connect(emr / "emr.sqlite")
-    db.execute("CREATE TABLE karte (id INTEGER PRIMARY KEY, patient TEXT, note TEXT)")
-    db.executemany("INSERT INTO karte (patient, note) VALUES (?, ?)",
-                   [(f"患者{i:04d}", "経過良好 " * 20) for i in range(2000)])
-    db.commit()
-    db.close()
+    (emr / "電子カルテ設定.conf").write_text("server=emr01\nport=8080\n")
     for i in range(40):
         (files / f"スキャン {i:03d}.pdf").write_bytes(os.urandom(32 * 1024))
     (WORK / "data" / "files" / "a'b\"c; $(echo oops).txt").write_text("quoted name\n")
 
 
-def write_config(port: int, smtp_port: int) -> None:
+def pg_bin() -> Path:
+    versions = sorted((int(p.name), p / "bin") for p in Path("/usr/lib/postgresql").iterdir()
+                      if p.name.isdigit() and (p / "bin" / "initdb").exists())
+    if not versions:
+        raise SystemExit("the demo needs PostgreSQL (make install installs it)")
+    return versions[-1][1]
+
+
+def start_postgres(root: Path) -> int:
+    """The EMR's database server: a throwaway cluster on a Unix socket only."""
+    root.mkdir(mode=0o700)
+    if AS_POSTGRES:
+        shutil.chown(root, "postgres", "postgres")
+    port = free_port()
+    bindir = pg_bin()
+    subprocess.run([*AS_POSTGRES, str(bindir / "initdb"), "-D", str(root / "data"), "-A",
+                    "trust", "-U", "postgres", "--no-sync", "-E", "UTF8", "--locale=C"],
+                   check=True, capture_output=True)
+    subprocess.run([*AS_POSTGRES, str(bindir / "pg_ctl"), "-D", str(root / "data"), "-w", "-s",
+                    "-l", str(root / "server.log"), "-o",
+                    f"-c listen_addresses='' -c port={port} -c unix_socket_directories='{root}'"
+                    " -c fsync=off", "start"], check=True)
+    psql = [str(bindir / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", str(root), "-p",
+            str(port), "-U", "postgres"]
+    subprocess.run([*psql, "-d", "postgres", "-c", "CREATE DATABASE emr TEMPLATE template0 "
+                    "ENCODING 'UTF8' LOCALE 'C'"], check=True)
+    subprocess.run([*psql, "-d", "emr"], input=EMR_SQL, text=True, check=True)
+    return port
+
+
+def stop_postgres(root: Path) -> None:
+    if (root / "data" / "postmaster.pid").exists():
+        subprocess.run([*AS_POSTGRES, str(pg_bin() / "pg_ctl"), "-D", str(root / "data"),
+                        "-m", "fast", "-w", "-s", "stop"], check=False)
+
+
+def write_config(port: int, pg_port: int, smtp_port: int) -> None:
     secrets = WORK / "secrets"
     secrets.mkdir(mode=0o700)
     for name in ("files", "emr", "emr-usb"):
         (secrets / name).write_text(os.urandom(24).hex() + "\n")
         (secrets / name).chmod(0o600)
     (WORK / "jobs").mkdir()
+    scratch = WORK / "scratch"
+    scratch.mkdir(mode=0o711)  # the postgres user reaches its own 0700 directory inside
+    scratch.chmod(0o711)
     (WORK / "backupctl.yaml").write_text(
         "jobs_dir: jobs\nstate_dir: state\nscratch_dir: scratch\n"
         "known_hosts: ssh/known_hosts\nconcurrency: 2\n"
@@ -205,7 +263,13 @@ host:
   identity_file: ../ssh/id_ed25519
 source:
   paths: ["{WORK}/data/emr"]
-  before: ["sqlite3 '{WORK}/data/emr/emr.sqlite' 'PRAGMA wal_checkpoint(FULL);'"]
+databases:
+  - name: emr
+    kind: postgresql
+    dsn: "host={WORK}/pg port={pg_port} user=postgres dbname=emr"
+    checks:
+      - "SELECT count(*) = 2000 FROM 患者"
+      - "SELECT bool_and(患者id IS NOT NULL) FROM カルテ"
 repository:
   url: {WORK}/repos/emr-db
   password_file: ../secrets/emr
@@ -222,8 +286,6 @@ copies:
     max_age: 7d
 verify:
   sample: all
-  always: ["{WORK}/data/emr/emr.sqlite"]
-  commands: ["sqlite3 {{restored}}{WORK}/data/emr/emr.sqlite 'PRAGMA integrity_check'"]
   rto: 2h
 runbook:
   steps: ["電子カルテサービスを起動する", "テスト患者のカルテを開いて表示を確認する"]
@@ -237,14 +299,17 @@ schedule:
 def main() -> None:
     if WORK.exists():
         shutil.rmtree(WORK)
-    WORK.mkdir(mode=0o700)
-    say("creating demo data, secrets, a private sshd and an SMTP server on loopback")
+    WORK.mkdir(mode=0o711 if AS_POSTGRES else 0o700)
+    WORK.chmod(0o711 if AS_POSTGRES else 0o700)
+    say("creating demo data, secrets, a PostgreSQL EMR database, a private sshd and an SMTP "
+        "server on loopback")
     make_data()
+    pg_port = start_postgres(WORK / "pg")
     sshd, port = start_sshd(WORK / "ssh")
     maildir = WORK / "mail"
     smtp, smtp_port = start_smtp(maildir)
     try:
-        write_config(port, smtp_port)
+        write_config(port, pg_port, smtp_port)
         fingerprint = subprocess.run(
             ["ssh-keygen", "-lf", str(WORK / "ssh" / "host_key.pub")], check=True, text=True,
             capture_output=True).stdout.split()[1]
@@ -254,7 +319,8 @@ def main() -> None:
         run("evidence", "init-key")
         say("trusting the demo server's host key explicitly (no trust on first use)")
         run("trust", "emr-db", "--fingerprint", fingerprint)
-        say("backing up both jobs (the SSH job runs restic on the 'remote' host)")
+        say("backing up both jobs (the SSH job runs restic and pg_dump on the 'remote' "
+            "host: the EMR database is streamed into its own snapshot, every table counted)")
         result = run("backup", "--all", "--json")
         ids = {j["job"]: j.get("snapshot_id") for j in json.loads(result.stdout)["jobs"]}
         run("backup", "fileserver")
@@ -263,8 +329,9 @@ def main() -> None:
         run("init", "emr-db", "--copies")
         run("media", "init", "emr-db", "usb-offline")
         run("copy", "emr-db")
-        say("proving the backups restore byte for byte")
+        say("proving the backups restore byte for byte (and the database table by table)")
         run("verify", "--all", "--mode", "quick")
+        say("full restore test: the EMR database restored into a throwaway PostgreSQL")
         run("verify", "emr-db", "--mode", "full")
         run("verify", "emr-db", "--from", "usb-offline")
         say("checking the evidence chain and writing the inspector's report (Japanese)")
@@ -296,6 +363,7 @@ def main() -> None:
         sshd.wait(timeout=10)
         smtp.terminate()
         smtp.wait(timeout=10)
+        stop_postgres(WORK / "pg")
 
 
 if __name__ == "__main__":

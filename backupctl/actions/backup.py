@@ -1,8 +1,12 @@
-"""`backupctl backup`: before → restic backup → after → manifest → forget --prune.
+"""`backupctl backup`: before → restic backup → after → database dumps → manifest →
+forget --prune.
 
 Runs on the job's host (SSH or local); the repository password reaches restic on stdin or a
 pipe. A repository is created only when the job says `repository.init: true` or the admin
-runs `backupctl init`.
+runs `backupctl init`. Each of the job's `databases` is then dumped on the same host into its
+own snapshot (backupctl.databases: counted and hashed on the way, never on the host's disk);
+a database that could not be dumped fails the backup, named, and leaves no snapshot. Its
+manifest (tables, row counts, SHA-256) is recorded with the run, in the same transaction.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from backupctl.actions.jobrun import job_run
 from backupctl.actions.restore_test.pipeline import list_snapshot
 from backupctl.actions.results import RunResult
 from backupctl.config.schema import Job
+from backupctl.databases import DumpResult, dump_database
+from backupctl.databases import dump as database_dump
 from backupctl.errors import (
     BackupctlError,
     CommandFailed,
@@ -54,6 +60,8 @@ def plan(job: Job) -> list[str]:
         job.repository.url, masked, host=job.name, paths=job.source.paths,
         exclude=job.source.exclude)))
     steps += [f"on {where}: sh -c {cmd!r}" for cmd in job.source.after]
+    for database in job.databases:
+        steps += database_dump.plan(database, job=job.name, where=where)
     steps.append("on orchestrator: " + display(restic.forget(
         job.repository.orchestrator_url, masked, host=job.name,
         policy=job.generations.policy())))
@@ -95,6 +103,7 @@ class _Backup:
         self.generations: int | None = None
         self.generation_check: gen_check.Assessment | None = None
         self.output: parse.BackupOutput | None = None  # set even when the snapshot is bad
+        self.dumps: list[DumpResult] = []
 
     def hooks(self, key: str) -> str | None:
         """Run `before`/`after` commands; the first failure's message, or None."""
@@ -150,6 +159,30 @@ class _Backup:
                                 f"{', '.join(output.missing)}; fix source.paths or the host")
         return output
 
+    def dump_databases(self) -> str | None:
+        """Dump each of the job's databases into its own snapshot (after the files); the
+        failures, each naming its database, or None."""
+        password = repos.primary(self.job).password
+        failed = []
+        for database in self.job.databases:
+            try:
+                dumped = dump_database(self.runner, database, job=self.job.name,
+                                       repo_url=self.job.repository.url, password=password,
+                                       timeout=self.ctx.timeout)
+            except BackupctlError as exc:  # the host went away: name the database too
+                dumped = DumpResult(job=self.job.name, name=database.name, kind=database.kind,
+                                    error=f"{self.job.name}: database {database.name}: {exc}")
+            self.dumps.append(dumped)
+            if dumped.ok:
+                self.steps.append(
+                    f"database {dumped.name}: snapshot {(dumped.snapshot_id or '')[:8]}, "
+                    f"{len(dumped.tables)} table(s), {sum(dumped.tables.values())} row(s), "
+                    f"{dumped.size} bytes in {dumped.seconds:.1f}s")
+            else:
+                failed.append(dumped.error or f"database {database.name} was not dumped")
+                self.steps.append(f"database {dumped.name}: FAILED, no snapshot kept")
+        return "; ".join(failed) or None
+
     def after_snapshot(self, summary: parse.BackupSummary) -> None:
         """Source manifest, ransomware tripwires, then the generation policy (unless frozen)."""
         primary = repos.primary(self.job)
@@ -179,7 +212,7 @@ class _Backup:
         # A killed restic (SIGKILL, power cut, lost SSH) leaves its lock behind and restic
         # 0.14 never expires it; `restic unlock` removes only stale locks, never live ones.
         self.ctx.local.run(restic.unlock(primary.url, primary.password), timeout=300)
-        held = repos.snapshots(self.ctx, self.job, primary)
+        held = repos.files(repos.snapshots(self.ctx, self.job, primary))
         self.generations = len(held)
         self.generation_check = gen_check.assess_primary(  # issue #5: lost snapshots?
             self.ctx, self.job.name, policy=self.job.generations.policy(), snapshots=held,
@@ -196,7 +229,8 @@ def backup(ctx: Context, job: Job) -> BackupResult:
             result = _run(done)
         finally:
             runner.close()
-        run.finish(result, extra=lambda conn: _record(conn, ctx, job, result, done))
+        run.finish(result, extra=lambda conn: _record(conn, ctx, job, result, done,
+                                                      run_id=run.run_id))
     return run.result
 
 
@@ -230,6 +264,7 @@ def _run(run: _Backup) -> BackupResult:
         output = run.output  # an incomplete snapshot is reported (and recorded) too
     summary = output.summary if output else None
     if summary is not None and status is ExitStatus.OK:
+        dump_error = run.dump_databases()  # before forget: the policy applies to them too
         try:
             run.after_snapshot(summary)
         except BackupctlError as exc:
@@ -238,6 +273,9 @@ def _run(run: _Backup) -> BackupResult:
             status = ExitStatus.BAD_DATA
             error = f"{job.name}: SUSPICIOUS backup (possible ransomware): " + "; ".join(
                 run.suspicious)
+        if dump_error is not None:
+            status = ExitStatus.worst([status, ExitStatus.FAILED])
+            error = f"{error}; {dump_error}" if error else dump_error
     details = BackupDetails(
         files_new=summary.files_new if summary else 0,
         files_changed=summary.files_changed if summary else 0,
@@ -248,17 +286,21 @@ def _run(run: _Backup) -> BackupResult:
         duration_ms=(ms(summary.duration) or 0) if summary else 0, generations=run.generations,
         manifest=run.manifest.summary() if run.manifest else None,
         suspicious=run.suspicious, unreadable=output.errors if output else [],
-        warnings=run.warnings, steps=run.steps)
+        warnings=run.warnings, steps=run.steps, databases=[d.record() for d in run.dumps])
     return BackupResult(job.name, "backup", status, details, error=error,
                         snapshot_id=summary.snapshot_id if summary else None,
                         snapshot_time=run.snapshot_time)
 
 
 def _record(conn: Connection, ctx: Context, job: Job, result: BackupResult,
-            run: _Backup) -> None:
-    """The backup's manifest, generation observation and tripwire flag, with its run."""
+            run: _Backup, *, run_id: int) -> None:
+    """The backup's manifests (files and databases), generation observation and tripwire
+    flag, with its run."""
     if run.manifest is not None:
         queries.insert_manifest(conn, job.name, run.manifest.snapshot_id, run.manifest.entries)
+    queries.insert_database_manifests(conn, [
+        d.manifest().row(run_id=run_id, files_snapshot_id=result.snapshot_id,
+                         created_at=ctx.store.now()) for d in run.dumps if d.ok])
     if run.generation_check is not None:
         queries.insert_generations(conn, [run.generation_check.row(job.name,
                                                                    ctx.store.now())])

@@ -5,7 +5,8 @@ Per copy, each recorded as a run of kind `copy` (repository = copy name) with ev
    Not attached → this copy fails (exit 1) with a clear message; the others continue;
 2. `restic copy` (`--repo` the copy, `--from-repo` the primary; both passwords on pipes);
 3. `seal: chattr`: `chattr +i` every file except `locks/`;
-4. every primary snapshot must now be in the copy (by snapshot time), else the copy failed;
+4. every primary snapshot (files and database dumps) must now be in the copy (by snapshot
+   time), else the copy failed;
 5. the generation policy: `forget --prune` on offline copies (unless a ransomware tripwire
    froze pruning); never on immutable copies (reported instead);
 6. the generation assertion (actions/generations.py): lost snapshots → exit 3;
@@ -122,7 +123,8 @@ def copy(ctx: Context, job: Job) -> CopyResult:
         source = repos.snapshots(ctx, job, primary)
         frozen = tripwire.frozen_reason(ctx, job)
         checked = generations.assess_primary(ctx, job.name, policy=job.generations.policy(),
-                                             snapshots=source, pruned=frozen is None)
+                                             snapshots=repos.files(source),
+                                             pruned=frozen is None)
         generations.record(ctx, job.name, [checked])
         outcomes = [_one(ctx, job, c, primary, source, frozen) for c in job.copies]
     statuses = [o.status for o in outcomes]
@@ -156,13 +158,22 @@ def _one(ctx: Context, job: Job, target: Copy, primary: repos.Repo,
     return CopyOutcome(run.result, probed.result)
 
 
+def _dump_of(snapshot: parse.Snapshot) -> str:
+    names = [t.split(":", 1)[1] for t in snapshot.tags if t.startswith(restic.DATABASE_TAG + ":")]
+    return f", dump of database {names[0]}" if names else ""
+
+
 class _Copy:
-    """One copy to one repository; collects steps and warnings as it goes."""
+    """One copy to one repository; collects steps and warnings as it goes.
+
+    `source`/`held` are the job's file snapshots (generations, the newest copied);
+    completeness is checked on every snapshot, database dumps included."""
 
     def __init__(self, ctx: Context, job: Job, target: Copy, primary: repos.Repo,
                  source: list[parse.Snapshot], frozen: str | None) -> None:
         self.ctx, self.job, self.target, self.primary = ctx, job, target, primary
-        self.source, self.frozen = source, frozen
+        self.source_all, self.source, self.frozen = source, repos.files(source), frozen
+        self.held_all: list[parse.Snapshot] = []
         self.steps: list[str] = []
         self.warnings: list[str] = []
         self.medium: media.Medium | None = None
@@ -199,7 +210,8 @@ class _Copy:
             self.steps.append(anchors.push(ctx, job, target))
         if target.seal == "chattr":
             self._seal()
-        self.held = repos.snapshots(ctx, job, dest)
+        self.held_all = repos.snapshots(ctx, job, dest)
+        self.held = repos.files(self.held_all)
         self._check_complete()
         self._prune(dest)
         pruned = prunable(target) and self.frozen is None
@@ -221,10 +233,11 @@ class _Copy:
         self.steps.append("sealed: chattr +i on every file except locks/")
 
     def _check_complete(self) -> None:
-        have = {s.time for s in self.held}
-        absent = [s for s in self.source if s.time not in have]
+        have = {s.time for s in self.held_all}
+        absent = [s for s in self.source_all if s.time not in have]
         if absent:
-            listed = ", ".join(f"{s.short_id} ({s.time.isoformat()})" for s in absent[:5])
+            listed = ", ".join(f"{s.short_id} ({s.time.isoformat()}{_dump_of(s)})"
+                               for s in absent[:5])
             raise ResticError(f"{self.job.name}: copy {self.target.name} is incomplete after "
                               f"restic copy: {len(absent)} primary snapshot(s) missing: "
                               f"{listed}")
@@ -246,7 +259,7 @@ class _Copy:
         self.pruned = "forget --prune: " + ", ".join(
             f"keep-{k} {v}" for k, v in sorted(policy.items()))
         self.steps.append(self.pruned)
-        self.held = repos.snapshots(self.ctx, self.job, dest)
+        self.held = repos.files(repos.snapshots(self.ctx, self.job, dest))
 
     def result(self, status: ExitStatus, error: str | None) -> CopyRun:
         """The copy run: the newest primary snapshot is what a successful copy holds."""

@@ -2,10 +2,11 @@
 
 Steps: choose the snapshot → restore the whole snapshot (into a fresh 0700 scratch directory,
 or into a real directory the operator confirmed) → count every file and hash the manifest's
-files → run the job's application checks (`verify.commands`) → the operator confirms each
-manual step of the job's runbook (`runbook.steps`). Every step is timed. The run is recorded
-with kind `drill`, the operator's name and one evidence record holding the steps, remarks,
-the restore time and the result.
+files → run the job's application checks (`verify.commands`) → restore each of the job's
+`databases` into a throwaway PostgreSQL and compare every table (always in scratch_dir) →
+the operator confirms each manual step of the job's runbook (`runbook.steps`). Every step is
+timed. The run is recorded with kind `drill`, the operator's name and one evidence record
+holding the steps, remarks, the restore time (files and databases) and the result.
 
 The restore, comparison, checks and verdict are the restore-test engine's
 (actions/restore_test); the drill adds the conversation, the timing and the real-target
@@ -32,6 +33,7 @@ from backupctl.actions.jobrun import job_run
 from backupctl.actions.restore_test import scratch
 from backupctl.actions.restore_test.checks import run_commands
 from backupctl.actions.restore_test.compare import compare, count_all
+from backupctl.actions.restore_test.databases import describe, prove
 from backupctl.actions.restore_test.pipeline import list_snapshot
 from backupctl.actions.restore_test.restore import restore
 from backupctl.actions.restore_test.snapshot import references, resolve
@@ -147,6 +149,7 @@ def _run(ctx: Context, job: Job, repo: repos.Repo, done: _Progress, *, wanted: s
             step["result"] = FAIL
         done.ui.info(step["detail"])
     _checks(ctx, job, done)
+    _databases(ctx, job, repo, done, refs.manifest_id)
     total = len(job.runbook.steps)
     for index, text in enumerate(job.runbook.steps, start=1):
         with done.timed(text, kind="manual") as step:
@@ -167,6 +170,23 @@ def _checks(ctx: Context, job: Job, done: _Progress) -> None:
             "duration_ms": run.duration_ms,
             "detail": f"exit {run.exit_code}: {run.output_tail}"[:2000]}))
         done.ui.info(f"{run.command}: {result} (exit {run.exit_code})")
+
+
+def _databases(ctx: Context, job: Job, repo: repos.Repo, done: _Progress,
+               manifest_id: str) -> None:
+    if not job.databases or done.snap is None:
+        return
+    done.ui.step(len(done.steps) + 1, "databases: restore each dump into a throwaway server, "
+                 "compare every table's rows, run the checks")
+    results, _ = prove(ctx, job, repo, done.snap, manifest_id, mode="full")
+    done.findings += Findings(databases=results)
+    for found in results:
+        detail = describe(found)
+        done.steps.append(DrillStep.model_validate({
+            "name": f"database {found.name}", "kind": "auto",
+            "result": PASS if found.result == "proven" else FAIL,
+            "duration_ms": found.timings.get("total", 0), "detail": detail[:2000]}))
+        done.ui.info(detail)
 
 
 def _target(ctx: Context, job: Job, target: Path | None, needed: int) -> Path:
@@ -191,12 +211,13 @@ def _result(ctx: Context, job: Job, repo: repos.Repo, done: _Progress, *,
         result=outcome, operator=ctx.operator,  # type: ignore[arg-type]
         target=str(done.root) if done.root else None,
         target_kind="scratch" if target is None else "real",
-        wiped=target is None and done.root is not None, restore_ms=found.restore_ms,
+        wiped=target is None and done.root is not None, restore_ms=found.rto_ms,
         rto_seconds=job.verify.rto, files_restored=found.files_restored,
         bytes_restored=found.bytes_restored, files_checked=found.files_checked,
         bytes_checked=found.bytes_checked, mismatches=list(found.mismatches),
         failures=list(found.failures), changed_since_snapshot=list(found.changed),
         unverifiable=list(found.unverifiable), commands=list(found.commands),
+        databases=[d.record() for d in found.databases],
         steps=done.steps, manual_steps_confirmed=bool(manual) and all(
             s.result == PASS for s in manual),
         remarks=done.remarks, total_ms=round((time.monotonic() - done.started) * 1000))

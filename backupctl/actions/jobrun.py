@@ -25,7 +25,7 @@ from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Connection
 
-from backupctl import __version__
+from backupctl import __version__, databases
 from backupctl.actions.context import Context
 from backupctl.actions.restore_test.scratch import wipe_leftovers
 from backupctl.actions.results import PRIMARY, RunResult
@@ -198,7 +198,12 @@ def recover(ctx: Context, job: Job) -> list[int]:
         log.warning("%s: %s run %d was interrupted; recorded as failed", job.name, row.kind,
                     row.id)
         _observe(ctx, job, row, started=False)
-    wipe_leftovers(ctx.config.settings.scratch_dir, job.name)
+    scratch_dir = ctx.config.settings.scratch_dir
+    # A killed database restore test may have left its throwaway server running: stop it
+    # before its directory is wiped (one that cannot be stopped is kept for the next run).
+    for done in databases.cleanup_leftovers(scratch_dir, job.name):
+        log.warning("%s: %s", job.name, done)
+    wipe_leftovers(scratch_dir, job.name, keep=databases.leftovers(scratch_dir, job.name))
     return [row.id for row in stale]
 
 

@@ -13,7 +13,8 @@ from backupctl.secrets import display_url, read_secret
 
 PRIMARY = "primary"
 
-__all__ = ["PRIMARY", "Repo", "check_name", "display_url", "named", "primary", "snapshots"]
+__all__ = ["PRIMARY", "Repo", "check_name", "display_url", "files", "named", "primary",
+           "snapshots"]
 
 
 def primary(job: Job) -> Repo:
@@ -38,9 +39,14 @@ def named(job: Job, name: str) -> Repo:
 
 
 def snapshots(ctx: Context, job: Job, repo: Repo) -> list[parse.Snapshot]:
-    """The job's snapshots in `repo`, oldest first."""
+    """The job's snapshots in `repo`, oldest first: its files' and its database dumps'."""
     result, _ = restic_run.run(ctx.local, restic.snapshots(repo.url, repo.password,
                                                            host=job.name),
                                job=job.name, what=f"listing snapshots of {repo.name}",
                                timeout=600, unlock=repo)
     return parse.snapshots(result.stdout)
+
+
+def files(held: list[parse.Snapshot]) -> list[parse.Snapshot]:
+    """The snapshots of the job's files (what generations count), without database dumps."""
+    return [s for s in held if not restic.is_database(s.tags)]

@@ -4,9 +4,11 @@ quick: restore only the manifest's files, hash them, `restic check` beside (quic
 full: restore everything, time it against `verify.rto`, count every file against the
 snapshot's listing, hash the manifest's files, run `verify.commands`, `restic check`
 (full.py). Both read any snapshot (`latest` or an id) of any repository (`primary` or a
-copy; a copied snapshot finds its manifest through restic's `original` id). The verdict
-(restore_test/verdict.py): proven (0), bad data naming every bad path or pack (3), or not
-proven (1).
+copy; a copied snapshot finds its manifest through restic's `original` id). Then each of the
+job's `databases` is proven for that snapshot (restore_test/databases.py: quick, the dump's
+SHA-256 and table of contents; full, restored into a throwaway PostgreSQL and every table's
+rows compared). The verdict (restore_test/verdict.py): proven (0), bad data naming every
+bad path, pack, table or check (3), or not proven (1).
 """
 
 from __future__ import annotations
@@ -17,12 +19,13 @@ from pathlib import Path
 from backupctl.actions import repo as repos
 from backupctl.actions.context import Context
 from backupctl.actions.jobrun import job_run
+from backupctl.actions.restore_test.databases import with_databases
 from backupctl.actions.restore_test.full import full
 from backupctl.actions.restore_test.pipeline import Tested
 from backupctl.actions.restore_test.quick import quick
 from backupctl.actions.restore_test.verdict import verdict
 from backupctl.actions.results import RunResult
-from backupctl.config.schema import Job
+from backupctl.config.schema import Database, Job
 from backupctl.errors import UsageError
 from backupctl.execute import Secret, display
 from backupctl.restic import commands as restic
@@ -53,7 +56,20 @@ def plan(job: Job, *, mode: str, snapshot: str = "latest", source: str = repos.P
     steps.append(f"hash the manifest files under {target}, compare, wipe {target}")
     steps.append("on orchestrator: " + display(restic.check(
         url, masked, read_data_subset=job.verify.read_data_subset)))
+    steps += [_database_plan(d, mode=mode, scratch_dir=scratch_dir) for d in job.databases]
     return steps
+
+
+def _database_plan(database: Database, *, mode: str, scratch_dir: Path) -> str:
+    step = (f"on orchestrator: restic dump of database {database.name}'s dump recorded with "
+            "the snapshot, SHA-256 compared, ")
+    if mode != "full":
+        return step + ("pg_restore --list (every counted table has its data)"
+                       if database.kind == "postgresql" else "its header read")
+    into = ("restored into a throwaway PostgreSQL (pg_restore --jobs 2)"
+            if database.kind == "postgresql" else "copied, PRAGMA integrity_check")
+    checks = f", {len(database.checks)} check(s)" if database.checks else ""
+    return step + f"{into} in {scratch_dir}, every table's rows compared{checks}, wiped"
 
 
 def verify(ctx: Context, job: Job, *, mode: str = "quick", snapshot: str = "latest",
@@ -64,6 +80,7 @@ def verify(ctx: Context, job: Job, *, mode: str = "quick", snapshot: str = "late
     with job_run(ctx, job, "verify", VerifyDetails, repository=repo.name) as run:
         steps = _unlock_stale(ctx, repo) if run.recovered else ()
         tested = (full if mode == "full" else quick)(ctx, job, repo, wanted=snapshot)
+        tested = with_databases(ctx, job, repo, tested, mode=mode)
         run.finish(result(job, repo.name, mode, tested, steps=steps))
     return run.result
 
@@ -88,11 +105,12 @@ def result(job: Job, repository: str, mode: str, tested: Tested, *,
         bytes_checked=found.bytes_checked, mismatches=list(found.mismatches),
         failures=list(found.failures), changed_since_snapshot=list(found.changed),
         unverifiable=list(found.unverifiable), commands=list(found.commands),
-        restore_ms=found.restore_ms, rto_seconds=job.verify.rto,
+        restore_ms=found.rto_ms, rto_seconds=job.verify.rto,
         files_restored=found.files_restored, bytes_restored=found.bytes_restored,
         check_output=tested.check.output if tested.check else "",
         coverage=ratio(tested.coverage), restic_invocations=tested.restic_invocations,
-        timings_ms=tested.timings_ms, steps=[*steps, *tested.steps])
+        timings_ms=tested.timings_ms, steps=[*steps, *tested.steps],
+        databases=[d.record() for d in found.databases])
     return VerifyResult(job.name, "verify", judged.status, details, error=judged.error,
                         repository=repository, snapshot_id=snap.id,
                         snapshot_time=parse_time(snap.time).isoformat())

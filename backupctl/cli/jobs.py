@@ -101,8 +101,13 @@ def _backup_line(result: JobResult) -> str:
             or result.snapshot_id is None:
         return ""
     d = result.details
-    return (f"snapshot {result.snapshot_id}, {d.files_new} new / {d.files_changed} changed "
+    line = (f"snapshot {result.snapshot_id}, {d.files_new} new / {d.files_changed} changed "
             f"files, {d.bytes_added} bytes added, {d.generations} generation(s) kept")
+    for db in d.databases:
+        line += (f"\n    database {db.name}: FAILED, no snapshot kept" if db.error else
+                 f"\n    database {db.name}: snapshot {(db.snapshot_id or '')[:8]}, "
+                 f"{db.tables} table(s), {db.rows} row(s), {fmt.size(db.size or 0)}")
+    return line
 
 
 @app.command()

@@ -20,7 +20,7 @@ from backupctl.cli.common import (
     select,
     show_plans,
 )
-from backupctl.state.records import VerifyDetails
+from backupctl.state.records import DatabaseProof, VerifyDetails
 
 app = typer.Typer()
 
@@ -52,7 +52,26 @@ def _line(result: JobResult) -> str:
                      + ", ".join(repr(p) for p in d.unverifiable[:10]))
     if d.coverage is not None:
         parts.append(f"coverage {float(d.coverage):.1%}")
-    return ", ".join(parts)
+    return ", ".join(parts) + "".join(f"\n    {_database(db)}" for db in d.databases)
+
+
+def _database(db: DatabaseProof) -> str:
+    """One line per database: what was compared, and the verdict on it."""
+    if db.result == "not_proven":
+        return f"database {db.name}: not proven"
+    if db.mode == "full":
+        line = (f"database {db.name}: {db.tables_checked} table(s) compared, "
+                f"{db.rows_restored} of {db.rows_expected} row(s) restored")
+    else:
+        line = (f"database {db.name}: dump SHA-256 "
+                f"{'matches' if db.sha256_match else 'DIFFERS'}, {db.tables_checked} "
+                "table(s) listed")
+    if db.checks:
+        passed = sum(1 for c in db.checks if c.passed)
+        line += f", {passed}/{len(db.checks)} check(s) passed"
+    if db.restore_ms is not None:
+        line += f", restored in {db.restore_ms / 1000:.1f}s"
+    return line + (": BAD DATA" if db.result == "bad_data" else ": proven")
 
 
 @app.command()

@@ -12,14 +12,18 @@ from typing import Annotated, Literal
 from urllib.parse import unquote, urlsplit
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
     PlainSerializer,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
+
+from backupctl.config.dsn import dsn_problem, pg_dump_option_problem
 
 JOB_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _DURATION = re.compile(r"^(\d+)(s|m|h|d)$")
@@ -234,6 +238,47 @@ class JobNotify(Strict):
     ping: Ping = Field(default_factory=Ping)
 
 
+def _pg_dump_option(option: str) -> str:
+    if (problem := pg_dump_option_problem(option)) is not None:
+        raise ValueError(problem)
+    return option
+
+
+PgDumpOption = Annotated[str, AfterValidator(_pg_dump_option)]
+DATABASE_NAME = re.compile(r"^[a-z0-9_-]{1,63}$")
+
+
+class Database(Strict):
+    """One database dumped into the repository and proven by restore tests (SPEC §10)."""
+
+    name: str = Field(pattern=DATABASE_NAME.pattern,
+                      description="[a-z0-9_-]+, unique in the job; the dump is JOB/NAME.pgdump")
+    # mariadb is the next kind planned (same dump → count → restore contract).
+    kind: Literal["postgresql", "sqlite"]
+    dsn: str = Field(min_length=1, description="libpq connection string (no password); "
+                     "sqlite: the absolute path of the database file")
+    options: list[PgDumpOption] = Field(default_factory=list,
+                                        description="extra pg_dump arguments")
+    checks: list[Annotated[str, Field(min_length=1)]] = Field(
+        default_factory=list, description="SQL run on the restored copy; each must return true")
+
+    @field_validator("dsn")
+    @classmethod
+    def _usable_dsn(cls, dsn: str, info: ValidationInfo) -> str:
+        kind = info.data.get("kind")
+        if isinstance(kind, str) and (problem := dsn_problem(kind, dsn)) is not None:
+            raise ValueError(problem)
+        return dsn
+
+    @field_validator("options")
+    @classmethod
+    def _options_are_pg_dump_options(cls, options: list[str], info: ValidationInfo) -> list[str]:
+        kind = info.data.get("kind")
+        if options and isinstance(kind, str) and kind != "postgresql":
+            raise ValueError(f"options are pg_dump arguments; a {kind} database has none")
+        return options
+
+
 class Job(Strict):
     """One job file. The YAML key `job` (the job's name) is `Job.name` in code."""
 
@@ -251,6 +296,22 @@ class Job(Strict):
     schedule: Schedule
     tripwire: Tripwire = Field(default_factory=Tripwire)
     notify: JobNotify = Field(default_factory=JobNotify)
+    databases: list[Database] = Field(default_factory=list)
+
+    @field_validator("databases")
+    @classmethod
+    def _unique_database_names(cls, databases: list[Database]) -> list[Database]:
+        names = [d.name for d in databases]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"database names must be unique in the job: {', '.join(dupes)}")
+        return databases
+
+    def database_named(self, name: str) -> Database:
+        for database in self.databases:
+            if database.name == name:
+                return database
+        raise KeyError(name)
 
     @field_validator("copies")
     @classmethod

@@ -31,6 +31,7 @@ from backupctl.state.records import (
     BackupDetails,
     ClearDetails,
     CopyDetails,
+    DatabaseProof,
     DrillDetails,
     VerifyDetails,
     read,
@@ -223,6 +224,7 @@ def _job(name: str, *, config: Config, period: Period, lang: str, state: _State,
     copies = _copies(name, job=job, records=records, state=state)
     restore_tests = [_restore_test(r, period) for r in by_kind.get("verify", [])]
     drills = [_drill(r, period) for r in by_kind.get("drill", [])]
+    databases = _databases(job, records, period)
     events = [_event(r, period, lang) for r in records if _is_event(r)]
     out = {
         "job": name,
@@ -237,6 +239,7 @@ def _job(name: str, *, config: Config, period: Period, lang: str, state: _State,
         "copies": copies,
         "restore_tests": restore_tests,
         "drills": drills,
+        "databases": databases,
         "events": events,
     }
     out["totals"] = _totals(months)
@@ -346,6 +349,35 @@ def _drill(r: dict[str, Any], period: Period) -> dict[str, Any]:
             "result": r["result"], "id": r["id"]}
 
 
+def _proofs(r: dict[str, Any]) -> list[DatabaseProof]:
+    model = DrillDetails if r["kind"] == "drill" else VerifyDetails
+    return read(model, r["details"]).databases
+
+
+def _databases(job: Any, records: list[dict[str, Any]], period: Period) -> list[dict[str, Any]]:
+    """Per database (SPEC §10): restore tests in the period and the last proven restore
+    (a full one: the dump restored into a throwaway server, every table's rows compared)."""
+    tests = [(r, p) for r in records if r["kind"] in ("verify", "drill") for p in _proofs(r)]
+    names = [d.name for d in job.databases] if job else []
+    names += sorted({p.name for _, p in tests} - set(names))
+    out = []
+    for name in names:
+        mine = [(r, p) for r, p in tests if p.name == name]
+        proven = [(r, p) for r, p in mine if p.mode == "full" and p.result == "proven"]
+        last = None
+        if proven:
+            r, p = proven[-1]
+            last = {"at": _local(r["finished_at"], period), "kind": r["kind"],
+                    "repository": r["repository"], "snapshot_id": r.get("snapshot_id"),
+                    "tables": p.tables_checked, "rows": p.rows_restored,
+                    "restore_seconds": ms_to_seconds(p.restore_ms), "id": r["id"]}
+        out.append({"name": name, "tests": len(mine),
+                    "failed": sum(1 for _, p in mine if p.result != "proven"),
+                    "last_result": mine[-1][1].result if mine else None,
+                    "last_proven_restore": last})
+    return out
+
+
 def _is_event(r: dict[str, Any]) -> bool:
     return r["kind"] == "clear" or r["result"] != "pass" or (
         r["kind"] == "backup" and bool(read(BackupDetails, r["details"]).suspicious))
@@ -386,6 +418,9 @@ def _findings(job: dict[str, Any], *, job_known: bool, by_kind: dict[str, list[d
         out.append(t("finding_no_restore_test"))
     elif verifies[-1]["result"] != "pass":
         out.append(t("finding_last_restore_test_failed"))
+    for database in job["databases"]:
+        if job_known and database["last_proven_restore"] is None:
+            out.append(t("finding_database_unproven").format(database=database["name"]))
     if job_known and not any(c["kind"] in ("offline", "immutable") for c in job["copies"]):
         out.append(t("finding_no_offline_copy"))
     for copy in job["copies"]:

@@ -18,12 +18,13 @@ from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily, Metric
 
 from backupctl.config.schema import Job
 from backupctl.fmt import ms_to_seconds
-from backupctl.state.records import BackupDetails, VerifyDetails, read
-from backupctl.state.view import StateView
+from backupctl.state.records import BackupDetails, DatabaseProof, VerifyDetails, read
+from backupctl.state.view import Run, StateView
 
 JOB = ("backup_job",)
 REPO = ("backup_job", "repository")
 CHANNEL = ("channel",)
+DATABASE = ("backup_job", "database")
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,15 @@ GAUGES: tuple[Spec, ...] = (
     Spec("backupctl_notify_last_success_timestamp_seconds",
          "Time (Unix) of the newest delivery that reached the channel; absent if none",
          CHANNEL),
+    Spec("backupctl_database_restore_duration_seconds",
+         "Time to restore the database's dump into a throwaway server in the newest full "
+         "restore test that restored it (counts toward the job's RTO)", DATABASE),
+    Spec("backupctl_database_tables_checked",
+         "Tables whose rows the newest restore test of the database compared with the "
+         "backup's counts (quick: tables found in the dump's table of contents)", DATABASE),
+    Spec("backupctl_database_row_mismatches",
+         "Tables whose restored rows differed from the backup's count (or were missing) in "
+         "the newest restore test of the database", DATABASE),
 )
 INFOS: tuple[Spec, ...] = (
     Spec("backupctl_info", "backupctl and restic versions (value always 1)",
@@ -193,6 +203,36 @@ def _job(out: _Out, job: Job, view: StateView, *, now: float) -> None:
         if restore is not None:
             out.set("backupctl_restore_duration_seconds", labels,
                     ms_to_seconds(restore.restore_ms))
+    if job.databases:
+        _databases(out, job, view)
+
+
+def _newest_proofs(runs: Iterable[Run], *, restored: bool) -> dict[str, DatabaseProof]:
+    """database → its proof in the newest of `runs` that tested it (restored: and timed
+    its restore)."""
+    found: dict[str, DatabaseProof] = {}
+    for run in sorted(runs, key=lambda r: r.finished_at):
+        for proof in read(VerifyDetails, run.details).databases:
+            if not restored or proof.restore_ms is not None:
+                found[proof.name] = proof
+    return found
+
+
+def _databases(out: _Out, job: Job, view: StateView) -> None:
+    """Per database, from the newest restore tests of any repository (SPEC §10)."""
+    name = job.name
+    measured = [r for (j, _), r in view.restore.items() if j == name]
+    newest = [r for (k, j, _), r in view.newest.items() if k == "verify" and j == name]
+    tested = _newest_proofs([*measured, *newest], restored=False)
+    timed = _newest_proofs(measured, restored=True)
+    for database in job.databases:
+        labels = [name, database.name]
+        if (proof := tested.get(database.name)) is not None:
+            out.set("backupctl_database_tables_checked", labels, float(proof.tables_checked))
+            out.set("backupctl_database_row_mismatches", labels, float(len(proof.mismatches)))
+        if (proof := timed.get(database.name)) is not None:
+            out.set("backupctl_database_restore_duration_seconds", labels,
+                    ms_to_seconds(proof.restore_ms))
 
 
 def _generations(out: _Out, job: Job, view: StateView, backup: BackupDetails | None) -> None:

@@ -8,6 +8,16 @@ from backupctl.execute import Arg, Secret, SecretFile
 from backupctl.secrets import display_url, url_password
 
 RESTIC = "restic"
+# Tags: a job's file snapshot carries FILES_TAG; each database dump (backupctl.databases)
+# carries DATABASE_TAG and `DATABASE_TAG:NAME` instead, never FILES_TAG. `forget --group-by
+# host,tags` therefore keeps the generations of the files and of each database apart.
+FILES_TAG = "backupctl"
+DATABASE_TAG = "backupctl-db"
+
+
+def is_database(tags: Sequence[str]) -> bool:
+    """A database dump's snapshot (not the job's files)."""
+    return DATABASE_TAG in tags
 
 
 def repository(repo: str, *, option: str = "--repo") -> list[Arg]:
@@ -33,15 +43,17 @@ def init(repo: str, password: Secret) -> list[Arg]:
 
 def backup(repo: str, password: Secret, *, host: str, paths: Sequence[str],
            exclude: Sequence[str]) -> list[Arg]:
-    argv = [*base(repo, password), "backup", "--json", "--host", host, "--tag", "backupctl"]
+    argv = [*base(repo, password), "backup", "--json", "--host", host, "--tag", FILES_TAG]
     for pattern in exclude:
         argv += ["--exclude", pattern]
     return [*argv, "--", *paths]
 
 
 def forget(repo: str, password: Secret, *, host: str, policy: dict[str, int],
-           prune: bool = True) -> list[Arg]:
-    argv = [*base(repo, password), "forget", "--json", "--host", host, "--group-by", "host"]
+           prune: bool = True, group_by: str = "host,tags") -> list[Arg]:
+    """`host,tags`: the policy applies to the job's files and to each database's dumps
+    separately (their tags differ), so N generations of files keep N of every database."""
+    argv = [*base(repo, password), "forget", "--json", "--host", host, "--group-by", group_by]
     for key, count in sorted(policy.items()):
         argv += [f"--keep-{key}", str(count)]
     return [*argv, "--prune"] if prune else argv
@@ -56,17 +68,25 @@ def ls(repo: str, password: Secret, snapshot: str) -> list[Arg]:
     return [*base(repo, password, cache=False), "ls", "--json", "--", snapshot]
 
 
+def dump(repo: str, password: Secret, *, snapshot: str, path: str) -> list[Arg]:
+    """One file of a snapshot on stdout (a database dump: `/JOB/NAME.pgdump`)."""
+    return [*base(repo, password, cache=False), "dump", "--", snapshot, path]
+
+
 def escape_glob(path: str) -> str:
     """restic --include takes glob patterns: escape `*?[\\` so a path matches only itself."""
     return "".join("\\" + c if c in "*?[\\" else c for c in path)
 
 
 def restore(repo: str, password: Secret, *, snapshot: str, target: str,
-            include: Sequence[str] | None = None, host: str | None = None) -> list[Arg]:
-    """`host` narrows `latest` to the job's snapshots."""
+            include: Sequence[str] | None = None, host: str | None = None,
+            tags: Sequence[str] = ()) -> list[Arg]:
+    """`host` (and `tags`) narrow `latest` to the job's (file) snapshots."""
     argv = [*base(repo, password, cache=False), "restore", "--target", target]
     if host:
         argv += ["--host", host]
+    for tag in tags:
+        argv += ["--tag", tag]
     for path in include or ():
         argv += ["--include", escape_glob(path)]
     return [*argv, "--", snapshot]

@@ -106,6 +106,65 @@ class ManifestSummary(Record):
         return _legacy_ratio(data, "coverage_ratio", "coverage")
 
 
+class DatabaseDump(Record):
+    """One database dumped by a backup (SPEC §10): its snapshot, size, tables and rows (counts
+    only, never row data)."""
+
+    name: str
+    kind: str  # postgresql | sqlite
+    snapshot_id: str | None = None
+    path: str | None = None  # inside the snapshot: /JOB/NAME.pgdump
+    sha256: str | None = None
+    size: int | None = None
+    tables: int = 0
+    rows: int = 0
+    server_version: int | None = None  # PostgreSQL server_version_num
+    dump_version: str | None = None  # pg_dump --version
+    duration_ms: int = 0
+    error: str | None = None
+
+
+class TableCount(Record):
+    """A table whose restored rows differ from the backup's count (None: not there)."""
+
+    table: str
+    expected: int | None = None
+    restored: int | None = None
+    reason: str  # rows | missing | unexpected | no data in the dump
+
+
+class DatabaseCheck(Record):
+    """One of the job's `checks` (or a built-in one) on the restored copy; never a value."""
+
+    name: str
+    sql: str
+    passed: bool
+    detail: str = ""
+
+
+class DatabaseProof(Record):
+    """What a restore test proved of one database (quick: the dump's SHA-256 and table of
+    contents; full: restored into a throwaway server, every table's rows, the checks)."""
+
+    name: str
+    kind: str
+    mode: Literal["quick", "full"] = "quick"
+    result: Literal["proven", "bad_data", "not_proven"] = "not_proven"
+    snapshot_id: str | None = None  # the dump's snapshot in the tested repository
+    sha256_match: bool | None = None
+    read_error: str | None = None
+    tables_checked: int = 0
+    rows_expected: int = 0
+    rows_restored: int = 0
+    mismatches: list[TableCount] = Field(default_factory=list)
+    checks: list[DatabaseCheck] = Field(default_factory=list)
+    restore_ms: int | None = None  # reading the dump + pg_restore (counts toward the RTO)
+    timings_ms: dict[str, int] = Field(default_factory=dict)
+    local_version: str | None = None  # the PostgreSQL that restored it
+    problems: list[str] = Field(default_factory=list)
+    not_proven: str | None = None
+
+
 # -- per kind -----------------------------------------------------------------------------
 
 class BackupDetails(Record):
@@ -122,6 +181,7 @@ class BackupDetails(Record):
     unreadable: list[str] = Field(default_factory=list)  # "PATH: reason" of an incomplete one
     warnings: list[str] = Field(default_factory=list)
     steps: list[str] = Field(default_factory=list)
+    databases: list[DatabaseDump] = Field(default_factory=list)
 
     @model_validator(mode="before")
     @classmethod
@@ -139,10 +199,11 @@ class Proof(Record):
     changed_since_snapshot: list[str] = Field(default_factory=list)
     unverifiable: list[str] = Field(default_factory=list)  # names restic cannot show
     commands: list[CommandRun] = Field(default_factory=list)
-    restore_ms: int | None = None  # a full restore, measured (the RTO)
+    restore_ms: int | None = None  # a full restore, measured (the RTO): files + databases
     rto_seconds: int | None = None
     files_restored: int | None = None
     bytes_restored: int | None = None
+    databases: list[DatabaseProof] = Field(default_factory=list)
 
     @model_validator(mode="before")
     @classmethod

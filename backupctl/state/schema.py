@@ -164,6 +164,29 @@ notices = Table(
     Index("notices_run", "run_id"),
 )
 
+# Database dumps of a backup run (backupctl.databases): one row per database, the reference
+# of its restore tests. `tables` is JSON {"schema.table": exact row count} counted in the
+# dump's own snapshot; `files_snapshot_id` is the file snapshot of the same run.
+database_manifest = Table(
+    "database_manifest", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("job", String(64), nullable=False),
+    Column("run_id", Integer),
+    Column("files_snapshot_id", String(64)),
+    Column("database", String(64), nullable=False),
+    Column("kind", String(16), nullable=False),  # postgresql | sqlite
+    Column("snapshot_id", String(64), nullable=False),
+    Column("path", Text, nullable=False),  # inside the snapshot: /JOB/NAME.pgdump
+    Column("sha256", String(64), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("tables", Text, nullable=False),
+    Column("server_version", Integer),  # server_version_num
+    Column("dump_version", String(32)),
+    Column("created_at", String(40), nullable=False),
+    Index("database_manifest_job_db", "job", "database", "id"),
+    Index("database_manifest_job_snapshot", "job", "snapshot_id"),
+)
+
 meta = Table(
     "meta", metadata,
     Column("key", String(64), primary_key=True),

@@ -93,13 +93,15 @@ class SnapshotRef:
     short_id: str
     time: str
     original: str | None  # set by `restic copy`: the id in the repository it came from
+    tags: tuple[str, ...] = ()
 
 
 def snapshot_refs(data: bytes) -> list[SnapshotRef]:
     """Snapshots oldest first."""
     items = json.loads(data or b"[]") or []
     refs = [SnapshotRef(id=str(o["id"]), short_id=str(o.get("short_id", str(o["id"])[:8])),
-                        time=str(o["time"]), original=o.get("original")) for o in items]
+                        time=str(o["time"]), original=o.get("original"),
+                        tags=tuple(o.get("tags") or ())) for o in items]
     return sorted(refs, key=lambda r: time_ns(r.time))
 
 

@@ -75,8 +75,10 @@ def _restore_all(ctx: Context, runner: Counting, pool: ThreadPoolExecutor, job: 
                                   timeout=timeout)
             root = scratch.make(base, job.name, "full")
             try:
+                # restic's latest among the file snapshots (a database dump is newer);
+                # `resolving` confirms it is the job's real latest
                 restored = restore(runner, repo, root, job=job.name, snapshot="latest",
-                                   latest_of_host=True, timeout=timeout)
+                                   latest_of_host=True, files_only=True, timeout=timeout)
                 snap = resolving.result()
                 if snap.id == guess.id and restored.snapshots == {guess.short_id}:
                     return _Restored(snap, refs, listing.result(), root, restored)

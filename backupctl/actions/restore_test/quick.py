@@ -2,7 +2,8 @@
 
 For `latest` of the primary repository the newest manifest's files are restored from
 restic's own `latest` (saving a `restic snapshots` start); restic prints which snapshot that
-was, and if it is not the manifest's, the real latest is resolved and verified instead.
+was, and if it is not the manifest's, the real latest is resolved and verified instead (a
+job with databases resolves first: its newest snapshot is a dump's).
 `restic check --no-lock` runs alongside (our restore holds restic's shared lock; the job's
 lock keeps backupctl's prune away).
 """
@@ -62,7 +63,10 @@ def _check(ctx: Context, runner: Counting, job: Job, repo: Repo) -> CheckOutcome
 
 
 def _sample(ctx: Context, runner: Counting, job: Job, repo: Repo, *, wanted: str) -> _Sample:
-    guess = guess_latest(ctx.store, repo, job=job.name, wanted=wanted)
+    # restic's own latest would be a database dump's snapshot (dumped after the files), and
+    # narrowing it by tag would hide a newer snapshot made outside backupctl: resolve first.
+    guess = None if job.databases else guess_latest(ctx.store, repo, job=job.name,
+                                                    wanted=wanted)
     if guess is not None:
         refs = references(ctx.store, guess, job=job.name, repository=repo.name)
         try:

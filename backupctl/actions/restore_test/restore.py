@@ -44,18 +44,21 @@ class Restored:
 
 def restore(runner: Runner, repo: Repo, target: Path, *, job: str, snapshot: str,
             includes: list[str] | None = None, latest_of_host: bool = False,
-            timeout: float) -> Restored:
+            files_only: bool = False, timeout: float) -> Restored:
     """`restic restore` of `snapshot` (all of it, or `includes` in chunks) into `target`.
 
     With `latest_of_host`, `snapshot` is `latest` and restic resolves it among the job's
-    snapshots itself; the snapshot it restored is in `Restored.snapshots`."""
+    snapshots itself (`files_only`: among its file snapshots, never a database dump's);
+    the snapshot it restored is in `Restored.snapshots`."""
     seconds = 0.0
     problems: list[Mismatch] = []
     restored: set[str] = set()
     runs = 0
     for chunk in _chunks(includes) if includes is not None else [None]:
         argv = commands.restore(repo.url, repo.password, snapshot=snapshot, target=str(target),
-                                include=chunk, host=job if latest_of_host else None)
+                                include=chunk, host=job if latest_of_host else None,
+                                tags=[commands.FILES_TAG] if latest_of_host and files_only
+                                else ())
         result, outcome = restic.attempt(runner, argv, timeout=timeout, unlock=repo)
         runs += 1
         restored.update(m.decode() for m in _RESTORING.findall(result.stdout))

@@ -9,16 +9,16 @@ removed as a link, and its target is never touched.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import stat
 import tempfile
+from collections.abc import Collection
 from pathlib import Path
-from typing import Any
 
 from backupctl import fmt
 from backupctl.errors import CommandFailed, ConfigError
+from backupctl.files import wipe as wipe  # the one symlink-safe wipe (also databases/)
 
 FREE_SPACE_MARGIN = 64 << 20
 
@@ -53,30 +53,6 @@ def make(base: Path, job: str, mode: str) -> Path:
     return path
 
 
-def wipe(path: Path) -> None:
-    """Remove a restored tree, also where restic restored read-only directories."""
-    try:
-        info = path.lstat()
-    except FileNotFoundError:
-        return
-    if not stat.S_ISDIR(info.st_mode):  # a file or a link: the entry goes, never its target
-        path.unlink()
-        return
-
-    def fix(_func: Any, target: str, _exc: Any) -> None:
-        parent = os.path.dirname(target)
-        if not os.path.islink(parent):  # inside the tree rmtree never follows links
-            os.chmod(parent, 0o700)
-        with contextlib.suppress(FileNotFoundError):
-            if os.path.isdir(target) and not os.path.islink(target):
-                os.chmod(target, 0o700)
-                shutil.rmtree(target, onerror=fix)
-            else:
-                os.unlink(target)
-
-    shutil.rmtree(path, onerror=fix)
-
-
 def leftovers(base: Path, job: str) -> list[Path]:
     """Entries a killed run of `job` left in `scratch_dir` (never following links)."""
     try:
@@ -85,8 +61,11 @@ def leftovers(base: Path, job: str) -> list[Path]:
         return []
 
 
-def wipe_leftovers(base: Path, job: str) -> list[Path]:
+def wipe_leftovers(base: Path, job: str, *, keep: Collection[Path] = ()) -> list[Path]:
+    """Wipe what killed runs left, except `keep` (a throwaway database server's directory
+    that could not be stopped: never wiped under a running server)."""
     found = leftovers(base, job) if base.is_dir() and not base.is_symlink() else []
+    found = [p for p in found if p not in keep]
     for path in found:
         wipe(path)
     return found

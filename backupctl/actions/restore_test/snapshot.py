@@ -19,15 +19,18 @@ from backupctl.verify.listing import SnapshotRef
 PRIMARY = "primary"
 
 
-def held(runner: Runner, repo: Repo, *, job: str, timeout: float) -> list[SnapshotRef]:
-    """The job's snapshots in the repository, oldest first (stale locks removed if needed)."""
+def held(runner: Runner, repo: Repo, *, job: str, timeout: float,
+         dumps: bool = False) -> list[SnapshotRef]:
+    """The job's file snapshots in the repository, oldest first (stale locks removed if
+    needed); with `dumps`, its database dumps' snapshots too."""
     result, outcome = restic.attempt(runner, commands.snapshots(repo.url, repo.password,
                                                                 host=job),
                                      timeout=timeout, unlock=repo)
     if outcome is not ResticExit.OK:
         raise ResticError(f"{job}: listing snapshots of {repo.name} failed ({outcome.value}) "
                           f"{result.describe()}" + restic.hint(job, outcome))
-    return listing.snapshot_refs(result.stdout)
+    refs = listing.snapshot_refs(result.stdout)
+    return refs if dumps else [r for r in refs if not commands.is_database(r.tags)]
 
 
 def resolve(runner: Runner, store: Store, repo: Repo, *, job: str, wanted: str,

@@ -3,11 +3,16 @@
 One set of rules for `verify` (quick and full) and `drill`:
 - anything wrong that was found (a file missing, unreadable, of another size or hash, a
   restore error, repository damage found by `restic check`, a failed application check, a
-  restore slower than the RTO, a failed manual drill step) is BAD DATA (exit 3), and the
-  error names every one of them;
+  restore slower than the RTO, a failed manual drill step; a database dump whose bytes
+  changed, a table whose restored rows differ from the backup's count, a failed database
+  check) is BAD DATA (exit 3), and the error names every one of them (database and table
+  with the expected and restored rows);
 - otherwise, when nothing could be compared (no usable reference: every manifest file
-  changed since the snapshot), the data is NOT PROVEN (exit 1), never a pass;
+  changed since the snapshot) or a database could not be proven (no database manifest for
+  the snapshot, no PostgreSQL on the orchestrator new enough, a server that could not
+  start), the data is NOT PROVEN (exit 1), never a pass;
 - only then is it proven (exit 0).
+The RTO is compared with the whole measured restore: the files and every database.
 A restic that could not run never reaches a verdict: it raises, and the run is a failure.
 """
 
@@ -16,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from backupctl.databases import DatabaseFindings
 from backupctl.state.records import CommandRun, Mismatch
 from backupctl.status import ExitStatus
 
@@ -34,6 +40,14 @@ class Findings:
     restore_ms: int | None = None
     files_restored: int | None = None
     bytes_restored: int | None = None
+    databases: tuple[DatabaseFindings, ...] = ()  # one per database of the job
+
+    @property
+    def rto_ms(self) -> int | None:
+        """The measured restore: the files' plus every database's (None: nothing timed)."""
+        times = [t for t in (self.restore_ms, *(d.restore_ms for d in self.databases))
+                 if t is not None]
+        return sum(times) if times else None
 
     def __add__(self, other: Findings) -> Findings:
         return Findings(
@@ -46,7 +60,8 @@ class Findings:
             commands=self.commands + other.commands,
             restore_ms=_first(other.restore_ms, self.restore_ms),
             files_restored=_first(other.files_restored, self.files_restored),
-            bytes_restored=_first(other.bytes_restored, self.bytes_restored))
+            bytes_restored=_first(other.bytes_restored, self.bytes_restored),
+            databases=self.databases + other.databases)
 
 
 def _first(a: int | None, b: int | None) -> int | None:
@@ -71,12 +86,18 @@ def verdict(findings: Findings, *, job: str, what: str, rto_seconds: int | None,
     """`what` names the test in the error, e.g. "snapshot 1a2b3c4d of primary"."""
     problems = [f"{m.path} ({m.reason})" for m in findings.mismatches]
     problems += findings.failures
-    if (late := rto_problem(findings.restore_ms, rto_seconds)) is not None:
+    problems += [line for db in findings.databases for line in db.findings()]
+    if (late := rto_problem(findings.rto_ms, rto_seconds)) is not None:
         problems.append(late)
     problems += more_problems
+    unproven = [line for db in findings.databases for line in db.unproven()]
     if problems:
-        return Verdict(ExitStatus.BAD_DATA, f"{job}: BAD DATA in {what}: " + "; ".join(problems),
-                       tuple(problems))
+        also = f" (also not proven: {'; '.join(unproven)})" if unproven else ""
+        return Verdict(ExitStatus.BAD_DATA, f"{job}: BAD DATA in {what}: " + "; ".join(problems)
+                       + also, tuple(problems))
+    if unproven:
+        return Verdict(ExitStatus.FAILED, f"{job}: not proven in {what}: " + "; ".join(unproven),
+                       ())
     if findings.files_checked == 0:
         return Verdict(ExitStatus.FAILED, (
             f"{job}: nothing could be compared in {what}: the source manifest has no usable "

@@ -149,7 +149,7 @@ def test_dry_run_prints_the_plan_masked_and_creates_nothing(workspace: Workspace
     text = result.stdout
     assert "restic --repo" in text and " backup --json --host emr" in text
     assert "--password-file '<secret>'" in text
-    assert "forget --json --host emr --group-by host --keep-last 3 --prune" in text
+    assert "forget --json --host emr --group-by host,tags --keep-last 3 --prune" in text
     assert f"touch {marker}" in text
     assert PASSWORD not in text + result.stderr
     assert not marker.exists()

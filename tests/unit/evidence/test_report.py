@@ -31,7 +31,7 @@ class Clock:
         return self.now
 
 
-def _config(tmp_path: Path) -> Any:
+def _config(tmp_path: Path, **job: Any) -> Any:
     (tmp_path / "jobs").mkdir()
     pw = tmp_path / "pw"
     pw.write_text("x\n")
@@ -46,7 +46,7 @@ def _config(tmp_path: Path) -> Any:
         "generations": {"last": 7, "daily": 14}, "verify": {"rto": "2h"},
         "copies": [{"name": "usb", "kind": "offline", "url": "/mnt/usb", "password_file": str(pw),
                     "max_age": "7d"}],
-        "schedule": {"backup": "*-*-* 02:00:00", "verify": "Sun *-*-* 04:00:00"}}))
+        "schedule": {"backup": "*-*-* 02:00:00", "verify": "Sun *-*-* 04:00:00"}, **job}))
     return load_config(tmp_path / "backupctl.yaml")
 
 
@@ -199,3 +199,33 @@ def test_a_broken_chain_is_the_first_finding(filled: tuple[Any, Store]) -> None:
     assert not data["chain"]["verified"]
     assert data["findings"][0]["text"].startswith("The evidence hash chain does not verify")
     assert "seq 3" in data["findings"][0]["text"]
+
+
+def test_each_database_shows_its_last_proven_restore(tmp_path: Path) -> None:
+    config = _config(tmp_path, databases=[
+        {"name": n, "kind": "postgresql", "dsn": f"dbname={n}"} for n in ("emr", "lab")])
+    clock = Clock()
+    clock.now = datetime(2026, 2, 10, 1, 0, tzinfo=UTC)
+    store = Store(f"sqlite:///{tmp_path / 'state.db'}", clock=clock)
+    proof = {"name": "emr", "kind": "postgresql", "mode": "full", "result": "proven",
+             "tables_checked": 5, "rows_expected": 100014, "rows_restored": 100014,
+             "restore_ms": 4250}
+    _run(store, clock, "verify", details={"mode": "full", "databases": [proof]})
+    _run(store, clock, "verify", status="bad_data", details={"mode": "quick", "databases": [
+        {**proof, "mode": "quick", "result": "bad_data", "restore_ms": None}]})
+
+    data = _build((config, store), "en")
+
+    emr, lab = data["jobs"][0]["databases"]
+    assert (emr["name"], emr["tests"], emr["failed"], emr["last_result"]) == (
+        "emr", 2, 1, "bad_data")
+    last = emr["last_proven_restore"]
+    assert (last["tables"], last["rows"], last["restore_seconds"], last["kind"]) == (
+        5, 100014, 4.25, "verify")
+    assert lab == {"name": "lab", "tests": 0, "failed": 0, "last_result": None,
+                   "last_proven_restore": None}
+    assert ("no restore of database lab was proven in the period (verify --mode full)"
+            in data["jobs"][0]["findings"])
+    jsonschema.Draft202012Validator(SCHEMA).validate(json.loads(render.render(data, "json")))
+    body = "".join(ET.fromstring(render.html(data)).itertext())
+    assert "Last proven restore" in body and "100014" in body

@@ -25,6 +25,7 @@ def _all_builders() -> list[list[Arg]]:
         commands.check("/repo", PW, read_data_subset=0.1),
         commands.copy("/dest", OTHER, source="/repo", source_password=PW, snapshot_ids=["abc"]),
         commands.unlock("/repo", PW),
+        commands.dump("/repo", PW, snapshot="abc", path="/emr-db/emr.pgdump"),
     ]
 
 
@@ -59,15 +60,31 @@ def test_backup_ends_options_before_the_paths() -> None:
     assert "--json" in argv
 
 
-def test_forget_applies_the_policy_per_host_and_prunes() -> None:
+def test_forget_applies_the_policy_per_host_and_tags_and_prunes() -> None:
     argv = commands.forget("/repo", PW, host="emr-db", policy={"last": 7, "daily": 14})
     words = [str(a) for a in argv]
     assert words[words.index("--keep-last") + 1] == "7"
     assert words[words.index("--keep-daily") + 1] == "14"
     assert words[-1] == "--prune"
-    assert words[words.index("--group-by") + 1] == "host"
+    # files (tag backupctl) and each database's dumps (backupctl-db:NAME) are apart
+    assert words[words.index("--group-by") + 1] == "host,tags"
     assert "--prune" not in commands.forget("/repo", PW, host="h", policy={"last": 1},
                                             prune=False)
+
+
+def test_latest_of_the_job_s_files_is_narrowed_by_host_and_tag() -> None:
+    words = [str(a) for a in commands.restore("/repo", PW, snapshot="latest", target="/t",
+                                              host="emr-db", tags=[commands.FILES_TAG])]
+    assert words[words.index("--host") + 1] == "emr-db"
+    assert words[words.index("--tag") + 1] == "backupctl"
+    assert commands.is_database(("backupctl-db", "backupctl-db:emr"))
+    assert not commands.is_database(("backupctl",))
+
+
+def test_dump_reads_one_file_of_a_snapshot_past_the_cache() -> None:
+    words = [str(a) for a in commands.dump("/repo", PW, snapshot="1f753783",
+                                           path="/emr-db/emr.pgdump")]
+    assert words[-5:] == ["--no-cache", "dump", "--", "1f753783", "/emr-db/emr.pgdump"]
 
 
 def test_reads_for_verification_bypass_the_cache() -> None:

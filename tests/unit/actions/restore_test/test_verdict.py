@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from backupctl.actions.restore_test.verdict import Findings, verdict
+from backupctl.databases import CheckOutcome, DatabaseFindings, TableMismatch
 from backupctl.state.records import CommandRun, Mismatch
 from backupctl.status import ExitStatus
 
@@ -76,3 +77,50 @@ def test_a_failed_manual_drill_step_is_bad_data() -> None:
 def test_findings_add_up_and_keep_the_measured_restore() -> None:
     total = Findings(restore_ms=900, files_restored=10) + Findings(files_checked=3)
     assert (total.restore_ms, total.files_restored, total.files_checked) == (900, 10, 3)
+
+
+# -- databases (SPEC §10) ------------------------------------------------------------------
+
+def _db(**found: object) -> DatabaseFindings:
+    base: dict[str, object] = {"name": "emr", "kind": "postgresql", "mode": "full",
+                               "sha256_match": True, "tables_checked": 5,
+                               "rows_expected": 100, "rows_restored": 100, "restore_ms": 2000}
+    return DatabaseFindings(**{**base, **found})  # type: ignore[arg-type]
+
+
+def test_a_proven_database_keeps_the_pass() -> None:
+    assert _judge(GOOD + Findings(databases=(_db(),)), rto=60) == (ExitStatus.OK, "")
+
+
+def test_a_table_with_other_rows_and_a_false_check_are_bad_data_naming_them() -> None:
+    found = GOOD + Findings(databases=(_db(
+        mismatches=[TableMismatch("public.pgbench_history", 40, 0, "rows")],
+        checks=[CheckOutcome("check 1", "SELECT false", False, "returned false")]),))
+    status, error = _judge(found)
+    assert status is ExitStatus.BAD_DATA
+    assert "database emr, table public.pgbench_history: expected 40 rows, restored 0" in error
+    assert "database emr, check 1 ('SELECT false'): FAILED: returned false" in error
+
+
+def test_a_database_not_proven_is_exit_1_even_when_the_files_are_proven() -> None:
+    found = GOOD + Findings(databases=(_db(sha256_match=None, not_proven="no manifest"),))
+    status, error = _judge(found)
+    assert status is ExitStatus.FAILED
+    assert error == "emr: not proven in snapshot 1a2b3c4d of primary: database emr: no manifest"
+
+
+def test_bad_data_wins_and_still_says_what_was_not_proven() -> None:
+    found = GOOD + Findings(mismatches=(Mismatch(path="/x", reason="hash"),), databases=(
+        _db(name="lab", sha256_match=None, not_proven="PostgreSQL 17 needed"),))
+    status, error = _judge(found)
+    assert status is ExitStatus.BAD_DATA and "also not proven: database lab: PostgreSQL 17" \
+        in error
+
+
+def test_the_rto_counts_the_files_and_every_database() -> None:
+    found = GOOD + Findings(restore_ms=50_000) + Findings(databases=(
+        _db(restore_ms=6_000), _db(name="lab", restore_ms=5_000)))
+    assert found.rto_ms == 61_000
+    status, error = _judge(found, rto=60)
+    assert status is ExitStatus.BAD_DATA and "restore took 61.0s" in error
+    assert _judge(found, rto=61)[0] is ExitStatus.OK

@@ -1,0 +1,171 @@
+"""Backup side: one database dumped into the repository by one helper process on its host.
+
+`dump_database` runs the stream helper (streamer.py + streamer_modes.py) as
+`python3 -I -c SOURCE` through the job's Runner (SSH or local) and feeds it one JSON header
+on stdin, which carries the repository password (never argv, environment or the host's
+disk). The helper counts every table's rows in the dump's own snapshot, streams the dump
+into `restic backup --stdin` while hashing it, and answers with one JSON line; nothing
+touches the host's disk.
+
+Snapshots: each database is its own restic snapshot `/JOB/NAME.pgdump` (sqlite:
+`/JOB/NAME.sqlite`, or `/JOB/NAME.sql` from a host whose python3 is older than 3.11), host
+`JOB`, tags `backupctl-db` and `backupctl-db:NAME`. It never carries the plain `backupctl`
+tag of the job's file snapshot, so `--tag backupctl` still selects exactly the file
+snapshots, and `restic forget --group-by host,tags` keeps the generations of the files and
+of each database apart (`--group-by host` would count them together). `restic copy --host
+JOB` copies them like any other snapshot of the job.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from backupctl.config.schema import Database
+from backupctl.databases import model
+from backupctl.databases.model import DumpResult
+from backupctl.databases.redact import redact
+from backupctl.execute import Result, Runner, Secret
+from backupctl.restic.codes import ResticExit, classify
+
+PYTHON = "python3"
+# The helper stops itself a little before the runner would: a remote helper outlives a
+# closed SSH channel and must not go on to make a snapshot that nobody records.
+DEADLINE_SHARE = 0.95
+
+
+HELPER_PARTS = ("streamer.py", "streamer_modes.py")
+
+
+@cache
+def helper_source() -> str:
+    """The stream helper's program text (sent as `python3 -I -c`): its two files, in order,
+    as one program."""
+    here = Path(__file__).parent
+    return "\n".join((here / part).read_text(encoding="utf-8") for part in HELPER_PARTS)
+
+
+def helper_argv(python: str = PYTHON) -> list[str]:
+    return [python, "-I", "-c", helper_source()]
+
+
+def header(database: Database, *, job: str, repo_url: str, password: Secret,
+           deadline: float | None, pg_bin: str | None = None,
+           restic_binary: str = "restic") -> bytes:
+    """The helper's stdin: what to dump, where to, and the password."""
+    return json.dumps({
+        "mode": database.kind, "dsn": database.dsn, "options": list(database.options),
+        "repo": repo_url, "password": password.reveal(), "host": job,
+        "tags": model.tags(database.name), "filename": f"{job}/{database.name}",
+        "pg_bin": pg_bin, "restic": restic_binary, "deadline": deadline,
+    }).encode()
+
+
+def plan(database: Database, *, job: str, where: str) -> list[str]:
+    """What a dump runs, for --dry-run (the helper's children, as it starts them)."""
+    helper = f"on {where}: {PYTHON} -I -c <stream helper> (JSON header with the password on stdin)"
+    backup = (f"restic --repo REPO --password-file /dev/fd/N backup --stdin --stdin-filename "
+              f"{job}/{database.name}.{model.SUFFIXES[database.kind]} --host {job} "
+              + " ".join(f"--tag {t}" for t in model.tags(database.name)) + " --json")
+    if database.kind == "sqlite":
+        return [helper, f"  sqlite3 online backup of {database.dsn} into memory, count rows",
+                f"  | {backup}"]
+    options = "".join(f" {o}" for o in database.options)
+    return [helper,
+            "  psql: BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; "
+            "SELECT pg_export_snapshot(); count every table",
+            f"  pg_dump --format=custom --no-password --snapshot=ID --dbname=DSN{options}",
+            f"  | sha256 | {backup}"]
+
+
+def dump_database(runner: Runner, database: Database, *, job: str, repo_url: str,
+                  password: Secret, timeout: float | None, pg_bin: str | None = None,
+                  restic_binary: str = "restic", python: str = PYTHON) -> DumpResult:
+    """Dump one database into the repository on the runner's host; never raises for a
+    failed dump (the result's `error` names the database and what failed)."""
+    started = time.monotonic()
+    deadline = timeout * DEADLINE_SHARE if timeout else None
+    result = runner.run(helper_argv(python), timeout=timeout, stdin=header(
+        database, job=job, repo_url=repo_url, password=password, deadline=deadline,
+        pg_bin=pg_bin, restic_binary=restic_binary))
+    seconds = time.monotonic() - started
+    record = parse_reply(result)
+    base = model.DumpResult(job=job, name=database.name, kind=database.kind, seconds=seconds)
+    if record is None:
+        return _failed(base, helper_failure(result, job=job, python=python))
+    if not record.get("ok"):
+        return _failed(base, describe_failure(record, job=job, host=result.host))
+    return from_record(base, record, host=result.host)
+
+
+def _failed(base: DumpResult, error: str) -> DumpResult:
+    return DumpResult(job=base.job, name=base.name, kind=base.kind, seconds=base.seconds,
+                      error=f"{base.job}: database {base.name}: {error}")
+
+
+def parse_reply(result: Result) -> dict[str, Any] | None:
+    """The helper's one JSON line (the last line of its stdout), or None."""
+    lines = result.stdout.decode("utf-8", "replace").strip().splitlines()
+    if not lines:
+        return None
+    try:
+        record = json.loads(lines[-1])
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def helper_failure(result: Result, *, job: str, python: str) -> str:
+    if result.returncode == 127 and not result.timed_out:
+        return (f"{python} is not installed on {result.host} (the database dump helper needs "
+                "python3 >= 3.6 there)")
+    what = "timed out" if result.timed_out else f"exited {result.returncode}"
+    detail = redact(result.stderr)
+    return f"the dump helper on {result.host} {what} without a result" + (
+        f": {detail}" if detail else "")
+
+
+def describe_failure(record: dict[str, Any], *, job: str, host: str) -> str:
+    """One message from the helper's failure record; row data is redacted."""
+    stage, message = str(record.get("stage")), str(record.get("error"))
+    detail = redact(str(record.get("stderr") or ""))
+    text = f"{message} on {host}" + (f": {detail}" if detail else "")
+    if record.get("deadline_expired"):
+        text += "; the dump ran out of time (command_timeout)"
+    if stage == "restic" and isinstance(record.get("returncode"), int):
+        outcome = classify(record["returncode"], str(record.get("stderr") or ""))
+        if outcome is ResticExit.NO_REPOSITORY:
+            text += f"\nTo create the repository, run: backupctl init {job}"
+        elif outcome is ResticExit.WRONG_PASSWORD:
+            text += "\nCheck the job's password_file: it does not open this repository."
+        elif outcome is ResticExit.LOCKED:
+            text += "\nAnother restic process holds the repository lock."
+    if stage == "psql":
+        text += ("\nCheck dsn and the backup user's access on the host (~/.pgpass or peer "
+                 "authentication, SELECT on every table)")
+    return text
+
+
+def from_record(base: DumpResult, record: dict[str, Any], *, host: str) -> DumpResult:
+    """A successful helper record as a DumpResult; an inconsistent one is a failure."""
+    try:
+        tables = {str(name): int(count) for name, count in record["tables"]}
+        size = int(record["size"])
+        sha256 = str(record["sha256"])
+        snapshot_id = str(record["snapshot_id"])
+        suffix = str(record["suffix"])
+    except (KeyError, TypeError, ValueError) as exc:
+        return _failed(base, f"the dump helper on {host} answered an incomplete record ({exc})")
+    stored = record.get("restic_bytes")
+    if stored is not None and int(stored) != size:
+        return _failed(base, f"restic stored {stored} bytes but the dump had {size} on {host}")
+    server = record.get("server_version")
+    return DumpResult(
+        job=base.job, name=base.name, kind=base.kind, snapshot_id=snapshot_id,
+        path=f"/{model.stdin_filename(base.job, base.name, suffix)}", sha256=sha256,
+        size=size, tables=tables, server_version=int(server) if server else None,
+        dump_version=str(record["dump_version"]) if record.get("dump_version") else None,
+        seconds=base.seconds)

@@ -1,0 +1,76 @@
+"""The repository password never shows in any process's argv or environment, nor in a file
+or a result, while databases are dumped (locally and over SSH) and proven (SPEC §7)."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from backupctl.config.schema import Database
+from backupctl.databases import dump_database, prove_full, prove_quick
+from backupctl.execute import Runner, Secret
+from backupctl.execute.local import LocalRunner
+from backupctl.execute.ssh import SshRunner
+from tests import restic_kdf
+from tests.conftest import need
+from tests.integration.databases.conftest import JOB, SourceDb, make_sqlite
+from tests.leaks import LeakWatch
+
+# Unique to this test, so no other test session's processes can look like a leak of ours.
+SECRET = f"db-canary-{secrets.token_hex(12)}"
+
+
+@pytest.fixture
+def secret_repo(tmp_path: Path) -> Path:
+    need("restic")
+    pw = tmp_path / "pw"
+    pw.write_text(SECRET + "\n")
+    repo = tmp_path / "secret-repo"
+    subprocess.run(["restic", "init", "-q", "--repo", str(repo), "--password-file", str(pw)],
+                   check=True, capture_output=True)
+    pw.unlink()
+    restic_kdf.cheapen(repo, SECRET)
+    return repo
+
+
+def test_the_password_is_never_in_argv_environment_or_files_during_dumps_and_proofs(
+        source_db: SourceDb, secret_repo: Path, ssh_runner: SshRunner, scratch: Path,
+        tmp_path: Path) -> None:
+    password = Secret(SECRET)
+    lab_path = tmp_path / "lab.sqlite3"
+    make_sqlite(lab_path, rows=50)
+    lab = Database(name="lab", kind="sqlite", dsn=str(lab_path))
+    watch = LeakWatch(SECRET.encode(), interval=0.002)
+    watch.start()
+    try:
+        jobs: list[tuple[Runner, Database]] = [(LocalRunner(), source_db.database()),
+                                               (ssh_runner, source_db.database(name="emr2")),
+                                               (ssh_runner, lab)]
+        results = [dump_database(runner, database, job=JOB, repo_url=str(secret_repo),
+                                 password=password, timeout=300) for runner, database in jobs]
+        proofs = [prove(LocalRunner(), r.manifest(), repo_url=str(secret_repo),
+                        password=password, timeout=300) for r in results
+                  for prove in (prove_quick,)]
+        proofs += [prove_full(LocalRunner(), r.manifest(), checks=[], repo_url=str(secret_repo),
+                              password=password, scratch_dir=scratch, timeout=300)
+                   for r in results]
+    finally:
+        watch.stop()
+
+    assert [r.error for r in results] == [None, None, None]
+    assert all(p.proven for p in proofs), proofs
+    for value in [*(r.to_dict() for r in results), *(p.to_dict() for p in proofs)]:
+        watch.text("a result", json.dumps(value, ensure_ascii=False))
+    hits = watch.scan([Path("/tmp"), Path("/var/tmp"), Path("/dev/shm"), scratch,
+                       Path.home() / ".cache" / "restic"])
+    assert watch.sweeps > 0
+    assert hits == [], "repository password leaked:\n" + "\n".join(hits)
+    # The watcher saw restic run, reading its password from a pipe, not from stdin.
+    password_files = [argv[argv.index("--password-file") + 1] for argv in watch.restic_argvs
+                      if "--password-file" in argv and str(secret_repo) in argv]
+    assert password_files, "no restic process was sampled: the test proved nothing"
+    assert all(p.startswith("/dev/fd/") for p in password_files), password_files

@@ -1,0 +1,108 @@
+"""Pure helpers of database restore tests: row counts, check values, tables of contents."""
+
+from __future__ import annotations
+
+import pytest
+
+from backupctl.databases.compare import (
+    check_verdict,
+    compare_counts,
+    parse_qualified,
+    restic_read_damaged,
+    tables_without_data,
+    toc_header,
+)
+from backupctl.databases.model import TableMismatch
+
+TOC = """;
+; Archive created at 2026-11-30 22:52:56 UTC
+;     dbname: emr
+;     Dumped from database version: 15.18 (Debian 15.18-0+deb12u1)
+;     Dumped by pg_dump version: 16.2
+;
+216; 1259 16390 TABLE public pgbench_accounts postgres
+3358; 0 16390 TABLE DATA public pgbench_accounts postgres
+3359; 0 16393 TABLE DATA public 患者 postgres
+3360; 0 16394 TABLE DATA my schema Odd Table emr owner
+3211; 2606 16405 CONSTRAINT public pgbench_accounts pgbench_accounts_pkey postgres
+"""
+
+
+def test_equal_counts_are_no_mismatch() -> None:
+    assert compare_counts({"public.a": 3, "public.b": 0}, {"public.b": 0, "public.a": 3}) == []
+
+
+def test_every_kind_of_difference_is_named_sorted() -> None:
+    found = compare_counts({"public.a": 3, "public.b": 5, "public.c": 1},
+                           {"public.a": 2, "public.c": 1, "public.d": 7})
+
+    assert found == [TableMismatch("public.a", 3, 2, "rows"),
+                     TableMismatch("public.b", 5, None, "missing"),
+                     TableMismatch("public.d", None, 7, "unexpected")]
+    assert [m.describe("emr") for m in found] == [
+        "database emr, table public.a: expected 3 rows, restored 2",
+        "database emr, table public.b: expected 5 rows, the table is missing from the restored "
+        "database",
+        "database emr, table public.d: restored 7 rows but the backup counted no such table"]
+
+
+@pytest.mark.parametrize(("row", "kind", "passed", "detail"), [
+    ((True,), "postgresql", True, ""),
+    ((False,), "postgresql", False, "returned false"),
+    ((None,), "postgresql", False, "returned NULL"),
+    (None, "postgresql", False, "returned no row; a check must return true"),
+    ((), "postgresql", False, "returned no row; a check must return true"),
+    ((1,), "postgresql", False, "returned a value of type int, not a boolean"),
+    ((1,), "sqlite", True, ""),
+    ((0,), "sqlite", False, "returned false"),
+    ((2,), "sqlite", False, "returned a value of type int, not a boolean"),
+    (("山田太郎",), "postgresql", False, "returned a value of type str, not a boolean"),
+])
+def test_check_verdict(row: tuple[object, ...] | None, kind: str, passed: bool,
+                       detail: str) -> None:
+    got_passed, got_detail = check_verdict(row, kind=kind)
+    assert got_passed is passed and got_detail.startswith(detail)
+    assert "山田" not in got_detail  # a returned value is never shown
+
+
+@pytest.mark.parametrize(("name", "parts"), [
+    ("public.pgbench_accounts", ("public", "pgbench_accounts")),
+    ('public."患者"', ("public", "患者")),
+    ('"my schema"."Odd Table"', ("my schema", "Odd Table")),
+    ('"a.b"."say ""hi"""', ("a.b", 'say "hi"')),
+])
+def test_parse_qualified(name: str, parts: tuple[str, str]) -> None:
+    assert parse_qualified(name) == parts
+
+
+@pytest.mark.parametrize("name", ["nodot", "a.b.c", '"unterminated.x', '"a"b.c'])
+def test_parse_qualified_refuses(name: str) -> None:
+    with pytest.raises(ValueError, match="not a qualified table name"):
+        parse_qualified(name)
+
+
+def test_tables_without_data_in_the_table_of_contents() -> None:
+    tables = {"public.pgbench_accounts": 10, 'public."患者"': 3,
+              '"my schema"."Odd Table"': 5, "public.pgbench_history": 20,
+              "public.pgbench": 1}
+
+    assert tables_without_data(tables, TOC) == [
+        TableMismatch("public.pgbench", 1, None, "no data in the dump"),
+        TableMismatch("public.pgbench_history", 20, None, "no data in the dump")]
+
+
+def test_toc_header() -> None:
+    assert toc_header(TOC, "Dumped by pg_dump version") == "16.2"
+    assert toc_header(TOC, "dbname") == "emr"
+    assert toc_header(TOC, "Compression") is None
+
+
+@pytest.mark.parametrize(("stderr", "damaged"), [
+    ("cannot dump file: decrypting blob 39 failed: ciphertext verification failed", True),
+    ('cannot dump file: path "/j/x.pgdump" not found in snapshot', True),
+    ('invalid id "deadbeef": no matching ID found for prefix "deadbeef"', False),
+    ("Fatal: wrong password or no key found", False),
+    ("Fatal: unable to open config file: stat /r/config: no such file or directory", False),
+])
+def test_restic_read_damaged(stderr: str, damaged: bool) -> None:
+    assert restic_read_damaged(stderr) is damaged
