@@ -21,14 +21,17 @@ from .conftest import Clone
 
 SCHEMA = json.loads((Path(__file__).parents[3] / "docs" / "report.schema.json").read_text())
 BUNDLE_PASSWORD = "Inspector-2026-bundle-pw"
-TODAY = date.today().isoformat()
-PERIOD = ("--from", "2020-01-01", "--to", TODAY)
+
+
+def period() -> tuple[str, ...]:
+    """From 2020 to today, read when the test runs (a run across midnight stays inside)."""
+    return ("--from", "2020-01-01", "--to", date.today().isoformat())
 
 
 @pytest.fixture(scope="module")
 def pdf(evidence_ws: Workspace, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("pdf") / "report.pdf"
-    result = evidence_ws.run("report", *PERIOD, "--lang", "ja", "--format", "pdf", "-o",
+    result = evidence_ws.run("report", *period(), "--lang", "ja", "--format", "pdf", "-o",
                              str(out))
     assert result.returncode == 0, result.stderr
     return out
@@ -59,7 +62,7 @@ def test_pdf_renders_to_an_image(pdf: Path, tmp_path: Path) -> None:
 
 
 def test_html_is_well_formed(evidence_ws: Workspace) -> None:
-    result = evidence_ws.run("report", *PERIOD, "--lang", "en", "--format", "html")
+    result = evidence_ws.run("report", *period(), "--lang", "en", "--format", "html")
     assert result.returncode == 0, result.stderr
     root = ET.fromstring(result.stdout)
     text = "".join(root.itertext())
@@ -68,7 +71,7 @@ def test_html_is_well_formed(evidence_ws: Workspace) -> None:
 
 def test_csv_has_bom_and_reads_with_the_csv_module(evidence_ws: Workspace, tmp_path: Path) -> None:
     out = tmp_path / "r.csv"
-    assert evidence_ws.run("report", *PERIOD, "--format", "csv", "-o", str(out)).returncode == 0
+    assert evidence_ws.run("report", *period(), "--format", "csv", "-o", str(out)).returncode == 0
     raw = out.read_bytes()
     assert raw.startswith(b"\xef\xbb\xbf")
     rows = list(csv.DictReader(io.StringIO(raw.decode("utf-8-sig"))))
@@ -79,7 +82,7 @@ def test_csv_has_bom_and_reads_with_the_csv_module(evidence_ws: Workspace, tmp_p
 
 
 def test_json_validates_and_counts_real_runs(evidence_ws: Workspace) -> None:
-    result = evidence_ws.run("report", *PERIOD, "--format", "json")
+    result = evidence_ws.run("report", *period(), "--format", "json")
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     jsonschema.Draft202012Validator(SCHEMA).validate(data)
@@ -98,7 +101,7 @@ def test_json_validates_and_counts_real_runs(evidence_ws: Workspace) -> None:
 
 def test_report_on_a_broken_chain_says_so_and_exits_3(clone: Clone) -> None:
     clone.sql("UPDATE evidence SET operator = 'mallory' WHERE seq = 2")
-    result = clone.run("report", *PERIOD, "--format", "json")
+    result = clone.run("report", *period(), "--format", "json")
     assert result.returncode == 3
     data = json.loads(result.stdout)
     assert not data["chain"]["verified"] and "seq 2" in data["findings"][0]["text"]
@@ -110,7 +113,7 @@ def bundle(evidence_ws: Workspace, tmp_path_factory: pytest.TempPathFactory) -> 
     pw = root / "bundle-pw"
     pw.write_text(BUNDLE_PASSWORD + "\n")
     out = root / "evidence.zip"
-    result = evidence_ws.run("-v", "evidence", "export", *PERIOD, "-o", str(out),
+    result = evidence_ws.run("-v", "evidence", "export", *period(), "-o", str(out),
                              "--password-file", str(pw))
     assert result.returncode == 0, result.stderr
     assert BUNDLE_PASSWORD not in result.stdout + result.stderr
@@ -247,5 +250,5 @@ def test_an_unencrypted_rezip_is_detected(evidence_ws: Workspace, bundle: Path,
 
 def test_export_refuses_without_a_password_source(evidence_ws: Workspace,
                                                   tmp_path: Path) -> None:
-    result = evidence_ws.run("evidence", "export", *PERIOD, "-o", str(tmp_path / "x.zip"))
+    result = evidence_ws.run("evidence", "export", *period(), "-o", str(tmp_path / "x.zip"))
     assert result.returncode == 2 and not (tmp_path / "x.zip").exists()
