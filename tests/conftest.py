@@ -253,6 +253,7 @@ def ssh_workspace(workspace: Workspace, sshd: Sshd) -> Workspace:
 # -- PostgreSQL ---------------------------------------------------------------------------
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
+LISTEN = ("127.0.0.1", "127.0.0.2")  # the second is for clients whose network a test cuts
 
 
 @dataclass
@@ -263,6 +264,11 @@ class Postgres:
     @property
     def url(self) -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def url_via(self, address: str) -> str:
+        """`url` through another of the server's loopback addresses (LISTEN): a fault test can
+        cut one client's network (iptables on that address) and leave the others' alone."""
+        return f"postgresql://postgres@{address}:{self.port}/postgres"
 
     def empty_url(self) -> str:
         """`url`, after dropping every backupctl table an earlier test of the module made."""
@@ -290,7 +296,8 @@ def postgres() -> Iterator[Postgres]:
                     "-U", "postgres", "--no-sync"], check=True, capture_output=True)
     subprocess.run([*as_pg, str(PG_BIN / "pg_ctl"), "-D", str(data / "db"), "-w", "-l",
                     str(data / "log"), "-o",
-                    f"-c listen_addresses=127.0.0.1 -p {port} -k {data} -c fsync=off",
+                    f"-c listen_addresses={','.join(LISTEN)} -p {port} -k {data} "
+                    "-c fsync=off",
                     "start"], check=True, capture_output=True)
     try:
         yield Postgres(port=port, data=data)

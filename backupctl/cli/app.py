@@ -111,7 +111,8 @@ def context(config: Config, *, operator: str | None = None) -> Context:
     operator = operator or run_operator()
     try:
         config.settings.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        store = Store(config.settings.effective_database_url)
+        store = Store(config.settings.effective_database_url,
+                      orchestrator=config.settings.effective_orchestrator)
     except OSError as exc:
         die(BackupctlError(f"cannot create state_dir {config.settings.state_dir}: {exc}"))
     except BackupctlError as exc:

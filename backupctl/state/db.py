@@ -21,6 +21,7 @@ from sqlalchemy.pool import NullPool
 from backupctl.clock import Clock, iso, system_clock
 from backupctl.errors import BackupctlError
 from backupctl.evidence import chain
+from backupctl.state import pgconn
 from backupctl.state.migrate import upgrade
 from backupctl.state.schema import metadata, runs
 
@@ -48,15 +49,20 @@ def _engine(url: str) -> Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    if url.startswith("postgresql://"):
-        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    if pgconn.is_postgresql(url):
+        # Keepalives on both ends: with a silently cut network a write fails in bounded time
+        # instead of hanging, and the server frees the chain lock a dead client held.
+        return create_engine(pgconn.sqlalchemy_url(url), poolclass=NullPool,
+                             connect_args=pgconn.connect_args(url))
     return create_engine(url, poolclass=NullPool)
 
 
 class Store:
-    def __init__(self, url: str, *, clock: Clock = system_clock) -> None:
+    def __init__(self, url: str, *, clock: Clock = system_clock,
+                 orchestrator: str | None = None) -> None:
         self.url = url
         self.clock = clock
+        self.orchestrator = orchestrator or ORCHESTRATOR  # config `orchestrator:`
         try:
             self.engine = _engine(url)
             with self.engine.begin() as conn:
@@ -93,12 +99,12 @@ class Store:
     # -- runs ---------------------------------------------------------------------------
 
     def start_run(self, *, job: str, kind: str, repository: str = "primary",
-                  operator: str = "scheduler") -> int:
+                  operator: str = "scheduler", job_file_sha256: str | None = None) -> int:
         with self.transaction() as conn:
             result = conn.execute(runs.insert().returning(runs.c.id).values(
                 job=job, kind=kind, repository=repository, status="running",
-                started_at=self.now(), orchestrator=ORCHESTRATOR, pid=os.getpid(),
-                operator=operator, details="{}"))
+                started_at=self.now(), orchestrator=self.orchestrator, pid=os.getpid(),
+                operator=operator, details="{}", job_file_sha256=job_file_sha256))
             return int(result.scalar_one())
 
     def finish_run(self, run_id: int, *, status: str, exit_code: int,
@@ -142,7 +148,7 @@ class Store:
         with self.transaction() as conn:
             stale = [r.id for r in conn.execute(
                 select(runs.c.id).where(runs.c.job == job, runs.c.status == "running",
-                                        runs.c.orchestrator == ORCHESTRATOR))]
+                                        runs.c.orchestrator == self.orchestrator))]
             if stale:
                 finished = self.now()
                 error = ("interrupted: the process was killed or the machine stopped "
