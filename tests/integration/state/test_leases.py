@@ -14,13 +14,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
+from backupctl.errors import LockHeld
 from backupctl.evidence import chain
 from backupctl.state.db import Store
 from backupctl.state.leases import (
     FileLocks,
+    Lease,
     LeaseHeld,
+    LeaseLost,
     PgLeases,
     current_leases,
     lock_key,
@@ -221,15 +224,36 @@ def test_a_silent_network_cut_frees_the_lease_on_the_server_and_stops_the_holder
     assert len(_chain(url)) == 1  # one record for the run, nothing twice
 
 
+def test_a_session_ended_by_the_server_is_a_lost_lease(url: str) -> None:
+    """A failover (Patroni) or a DBA ends every session: the run must stop, not go on
+    believing it holds the job."""
+    lost: list[Lease] = []
+    leases = PgLeases(url, "backup01", settings=TEST_SETTINGS, on_lost=lost.append)
+    with leases.hold(JOB, kind="backup") as lease:
+        with Store(url).read() as conn:
+            conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                              "WHERE application_name = :name"),
+                         {"name": f"backupctl lease {JOB}"})
+        assert lease.lost.wait(60), "the watchdog never noticed"
+        assert lost == [lease]
+        assert lease.lost_reason is not None and lease.lost_reason.startswith(
+            "lease lost: the connection to the state database was lost")
+        with pytest.raises(LeaseLost, match=f"^{JOB}: lease lost: "):
+            lease.check()
+    # Leaving the context after a loss raises nothing and the job can be taken again.
+    with PgLeases(url, "backup02", settings=TEST_SETTINGS).hold(JOB, kind="backup") as again:
+        again.check()
+
+
 def test_file_locks_keep_the_flock_behaviour(tmp_path: Path) -> None:
     locks = FileLocks(tmp_path, orchestrator="backup01")
     assert locks.global_scope is False
     with locks.hold(JOB, kind="backup") as lease:
         assert (lease.job, lease.kind, lease.orchestrator) == (JOB, "backup", "backup01")
         assert not lease.lost.is_set()
-        with pytest.raises(Exception) as info, locks.hold(JOB, kind="verify"):
+        with pytest.raises(LockHeld) as info, locks.hold(JOB, kind="verify"):
             pass
-        assert getattr(info.value, "status", None) is ExitStatus.LOCKED
+        assert info.value.status is ExitStatus.LOCKED
     with locks.hold(JOB, kind="verify"):
         pass
 
