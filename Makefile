@@ -1,6 +1,6 @@
 # backupctl — two commands on a fresh Debian 12 machine:
 #   make demo   install everything, then run a real backup → verify → report demo
-#   make test   install everything, then lint (ruff, mypy --strict) and run the whole suite
+#   make test   install everything, then lint (ruff, mypy --strict, lint-imports) and run the whole suite
 
 SHELL := /bin/bash
 VENV ?= .venv
@@ -40,8 +40,9 @@ test-fast: install
 	$(VENV)/bin/pytest -q -m "not slow"
 
 lint: venv
-	$(VENV)/bin/ruff check backupctl tests bench
+	$(VENV)/bin/ruff check backupctl tests bench tools
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 clean:
 	rm -rf $(VENV) demo/work .pytest_cache .mypy_cache .ruff_cache

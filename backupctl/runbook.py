@@ -10,23 +10,22 @@ package data under backupctl/templates/runbook/.
 
 from __future__ import annotations
 
-import json
 import shlex
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Any
 
 import jinja2
 from ruamel.yaml import YAML
-from sqlalchemy import select
 
-from backupctl import __version__
-from backupctl.actions.context import Context
+from backupctl import __version__, fmt
 from backupctl.clock import parse_iso
-from backupctl.config.schema import Job
-from backupctl.config.validate import DEFAULT_CONFIG
+from backupctl.config.schema import Job, format_duration
+from backupctl.config.validate import DEFAULT_CONFIG, Config
+from backupctl.fmt import ms_to_seconds
 from backupctl.restic.commands import escape_glob
-from backupctl.state.schema import media, runs
+from backupctl.state import queries
+from backupctl.state.db import Store
+from backupctl.state.records import Proof, VerifyDetails, read
 
 LANGS = ("ja", "en")
 FORMATS = ("md", "html")
@@ -104,51 +103,35 @@ def _local_time(value: str | None) -> str | None:
         return value
 
 
-def _details(row: Any) -> dict[str, Any]:
-    try:
-        loaded = json.loads(row.details or "{}")
-    except ValueError:
-        return {}
-    return loaded if isinstance(loaded, dict) else {}
-
-
-def _measured(row: Any) -> Measured:
-    details = _details(row)
-    seconds = details.get("restore_seconds")
+def _measured(row: queries.RunRow) -> Measured:
     return Measured(
         finished_at=_local_time(row.finished_at or row.started_at) or "-",
         result="pass" if row.status == "success" else row.status,
-        restore_seconds=float(seconds) if isinstance(seconds, int | float) else None,
+        restore_seconds=ms_to_seconds(read(Proof, row.details).restore_ms),
         operator=row.operator, repository=row.repository, snapshot_id=row.snapshot_id)
 
 
-def _last_full_verify(ctx: Context, job: Job) -> Measured | None:
-    with ctx.store.read() as conn:
-        rows = conn.execute(select(runs).where(
-            runs.c.job == job.name, runs.c.kind == "verify", runs.c.status != "running")
-            .order_by(runs.c.id.desc()).limit(_RECENT_VERIFIES)).all()
+def _last_full_verify(store: Store, job: Job) -> Measured | None:
+    rows = store.query(queries.recent_runs, job.name, "verify", limit=_RECENT_VERIFIES)
     for row in rows:
-        if _details(row).get("mode") == "full":
+        if read(VerifyDetails, row.details).mode == "full":
             return _measured(row)
     return None
 
 
-def _media(ctx: Context, job: Job, copy: str) -> list[str]:
-    with ctx.store.read() as conn:
-        rows = conn.execute(select(media).where(media.c.job == job.name, media.c.copy == copy)
-                            .order_by(media.c.label)).all()
+def _media(store: Store, job: Job, copy: str) -> list[str]:
     found = []
-    for row in rows:
+    for row in sorted(store.query(queries.media_of, job.name, copy), key=lambda m: m.label):
         seen = _local_time(row.last_attached)
         found.append(f"{row.label}" + (f" ({seen})" if seen else ""))
     return found
 
 
-def gather(ctx: Context, job: Job) -> RunbookData:
+def gather(config: Config, store: Store, job: Job) -> RunbookData:
     """Everything the runbook shows, from the job file and the state database."""
     target = restore_target(job)
     repositories = []
-    backup = ctx.store.last_run(job.name, "backup", status="success")
+    backup = store.query(queries.last_run, job.name, "backup", status="success")
     repositories.append(RepoInfo(
         name="primary", kind="primary", url=job.repository.orchestrator_url,
         password_file=str(job.repository.password_file),
@@ -158,23 +141,21 @@ def gather(ctx: Context, job: Job) -> RunbookData:
                                  password_file=str(job.repository.password_file),
                                  target=target)))
     for copy in job.copies:
-        last = ctx.store.last_run(job.name, "copy", repository=copy.name, status="success")
+        last = store.query(queries.last_run, job.name, "copy", repository=copy.name,
+                           status="success")
         repositories.append(RepoInfo(
             name=copy.name, kind=copy.kind, url=copy.url, password_file=str(copy.password_file),
-            max_age=f"{copy.max_age // 86400}d" if copy.max_age % 86400 == 0
-            else f"{copy.max_age // 3600}h" if copy.max_age % 3600 == 0 else f"{copy.max_age}s",
+            max_age=format_duration(copy.max_age),
             last_success=_local_time(last.finished_at) if last else None,
             snapshot_id=last.snapshot_id if last else None,
-            media=_media(ctx, job, copy.name) if copy.kind == "offline" else [],
+            media=_media(store, job, copy.name) if copy.kind == "offline" else [],
             commands=restic_commands(job, url=copy.url, password_file=str(copy.password_file),
                                      target=target)))
-    drill = ctx.store.last_run(job.name, "drill")
-    if drill is not None and drill.status == "running":
-        drill = None
+    drill = store.query(queries.last_run, job.name, "drill", finished=True)
     name = job.name
     cli = "backupctl"
-    if ctx.config.path.resolve() != DEFAULT_CONFIG:
-        cli += f" -c {shlex.quote(str(ctx.config.path.resolve()))}"
+    if config.path.resolve() != DEFAULT_CONFIG:
+        cli += f" -c {shlex.quote(str(config.path.resolve()))}"
     commands = [(f"{cli} status", "cmd_status"),
                 (f"{cli} verify {name} --mode full", "cmd_verify_full"),
                 *[(f"{cli} verify {name} --mode full --from {c.name}", "cmd_verify_copy")
@@ -183,11 +164,11 @@ def gather(ctx: Context, job: Job) -> RunbookData:
                 (f"{cli} drill {name} --operator NAME --target {shlex.quote(target)}",
                  "cmd_drill_target")]
     return RunbookData(
-        job=job, generated_at=_local_time(ctx.store.now()) or "", repositories=repositories,
+        job=job, generated_at=_local_time(store.now()) or "", repositories=repositories,
         backupctl_commands=commands,
         last_backup=_local_time(backup.finished_at) if backup else None,
         last_snapshot=backup.snapshot_id if backup else None,
-        last_full_verify=_last_full_verify(ctx, job),
+        last_full_verify=_last_full_verify(store, job),
         last_drill=_measured(drill) if drill is not None else None,
         restore_target=target, check_commands=list(job.verify.commands))
 
@@ -200,18 +181,13 @@ def strings(lang: str) -> dict[str, str]:
 
 
 def duration(seconds: float | None, lang: str) -> str | None:
+    """A measured time as the runbook shows it: short ones with their exact seconds too."""
     if seconds is None:
         return None
-    total = round(seconds)
-    hours, rest = divmod(total, 3600)
-    minutes, secs = divmod(rest, 60)
-    if lang == "ja":
-        parts = [f"{hours}時間" if hours else "", f"{minutes}分" if minutes else "",
-                 f"{secs}秒" if secs or not (hours or minutes) else ""]
-        return "".join(parts) + (f"（{seconds:.1f} 秒）" if total < 600 else "")
-    parts = [f"{hours} h" if hours else "", f"{minutes} min" if minutes else "",
-             f"{secs} s" if secs or not (hours or minutes) else ""]
-    return " ".join(p for p in parts if p) + (f" ({seconds:.1f} s)" if total < 600 else "")
+    shown = fmt.duration(seconds, lang=lang)
+    if 10 <= seconds < 600:
+        shown += f"（{seconds:.1f} 秒）" if lang == "ja" else f" ({seconds:.1f} s)"
+    return shown
 
 
 def render(data: RunbookData, *, lang: str = "ja", fmt: str = "md") -> str:
@@ -227,5 +203,6 @@ def render(data: RunbookData, *, lang: str = "ja", fmt: str = "md") -> str:
     return template.render(d=data, job=data.job, t=strings(lang), lang=lang)
 
 
-def runbook(ctx: Context, job: Job, *, lang: str = "ja", fmt: str = "md") -> str:
-    return render(gather(ctx, job), lang=lang, fmt=fmt)
+def runbook(config: Config, store: Store, job: Job, *, lang: str = "ja",
+            fmt: str = "md") -> str:
+    return render(gather(config, store, job), lang=lang, fmt=fmt)

@@ -18,9 +18,9 @@ from typing import Any
 from backupctl.clock import iso
 from backupctl.config.schema import Job
 from backupctl.metrics import Source, exposition
-from backupctl.metrics.state import StateReader
 from backupctl.state.db import Store
 from backupctl.state.schema import generations, runs
+from backupctl.state.view import StateReader
 
 COPIES = [{"name": "usb", "kind": "offline", "url": "/mnt/usb", "password_file": "/pw",
            "max_age": "7d"},
@@ -41,7 +41,7 @@ def _run(name: str, kind: str, repo: str, when: datetime, status: str,
     return {"job": name, "kind": kind, "repository": repo, "status": status,
             "started_at": iso(when), "finished_at": iso(when + timedelta(minutes=5)),
             "details": json.dumps(details, ensure_ascii=False), "orchestrator": "bench",
-            "pid": 1, "operator": "scheduler"}
+            "pid": 1, "operator": "scheduler", "restore_ms": details.get("restore_ms")}
 
 
 def populate(store: Store, names: list[str], days: int) -> int:
@@ -52,9 +52,9 @@ def populate(store: Store, names: list[str], days: int) -> int:
         for day in range(days):
             when = start + timedelta(days=day)
             rows.append(_run(name, "backup", "primary", when, "success" if day % 30 else "failed",
-                             {"bytes_added": 10_000_000 + day, "duration": 120.5,
+                             {"bytes_added": 10_000_000 + day, "duration_ms": 120_500,
                               "generations": 14, "files_new": 10, "files_changed": 50,
-                              "manifest": {"files": 500, "coverage_ratio": 0.05}}))
+                              "manifest": {"files": 500, "coverage": "0.050000"}}))
             for copy in ("usb", "worm"):
                 rows.append(_run(name, "copy", copy, when + timedelta(hours=1), "success", {}))
             rows.append(_run(name, "probe", "worm", when + timedelta(hours=1, minutes=10),
@@ -64,8 +64,8 @@ def populate(store: Store, names: list[str], days: int) -> int:
                 rows.append(_run(name, "verify", "primary", when + timedelta(hours=2), "success",
                                  {"files_checked": 500, "mismatches": [], "mode":
                                   "full" if full else "quick",
-                                  "restore_seconds": 900.0 if full else None,
-                                  "rto_seconds": 7200, "coverage_ratio": 0.05}))
+                                  "restore_ms": 900_000 if full else None,
+                                  "rto_seconds": 7200, "coverage": "0.050000"}))
         with store.transaction() as conn:
             conn.execute(runs.insert(), rows)
             conn.execute(generations.insert(), [

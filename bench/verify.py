@@ -1,6 +1,8 @@
 """Benchmark: backupctl verify (full / quick) against the plain tools, and peak RSS.
 
-Builds a data set of random bytes (≥ 1 GiB, ≥ 5 000 files), backs it up with backupctl (local
+Builds a data set of random bytes, shaped like a hospital's (`--shape mixed`, the default:
+many small files of 2 KB–1 MB, a database dump of a fifth of the size, a few large image
+files) or uniform (`--shape uniform`: 200 KiB files), backs it up with backupctl (local
 job, `verify.sample: all` for the full comparison), then times in one run:
   full : `restic restore` + `sha256sum` of every file  vs  `backupctl verify --mode full`
   quick: `restic restore --include` of the sampled files + `sha256sum`  vs  `--mode quick`
@@ -8,7 +10,8 @@ job, `verify.sample: all` for the full comparison), then times in one run:
 and the peak RSS of backupctl (its own process, and including restic) in both modes, then
 grows the data set (default to 3 GiB) and measures again.
 
-    .venv/bin/python bench/verify.py --sizes 1 3 [--workdir DIR] [--restverify BIN]
+    .venv/bin/python bench/verify.py --sizes 1 3 [--shape mixed|uniform] [--workdir DIR]
+        [--restverify BIN]
 
 Prints a Markdown report on stdout (docs/benchmarks.md holds a run). Runs in < 10 min on
 2 cores. Deletes its work directory at the end unless --keep.
@@ -18,7 +21,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
+import random
 import shutil
 import sqlite3
 import subprocess
@@ -89,16 +94,34 @@ def timed(argvs: list[list[str]], *, stdin_password: bool = False) -> float:
     return time.monotonic() - started
 
 
-def grow(src: Path, gib: float) -> int:
+def _files(total: int, shape: str, rng: random.Random) -> list[tuple[str, int]]:
+    """(kind, size) of files adding up to `total` bytes.
+
+    mixed: 70 % in files of 2 KB–1 MB (log-uniform: most are small, like documents, lab
+    results and scanned forms), 20 % in one database dump, 10 % in large files of 64 MiB
+    (imaging); uniform: 200 KiB files."""
+    if shape == "uniform":
+        return [("file", FILE_SIZE)] * max(1, total // FILE_SIZE)
+    files = [("dump", total // 5)]
+    files += [("image", 64 << 20)] * max(1, total // 10 // (64 << 20))
+    small = total - sum(size for _, size in files)
+    while small > 0:
+        size = int(math.exp(rng.uniform(math.log(2_000), math.log(1_000_000))))
+        files.append(("file", size))
+        small -= size
+    return files
+
+
+def grow(src: Path, gib: float, shape: str = "mixed") -> int:
     """Add random files until the data set holds `gib` GiB; returns the file count."""
     target = int(gib * (1 << 30))
     have = sum(p.stat().st_size for p in src.rglob("*") if p.is_file())
     i = len(list(src.rglob("*")))
-    while have < target:
+    suffix = {"dump": "dump", "image": "dcm", "file": "bin"}
+    for kind, size in _files(target - have, shape, random.Random(i)) if target > have else []:
         sub = src / f"d{i // 500:03d}"
         sub.mkdir(exist_ok=True)
-        (sub / f"file {i:06d}.bin").write_bytes(os.urandom(FILE_SIZE))
-        have += FILE_SIZE
+        (sub / f"{kind} {i:06d}.{suffix[kind]}").write_bytes(os.urandom(size))
         i += 1
     return sum(1 for p in src.rglob("*") if p.is_file())
 
@@ -110,8 +133,9 @@ def sha256sum_tree(root: Path) -> list[list[str]]:
 
 
 class Bench:
-    def __init__(self, work: Path) -> None:
+    def __init__(self, work: Path, shape: str = "mixed") -> None:
         self.work = work
+        self.shape = shape
         self.src = work / "src"
         self.repo = work / "repo"
         self.scratch = work / "scratch"
@@ -190,7 +214,7 @@ class Bench:
 
     def round(self, gib: float, *, restverify: str | None, compare: bool,
               repeat: int) -> None:
-        files = grow(self.src, gib)
+        files = grow(self.src, gib, self.shape)
         self.write_job("all")
         backup_s = self.backup()
         size = sum(p.stat().st_size for p in self.src.rglob("*") if p.is_file())
@@ -259,6 +283,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", nargs="+", type=float, default=[1.0, 3.0],
                         help="data set sizes in GiB (each compared with the plain tools)")
+    parser.add_argument("--shape", choices=("mixed", "uniform"), default="mixed",
+                        help="mixed: hospital-shaped sizes; uniform: 200 KiB files")
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--restverify", default=None, help="restverify binary to compare")
     parser.add_argument("--repeat", type=int, default=2,
@@ -266,7 +292,7 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true")
     args = parser.parse_args()
     work = args.workdir or Path(tempfile.mkdtemp(prefix="backupctl-bench-"))
-    bench = Bench(work)
+    bench = Bench(work, args.shape)
     started = time.monotonic()
     try:
         bench.setup()
@@ -276,7 +302,7 @@ def main() -> None:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
     version = subprocess.run(["restic", "version"], capture_output=True, text=True).stdout
-    print(f"restic: {version.strip()}; cores: {os.cpu_count()}; "
+    print(f"restic: {version.strip()}; cores: {os.cpu_count()}; data: {args.shape}; "
           f"total bench time {time.monotonic() - started:.0f} s\n")
     print("| data | what | wall time | peak RSS (measured process) | peak RSS (incl. "
           "children) |")

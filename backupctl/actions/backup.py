@@ -8,14 +8,16 @@ runs `backupctl init`.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
-from typing import Any
+
+from sqlalchemy import Connection
 
 from backupctl.actions import generations as gen_check
-from backupctl.actions import record, tripwire
 from backupctl.actions import repo as repos
+from backupctl.actions import tripwire
 from backupctl.actions.context import Context
-from backupctl.actions.outcome import ResultDict
+from backupctl.actions.jobrun import job_run
+from backupctl.actions.restore_test.pipeline import list_snapshot
+from backupctl.actions.results import RunResult
 from backupctl.config.schema import Job
 from backupctl.errors import (
     BackupctlError,
@@ -27,41 +29,16 @@ from backupctl.errors import (
 from backupctl.execute import Runner, tail
 from backupctl.restic import commands as restic
 from backupctl.restic import parse
+from backupctl.restic import run as restic_run
 from backupctl.restic.codes import ResticExit
-from backupctl.state.locks import job_lock
-from backupctl.state.recovery import recover
-from backupctl.state.schema import flags
-from backupctl.state.schema import generations as generations_table
-from backupctl.state.schema import manifest as manifest_table
+from backupctl.state import queries
+from backupctl.state.records import BackupDetails, ms
 from backupctl.status import ExitStatus
 from backupctl.verify import manifest
 
 log = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True)
-class BackupResult(ResultDict):
-    job: str
-    status: ExitStatus
-    error: str | None = None
-    snapshot_id: str | None = None
-    snapshot_time: str | None = None
-    files_new: int = 0
-    files_changed: int = 0
-    files_unmodified: int = 0
-    bytes_added: int = 0
-    total_files: int = 0
-    total_bytes: int = 0
-    duration: float = 0.0
-    generations: int | None = None
-    manifest: dict[str, Any] | None = None
-    suspicious: list[str] = field(default_factory=list)
-    unreadable: list[str] = field(default_factory=list)  # "PATH: reason" of an incomplete one
-    warnings: list[str] = field(default_factory=list)
-    steps: list[str] = field(default_factory=list)
-    run_id: int | None = None
-    kind: str = "backup"
-
+BackupResult = RunResult[BackupDetails]
 
 UNREADABLE_SHOWN = 20  # paths an error message lists; the result keeps every one
 
@@ -90,18 +67,18 @@ def init_repository(ctx: Context, job: Job, *, copies: bool = False) -> list[str
     if copies:
         targets += [repos.named(job, c.name) for c in job.copies]
     for target in targets:
-        result = ctx.local.run(restic.snapshots(target.url, target.password), timeout=300)
-        from backupctl.restic.codes import classify
-
-        if result.ok:
-            done.append(f"{target.name}: {target.url} already exists")
+        result, outcome = restic_run.attempt(
+            ctx.local, restic.snapshots(target.url, target.password), timeout=300)
+        shown = repos.display_url(target.url)
+        if outcome is ResticExit.OK:
+            done.append(f"{target.name}: {shown} already exists")
             continue
-        if classify(result.returncode, result.stderr) is not ResticExit.NO_REPOSITORY:
+        if outcome is not ResticExit.NO_REPOSITORY:
             raise ResticError(f"{job.name}: cannot check repository {target.name} "
                               f"{result.describe()}")
-        repos.run_restic(ctx.local, restic.init(target.url, target.password), job=job.name,
-                         what=f"creating repository {target.name}", timeout=300)
-        done.append(f"{target.name}: created {target.url}")
+        restic_run.run(ctx.local, restic.init(target.url, target.password), job=job.name,
+                       what=f"creating repository {target.name}", timeout=300)
+        done.append(f"{target.name}: created {shown}")
     return done
 
 
@@ -136,11 +113,11 @@ class _Backup:
         allow = (ResticExit.INCOMPLETE, ResticExit.NO_REPOSITORY)
         # A stale lock (a killed prune or check) is removed from the orchestrator, where
         # restic can tell that its process is gone.
-        result, outcome = repos.run_restic(self.runner, argv, job=self.job.name,
-                                           what=f"restic backup on {self.runner.host}",
-                                           timeout=self.ctx.timeout, allow=allow,
-                                           unlock_stale=repos.primary(self.job),
-                                           unlock_runner=self.ctx.local)
+        result, outcome = restic_run.run(self.runner, argv, job=self.job.name,
+                                         what=f"restic backup on {self.runner.host}",
+                                         timeout=self.ctx.timeout, allow=allow,
+                                         unlock=repos.primary(self.job),
+                                         unlock_runner=self.ctx.local)
         if outcome is ResticExit.NO_REPOSITORY:
             if not self.job.repository.init:
                 raise ResticError(
@@ -148,10 +125,10 @@ class _Backup:
                     f"Create it with: backupctl init {self.job.name} (or set repository.init: "
                     "true); backupctl never creates one silently")
             self.steps.extend(init_repository(self.ctx, self.job))
-            result, outcome = repos.run_restic(self.runner, argv, job=self.job.name,
-                                               what=f"restic backup on {self.runner.host}",
-                                               timeout=self.ctx.timeout,
-                                               allow=(ResticExit.INCOMPLETE,))
+            result, outcome = restic_run.run(self.runner, argv, job=self.job.name,
+                                             what=f"restic backup on {self.runner.host}",
+                                             timeout=self.ctx.timeout,
+                                             allow=(ResticExit.INCOMPLETE,))
         output = parse.backup_output(result.stdout, result.stderr)
         self.output = output
         if output.summary is None:
@@ -179,8 +156,12 @@ class _Backup:
         current = [s for s in repos.snapshots(self.ctx, self.job, primary)
                    if s.id.startswith(summary.snapshot_id)]
         self.snapshot_time = current[0].time.isoformat() if current else None
-        self.manifest = manifest.build(self.ctx, self.job, self.runner,
-                                       snapshot_id=summary.snapshot_id)
+        listing = list_snapshot(self.ctx.local, primary, summary.snapshot_id,
+                                job=self.job.name, timeout=self.ctx.timeout)
+        self.manifest = manifest.build(
+            self.job, self.runner, listing, timeout=self.ctx.timeout,
+            history=lambda window: self.ctx.store.query(queries.sampled_before, self.job.name,
+                                                        window=window))
         self.suspicious = tripwire.inspect(self.ctx, self.job, summary, self.manifest)
         frozen = tripwire.frozen_reason(self.ctx, self.job)
         if self.suspicious or frozen:
@@ -188,11 +169,11 @@ class _Backup:
                                  f"{frozen or '; '.join(self.suspicious)}; clear it with "
                                  f"backupctl clear {self.job.name} --operator NAME --reason TEXT")
         else:
-            repos.run_restic(self.ctx.local, restic.forget(
+            restic_run.run(self.ctx.local, restic.forget(
                 primary.url, primary.password, host=self.job.name,
                 policy=self.job.generations.policy()),
                 job=self.job.name, what="restic forget --prune", timeout=self.ctx.timeout,
-                unlock_stale=primary)
+                unlock=primary)
             self.steps.append("forget --prune: " + ", ".join(
                 f"keep-{k} {v}" for k, v in sorted(self.job.generations.policy().items())))
         # A killed restic (SIGKILL, power cut, lost SSH) leaves its lock behind and restic
@@ -208,22 +189,19 @@ class _Backup:
 
 
 def backup(ctx: Context, job: Job) -> BackupResult:
-    with job_lock(ctx.config.settings.state_dir, job.name):
-        recover(ctx.store, state_dir=ctx.config.settings.state_dir,
-                scratch_dir=ctx.config.settings.scratch_dir, job=job.name)
-        run_id = ctx.store.start_run(job=job.name, kind="backup", operator=ctx.operator)
+    with job_run(ctx, job, "backup", BackupDetails) as run:
         runner = ctx.runner(job)
         try:
-            return _run(ctx, job, runner, run_id)
-        except BaseException as exc:  # record the failure now, then let it propagate
-            record.aborted(ctx, job, run_id, exc)
-            raise
+            done = _Backup(ctx, job, runner)
+            result = _run(done)
         finally:
             runner.close()
+        run.finish(result, extra=lambda conn: _record(conn, ctx, job, result, done))
+    return run.result
 
 
-def _run(ctx: Context, job: Job, runner: Runner, run_id: int) -> BackupResult:
-    run = _Backup(ctx, job, runner)
+def _run(run: _Backup) -> BackupResult:
+    job = run.job
     output: parse.BackupOutput | None = None
     error: str | None = None
     status = ExitStatus.OK
@@ -260,34 +238,30 @@ def _run(ctx: Context, job: Job, runner: Runner, run_id: int) -> BackupResult:
             status = ExitStatus.BAD_DATA
             error = f"{job.name}: SUSPICIOUS backup (possible ransomware): " + "; ".join(
                 run.suspicious)
-    result = BackupResult(
-        job=job.name, status=status, error=error,
-        snapshot_id=summary.snapshot_id if summary else None, snapshot_time=run.snapshot_time,
+    details = BackupDetails(
         files_new=summary.files_new if summary else 0,
         files_changed=summary.files_changed if summary else 0,
         files_unmodified=summary.files_unmodified if summary else 0,
         bytes_added=summary.data_added if summary else 0,
         total_files=summary.total_files if summary else 0,
         total_bytes=summary.total_bytes if summary else 0,
-        duration=summary.duration if summary else 0.0, generations=run.generations,
+        duration_ms=(ms(summary.duration) or 0) if summary else 0, generations=run.generations,
         manifest=run.manifest.summary() if run.manifest else None,
         suspicious=run.suspicious, unreadable=output.errors if output else [],
-        warnings=run.warnings, steps=run.steps, run_id=run_id)
-    _record(ctx, job, run_id, result, run)
-    return result
+        warnings=run.warnings, steps=run.steps)
+    return BackupResult(job.name, "backup", status, details, error=error,
+                        snapshot_id=summary.snapshot_id if summary else None,
+                        snapshot_time=run.snapshot_time)
 
 
-def _record(ctx: Context, job: Job, run_id: int, result: BackupResult, run: _Backup) -> None:
-    details = record.details_of(result)
-    extra: record.Extra = []
+def _record(conn: Connection, ctx: Context, job: Job, result: BackupResult,
+            run: _Backup) -> None:
+    """The backup's manifest, generation observation and tripwire flag, with its run."""
     if run.manifest is not None:
-        extra.append((manifest_table, run.manifest.rows(job.name)))
+        queries.insert_manifest(conn, job.name, run.manifest.snapshot_id, run.manifest.entries)
     if run.generation_check is not None:
-        extra.append((generations_table,
-                      [run.generation_check.row(job.name, ctx.store.now())]))
+        queries.insert_generations(conn, [run.generation_check.row(job.name,
+                                                                   ctx.store.now())])
     if run.suspicious:
-        extra.append((flags, [{"job": job.name, "name": "suspicious", "raised_at": ctx.store.now(),
-                               "reason": "; ".join(run.suspicious)}]))
-    record.finish(ctx, job, run_id, status=result.status, error=result.error, details=details,
-                  snapshot_id=result.snapshot_id, snapshot_time=result.snapshot_time,
-                  extra=extra)
+        queries.raise_flag(conn, job.name, raised_at=ctx.store.now(),
+                           reason="; ".join(run.suspicious))

@@ -16,21 +16,24 @@ from typing import Any
 
 from backupctl.actions import tripwire
 from backupctl.actions.context import Context
-from backupctl.actions.outcome import ResultDict
+from backupctl.actions.results import status_fields
 from backupctl.config.schema import Job
 from backupctl.errors import CommandFailed, UsageError
-from backupctl.state.locks import job_lock
-from backupctl.state.schema import canaries
+from backupctl.state import queries
 from backupctl.status import ExitStatus
 
 
 @dataclass(frozen=True)
-class CanaryResult(ResultDict):
+class CanaryResult:
     job: str
     status: ExitStatus
     error: str | None = None
     canaries: list[dict[str, Any]] = field(default_factory=list)
     kind: str = "canary"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"job": self.job, "kind": self.kind, **status_fields(self.status),
+                "error": self.error, "canaries": self.canaries}
 
 
 def content(job: str, path: str) -> bytes:
@@ -43,7 +46,7 @@ def content(job: str, path: str) -> bytes:
 def init(ctx: Context, job: Job) -> CanaryResult:
     if not job.verify.canaries:
         raise UsageError(f"{job.name}: the job declares no verify.canaries")
-    with job_lock(ctx.config.settings.state_dir, job.name):
+    with ctx.job_locks.hold(job.name, kind="canary"):
         runner = ctx.runner(job)
         try:
             written: dict[str, bytes] = {}
@@ -64,10 +67,9 @@ def init(ctx: Context, job: Job) -> CanaryResult:
         if found.get(path) != digest:
             raise CommandFailed(f"{job.name}: canary {path} reads back as {found.get(path)} "
                                 f"instead of {digest}: nothing recorded")
-        rows.append({"job": job.name, "path": path, "sha256": digest, "size": len(body),
+        rows.append({"path": path, "sha256": digest, "size": len(body),
                      "created_at": ctx.store.now()})
     with ctx.store.transaction() as conn:
-        conn.execute(canaries.delete().where(canaries.c.job == job.name))
-        conn.execute(canaries.insert(), rows)
+        queries.replace_canaries(conn, job.name, rows)
     return CanaryResult(job.name, ExitStatus.OK, None,
                         [{k: r[k] for k in ("path", "sha256", "size")} for r in rows])

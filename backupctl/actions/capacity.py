@@ -1,11 +1,11 @@
 """Spreading full restore tests: does this orchestrator have the scratch space for one?
 
 With several orchestrators, a full verify whose restore would not fit this orchestrator's
-free `scratch_dir` space is skipped here, not failed: the job stays due (nothing was
-recorded), and an orchestrator with a larger scratch disk picks it up at its next timer.
-The size is the one recorded in the shared state (`state.fleet.restore_size`). When no size
-is known yet the test is attempted: the verifier's own free-space check still refuses a
-restore that cannot fit, with the numbers.
+free `scratch_dir` space is skipped here (`verify --mode full --due`), not failed: the job
+stays due (nothing was recorded), and an orchestrator with a larger scratch disk picks it up
+at its next timer. The size is the one recorded in the shared state (`restore_size`). When
+no size is known yet the test is attempted: the restore's own free-space check
+(restore_test/scratch.py) still refuses a restore that cannot fit, with the numbers.
 """
 
 from __future__ import annotations
@@ -14,9 +14,13 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from backupctl.actions.verify import FREE_SPACE_MARGIN
-from backupctl.state import fleet
+from backupctl import fmt
+from backupctl.actions.restore_test.scratch import FREE_SPACE_MARGIN
+from backupctl.state import queries
 from backupctl.state.db import Store
+from backupctl.state.records import BackupDetails, VerifyDetails, read
+
+VERIFY_HISTORY = 50  # verify runs searched for a measured full restore
 
 
 @dataclass(frozen=True)
@@ -30,17 +34,19 @@ class Fit:
 
 def decide(*, job: str, needed: int | None, free: int, scratch_dir: Path,
            margin: int = FREE_SPACE_MARGIN) -> Fit:
-    """The rule: a known size plus the verifier's margin must fit the free space."""
+    """The rule: a known size plus the restore's margin must fit the free space."""
     if needed is None:
         return Fit(job, True, None, free, f"{job}: restore size not known yet; attempting "
                                           "the full restore test here")
     if needed + margin <= free:
-        return Fit(job, True, needed, free, f"{job}: the full restore ({_size(needed)}) fits "
-                                            f"scratch_dir {scratch_dir} ({_size(free)} free)")
+        return Fit(job, True, needed, free,
+                   f"{job}: the full restore ({fmt.size(needed)}) fits scratch_dir "
+                   f"{scratch_dir} ({fmt.size(free)} free)")
     return Fit(job, False, needed, free,
                f"{job}: full restore test skipped on this orchestrator: it needs about "
-               f"{_size(needed)} (+{_size(margin)} margin) in scratch_dir {scratch_dir}, "
-               f"{_size(free)} free; it stays due for an orchestrator with more room")
+               f"{fmt.size(needed)} (+{fmt.size(margin)} margin) in scratch_dir "
+               f"{scratch_dir}, {fmt.size(free)} free; it stays due for an orchestrator "
+               "with more room")
 
 
 def free_bytes(scratch_dir: Path) -> int:
@@ -51,17 +57,26 @@ def free_bytes(scratch_dir: Path) -> int:
     return shutil.disk_usage(path).free
 
 
+def restore_size(store: Store, job: str) -> int | None:
+    """Bytes a full restore test of the job's latest snapshot will write; None if unknown.
+
+    The newest successful backup's manifest knows the size of the snapshot a scheduled full
+    verify restores (whoever made it); before any such backup, the newest measured full
+    restore is the best guess."""
+    backup = store.query(queries.last_run, job, "backup", status="success")
+    if backup is not None:
+        manifest = read(BackupDetails, backup.details).manifest
+        if manifest is not None and manifest.bytes_total > 0:
+            return manifest.bytes_total
+    for run in store.query(queries.recent_runs, job, "verify", limit=VERIFY_HISTORY):
+        details = read(VerifyDetails, run.details)
+        if run.status in ("success", "bad_data") and details.mode == "full" \
+                and details.bytes_restored:
+            return details.bytes_restored
+    return None
+
+
 def restore_fits(store: Store, job: str, *, scratch_dir: Path) -> Fit:
     """Whether the job's full restore test fits this orchestrator's scratch space."""
-    with store.read() as conn:
-        needed = fleet.restore_size(conn, job)
-    return decide(job=job, needed=needed, free=free_bytes(scratch_dir), scratch_dir=scratch_dir)
-
-
-def _size(n: int) -> str:
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{n} B"
+    return decide(job=job, needed=restore_size(store, job), free=free_bytes(scratch_dir),
+                  scratch_dir=scratch_dir)

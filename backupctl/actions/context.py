@@ -1,4 +1,4 @@
-"""What every action needs: configuration, state, clock, and how to reach hosts."""
+"""What every action needs: configuration, state, clock, locks, and how to reach hosts."""
 
 from __future__ import annotations
 
@@ -6,15 +6,28 @@ import functools
 import getpass
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from backupctl.clock import Clock, system_clock
 from backupctl.config.schema import Job
 from backupctl.config.validate import Config
-from backupctl.execute import Runner
+from backupctl.execute import Runner, cleaning_up
 from backupctl.execute.local import LocalRunner
-from backupctl.restic import commands as restic
-from backupctl.restic.parse import version as parse_version
+from backupctl.restic.run import installed_version
 from backupctl.state.db import Store
+from backupctl.state.locks import FileLocks, JobLocks
+from backupctl.state.queries import RunRow
+
+
+class RunObserver(Protocol):
+    """Told when a run starts and when it is recorded (notifications, dead-man's pings).
+
+    Called outside the run's transaction; an exception here never changes the run (jobrun
+    logs it and goes on), and it must not take long."""
+
+    def started(self, ctx: Context, job: Job, row: RunRow) -> None: ...
+
+    def finished(self, ctx: Context, job: Job, row: RunRow) -> None: ...
 
 
 def ssh_runner_for(config: Config, job: Job) -> Runner:
@@ -38,6 +51,17 @@ class Context:
     operator: str = "scheduler"
     host_runner: Callable[[Config, Job], Runner] = ssh_runner_for
     local: Runner = field(default_factory=LocalRunner)
+    locks: JobLocks | None = None  # default: flock files in state_dir
+    observers: list[RunObserver] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.locks is None:
+            self.locks = FileLocks(self.config.settings.state_dir)
+
+    @property
+    def job_locks(self) -> JobLocks:
+        assert self.locks is not None
+        return self.locks
 
     def runner(self, job: Job) -> Runner:
         """A new runner for the job's host (the caller closes it)."""
@@ -45,8 +69,8 @@ class Context:
 
     @functools.cached_property
     def restic_version(self) -> str:
-        result = self.local.run(restic.version(), timeout=30)
-        return parse_version(result.stdout.decode(errors="replace")) if result.ok else "unknown"
+        with cleaning_up():  # also asked while recording a run stopped by a signal
+            return installed_version(self.local)
 
     @property
     def timeout(self) -> float:

@@ -4,15 +4,15 @@ Steps: choose the snapshot → restore the whole snapshot (into a fresh 0700 scr
 or into a real directory the operator confirmed) → count every file and hash the manifest's
 files → run the job's application checks (`verify.commands`) → the operator confirms each
 manual step of the job's runbook (`runbook.steps`). Every step is timed. The run is recorded
-with kind `drill`, the operator's name and one evidence record whose details hold the steps,
-remarks, restore_seconds and the result.
+with kind `drill`, the operator's name and one evidence record holding the steps, remarks,
+the restore time and the result.
 
-The restore and verification engine is the one of `verify --mode full` (actions/verify.py);
-the drill adds the conversation, the timing and the real-target option. The conversation goes
-through a `DrillUI` so this module never prints or prompts itself. Ctrl-C (or SIGTERM)
-records an aborted drill and wipes scratch data; data restored into a real target is kept.
-The drill holds the job's lock from start to end, so a scheduled run of the job meanwhile
-exits 75.
+The restore, comparison, checks and verdict are the restore-test engine's
+(actions/restore_test); the drill adds the conversation, the timing and the real-target
+option. The conversation goes through a `DrillUI` so this module never prints or prompts.
+Ctrl-C (or SIGTERM) records an aborted drill and wipes scratch data; data restored into a
+real target is kept. The drill holds the job's lock from start to end, so a scheduled run
+of the job meanwhile exits 75.
 """
 
 from __future__ import annotations
@@ -23,21 +23,28 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
-from backupctl.actions import record
+from backupctl import fmt
 from backupctl.actions import repo as repos
 from backupctl.actions.context import Context
-from backupctl.actions.outcome import ResultDict
-from backupctl.actions.verify import FREE_SPACE_MARGIN, Mismatch, Verifier
+from backupctl.actions.jobrun import job_run
+from backupctl.actions.restore_test import scratch
+from backupctl.actions.restore_test.checks import run_commands
+from backupctl.actions.restore_test.compare import compare, count_all
+from backupctl.actions.restore_test.pipeline import list_snapshot
+from backupctl.actions.restore_test.restore import restore
+from backupctl.actions.restore_test.snapshot import references, resolve
+from backupctl.actions.restore_test.verdict import Findings, verdict
+from backupctl.actions.results import RunResult
 from backupctl.config.schema import Job
 from backupctl.errors import BackupctlError, CommandFailed, UsageError
-from backupctl.state.locks import job_lock
-from backupctl.state.recovery import recover
+from backupctl.state.records import DrillDetails, DrillStep
 from backupctl.status import ExitStatus
 from backupctl.verify.listing import SnapshotRef
 
 PASS, FAIL, SKIPPED = "pass", "fail", "skipped"
+DrillResult = RunResult[DrillDetails]
 
 
 class DrillUI(Protocol):
@@ -66,45 +73,6 @@ class DrillUI(Protocol):
         ...
 
 
-@dataclass(frozen=True)
-class DrillStep:
-    name: str
-    kind: str  # auto | manual
-    result: str  # pass | fail | skipped
-    seconds: float
-    detail: str = ""
-
-
-@dataclass(frozen=True)
-class DrillResult(ResultDict):
-    job: str
-    status: ExitStatus
-    error: str | None = None
-    result: str = FAIL  # pass | fail | aborted
-    operator: str = ""
-    repository: str = repos.PRIMARY
-    snapshot_id: str | None = None
-    snapshot_time: str | None = None
-    target: str | None = None
-    target_kind: str = "scratch"  # scratch (wiped afterwards) | real (kept)
-    wiped: bool = False
-    restore_seconds: float | None = None
-    rto_seconds: int | None = None
-    files_restored: int | None = None
-    bytes_restored: int | None = None
-    files_checked: int = 0
-    bytes_checked: int = 0
-    mismatches: list[Mismatch] = field(default_factory=list)
-    failures: list[str] = field(default_factory=list)
-    commands: list[dict[str, Any]] = field(default_factory=list)
-    steps: list[DrillStep] = field(default_factory=list)
-    manual_steps_confirmed: bool = False
-    remarks: str = ""
-    total_seconds: float = 0.0
-    run_id: int | None = None
-    kind: str = "drill"
-
-
 def check_target(target: Path) -> None:
     """A real target must be a new or empty directory: a drill never overwrites data."""
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
@@ -112,31 +80,22 @@ def check_target(target: Path) -> None:
                          "restores only into a new or empty directory (nothing was run)")
 
 
-class _Drill:
-    """One drill; collects timed steps as it goes and always wipes scratch data."""
+@dataclass
+class _Progress:
+    """What the drill has done so far (kept when it fails or is aborted)."""
 
-    def __init__(self, ctx: Context, job: Job, repo: repos.Repo, ui: DrillUI, *,
-                 run_id: int, target: Path | None) -> None:
-        self.ctx, self.job, self.ui, self.run_id = ctx, job, ui, run_id
-        self.engine = Verifier(ctx, job, repo, mode="drill", run_id=run_id)
-        self.real_target = target
-        self.steps: list[DrillStep] = []
-        self.announced = 0
-        self.snap: SnapshotRef | None = None
-        self.root: Path | None = None
-        self.restore_seconds: float | None = None
-        self.files_restored: int | None = None
-        self.bytes_restored: int | None = None
-        self.files = self.size = 0
-        self.manual_confirmed = True
-        self.remarks = ""
-        self.started = time.monotonic()
+    ui: DrillUI
+    steps: list[DrillStep] = field(default_factory=list)
+    findings: Findings = field(default_factory=Findings)
+    snap: SnapshotRef | None = None
+    root: Path | None = None
+    remarks: str = ""
+    started: float = field(default_factory=time.monotonic)
 
     @contextlib.contextmanager
     def timed(self, name: str, *, kind: str = "auto") -> Iterator[dict[str, str]]:
         """Time a step; the body sets `result`/`detail`; an exception makes it a failure."""
-        self.announced += 1
-        self.ui.step(self.announced, name)
+        self.ui.step(len(self.steps) + 1, name)
         outcome = {"result": PASS, "detail": ""}
         started = time.monotonic()
         try:
@@ -145,109 +104,106 @@ class _Drill:
             outcome = {"result": FAIL, "detail": f"{exc.__class__.__name__}: {exc}"}
             raise
         finally:
-            self.steps.append(DrillStep(name, kind, outcome["result"],
-                                        round(time.monotonic() - started, 3),
-                                        outcome["detail"]))
+            self.steps.append(DrillStep.model_validate({
+                "name": name, "kind": kind, "result": outcome["result"],
+                "duration_ms": round((time.monotonic() - started) * 1000),
+                "detail": outcome["detail"]}))
 
-    def run(self, wanted: str) -> None:
-        engine = self.engine
-        with self.timed("snapshot") as step:
-            self.snap = engine.resolve(wanted)
-            refs, changed, _ = engine.references(self.snap)
-            step["detail"] = (f"snapshot {self.snap.short_id} of {self.snap.time} in "
-                              f"{engine.repo.name}; {len(refs)} reference hash(es)")
-            self.ui.info(step["detail"])
-        with self.timed("restore") as step:
-            listing = engine.list_snapshot(self.snap)
-            self.root = self.target(listing.total_bytes)
-            with self.ui.restoring(self.root, listing.total_bytes):
-                self.restore_seconds = engine.restore(self.snap, self.root, None)
-            self.files_restored, self.bytes_restored = engine.count_all(self.root, listing)
-            step["detail"] = (f"{self.files_restored} file(s), {self.bytes_restored} bytes "
-                              f"into {self.root} in {self.restore_seconds:.1f}s")
-            if engine.mismatches:
-                step["result"] = FAIL
-            self.ui.info(step["detail"])
-        with self.timed("verify hashes") as step:
-            before = len(engine.mismatches)
-            self.files, self.size = engine.compare(self.root, refs)
-            bad = len(engine.mismatches) - before
-            step["detail"] = (f"{self.files} file(s) hashed against the source manifest, "
-                              f"{bad} mismatch(es)"
-                              + (f", {len(changed)} changed since snapshot" if changed else ""))
-            if bad or self.files == 0:
-                step["result"] = FAIL
-            self.ui.info(step["detail"])
-        if self.job.verify.commands:
-            self.announced += 1
-            self.ui.step(self.announced, "application checks (verify.commands)")
-            engine.run_commands(self.root)
-            for done in engine.commands:  # each timed by the engine
-                result = PASS if done["exit_code"] == 0 else FAIL
-                self.steps.append(DrillStep(
-                    f"check: {done['command']}", "auto", result, done["seconds"],
-                    f"exit {done['exit_code']}: {done['output_tail']}"[:2000]))
-                self.ui.info(f"{done['command']}: {result} (exit {done['exit_code']})")
-        total = len(self.job.runbook.steps)
-        for index, text in enumerate(self.job.runbook.steps, start=1):
-            with self.timed(text, kind="manual") as step:
-                result, remark = self.ui.manual(index, total, text)
-                step["result"], step["detail"] = result, remark
-                if result != PASS:
-                    self.manual_confirmed = False
-        self.remarks = self.ui.remarks()
 
-    def target(self, needed: int) -> Path:
-        if self.real_target is None:
-            self.engine.free_space(needed)
-            return self.engine.scratch_dir()
-        target = self.real_target
-        target.mkdir(parents=True, exist_ok=True, mode=0o700)
-        free = shutil.disk_usage(target).free
-        if free < needed + FREE_SPACE_MARGIN:
-            raise CommandFailed(f"{self.job.name}: not enough free space in {target}: the "
-                                f"snapshot needs {needed} bytes, {free} free; nothing was "
-                                "restored")
-        return target
+def _run(ctx: Context, job: Job, repo: repos.Repo, done: _Progress, *, wanted: str,
+         target: Path | None) -> None:
+    with done.timed("snapshot") as step:
+        done.snap = resolve(ctx.local, ctx.store, repo, job=job.name, wanted=wanted,
+                            timeout=ctx.timeout)
+        refs = references(ctx.store, done.snap, job=job.name, repository=repo.name)
+        step["detail"] = (f"snapshot {done.snap.short_id} of {done.snap.time} in {repo.name}; "
+                          f"{len(refs.refs)} reference hash(es)")
+        done.ui.info(step["detail"])
+    with done.timed("restore") as step:
+        listing = list_snapshot(ctx.local, repo, done.snap.id, job=job.name,
+                                timeout=ctx.timeout)
+        done.root = _target(ctx, job, target, listing.total_bytes)
+        with done.ui.restoring(done.root, listing.total_bytes):
+            restored = restore(ctx.local, repo, done.root, job=job.name,
+                               snapshot=done.snap.id, timeout=ctx.timeout)
+        counted = count_all(done.root, listing.files)
+        done.findings += Findings(mismatches=restored.problems + counted.mismatches,
+                                  unverifiable=counted.unverifiable, restore_ms=restored.ms,
+                                  files_restored=counted.files, bytes_restored=counted.bytes)
+        step["detail"] = (f"{counted.files} file(s), {counted.bytes} bytes into {done.root} "
+                          f"in {restored.ms / 1000:.1f}s")
+        if restored.problems or counted.mismatches:
+            step["result"] = FAIL
+        done.ui.info(step["detail"])
+    with done.timed("verify hashes") as step:
+        compared = compare(done.root, refs.refs)
+        done.findings += Findings(files_checked=compared.files, bytes_checked=compared.bytes,
+                                  mismatches=compared.mismatches, changed=refs.changed)
+        step["detail"] = (f"{compared.files} file(s) hashed against the source manifest, "
+                          f"{len(compared.mismatches)} mismatch(es)"
+                          + (f", {len(refs.changed)} changed since snapshot"
+                             if refs.changed else ""))
+        if compared.mismatches or compared.files == 0:
+            step["result"] = FAIL
+        done.ui.info(step["detail"])
+    _checks(ctx, job, done)
+    total = len(job.runbook.steps)
+    for index, text in enumerate(job.runbook.steps, start=1):
+        with done.timed(text, kind="manual") as step:
+            step["result"], step["detail"] = done.ui.manual(index, total, text)
+    done.remarks = done.ui.remarks()
 
-    def result(self, *, status: ExitStatus, error: str | None, verdict: str) -> DrillResult:
-        snap = self.snap
-        return DrillResult(
-            job=self.job.name, status=status, error=error, result=verdict,
-            operator=self.ctx.operator, repository=self.engine.repo.name,
-            snapshot_id=snap.id if snap else None, snapshot_time=snap.time if snap else None,
-            target=str(self.root) if self.root else None,
-            target_kind="scratch" if self.real_target is None else "real",
-            wiped=self.real_target is None and self.root is not None,
-            restore_seconds=round(self.restore_seconds, 3)
-            if self.restore_seconds is not None else None,
-            rto_seconds=self.job.verify.rto, files_restored=self.files_restored,
-            bytes_restored=self.bytes_restored, files_checked=self.files,
-            bytes_checked=self.size, mismatches=list(self.engine.mismatches),
-            failures=list(self.engine.failures), commands=list(self.engine.commands),
-            steps=list(self.steps),
-            manual_steps_confirmed=bool(self.job.runbook.steps) and self.manual_confirmed,
-            remarks=self.remarks, total_seconds=round(time.monotonic() - self.started, 3),
-            run_id=self.run_id)
 
-    def verdict(self) -> tuple[ExitStatus, str | None]:
-        """Bad data (3) when anything restored, hashed or checked was wrong."""
-        problems = [f"{m.path} ({m.reason})" for m in self.engine.mismatches]
-        problems += list(self.engine.failures)
-        rto = self.job.verify.rto
-        if rto is not None and self.restore_seconds is not None and self.restore_seconds > rto:
-            problems.append(f"restore took {self.restore_seconds:.1f}s, more than the RTO of "
-                            f"{rto}s")
-        problems += [f"manual step {s.name!r} failed" + (f": {s.detail}" if s.detail else "")
-                     for s in self.steps if s.kind == "manual" and s.result == FAIL]
-        if problems:
-            snap = self.snap.short_id if self.snap else "?"
-            return ExitStatus.BAD_DATA, (f"{self.job.name}: drill FAILED on snapshot {snap}: "
-                                         + "; ".join(problems))
-        if self.files == 0:
-            return ExitStatus.FAILED, (f"{self.job.name}: nothing could be compared with the "
-                                       "source manifest; the data is not proven")
-        return ExitStatus.OK, None
+def _checks(ctx: Context, job: Job, done: _Progress) -> None:
+    if not job.verify.commands or done.root is None:
+        return
+    done.ui.step(len(done.steps) + 1, "application checks (verify.commands)")
+    checked = run_commands(ctx.local, job.verify.commands, done.root, timeout=ctx.timeout)
+    done.findings += Findings(failures=checked.failures, commands=checked.runs)
+    for run in checked.runs:
+        result = PASS if run.exit_code == 0 else FAIL
+        done.steps.append(DrillStep.model_validate({
+            "name": f"check: {run.command}", "kind": "auto", "result": result,
+            "duration_ms": run.duration_ms,
+            "detail": f"exit {run.exit_code}: {run.output_tail}"[:2000]}))
+        done.ui.info(f"{run.command}: {result} (exit {run.exit_code})")
+
+
+def _target(ctx: Context, job: Job, target: Path | None, needed: int) -> Path:
+    if target is None:
+        scratch.require_free_space(ctx.config.settings.scratch_dir, needed, job=job.name)
+        return scratch.make(ctx.config.settings.scratch_dir, job.name, "drill")
+    target.mkdir(parents=True, exist_ok=True, mode=0o700)
+    free = shutil.disk_usage(target).free
+    if free < needed + scratch.FREE_SPACE_MARGIN:
+        raise CommandFailed(f"{job.name}: not enough free space in {target}: the snapshot "
+                            f"needs {fmt.size(needed)}, {fmt.size(free)} free; nothing was "
+                            "restored")
+    return target
+
+
+def _result(ctx: Context, job: Job, repo: repos.Repo, done: _Progress, *,
+            target: Path | None, status: ExitStatus, error: str | None,
+            outcome: str) -> DrillResult:
+    manual = [s for s in done.steps if s.kind == "manual"]
+    found = done.findings
+    details = DrillDetails(
+        result=outcome, operator=ctx.operator,  # type: ignore[arg-type]
+        target=str(done.root) if done.root else None,
+        target_kind="scratch" if target is None else "real",
+        wiped=target is None and done.root is not None, restore_ms=found.restore_ms,
+        rto_seconds=job.verify.rto, files_restored=found.files_restored,
+        bytes_restored=found.bytes_restored, files_checked=found.files_checked,
+        bytes_checked=found.bytes_checked, mismatches=list(found.mismatches),
+        failures=list(found.failures), changed_since_snapshot=list(found.changed),
+        unverifiable=list(found.unverifiable), commands=list(found.commands),
+        steps=done.steps, manual_steps_confirmed=bool(manual) and all(
+            s.result == PASS for s in manual),
+        remarks=done.remarks, total_ms=round((time.monotonic() - done.started) * 1000))
+    snap = done.snap
+    return DrillResult(job.name, "drill", status, details, error=error, repository=repo.name,
+                       snapshot_id=snap.id if snap else None,
+                       snapshot_time=snap.time if snap else None)
 
 
 def drill(ctx: Context, job: Job, ui: DrillUI, *, target: Path | None = None,
@@ -259,32 +215,32 @@ def drill(ctx: Context, job: Job, ui: DrillUI, *, target: Path | None = None,
         if not ui.confirm_target(target):
             raise BackupctlError(f"{job.name}: restoring into {target} was not confirmed; "
                                  "nothing was run")
-    settings = ctx.config.settings
-    with job_lock(settings.state_dir, job.name):
-        recover(ctx.store, state_dir=settings.state_dir, scratch_dir=settings.scratch_dir,
-                job=job.name)
-        run_id = ctx.store.start_run(job=job.name, kind="drill", repository=repo.name,
-                                     operator=ctx.operator)
-        run = _Drill(ctx, job, repo, ui, run_id=run_id, target=target)
+    with job_run(ctx, job, "drill", DrillDetails, repository=repo.name) as run:
+        done = _Progress(ui)
         try:
             try:
-                run.run(snapshot)
+                _run(ctx, job, repo, done, wanted=snapshot, target=target)
             finally:
-                run.engine.wipe()
+                if target is None and done.root is not None:
+                    scratch.wipe(done.root)
         except BackupctlError as exc:
-            result = run.result(status=exc.status, error=str(exc), verdict=FAIL)
+            run.finish(_result(ctx, job, repo, done, target=target, status=exc.status,
+                               error=str(exc), outcome=FAIL))
         except BaseException as exc:  # Ctrl-C, SIGTERM: record the aborted drill, re-raise
             kept = (f"; data restored so far is kept in {target}" if target is not None
                     else "; scratch data was wiped")
-            result = run.result(status=ExitStatus.FAILED, verdict="aborted",
-                                error=f"{job.name}: drill aborted ({exc.__class__.__name__})"
-                                f"{kept}")
-            record.finish_result(ctx, job, result)
+            run.finish(_result(ctx, job, repo, done, target=target, status=ExitStatus.FAILED,
+                               error=f"{job.name}: drill aborted ({exc.__class__.__name__})"
+                               f"{kept}", outcome="aborted"))
             raise
         else:
-            status, error = run.verdict()
-            result = run.result(status=status, error=error,
-                                verdict=PASS if status is ExitStatus.OK else FAIL)
-        record.finish_result(ctx, job, result)
-        return result
-
+            failed_manual = [f"manual step {s.name!r} failed" + (f": {s.detail}" if s.detail
+                                                                 else "")
+                             for s in done.steps if s.kind == "manual" and s.result == FAIL]
+            short = done.snap.short_id if done.snap else "?"
+            judged = verdict(done.findings, job=job.name, what=f"the drill on snapshot {short}",
+                             rto_seconds=job.verify.rto, more_problems=failed_manual)
+            run.finish(_result(ctx, job, repo, done, target=target, status=judged.status,
+                               error=judged.error,
+                               outcome=PASS if judged.status is ExitStatus.OK else FAIL))
+    return run.result

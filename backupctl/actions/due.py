@@ -21,7 +21,7 @@ from backupctl.clock import iso, parse_iso
 from backupctl.config.schema import Job
 from backupctl.errors import BackupctlError
 from backupctl.execute import Runner
-from backupctl.state import fleet
+from backupctl.state import queries
 from backupctl.state.db import Store
 
 KINDS = ("backup", "copy", "verify")
@@ -149,7 +149,6 @@ def check(store: Store, job: Job, kind: str, *, now: datetime, runner: Runner,
         why = "no copies" if kind == "copy" and not job.copies else f"no {kind} schedule"
         return Due(job.name, kind, False, None, None, f"{job.name}: {kind} not due: {why}")
     scheduled = latest_elapse(expr, now=now, runner=runner, tz=tz)
-    with store.read() as conn:
-        started = fleet.last_started(conn, job.name, kind)
+    started = store.query(queries.last_started, job.name, kind)
     return decide(job=job.name, kind=kind, scheduled=scheduled,
                   last_started=parse_iso(started) if started else None)

@@ -18,17 +18,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
-
-from sqlalchemy import select
 
 from backupctl.actions.context import Context
 from backupctl.clock import iso
 from backupctl.restic.parse import Snapshot, parse_time
-from backupctl.state.schema import generations as generations_table
-from backupctl.state.schema import runs
+from backupctl.state import queries
+from backupctl.state.records import GenerationCheck
 
 _BUCKETS: dict[str, Callable[[datetime, int], int]] = {
     "last": lambda _t, nr: nr,
@@ -90,11 +88,10 @@ class Assessment:
                 f"generation policy keeps {self.expected} of the backups made; missing "
                 f"snapshot(s) from {shown} (deleted outside backupctl?)")
 
-    def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        out.pop("observed")
-        out["finding"] = self.finding
-        return out
+    def record(self) -> GenerationCheck:
+        return GenerationCheck(repository=self.repository, count=self.count,
+                               expected=self.expected, missing=self.missing,
+                               medium=self.medium, pruned=self.pruned, finding=self.finding)
 
     def row(self, job: str, observed_at: str) -> dict[str, Any]:
         return {"job": job, "repository": self.repository, "count": self.count,
@@ -123,34 +120,19 @@ def assess(*, repository: str, policy: Mapping[str, int], observed: Sequence[dat
 def previous(ctx: Context, job: str, repository: str, *,
              medium: str | None = None) -> tuple[str | None, list[datetime]]:
     """The last observation of a repository (and medium): its time and snapshot times."""
-    query = select(generations_table).where(generations_table.c.job == job,
-                                            generations_table.c.repository == repository)
-    if medium is not None:
-        query = query.where(generations_table.c.medium == medium)
-    with ctx.store.read() as conn:
-        row = conn.execute(query.order_by(generations_table.c.id.desc()).limit(1)).first()
+    row = ctx.store.query(queries.last_generations, job, repository, medium=medium)
     if row is None:
         return None, []
-    return row.observed_at, [parse_time(t) for t in json.loads(row.snapshots or "[]")]
-
-
-def backups_since(ctx: Context, job: str, since: str | None) -> list[datetime]:
-    """Snapshot times of the job's backups that finished after `since` (None: ever)."""
-    query = select(runs.c.snapshot_time).where(
-        runs.c.job == job, runs.c.kind == "backup", runs.c.snapshot_time.is_not(None))
-    if since is not None:
-        query = query.where(runs.c.finished_at >= since)
-    with ctx.store.read() as conn:
-        return [parse_time(t) for (t,) in conn.execute(query)]
+    return row.observed_at, [parse_time(t) for t in row.snapshots]
 
 
 def assess_primary(ctx: Context, job: str, *, policy: Mapping[str, int],
                    snapshots: Sequence[Snapshot], pruned: bool = True) -> Assessment:
     """The primary: everything seen last time, plus every backup made since."""
     since, seen = previous(ctx, job, "primary")
-    known = [*seen, *backups_since(ctx, job, since)]
+    made = [parse_time(t) for t in ctx.store.query(queries.backup_times_since, job, since)]
     return assess(repository="primary", policy=policy, observed=[s.time for s in snapshots],
-                  known=known, pruned=pruned)
+                  known=[*seen, *made], pruned=pruned)
 
 
 def assess_copy(ctx: Context, job: str, copy: str, *, policy: Mapping[str, int],
@@ -166,18 +148,11 @@ def record(ctx: Context, job: str, assessments: Sequence[Assessment]) -> None:
     """Write observations outside a run (e.g. the primary, seen during `copy`)."""
     now = ctx.store.now()
     with ctx.store.transaction() as conn:
-        for assessment in assessments:
-            conn.execute(generations_table.insert().values(**assessment.row(job, now)))
+        queries.insert_generations(conn, [a.row(job, now) for a in assessments])
 
 
 def latest(ctx: Context, job: str) -> list[dict[str, Any]]:
     """The newest observation of each repository (and medium) of a job, for `status`."""
-    with ctx.store.read() as conn:
-        rows = conn.execute(select(generations_table).where(
-            generations_table.c.job == job).order_by(generations_table.c.id)).all()
-    newest: dict[tuple[str, str | None], Any] = {}
-    for row in rows:
-        newest[(row.repository, row.medium)] = row
     return [{"repository": r.repository, "medium": r.medium, "count": r.count,
              "expected": r.expected, "observed_at": r.observed_at, "finding": r.finding}
-            for r in newest.values()]
+            for r in ctx.store.query(queries.newest_generations, job)]

@@ -11,21 +11,20 @@ was last attached.
 from __future__ import annotations
 
 import json
-import os
 import secrets
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select, update
-
 from backupctl.actions.context import Context
-from backupctl.actions.outcome import ResultDict
 from backupctl.actions.probe import is_local_path, local_path
+from backupctl.actions.results import status_fields
 from backupctl.config.schema import Copy, Job
 from backupctl.errors import BackupctlError, UsageError
 from backupctl.execute import Runner
-from backupctl.state.schema import media
+from backupctl.files import write_atomic
+from backupctl.state import queries
+from backupctl.state.records import Medium as MediumRecord
 from backupctl.status import ExitStatus
 
 LABEL_FILE = ".backupctl-medium.json"
@@ -43,6 +42,9 @@ class Medium:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def record(self) -> MediumRecord:
+        return MediumRecord(label=self.label, fs_uuid=self.fs_uuid, path=self.path)
 
 
 def label_file(copy: Copy) -> Path:
@@ -87,33 +89,18 @@ def seen(ctx: Context, job: Job, copy: Copy, medium: Medium) -> None:
     """Record that the medium was attached now (registering a label made elsewhere)."""
     if medium.label is None:
         return
-    now = ctx.store.now()
     with ctx.store.transaction() as conn:
-        row = conn.execute(select(media).where(
-            media.c.job == job.name, media.c.copy == copy.name,
-            media.c.label == medium.label)).first()
-        if row is None:
-            conn.execute(media.insert().values(job=job.name, copy=copy.name, label=medium.label,
-                                               fs_uuid=medium.fs_uuid, created_at=now,
-                                               last_attached=now))
-        else:
-            conn.execute(update(media).where(
-                media.c.job == job.name, media.c.copy == copy.name,
-                media.c.label == medium.label).values(
-                    last_attached=now, fs_uuid=medium.fs_uuid or row.fs_uuid))
+        queries.medium_seen(conn, job.name, copy.name, label=medium.label,
+                            fs_uuid=medium.fs_uuid, at=ctx.store.now())
 
 
 def known(ctx: Context, job: str, copy: str) -> list[dict[str, Any]]:
     """Media recorded for a copy, most recently attached first (for status/reports)."""
-    with ctx.store.read() as conn:
-        rows = conn.execute(select(media).where(media.c.job == job, media.c.copy == copy)).all()
-    out = [{"label": r.label, "fs_uuid": r.fs_uuid, "created_at": r.created_at,
-            "last_attached": r.last_attached} for r in rows]
-    return sorted(out, key=lambda m: m["last_attached"] or "", reverse=True)
+    return [asdict(m) for m in ctx.store.query(queries.media_of, job, copy)]
 
 
 @dataclass(frozen=True)
-class MediaResult(ResultDict):
+class MediaResult:
     job: str
     status: ExitStatus
     error: str | None = None
@@ -123,6 +110,9 @@ class MediaResult(ResultDict):
     label_file: str | None = None
     created: bool = False
     kind: str = "media"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), **status_fields(self.status)}
 
 
 def init(ctx: Context, job: Job, copy_name: str) -> MediaResult:
@@ -144,9 +134,7 @@ def init(ctx: Context, job: Job, copy_name: str) -> MediaResult:
         label = f"backupctl-{secrets.token_hex(4)}"
         body = {"label": label, "created_at": ctx.store.now(),
                 "note": "backupctl offline medium label; do not delete"}
-        tmp = where.with_name(where.name + ".tmp")
-        tmp.write_text(json.dumps(body, indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp, where)
+        write_atomic(where, json.dumps(body, indent=2) + "\n", mode=0o644)
     medium = Medium(label, fs_uuid(ctx.local, where.parent), str(where.parent))
     seen(ctx, job, copy, medium)
     return MediaResult(job.name, ExitStatus.OK, None, copy.name, label, medium.fs_uuid,

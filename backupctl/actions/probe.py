@@ -24,11 +24,12 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from backupctl.execute import Runner, Secret
+from backupctl.state.records import Attempt
 from backupctl.status import ExitStatus
 
 PROBE_DIR = "backupctl-probe"
@@ -81,12 +82,8 @@ _OPENER = urllib.request.build_opener(_NoRedirect())
 
 # -- results ------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class Attempt:
-    action: str  # write | delete | overwrite | read-back
-    target: str  # display path/URL, never with credentials
-    outcome: str  # refused | succeeded | error
-    detail: str
+def _attempt(action: str, target: str, outcome: str, detail: str = "") -> Attempt:
+    return Attempt(action=action, target=target, outcome=outcome, detail=detail)
 
 
 @dataclass(frozen=True)
@@ -96,13 +93,6 @@ class ProbeResult:
     ok: bool
     error: str | None = None
     attempts: list[Attempt] = field(default_factory=list)
-
-    def details(self) -> dict[str, Any]:
-        return {"ok": self.ok, "attempts": [asdict(a) for a in self.attempts]}
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"copy": self.copy, "status": self.status.name.lower(),
-                "exit_code": int(self.status), "error": self.error, **self.details()}
 
 
 def _verdict(copy: str, attempts: list[Attempt]) -> ProbeResult:
@@ -181,7 +171,7 @@ def probe_rest(copy: str, url: str, *, http: Http = urllib_http,
             outcome = "refused"
         else:
             outcome = "error"
-        attempts.append(Attempt(action, url_, outcome, detail))
+        attempts.append(_attempt(action, url_, outcome, detail))
         return response
 
     call("write", "POST", target.url("/?create=true"), b"")
@@ -189,20 +179,20 @@ def probe_rest(copy: str, url: str, *, http: Http = urllib_http,
         call("write", "POST", obj, body)
     if attempts[-1].outcome != "succeeded":
         last = attempts.pop()
-        attempts.append(Attempt(last.action, last.target, "error",
+        attempts.append(_attempt(last.action, last.target, "error",
                                 f"{last.detail}: the probe object could not be written"))
         return _verdict(copy, attempts)
     call("delete", "DELETE", obj, None)
     call("overwrite", "POST", obj, random(PROBE_SIZE))
     back = http("GET", obj, body=None, auth=target.auth)
     if back.error is not None or back.status != 200:
-        attempts.append(Attempt("read-back", obj, "error",
+        attempts.append(_attempt("read-back", obj, "error",
                                 "GET: " + (back.error or f"HTTP {back.status}")))
     elif back.body != body:
-        attempts.append(Attempt("read-back", obj, "changed",
+        attempts.append(_attempt("read-back", obj, "changed",
                                 "content differs from what was written"))
     else:
-        attempts.append(Attempt("read-back", obj, "succeeded", "GET: content unchanged"))
+        attempts.append(_attempt("read-back", obj, "succeeded", "GET: content unchanged"))
     return _verdict(copy, attempts)
 
 
@@ -227,24 +217,24 @@ def probe_directory(copy: str, repository: Path, *, runner: Runner, sealed: bool
     try:
         directory.mkdir(mode=0o700, exist_ok=True)
         path.write_bytes(body)
-        attempts.append(Attempt("write", str(path), "succeeded", "probe file written"))
+        attempts.append(_attempt("write", str(path), "succeeded", "probe file written"))
     except OSError as exc:
-        attempts.append(Attempt("write", str(path), "error", f"cannot write: {exc.strerror}"))
+        attempts.append(_attempt("write", str(path), "error", f"cannot write: {exc.strerror}"))
         return _verdict(copy, attempts)
     if sealed:
         result = runner.run(["chattr", "+i", str(path)], timeout=timeout)
         if not result.ok:
-            attempts.append(Attempt("write", str(path), "error",
+            attempts.append(_attempt("write", str(path), "error",
                                     f"chattr +i failed {result.describe()}"))
             return _verdict(copy, attempts)
     attempts.append(_try(path, "overwrite", lambda: _overwrite(path, random(PROBE_SIZE))))
     attempts.append(_try(path, "delete", path.unlink))
     try:
         same = path.read_bytes() == body
-        attempts.append(Attempt("read-back", str(path), "succeeded" if same else "changed",
+        attempts.append(_attempt("read-back", str(path), "succeeded" if same else "changed",
                                 "content unchanged" if same else "content differs"))
     except OSError as exc:
-        attempts.append(Attempt("read-back", str(path), "error", f"{exc.strerror}"))
+        attempts.append(_attempt("read-back", str(path), "error", f"{exc.strerror}"))
     return _verdict(copy, attempts)
 
 
@@ -261,10 +251,10 @@ def _try(path: Path, action: str, attack: Callable[[], object]) -> Attempt:
         attack()
     except OSError as exc:
         if exc.errno in _REFUSED_ERRNO:
-            return Attempt(action, str(path), "refused", f"{errno.errorcode.get(exc.errno or 0)}"
+            return _attempt(action, str(path), "refused", f"{errno.errorcode.get(exc.errno or 0)}"
                            f": {exc.strerror}")
-        return Attempt(action, str(path), "error", f"{exc.strerror}")
-    return Attempt(action, str(path), "succeeded", f"{action} was allowed")
+        return _attempt(action, str(path), "error", f"{exc.strerror}")
+    return _attempt(action, str(path), "succeeded", f"{action} was allowed")
 
 
 def is_local_path(url: str) -> bool:

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from backupctl.actions import generations, media, tripwire
+from backupctl.actions import repo as repos
 from backupctl.actions.context import Context
-from backupctl.actions.copy import overview as copy_overview
+from backupctl.actions.jobrun import recover_if_idle
 from backupctl.clock import iso, parse_iso
 from backupctl.config import calendar
-from backupctl.config.schema import Job
-from backupctl.state.recovery import recover_if_idle
+from backupctl.config.schema import Copy, Job
+from backupctl.state import queries
+from backupctl.state.records import BackupDetails, CopyDetails, ProbeDetails, read
 
 
 @dataclass(frozen=True)
@@ -40,20 +42,18 @@ class JobStatus:
 
 
 def job_status(ctx: Context, job: Job) -> JobStatus:
-    settings = ctx.config.settings
-    recover_if_idle(ctx.store, state_dir=settings.state_dir, scratch_dir=settings.scratch_dir,
-                    job=job.name)
-    last = ctx.store.last_run(job.name, "backup")
-    good = ctx.store.last_run(job.name, "backup", status="success")
-    details = json.loads(good.details) if good is not None else {}
-    age = ((ctx.clock() - parse_iso(good.finished_at)).total_seconds()
+    recover_if_idle(ctx, job)
+    last = ctx.store.query(queries.last_run, job.name, "backup")
+    good = ctx.store.query(queries.last_run, job.name, "backup", status="success")
+    details = read(BackupDetails, good.details if good is not None else None)
+    age = ((ctx.clock() - parse_iso(good.finished_at or good.started_at)).total_seconds()
            if good is not None else None)
     findings = []
     if last is None:
         findings.append("never backed up")
     elif last.status != "success":
         findings.append(f"last backup {last.status}")
-    copies = copy_overview(ctx, job)
+    copies = copies_overview(ctx, job)
     findings += copies.findings
     nxt = calendar.next_elapse(job.schedule.backup)
     return JobStatus(
@@ -63,10 +63,83 @@ def job_status(ctx: Context, job: Job) -> JobStatus:
         last_backup_error=last.error if last is not None else None,
         last_success_at=good.finished_at if good is not None else None,
         last_snapshot_id=good.snapshot_id if good is not None else None,
-        age_seconds=age, generations=details.get("generations"),
+        age_seconds=age, generations=details.generations,
         next_backup=iso(nxt) if nxt else None, findings=findings,
         copies=copies.copies, repositories=copies.repositories,
         suspicious=bool(copies.suspicious), suspicious_reasons=copies.suspicious)
+
+
+@dataclass(frozen=True)
+class Overview:
+    """What `status` shows about a job's copies, generations and tripwires (state only)."""
+
+    copies: list[dict[str, Any]]
+    repositories: list[dict[str, Any]]
+    suspicious: list[dict[str, Any]]
+    findings: list[str]
+
+
+def copies_overview(ctx: Context, job: Job) -> Overview:
+    now = ctx.clock()
+    findings: list[str] = []
+    copies = []
+    for target in job.copies:
+        last = ctx.store.query(queries.last_run, job.name, "copy", repository=target.name)
+        good = ctx.store.query(queries.last_run, job.name, "copy", repository=target.name,
+                               status="success")
+        age = ((now - parse_iso(good.finished_at or good.started_at)).total_seconds()
+               if good is not None else None)
+        item: dict[str, Any] = {
+            "name": target.name, "kind": target.kind, "url": repos.display_url(target.url),
+            "seal": target.seal, "max_age_seconds": target.max_age,
+            "last_copy_at": last.finished_at if last is not None else None,
+            "last_copy_status": last.status if last is not None else None,
+            "last_copy_error": last.error if last is not None else None,
+            "last_success_at": good.finished_at if good is not None else None,
+            "age_seconds": age, "too_old": age is None or age > target.max_age,
+            "medium": _medium(good),
+            "media": media.known(ctx, job.name, target.name), "probe": None}
+        if good is None:
+            findings.append(f"copy {target.name} has never succeeded")
+        elif age is not None and age > target.max_age:
+            findings.append(f"copy {target.name} is older than its max_age "
+                            f"({age / 86400:.1f}d > {target.max_age / 86400:g}d)")
+        if last is not None and last.status != "success":
+            first = (last.error or "").splitlines()[0] if last.error else ""
+            findings.append(f"last copy to {target.name} {last.status}: {first}".rstrip(": "))
+        if target.kind == "immutable":
+            item["probe"] = _probe_status(ctx, job, target, findings)
+        copies.append(item)
+    repositories = generations.latest(ctx, job.name)
+    findings += [r["finding"] for r in repositories if r["finding"]]
+    suspicious = [f.to_json() for f in tripwire.raised(ctx, job.name)]
+    for flag in suspicious:
+        findings.append(f"SUSPICIOUS since {flag['raised_at']}: {flag['reason']} (pruning "
+                        f"frozen; after checking, run: backupctl clear {job.name} --operator "
+                        "NAME --reason TEXT)")
+    armed = tripwire.recorded_canaries(ctx, job)
+    unarmed = [p for p in job.verify.canaries if p not in armed]
+    if unarmed:
+        findings.append(f"canaries not armed ({', '.join(unarmed)}): run backupctl canary "
+                        f"init {job.name}")
+    return Overview(copies, repositories, suspicious, findings)
+
+
+def _probe_status(ctx: Context, job: Job, target: Copy, findings: list[str]) -> dict[str, Any]:
+    row = ctx.store.query(queries.last_run, job.name, "probe", repository=target.name)
+    if row is None or row.status == "running":
+        findings.append(f"copy {target.name} is declared immutable but was never probed")
+        return {"ok": False, "at": None, "status": None, "error": None}
+    ok = row.status == "success" and read(ProbeDetails, row.details).ok
+    if not ok:
+        first = (row.error or row.status).splitlines()[0]
+        findings.append(f"copy {target.name}: immutability NOT proven: {first}")
+    return {"ok": ok, "at": row.finished_at, "status": row.status, "error": row.error}
+
+
+def _medium(row: queries.RunRow | None) -> dict[str, Any] | None:
+    found = read(CopyDetails, row.details).medium if row is not None else None
+    return found.to_json() if found is not None else None
 
 
 def status(ctx: Context) -> list[JobStatus]:

@@ -15,28 +15,23 @@ which is recorded as a run of kind `clear` with its evidence record.
 
 from __future__ import annotations
 
-import json
 import statistics
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any
 
-from sqlalchemy import select, update
-
-from backupctl import __version__
 from backupctl.actions.context import Context
-from backupctl.actions.outcome import ResultDict
+from backupctl.actions.jobrun import job_run
+from backupctl.actions.results import RunResult
 from backupctl.config.schema import Job
 from backupctl.errors import CommandFailed, UsageError
-from backupctl.evidence import chain
 from backupctl.execute import Runner
 from backupctl.restic.parse import BackupSummary
-from backupctl.state.locks import job_lock
-from backupctl.state.schema import canaries, flags, runs
+from backupctl.state import queries
+from backupctl.state.records import BackupDetails, ClearDetails, Flag, read
 from backupctl.status import ExitStatus
 from backupctl.verify.manifest import Manifest
 
 HISTORY = 30  # earlier backups the changed-file median is taken over
+ClearResult = RunResult[ClearDetails]
 
 
 def inspect(ctx: Context, job: Job, summary: BackupSummary,
@@ -52,11 +47,8 @@ def inspect(ctx: Context, job: Job, summary: BackupSummary,
 
 def recorded_canaries(ctx: Context, job: Job) -> dict[str, str]:
     """path → recorded sha256, for the canaries the job still declares."""
-    with ctx.store.read() as conn:
-        rows = conn.execute(select(canaries.c.path, canaries.c.sha256).where(
-            canaries.c.job == job.name)).all()
-    declared = set(job.verify.canaries)
-    return {path: digest for path, digest in rows if path in declared}
+    recorded = ctx.store.query(queries.canary_hashes, job.name)
+    return {path: digest for path, digest in recorded.items() if path in job.verify.canaries}
 
 
 def canary_reasons(ctx: Context, job: Job, manifest: Manifest | None) -> list[str]:
@@ -114,16 +106,14 @@ def hash_on_host(runner: Runner, paths: Sequence[str], *, timeout: float,
 
 def changed_history(ctx: Context, job: str) -> list[int]:
     """New + changed file counts of the job's recent successful, non-initial backups."""
-    with ctx.store.read() as conn:
-        rows = conn.execute(select(runs.c.details).where(
-            runs.c.job == job, runs.c.kind == "backup", runs.c.status == "success",
-        ).order_by(runs.c.id.desc()).limit(HISTORY)).all()
+    rows = ctx.store.query(queries.recent_runs, job, "backup", limit=HISTORY,
+                           status="success")
     counts = []
-    for (details,) in rows:
-        data = json.loads(details or "{}")
-        if not data.get("files_unmodified") and not data.get("files_changed"):
+    for row in rows:
+        data = read(BackupDetails, row.details)
+        if not data.files_unmodified and not data.files_changed:
             continue  # the first (full) backup says nothing about daily change
-        counts.append(int(data.get("files_new", 0)) + int(data.get("files_changed", 0)))
+        counts.append(data.files_new + data.files_changed)
     return counts
 
 
@@ -141,67 +131,29 @@ def spike_reason(job: Job, *, changed: int, history: Sequence[int]) -> str | Non
 
 # -- the flag -----------------------------------------------------------------------------
 
+def raised(ctx: Context, job: str) -> list[Flag]:
+    """The job's uncleared suspicious flags, oldest first."""
+    return [Flag(raised_at=f.raised_at, reason=f.reason)
+            for f in ctx.store.query(queries.open_flags, job)]
+
+
 def frozen_reason(ctx: Context, job: Job) -> str | None:
     """Why pruning is frozen for the job (an uncleared suspicious flag), or None."""
-    with ctx.store.read() as conn:
-        row = conn.execute(select(flags).where(
-            flags.c.job == job.name, flags.c.name == "suspicious",
-            flags.c.cleared_at.is_(None)).order_by(flags.c.id)).first()
-    return f"suspicious since {row.raised_at}: {row.reason}" if row else None
-
-
-def raised(ctx: Context, job: str) -> list[dict[str, Any]]:
-    """The job's uncleared suspicious flags (for status)."""
-    with ctx.store.read() as conn:
-        rows = conn.execute(select(flags).where(
-            flags.c.job == job, flags.c.name == "suspicious",
-            flags.c.cleared_at.is_(None)).order_by(flags.c.id)).all()
-    return [{"raised_at": r.raised_at, "reason": r.reason} for r in rows]
-
-
-@dataclass(frozen=True)
-class ClearResult(ResultDict):
-    job: str
-    status: ExitStatus
-    error: str | None = None
-    operator: str = ""
-    reason: str = ""
-    cleared: list[dict[str, Any]] = field(default_factory=list)
-    run_id: int | None = None
-    kind: str = "clear"
+    flags = raised(ctx, job.name)
+    return f"suspicious since {flags[0].raised_at}: {flags[0].reason}" if flags else None
 
 
 def clear(ctx: Context, job: Job, *, operator: str, reason: str) -> ClearResult:
     """Lift the job's tripwire; the flag update, run row and evidence land in one transaction."""
     if not operator.strip() or not reason.strip():
         raise UsageError(f"{job.name}: clear needs --operator NAME and --reason TEXT")
-    pending = raised(ctx, job.name)
-    if not pending:
-        return ClearResult(job.name, ExitStatus.OK, None, operator, reason, [])
-    version = ctx.restic_version  # not inside the write transaction: it runs restic
-    with job_lock(ctx.config.settings.state_dir, job.name):  # not while a backup runs
-        return _clear(ctx, job, operator=operator, reason=reason, version=version)
-
-
-def _clear(ctx: Context, job: Job, *, operator: str, reason: str,
-           version: str) -> ClearResult:
-    pending = raised(ctx, job.name)
-    run_id = ctx.store.start_run(job=job.name, kind="clear", operator=operator)
-    now = ctx.store.now()
-    details = {"reason": reason, "cleared": pending}
-    with ctx.store.transaction() as conn:
-        conn.execute(update(flags).where(
-            flags.c.job == job.name, flags.c.name == "suspicious",
-            flags.c.cleared_at.is_(None)).values(
-                cleared_at=now, cleared_by=operator, clear_reason=reason))
-        row = conn.execute(select(runs).where(runs.c.id == run_id)).one()
-        conn.execute(update(runs).where(runs.c.id == run_id).values(
-            status="success", exit_code=0, finished_at=now,
-            details=json.dumps(details, ensure_ascii=False)))
-        chain.append(conn, {
-            "kind": "clear", "job": job.name, "host": job.host.display(),
-            "repository": "primary", "snapshot_id": None, "snapshot_time": None,
-            "started_at": row.started_at, "finished_at": now, "operator": operator,
-            "result": "pass", "details": details, "backupctl_version": __version__,
-            "restic_version": version}, run_id=run_id)
-    return ClearResult(job.name, ExitStatus.OK, None, operator, reason, pending, run_id)
+    if not raised(ctx, job.name):
+        return ClearResult(job.name, "clear", ExitStatus.OK, ClearDetails(reason=reason))
+    with job_run(ctx, job, "clear", ClearDetails) as run:  # not while a backup runs
+        pending = raised(ctx, job.name)
+        details = ClearDetails(reason=reason, cleared=pending)
+        run.finish(ClearResult(job.name, "clear", ExitStatus.OK, details),
+                   extra=lambda conn: queries.clear_flags(
+                       conn, job.name, cleared_at=ctx.store.now(), operator=operator,
+                       reason=reason))
+    return run.result

@@ -1,11 +1,10 @@
-"""Commands of the drill capability: `drill`, `runbook`, `schedule` (on the shared typer app)."""
+"""Commands of the drill capability: `drill` and `runbook`."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
 import os
-import shlex
 import shutil
 import sys
 import threading
@@ -15,129 +14,28 @@ from typing import Annotated
 
 import typer
 
-from backupctl import schedule
+from backupctl import execute
 from backupctl.actions import drill as drill_action
+from backupctl.actions import repo as repos
 from backupctl.actions.context import manual_operator
-from backupctl.actions.drill import FAIL, PASS, SKIPPED, DrillResult
-from backupctl.actions.outcome import JobResult
-from backupctl.actions.repo import PRIMARY
-from backupctl.cli.app import (
-    app,
+from backupctl.actions.drill import FAIL, PASS, SKIPPED
+from backupctl.actions.results import JobResult, RunResult
+from backupctl.cli.common import (
+    JsonOpt,
     context,
-    die,
-    emit_json,
     err,
     interactive,
     load,
-    out,
+    one,
+    output_file,
     report,
+    say,
 )
-from backupctl.config import calendar
-from backupctl.errors import BackupctlError, ConfigError, UsageError
-from backupctl.execute.local import LocalRunner
+from backupctl.errors import ConfigError, UsageError
+from backupctl.files import write_atomic
+from backupctl.state.records import DrillDetails
 
-schedule_app = typer.Typer(no_args_is_help=True, help="systemd timers or cron for every job.")
-app.add_typer(schedule_app, name="schedule")
-
-UnitDirOpt = Annotated[Path, typer.Option(
-    "--unit-dir", help="where systemd units go", show_default=True)]
-BinOpt = Annotated[str | None, typer.Option(
-    "--bin", help="the backupctl executable the units/crontab run "
-    f"(default: the one on PATH, else {schedule.DEFAULT_BIN})")]
-
-
-def _bin(option: str | None) -> str:
-    if option:
-        return str(Path(option).absolute())
-    if Path(sys.argv[0]).name == "backupctl":
-        return str(Path(sys.argv[0]).absolute())
-    found = shutil.which("backupctl")
-    return str(Path(found).absolute()) if found else schedule.DEFAULT_BIN
-
-
-@schedule_app.command("install")
-def schedule_install(
-        dry_run: Annotated[bool, typer.Option("--dry-run", help="print the files, write "
-                                              "nothing")] = False,
-        unit_dir: UnitDirOpt = schedule.DEFAULT_UNIT_DIR,
-        bin_path: BinOpt = None) -> None:
-    """Write the systemd template units and each job's timer/service drop-ins."""
-    config = load()
-    binary = _bin(bin_path)
-    files = schedule.plan(config, unit_dir=unit_dir, bin_path=binary)
-    old = schedule.stale(config, unit_dir=unit_dir)
-    if dry_run:
-        for unit in files:
-            out.print(f"# --- {unit.path}", markup=False)
-            out.print(unit.text, markup=False, end="")
-        for path in old:
-            out.print(f"# --- would remove {path} (no longer scheduled)", markup=False)
-        return
-    try:
-        for unit in files:
-            changed = schedule.write_atomic(unit.path, unit.text)
-            err.print(f"{'wrote' if changed else 'unchanged'} {unit.path}", markup=False)
-        disable = schedule.remove_stale(old)
-    except OSError as exc:
-        die(ConfigError([f"{unit_dir}: cannot write units: {exc}"]))
-    for path in old:
-        err.print(f"removed {path} (no longer scheduled)", markup=False)
-    err.print("Now run:", markup=False)
-    if disable:
-        err.print("  " + shlex.join(["systemctl", "disable", "--now", *disable]), markup=False)
-    for command in schedule.enable_commands(config):
-        err.print("  " + shlex.join(command), markup=False)
-
-
-@schedule_app.command("show")
-def schedule_show(
-        unit_dir: UnitDirOpt = schedule.DEFAULT_UNIT_DIR,
-        as_json: Annotated[bool, typer.Option("--json", help="one JSON object on stdout")]
-        = False) -> None:
-    """Per job and action: the OnCalendar value, timer, next run and whether it is installed."""
-    config = load()
-    rows = []
-    for entry in schedule.entries(config):
-        dropin = unit_dir / f"{entry.timer}.d" / schedule.SCHEDULE_DROPIN
-        wanted = schedule.timer_dropin(entry, source=config.jobs[entry.job].path)
-        try:
-            state = "installed" if dropin.read_text(encoding="utf-8") == wanted else "outdated"
-        except OSError:
-            state = "not installed"
-        nxt = calendar.next_elapse(entry.calendar)
-        rows.append({"job": entry.job, "action": entry.action, "on_calendar": entry.calendar,
-                     "timer": entry.timer, "next": nxt.isoformat() if nxt else None,
-                     "state": state})
-    if as_json:
-        emit_json({"command": "schedule show", "unit_dir": str(unit_dir), "entries": rows})
-        return
-    for row in rows:
-        out.print(f"{row['job']:<20} {row['action']:<7} OnCalendar={row['on_calendar']:<24} "
-                  f"next {row['next'] or '-':<26} {row['timer']} ({row['state']})",
-                  markup=False)
-
-
-@schedule_app.command("cron")
-def schedule_cron(
-        bin_path: BinOpt = None,
-        user: Annotated[str | None, typer.Option(
-            "--user", help="user column for /etc/cron.d (default root); --no-user for "
-            "`crontab -e`")] = "root",
-        no_user: Annotated[bool, typer.Option("--no-user", help="omit the user column")]
-        = False) -> None:
-    """Print a crontab (one line per job and action) converted from the OnCalendar values."""
-    config = load()
-    lines, problems = schedule.crontab(config, bin_path=_bin(bin_path),
-                                       user=None if no_user else user, runner=LocalRunner())
-    if problems:
-        messages = []
-        for entry, why in problems:
-            doc = config.jobs[entry.job].document
-            messages.append(str(doc.problem(["schedule", entry.action], why)))
-        messages.append("nothing printed: change these schedules, or use the systemd timers "
-                        "(backupctl schedule install), which understand every form")
-        die(ConfigError(messages))
-    sys.stdout.write("\n".join(lines) + "\n")
+app = typer.Typer()
 
 
 @app.command()
@@ -151,25 +49,19 @@ def runbook(
     from backupctl import runbook as runbook_doc  # Jinja2: imported by this command only
 
     if lang not in runbook_doc.LANGS or fmt not in runbook_doc.FORMATS:
-        die(ConfigError([f"--lang must be one of {', '.join(runbook_doc.LANGS)} and --format "
-                         f"one of {', '.join(runbook_doc.FORMATS)}"]))
+        raise ConfigError([f"--lang must be one of {', '.join(runbook_doc.LANGS)} and --format "
+                           f"one of {', '.join(runbook_doc.FORMATS)}"])
+    if output is not None:
+        output_file(output)
     config = load()
-    try:
-        target = config.select([job], all_jobs=False)[0]
-        text = runbook_doc.runbook(context(config), target, lang=lang, fmt=fmt)
-    except BackupctlError as exc:
-        die(exc)
+    target = one(config, job)
+    text = runbook_doc.runbook(config, context(config).store, target, lang=lang, fmt=fmt)
     if output is None:
         sys.stdout.write(text)
         return
-    try:
-        schedule.write_atomic(output, text, mode=0o640)
-    except OSError as exc:
-        die(BackupctlError(f"cannot write {output}: {exc}"))
-    err.print(f"{job}: runbook written to {output}", markup=False)
+    write_atomic(output, text, mode=0o640)
+    say(f"{job}: runbook written to {output}")
 
-
-# -- drill ---------------------------------------------------------------------------------
 
 log = logging.getLogger("backupctl.drill")
 
@@ -271,19 +163,18 @@ class UnattendedUI:
         return self.preset_remarks or ""
 
 
-def _drill_text(outcome: JobResult) -> str:
-    if not isinstance(outcome, DrillResult):
+def _drill_text(result: JobResult) -> str:
+    if not isinstance(result, RunResult) or not isinstance(result.details, DrillDetails):
         return ""
-    rows = [f"{s.seconds:8.1f}s  {s.result:<7} {s.name}" for s in outcome.steps]
-    for row in rows:
-        err.print(f"   {row}", markup=False)
-    restore = (f", restore {outcome.restore_seconds:.1f}s"
-               if outcome.restore_seconds is not None else "")
-    manual = "" if outcome.manual_steps_confirmed or not outcome.steps else (
+    d = result.details
+    for s in d.steps:
+        say(f"   {s.duration_ms / 1000:8.1f}s  {s.result:<7} {s.name}")
+    restore = f", restore {d.restore_ms / 1000:.1f}s" if d.restore_ms is not None else ""
+    manual = "" if d.manual_steps_confirmed or not d.steps else (
         ", manual steps NOT all confirmed")
-    return (f"drill {outcome.result} by {outcome.operator} on snapshot "
-            f"{(outcome.snapshot_id or '?')[:8]}{restore}, {outcome.files_checked} file(s) "
-            f"hashed, {len(outcome.mismatches)} mismatch(es){manual}")
+    return (f"drill {d.result} by {d.operator} on snapshot "
+            f"{(result.snapshot_id or '?')[:8]}{restore}, {d.files_checked} file(s) "
+            f"hashed, {len(d.mismatches)} mismatch(es){manual}")
 
 
 def _no_answers_possible() -> bool:
@@ -306,24 +197,20 @@ def drill(
         snapshot: Annotated[str, typer.Option("--snapshot", help="snapshot id or latest")]
         = "latest",
         source: Annotated[str, typer.Option("--from", help="repository: primary or a copy "
-                                            "name")] = PRIMARY,
+                                            "name")] = repos.PRIMARY,
         yes: Annotated[bool, typer.Option(
             "--yes", help="non-interactive (tests, CI): no questions, manual steps are "
             "recorded as not performed")] = False,
         remarks: Annotated[str | None, typer.Option(
             "--remarks", help="remarks recorded with the drill")] = None,
-        as_json: Annotated[bool, typer.Option("--json", help="one JSON object on stdout")]
-        = False) -> None:
+        as_json: JsonOpt = False) -> None:
     """Restore drill, step by step: restore, verify, checks, manual steps; timed, recorded."""
     config = load()
-    try:
-        selected = config.select([job], all_jobs=False)[0]
-    except BackupctlError as exc:
-        die(exc)
+    selected = one(config, job)
     if not yes and _no_answers_possible():
-        die(UsageError(f"{job}: the drill asks the operator questions but stdin is /dev/null "
-                       "(systemd, cron); use --yes (manual steps are then recorded as not "
-                       "performed)"))
+        raise UsageError(f"{job}: the drill asks the operator questions but stdin is /dev/null "
+                         "(systemd, cron); use --yes (manual steps are then recorded as not "
+                         "performed)")
     name = operator or os.environ.get("BACKUPCTL_OPERATOR", "").strip() or None
     if name is None and not yes and sys.stdin.isatty():
         name = typer.prompt("実施者 Operator", default=manual_operator(None), err=True)
@@ -333,15 +220,11 @@ def drill(
     try:
         result = drill_action.drill(ctx, selected, ui, target=target, snapshot=snapshot,
                                     source=source)
-    except typer.Abort:
+    except (typer.Abort, execute.Cancelled):
         kept = f"; data restored so far is kept in {target}" if target else (
             "; scratch data was wiped")
-        err.print(f"{job}: drill aborted and recorded as aborted{kept} (use --yes for a "
-                  "non-interactive drill)", markup=False)
+        say(f"{job}: drill aborted and recorded as aborted{kept} (use --yes for a "
+            "non-interactive drill)")
         raise typer.Exit(1) from None
-    except BackupctlError as exc:
-        die(exc)
     report("drill", [result], as_json=as_json, text=_drill_text)
 
-
-__all__ = ["app"]

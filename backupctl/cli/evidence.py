@@ -12,15 +12,27 @@ from typing import Annotated, NoReturn
 
 import typer
 
-from backupctl.cli.app import app, context, die, emit_json, err, exit_with, load, out
+from backupctl.cli.common import (
+    JsonOpt,
+    context,
+    emit_json,
+    exit_with,
+    input_file,
+    load,
+    out,
+    output_file,
+    say,
+)
 from backupctl.errors import BackupctlError, UsageError
 from backupctl.evidence import chain
 from backupctl.evidence import report as reports
 from backupctl.execute import Secret
+from backupctl.files import write_atomic
 from backupctl.secrets import read_secret
 from backupctl.state.db import Store
 from backupctl.status import ExitStatus
 
+app = typer.Typer()
 evidence_app = typer.Typer(no_args_is_help=True, help="Audit evidence: verify the hash chain, "
                            "export an encrypted bundle for an inspector, anchor the head.")
 app.add_typer(evidence_app, name="evidence")
@@ -28,7 +40,6 @@ app.add_typer(evidence_app, name="evidence")
 FromOpt = Annotated[str, typer.Option("--from", help="first day, YYYY-MM-DD (local time)")]
 ToOpt = Annotated[str, typer.Option("--to", help="last day, YYYY-MM-DD (inclusive)")]
 LangOpt = Annotated[str, typer.Option("--lang", help="ja or en")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="print one JSON object on stdout")]
 PasswordOpt = Annotated[Path | None, typer.Option(
     "--password-file", help="file whose first line is the bundle password (default: ask on "
     "the terminal, without echo)")]
@@ -48,34 +59,33 @@ def report_command(
     from backupctl.evidence import render  # Jinja2 (and WeasyPrint for PDF) only here
 
     if fmt not in render.FORMATS:
-        die(UsageError(f"--format must be one of {', '.join(render.FORMATS)}, not {fmt!r}"))
+        raise UsageError(f"--format must be one of {', '.join(render.FORMATS)}, not {fmt!r}")
+    period = reports.Period.parse(date_from, date_to)
+    if output is None and fmt == "pdf" and sys.stdout.isatty():
+        raise UsageError("a PDF is not for the terminal: give -o FILE.pdf")
+    if output is not None:
+        output_file(output)
     config = load()
-    ctx = context(config)
-    try:
-        period = reports.Period.parse(date_from, date_to)
-        data = reports.build(config=config, store=ctx.store, period=period, lang=lang)
-        body = render.render(data, fmt)
-    except BackupctlError as exc:
-        die(exc)
+    data = reports.build(config=config, store=context(config).store, period=period, lang=lang)
+    body = render.render(data, fmt)
     if output is None:
-        if fmt == "pdf" and sys.stdout.isatty():
-            die(UsageError("a PDF is not for the terminal: give -o FILE.pdf"))
         sys.stdout.buffer.write(body)
         sys.stdout.flush()
     else:
         _write(output, body)
-        err.print(f"report written to {output} ({len(body)} bytes, {data['records_in_period']} "
-                  f"records)", markup=False)
+        say(f"report written to {output} ({len(body)} bytes, {data['records_in_period']} "
+            "records)")
     if not data["chain"]["verified"]:
-        err.print(f"EVIDENCE CHAIN DOES NOT VERIFY: {data['chain']['problem']}", markup=False)
+        say(f"EVIDENCE CHAIN DOES NOT VERIFY: {data['chain']['problem']}")
         exit_with(ExitStatus.BAD_DATA)
 
 
 def _write(path: Path, body: bytes) -> None:
+    """Reports name jobs, hosts and file paths: readable by their owner only."""
     try:
-        path.write_bytes(body)
+        write_atomic(path, body, mode=0o600)
     except OSError as exc:
-        die(BackupctlError(f"cannot write {path}: {exc.strerror or exc}"))
+        raise BackupctlError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
 def _password(path: Path | None, *, confirm: bool) -> Secret:
@@ -84,15 +94,15 @@ def _password(path: Path | None, *, confirm: bool) -> Secret:
         try:
             return read_secret(path, what="bundle password file")
         except BackupctlError as exc:
-            die(UsageError(str(exc)))
+            raise UsageError(str(exc)) from None
     if not sys.stdin.isatty():
-        die(UsageError("no bundle password: give --password-file FILE (or run on a terminal "
-                       "to be asked)"))
+        raise UsageError("no bundle password: give --password-file FILE (or run on a terminal "
+                         "to be asked)")
     first = getpass.getpass("Bundle password: ")
     if confirm and getpass.getpass("Repeat the password: ") != first:
-        die(UsageError("the passwords differ; nothing was written"))
+        raise UsageError("the passwords differ; nothing was written")
     if not first:
-        die(UsageError("empty password"))
+        raise UsageError("empty password")
     return Secret(first)
 
 
@@ -105,7 +115,7 @@ def _chain(store: Store, anchor: Path | None, *,
         try:
             anchored = chain.check_anchors(entries, chain.parse_anchors(anchor.read_text()))
         except (OSError, ValueError) as exc:
-            die(UsageError(f"anchor file {anchor}: {exc}"))
+            raise UsageError(f"anchor file {anchor}: {exc}") from None
     return result, anchored
 
 
@@ -119,14 +129,14 @@ def verify_command(
 ) -> None:
     """Check the evidence chain (--db) or an exported bundle (FILE.zip); exit 3: changed."""
     if (bundle_file is None) == (not db):
-        die(UsageError("give either FILE.zip or --db"))
+        raise UsageError("give either FILE.zip or --db")
     if bundle_file is not None:
+        input_file(bundle_file, "bundle")
         _verify_bundle(bundle_file, _password(password_file, confirm=False), as_json=as_json)
+    if anchor is not None:
+        input_file(anchor, "anchor file")
     ctx = context(load())
-    try:
-        result, anchored = _chain(ctx.store, anchor)
-    except BackupctlError as exc:
-        die(exc)
+    result, anchored = _chain(ctx.store, anchor)
     problem = result.problem or anchored
     if as_json:
         emit_json({"command": "evidence verify", **result.to_dict(), "ok": problem is None,
@@ -137,17 +147,14 @@ def verify_command(
                   f"{result.head}" + (f", matches the anchors in {anchor}" if anchor else ""),
                   markup=False)
     else:
-        err.print(f"EVIDENCE CHAIN BROKEN ({problem.what}): {problem.message}", markup=False)
+        say(f"EVIDENCE CHAIN BROKEN ({problem.what}): {problem.message}")
     exit_with(ExitStatus.OK if problem is None else ExitStatus.BAD_DATA)
 
 
 def _verify_bundle(path: Path, password: Secret, *, as_json: bool) -> NoReturn:
     from backupctl.evidence import bundle  # pyzipper + Cryptodome: imported only when needed
 
-    try:
-        result = bundle.verify(path, password)
-    except BackupctlError as exc:
-        die(exc)
+    result = bundle.verify(path, password)
     status = ExitStatus.OK if result.ok else ExitStatus.BAD_DATA
     if as_json:
         emit_json({"command": "evidence verify", **result.to_dict(), "exit_code": int(status)})
@@ -157,7 +164,7 @@ def _verify_bundle(path: Path, password: Secret, *, as_json: bool) -> NoReturn:
                   f"fingerprint ({bundle.SUMS} SHA-256) {result.fingerprint}", markup=False)
     else:
         for problem in result.problems:
-            err.print(f"{path}: {problem}", markup=False)
+            say(f"{path}: {problem}")
     exit_with(status)
 
 
@@ -170,26 +177,22 @@ def export_command(
     """AES-256 zip of a period's records, report (PDF+HTML), chain head, SHA-256 list."""
     from backupctl.evidence import bundle  # pyzipper + Cryptodome: imported only when needed
 
+    period = reports.Period.parse(date_from, date_to)
+    output_file(output)
     config = load()
     password = _password(password_file, confirm=True)
     if len(password.reveal()) < MIN_PASSWORD:
-        die(UsageError(f"the bundle password must have at least {MIN_PASSWORD} characters"))
-    ctx = context(config)
-    try:
-        period = reports.Period.parse(date_from, date_to)
-        result = bundle.export(config=config, store=ctx.store, period=period, lang=lang,
-                               out=output, password=password)
-    except BackupctlError as exc:
-        die(exc)
+        raise UsageError(f"the bundle password must have at least {MIN_PASSWORD} characters")
+    result = bundle.export(config=config, store=context(config).store, period=period,
+                           lang=lang, out=output, password=password)
     if as_json:
         emit_json({"command": "evidence export", **result.to_dict()})
     else:
-        err.print(f"{output}: {result.count} records, head {result.head}", markup=False)
-        err.print(f"fingerprint (SHA-256 of {bundle.SUMS}): {result.fingerprint} — write it "
-                  "down or send it separately from the bundle and the password", markup=False)
+        say(f"{output}: {result.count} records, head {result.head}")
+        say(f"fingerprint (SHA-256 of {bundle.SUMS}): {result.fingerprint} — write it down or "
+            "send it separately from the bundle and the password")
     if not result.chain_verified:
-        err.print("EVIDENCE CHAIN DOES NOT VERIFY: see the report's first finding",
-                  markup=False)
+        say("EVIDENCE CHAIN DOES NOT VERIFY: see the report's first finding")
         exit_with(ExitStatus.BAD_DATA)
 
 
@@ -197,14 +200,10 @@ def export_command(
 def head_command(anchor: AnchorOpt = None, as_json: JsonOpt = False) -> None:
     """Verify the chain and print its head; with --anchor, also append it to that file."""
     ctx = context(load())
-    try:
-        result, anchored = _chain(ctx.store, anchor, new_ok=True)
-    except BackupctlError as exc:
-        die(exc)
+    result, anchored = _chain(ctx.store, anchor, new_ok=True)
     problem = result.problem or anchored
     if problem is not None:
-        err.print(f"EVIDENCE CHAIN BROKEN ({problem.what}): {problem.message}; nothing "
-                  "anchored", markup=False)
+        say(f"EVIDENCE CHAIN BROKEN ({problem.what}): {problem.message}; nothing anchored")
         exit_with(ExitStatus.BAD_DATA)
     line = chain.Anchor(at=ctx.store.now(), seq=result.head_seq or 0, hash=result.head)
     if anchor is not None:
@@ -212,7 +211,7 @@ def head_command(anchor: AnchorOpt = None, as_json: JsonOpt = False) -> None:
             with anchor.open("a", encoding="utf-8") as handle:
                 handle.write(line.line())
         except OSError as exc:
-            die(BackupctlError(f"cannot append to {anchor}: {exc.strerror or exc}"))
+            raise BackupctlError(f"cannot append to {anchor}: {exc.strerror or exc}") from None
     if as_json:
         emit_json({"command": "evidence head", "at": line.at, "seq": line.seq,
                    "head": line.hash, "count": result.count,

@@ -8,30 +8,32 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from backupctl import fmt
 from backupctl.actions import backup as backup_action
 from backupctl.actions import status as status_action
-from backupctl.actions.backup import BackupResult
-from backupctl.actions.outcome import JobResult
-from backupctl.cli.app import (
-    app,
+from backupctl.actions.results import JobResult, RunResult
+from backupctl.cli.common import (
+    AllOpt,
+    DryOpt,
+    JobArg,
+    JobsArg,
+    JsonOpt,
     context,
-    die,
     emit_json,
-    err,
     exit_with,
     load,
+    one,
     out,
     run_each,
+    say,
     select,
     show_plans,
 )
-from backupctl.errors import BackupctlError
+from backupctl.errors import UsageError
+from backupctl.state.records import BackupDetails
 from backupctl.status import ExitStatus
 
-JobsArg = Annotated[list[str] | None, typer.Argument(help="job names", show_default=False)]
-AllOpt = Annotated[bool, typer.Option("--all", help="every job in jobs_dir")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="print one JSON object on stdout")]
-DryOpt = Annotated[bool, typer.Option("--dry-run", help="print the plan, run nothing")]
+app = typer.Typer()
 
 
 @app.command()
@@ -40,32 +42,30 @@ def validate(strict: Annotated[bool, typer.Option(
         "2 generations")] = False) -> None:
     """Check the configuration and every job file; errors as FILE:LINE: key: message."""
     config = load(strict=strict)
-    err.print(f"{config.path}: OK, {len(config.jobs)} job(s): {', '.join(sorted(config.jobs))}",
-              markup=False)
+    say(f"{config.path}: OK, {len(config.jobs)} job(s): {', '.join(sorted(config.jobs))}")
 
 
 @app.command()
-def init(job: str, copies: Annotated[bool, typer.Option(
+def init(job: JobArg, copies: Annotated[bool, typer.Option(
         "--copies", help="also create the job's copy repositories")] = False,
          dry_run: DryOpt = False) -> None:
     """Create the job's missing repositories (never done implicitly)."""
     config = load()
-    target = config.select([job], all_jobs=False)[0]
+    target = one(config, job)
     if dry_run:
+        from backupctl.actions.repo import display_url
+
         urls = [target.repository.orchestrator_url, *(c.url for c in target.copies if copies)]
         for url in urls:
-            out.print(f"would create (if missing): restic --repo {url} init", markup=False)
+            out.print(f"would create (if missing): restic --repo {display_url(url)} init",
+                      markup=False)
         return
-    ctx = context(config)
-    try:
-        for line in backup_action.init_repository(ctx, target, copies=copies):
-            err.print(f"{job}: {line}", markup=False)
-    except BackupctlError as exc:
-        die(exc)
+    for line in backup_action.init_repository(context(config), target, copies=copies):
+        say(f"{job}: {line}")
 
 
 @app.command()
-def trust(job: str, fingerprint: Annotated[str | None, typer.Option(
+def trust(job: JobArg, fingerprint: Annotated[str | None, typer.Option(
         "--fingerprint", help="the SHA256:… fingerprint you expect (checked, not trusted "
         "blindly)")] = None,
           yes: Annotated[bool, typer.Option("--yes", help="do not ask")] = False) -> None:
@@ -73,38 +73,35 @@ def trust(job: str, fingerprint: Annotated[str | None, typer.Option(
     from backupctl.execute import hostkeys  # paramiko: only the SSH commands pay its import
 
     config = load()
-    target = config.select([job], all_jobs=False)[0]
+    target = one(config, job)
     if target.host.is_local:
-        die(BackupctlError(f"{job}: host is local; there is no host key to trust"))
+        raise UsageError(f"{job}: host is local; there is no host key to trust")
     known_hosts = config.settings.known_hosts
-    try:
-        offered = hostkeys.fetch(target.host.address, target.host.port)
-        err.print(f"{job}: {offered.name} offers {offered.type} {offered.fingerprint}",
-                  markup=False)
-        old = hostkeys.current(known_hosts, offered.name, offered.type)
-        if old is not None and old == offered.key:
-            err.print(f"{job}: already trusted in {known_hosts}", markup=False)
-            return
-        if old is not None:
-            err.print(f"{job}: WARNING: this REPLACES the key in {known_hosts} "
-                      f"({hostkeys.fingerprint(old)})", markup=False)
-        if fingerprint is None and not yes and not typer.confirm(
-                "Is this the fingerprint shown on the server's console "
-                "(ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub)?", err=True):
-            err.print(f"{job}: nothing was trusted", markup=False)
-            exit_with(ExitStatus.FAILED)
-        hostkeys.add(known_hosts, offered, expected=fingerprint)
-    except BackupctlError as exc:
-        die(exc)
-    err.print(f"{job}: trusted {offered.fingerprint} in {known_hosts}", markup=False)
+    offered = hostkeys.fetch(target.host.address, target.host.port)
+    say(f"{job}: {offered.name} offers {offered.type} {offered.fingerprint}")
+    old = hostkeys.current(known_hosts, offered.name, offered.type)
+    if old is not None and old == offered.key:
+        say(f"{job}: already trusted in {known_hosts}")
+        return
+    if old is not None:
+        say(f"{job}: WARNING: this REPLACES the key in {known_hosts} "
+            f"({hostkeys.fingerprint(old)})")
+    if fingerprint is None and not yes and not typer.confirm(
+            "Is this the fingerprint shown on the server's console "
+            "(ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub)?", err=True):
+        say(f"{job}: nothing was trusted")
+        exit_with(ExitStatus.FAILED)
+    hostkeys.add(known_hosts, offered, expected=fingerprint)
+    say(f"{job}: trusted {offered.fingerprint} in {known_hosts}")
 
 
-def _backup_line(outcome: JobResult) -> str:
-    if not isinstance(outcome, BackupResult) or outcome.snapshot_id is None:
+def _backup_line(result: JobResult) -> str:
+    if not isinstance(result, RunResult) or not isinstance(result.details, BackupDetails) \
+            or result.snapshot_id is None:
         return ""
-    return (f"snapshot {outcome.snapshot_id}, {outcome.files_new} new / "
-            f"{outcome.files_changed} changed files, {outcome.bytes_added} bytes added, "
-            f"{outcome.generations} generation(s) kept")
+    d = result.details
+    return (f"snapshot {result.snapshot_id}, {d.files_new} new / {d.files_changed} changed "
+            f"files, {d.bytes_added} bytes added, {d.generations} generation(s) kept")
 
 
 @app.command()
@@ -120,24 +117,11 @@ def backup(jobs: JobsArg = None, all_jobs: AllOpt = False, as_json: JsonOpt = Fa
              text=_backup_line)
 
 
-def _age(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{seconds / size:.1f}{unit}"
-    return f"{seconds:.0f}s"
-
-
 @app.command()
 def status(as_json: JsonOpt = False) -> None:
     """Per job: last backup, result, generations, age, next run, findings."""
     config = load()
-    ctx = context(config)
-    try:
-        rows = status_action.status(ctx)
-    except BackupctlError as exc:
-        die(exc)
+    rows = status_action.status(context(config))
     if as_json:
         emit_json({"command": "status", "generated_at": time.time(),
                    "jobs": [r.to_dict() for r in rows]})
@@ -146,6 +130,6 @@ def status(as_json: JsonOpt = False) -> None:
                   "findings")
     for r in rows:
         table.add_row(r.job, r.host, r.last_backup_at or "never", r.last_backup_status or "-",
-                      _age(r.age_seconds), str(r.generations or "-"), r.next_backup or "-",
+                      fmt.age(r.age_seconds), str(r.generations or "-"), r.next_backup or "-",
                       "; ".join(r.findings) or "ok")
     out.print(table)

@@ -8,16 +8,17 @@ from typing import Annotated
 
 import typer
 
-from backupctl.cli.app import app, die, err, exit_with, load
+from backupctl.cli.common import exit_with, load, output_file, say
 from backupctl.errors import BackupctlError
 from backupctl.execute.local import LocalRunner
-from backupctl.metrics import Source, exposition, restic_version
+from backupctl.metrics import Source, exposition
 from backupctl.metrics.exporter import DEFAULT_LISTEN, Exporter, JobsWatcher, parse_listen, serve
-from backupctl.metrics.state import StateReader
 from backupctl.metrics.textfile import write_textfile
+from backupctl.restic.run import installed_version
+from backupctl.state.view import StateReader
 from backupctl.status import ExitStatus
 
-__all__ = ["app"]
+app = typer.Typer()
 
 
 @app.command()
@@ -25,10 +26,13 @@ def metrics(textfile: Annotated[Path | None, typer.Option(
         "--textfile", help="write atomically to this file (node_exporter textfile collector; "
         "name it *.prom) instead of stdout")] = None) -> None:
     """Write the Prometheus metrics once, built from the state database."""
+    if textfile is not None:
+        output_file(textfile)
     config = load()
     jobs = [jf.job for _, jf in sorted(config.jobs.items())]
     reader = StateReader(config.settings.effective_database_url)
-    source = Source(jobs=lambda: jobs, reader=reader, restic_version=restic_version(LocalRunner()))
+    source = Source(jobs=lambda: jobs, reader=reader,
+                    restic_version=installed_version(LocalRunner()))
     try:
         if textfile is None:
             text, state_ok = exposition(source)
@@ -39,12 +43,12 @@ def metrics(textfile: Annotated[Path | None, typer.Option(
             lock = state_dir / "textfile.lock" if state_dir.is_dir() else None
             state_ok = write_textfile(source, textfile, lock=lock)
     except OSError as exc:
-        die(BackupctlError(f"cannot write {textfile}: {exc}"))
+        raise BackupctlError(f"cannot write {textfile}: {exc.strerror or exc}") from None
     finally:
         reader.close()
     if not state_ok:
-        err.print("backupctl: the state database could not be read; the metrics say "
-                  "backupctl_state_up 0", markup=False)
+        say("backupctl: the state database could not be read; the metrics say "
+            "backupctl_state_up 0")
         exit_with(ExitStatus.FAILED)
 
 
@@ -53,15 +57,9 @@ def exporter(listen: Annotated[str, typer.Option(
         "--listen", help="ADDR:PORT to serve /metrics and /healthz on ([::1]:PORT for IPv6)")]
         = DEFAULT_LISTEN) -> None:
     """Serve /metrics over HTTP, reading the state database on every scrape."""
-    try:
-        parse_listen(listen)
-    except BackupctlError as exc:
-        die(exc)
+    parse_listen(listen)
     config = load()
-    try:
-        source = Source(jobs=JobsWatcher(config),
-                        reader=StateReader(config.settings.effective_database_url),
-                        restic_version=restic_version(LocalRunner()))
-        serve(Exporter(source), listen)
-    except BackupctlError as exc:
-        die(exc)
+    source = Source(jobs=JobsWatcher(config),
+                    reader=StateReader(config.settings.effective_database_url),
+                    restic_version=installed_version(LocalRunner()))
+    serve(Exporter(source), listen)

@@ -1,4 +1,4 @@
-"""`backupctl verify`: restore tests (registered on the shared typer app)."""
+"""`backupctl verify`: restore tests."""
 
 from __future__ import annotations
 
@@ -9,11 +9,20 @@ import typer
 
 from backupctl.actions import repo as repos
 from backupctl.actions import verify as verify_action
-from backupctl.actions.outcome import JobResult
-from backupctl.actions.repo import PRIMARY
-from backupctl.actions.verify import VerifyResult
-from backupctl.cli.app import app, die, load, run_each, select, show_plans
-from backupctl.errors import UsageError
+from backupctl.actions.results import JobResult, RunResult
+from backupctl.cli.common import (
+    AllOpt,
+    DryOpt,
+    JobsArg,
+    JsonOpt,
+    load,
+    run_each,
+    select,
+    show_plans,
+)
+from backupctl.state.records import VerifyDetails
+
+app = typer.Typer()
 
 
 class Mode(enum.StrEnum):
@@ -21,51 +30,50 @@ class Mode(enum.StrEnum):
     full = "full"
 
 
-def _line(outcome: JobResult) -> str:
-    if not isinstance(outcome, VerifyResult) or outcome.snapshot_id is None:
+def _line(result: JobResult) -> str:
+    if not isinstance(result, RunResult) or not isinstance(result.details, VerifyDetails) \
+            or result.snapshot_id is None:
         return ""
+    d = result.details
     verdict = {0: "data proven good", 3: "BAD DATA", 1: "not proven"}.get(
-        int(outcome.status), outcome.status.name)
-    parts = [f"{outcome.mode} verify of snapshot {outcome.snapshot_id[:8]} "
-             f"({outcome.repository}): {verdict}",
-             f"{outcome.files_checked} file(s) / {outcome.bytes_checked} bytes hashed",
-             f"{len(outcome.mismatches)} mismatch(es)"]
-    if outcome.restore_seconds is not None:
-        rto = f" (RTO {outcome.rto_seconds}s)" if outcome.rto_seconds else ""
-        parts.append(f"full restore {outcome.restore_seconds:.1f}s{rto}")
-    if outcome.changed_since_snapshot:
-        parts.append(f"{len(outcome.changed_since_snapshot)} changed since snapshot (not "
-                     f"compared): {', '.join(repr(p) for p in outcome.changed_since_snapshot)}")
-    if outcome.coverage_ratio is not None:
-        parts.append(f"coverage {outcome.coverage_ratio:.1%}")
+        int(result.status), result.status.name)
+    parts = [f"{d.mode} verify of snapshot {result.snapshot_id[:8]} ({result.repository}): "
+             f"{verdict}",
+             f"{d.files_checked} file(s) / {d.bytes_checked} bytes hashed",
+             f"{len(d.mismatches)} mismatch(es)"]
+    if d.restore_ms is not None:
+        rto = f" (RTO {d.rto_seconds}s)" if d.rto_seconds else ""
+        parts.append(f"full restore {d.restore_ms / 1000:.1f}s{rto}")
+    if d.changed_since_snapshot:
+        parts.append(f"{len(d.changed_since_snapshot)} changed since snapshot (not compared): "
+                     + ", ".join(repr(p) for p in d.changed_since_snapshot))
+    if d.unverifiable:
+        parts.append(f"{len(d.unverifiable)} name(s) not verifiable (not UTF-8): "
+                     + ", ".join(repr(p) for p in d.unverifiable[:10]))
+    if d.coverage is not None:
+        parts.append(f"coverage {float(d.coverage):.1%}")
     return ", ".join(parts)
 
 
 @app.command()
 def verify(
-    jobs: Annotated[list[str] | None, typer.Argument(help="job names",
-                                                     show_default=False)] = None,
-    all_jobs: Annotated[bool, typer.Option("--all", help="every job in jobs_dir")] = False,
+    jobs: JobsArg = None,
+    all_jobs: AllOpt = False,
     mode: Annotated[Mode, typer.Option("--mode", help="quick: restore only the manifest's "
                                        "files; full: restore everything, run checks, time "
                                        "it")] = Mode.quick,
     source: Annotated[str, typer.Option("--from", help="repository: primary or a copy "
-                                        "name")] = PRIMARY,
+                                        "name")] = repos.PRIMARY,
     snapshot: Annotated[str, typer.Option("--snapshot", help="snapshot id or latest")]
     = "latest",
-    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object on "
-                                          "stdout")] = False,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="print the plan, run "
-                                          "nothing")] = False,
+    as_json: JsonOpt = False,
+    dry_run: DryOpt = False,
 ) -> None:
     """Restore test: prove a snapshot's data against the source manifest (exit 3: bad data)."""
     config = load()
     selected = select(config, jobs, all_jobs=all_jobs)
-    try:
-        for job in selected:
-            repos.check_name(job, source)
-    except UsageError as exc:
-        die(exc)
+    for job in selected:
+        repos.check_name(job, source)
     if dry_run:
         show_plans("verify", {j.name: verify_action.plan(
             j, mode=mode.value, snapshot=snapshot, source=source,

@@ -166,9 +166,6 @@ class Generations(Strict):
     def policy(self) -> dict[str, int]:
         return {k: v for k, v in self.model_dump().items() if v is not None}
 
-    def most_kept(self) -> int:
-        return max(self.policy().values())
-
 
 class Copy(Strict):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")

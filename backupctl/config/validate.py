@@ -140,7 +140,7 @@ def _load_job(path: Path, problems: list[Problem], seen: dict[str, Path], *,
     for check in _CHECKS:
         problems.extend(doc.problem(loc, msg) for loc, msg in check(data))
     if strict:
-        problems.extend(doc.problem(loc, msg) for loc, msg in _strict_raw(data))
+        problems.extend(doc.problem(loc, msg) for loc, msg in guideline_findings(data))
     return JobFile(path, job, doc) if job is not None and len(problems) == before else None
 
 
@@ -237,7 +237,8 @@ _FEW_GENERATIONS = ("fewer than 2 generations kept: the guideline requires sever
                     "generations (e.g. last: 7, daily: 14)")
 
 
-def _strict_raw(data: dict[str, Any]) -> list[Finding]:
+def guideline_findings(data: dict[str, Any]) -> list[Finding]:
+    """What `validate --strict` enforces of a job file's data (the guideline's minimum)."""
     found: list[Finding] = []
     copies = data.get("copies")
     if not any(isinstance(c, dict) and c.get("kind") in ("offline", "immutable")
@@ -248,8 +249,3 @@ def _strict_raw(data: dict[str, Any]) -> list[Finding]:
     if counts and max(counts) < 2:
         found.append((["generations"], _FEW_GENERATIONS))
     return found
-
-
-def strict_findings(job: Job) -> list[Finding]:
-    """Guideline requirements that `validate --strict` enforces."""
-    return _strict_raw(job.model_dump(mode="json", by_alias=True))

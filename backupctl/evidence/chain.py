@@ -17,9 +17,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
-from backupctl.state.schema import evidence
+from backupctl.state import queries
 
 GENESIS = "0" * 64
 FIELDS = ("id", "kind", "job", "host", "repository", "snapshot_id", "snapshot_time",
@@ -42,8 +42,7 @@ def record_hash(record: dict[str, Any]) -> str:
 
 
 def head(conn: Connection) -> str:
-    row = conn.execute(select(evidence.c.hash).order_by(evidence.c.seq.desc()).limit(1)).first()
-    return row[0] if row else GENESIS
+    return queries.evidence_head(conn) or GENESIS
 
 
 def append(conn: Connection, fields: dict[str, Any], *,
@@ -70,13 +69,12 @@ def append(conn: Connection, fields: dict[str, Any], *,
     record["hash"] = record_hash(record)
     row = dict(record)
     row["details"] = canonical(record["details"]).decode("utf-8")
-    conn.execute(evidence.insert().values(**row, run_id=run_id))
+    queries.insert_evidence(conn, {**row, "run_id": run_id})
     return record
 
 
-def row_to_record(row: Any) -> dict[str, Any]:
+def row_to_record(mapping: dict[str, Any]) -> dict[str, Any]:
     """A database row as the SPEC §6 record (without `seq` and `run_id`)."""
-    mapping = dict(row._mapping)
     record = {k: mapping[k] for k in (*FIELDS, "hash")}
     try:
         record["details"] = json.loads(mapping["details"])
@@ -106,17 +104,10 @@ class Entry:
         return f"seq {self.seq} (id {self.id})"
 
 
-def entries(conn: Connection, *, batch: int = 5000) -> Iterator[Entry]:
-    """Every record in chain order (by `seq`), read in batches."""
-    last = 0
-    while True:
-        rows = conn.execute(select(evidence).where(evidence.c.seq > last)
-                            .order_by(evidence.c.seq).limit(batch)).fetchall()
-        if not rows:
-            return
-        for row in rows:
-            yield Entry(seq=int(row.seq), record=row_to_record(row))
-        last = int(rows[-1].seq)
+def entries(conn: Connection) -> Iterator[Entry]:
+    """Every record in chain order (by `seq`)."""
+    for row in queries.evidence_rows(conn):
+        yield Entry(seq=int(row["seq"]), record=row_to_record(row))
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from typing import Any
 
 import jinja2
 
+from backupctl import fmt
 from backupctl.errors import BackupctlError
 from backupctl.evidence.report import labels
 
@@ -24,17 +25,6 @@ FORMATS = ("html", "pdf", "csv", "json")
 _ENV = jinja2.Environment(loader=jinja2.PackageLoader("backupctl.evidence", "templates"),
                           autoescape=True, undefined=jinja2.StrictUndefined,
                           trim_blocks=True, lstrip_blocks=True)
-
-
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "–"
-    whole = round(seconds)
-    if seconds < 60:
-        return f"{seconds:.1f}s" if seconds < 10 else f"{whole}s"
-    hours, rest = divmod(whole, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
 
 
 def _policy(policy: dict[str, int]) -> str:
@@ -52,7 +42,7 @@ def _stamp(value: str | None) -> str:
 
 def html(report: dict[str, Any]) -> str:
     template = _ENV.get_template("report.html.j2")
-    return template.render(r=report, t=labels()[report["lang"]], duration=_duration,
+    return template.render(r=report, t=labels()[report["lang"]], duration=fmt.duration,
                            policy=_policy, stamp=_stamp)
 
 

@@ -15,16 +15,24 @@ from importlib import resources
 from typing import Any
 
 from ruamel.yaml import YAML
-from sqlalchemy import select
 
 from backupctl import __version__
 from backupctl.clock import iso
 from backupctl.config.validate import Config
 from backupctl.errors import UsageError
 from backupctl.evidence import chain
+from backupctl.fmt import ms_to_seconds
 from backupctl.log import mask
+from backupctl.state import queries
 from backupctl.state.db import Store
-from backupctl.state.schema import flags, generations, media
+from backupctl.state.records import (
+    BackupDetails,
+    ClearDetails,
+    CopyDetails,
+    DrillDetails,
+    VerifyDetails,
+    read,
+)
 
 SCHEMA_ID = "backupctl-report/1"
 LANGS = ("ja", "en")
@@ -163,32 +171,20 @@ class _State:
 
 def _state(store: Store) -> _State:
     with store.read() as conn:
-        raised = [dict(r._mapping) for r in conn.execute(
-            select(flags).where(flags.c.cleared_at.is_(None)).order_by(flags.c.id))]
-        labels_seen = [dict(r._mapping) for r in conn.execute(select(media))]
-        latest: dict[tuple[str, str], dict[str, Any]] = {}
-        for row in conn.execute(select(generations).order_by(generations.c.id)):
-            latest[(row.job, row.repository)] = dict(row._mapping)
+        raised = [{"job": f.job, "raised_at": f.raised_at, "reason": f.reason}
+                  for f in queries.open_flags(conn)]
+        labels_seen = [{"job": job, "copy": copy, "label": m.label,
+                        "last_attached": m.last_attached}
+                       for job, copy, m in queries.all_media(conn)]
+        latest = {(g.job, g.repository): {"count": g.count, "expected": g.expected,
+                                          "finding": g.finding}
+                  for g in queries.newest_generations(conn)}
     return _State(raised, labels_seen, latest)
 
 
-def _num(value: Any) -> float | None:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) \
-        else None
-
-
-def _count(value: Any) -> int:
-    if isinstance(value, list):
-        return len(value)
-    number = _num(value)
-    return int(number) if number is not None else 0
-
-
 def _medium(details: dict[str, Any]) -> str | None:
-    value = details.get("medium")
-    if isinstance(value, dict):
-        value = value.get("label") or value.get("fs_uuid")
-    return str(value) if value else None
+    medium = read(CopyDetails, details).medium
+    return (medium.label or medium.fs_uuid) if medium is not None else None
 
 
 def _job(name: str, *, config: Config, period: Period, lang: str, state: _State,
@@ -248,13 +244,11 @@ def _month(month: str, records: list[dict[str, Any]], *, period: Period,
     def failed(kind: str) -> int:
         return sum(1 for r in of(kind) if r["result"] != "pass")
 
-    backups = of("backup")
-    held = [_num(r["details"].get("generations")) for r in backups]
-    held_known = [h for h in held if h is not None]
-    verifies = of("verify")
-    restore_times = [t for r in verifies if (t := _num(r["details"].get("restore_seconds")))
-                     is not None]
-    rtos = [t for r in verifies if (t := _num(r["details"].get("rto_seconds"))) is not None]
+    backups = [read(BackupDetails, r["details"]) for r in of("backup")]
+    held_known = [b.generations for b in backups if b.generations is not None]
+    verifies = [read(VerifyDetails, r["details"]) for r in of("verify")]
+    restore_times = [t for v in verifies if (t := ms_to_seconds(v.restore_ms)) is not None]
+    rtos = [v.rto_seconds for v in verifies if v.rto_seconds is not None]
     return {
         "month": month,
         "backups": len(backups), "backups_failed": failed("backup"),
@@ -262,12 +256,12 @@ def _month(month: str, records: list[dict[str, Any]], *, period: Period,
         "copies": len(of("copy")), "copies_failed": failed("copy"),
         "probes": len(of("probe")), "probes_failed": failed("probe"),
         "restore_tests": len(verifies), "restore_tests_failed": failed("verify"),
-        "files_checked": sum(_count(r["details"].get("files_checked")) for r in verifies),
-        "mismatches": sum(_count(r["details"].get("mismatches")) for r in verifies),
+        "files_checked": sum(v.files_checked for v in verifies),
+        "mismatches": sum(len(v.mismatches) for v in verifies),
         "max_restore_seconds": max(restore_times) if restore_times else None,
         "rto_seconds": int(rtos[-1]) if rtos else job_rto,
         "drills": len(of("drill")), "drills_failed": failed("drill"),
-        "suspicious": sum(1 for r in backups if r["details"].get("suspicious")),
+        "suspicious": sum(1 for b in backups if b.suspicious),
         "clears": len(of("clear")),
     }
 
@@ -302,46 +296,44 @@ def _copies(name: str, *, job: Any, records: list[dict[str, Any]],
     return out
 
 
+def _error(r: dict[str, Any]) -> str | None:
+    error = r["details"].get("error") if isinstance(r["details"], dict) else None
+    return mask(str(error)) if error else None
+
+
 def _restore_test(r: dict[str, Any], period: Period) -> dict[str, Any]:
-    d = r["details"]
-    mismatches = d.get("mismatches")
-    paths = [str(m.get("path")) if isinstance(m, dict) else str(m)
-             for m in (mismatches if isinstance(mismatches, list) else [])]
+    d = read(VerifyDetails, r["details"])
     return {
         "at": _local(r["finished_at"], period), "repository": r["repository"],
-        "mode": str(d.get("mode") or ""), "snapshot_id": r.get("snapshot_id"),
-        "files_checked": _count(d.get("files_checked")), "mismatches": _count(mismatches),
-        "mismatch_paths": [mask(p) for p in paths[:20]],
-        "restore_seconds": _num(d.get("restore_seconds")),
-        "rto_seconds": _num(d.get("rto_seconds")),
-        "result": r["result"], "error": mask(str(d["error"])) if d.get("error") else None,
-        "id": r["id"],
+        "mode": d.mode if r["details"].get("mode") else "", "snapshot_id": r.get("snapshot_id"),
+        "files_checked": d.files_checked, "mismatches": len(d.mismatches),
+        "mismatch_paths": [mask(m.path) for m in d.mismatches[:20]],
+        "restore_seconds": ms_to_seconds(d.restore_ms),
+        "rto_seconds": float(d.rto_seconds) if d.rto_seconds is not None else None,
+        "result": r["result"], "error": _error(r), "id": r["id"],
     }
 
 
 def _drill(r: dict[str, Any], period: Period) -> dict[str, Any]:
-    d = r["details"]
-    steps = d.get("steps")
+    d = read(DrillDetails, r["details"])
     return {"at": _local(r["finished_at"], period), "operator": r["operator"],
-            "restore_seconds": _num(d.get("restore_seconds")),
-            "steps": len(steps) if isinstance(steps, list) else 0,
+            "restore_seconds": ms_to_seconds(d.restore_ms), "steps": len(d.steps),
             "result": r["result"], "id": r["id"]}
 
 
 def _is_event(r: dict[str, Any]) -> bool:
-    return r["kind"] == "clear" or r["result"] != "pass" or bool(r["details"].get("suspicious"))
+    return r["kind"] == "clear" or r["result"] != "pass" or (
+        r["kind"] == "backup" and bool(read(BackupDetails, r["details"]).suspicious))
 
 
 def _event(r: dict[str, Any], period: Period, lang: str) -> dict[str, Any]:
-    d = r["details"]
+    suspicious = read(BackupDetails, r["details"]).suspicious if r["kind"] == "backup" else []
     if r["kind"] == "clear":
-        what = str(d.get("reason") or d.get("clear_reason") or "")
-    elif d.get("suspicious"):
-        reasons = d["suspicious"]
-        what = _t(lang, "suspicious") + ": " + (
-            "; ".join(map(str, reasons)) if isinstance(reasons, list) else str(reasons))
+        what = read(ClearDetails, r["details"]).reason
+    elif suspicious:
+        what = _t(lang, "suspicious") + ": " + "; ".join(suspicious)
     else:
-        what = str(d.get("error") or "")
+        what = _error(r) or ""
     return {"at": _local(r["finished_at"], period), "kind": r["kind"],
             "repository": r["repository"], "operator": r["operator"], "result": r["result"],
             "what": mask(what)[:500], "id": r["id"]}

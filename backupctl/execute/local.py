@@ -11,7 +11,16 @@ import time
 from collections.abc import Sequence
 from typing import IO
 
-from backupctl.execute import Arg, Result, SecretFile, StdoutSink, display, stderr_text
+from backupctl.execute import (
+    Arg,
+    Result,
+    SecretFile,
+    StdoutSink,
+    display,
+    raise_if_cancelled,
+    running,
+    stderr_text,
+)
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +69,7 @@ class LocalRunner:
                env: dict[str, str] | None) -> Result:
         shown = display(argv)
         log.debug("run: %s", shown)
+        raise_if_cancelled()
         started = time.monotonic()
         try:
             proc = subprocess.Popen(
@@ -91,7 +101,8 @@ class LocalRunner:
             if timer is not None:
                 timer.daemon = True
                 timer.start()
-            proc.wait()
+            with running(proc.kill):
+                proc.wait()
         except BaseException:
             proc.kill()  # interrupted (Ctrl-C, SIGTERM): never leave restic behind
             proc.wait()
@@ -102,6 +113,7 @@ class LocalRunner:
         timed_out = expired.is_set()
         for t in threads:
             t.join()
+        raise_if_cancelled()  # killed by `cancel`: not a result to judge
         return Result(shown, proc.returncode, b"".join(out),
                       stderr_text(b"".join(err)),
                       time.monotonic() - started, timed_out)

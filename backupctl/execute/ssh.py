@@ -28,7 +28,16 @@ from tenacity import (
 )
 
 from backupctl.errors import ConnectError, HostKeyError, UsageError
-from backupctl.execute import Arg, Result, SecretFile, StdoutSink, display, stderr_text
+from backupctl.execute import (
+    Arg,
+    Result,
+    SecretFile,
+    StdoutSink,
+    display,
+    raise_if_cancelled,
+    running,
+    stderr_text,
+)
 
 log = logging.getLogger(__name__)
 
@@ -169,41 +178,21 @@ class SshRunner:
             raise ConnectError(f"{self.job}: cannot run a command on {self.host}: {exc}") from None
         out: list[bytes] = []
         err: list[bytes] = []
-        threads = [threading.Thread(target=_read_stderr, args=(channel, err), daemon=True)]
-        threads.append(threading.Thread(target=_write_stdin, args=(channel, stdin), daemon=True))
+        threads = [threading.Thread(target=_read_stderr, args=(channel, err), daemon=True),
+                   threading.Thread(target=_write_stdin, args=(channel, stdin), daemon=True)]
         for t in threads:
             t.start()
         deadline = None if timeout is None else started + timeout
-        timed_out = False
-        channel.settimeout(1.0)
         try:
-            while True:
-                if deadline is not None and time.monotonic() > deadline:
-                    timed_out = True
-                    break
-                try:
-                    chunk = channel.recv(65536)
-                except TimeoutError:
-                    if not transport.is_active():
-                        break
-                    continue
-                if not chunk:
-                    break
-                if stdout_sink is not None:
-                    stdout_sink(chunk)
-                else:
-                    out.append(chunk)
-            if not timed_out:
-                while not channel.exit_status_ready():
-                    if not transport.is_active() or (
-                            deadline is not None and time.monotonic() > deadline):
-                        break
-                    time.sleep(0.05)
+            with running(channel.close):
+                timed_out = _pump(channel, transport, deadline,
+                                  stdout_sink or out.append)
         finally:
-            if timed_out or not channel.exit_status_ready():
+            if not channel.exit_status_ready():
                 channel.close()
             for t in threads:
                 t.join(timeout=5)
+        raise_if_cancelled()
         # paramiko reports -1 when the channel closed without an exit status: with the
         # transport gone too, the connection was lost (not a command failure to describe).
         lost = not timed_out and (not channel.exit_status_ready() or (
@@ -243,6 +232,30 @@ def _detect_dead_peer(client: paramiko.SSHClient) -> None:
         with contextlib.suppress(OSError):
             transport.sock.setsockopt(socket.IPPROTO_TCP, user_timeout,  # type: ignore[union-attr]
                                       DEAD_PEER_SECONDS * 1000)
+
+
+def _pump(channel: paramiko.Channel, transport: paramiko.Transport, deadline: float | None,
+          sink: StdoutSink) -> bool:
+    """Move stdout into `sink` until the command ends; True when the deadline passed first."""
+    channel.settimeout(1.0)
+    while True:
+        if deadline is not None and time.monotonic() > deadline:
+            channel.close()
+            return True
+        try:
+            chunk = channel.recv(65536)
+        except TimeoutError:
+            if not transport.is_active():
+                break
+            continue
+        if not chunk:
+            break
+        sink(chunk)
+    while not channel.exit_status_ready():
+        if not transport.is_active() or (deadline is not None and time.monotonic() > deadline):
+            break
+        time.sleep(0.05)
+    return False
 
 
 def _read_stderr(channel: paramiko.Channel, into: list[bytes]) -> None:

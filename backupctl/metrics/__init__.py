@@ -20,21 +20,12 @@ from prometheus_client.utils import floatToGoString
 from backupctl import __version__
 from backupctl.clock import Clock, system_clock
 from backupctl.config.schema import Job
-from backupctl.execute import Runner
 from backupctl.metrics.families import families
-from backupctl.metrics.state import StateReader, StateUnavailable, StateView
-from backupctl.restic import commands as restic
-from backupctl.restic.parse import version as parse_version
+from backupctl.state.view import StateReader, StateUnavailable, StateView
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Source", "StateCollector", "exposition", "registry", "render", "restic_version"]
-
-
-def restic_version(runner: Runner) -> str:
-    result = runner.run(restic.version(), timeout=30)
-    return parse_version(result.stdout.decode(errors="replace")) if result.ok else "unknown"
-
+__all__ = ["Source", "StateCollector", "exposition", "registry", "render"]
 
 @dataclass
 class Source:

@@ -24,7 +24,7 @@ from backupctl.config.schema import Job
 from backupctl.config.validate import Config, load_config
 from backupctl.errors import BackupctlError, ConfigError, UsageError
 from backupctl.metrics import Source, StateCollector, registry, render
-from backupctl.metrics.state import StateUnavailable
+from backupctl.state.view import StateUnavailable
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,9 @@ from dataclasses import dataclass
 from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily, Metric
 
 from backupctl.config.schema import Job
-from backupctl.metrics.state import StateView, number
+from backupctl.fmt import ms_to_seconds
+from backupctl.state.records import BackupDetails, VerifyDetails, read
+from backupctl.state.view import StateView
 
 JOB = ("backup_job",)
 REPO = ("backup_job", "repository")
@@ -143,21 +145,48 @@ def _job(out: _Out, job: Job, view: StateView, *, now: float) -> None:
             1.0 if newest is not None and newest.status == "success" else 0.0)
     out.set("backupctl_backup_last_run_timestamp_seconds", primary,
             newest.finished_at if newest else None)
-    if good is not None:
+    backup = read(BackupDetails, good.details) if good is not None else None
+    if good is not None and backup is not None:
         out.set("backupctl_backup_last_success_timestamp_seconds", primary, good.finished_at)
-        out.set("backupctl_backup_duration_seconds", primary, number(good.details.get("duration")))
-        out.set("backupctl_backup_added_bytes", primary, number(good.details.get("bytes_added")))
+        out.set("backupctl_backup_duration_seconds", primary, backup.duration_ms / 1000)
+        out.set("backupctl_backup_added_bytes", primary, float(backup.bytes_added))
     out.set("backupctl_suspicious", [name], 1.0 if name in view.suspicious else 0.0)
 
-    repos = ["primary", *(c.name for c in job.copies)]
-    for repo in repos:
+    _generations(out, job, view, backup)
+    _copies(out, job, view, now=now)
+    for repo in sorted({"primary"} | view.repositories("verify", name)):
+        labels = [name, repo]
+        last, ok = view.newest.get(("verify", name, repo)), view.success.get(("verify", name, repo))
+        out.set("backupctl_verify_last_status", labels,
+                1.0 if last is not None and last.status == "success" else 0.0)
+        if last is not None:
+            verified = read(VerifyDetails, last.details)
+            out.set("backupctl_verify_last_run_timestamp_seconds", labels, last.finished_at)
+            out.set("backupctl_verify_files_checked", labels, float(verified.files_checked))
+            out.set("backupctl_verify_mismatches", labels, float(len(verified.mismatches)))
+            out.set("backupctl_verify_coverage_ratio", labels,
+                    float(verified.coverage) if verified.coverage is not None else None)
+        if ok is not None:
+            out.set("backupctl_verify_last_success_timestamp_seconds", labels, ok.finished_at)
+        restore = view.restore.get((name, repo))
+        if restore is not None:
+            out.set("backupctl_restore_duration_seconds", labels,
+                    ms_to_seconds(restore.restore_ms))
+
+
+def _generations(out: _Out, job: Job, view: StateView, backup: BackupDetails | None) -> None:
+    name = job.name
+    for repo in ["primary", *(c.name for c in job.copies)]:
         observed = view.generations.get((name, repo))
         if observed is not None:
             out.set("backupctl_generations", [name, repo], float(observed[0]))
             out.set("backupctl_generations_expected", [name, repo], float(observed[1]))
-        elif repo == "primary" and good is not None:  # before the generation assertion ran
-            out.set("backupctl_generations", primary, number(good.details.get("generations")))
+        elif repo == "primary" and backup is not None and backup.generations is not None:
+            out.set("backupctl_generations", [name, repo], float(backup.generations))
 
+
+def _copies(out: _Out, job: Job, view: StateView, *, now: float) -> None:
+    name = job.name
     for copy in job.copies:
         labels = [name, copy.name]
         last, ok = view.newest.get(("copy", name, copy.name)), \
@@ -175,29 +204,3 @@ def _job(out: _Out, job: Job, view: StateView, *, now: float) -> None:
                     1.0 if probe is not None and probe.status == "success" else 0.0)
             out.set("backupctl_immutable_probe_last_run_timestamp_seconds", labels,
                     probe.finished_at if probe else None)
-
-    for repo in sorted({"primary"} | view.repositories("verify", name)):
-        labels = [name, repo]
-        last, ok = view.newest.get(("verify", name, repo)), view.success.get(("verify", name, repo))
-        out.set("backupctl_verify_last_status", labels,
-                1.0 if last is not None and last.status == "success" else 0.0)
-        if last is not None:
-            out.set("backupctl_verify_last_run_timestamp_seconds", labels, last.finished_at)
-            out.set("backupctl_verify_files_checked", labels,
-                    number(last.details.get("files_checked")))
-            out.set("backupctl_verify_mismatches", labels, _count(last.details.get("mismatches")))
-            out.set("backupctl_verify_coverage_ratio", labels,
-                    number(last.details.get("coverage_ratio")))
-        if ok is not None:
-            out.set("backupctl_verify_last_success_timestamp_seconds", labels, ok.finished_at)
-        restore = view.restore.get((name, repo))
-        if restore is not None:
-            out.set("backupctl_restore_duration_seconds", labels,
-                    number(restore.details.get("restore_seconds")))
-
-
-def _count(value: object) -> float | None:
-    """`mismatches` is a list of findings (or, defensively, a count)."""
-    if isinstance(value, list):
-        return float(len(value))
-    return number(value)

@@ -12,14 +12,15 @@ import contextlib
 import fcntl
 import logging
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from backupctl.actions.context import Context
+from backupctl.clock import Clock
+from backupctl.config.validate import Config
 from backupctl.errors import BackupctlError
+from backupctl.files import write_atomic
 from backupctl.metrics import Source, exposition
-from backupctl.metrics.state import StateReader
+from backupctl.state.view import StateReader
 
 log = logging.getLogger(__name__)
 
@@ -39,50 +40,29 @@ def _locked(lock: Path | None) -> Iterator[None]:
         os.close(fd)  # releases the lock
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Replace `path` with `data` in one rename (same directory, so same filesystem)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-            os.fchmod(handle.fileno(), 0o644)  # node_exporter usually runs as another user
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
 def write_textfile(source: Source, path: Path, *, lock: Path | None = None) -> bool:
     """Write the exposition to `path`; returns whether the state could be read."""
     with _locked(lock):
         text, state_ok = exposition(source)
-        write_atomic(path, text)
+        write_atomic(path, text, mode=0o644)  # node_exporter usually runs as another user
     return state_ok
 
 
-def refresh(ctx: Context) -> None:
+def refresh(config: Config, *, clock: Clock, restic_version: str) -> None:
     """After backup/copy/verify: rewrite `textfile_dir/backupctl.prom` if configured.
 
     Never changes the command's result: a failure is logged as a warning.
     """
-    directory = ctx.config.settings.textfile_dir
+    directory = config.settings.textfile_dir
     if directory is None:
         return
-    jobs = [jf.job for _, jf in sorted(ctx.config.jobs.items())]
-    reader = StateReader(ctx.config.settings.effective_database_url)
+    jobs = [jf.job for _, jf in sorted(config.jobs.items())]
+    reader = StateReader(config.settings.effective_database_url)
     try:
-        source = Source(jobs=lambda: jobs, reader=reader, clock=ctx.clock,
-                        restic_version=ctx.restic_version)
+        source = Source(jobs=lambda: jobs, reader=reader, clock=clock,
+                        restic_version=restic_version)
         write_textfile(source, directory / TEXTFILE_NAME,
-                       lock=ctx.config.settings.state_dir / "textfile.lock")
+                       lock=config.settings.state_dir / "textfile.lock")
     except (OSError, BackupctlError) as exc:
         log.warning("metrics: cannot write %s: %s", directory / TEXTFILE_NAME, exc)
     finally:

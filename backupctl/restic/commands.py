@@ -62,8 +62,10 @@ def restore(repo: str, password: Secret, *, snapshot: str, target: str,
     return [*argv, "--", snapshot]
 
 
-def check(repo: str, password: Secret, *, read_data_subset: float | None) -> list[Arg]:
-    argv = [*base(repo, password, cache=False), "check"]
+def check(repo: str, password: Secret, *, read_data_subset: float | None,
+          no_lock: bool = False) -> list[Arg]:
+    """`no_lock`: beside a restore of ours (which holds restic's shared lock)."""
+    argv = [*base(repo, password, cache=False), *(["--no-lock"] if no_lock else []), "check"]
     if read_data_subset is not None:
         argv.append(f"--read-data-subset={read_data_subset * 100:g}%")
     return argv

@@ -3,7 +3,7 @@
 A run holds its job's lease for its whole duration; a second holder gets `LeaseHeld` (exit
 75) naming who runs the job. Two implementations behind one interface (`JobLocks`):
 
-- `FileLocks(state_dir)`: today's per-job `flock` (SQLite, one orchestrator).
+- `FileLocks(state_dir)` (state/locks.py): the per-job `flock` (SQLite, one orchestrator).
 - `PgLeases(database_url, orchestrator)`: several orchestrators on one PostgreSQL. Each
   held lease is a session-level advisory lock on a connection of its own (never a pooled
   one: a session lock survives commit and being returned to a pool, COMPONENTS.md), plus a
@@ -29,7 +29,7 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import psycopg
 from psycopg.conninfo import make_conninfo
@@ -39,7 +39,7 @@ from backupctl.clock import Clock, iso, system_clock
 from backupctl.errors import BackupctlError, LockHeld
 from backupctl.state import pgconn
 from backupctl.state.db import StateError, safe_url
-from backupctl.state.locks import job_lock
+from backupctl.state.locks import FileLocks, JobLocks
 from backupctl.state.schema import leases as leases_table
 
 log = logging.getLogger(__name__)
@@ -63,15 +63,6 @@ class Lease:
                             "stopped so that another orchestrator can take the job over")
 
 
-class JobLocks(Protocol):
-    """Held for the whole run of a job; another holder -> LockHeld (exit 75) naming it."""
-
-    global_scope: bool  # True: a `running` row of this job from ANY orchestrator is stale
-    # once we hold the lock
-
-    def hold(self, job: str, *, kind: str) -> contextlib.AbstractContextManager[Lease]: ...
-
-
 class LeaseHeld(LockHeld):
     """The job's lease is held by a run on some orchestrator (exit 75)."""
 
@@ -85,30 +76,6 @@ class LeaseHeld(LockHeld):
 
 class LeaseLost(BackupctlError):
     """The connection holding the lease is gone: stop the run (exit 1)."""
-
-
-# -- FileLocks: one orchestrator, flock ----------------------------------------------------
-
-class FileLocks:
-    """Today's per-job flock (`state_dir/locks/JOB.lock`) behind the JobLocks interface.
-
-    Only this machine's processes can hold it, so only this orchestrator's `running` rows are
-    known to be stale once it is held (global_scope False). It is never lost.
-    """
-
-    global_scope: bool = False
-
-    def __init__(self, state_dir: Path, *, orchestrator: str | None = None,
-                 clock: Clock = system_clock) -> None:
-        self.state_dir = state_dir
-        self.orchestrator = orchestrator or socket.gethostname()
-        self.clock = clock
-
-    @contextlib.contextmanager
-    def hold(self, job: str, *, kind: str) -> Iterator[Lease]:
-        with job_lock(self.state_dir, job):
-            yield Lease(job=job, kind=kind, orchestrator=self.orchestrator,
-                        since=iso(self.clock()))
 
 
 # -- PgLeases: several orchestrators, PostgreSQL -------------------------------------------
@@ -358,7 +325,7 @@ def job_locks(*, database_url: str, state_dir: Path, orchestrator: str,
     """PgLeases when the state is on PostgreSQL, else FileLocks."""
     if pgconn.is_postgresql(database_url):
         return PgLeases(database_url, orchestrator, on_lost=on_lost, clock=clock)
-    return FileLocks(state_dir, orchestrator=orchestrator, clock=clock)
+    return FileLocks(state_dir)
 
 
 @dataclass(frozen=True)

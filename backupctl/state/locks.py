@@ -1,28 +1,54 @@
-"""Per-job locks: a second run of the same job exits 75 and runs nothing."""
+"""Per-job locks: a second run of the same job exits 75 and runs nothing.
+
+`JobLocks` is what a run holds from start to end. With the default SQLite state it is a
+local `flock` (`FileLocks`): the kernel releases it when the process dies, so a killed run
+never leaves a stale lock behind. With PostgreSQL it is a lease shared by every orchestrator
+(`state/leases.py`: `PgLeases`).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
+from typing import Protocol
 
 from backupctl.errors import BackupctlError, LockHeld
 
 
-@contextmanager
-def job_lock(state_dir: Path, job: str) -> Iterator[None]:
-    """Hold `state_dir/locks/JOB.lock` (flock) or raise LockHeld at once.
+class JobLocks(Protocol):
+    """Held for the whole run of a job; another holder → LockHeld (exit 75) naming it."""
 
-    flock is released by the kernel when the process dies, so a killed run never leaves a
-    stale lock behind.
-    """
+    @property
+    def global_scope(self) -> bool:
+        """True: a `running` row of the job from any orchestrator is stale once held."""
+        ...
+
+    def hold(self, job: str, *, kind: str) -> contextlib.AbstractContextManager[object]: ...
+
+
+class FileLocks:
+    """`state_dir/locks/JOB.lock` (flock): one orchestrator, one state database."""
+
+    global_scope = False
+
+    def __init__(self, state_dir: Path) -> None:
+        self.state_dir = state_dir
+
+    def hold(self, job: str, *, kind: str) -> contextlib.AbstractContextManager[None]:
+        return job_lock(self.state_dir, job, kind=kind)
+
+
+@contextlib.contextmanager
+def job_lock(state_dir: Path, job: str, *, kind: str = "run") -> Iterator[None]:
+    """Hold `state_dir/locks/JOB.lock` (flock) or raise LockHeld at once."""
     directory = state_dir / "locks"
     path = directory / f"{job}.lock"
     try:
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
     except OSError as exc:
         raise BackupctlError(f"{job}: cannot open the job lock {path}: "
                              f"{exc.strerror or exc}; check state_dir; nothing was run")\
@@ -31,11 +57,11 @@ def job_lock(state_dir: Path, job: str) -> Iterator[None]:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "another process"
+            holder = os.pread(fd, 128, 0).decode(errors="replace").strip() or "another process"
             raise LockHeld(f"{job}: already running ({holder} holds {path}); nothing was run")\
                 from None
         os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()}\n".encode(), 0)
+        os.pwrite(fd, f"{kind} pid {os.getpid()}\n".encode(), 0)
         yield
     finally:
         os.close(fd)

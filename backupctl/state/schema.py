@@ -39,10 +39,12 @@ runs = Table(
     Column("orchestrator", String(255), nullable=False),
     Column("pid", Integer, nullable=False),
     Column("operator", String(255), nullable=False, default="scheduler"),
+    # a measured full restore (verify --mode full, drill): metrics find it without JSON
+    Column("restore_ms", BigInteger),
     # SHA-256 of the job file the run used: orchestrators with differing files show in status
     Column("job_file_sha256", String(64)),
     Index("runs_job_kind", "job", "kind", "id"),
-    # metrics: the newest run per job/kind/repository is one index seek (backupctl.metrics.state)
+    # metrics: the newest run per job/kind/repository is one index seek (backupctl.state.view)
     Index("runs_job_kind_repository", "job", "kind", "repository", "id"),
 )
 

@@ -37,10 +37,6 @@ def ns_iso(ns: int) -> str:
     return f"{moment.isoformat(timespec='seconds')}.{rest:09d}+00:00"
 
 
-def iso_ns(text: str) -> int:
-    return time_ns(text)
-
-
 @dataclass(frozen=True)
 class FileNode:
     path: str

@@ -8,6 +8,9 @@ list on stdin. A file whose size or mtime on the source no longer matches the sn
 that changed while being hashed) is recorded as `changed` and never used as a reference, so
 live data cannot raise false alarms.
 
+A name restic shows with U+FFFD (not valid UTF-8 on the source) cannot be hashed under that
+name nor found after a restore: it is never chosen, and is listed as not verifiable.
+
 A manifest that cannot be built raises (the backup then fails with the reason): a restore
 test without references could never prove anything.
 """
@@ -15,25 +18,26 @@ test without references could never prove anything.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, select
-
-from backupctl.actions import repo as repos
-from backupctl.actions.context import Context
 from backupctl.config.schema import Job
-from backupctl.errors import CommandFailed, ResticError
+from backupctl.errors import CommandFailed
 from backupctl.execute import Runner
-from backupctl.restic import commands as restic
-from backupctl.state.schema import manifest as manifest_table
+from backupctl.state.records import ManifestSummary, ratio
 from backupctl.verify import sampling
 from backupctl.verify.hashing import REMOTE_SCRIPT
 from backupctl.verify.listing import FileNode, Listing, ns_iso
 
 ROLES = ("always", "canary", "sample")
 STATES = ("ok", "changed", "unreadable", "missing")
+NOT_UTF8 = "\ufffd"  # how restic 0.14's JSON shows a name that is not valid UTF-8
+UNVERIFIABLE_LISTED = 100  # names kept in the summary (the count is always complete)
+
+# (how many manifests the job has, the (path, size, mtime) references of the newest
+# `window` of them): the sample rotation's memory, from the state database.
+History = Callable[[int], tuple[int, set[tuple[str, int, str]]]]
 
 
 @dataclass(frozen=True)
@@ -44,38 +48,26 @@ class Manifest:
     bytes_total: int = 0
     round_no: int = 0
     rounds: int = 1
-    coverage_ratio: float = 0.0
-
-    def rows(self, job: str) -> list[dict[str, Any]]:
-        return [{"job": job, "snapshot_id": self.snapshot_id, **e} for e in self.entries]
+    coverage: float = 0.0
+    unverifiable: list[str] = field(default_factory=list)
 
     def count(self, *, role: str | None = None, state: str | None = None) -> int:
         return sum(1 for e in self.entries if (role is None or e["role"] == role)
                    and (state is None or e["state"] == state))
 
-    def summary(self) -> dict[str, Any]:
-        return {"files": len(self.entries), "snapshot_id": self.snapshot_id,
-                "always": self.count(role="always"), "canaries": self.count(role="canary"),
-                "sampled": self.count(role="sample"), "references": self.count(state="ok"),
-                "changed_since_snapshot": [e["path"] for e in self.entries
-                                           if e["state"] == "changed"],
-                "unreadable": [e["path"] for e in self.entries if e["state"] == "unreadable"],
-                "missing": [e["path"] for e in self.entries if e["state"] == "missing"],
-                "files_total": self.files_total, "bytes_total": self.bytes_total,
-                "round": self.round_no, "rounds": self.rounds,
-                "coverage_ratio": self.coverage_ratio}
+    def paths(self, state: str) -> list[str]:
+        return [e["path"] for e in self.entries if e["state"] == state]
 
-
-def list_snapshot(ctx: Context, job: Job, repo: repos.Repo, snapshot: str) -> Listing:
-    """`restic ls --json` of one snapshot, streamed (one restic process)."""
-    listing = Listing()
-    repos.run_restic(ctx.local, restic.ls(repo.url, repo.password, snapshot), job=job.name,
-                     what=f"listing snapshot {snapshot} of {repo.name}", timeout=ctx.timeout,
-                     stdout_sink=listing.feed)
-    listing.close()
-    if not listing.snapshot_id:
-        raise ResticError(f"{job.name}: restic ls printed no snapshot for {snapshot}")
-    return listing
+    def summary(self) -> ManifestSummary:
+        return ManifestSummary(
+            files=len(self.entries), snapshot_id=self.snapshot_id,
+            always=self.count(role="always"), canaries=self.count(role="canary"),
+            sampled=self.count(role="sample"), references=self.count(state="ok"),
+            changed_since_snapshot=self.paths("changed"), unreadable=self.paths("unreadable"),
+            missing=self.paths("missing"), files_total=self.files_total,
+            bytes_total=self.bytes_total, round=self.round_no, rounds=self.rounds,
+            coverage=ratio(self.coverage), unverifiable=self.unverifiable[:UNVERIFIABLE_LISTED],
+            unverifiable_count=len(self.unverifiable))
 
 
 def _under(path: str, wanted: str) -> bool:
@@ -93,24 +85,6 @@ def _select(files: list[FileNode], wanted: list[str]) -> tuple[list[FileNode], l
             absent.append(item)
         chosen.update((f.path, f) for f in hits)
     return list(chosen.values()), absent
-
-
-def _previous(ctx: Context, job: str, limit: int) -> tuple[int, set[tuple[str, int, str]]]:
-    """How many manifests the job has, and the references of the newest `limit` of them."""
-    with ctx.store.read() as conn:
-        newest = func.max(manifest_table.c.id)
-        ids = [r.snapshot_id for r in conn.execute(
-            select(manifest_table.c.snapshot_id, newest.label("last"))
-            .where(manifest_table.c.job == job)
-            .group_by(manifest_table.c.snapshot_id).order_by(newest.desc()))]
-        window = ids[:limit]
-        seen: set[tuple[str, int, str]] = set()
-        if window:
-            seen = {(r.path, int(r.size), r.mtime) for r in conn.execute(
-                select(manifest_table.c.path, manifest_table.c.size, manifest_table.c.mtime)
-                .where(manifest_table.c.job == job, manifest_table.c.state == "ok",
-                       manifest_table.c.snapshot_id.in_(window)))}
-    return len(ids), seen
 
 
 def hash_on_source(runner: Runner, paths: list[str], *, job: str,
@@ -161,10 +135,11 @@ def _entry(node: FileNode, role: str, record: dict[str, Any]) -> dict[str, Any]:
     return entry
 
 
-def build(ctx: Context, job: Job, runner: Runner, *, snapshot_id: str) -> Manifest | None:
-    """Hash the chosen files of `snapshot_id` on the source host (through `runner`)."""
-    listing = list_snapshot(ctx, job, repos.primary(job), snapshot_id)
-    files = listing.files
+def build(job: Job, runner: Runner, listing: Listing, *, history: History,
+          timeout: float | None) -> Manifest:
+    """Hash the chosen files of the listed snapshot on the source host (through `runner`)."""
+    files = [f for f in listing.files if NOT_UTF8 not in f.path]
+    unverifiable = [f.path for f in listing.files if NOT_UTF8 in f.path]
     always, absent = _select(files, job.verify.always)
     if absent:
         raise CommandFailed(
@@ -175,7 +150,7 @@ def build(ctx: Context, job: Job, runner: Runner, *, snapshot_id: str) -> Manife
     fixed = {f.path for f in always} | {f.path for f in canaries}
     pool = [f.path for f in files if f.path not in fixed]
     rounds = sampling.rounds(job.verify.sample, len(pool))
-    count, seen = _previous(ctx, job.name, rounds - 1)
+    count, seen = history(rounds - 1)
     by_path = {f.path: f for f in files}
     sampled = [by_path[p] for p in sampling.choose(pool, sample=job.verify.sample,
                                                     seed=sampling.seed_for(job.name),
@@ -184,17 +159,20 @@ def build(ctx: Context, job: Job, runner: Runner, *, snapshot_id: str) -> Manife
     chosen += [(f, "canary") for f in canaries if f.path not in {a.path for a in always}]
     chosen += [(f, "sample") for f in sampled]
     records = hash_on_source(runner, [f.path for f, _ in chosen], job=job.name,
-                             timeout=ctx.timeout)
+                             timeout=timeout)
     entries = [_entry(node, role, rec) for (node, role), rec in zip(chosen, records, strict=True)]
     entries += [{"path": c, "size": 0, "mtime": "", "sha256": None, "role": "canary",
                  "state": "missing", "note": "canary not in the snapshot"}
                 for c in absent_canaries]
     _refuse_unreadable(job, entries)
     seen |= {(e["path"], e["size"], e["mtime"]) for e in entries if e["state"] == "ok"}
-    covered = sum(1 for f in files if (f.path, f.size, ns_iso(f.mtime_ns)) in seen)
-    return Manifest(snapshot_id=listing.snapshot_id, entries=entries, files_total=len(files),
-                    bytes_total=listing.total_bytes, round_no=count % rounds, rounds=rounds,
-                    coverage_ratio=round(covered / len(files), 6) if files else 0.0)
+    everything = listing.files
+    covered = sum(1 for f in everything if (f.path, f.size, ns_iso(f.mtime_ns)) in seen)
+    return Manifest(snapshot_id=listing.snapshot_id, entries=entries,
+                    files_total=len(everything), bytes_total=listing.total_bytes,
+                    round_no=count % rounds, rounds=rounds,
+                    coverage=covered / len(everything) if everything else 0.0,
+                    unverifiable=unverifiable)
 
 
 def _refuse_unreadable(job: Job, entries: Iterable[dict[str, Any]]) -> None:

@@ -4,7 +4,6 @@ recorded."""
 
 from __future__ import annotations
 
-import json
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,16 +12,28 @@ from backupctl.actions import capacity, due
 from backupctl.config.schema import Job
 from backupctl.execute.local import LocalRunner
 from backupctl.state.db import Store
-from backupctl.state.takeover import finish_if_running
+from backupctl.state.records import BackupDetails, ManifestSummary, VerifyDetails
+from tests import runs
 from tests.conftest import need
 
 
-def _backup_of_size(store: Store, size: int) -> None:
-    run_id = store.start_run(job="pacs", kind="backup")
-    with store.transaction() as conn:
-        assert finish_if_running(conn, run_id, {
-            "status": "success", "exit_code": 0,
-            "details": json.dumps({"manifest": {"bytes_total": size}})})
+def _backup_of_size(store: Store, size: int, *, status: str = "success") -> None:
+    runs.record(store, job="pacs", status=status,
+                details=BackupDetails(manifest=ManifestSummary(bytes_total=size)))
+
+
+def test_the_restore_size_is_the_newest_backups_snapshot(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'state.db'}", orchestrator="backup01")
+    assert capacity.restore_size(store, "pacs") is None
+    runs.record(store, job="pacs", kind="verify",
+                details=VerifyDetails(mode="full", bytes_restored=7000))
+    runs.record(store, job="pacs", kind="verify", details=VerifyDetails(mode="quick"))
+    assert capacity.restore_size(store, "pacs") == 7000  # no backup yet: the last full restore
+    _backup_of_size(store, 5000)
+    _backup_of_size(store, 1, status="failed")  # not a snapshot to restore
+    assert capacity.restore_size(store, "pacs") == 5000
+    _backup_of_size(Store(store.url, orchestrator="backup02"), 9000)
+    assert capacity.restore_size(store, "pacs") == 9000  # whoever made it
 
 
 def test_a_restore_larger_than_the_free_scratch_space_is_skipped(tmp_path: Path) -> None:

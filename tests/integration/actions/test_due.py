@@ -14,7 +14,7 @@ from backupctl.actions import due
 from backupctl.config.schema import Job
 from backupctl.execute.local import LocalRunner
 from backupctl.state.db import Store
-from backupctl.state.takeover import finish_if_running
+from tests import runs
 from tests.conftest import Postgres, need
 
 NOW = datetime(2026, 11, 25, 3, 30, tzinfo=UTC)  # a Wednesday
@@ -71,11 +71,9 @@ def _job(tmp_path: Path, **schedule: Any) -> Job:
 def _run(url: str, orchestrator: str, at: datetime, *, kind: str = "backup",
          status: str | None = "success") -> None:
     store = Store(url, orchestrator=orchestrator, clock=lambda: at)
-    run_id = store.start_run(job="emr-db", kind=kind)
+    run_id = runs.start(store, job="emr-db", kind=kind)
     if status is not None:
-        with store.transaction() as conn:
-            assert finish_if_running(conn, run_id, {"status": status, "exit_code": 0,
-                                                    "finished_at": store.now()})
+        runs.finish(store, run_id, status=status, evidence=False)
 
 
 def _check(url: str, job: Job, kind: str = "backup") -> due.Due:
@@ -101,8 +99,7 @@ def test_a_running_run_counts_and_an_interrupted_one_does_not(url: str, tmp_path
     _run(url, "backup01", today, status=None)  # still running on backup01
     assert not _check(url, job).due
 
-    with Store(url).transaction() as conn:
-        assert finish_if_running(conn, 1, {"status": "interrupted", "exit_code": 1})
+    runs.finish(Store(url), 1, status="interrupted", evidence=False)
     assert _check(url, job).due  # its orchestrator died: the work is still to be done
 
 

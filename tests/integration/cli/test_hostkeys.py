@@ -130,5 +130,5 @@ def test_sshd_stopped_fails_after_bounded_retries(ssh_workspace: Workspace,
 def test_trust_of_a_local_job_is_refused(workspace: Workspace) -> None:
     workspace.job("here")
     result = workspace.run("trust", "here")
-    assert result.returncode == 1
+    assert result.returncode == 2, "a usage error: nothing to trust, nothing was run"
     assert "host is local" in result.stderr

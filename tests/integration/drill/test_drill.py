@@ -38,13 +38,13 @@ def test_yes_drill_restores_verifies_and_records_timed_steps(workspace: Workspac
     assert code == 0, (result, stderr)
     assert result["result"] == "pass" and result["status"] == "ok"
     assert result["files_checked"] == 12 and result["mismatches"] == []
-    assert result["files_restored"] == 12 and result["restore_seconds"] > 0
+    assert result["files_restored"] == 12 and result["restore_ms"] > 0
     names = [s["name"] for s in result["steps"]]
     assert names[:3] == ["snapshot", "restore", "verify hashes"]
     assert [n for n in names if n.startswith("check: ")] == [
         f"check: {c}" for c in check_commands(src)]
     assert names[-2:] == STEPS
-    assert all(s["seconds"] >= 0 for s in result["steps"])
+    assert all(s["duration_ms"] >= 0 for s in result["steps"])
     assert [s["result"] for s in result["steps"][:-2]] == ["pass"] * 5
     assert [s["result"] for s in result["steps"][-2:]] == ["skipped", "skipped"]
     assert result["manual_steps_confirmed"] is False
@@ -58,9 +58,9 @@ def test_yes_drill_restores_verifies_and_records_timed_steps(workspace: Workspac
     assert record["snapshot_id"] == result["snapshot_id"]
     details = record["details"]
     assert details["result"] == "pass" and details["remarks"] == "年次訓練"
-    assert details["restore_seconds"] == result["restore_seconds"]
+    assert details["restore_ms"] == result["restore_ms"]
     assert [s["name"] for s in details["steps"]] == names
-    assert all(isinstance(s["seconds"], float) for s in details["steps"])
+    assert all(isinstance(s["duration_ms"], int) for s in details["steps"])
     assert PASSWORD not in json.dumps(details) + stderr
 
 

@@ -14,13 +14,14 @@ from backupctl.evidence import chain
 from backupctl.state.db import Store
 from tests.conftest import Postgres, Workspace
 
-WORKER = Path(__file__).with_name("append_worker.py")
+ROOT = Path(__file__).resolve().parents[3]  # the worker imports the tests package
 PER_PROCESS = 200
 
 
 def _two_writers(url: str) -> None:
     """Both workers connect first, then are released together."""
-    procs = [subprocess.Popen([sys.executable, str(WORKER), url, name, str(PER_PROCESS)],
+    procs = [subprocess.Popen([sys.executable, "-m", "tests.integration.evidence.append_worker",
+                               url, name, str(PER_PROCESS)], cwd=ROOT,
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True)
              for name in ("writer-a", "writer-b")]

@@ -10,10 +10,10 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from backupctl import dashboard
 from tests.conftest import Workspace
 from tests.integration.metrics.conftest import Exporter, Prometheus, http_get, wait_for
 from tests.repo_damage import flip_byte_in_largest_pack
+from tools import dashboard
 
 DASHBOARD = Path(__file__).resolve().parents[3] / "docs" / "grafana" / "backupctl.json"
 

@@ -13,10 +13,13 @@ from pathlib import Path
 from prometheus_client.parser import text_string_to_metric_families
 
 from backupctl.config.schema import Job
+from backupctl.files import write_atomic
 from backupctl.metrics import Source
-from backupctl.metrics.state import StateReader
-from backupctl.metrics.textfile import write_atomic, write_textfile
+from backupctl.metrics.textfile import write_textfile
 from backupctl.state.db import Store
+from backupctl.state.records import BackupDetails
+from backupctl.state.view import StateReader
+from tests import runs
 from tests.conftest import BACKUPCTL, Workspace, free_port
 from tests.integration.metrics.conftest import Exporter, http_get, wait_for
 
@@ -93,8 +96,8 @@ def test_a_concurrent_reader_never_sees_a_half_written_textfile(tmp_path: Path) 
     store = Store(url)
     jobs = [_job(f"job-{i:03d}") for i in range(300)]
     for job in jobs:
-        run_id = store.start_run(job=job.name, kind="backup")
-        store.finish_run(run_id, status="success", exit_code=0, details={"duration": 1.0})
+        runs.record(store, job=job.name, details=BackupDetails(duration_ms=1000),
+                    evidence=False)
     source = Source(jobs=lambda: jobs, reader=StateReader(url), restic_version="0.14.0")
     path = tmp_path / "backupctl.prom"
     write_textfile(source, path)

@@ -11,7 +11,9 @@ from sqlalchemy import inspect, select
 from backupctl.evidence import chain
 from backupctl.state.db import Store
 from backupctl.state.migrate import SCHEMA_KEY
-from backupctl.state.schema import generations, meta, runs
+from backupctl.state.schema import generations, meta
+from backupctl.state.schema import runs as runs_table
+from tests import runs
 from tests.conftest import Postgres
 
 
@@ -29,10 +31,7 @@ def _age(url: str) -> None:
     """Turn a current database into one from before `generations.medium/snapshots`, the
     `runs_job_kind_repository` index and the schema fingerprint, holding real records."""
     store = Store(url)
-    run_id = store.start_run(job="emr", kind="backup")
-    store.finish_run(run_id, status="success", exit_code=0, snapshot_id="0123abcd",
-                     evidence={"host": "local", "details": {}, "backupctl_version": "0.0.1",
-                               "restic_version": "0.14.0"})
+    runs.record(store, job="emr", snapshot_id="0123abcd", evidence_details={})
     with store.engine.begin() as conn:
         conn.exec_driver_sql("ALTER TABLE generations DROP COLUMN medium")
         conn.exec_driver_sql("ALTER TABLE generations DROP COLUMN snapshots")
@@ -54,7 +53,7 @@ def test_an_older_database_gains_columns_and_indexes_and_keeps_its_rows(url: str
         indexes = {i["name"] for i in inspect(conn).get_indexes("runs")}
         run_columns = {c["name"] for c in inspect(conn).get_columns("runs")}
         has_leases = inspect(conn).has_table("leases")
-        old_run = conn.execute(select(runs)).one()
+        old_run = conn.execute(select(runs_table)).one()
         old = conn.execute(select(generations)).one()
         entries = list(chain.entries(conn))
         stored = conn.execute(select(meta.c.value).where(meta.c.key == SCHEMA_KEY)).scalar()

@@ -43,11 +43,11 @@ def test_clean_snapshot_verifies_locally(workspace: Workspace, mode: str) -> Non
     assert result["status"] == "ok" and result["mode"] == mode
     assert result["files_checked"] == len(files)
     assert result["bytes_checked"] == sum(p.stat().st_size for p in files)
-    assert result["mismatches"] == [] and result["coverage_ratio"] == 1.0
+    assert result["mismatches"] == [] and result["coverage"] == "1.000000"
     assert 2 <= result["restic_invocations"] <= 5, "one restic process per file?"
     if mode == "full":
         assert result["files_restored"] == len(files)
-        assert result["restore_seconds"] > 0
+        assert result["restore_ms"] > 0
     assert leftovers(workspace) == []
     assert not list(workspace.root.rglob("pwned*"))
 
@@ -206,7 +206,7 @@ def test_restore_slower_than_rto_is_bad_data(workspace: Workspace, tmp_path: Pat
 
     result = json.loads(proc.stdout)["jobs"][0]
     assert proc.returncode == 3, (result, proc.stderr)
-    assert result["restore_seconds"] > 1 and result["rto_seconds"] == 1
+    assert result["restore_ms"] > 1000 and result["rto_seconds"] == 1
     assert "RTO" in result["error"] and result["mismatches"] == []
     assert leftovers(workspace) == []
 
@@ -313,8 +313,8 @@ def test_verify_is_recorded_with_evidence(workspace: Workspace) -> None:
         "SELECT status, repository, details FROM runs WHERE kind='verify'").fetchone()
     assert run[0] == "success" and run[1] == "primary"
     details = json.loads(run[2])
-    for key in ("files_checked", "mismatches", "restore_seconds", "rto_seconds",
-                "coverage_ratio", "mode"):
+    for key in ("files_checked", "mismatches", "restore_ms", "rto_seconds", "coverage",
+                "mode"):
         assert key in details
     evidence = db.execute("SELECT kind, result, details, restic_version FROM evidence "
                           "WHERE kind='verify'").fetchone()
@@ -338,7 +338,7 @@ def test_rotation_covers_the_whole_snapshot(workspace: Workspace) -> None:
     for i in range(40):
         (src / f"f{i}").write_text(str(i))
     workspace.job("rot", source=src, verify={"sample": "25%"})
-    ratios = [backup(workspace, "rot")["manifest"]["coverage_ratio"] for _ in range(4)]
+    ratios = [float(backup(workspace, "rot")["manifest"]["coverage"]) for _ in range(4)]
     assert ratios == [0.25, 0.5, 0.75, 1.0]
 
 
@@ -352,16 +352,17 @@ def test_not_enough_scratch_space_refuses_a_full_verify(workspace: Workspace,
     from backupctl.actions import verify as verify_action
     from backupctl.actions.context import Context
     from backupctl.config.validate import load_config
-    from backupctl.errors import CommandFailed
     from backupctl.state.db import Store
+    from backupctl.status import ExitStatus
 
     usage = namedtuple("usage", "total used free")
     monkeypatch.setattr(shutil, "disk_usage", lambda _p: usage(10, 9, 1))
     config = load_config(workspace.config)
     ctx = Context(config=config, store=Store(config.settings.effective_database_url))
-    with pytest.raises(CommandFailed, match="not enough free space") as info:
-        verify_action.verify(ctx, config.job("space"), mode="full")
-    assert info.value.status == 1
+    result = verify_action.verify(ctx, config.job("space"), mode="full")
+    assert result.status is ExitStatus.FAILED
+    assert "not enough free space" in (result.error or "")
+    assert "nothing was restored" in (result.error or "")
     assert leftovers(workspace) == []
 
 

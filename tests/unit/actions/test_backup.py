@@ -46,6 +46,8 @@ class Env:
         self.local.on("snapshots", stdout=SNAPSHOTS)
         self.local.on("forget", stdout=b"[]")
         self.local.on("unlock")
+        self.local.on("ls", stdout=json.dumps({"struct_type": "snapshot", "id": "4a04c7b9" * 8,
+                                               "time": "2026-11-25T02:00:01Z"}).encode())
         (tmp_path / "jobs").mkdir()
         (tmp_path / "pw").write_text(PASSWORD + "\n")
         (tmp_path / "id").write_text("key\n")
@@ -111,8 +113,8 @@ def test_a_successful_backup_runs_before_backup_after_then_forget(env: Env) -> N
     assert forget.has("--keep-last", "7", "--keep-daily", "14", "--prune")
     # stale locks of a killed restic are removed after every backup (never live ones)
     assert len(env.local.commands("unlock")) == 1
-    assert result.snapshot_id == "4a04c7b9" and result.generations == 1
-    assert result.bytes_added == 4096 and result.files_new == 2
+    assert result.snapshot_id == "4a04c7b9" and result.details.generations == 1
+    assert result.details.bytes_added == 4096 and result.details.files_new == 2
     assert env.remote.closed
     [row] = _rows(ctx)
     assert (row.status, row.exit_code, row.snapshot_id) == ("success", 0, "4a04c7b9")
@@ -187,7 +189,7 @@ def test_every_unreadable_file_is_kept_and_the_message_lists_the_first(env: Env)
     result, ctx = env.run()
 
     assert result.status is ExitStatus.FAILED
-    assert [u.split(":")[0] for u in result.unreadable] == [f"/srv/data/f{i:03d}"
+    assert [u.split(":")[0] for u in result.details.unreadable] == [f"/srv/data/f{i:03d}"
                                                             for i in range(150)]
     error = result.error or ""
     assert "(150 reported)" in error and "/srv/data/f019:" in error
@@ -250,7 +252,7 @@ def test_repository_init_true_creates_it_once_then_backs_up(env: Env) -> None:
     [init] = env.local.commands("init")
     assert init.words[init.words.index("--repo") + 1] == "/srv/restic/emr-db"
     assert len(env.remote.commands("backup")) == 2
-    assert any("created /srv/restic/emr-db" in s for s in result.steps)
+    assert any("created /srv/restic/emr-db" in s for s in result.details.steps)
 
 
 def test_wrong_password_says_so(env: Env) -> None:

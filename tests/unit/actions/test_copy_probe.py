@@ -6,7 +6,7 @@ import hashlib
 from collections.abc import Callable
 
 from backupctl.actions import probe
-from backupctl.actions.copy import repos_display
+from backupctl.actions.repo import display_url as repos_display
 from backupctl.execute import Secret
 from backupctl.status import ExitStatus
 

@@ -93,12 +93,11 @@ def test_default_sample_is_five_percent() -> None:
     assert Verify().sample == Sample(fraction=0.05)
 
 
-def test_generations_need_one_key_and_report_the_most_kept() -> None:
+def test_generations_need_one_key() -> None:
     with pytest.raises(ValidationError, match="at least one of"):
         Generations()
     generations = Generations(last=3, daily=14)
     assert generations.policy() == {"last": 3, "daily": 14}
-    assert generations.most_kept() == 14
     with pytest.raises(ValidationError):
         Generations(last=0)
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from backupctl.config.validate import strict_findings
+from backupctl.config.validate import guideline_findings
 from backupctl.errors import ConfigError
 from backupctl.status import ExitStatus
 from tests.unit.config.conftest import ConfigDir, valid_job
@@ -287,12 +287,11 @@ def test_strict_accepts_an_immutable_copy_and_counts_any_generation_key(
     assert list(cfg.load(strict=True).jobs) == ["a"]
 
 
-def test_strict_findings_of_a_model(cfg: ConfigDir) -> None:
+def test_guideline_findings_of_a_job_file(cfg: ConfigDir) -> None:
     cfg.write_job("a", valid_job("a"))
-    job = cfg.load().job("a")
-    assert strict_findings(job) == []
-    weak = job.model_copy(update={"copies": []})
-    assert [loc for loc, _ in strict_findings(weak)] == [["copies"]]
+    data = cfg.load().job("a").model_dump(mode="json", by_alias=True)
+    assert guideline_findings(data) == []
+    assert [loc for loc, _ in guideline_findings({**data, "copies": []})] == [["copies"]]
 
 
 def test_unknown_job_on_the_command_line_is_a_usage_error(cfg: ConfigDir) -> None:

@@ -10,6 +10,7 @@ from sqlalchemy import text
 
 from backupctl.evidence import chain
 from backupctl.state.db import Store
+from tests import runs
 
 
 def _store(tmp_path: Path) -> Store:
@@ -17,11 +18,8 @@ def _store(tmp_path: Path) -> Store:
 
 
 def _run(store: Store, job: str = "emr-db", *, status: str = "success") -> None:
-    run_id = store.start_run(job=job, kind="backup")
-    store.finish_run(run_id, status=status, exit_code=0 if status == "success" else 1,
-                     snapshot_id="abc123", details={"n": 1},
-                     evidence={"host": "local", "details": {"files_new": 3, "日本語": "カルテ"},
-                               "backupctl_version": "0.1.0", "restic_version": "0.14.0"})
+    runs.record(store, job=job, status=status, snapshot_id="abc123",
+                evidence_details={"files_new": 3, "日本語": "カルテ"})
 
 
 def _entries(store: Store) -> list[chain.Entry]:
@@ -59,24 +57,6 @@ def test_records_link_from_genesis_and_verify(tmp_path: Path) -> None:
     assert set(entries[0].record) == {*chain.FIELDS, "hash"}
     assert entries[0].record["details"]["日本語"] == "カルテ"
     assert entries[0].record["started_at"].endswith("+00:00")
-
-
-def test_a_run_finished_without_evidence_still_leaves_a_record(tmp_path: Path) -> None:
-    store = _store(tmp_path)
-    run_id = store.start_run(job="emr-db", kind="backup")
-    store.finish_run(run_id, status="failed", exit_code=1, error="emr-db: aborted: boom")
-    (entry,) = _entries(store)
-    assert entry.record["result"] == "fail"
-    assert entry.record["details"]["error"] == "emr-db: aborted: boom"
-
-
-def test_an_interrupted_run_is_recorded_as_failed_evidence(tmp_path: Path) -> None:
-    store = _store(tmp_path)
-    store.start_run(job="emr-db", kind="verify")
-    assert store.recover_interrupted("emr-db")
-    (entry,) = _entries(store)
-    assert (entry.record["kind"], entry.record["result"]) == ("verify", "fail")
-    assert chain.check([entry]).ok
 
 
 def test_unknown_kind_and_result_are_refused(tmp_path: Path) -> None:

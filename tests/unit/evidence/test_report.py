@@ -17,7 +17,7 @@ from backupctl.config.validate import load_config
 from backupctl.errors import UsageError
 from backupctl.evidence import chain, render, report
 from backupctl.state.db import Store
-from tests import yaml_helpers
+from tests import runs, yaml_helpers
 
 JST = timezone(timedelta(hours=9))
 SCHEMA = json.loads((Path(__file__).parents[3] / "docs" / "report.schema.json").read_text())
@@ -53,11 +53,11 @@ def _config(tmp_path: Path) -> Any:
 def _run(store: Store, clock: Clock, kind: str, *, status: str = "success",
          repository: str = "primary", details: dict[str, Any] | None = None,
          operator: str = "scheduler") -> None:
-    run_id = store.start_run(job="emr-db", kind=kind, repository=repository, operator=operator)
+    run_id = runs.start(store, job="emr-db", kind=kind, repository=repository,
+                        operator=operator)
     clock.now += timedelta(minutes=5)
-    store.finish_run(run_id, status=status, exit_code=0, snapshot_id="abcdef12",
-                     evidence={"host": "local", "details": details or {},
-                               "backupctl_version": "0.1.0", "restic_version": "0.14.0"})
+    runs.finish(store, run_id, status=status, snapshot_id="abcdef12",
+                evidence_details=details or {})
 
 
 @pytest.fixture

@@ -11,9 +11,11 @@ import pytest
 
 from backupctl.config.schema import Job
 from backupctl.metrics import Source
-from backupctl.metrics.state import StateReader
 from backupctl.state.db import Store
+from backupctl.state.records import MODELS, Proof, read
 from backupctl.state.schema import flags, generations
+from backupctl.state.view import StateReader
+from tests import runs
 
 T0 = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)
 
@@ -56,10 +58,11 @@ class Fleet:
     def run(self, job: str, kind: str, status: str, *, at: float, repository: str = "primary",
             **details: Any) -> None:
         self.clock.at(at)
-        run_id = self.store.start_run(job=job, kind=kind, repository=repository)
+        run_id = runs.start(self.store, job=job, kind=kind, repository=repository)
         if status != "running":
-            self.store.finish_run(run_id, status=status, exit_code=0 if status == "success" else 1,
-                                  details=details)
+            typed = read(MODELS[kind], details)
+            runs.finish(self.store, run_id, status=status, details=typed, evidence=False,
+                        restore_ms=typed.restore_ms if isinstance(typed, Proof) else None)
 
     def source(self, *, jobs: list[Job] | None = None, url: str | None = None) -> Source:
         chosen = self.jobs if jobs is None else jobs

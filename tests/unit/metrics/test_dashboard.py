@@ -7,8 +7,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from backupctl import dashboard
 from backupctl.metrics.families import ALL
+from tools import dashboard
 
 COMMITTED = Path(__file__).resolve().parents[3] / "docs" / "grafana" / "backupctl.json"
 
@@ -21,7 +21,7 @@ def _data() -> dict[str, Any]:
 def test_committed_dashboard_is_generated_from_code() -> None:
     assert COMMITTED.read_text() == dashboard.render(), (
         "docs/grafana/backupctl.json is stale: run "
-        "python -m backupctl.dashboard > docs/grafana/backupctl.json")
+        "python -m tools.dashboard > docs/grafana/backupctl.json")
 
 
 def test_datasource_is_a_variable_used_by_every_panel_and_target() -> None:

@@ -158,14 +158,6 @@ def test_stale_dropins_of_removed_jobs_are_found_and_removed(tmp_path: Path) -> 
     assert not old.parent.exists() and foreign.exists() and admin.exists()
 
 
-def test_write_atomic_reports_whether_it_changed_anything(tmp_path: Path) -> None:
-    path = tmp_path / "d" / "unit.timer"
-    assert schedule.write_atomic(path, "a\n") is True
-    assert schedule.write_atomic(path, "a\n") is False
-    assert path.read_text() == "a\n" and oct(path.stat().st_mode & 0o777) == "0o644"
-    assert not list(path.parent.glob(".*tmp"))
-
-
 def test_cron_commands_are_quoted_and_escape_percent() -> None:
     entry = schedule.Entry("emr-db", "backup", "daily")
     command = schedule.cron_command(entry, bin_path="/opt/back up/backupctl",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from backupctl.verify.listing import Listing, iso_ns, ns_iso, pick, snapshot_refs, time_ns
+from backupctl.verify.listing import Listing, ns_iso, pick, snapshot_refs, time_ns
 
 
 def test_time_ns_keeps_nanoseconds_and_offsets() -> None:
@@ -12,7 +12,7 @@ def test_time_ns_keeps_nanoseconds_and_offsets() -> None:
     assert utc % 1_000_000_000 == 650610557
     assert time_ns("2026-11-25T17:38:16.650610557+09:00") == utc
     assert time_ns("2026-11-25T08:38:16Z") == utc - 650610557
-    assert iso_ns(ns_iso(utc)) == utc
+    assert time_ns(ns_iso(utc)) == utc
 
 
 def test_listing_streams_files_in_any_chunking() -> None:

@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from backupctl.actions.outcome import Refused, overall, run_jobs
+from backupctl.actions.results import Refused, run_jobs
 from backupctl.config.schema import Job
 from backupctl.errors import LockHeld
 from backupctl.status import ExitStatus
@@ -62,5 +62,5 @@ def test_failures_are_outcomes_and_the_worst_wins() -> None:
     assert [o.status for o in outcomes] == [ExitStatus.OK, ExitStatus.LOCKED,
                                             ExitStatus.FAILED, ExitStatus.OK]
     assert isinstance(outcomes[2], Refused) and "ValueError: boom" in (outcomes[2].error or "")
-    assert overall(outcomes) is ExitStatus.FAILED
+    assert ExitStatus.worst([o.status for o in outcomes]) is ExitStatus.FAILED
     assert outcomes[1].to_dict()["exit_code"] == 75

@@ -1,4 +1,4 @@
-"""Read what the metrics need from the state database: read-only, one snapshot, a few queries.
+"""The metrics' view of the state database: read-only, one snapshot, a few queries.
 
 The exporter reads state on every scrape, so this never writes (no table creation, no
 crash recovery, no `BEGIN IMMEDIATE`): SQLite is opened with `mode=ro` (it works under
@@ -9,14 +9,12 @@ every query of one scrape sees the same state.
 from __future__ import annotations
 
 import functools
-import json
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy import Connection, Engine, TextClause, create_engine, select, text
 from sqlalchemy.exc import SQLAlchemyError
@@ -25,6 +23,7 @@ from sqlalchemy.pool import NullPool, QueuePool
 from backupctl.config.schema import Job
 from backupctl.errors import BackupctlError
 from backupctl.state.db import safe_url
+from backupctl.state.pgconn import sqlalchemy_url
 from backupctl.state.schema import flags, generations, runs
 
 RunKey = tuple[str, str, str]  # (kind, job, repository)
@@ -40,7 +39,8 @@ class Run:
 
     status: str
     finished_at: float  # Unix time
-    details: dict[str, Any]
+    details: str  # JSON: read it with records.read(Model, run.details)
+    restore_ms: int | None = None
 
 
 @dataclass(frozen=True)
@@ -59,14 +59,6 @@ class StateView:
 
 def unix(text: str) -> float:
     return datetime.fromisoformat(text).timestamp()
-
-
-def _details(text: str | None) -> dict[str, Any]:
-    try:
-        value = json.loads(text or "{}")
-    except ValueError:
-        return {}
-    return value if isinstance(value, dict) else {}
 
 
 def _sqlite_path(url: str) -> Path | None:
@@ -100,10 +92,7 @@ class StateReader:
                                              poolclass=QueuePool, pool_size=1,
                                              max_overflow=4, pool_recycle=300)
             else:
-                url = self.url
-                if url.startswith("postgresql://"):
-                    url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-                self._engine = create_engine(url, poolclass=NullPool)
+                self._engine = create_engine(sqlalchemy_url(self.url), poolclass=NullPool)
         return self._engine
 
     @contextmanager
@@ -143,8 +132,7 @@ class StateReader:
                     newest[key] = rows[last]
                 if good is not None:
                     success[key] = rows[good]
-                if measured is not None and number(
-                        rows[measured].details.get("restore_seconds")) is not None:
+                if measured is not None:
                     restore[(key[1], key[2])] = rows[measured]
             return StateView(newest=newest, success=success, restore=restore,
                              generations=_generations(conn, sorted({(j, r) for _, j, r in keys})),
@@ -185,8 +173,6 @@ def _params(rows: Sequence[Sequence[str]]) -> dict[str, str]:
 
 # Each newest row is found by walking the (job, kind, id) index backwards from the newest
 # run and stopping at the first match: a scrape costs the same after years of history.
-# `Store.finish_run` writes details with json.dumps' default separators, so a measured full
-# restore reads `"restore_seconds": <number>` (re-checked after parsing).
 _NEWEST = """
 {keys}
 SELECT k.job, k.kind, k.repository,
@@ -199,7 +185,7 @@ SELECT k.job, k.kind, k.repository,
   CASE WHEN k.kind = 'verify' THEN
     (SELECT r.id FROM runs r WHERE r.job = k.job AND r.kind = k.kind
        AND r.repository = k.repository AND r.status <> 'running'
-       AND r.details LIKE :measured AND r.details NOT LIKE :unmeasured
+       AND r.restore_ms IS NOT NULL
        ORDER BY r.id DESC LIMIT 1) END AS restore
 FROM keys k
 """
@@ -218,9 +204,7 @@ def _newest_ids(conn: Connection, keys: Sequence[RunKey],
     if not keys:
         return {}
     statement = _statement(_NEWEST, ("job", "kind", "repository"), len(keys))
-    rows = conn.execute(statement, {
-        **_params([(j, k, r) for k, j, r in keys]), "measured": '%"restore_seconds": %',
-        "unmeasured": '%"restore_seconds": null%'})
+    rows = conn.execute(statement, _params([(j, k, r) for k, j, r in keys]))
     return {(r.kind, r.job, r.repository): (r.newest, r.success, r.restore) for r in rows}
 
 
@@ -228,9 +212,10 @@ def _rows(conn: Connection, ids: set[int]) -> dict[int, Run]:
     if not ids:
         return {}
     rows = conn.execute(select(runs.c.id, runs.c.status, runs.c.finished_at, runs.c.started_at,
-                               runs.c.details).where(runs.c.id.in_(sorted(ids))))
+                               runs.c.details, runs.c.restore_ms)
+                        .where(runs.c.id.in_(sorted(ids))))
     return {r.id: Run(status=r.status, finished_at=unix(r.finished_at or r.started_at),
-                      details=_details(r.details)) for r in rows}
+                      details=r.details or "{}", restore_ms=r.restore_ms) for r in rows}
 
 
 def _generations(conn: Connection, keys: Sequence[tuple[str, str]],
@@ -252,11 +237,3 @@ def _suspicious(conn: Connection) -> frozenset[str]:
     rows = conn.execute(select(flags.c.job).distinct().where(
         flags.c.name == "suspicious", flags.c.cleared_at.is_(None)))
     return frozenset(r.job for r in rows)
-
-
-def number(value: object) -> float | None:
-    """A JSON number as float; None for anything else (bool, null, text)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value)
-

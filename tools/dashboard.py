@@ -1,6 +1,7 @@
 """The Grafana dashboard, generated from code (grafanalib) into docs/grafana/backupctl.json.
 
-Regenerate after a change: `python -m backupctl.dashboard > docs/grafana/backupctl.json`
+A development tool (grafanalib is a development dependency; backupctl ships the JSON).
+Regenerate after a change: `python -m tools.dashboard > docs/grafana/backupctl.json`
 (a test fails while the committed file is out of date). The Prometheus data source is a
 dashboard variable (`datasource`), so the file imports into any Grafana unchanged.
 """
@@ -91,94 +92,82 @@ def _fleet_table(y: int) -> Table:
         sortBy=[TableSortByField(displayName="last backup ok", desc=False)])
 
 
-def build() -> Dashboard:
-    """The dashboard: fleet overview, then the selected jobs in detail."""
-    y = 0
-    panels: list[Any] = [RowPanel(title="Fleet overview", gridPos=GridPos(h=1, w=WIDTH, x=0,
-                                                                          y=y))]
-    y += 1
-    panels += [
+def _overview(y: int) -> list[Any]:
+    """Row 1: counts of what needs attention, every job in a table, coverage."""
+    return [
+        RowPanel(title="Fleet overview", gridPos=GridPos(h=1, w=WIDTH, x=0, y=y)),
         _stat("Backups failed", "count(backupctl_backup_last_status == 0) or vector(0)",
-              x=0, y=y, description="Jobs whose newest backup did not succeed (or never ran)"),
+              x=0, y=y + 1, description="Jobs whose newest backup did not succeed (or never "
+              "ran)"),
         _stat("Restore tests failed",
               "count(backupctl_verify_last_status == 0 and "
               "backupctl_verify_last_run_timestamp_seconds) or vector(0)",
-              x=6, y=y, description="Job/repository pairs whose newest restore test failed"),
+              x=6, y=y + 1, description="Job/repository pairs whose newest restore test "
+              "failed"),
         _stat("Stale copies",
               "count(time() - backupctl_copy_last_success_timestamp_seconds > "
               "backupctl_copy_max_age_seconds) or vector(0)",
-              x=12, y=y, description="Copies older than their max_age"),
+              x=12, y=y + 1, description="Copies older than their max_age"),
         _stat("Suspicious (ransomware)", "sum(backupctl_suspicious) or vector(0)",
-              x=18, y=y, description="Jobs with a raised ransomware tripwire"),
+              x=18, y=y + 1, description="Jobs with a raised ransomware tripwire"),
+        _fleet_table(y + 5),
+        _series("Verify coverage", [_target("backupctl_verify_coverage_ratio",
+                                            "{{backup_job}} {{repository}}")],
+                x=0, y=y + 15, unit="percentunit", w=WIDTH,
+                description="Share of each snapshot's files the newest restore test proved"),
     ]
-    y += 4
-    panels.append(_fleet_table(y))
-    y += 10
-    panels.append(_series(
-        "Verify coverage", [_target("backupctl_verify_coverage_ratio",
-                                    "{{backup_job}} {{repository}}")],
-        x=0, y=y, unit="percentunit", w=WIDTH,
-        description="Share of each snapshot's files the newest restore test proved"))
-    y += 8
-    panels.append(RowPanel(title="Job detail: $backup_job",
-                           gridPos=GridPos(h=1, w=WIDTH, x=0, y=y)))
-    y += 1
-    panels += [
-        _series("Age of the newest successful backup",
-                [_target(f"time() - backupctl_backup_last_success_timestamp_seconds{{{SEL}}}",
-                         "{{backup_job}}")],
-                x=0, y=y, unit="s", description="Alert above 26 h (BackupctlBackupMissing)"),
-        _series("Restore duration vs RTO",
-                [_target(f"backupctl_restore_duration_seconds{{{SEL}}}",
-                         "{{backup_job}} restore from {{repository}}"),
-                 _target(f"backupctl_restore_rto_seconds{{{SEL}}}", "{{backup_job}} RTO",
-                         ref="B")],
-                x=12, y=y, unit="s",
-                description="Measured full-restore time of each restore test against the "
-                            "job's recovery time objective (verify.rto)"),
-    ]
-    y += 8
-    panels += [
-        _series("Backup duration",
-                [_target(f"backupctl_backup_duration_seconds{{{SEL}}}", "{{backup_job}}")],
-                x=0, y=y, unit="s", description="Duration of the newest successful backup"),
-        _series("Bytes added per backup",
-                [_target(f"backupctl_backup_added_bytes{{{SEL}}}", "{{backup_job}}")],
-                x=12, y=y, unit="bytes",
-                description="A sudden jump can mean mass changes (ransomware)"),
-    ]
-    y += 8
-    panels += [
-        _series("Generations held vs expected",
-                [_target(f"backupctl_generations{{{SEL}}}", "{{backup_job}} {{repository}}"),
-                 _target(f"backupctl_generations_expected{{{SEL}}}",
-                         "{{backup_job}} {{repository}} expected", ref="B")],
-                x=0, y=y, unit="none", description="Snapshots per repository"),
-        _series("Copy age vs max_age",
-                [_target(f"time() - backupctl_copy_last_success_timestamp_seconds{{{SEL}}}",
-                         "{{backup_job}} {{repository}}"),
-                 _target(f"backupctl_copy_max_age_seconds{{{SEL}}}",
-                         "{{backup_job}} {{repository}} max_age", ref="B")],
-                x=12, y=y, unit="s", description="Offline/immutable copies"),
-    ]
-    y += 8
-    panels += [
-        _series("Restore test result and mismatches",
-                [_target(f"backupctl_verify_last_status{{{SEL}}}",
-                         "{{backup_job}} {{repository}} passed"),
-                 _target(f"backupctl_verify_mismatches{{{SEL}}}",
-                         "{{backup_job}} {{repository}} mismatches", ref="B"),
-                 _target(f"backupctl_verify_files_checked{{{SEL}}}",
-                         "{{backup_job}} {{repository}} files checked", ref="C")],
-                x=0, y=y, unit="none", description="1 = data proven good"),
-        _series("Immutability probe and tripwire",
-                [_target(f"backupctl_immutable_probe_ok{{{SEL}}}",
-                         "{{backup_job}} {{repository}} probe refused"),
-                 _target(f"backupctl_suspicious{{{SEL}}}", "{{backup_job}} suspicious",
-                         ref="B")],
-                x=12, y=y, unit="none",
-                description="probe: 1 = delete/overwrite refused as it should be"),
-    ]
+
+
+# The job detail row: pairs of (title, [(expr, legend)], unit, description), two per line.
+DETAIL: list[tuple[str, list[tuple[str, str]], str, str]] = [
+    ("Age of the newest successful backup",
+     [(f"time() - backupctl_backup_last_success_timestamp_seconds{{{SEL}}}", "{{backup_job}}")],
+     "s", "Alert above 26 h (BackupctlBackupMissing)"),
+    ("Restore duration vs RTO",
+     [(f"backupctl_restore_duration_seconds{{{SEL}}}", "{{backup_job}} restore from "
+       "{{repository}}"), (f"backupctl_restore_rto_seconds{{{SEL}}}", "{{backup_job}} RTO")],
+     "s", "Measured full-restore time of each restore test against the job's recovery time "
+     "objective (verify.rto)"),
+    ("Backup duration", [(f"backupctl_backup_duration_seconds{{{SEL}}}", "{{backup_job}}")],
+     "s", "Duration of the newest successful backup"),
+    ("Bytes added per backup", [(f"backupctl_backup_added_bytes{{{SEL}}}", "{{backup_job}}")],
+     "bytes", "A sudden jump can mean mass changes (ransomware)"),
+    ("Generations held vs expected",
+     [(f"backupctl_generations{{{SEL}}}", "{{backup_job}} {{repository}}"),
+      (f"backupctl_generations_expected{{{SEL}}}", "{{backup_job}} {{repository}} expected")],
+     "none", "Snapshots per repository"),
+    ("Copy age vs max_age",
+     [(f"time() - backupctl_copy_last_success_timestamp_seconds{{{SEL}}}",
+       "{{backup_job}} {{repository}}"),
+      (f"backupctl_copy_max_age_seconds{{{SEL}}}", "{{backup_job}} {{repository}} max_age")],
+     "s", "Offline/immutable copies"),
+    ("Restore test result and mismatches",
+     [(f"backupctl_verify_last_status{{{SEL}}}", "{{backup_job}} {{repository}} passed"),
+      (f"backupctl_verify_mismatches{{{SEL}}}", "{{backup_job}} {{repository}} mismatches"),
+      (f"backupctl_verify_files_checked{{{SEL}}}",
+       "{{backup_job}} {{repository}} files checked")],
+     "none", "1 = data proven good"),
+    ("Immutability probe and tripwire",
+     [(f"backupctl_immutable_probe_ok{{{SEL}}}", "{{backup_job}} {{repository}} probe refused"),
+      (f"backupctl_suspicious{{{SEL}}}", "{{backup_job}} suspicious")],
+     "none", "probe: 1 = delete/overwrite refused as it should be"),
+]
+
+
+def _detail(y: int) -> list[Any]:
+    """Row 2: the selected jobs, two time series per line."""
+    panels: list[Any] = [RowPanel(title="Job detail: $backup_job",
+                                  gridPos=GridPos(h=1, w=WIDTH, x=0, y=y))]
+    for i, (title, queries, unit, description) in enumerate(DETAIL):
+        targets = [_target(expr, legend, ref=chr(ord("A") + n))
+                   for n, (expr, legend) in enumerate(queries)]
+        panels.append(_series(title, targets, x=12 * (i % 2), y=y + 1 + 8 * (i // 2),
+                              unit=unit, description=description))
+    return panels
+
+
+def build() -> Dashboard:
+    """The dashboard: fleet overview, then the selected jobs in detail."""
     templating = Templating(list=[
         Template(name="datasource", label="Data source", query="prometheus",
                  type="datasource", default=None),
@@ -191,7 +180,7 @@ def build() -> Dashboard:
                      description="backupctl fleet overview and per-job drill-down",
                      tags=["backupctl", "backup"], timezone="browser", refresh="1m",
                      time=Time("now-7d", "now"), templating=templating,
-                     panels=panels).auto_panel_ids()
+                     panels=[*_overview(0), *_detail(23)]).auto_panel_ids()
 
 
 def render() -> str:

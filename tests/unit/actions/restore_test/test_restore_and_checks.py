@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from backupctl.actions import verify
+from backupctl.actions.restore_test import checks, restore
 
 
 def test_includes_are_split_below_the_argv_limit() -> None:
     paths = [f"/data/{'x' * 200}/{i}" for i in range(20_000)]
-    chunks = list(verify._chunks(paths))
+    chunks = list(restore._chunks(paths))
     assert [p for c in chunks for p in c] == paths
-    limit = verify.INCLUDE_ARGV_BYTES
+    limit = restore.INCLUDE_ARGV_BYTES
     assert all(sum(len(p) + len("--include") + 2 for p in c) <= limit for c in chunks)
     assert 3 <= len(chunks) <= 6  # a handful of restic processes, not one per file
 
@@ -17,10 +17,10 @@ def test_includes_are_split_below_the_argv_limit() -> None:
 def test_restore_errors_name_the_path() -> None:
     stderr = ("ignoring error for /src/a b: ciphertext verification failed\n"
               "ignoring error for /src/x: y: pack abc not found\nFatal: There were 2 errors\n")
-    assert verify._restore_errors(stderr) == [
+    assert restore._restore_errors(stderr) == [
         ("/src/a b", "ciphertext verification failed"), ("/src/x: y", "pack abc not found")]
-    assert verify._restore_errors("Fatal: There were 3 errors")[0][0] == "restore"
-    assert verify._restore_errors("Fatal: wrong password") == []
+    assert restore._restore_errors("Fatal: There were 3 errors")[0][0] == "restore"
+    assert restore._restore_errors("Fatal: wrong password") == []
 
 
 def test_check_errors_keep_only_findings() -> None:
@@ -28,5 +28,5 @@ def test_check_errors_keep_only_findings() -> None:
     text = (f"create exclusive lock for repository\nload indexes\ncheck all packs\n"
             f"Pack ID does not match, want {pack}, got {'00' * 32}\n"
             "Fatal: repository contains errors")
-    assert verify._check_errors(text) == [f"Pack ID does not match, want {pack}, got "
+    assert checks._check_errors(text) == [f"Pack ID does not match, want {pack}, got "
                                           f"{'00' * 32}"]

@@ -1,0 +1,164 @@
+"""Full restore test: the whole snapshot into scratch, timed (the RTO), counted, hashed,
+checked by the job's commands and `restic check`, then wiped.
+
+For `latest` of the primary repository nothing waits before the restore: the free-space
+check uses the size the source manifest recorded, restic resolves `latest` itself, and
+`restic snapshots` (is it really the latest, is the newest backup still there?) and
+`restic ls` (what must come back) run beside it. After the restore, `restic check` runs
+beside the counting, hashing and commands, and the wipe beside the check.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ALL_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from backupctl.actions.context import Context
+from backupctl.actions.restore_test import scratch
+from backupctl.actions.restore_test.checks import restic_check, run_commands
+from backupctl.actions.restore_test.compare import compare, count_all
+from backupctl.actions.restore_test.pipeline import Tested, list_snapshot
+from backupctl.actions.restore_test.restore import Restored, restore
+from backupctl.actions.restore_test.snapshot import References, guess_latest, references, resolve
+from backupctl.actions.restore_test.verdict import Findings
+from backupctl.config.schema import Job
+from backupctl.errors import ResticError
+from backupctl.execute import Counting
+from backupctl.restic.run import Repo
+from backupctl.state.records import Mismatch
+from backupctl.verify.listing import Listing, SnapshotRef
+
+
+@dataclass(frozen=True)
+class _Restored:
+    snapshot: SnapshotRef
+    references: References
+    listing: Listing | ResticError  # restic could not list it: damaged or unreachable
+    root: Path | None = None
+    restored: Restored | None = None
+
+
+def full(ctx: Context, job: Job, repo: Repo, *, wanted: str) -> Tested:
+    runner = Counting(ctx.local)
+    with ThreadPoolExecutor(max_workers=3, thread_name_prefix="verify") as pool:
+        pool.submit(lambda: ctx.restic_version)  # for the evidence record, beside the restore
+        done = _restore_all(ctx, runner, pool, job, repo, wanted=wanted)
+        if done.root is None or done.restored is None or isinstance(done.listing, ResticError):
+            if done.root is not None:
+                scratch.wipe(done.root)
+            return _unlistable(ctx, runner, job, repo, done)
+        return _prove(ctx, runner, pool, job, repo, done, done.listing, done.root, done.restored)
+
+
+def _listing(runner: Counting, repo: Repo, snapshot: str, *, job: str,
+             timeout: float) -> Listing | ResticError:
+    try:
+        return list_snapshot(runner, repo, snapshot, job=job, timeout=timeout)
+    except ResticError as exc:
+        return exc
+
+
+def _restore_all(ctx: Context, runner: Counting, pool: ThreadPoolExecutor, job: Job,
+                 repo: Repo, *, wanted: str) -> _Restored:
+    base, timeout = ctx.config.settings.scratch_dir, ctx.timeout
+    guess = guess_latest(ctx.store, repo, job=job.name, wanted=wanted)
+    snap: SnapshotRef | None = None
+    if guess is not None:
+        refs = references(ctx.store, guess, job=job.name, repository=repo.name)
+        if refs.summary is not None and refs.summary.bytes_total:
+            scratch.require_free_space(base, refs.summary.bytes_total, job=job.name)
+            resolving = pool.submit(resolve, runner, ctx.store, repo, job=job.name,
+                                    wanted=wanted, timeout=timeout)
+            listing = pool.submit(_listing, runner, repo, guess.id, job=job.name,
+                                  timeout=timeout)
+            root = scratch.make(base, job.name, "full")
+            try:
+                restored = restore(runner, repo, root, job=job.name, snapshot="latest",
+                                   latest_of_host=True, timeout=timeout)
+                snap = resolving.result()
+                if snap.id == guess.id and restored.snapshots == {guess.short_id}:
+                    return _Restored(snap, refs, listing.result(), root, restored)
+            except BaseException:
+                _abandon(root, resolving, listing)
+                raise
+            _abandon(root, listing)  # latest moved since the manifest: prove the real one
+    snap = snap or resolve(runner, ctx.store, repo, job=job.name, wanted=wanted,
+                           timeout=timeout)
+    refs = references(ctx.store, snap, job=job.name, repository=repo.name)
+    found = _listing(runner, repo, snap.id, job=job.name, timeout=timeout)
+    if isinstance(found, ResticError):
+        return _Restored(snap, refs, found)
+    scratch.require_free_space(base, found.total_bytes, job=job.name)
+    root = scratch.make(base, job.name, "full")
+    try:
+        restored = restore(runner, repo, root, job=job.name, snapshot=snap.id,
+                           timeout=timeout)
+    except BaseException:
+        scratch.wipe(root)
+        raise
+    return _Restored(snap, refs, found, root, restored)
+
+
+def _abandon(root: Path, *pending: Future[Any]) -> None:
+    wait(pending)
+    scratch.wipe(root)
+
+
+def _prove(ctx: Context, runner: Counting, pool: ThreadPoolExecutor, job: Job, repo: Repo,
+           done: _Restored, listing: Listing, root: Path, restored: Restored) -> Tested:
+    """The restore time is measured; now check, count, hash and run commands, then wipe."""
+    check = pool.submit(restic_check, runner, repo, job=job.name,
+                        read_data_subset=job.verify.read_data_subset, no_lock=False,
+                        timeout=ctx.timeout)
+    try:
+        counted = count_all(root, listing.files)
+        compared = compare(root, done.references.refs)
+        commands = run_commands(ctx.local, job.verify.commands, root, timeout=ctx.timeout)
+    finally:
+        wiping = pool.submit(scratch.wipe, root)
+        pending: list[Future[Any]] = [check, wiping]
+        wait(pending, return_when=ALL_COMPLETED)
+    wiping.result()
+    outcome = check.result()
+    refs = done.references
+    findings = Findings(
+        files_checked=compared.files, bytes_checked=compared.bytes,
+        mismatches=_unique(restored.problems + counted.mismatches + compared.mismatches),
+        failures=commands.failures, changed=refs.changed,
+        unverifiable=counted.unverifiable, commands=commands.runs, restore_ms=restored.ms,
+        files_restored=counted.files, bytes_restored=counted.bytes)
+    steps = (f"restored snapshot {done.snapshot.short_id} in {restored.ms / 1000:.1f}s",
+             f"{counted.files} file(s) counted, {compared.files} hashed", outcome.step)
+    return Tested(done.snapshot, refs, findings, outcome, steps,
+                  {"restore": restored.ms, "hash": compared.ms, "check": outcome.ms},
+                  runner.counts.get("restic", 0), len(listing.files))
+
+
+def _unlistable(ctx: Context, runner: Counting, job: Job, repo: Repo,
+                done: _Restored) -> Tested:
+    """restic could not even list the snapshot (e.g. its index is gone): bad data if
+    `restic check` confirms damage, else the run could not complete."""
+    assert isinstance(done.listing, ResticError)
+    outcome = restic_check(runner, repo, job=job.name,
+                           read_data_subset=job.verify.read_data_subset, no_lock=False,
+                           timeout=ctx.timeout)
+    if not (outcome.mismatches or outcome.failures):
+        raise done.listing
+    first = str(done.listing).splitlines()[0]
+    findings = Findings(failures=(f"restic could not list snapshot {done.snapshot.short_id}: "
+                                  f"{first}",), changed=done.references.changed)
+    return Tested(done.snapshot, done.references, findings, outcome, (outcome.step,),
+                  {"check": outcome.ms}, runner.counts.get("restic", 0))
+
+
+def _unique(found: tuple[Mismatch, ...]) -> tuple[Mismatch, ...]:
+    """A file missing from the count and the hashes is one finding, not two."""
+    seen: set[tuple[str, str]] = set()
+    out = []
+    for mismatch in found:
+        if (mismatch.path, mismatch.reason) not in seen:
+            seen.add((mismatch.path, mismatch.reason))
+            out.append(mismatch)
+    return tuple(out)

@@ -1,0 +1,174 @@
+"""What every command module shares: consoles, options, loading, running, reporting.
+
+Command modules import this module (never `cli.main`); none of them catches errors to
+print them: a BackupctlError raised anywhere goes up to `cli.main`, the one door that
+turns it into one line on stderr and its exit code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+
+from backupctl import log
+from backupctl.actions.context import Context
+from backupctl.actions.results import JobResult, run_jobs
+from backupctl.config.schema import Job
+from backupctl.config.validate import Config, config_path, load_config
+from backupctl.errors import BackupctlError, ConfigError, UsageError
+from backupctl.state.db import Store
+from backupctl.status import ExitStatus
+
+# Under systemd/cron/pipes rich would wrap tables at 80 columns; logs read better wide.
+err = Console(stderr=True, highlight=False, soft_wrap=True,
+              width=None if sys.stderr.isatty() else 200)
+out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
+
+JobsArg = Annotated[list[str] | None, typer.Argument(help="job names", show_default=False)]
+JobArg = Annotated[str, typer.Argument(help="job name")]
+AllOpt = Annotated[bool, typer.Option("--all", help="every job in jobs_dir")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="print one JSON object on stdout")]
+DryOpt = Annotated[bool, typer.Option("--dry-run", help="print the plan, run nothing")]
+
+
+@dataclass
+class Options:
+    config: Path | None = None
+    verbose: bool = False
+    loaded: Config | None = None  # the configuration, once loaded (state_dir for error logs)
+    context: Context | None = None  # the command's state context (metrics textfile refresh)
+
+
+OPTIONS = Options()
+
+
+def exit_with(status: ExitStatus) -> NoReturn:
+    raise typer.Exit(int(status))
+
+
+def load(*, strict: bool = False) -> Config:
+    """The validated configuration; ConfigError (exit 2) lists every problem."""
+    path = config_path(OPTIONS.config)
+    if not path.exists():
+        raise ConfigError([f"{path}:1: configuration file not found (use -c FILE or "
+                           "BACKUPCTL_CONFIG)"])
+    OPTIONS.loaded = load_config(path, strict=strict)
+    return OPTIONS.loaded
+
+
+def select(config: Config, names: list[str] | None, *, all_jobs: bool) -> list[Job]:
+    """The jobs named on the command line (or --all); an unknown name exits 2."""
+    return config.select(names or [], all_jobs=all_jobs)
+
+
+def one(config: Config, name: str) -> Job:
+    return config.select([name], all_jobs=False)[0]
+
+
+def run_operator() -> str:
+    """Who runs this (SPEC §6 `operator`): `scheduler` under systemd/cron, else the user.
+
+    `BACKUPCTL_OPERATOR` names the operator explicitly (e.g. a manual run over ssh).
+    """
+    from backupctl.actions.context import manual_operator
+
+    named = os.environ.get("BACKUPCTL_OPERATOR", "").strip()
+    if named:
+        return named
+    if "INVOCATION_ID" in os.environ or not (sys.stdin.isatty() or sys.stderr.isatty()):
+        return "scheduler"
+    return manual_operator(None)
+
+
+def context(config: Config, *, operator: str | None = None) -> Context:
+    """The state context of a command (opens, and if needed upgrades, the state database)."""
+    try:
+        config.settings.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as exc:
+        raise BackupctlError(f"cannot create state_dir {config.settings.state_dir}: "
+                             f"{exc.strerror or exc}") from None
+    store = Store(config.settings.effective_database_url,
+                  orchestrator=config.settings.effective_orchestrator)
+    OPTIONS.context = Context(config=config, store=store, operator=operator or run_operator())
+    return OPTIONS.context
+
+
+def emit_json(payload: dict[str, Any]) -> None:
+    """Exactly one JSON object on stdout (secrets masked as a last line of defence)."""
+    text = json.dumps(payload, ensure_ascii=False, indent=2, default=str)
+    sys.stdout.write(log.mask(text) + "\n")
+    sys.stdout.flush()
+
+
+def say(text: str) -> None:
+    """One line for the operator on stderr (secrets masked)."""
+    err.print(log.mask(text), markup=False)
+
+
+def report(command: str, results: Sequence[JobResult], *, as_json: bool,
+           text: Callable[[JobResult], str]) -> NoReturn:
+    """Render per-job results (text on stderr or one JSON object) and exit with the worst."""
+    status = ExitStatus.worst([r.status for r in results])
+    if as_json:
+        emit_json({"command": command, "exit_code": int(status),
+                   "status": status.name.lower(), "jobs": [r.to_dict() for r in results]})
+    else:
+        for result in results:
+            line = text(result) if result.status is not ExitStatus.USAGE else ""
+            mark = "OK" if result.status is ExitStatus.OK else result.status.name
+            # Errors already start with the job name; print it once.
+            error = (result.error or "").removeprefix(f"{result.job}: ")
+            say(f"[{mark}] {result.job}: {line or error}")
+            if error and line:
+                say(f"    {error}")
+    exit_with(status)
+
+
+def show_plans(command: str, plans: dict[str, list[str]], *, as_json: bool) -> None:
+    """--dry-run: print each job's plan (secrets already masked by the builders)."""
+    if as_json:
+        emit_json({"command": command, "dry_run": True, "plans": plans})
+        return
+    for name, steps in plans.items():
+        out.print(log.mask(f"{name}:"), markup=False)
+        for step in steps:
+            out.print(log.mask(f"  {step}"), markup=False)
+
+
+def run_each(command: str, config: Config, selected: Sequence[Job],
+             action: Callable[[Context, Job], JobResult], *, as_json: bool,
+             text: Callable[[JobResult], str]) -> NoReturn:
+    """Run a per-job action for every selected job (bounded concurrency), report, exit."""
+    ctx = context(config)
+    results = run_jobs(selected, lambda job: action(ctx, job),
+                       concurrency=config.settings.concurrency)
+    report(command, results, as_json=as_json, text=text)
+
+
+def interactive() -> bool:
+    """Progress and prompts only on a terminal; quiet under systemd and cron."""
+    return sys.stderr.isatty() and "INVOCATION_ID" not in os.environ
+
+
+def output_file(path: Path) -> Path:
+    """An output path (-o, --textfile) whose directory exists; else a usage error (exit 2)."""
+    if not path.parent.is_dir():
+        raise UsageError(f"{path}: directory {path.parent} does not exist; nothing was written")
+    if path.is_dir():
+        raise UsageError(f"{path} is a directory; give a file name")
+    return path
+
+
+def input_file(path: Path, what: str) -> Path:
+    """An input file named on the command line; a missing one is a usage error (exit 2)."""
+    if not path.is_file():
+        raise UsageError(f"{what} {path} does not exist or is not a file")
+    return path

@@ -1,0 +1,97 @@
+"""Running restic: one repository handle, one way to run it, one stale-lock rule.
+
+A restic killed by SIGKILL, a power cut or a lost SSH connection leaves its lock in the
+repository and restic 0.14 never expires it: every later backup, prune or restore test would
+then fail as "locked". `run` therefore retries a locked run once after `restic unlock`, which
+removes only *stale* locks (their process is gone on this host, or they are older than 30
+minutes), never a live one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from tenacity import Retrying, retry_if_result, stop_after_attempt
+
+from backupctl.errors import ResticError
+from backupctl.execute import Arg, Result, Runner, Secret, StdoutSink
+from backupctl.restic import commands
+from backupctl.restic.codes import ResticExit, classify
+from backupctl.restic.parse import version as parse_version
+
+
+@dataclass(frozen=True)
+class Repo:
+    """One repository of a job as the orchestrator reaches it."""
+
+    name: str  # "primary" or a copy name
+    url: str
+    password: Secret
+
+
+def outcome_of(result: Result) -> ResticExit:
+    """restic's exit, from its code and stderr (a timeout is fatal, never a pass)."""
+    return ResticExit.FATAL if result.timed_out else classify(result.returncode, result.stderr)
+
+
+def attempt(runner: Runner, argv: Sequence[Arg], *, timeout: float | None,
+            stdout_sink: StdoutSink | None = None, unlock: Repo | None = None,
+            unlock_runner: Runner | None = None,
+            on_unlock: Callable[[Result], None] | None = None) -> tuple[Result, ResticExit]:
+    """Run restic once (twice if a stale lock stopped it and `unlock` names the repository).
+
+    `unlock_runner` (default `runner`) is where `restic unlock` runs: the orchestrator, where
+    restic can tell that a lock's process is gone. Never raises for restic's own outcome.
+    """
+    def run() -> tuple[Result, ResticExit]:
+        result = runner.run(argv, timeout=timeout, stdout_sink=stdout_sink)
+        return result, outcome_of(result)
+
+    def remove_stale_locks(_state: object) -> None:
+        assert unlock is not None
+        done = (unlock_runner or runner).run(commands.unlock(unlock.url, unlock.password),
+                                             timeout=600)
+        if on_unlock is not None:
+            on_unlock(done)
+
+    if unlock is None:
+        return run()
+    retrying = Retrying(stop=stop_after_attempt(2), reraise=True,
+                        retry=retry_if_result(lambda out: out[1] is ResticExit.LOCKED),
+                        retry_error_callback=lambda state: state.outcome.result(),  # type: ignore[union-attr]
+                        before_sleep=remove_stale_locks, sleep=lambda _s: None)
+    outcome: tuple[Result, ResticExit] = retrying(run)
+    return outcome
+
+
+def run(runner: Runner, argv: Sequence[Arg], *, job: str, what: str,
+        timeout: float | None, stdout_sink: StdoutSink | None = None,
+        allow: tuple[ResticExit, ...] = (), unlock: Repo | None = None,
+        unlock_runner: Runner | None = None) -> tuple[Result, ResticExit]:
+    """Run restic; any outcome but OK (or one listed in `allow`) raises ResticError naming
+    `what` failed, where, and what to do about it."""
+    result, outcome = attempt(runner, argv, timeout=timeout, stdout_sink=stdout_sink,
+                              unlock=unlock, unlock_runner=unlock_runner)
+    if outcome is ResticExit.OK or outcome in allow:
+        return result, outcome
+    raise ResticError(f"{job}: {what} failed ({outcome.value}) {result.describe()}"
+                      + hint(job, outcome))
+
+
+def hint(job: str, outcome: ResticExit) -> str:
+    """What to do about a restic outcome (appended to error messages)."""
+    if outcome is ResticExit.NO_REPOSITORY:
+        return f"\nTo create the repository, run: backupctl init {job}"
+    if outcome is ResticExit.WRONG_PASSWORD:
+        return "\nCheck the job's password_file: it does not open this repository."
+    if outcome is ResticExit.LOCKED:
+        return ("\nAnother restic process holds the repository lock; if none is running, "
+                "remove a stale lock with `restic unlock`.")
+    return ""
+
+
+def installed_version(runner: Runner) -> str:
+    """`restic version` on the runner's host: `0.14.0`, or `unknown`."""
+    result = runner.run(commands.version(), timeout=30)
+    return parse_version(result.stdout.decode(errors="replace")) if result.ok else "unknown"

@@ -1,0 +1,291 @@
+"""Typed run details: what each kind of run records, written and read through one model.
+
+`runs.details` and every evidence record's `details` hold the JSON of one of these models;
+actions build them, and metrics, reports, the runbook and `status` read them back with
+`parse(kind, text)`. A record holds no floating-point number (durations are integer
+milliseconds, ratios decimal strings), so its canonical JSON is the same in every language
+and an inspector can recompute its hash with standard tools. Rows written by older versions
+(float seconds, `coverage_ratio`) are upgraded when read; unknown keys are ignored.
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Any, Literal, TypeVar
+
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
+
+
+class Record(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    def to_json(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", by_alias=True)
+
+
+def ms(seconds: float | None) -> int | None:
+    """Seconds (as measured) → integer milliseconds (as recorded)."""
+    return None if seconds is None else round(seconds * 1000)
+
+
+def ratio(value: float | None, places: int = 6) -> str | None:
+    """A ratio as a fixed decimal string (`0.953125`): exact in JSON, no float."""
+    return None if value is None else f"{Decimal(repr(value)):.{places}f}"
+
+
+def _legacy_seconds(data: Any, pairs: dict[str, str]) -> Any:
+    """Old rows stored float seconds under `old`; new ones integer ms under `new`."""
+    if isinstance(data, dict):
+        data = dict(data)
+        for old, new in pairs.items():
+            if new not in data and isinstance(data.get(old), int | float):
+                data[new] = ms(float(data[old]))
+    return data
+
+
+def _legacy_ratio(data: Any, old: str, new: str) -> Any:
+    if isinstance(data, dict) and new not in data and isinstance(data.get(old), int | float):
+        data = {**data, new: ratio(float(data[old]))}
+    return data
+
+
+# -- shared pieces ------------------------------------------------------------------------
+
+class Mismatch(Record):
+    """One thing a restore test found wrong (never a name or content it could not read)."""
+
+    path: str
+    expected: str | None = None
+    got: str | None = None
+    reason: str  # missing | size | hash | not a file | unreadable | restore error | check
+
+
+class CommandRun(Record):
+    """A `verify.commands` check run on the restored tree."""
+
+    command: str
+    exit_code: int
+    output_tail: str = ""
+    duration_ms: int = 0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy(cls, data: Any) -> Any:
+        return _legacy_seconds(data, {"seconds": "duration_ms"})
+
+
+class ManifestSummary(Record):
+    files: int = 0
+    snapshot_id: str = ""
+    always: int = 0
+    canaries: int = 0
+    sampled: int = 0
+    references: int = 0
+    changed_since_snapshot: list[str] = Field(default_factory=list)
+    unreadable: list[str] = Field(default_factory=list)
+    missing: list[str] = Field(default_factory=list)
+    files_total: int = 0
+    bytes_total: int = 0
+    round: int = 0
+    rounds: int = 1
+    coverage: str | None = None  # share of the snapshot's files hashed at least once
+    unverifiable: list[str] = Field(default_factory=list)  # names not valid UTF-8 (first 100)
+    unverifiable_count: int = 0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy(cls, data: Any) -> Any:
+        return _legacy_ratio(data, "coverage_ratio", "coverage")
+
+
+# -- per kind -----------------------------------------------------------------------------
+
+class BackupDetails(Record):
+    files_new: int = 0
+    files_changed: int = 0
+    files_unmodified: int = 0
+    bytes_added: int = 0
+    total_files: int = 0
+    total_bytes: int = 0
+    duration_ms: int = 0
+    generations: int | None = None
+    manifest: ManifestSummary | None = None
+    suspicious: list[str] = Field(default_factory=list)
+    unreadable: list[str] = Field(default_factory=list)  # "PATH: reason" of an incomplete one
+    warnings: list[str] = Field(default_factory=list)
+    steps: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy(cls, data: Any) -> Any:
+        return _legacy_seconds(data, {"duration": "duration_ms"})
+
+
+class Proof(Record):
+    """What a restore test proved or found (shared by verify and drill)."""
+
+    files_checked: int = 0
+    bytes_checked: int = 0
+    mismatches: list[Mismatch] = Field(default_factory=list)
+    failures: list[str] = Field(default_factory=list)
+    changed_since_snapshot: list[str] = Field(default_factory=list)
+    unverifiable: list[str] = Field(default_factory=list)  # names restic cannot show
+    commands: list[CommandRun] = Field(default_factory=list)
+    restore_ms: int | None = None  # a full restore, measured (the RTO)
+    rto_seconds: int | None = None
+    files_restored: int | None = None
+    bytes_restored: int | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy(cls, data: Any) -> Any:
+        return _legacy_seconds(data, {"restore_seconds": "restore_ms",
+                                      "total_seconds": "total_ms"})
+
+
+class VerifyDetails(Proof):
+    mode: Literal["quick", "full"] = "quick"
+    check_output: str = ""
+    coverage: str | None = None
+    restic_invocations: int = 0
+    timings_ms: dict[str, int] = Field(default_factory=dict)
+    steps: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_verify(cls, data: Any) -> Any:
+        data = _legacy_ratio(data, "coverage_ratio", "coverage")
+        if isinstance(data, dict) and "timings_ms" not in data and isinstance(
+                data.get("timings"), dict):
+            data = {**data, "timings_ms": {k: ms(float(v)) for k, v in data["timings"].items()
+                                           if isinstance(v, int | float)}}
+        return data
+
+
+class DrillStep(Record):
+    name: str
+    kind: Literal["auto", "manual"] = "auto"
+    result: Literal["pass", "fail", "skipped"] = "pass"
+    duration_ms: int = 0
+    detail: str = ""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy(cls, data: Any) -> Any:
+        return _legacy_seconds(data, {"seconds": "duration_ms"})
+
+
+class DrillDetails(Proof):
+    result: Literal["pass", "fail", "aborted"] = "fail"
+    operator: str = ""
+    target: str | None = None
+    target_kind: Literal["scratch", "real"] = "scratch"
+    wiped: bool = False
+    steps: list[DrillStep] = Field(default_factory=list)
+    manual_steps_confirmed: bool = False
+    remarks: str = ""
+    total_ms: int = 0
+
+
+class Medium(Record):
+    label: str | None = None  # None: a local path without a label file
+    fs_uuid: str | None = None
+    path: str = ""
+
+
+class GenerationCheck(Record):
+    """A repository's generations as observed, against what the policy keeps."""
+
+    repository: str
+    count: int
+    expected: int
+    missing: list[str] = Field(default_factory=list)
+    medium: str | None = None
+    pruned: bool = True
+    finding: str | None = None
+
+
+class CopyDetails(Record):
+    copy_name: str = Field(default="", serialization_alias="copy",
+                           validation_alias=AliasChoices("copy", "copy_name"))
+    copy_kind: Literal["offline", "immutable", ""] = ""
+    url: str = ""  # credentials masked
+    copied: int = 0
+    snapshots: int | None = None
+    newest_snapshot_time: str | None = None
+    medium: Medium | None = None
+    pruned: str | None = None
+    generations: GenerationCheck | None = None
+    source_snapshots: list[str] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list)
+    steps: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "copy_kind" not in data and data.get("kind") in (
+                "offline", "immutable"):
+            data = {**data, "copy_kind": data["kind"]}
+        return data
+
+
+class Attempt(Record):
+    action: str  # write | delete | overwrite | read-back
+    target: str  # display path/URL, never with credentials
+    outcome: str  # refused | succeeded | error | changed
+    detail: str = ""
+
+
+class ProbeDetails(Record):
+    ok: bool = False
+    url: str = ""
+    attempts: list[Attempt] = Field(default_factory=list)
+
+
+class Flag(Record):
+    raised_at: str
+    reason: str
+
+
+class ClearDetails(Record):
+    reason: str = ""
+    cleared: list[Flag] = Field(default_factory=list)
+
+
+class Aborted(Record):
+    """A run that ended before its action could describe it (killed, interrupted, a bug)."""
+
+    status: str = "failed"
+
+
+Details = (BackupDetails | VerifyDetails | DrillDetails | CopyDetails | ProbeDetails
+           | ClearDetails | Aborted)
+
+MODELS: dict[str, type[Record]] = {
+    "backup": BackupDetails, "verify": VerifyDetails, "drill": DrillDetails,
+    "copy": CopyDetails, "probe": ProbeDetails, "clear": ClearDetails,
+}
+
+
+R = TypeVar("R", bound=Record)
+
+
+def read(model: type[R], text: str | dict[str, Any] | None) -> R:
+    """Details as `model` (JSON text or a dict), tolerant of older rows.
+
+    Details that no longer fit the model (edited by hand, cut off) read as empty details
+    rather than raising: readers show what is known, and `evidence verify` reports the
+    edit."""
+    try:
+        data = json.loads(text) if isinstance(text, str) else (text or {})
+        return model.model_validate(data if isinstance(data, dict) else {})
+    except (ValueError, ValidationError):
+        return model()

@@ -1,0 +1,152 @@
+"""The quick and full pipelines on FakeRunners: what they run, and that a restic failure or
+damage is never a pass."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from backupctl.actions import verify as verify_action
+from backupctl.actions.context import Context
+from backupctl.config.schema import Job
+from backupctl.execute import Result
+from backupctl.execute.fake import Call, FakeRunner
+from backupctl.state import queries
+from backupctl.state.records import BackupDetails, ManifestSummary
+from backupctl.status import ExitStatus
+from tests import runs as seed
+from tests.unit.actions.conftest import make_context
+
+SNAP = "4a04c7b9" + "0" * 56
+TIME = "2026-11-25T02:00:01.123456789Z"
+FILES = {"/srv/emr/a.dat": b"patient A\n", "/srv/emr/b b.dat": b"patient B\n" * 100}
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _restore(files: dict[str, bytes], *, snapshot: str = SNAP) -> object:
+    """Answer `restic restore` by writing `files` (or the --include'd ones) into --target."""
+
+    def respond(call: Call) -> Result:
+        words = call.words
+        target = Path(words[words.index("--target") + 1])
+        wanted = [w.replace("\\", "") for i, w in enumerate(words)
+                  if i and words[i - 1] == "--include"]
+        for path, data in files.items():
+            if not wanted or path in wanted:
+                (target / path.lstrip("/")).parent.mkdir(parents=True, exist_ok=True)
+                (target / path.lstrip("/")).write_bytes(data)
+        out = f"restoring <Snapshot {snapshot[:8]} of [/srv/emr] at {TIME}> to {target}\n"
+        return Result(call.text, 0, out.encode())
+
+    return respond
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> tuple[Context, Job, FakeRunner]:
+    local = FakeRunner(host="local")
+    ctx, job = make_context(tmp_path, local=local)
+    summary = ManifestSummary(files_total=len(FILES), bytes_total=sum(map(len, FILES.values())),
+                              snapshot_id=SNAP)
+    seed.record(ctx.store, job="emr", snapshot_id=SNAP, snapshot_time=TIME,
+                details=BackupDetails(manifest=summary), evidence=False)
+    with ctx.store.transaction() as conn:
+        queries.insert_manifest(conn, "emr", SNAP, [
+            {"path": p, "size": len(d), "mtime": "2026-11-25T01:00:00.000000000+00:00",
+             "sha256": _digest(d), "role": "sample", "state": "ok", "note": None}
+            for p, d in FILES.items()])
+    local.on("check", stdout=b"no errors were found\n")
+    return ctx, job, local
+
+
+def test_quick_restores_only_the_manifest_files_once_and_proves_them(
+        env: tuple[Context, Job, FakeRunner]) -> None:
+    ctx, job, local = env
+    local.on("restore", respond=_restore(FILES))  # type: ignore[arg-type]
+
+    result = verify_action.verify(ctx, job, mode="quick")
+
+    assert result.status is ExitStatus.OK, result.error
+    assert result.details.files_checked == 2 and result.details.mismatches == []
+    (restore,) = local.commands("restore")
+    assert restore.has("latest", "--host", "emr") and restore.words.count("--include") == 2
+    assert local.commands("check")[0].has("--no-lock")
+    assert not local.commands("snapshots"), "restic resolved latest itself"
+    assert result.details.restic_invocations == 2  # check and restore of the test itself
+
+
+def test_quick_finds_a_file_that_came_back_different(
+        env: tuple[Context, Job, FakeRunner]) -> None:
+    ctx, job, local = env
+    local.on("restore", respond=_restore({**FILES,  # type: ignore[arg-type]
+                                          "/srv/emr/a.dat": b"PATIENT A\n"}))
+    result = verify_action.verify(ctx, job, mode="quick")
+    assert result.status is ExitStatus.BAD_DATA
+    assert "/srv/emr/a.dat (hash)" in (result.error or "")
+
+
+def test_a_restic_that_cannot_restore_is_never_a_pass(
+        env: tuple[Context, Job, FakeRunner]) -> None:
+    ctx, job, local = env
+    local.on("snapshots", stdout=json.dumps([{"id": SNAP, "short_id": SNAP[:8],
+                                              "time": TIME}]).encode())
+    local.on("restore", returncode=1, stderr="Fatal: unable to load index: pack lost")
+    result = verify_action.verify(ctx, job, mode="quick")
+    assert result.status is ExitStatus.FAILED
+    assert "restic restore" in (result.error or "") and result.run_id is not None
+
+
+def test_damage_found_by_restic_check_is_bad_data(env: tuple[Context, Job, FakeRunner]) -> None:
+    ctx, job, local = env
+    local.on("restore", respond=_restore(FILES))  # type: ignore[arg-type]
+    pack = "cb" * 32
+    local.on("check", returncode=1, stdout=f"Pack ID does not match, want {pack}\n".encode(),
+             stderr="Fatal: repository contains errors")
+    result = verify_action.verify(ctx, job, mode="quick")
+    assert result.status is ExitStatus.BAD_DATA
+    assert f"pack {pack} (check)" in (result.error or "")
+
+
+def test_full_lists_and_resolves_beside_the_restore_and_counts_every_file(
+        env: tuple[Context, Job, FakeRunner]) -> None:
+    ctx, job, local = env
+    local.on("snapshots", stdout=json.dumps([{"id": SNAP, "short_id": SNAP[:8],
+                                              "time": TIME}]).encode())
+    listing = [json.dumps({"struct_type": "snapshot", "id": SNAP, "time": TIME})]
+    listing += [json.dumps({"type": "file", "path": p, "size": len(d),
+                            "mtime": "2026-11-25T01:00:00Z"}) for p, d in FILES.items()]
+    local.on("ls", stdout="\n".join(listing).encode())
+    local.on("restore", respond=_restore(FILES))  # type: ignore[arg-type]
+
+    result = verify_action.verify(ctx, job, mode="full")
+
+    assert result.status is ExitStatus.OK, result.error
+    details = result.details
+    assert (details.files_restored, details.files_checked) == (2, 2)
+    assert details.restore_ms is not None and details.coverage == "1.000000"
+    assert local.commands("restore")[0].has("latest", "--host", "emr")
+    assert not local.commands("check")[0].has("--no-lock"), "the restore is done"
+    assert not list(ctx.config.settings.scratch_dir.iterdir()), "scratch wiped"
+
+
+def test_full_names_a_file_missing_from_the_restore_once(
+        env: tuple[Context, Job, FakeRunner]) -> None:
+    ctx, job, local = env
+    local.on("snapshots", stdout=json.dumps([{"id": SNAP, "short_id": SNAP[:8],
+                                              "time": TIME}]).encode())
+    listing = [json.dumps({"struct_type": "snapshot", "id": SNAP, "time": TIME})]
+    listing += [json.dumps({"type": "file", "path": p, "size": len(d),
+                            "mtime": "2026-11-25T01:00:00Z"}) for p, d in FILES.items()]
+    local.on("ls", stdout="\n".join(listing).encode())
+    local.on("restore", respond=_restore({"/srv/emr/a.dat": FILES["/srv/emr/a.dat"]}))  # type: ignore[arg-type]
+
+    result = verify_action.verify(ctx, job, mode="full")
+
+    assert result.status is ExitStatus.BAD_DATA
+    assert [(m.path, m.reason) for m in result.details.mismatches] == [
+        ("/srv/emr/b b.dat", "missing")]
