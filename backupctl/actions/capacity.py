@@ -16,11 +16,20 @@ from pathlib import Path
 
 from backupctl import fmt
 from backupctl.actions.restore_test.scratch import FREE_SPACE_MARGIN
+from backupctl.errors import BackupctlError
 from backupctl.state import queries
 from backupctl.state.db import Store
 from backupctl.state.records import BackupDetails, VerifyDetails, read
+from backupctl.status import ExitStatus
 
 VERIFY_HISTORY = 50  # verify runs searched for a measured full restore
+
+
+class NoRoom(BackupctlError):
+    """This orchestrator's scratch_dir cannot take the job's full restore: skipped here (the
+    command lists it; not an error), the job stays due for another orchestrator."""
+
+    status = ExitStatus.OK
 
 
 @dataclass(frozen=True)
@@ -80,3 +89,10 @@ def restore_fits(store: Store, job: str, *, scratch_dir: Path) -> Fit:
     """Whether the job's full restore test fits this orchestrator's scratch space."""
     return decide(job=job, needed=restore_size(store, job), free=free_bytes(scratch_dir),
                   scratch_dir=scratch_dir)
+
+
+def require_room(store: Store, job: str, *, scratch_dir: Path) -> None:
+    """Raise NoRoom unless the job's full restore fits this orchestrator's scratch_dir."""
+    fit = restore_fits(store, job, scratch_dir=scratch_dir)
+    if not fit.fits:
+        raise NoRoom(fit.reason)

@@ -8,21 +8,24 @@ orchestrator that is down leaves its work to the next timer of another.
 
 Check twice: before taking the job's lease (cheap, skips most jobs) and again once the lease
 is held, since another orchestrator may have finished the job in between; only the second
-answer decides. `decide` is the pure rule; `latest_elapse` asks systemd-analyze (the timers'
-own calendar code, through the Runner) when the schedule last fired.
+answer decides (`require`, called by `jobrun.job_session` when `Context.due` is set). `decide`
+is the pure rule; `latest_elapse` asks systemd-analyze (the timers' own calendar code,
+`config.calendar.elapses`) when the schedule last fired.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from backupctl.clock import iso, parse_iso
+from backupctl.config import calendar
 from backupctl.config.schema import Job
 from backupctl.errors import BackupctlError
 from backupctl.execute import Runner
 from backupctl.state import queries
 from backupctl.state.db import Store
+from backupctl.status import ExitStatus
 
 KINDS = ("backup", "copy", "verify")
 
@@ -33,8 +36,15 @@ ITERATIONS = 100  # elapses asked of systemd-analyze per call
 MAX_CALLS = 64  # a schedule firing more than every ~30 s is not a backup schedule
 
 
-class DueError(BackupctlError):
-    """The schedule cannot be read, so whether a job is due is unknown (exit 1)."""
+# The schedule cannot be read, so whether a job is due is unknown (exit 1).
+DueError = calendar.CalendarError
+
+
+class NotDue(BackupctlError):
+    """Raised under the job's lease when the job is no longer due (another orchestrator
+    ran it meanwhile): the command lists the job as not due; it is not an error."""
+
+    status = ExitStatus.OK
 
 
 @dataclass(frozen=True)
@@ -75,7 +85,8 @@ def latest_elapse(expr: str, *, now: datetime, runner: Runner,
     for window in WINDOWS:
         base = now - window
         for _ in range(MAX_CALLS):
-            elapses = _elapses(expr, base=base, runner=runner, tz=tz)
+            elapses = calendar.elapses(expr, base=base, iterations=ITERATIONS, runner=runner,
+                                       tz=tz)
             past = [e for e in elapses if e <= now]
             if len(past) < len(elapses) or len(elapses) < ITERATIONS:
                 if past:
@@ -85,49 +96,6 @@ def latest_elapse(expr: str, *, now: datetime, runner: Runner,
         else:
             return past[-1]
     return None
-
-
-def _elapses(expr: str, *, base: datetime, runner: Runner, tz: str | None) -> list[datetime]:
-    """The next ITERATIONS elapses of `expr` after `base`, in UTC."""
-    result = runner.run(["systemd-analyze", "calendar", f"--base-time=@{int(base.timestamp())}",
-                         f"--iterations={ITERATIONS}", "--", expr],
-                        timeout=30, env={"TZ": tz} if tz else None)
-    if result.returncode == 127:  # the Runner could not start it
-        raise DueError("--due needs systemd-analyze (Debian package systemd) to read the jobs' "
-                       "schedules; install it, or run without --due")
-    if not result.ok:
-        raise DueError(f"cannot read the schedule {expr!r}: {result.describe()}")
-    return parse_elapses(result.stdout.decode(errors="replace"), expr=expr)
-
-
-def parse_elapses(text: str, *, expr: str = "") -> list[datetime]:
-    """`Next elapse:` / `Iter. #N:` lines of `systemd-analyze calendar`, in UTC.
-
-    A local time is followed by its `(in UTC):` line, which is the one taken; when the local
-    zone is UTC that line is absent and the elapse itself ends in `UTC`.
-    """
-    found: list[str] = []
-    for line in text.splitlines():
-        key, _, value = line.strip().partition(": ")
-        if key == "Next elapse" or key.startswith("Iter. #"):
-            if value.strip() == "never":
-                break
-            found.append(value.strip())
-        elif key == "(in UTC)" and found:
-            found[-1] = value.strip()
-    elapses = []
-    for value in found:
-        stamp, _, zone = value.rpartition(" ")
-        if zone != "UTC":
-            raise DueError(f"cannot read systemd-analyze's answer for {expr!r}: {value!r} "
-                           "has no UTC time")
-        try:
-            when = datetime.strptime(stamp.split(" ", 1)[1], "%Y-%m-%d %H:%M:%S")
-        except (IndexError, ValueError):
-            raise DueError(f"cannot read systemd-analyze's answer for {expr!r}: {value!r}")\
-                from None
-        elapses.append(when.replace(tzinfo=UTC))
-    return elapses
 
 
 def schedule_of(job: Job, kind: str) -> str | None:
@@ -152,3 +120,10 @@ def check(store: Store, job: Job, kind: str, *, now: datetime, runner: Runner,
     started = store.query(queries.last_started, job.name, kind)
     return decide(job=job.name, kind=kind, scheduled=scheduled,
                   last_started=parse_iso(started) if started else None)
+
+
+def require(store: Store, job: Job, kind: str, *, now: datetime, runner: Runner) -> None:
+    """Under the job's lease: raise NotDue unless the job is (still) due for `kind`."""
+    decision = check(store, job, kind, now=now, runner=runner)
+    if not decision.due:
+        raise NotDue(decision.reason)

@@ -26,13 +26,15 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy import Connection
 
 from backupctl import __version__
+from backupctl.actions import due
 from backupctl.actions.context import Context
 from backupctl.actions.restore_test.scratch import wipe_leftovers
 from backupctl.actions.results import PRIMARY, RunResult
+from backupctl.config.identity import job_file_sha256
 from backupctl.config.schema import Job
 from backupctl.errors import BackupctlError
 from backupctl.evidence import chain
-from backupctl.execute import Cancelled
+from backupctl.execute import Cancelled, raise_if_cancelled
 from backupctl.log import mask
 from backupctl.state import queries
 from backupctl.state.records import Aborted, Proof, Record
@@ -155,14 +157,25 @@ class Run(Generic[D]):
                error=error, details=Aborted(status=status))
 
 
+def _job_file_sha256(ctx: Context, job: Job) -> str | None:
+    """The hash of the job file this run uses (status flags orchestrators whose differ)."""
+    entry = ctx.config.jobs.get(job.name)
+    try:
+        return job_file_sha256(entry.path) if entry is not None else None
+    except OSError:
+        return None
+
+
 @contextlib.contextmanager
 def recorded(ctx: Context, job: Job, kind: str, model: type[D], *,
              repository: str = PRIMARY) -> Iterator[Run[D]]:
     """A run row for the body; closed exactly once whatever happens (see module doc)."""
+    digest = _job_file_sha256(ctx, job)
     with ctx.store.transaction() as conn:
         run_id = queries.start_run(conn, job=job.name, kind=kind, repository=repository,
                                    operator=ctx.operator, orchestrator=ctx.store.orchestrator,
-                                   pid=os.getpid(), started_at=ctx.store.now())
+                                   pid=os.getpid(), started_at=ctx.store.now(),
+                                   job_file_sha256=digest)
         started = queries.run(conn, run_id)
     _observe(ctx, job, started, started=True)
     run = Run(ctx, job, kind, model, repository=repository, run_id=run_id)
@@ -210,9 +223,17 @@ def recover(ctx: Context, job: Job) -> list[int]:
 @contextlib.contextmanager
 def job_session(ctx: Context, job: Job, kind: str) -> Iterator[list[int]]:
     """Hold the job's lock for a command's runs (LockHeld: exit 75), after recovering;
-    yields the ids of the runs found interrupted."""
+    yields the ids of the runs found interrupted.
+
+    With `ctx.due` (--due) the job must still be due once the lock is held and its dead runs
+    are recorded (another orchestrator may have run it meanwhile): else `due.NotDue`, and
+    no run is started."""
+    raise_if_cancelled()  # a stopped process (signal, lost lease) starts nothing new
     with ctx.job_locks.hold(job.name, kind=kind):
-        yield recover(ctx, job)
+        recovered = recover(ctx, job)
+        if ctx.due and kind in due.KINDS:
+            due.require(ctx.store, job, kind, now=ctx.clock(), runner=ctx.local)
+        yield recovered
 
 
 @contextlib.contextmanager

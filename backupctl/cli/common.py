@@ -18,13 +18,15 @@ from typing import Annotated, Any, NoReturn
 import typer
 from rich.console import Console
 
-from backupctl import log
+from backupctl import execute, log
 from backupctl.actions.context import Context
+from backupctl.actions.fleet import Skipped, run_job
 from backupctl.actions.results import JobResult, run_jobs
 from backupctl.config.schema import Job
 from backupctl.config.validate import Config, config_path, load_config
 from backupctl.errors import BackupctlError, ConfigError, UsageError
 from backupctl.state.db import Store
+from backupctl.state.leases import Lease, job_locks
 from backupctl.status import ExitStatus
 
 # Under systemd/cron/pipes rich would wrap tables at 80 columns; logs read better wide.
@@ -37,6 +39,9 @@ JobArg = Annotated[str, typer.Argument(help="job name")]
 AllOpt = Annotated[bool, typer.Option("--all", help="every job in jobs_dir")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print one JSON object on stdout")]
 DryOpt = Annotated[bool, typer.Option("--dry-run", help="print the plan, run nothing")]
+DueOpt = Annotated[bool, typer.Option(
+    "--due", help="only jobs whose schedule fired since their last run on any orchestrator "
+    "(what the timers run with several orchestrators); the others are listed, not errors")]
 
 
 @dataclass
@@ -88,17 +93,32 @@ def run_operator() -> str:
     return manual_operator(None)
 
 
-def context(config: Config, *, operator: str | None = None) -> Context:
-    """The state context of a command (opens, and if needed upgrades, the state database)."""
+def context(config: Config, *, operator: str | None = None, due: bool = False) -> Context:
+    """The state context of a command (opens, and if needed upgrades, the state database).
+
+    Job locks: PostgreSQL leases shared by every orchestrator when `database_url` is
+    PostgreSQL (a lost lease stops this process's runs), else flock files in state_dir."""
+    settings = config.settings
     try:
-        config.settings.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        settings.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     except OSError as exc:
-        raise BackupctlError(f"cannot create state_dir {config.settings.state_dir}: "
+        raise BackupctlError(f"cannot create state_dir {settings.state_dir}: "
                              f"{exc.strerror or exc}") from None
-    store = Store(config.settings.effective_database_url,
-                  orchestrator=config.settings.effective_orchestrator)
-    OPTIONS.context = Context(config=config, store=store, operator=operator or run_operator())
+    store = Store(settings.effective_database_url, orchestrator=settings.effective_orchestrator)
+    locks = job_locks(database_url=settings.effective_database_url,
+                      state_dir=settings.state_dir, orchestrator=store.orchestrator,
+                      on_lost=_lease_lost)
+    OPTIONS.context = Context(config=config, store=store, operator=operator or run_operator(),
+                              locks=locks, due=due)
     return OPTIONS.context
+
+
+def _lease_lost(lease: Lease) -> None:
+    """The watchdog lost a job's lease (cut network, ended session): stop every run of this
+    process before another orchestrator can take the job (they record themselves
+    interrupted if the database can still be reached; the command exits 1)."""
+    execute.cancel(f"{lease.job}: {lease.lost_reason or 'lease lost'}; the runs of this "
+                   "process were stopped so that another orchestrator can take over")
 
 
 def emit_json(payload: dict[str, Any]) -> None:
@@ -122,6 +142,10 @@ def report(command: str, results: Sequence[JobResult], *, as_json: bool,
                    "status": status.name.lower(), "jobs": [r.to_dict() for r in results]})
     else:
         for result in results:
+            if isinstance(result, Skipped):  # not due, running elsewhere: not an error
+                say(f"[{result.mark}] {result.job}: "
+                    f"{result.reason.removeprefix(f'{result.job}: ')}")
+                continue
             line = text(result) if result.status is not ExitStatus.USAGE else ""
             mark = "OK" if result.status is ExitStatus.OK else result.status.name
             # Errors already start with the job name; print it once.
@@ -145,10 +169,15 @@ def show_plans(command: str, plans: dict[str, list[str]], *, as_json: bool) -> N
 
 def run_each(command: str, config: Config, selected: Sequence[Job],
              action: Callable[[Context, Job], JobResult], *, as_json: bool,
-             text: Callable[[JobResult], str]) -> NoReturn:
-    """Run a per-job action for every selected job (bounded concurrency), report, exit."""
-    ctx = context(config)
-    results = run_jobs(selected, lambda job: action(ctx, job),
+             text: Callable[[JobResult], str], due: bool = False,
+             all_jobs: bool = False) -> NoReturn:
+    """Run a per-job action for every selected job (bounded concurrency), report, exit.
+
+    `due` (--due; the command is the run kind): jobs not due are listed, not run; with
+    `all_jobs` a job running on another orchestrator is listed too (see actions/fleet.py)."""
+    ctx = context(config, due=due)
+    results = run_jobs(selected, lambda job: run_job(ctx, job, action, kind=command,
+                                                     all_jobs=all_jobs),
                        concurrency=config.settings.concurrency)
     report(command, results, as_json=as_json, text=text)
 

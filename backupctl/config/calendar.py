@@ -1,4 +1,4 @@
-"""systemd OnCalendar expressions: validation, normalized form and next elapse.
+"""systemd OnCalendar expressions: validation, normalized form, next and past elapses.
 
 `systemd-analyze calendar` is the authority (the one wrapper of it in the code base); where
 it is not installed, a pure-Python syntax check stands in for validation.
@@ -11,6 +11,7 @@ import shutil
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from backupctl.errors import BackupctlError
 from backupctl.execute import Runner
 from backupctl.execute.local import LocalRunner
 
@@ -63,6 +64,55 @@ def _elapse(value: str) -> datetime | None:
         return datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
     except ValueError:
         return None
+
+
+class CalendarError(BackupctlError):
+    """systemd-analyze cannot say when a schedule fires (exit 1)."""
+
+
+def elapses(expr: str, *, base: datetime, iterations: int, runner: Runner,
+            tz: str | None = None) -> list[datetime]:
+    """The next `iterations` elapses of `expr` after `base`, in UTC (`tz`: the zone the
+    timers run in; default this machine's, as systemd's)."""
+    result = runner.run(["systemd-analyze", "calendar", f"--base-time=@{int(base.timestamp())}",
+                         f"--iterations={iterations}", "--", expr],
+                        timeout=30, env={"TZ": tz} if tz else None)
+    if result.returncode == 127:  # the Runner could not start it
+        raise CalendarError("--due needs systemd-analyze (Debian package systemd) to read the "
+                            "jobs' schedules; install it, or run without --due")
+    if not result.ok:
+        raise CalendarError(f"cannot read the schedule {expr!r}: {result.describe()}")
+    return parse_elapses(result.stdout.decode(errors="replace"), expr=expr)
+
+
+def parse_elapses(text: str, *, expr: str = "") -> list[datetime]:
+    """`Next elapse:` / `Iter. #N:` lines of `systemd-analyze calendar`, in UTC.
+
+    A local time is followed by its `(in UTC):` line, which is the one taken; when the local
+    zone is UTC that line is absent and the elapse itself ends in `UTC`.
+    """
+    found: list[str] = []
+    for line in text.splitlines():
+        key, _, value = line.strip().partition(": ")
+        if key == "Next elapse" or key.startswith("Iter. #"):
+            if value.strip() == "never":
+                break
+            found.append(value.strip())
+        elif key == "(in UTC)" and found:
+            found[-1] = value.strip()
+    times = []
+    for value in found:
+        stamp, _, zone = value.rpartition(" ")
+        if zone != "UTC":
+            raise CalendarError(f"cannot read systemd-analyze's answer for {expr!r}: "
+                                f"{value!r} has no UTC time")
+        try:
+            when = datetime.strptime(stamp.split(" ", 1)[1], "%Y-%m-%d %H:%M:%S")
+        except (IndexError, ValueError):
+            raise CalendarError(f"cannot read systemd-analyze's answer for {expr!r}: "
+                                f"{value!r}") from None
+        times.append(when.replace(tzinfo=UTC))
+    return times
 
 
 def check(expr: str) -> str | None:

@@ -127,7 +127,7 @@ def build(*, config: Config, store: Store, period: Period, lang: str,
     verdict = chain.check(entries)
     in_period = [e for e in slice_for(entries, period)
                  if period.contains(e.record.get("finished_at"))]
-    state = _state(store)
+    state = _state(store, period)
     names = sorted({*config.jobs, *(e.record["job"] for e in in_period)})
     jobs = [_job(name, config=config, period=period, lang=lang, state=state,
                  records=[e.record for e in in_period if e.record["job"] == name])
@@ -167,9 +167,11 @@ class _State:
     open_flags: list[dict[str, Any]]
     media: list[dict[str, Any]]
     generations: dict[tuple[str, str], dict[str, Any]]
+    orchestrators: dict[str, str]  # record id → the orchestrator of its run (runs table)
 
 
-def _state(store: Store) -> _State:
+def _state(store: Store, period: Period) -> _State:
+    since, until = period.bounds()
     with store.read() as conn:
         raised = [{"job": f.job, "raised_at": f.raised_at, "reason": f.reason}
                   for f in queries.open_flags(conn)]
@@ -179,7 +181,14 @@ def _state(store: Store) -> _State:
         latest = {(g.job, g.repository): {"count": g.count, "expected": g.expected,
                                           "finding": g.finding}
                   for g in queries.newest_generations(conn)}
-    return _State(raised, labels_seen, latest)
+        ran = queries.evidence_orchestrators(conn, since=since, until=until)
+    return _State(raised, labels_seen, latest, ran)
+
+
+def _orchestrator(r: dict[str, Any], state: _State) -> str | None:
+    """Who ran the record's run: the record's own field (evidence v2), else the runs table."""
+    named = r.get("orchestrator")
+    return str(named) if named else state.orchestrators.get(str(r.get("id")))
 
 
 def _medium(details: dict[str, Any]) -> str | None:
@@ -196,9 +205,16 @@ def _job(name: str, *, config: Config, period: Period, lang: str, state: _State,
     rto = job.verify.rto if job else None
     months = [_month(month, records, period=period, job_rto=rto) for month in period.months()]
     copies = _copies(name, job=job, records=records, state=state)
-    restore_tests = [_restore_test(r, period) for r in by_kind.get("verify", [])]
-    drills = [_drill(r, period) for r in by_kind.get("drill", [])]
-    events = [_event(r, period, lang) for r in records if _is_event(r)]
+    restore_tests = [{**_restore_test(r, period), "orchestrator": _orchestrator(r, state)}
+                     for r in by_kind.get("verify", [])]
+    drills = [{**_drill(r, period), "orchestrator": _orchestrator(r, state)}
+              for r in by_kind.get("drill", [])]
+    events = [{**_event(r, period, lang), "orchestrator": _orchestrator(r, state)}
+              for r in records if _is_event(r)]
+    ran_by: dict[str, int] = {}
+    for r in records:
+        if (who := _orchestrator(r, state)) is not None:
+            ran_by[who] = ran_by.get(who, 0) + 1
     out = {
         "job": name,
         "description": (job.description if job else None) or "",
@@ -213,6 +229,7 @@ def _job(name: str, *, config: Config, period: Period, lang: str, state: _State,
         "restore_tests": restore_tests,
         "drills": drills,
         "events": events,
+        "orchestrators": dict(sorted(ran_by.items())),  # records in the period per orchestrator
     }
     out["totals"] = _totals(months)
     out["findings"] = _findings(out, job_known=job is not None, by_kind=by_kind, lang=lang,

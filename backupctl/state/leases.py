@@ -93,6 +93,13 @@ class LeaseSettings:
     probe_interval: float = 5.0
     probe_timeout: float = 10.0
 
+    @classmethod
+    def following(cls, keepalive: pgconn.Keepalive) -> LeaseSettings:
+        """Probe timings scaled to `keepalive` (the defaults for the default keepalive): a
+        probe every sixth, an answer within a third of the server's bound."""
+        dead = keepalive.dead_after()
+        return cls(keepalive=keepalive, probe_interval=dead / 6, probe_timeout=dead / 3)
+
     def __post_init__(self) -> None:
         if self.probe_interval + self.probe_timeout >= self.keepalive.dead_after():
             raise ValueError("the watchdog must notice a lost lease before the server frees "
@@ -148,7 +155,8 @@ class PgLeases:
                              f"{safe_url(database_url)}")
         self.url = database_url
         self.orchestrator = orchestrator
-        self.settings = settings or LeaseSettings()
+        # database_url's keepalive values (if any) set how fast a cut is noticed
+        self.settings = settings or LeaseSettings.following(pgconn.keepalive_of(database_url))
         self.on_lost = on_lost
         self.clock = clock
 

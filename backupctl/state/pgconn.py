@@ -10,12 +10,14 @@ long. So both ends are told to probe:
 - the server, per session (startup `options`: `tcp_keepalives_*`, `tcp_user_timeout`): the
   backend ends a session whose client went silent and PostgreSQL releases its advisory locks.
 
-The settings travel in the connection's startup packet, so they cost no round trip, and a
-value the admin put in `database_url` wins over ours.
+The settings travel in the connection's startup packet, so they cost no round trip. Values
+the admin put in `database_url` (`?keepalives_idle=…&tcp_user_timeout=…`) win over ours and
+apply to both ends (`keepalive_of`); the job leases' watchdog follows them too.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -84,12 +86,27 @@ def libpq_url(url: str) -> str:
     return url
 
 
-def connect_args(url: str, keepalive: Keepalive = DEFAULT, *,
+_URL_KEYS = {"keepalives_idle": "idle", "keepalives_interval": "interval",
+             "keepalives_count": "count", "tcp_user_timeout": "user_timeout_ms",
+             "connect_timeout": "connect_timeout"}
+
+
+def keepalive_of(url: str) -> Keepalive:
+    """The settings `url` asks for (libpq parameters in its query), ours for the rest."""
+    query: Mapping[str, object] = make_url(sqlalchemy_url(url)).query
+    values = {name: int(raw) for key, name in _URL_KEYS.items()
+              if isinstance(raw := query.get(key), str) and raw.strip().isdigit()}
+    return dataclasses.replace(DEFAULT, **values)
+
+
+def connect_args(url: str, keepalive: Keepalive | None = None, *,
                  extra_options: str = "") -> dict[str, str]:
     """Connection parameters to add to `url`: ours, minus what the URL already sets.
 
+    `keepalive` defaults to `keepalive_of(url)`, so the server's end follows the URL too.
     The server settings go before the URL's own `options`, so an admin's `-c` still wins.
     """
+    keepalive = keepalive or keepalive_of(url)
     query: Mapping[str, object] = make_url(sqlalchemy_url(url)).query
     args = {k: v for k, v in keepalive.client_args().items() if k not in query}
     own = query.get("options")

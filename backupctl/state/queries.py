@@ -373,6 +373,13 @@ def insert_evidence(conn: Connection, row: dict[str, Any]) -> None:
     conn.execute(evidence.insert().values(**row))
 
 
+def evidence_orchestrators(conn: Connection, *, since: str, until: str) -> dict[str, str]:
+    """Record id → the orchestrator of its run, for records finished in [since, until)."""
+    return {r.id: r.orchestrator for r in conn.execute(
+        select(evidence.c.id, runs.c.orchestrator).join(runs, runs.c.id == evidence.c.run_id)
+        .where(evidence.c.finished_at >= since, evidence.c.finished_at < until))}
+
+
 def evidence_rows(conn: Connection, *, batch: int = 5000) -> Iterator[dict[str, Any]]:
     """Every evidence row in chain order (by `seq`), read in batches."""
     last = 0

@@ -34,35 +34,6 @@ def test_not_due_before_the_schedule_ever_fired() -> None:
     assert not due.decide(job="emr-db", kind="copy", scheduled=None, last_started=None).due
 
 
-UTC_OUTPUT = """\
-  Original form: *-*-* 02:00:00
-Normalized form: *-*-* 02:00:00
-    Next elapse: Thu 2026-11-26 02:00:00 UTC
-       From now: 3h left
-       Iter. #2: Fri 2026-11-27 02:00:00 UTC
-       From now: 1 day 3h left
-"""
-JST_OUTPUT = """\
-Normalized form: *-*-* 02:00:00
-    Next elapse: Thu 2026-11-26 02:00:00 JST
-       (in UTC): Wed 2026-11-25 17:00:00 UTC
-       From now: 3h left
-       Iter. #2: Fri 2026-11-27 02:00:00 JST
-       (in UTC): Thu 2026-11-26 17:00:00 UTC
-"""
-
-
-def test_parse_elapses_in_utc_and_in_a_local_zone() -> None:
-    assert due.parse_elapses(UTC_OUTPUT) == [datetime(2026, 11, 26, 2, tzinfo=UTC),
-                                             datetime(2026, 11, 27, 2, tzinfo=UTC)]
-    assert due.parse_elapses(JST_OUTPUT) == [datetime(2026, 11, 25, 17, tzinfo=UTC),
-                                             datetime(2026, 11, 26, 17, tzinfo=UTC)]
-    assert due.parse_elapses("Normalized form: 2020-01-01 00:00:00\n"
-                             "    Next elapse: never\n") == []
-    with pytest.raises(due.DueError, match="no UTC time"):
-        due.parse_elapses("    Next elapse: Thu 2026-11-26 02:00:00 JST\n")
-
-
 def _daily_analyzer(call: Call) -> Result:
     """systemd-analyze calendar for `*-*-* 02:00:00` in UTC, from --base-time=@N."""
     base = next(datetime.fromtimestamp(int(w.split("@")[1]), UTC) for w in call.words

@@ -23,7 +23,19 @@ def test_values_in_the_url_win() -> None:
     assert "keepalives_idle" not in args  # the URL's 60 stays
     # The admin's -c comes last, so it is the one PostgreSQL applies.
     assert args["options"].endswith("-c tcp_keepalives_idle=99")
-    assert args["options"].startswith("-c tcp_keepalives_idle=10 ")
+    # The URL's client value applies to the server's end too.
+    assert args["options"].startswith("-c tcp_keepalives_idle=60 ")
+
+
+def test_short_keepalives_in_the_url_shorten_the_lease_watchdog() -> None:
+    url = ("postgresql://u@h/d?keepalives_idle=2&keepalives_interval=1&keepalives_count=3"
+           "&tcp_user_timeout=6000&connect_timeout=3")
+    keepalive = pgconn.keepalive_of(url)
+    assert keepalive == pgconn.Keepalive(idle=2, interval=1, count=3, user_timeout_ms=6000,
+                                         connect_timeout=3)
+    settings = LeaseSettings.following(keepalive)
+    assert (settings.probe_interval, settings.probe_timeout) == (1.0, 2.0)
+    assert pgconn.keepalive_of("postgresql://u@h/d?keepalives_idle=x") == pgconn.DEFAULT
 
 
 def test_url_forms() -> None:
@@ -46,5 +58,6 @@ def test_dead_after_follows_linux(keepalive: pgconn.Keepalive, seconds: float) -
 
 def test_the_watchdog_must_be_faster_than_the_server() -> None:
     LeaseSettings()  # the defaults: noticed within 15 s, freed after 30 s
+    assert LeaseSettings.following(pgconn.DEFAULT) == LeaseSettings()
     with pytest.raises(ValueError, match="before the server frees it"):
         LeaseSettings(probe_interval=10, probe_timeout=25)
