@@ -6,8 +6,9 @@ the job's newest run of that kind on any orchestrator (running or finished; an i
 run does not count). So each scheduled run happens once, whoever's timer comes first, and an
 orchestrator that is down leaves its work to the next timer of another.
 
-Check twice: before taking the job's lease (cheap, skips most jobs) and again once the lease
-is held, since another orchestrator may have finished the job in between; only the second
+Check twice: before taking the job's lease (cheap, skips most jobs; finished runs only) and
+again once the lease is held, since another orchestrator may have finished the job in between
+or died running it (then its run is recorded interrupted first); only the second
 answer decides (`require`, called by `jobrun.job_session` when `Context.due` is set). `decide`
 is the pure rule; `latest_elapse` asks systemd-analyze (the timers' own calendar code,
 `config.calendar.elapses`) when the schedule last fired.
@@ -110,14 +111,19 @@ def schedule_of(job: Job, kind: str) -> str | None:
 
 
 def check(store: Store, job: Job, kind: str, *, now: datetime, runner: Runner,
-          tz: str | None = None) -> Due:
-    """Whether `job` is due for `kind` now, from its schedule and the shared runs."""
+          tz: str | None = None, under_lease: bool = True) -> Due:
+    """Whether `job` is due for `kind` now, from its schedule and the shared runs.
+
+    Under the job's lease (after `jobrun.recover`) every run that was not interrupted counts.
+    Before it (`under_lease=False`) only finished runs do: a `running` row may be what a dead
+    orchestrator left, and only taking the lease tells (held: it is alive; free: the row is
+    recorded interrupted and the job is due again)."""
     expr = schedule_of(job, kind)
     if expr is None:
         why = "no copies" if kind == "copy" and not job.copies else f"no {kind} schedule"
         return Due(job.name, kind, False, None, None, f"{job.name}: {kind} not due: {why}")
     scheduled = latest_elapse(expr, now=now, runner=runner, tz=tz)
-    started = store.query(queries.last_started, job.name, kind)
+    started = store.query(queries.last_started, job.name, kind, finished=not under_lease)
     return decide(job=job.name, kind=kind, scheduled=scheduled,
                   last_started=parse_iso(started) if started else None)
 

@@ -55,7 +55,8 @@ def run_job(ctx: Context, job: Job, action: Callable[[Context, Job], JobResult],
     """`action` for one job, unless it is not due (`ctx.due`) or, in `--all`, running on
     another orchestrator."""
     if ctx.due:
-        decision = due.check(ctx.store, job, kind, now=ctx.clock(), runner=ctx.local)
+        decision = due.check(ctx.store, job, kind, now=ctx.clock(), runner=ctx.local,
+                             under_lease=False)
         if not decision.due:
             return Skipped(job.name, kind, NOT_DUE, decision.reason)
     try:

@@ -37,6 +37,7 @@ from backupctl.evidence import chain
 from backupctl.execute import Cancelled, raise_if_cancelled
 from backupctl.log import mask
 from backupctl.state import queries
+from backupctl.state.db import StateError
 from backupctl.state.records import Aborted, Proof, Record
 from backupctl.status import ExitStatus
 
@@ -187,7 +188,13 @@ def recorded(ctx: Context, job: Job, kind: str, model: type[D], *,
         return  # the failure is the run's result
     except BaseException as exc:
         if not run.closed:
-            run.abort(exc)
+            try:
+                run.abort(exc)
+            except StateError as unreachable:  # e.g. a lost lease: the database is cut off
+                raise StateError(
+                    f"{job.name}: {kind} run {run_id} was stopped ({exc}) and could not be "
+                    f"recorded ({unreachable}); the job's next run, on any orchestrator, "
+                    "records it interrupted") from exc
         raise
     if not run.closed:
         run.abort(RuntimeError("the action returned without a result"))

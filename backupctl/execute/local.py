@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
 import subprocess
 import threading
 import time
@@ -33,6 +34,17 @@ def _secret_pipe(secret_file: SecretFile) -> int:
     os.write(write_fd, data)
     os.close(write_fd)
     return read_fd
+
+
+def _kill(proc: subprocess.Popen[bytes]) -> None:
+    """Kill the command and everything it started (its own process group): a hook's
+    `sleep` or `pg_dump` would otherwise keep running and hold the output pipes open."""
+    if proc.returncode is not None:  # reaped already: its pid may belong to another now
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        proc.kill()
 
 
 def _drain(stream: IO[bytes], sink: StdoutSink | None, into: list[bytes]) -> None:
@@ -75,7 +87,7 @@ class LocalRunner:
             proc = subprocess.Popen(
                 real, stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, pass_fds=fds,
-                env={**os.environ, **env} if env else None)
+                env={**os.environ, **env} if env else None, start_new_session=True)
         except (OSError, ValueError) as exc:  # ValueError: a NUL byte in argv or env
             return Result(shown, 127, stderr=f"cannot start {real[0]}: {exc}")
         out: list[bytes] = []
@@ -94,17 +106,17 @@ class LocalRunner:
 
         def expire() -> None:
             expired.set()
-            proc.kill()
+            _kill(proc)
 
         timer = threading.Timer(timeout, expire) if timeout is not None else None
         try:
             if timer is not None:
                 timer.daemon = True
                 timer.start()
-            with running(proc.kill):
+            with running(lambda: _kill(proc)):
                 proc.wait()
         except BaseException:
-            proc.kill()  # interrupted (Ctrl-C, SIGTERM): never leave restic behind
+            _kill(proc)  # interrupted (Ctrl-C, SIGTERM): never leave restic behind
             proc.wait()
             raise
         finally:

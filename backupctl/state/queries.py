@@ -107,11 +107,14 @@ def interrupt_running(conn: Connection, job: str, *, orchestrator: str | None,
         select(runs).where(runs.c.id.in_(stale)).order_by(runs.c.id))] if stale else []
 
 
-def last_started(conn: Connection, job: str, kind: str) -> str | None:
-    """`started_at` of the job's newest running or finished run of `kind` on any
-    orchestrator (`--due`); an interrupted run does not count: its work is still to do."""
+def last_started(conn: Connection, job: str, kind: str, *,
+                 finished: bool = False) -> str | None:
+    """`started_at` of the job's newest run of `kind` on any orchestrator (`--due`): running
+    or finished, or only finished ones. An interrupted run does not count: its work is still
+    to be done."""
+    excluded = ["interrupted", RUNNING] if finished else ["interrupted"]
     return conn.execute(select(func.max(runs.c.started_at)).where(
-        runs.c.job == job, runs.c.kind == kind, runs.c.status != "interrupted")).scalar()
+        runs.c.job == job, runs.c.kind == kind, runs.c.status.not_in(excluded))).scalar()
 
 
 def job_file_hashes(conn: Connection) -> dict[str, dict[str, str]]:

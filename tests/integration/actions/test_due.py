@@ -76,8 +76,9 @@ def _run(url: str, orchestrator: str, at: datetime, *, kind: str = "backup",
         runs.finish(store, run_id, status=status, evidence=False)
 
 
-def _check(url: str, job: Job, kind: str = "backup") -> due.Due:
-    return due.check(Store(url), job, kind, now=NOW, runner=LocalRunner(), tz="UTC")
+def _check(url: str, job: Job, kind: str = "backup", *, under_lease: bool = True) -> due.Due:
+    return due.check(Store(url), job, kind, now=NOW, runner=LocalRunner(), tz="UTC",
+                     under_lease=under_lease)
 
 
 def test_due_follows_the_runs_of_every_orchestrator(url: str, tmp_path: Path) -> None:
@@ -98,6 +99,8 @@ def test_a_running_run_counts_and_an_interrupted_one_does_not(url: str, tmp_path
     today = datetime(2026, 11, 25, 2, 0, 3, tzinfo=UTC)
     _run(url, "backup01", today, status=None)  # still running on backup01
     assert not _check(url, job).due
+    # Before the lease a running row may be a dead orchestrator's: only the lease tells.
+    assert _check(url, job, under_lease=False).due
 
     runs.finish(Store(url), 1, status="interrupted", evidence=False)
     assert _check(url, job).due  # its orchestrator died: the work is still to be done

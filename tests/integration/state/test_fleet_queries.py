@@ -46,14 +46,16 @@ def test_each_orchestrators_newest_job_file_hash(url: str) -> None:
     assert hashes == {"emr-db": {"b1": "a" * 64, "b2": "b" * 64}, "pacs": {"b1": "c" * 64}}
 
 
-def test_last_started_ignores_interrupted_runs(url: str) -> None:
+def test_last_started_ignores_interrupted_runs_and_running_ones_if_asked(url: str) -> None:
     store = Store(url, orchestrator="b1")
     runs.record(store)
     runs.record(store, status="interrupted")
+    runs.start(store, job="emr-db", kind="backup")
     with store.read() as conn:
         rows = conn.exec_driver_sql("SELECT started_at, status FROM runs ORDER BY id").all()
-    assert store.query(queries.last_started, "emr-db", "backup") == rows[0][0]
-    assert rows[1][1] == "interrupted"
+    assert [r[1] for r in rows] == ["success", "interrupted", "running"]
+    assert store.query(queries.last_started, "emr-db", "backup") == rows[2][0]
+    assert store.query(queries.last_started, "emr-db", "backup", finished=True) == rows[0][0]
     assert store.query(queries.last_started, "pacs", "backup") is None
 
 
