@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from backupctl.actions import capacity, due
 from backupctl.actions.context import Context
@@ -23,8 +23,11 @@ from backupctl.actions.status import JobStatus
 from backupctl.config.identity import job_file_sha256
 from backupctl.config.schema import Job
 from backupctl.state import queries
-from backupctl.state.leases import HeldLease, LeaseHeld, current_leases
+from backupctl.state.locks import LeaseHeld
 from backupctl.status import ExitStatus
+
+if TYPE_CHECKING:
+    from backupctl.state.leases import HeldLease
 
 NOT_DUE, RUNNING_ELSEWHERE, NO_ROOM = "not_due", "running_elsewhere", "no_room"
 _MARKS = {NOT_DUE: "NOT DUE", RUNNING_ELSEWHERE: "RUNNING", NO_ROOM: "SKIPPED"}
@@ -75,6 +78,8 @@ def run_job(ctx: Context, job: Job, action: Callable[[Context, Job], JobResult],
 
 def annotate(ctx: Context, rows: list[JobStatus]) -> list[JobStatus]:
     """Add the live lease of each job and the orchestrators whose job file differs."""
+    from backupctl.state.leases import current_leases  # psycopg: only `status` pays for it
+
     running = {lease.job: lease for lease in ctx.store.query(current_leases) if lease.live}
     hashes = ctx.store.query(queries.job_file_hashes)
     out = []

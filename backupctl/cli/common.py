@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -26,8 +26,12 @@ from backupctl.config.schema import Job
 from backupctl.config.validate import Config, config_path, load_config
 from backupctl.errors import BackupctlError, ConfigError, UsageError
 from backupctl.state.db import Store
-from backupctl.state.leases import Lease, job_locks
+from backupctl.state.locks import FileLocks, JobLocks
+from backupctl.state.pgconn import is_postgresql
 from backupctl.status import ExitStatus
+
+if TYPE_CHECKING:
+    from backupctl.state.leases import Lease
 
 # Under systemd/cron/pipes rich would wrap tables at 80 columns; logs read better wide.
 err = Console(stderr=True, highlight=False, soft_wrap=True,
@@ -105,9 +109,12 @@ def context(config: Config, *, operator: str | None = None, due: bool = False) -
         raise BackupctlError(f"cannot create state_dir {settings.state_dir}: "
                              f"{exc.strerror or exc}") from None
     store = Store(settings.effective_database_url, orchestrator=settings.effective_orchestrator)
-    locks = job_locks(database_url=settings.effective_database_url,
-                      state_dir=settings.state_dir, orchestrator=store.orchestrator,
-                      on_lost=_lease_lost)
+    locks: JobLocks = FileLocks(settings.state_dir)
+    if is_postgresql(settings.effective_database_url):
+        from backupctl.state.leases import PgLeases  # psycopg: SQLite sites never import it
+
+        locks = PgLeases(settings.effective_database_url, store.orchestrator,
+                         on_lost=_lease_lost)
     OPTIONS.context = Context(config=config, store=store, operator=operator or run_operator(),
                               locks=locks, due=due)
     return OPTIONS.context

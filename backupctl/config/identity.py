@@ -1,4 +1,5 @@
-"""Who ran a job, and from which job file: the orchestrator's name and the file's hash.
+"""From which job file a run came: its hash (the orchestrator's name is
+`GlobalConfig.effective_orchestrator`).
 
 With several orchestrators on one database every run records both, so `status` can show
 which orchestrator ran what and flag orchestrators whose copies of a job file differ.
@@ -8,13 +9,6 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-
-from backupctl.config.schema import GlobalConfig
-
-
-def orchestrator(settings: GlobalConfig) -> str:
-    """The configured `orchestrator:`, else this machine's host name."""
-    return settings.effective_orchestrator
 
 
 def job_file_sha256(path: Path) -> str:

@@ -36,15 +36,19 @@ def _secret_pipe(secret_file: SecretFile) -> int:
     return read_fd
 
 
-def _kill(proc: subprocess.Popen[bytes]) -> None:
-    """Kill the command and everything it started (its own process group): a hook's
-    `sleep` or `pg_dump` would otherwise keep running and hold the output pipes open."""
+def _kill(proc: subprocess.Popen[bytes], *, group: bool) -> None:
+    """Kill the command; with `group` (an admin's shell command, in a process group of its
+    own) everything it started too: a hook's `sleep` or `pg_dump` would otherwise keep
+    running past a timeout or a cancel, holding the output pipes open."""
     if proc.returncode is not None:  # reaped already: its pid may belong to another now
         return
     try:
-        os.killpg(proc.pid, signal.SIGKILL)
+        if group:
+            os.killpg(proc.pid, signal.SIGKILL)
+            return
     except (ProcessLookupError, PermissionError):
-        proc.kill()
+        pass
+    proc.kill()
 
 
 def _drain(stream: IO[bytes], sink: StdoutSink | None, into: list[bytes]) -> None:
@@ -60,7 +64,8 @@ class LocalRunner:
 
     def run(self, argv: Sequence[Arg], *, stdin: bytes | None = None,
             timeout: float | None = None, stdout_sink: StdoutSink | None = None,
-            env: dict[str, str] | None = None) -> Result:
+            env: dict[str, str] | None = None, group: bool = False) -> Result:
+        """`group`: run in a process group of its own, killed whole (see `shell`)."""
         fds: list[int] = []
         real: list[str] = []
         try:
@@ -71,14 +76,14 @@ class LocalRunner:
                 else:
                     real.append(arg)
             return self._spawn(argv, real, fds, stdin=stdin, timeout=timeout,
-                               stdout_sink=stdout_sink, env=env)
+                               stdout_sink=stdout_sink, env=env, group=group)
         finally:
             for fd in fds:
                 os.close(fd)
 
     def _spawn(self, argv: Sequence[Arg], real: list[str], fds: list[int], *,
                stdin: bytes | None, timeout: float | None, stdout_sink: StdoutSink | None,
-               env: dict[str, str] | None) -> Result:
+               env: dict[str, str] | None, group: bool) -> Result:
         shown = display(argv)
         log.debug("run: %s", shown)
         raise_if_cancelled()
@@ -87,7 +92,8 @@ class LocalRunner:
             proc = subprocess.Popen(
                 real, stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, pass_fds=fds,
-                env={**os.environ, **env} if env else None, start_new_session=True)
+                env={**os.environ, **env} if env else None,
+                process_group=0 if group else None)
         except (OSError, ValueError) as exc:  # ValueError: a NUL byte in argv or env
             return Result(shown, 127, stderr=f"cannot start {real[0]}: {exc}")
         out: list[bytes] = []
@@ -106,17 +112,17 @@ class LocalRunner:
 
         def expire() -> None:
             expired.set()
-            _kill(proc)
+            _kill(proc, group=group)
 
         timer = threading.Timer(timeout, expire) if timeout is not None else None
         try:
             if timer is not None:
                 timer.daemon = True
                 timer.start()
-            with running(lambda: _kill(proc)):
+            with running(lambda: _kill(proc, group=group)):
                 proc.wait()
         except BaseException:
-            _kill(proc)  # interrupted (Ctrl-C, SIGTERM): never leave restic behind
+            _kill(proc, group=group)  # interrupted (Ctrl-C, SIGTERM): never leave restic behind
             proc.wait()
             raise
         finally:
@@ -131,7 +137,9 @@ class LocalRunner:
                       time.monotonic() - started, timed_out)
 
     def shell(self, command: str, *, timeout: float | None = None) -> Result:
-        return self.run(["sh", "-c", command], timeout=timeout)
+        """An admin's command (hooks, verify.commands): it may start others (a dump piped to
+        gzip, a sleep), which a timeout or a cancel must stop with it."""
+        return self.run(["sh", "-c", command], timeout=timeout, group=True)
 
     def close(self) -> None:
         pass

@@ -28,7 +28,6 @@ import socket
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -36,10 +35,10 @@ from psycopg.conninfo import make_conninfo
 from sqlalchemy import Connection, select
 
 from backupctl.clock import Clock, iso, system_clock
-from backupctl.errors import BackupctlError, LockHeld
+from backupctl.errors import BackupctlError
 from backupctl.state import pgconn
 from backupctl.state.db import StateError, safe_url
-from backupctl.state.locks import FileLocks, JobLocks
+from backupctl.state.locks import LeaseHeld
 from backupctl.state.schema import leases as leases_table
 
 log = logging.getLogger(__name__)
@@ -61,17 +60,6 @@ class Lease:
         if self.lost.is_set():
             raise LeaseLost(f"{self.job}: {self.lost_reason or 'lease lost'}; the run was "
                             "stopped so that another orchestrator can take the job over")
-
-
-class LeaseHeld(LockHeld):
-    """The job's lease is held by a run on some orchestrator (exit 75)."""
-
-    def __init__(self, message: str, *, job: str, orchestrator: str | None,
-                 since: str | None) -> None:
-        super().__init__(message)
-        self.job = job
-        self.orchestrator = orchestrator  # None: not known (its lease row is not written yet)
-        self.since = since
 
 
 class LeaseLost(BackupctlError):
@@ -326,15 +314,6 @@ def _first_line(exc: BaseException) -> str:
 
 
 # -- choosing and reading ------------------------------------------------------------------
-
-def job_locks(*, database_url: str, state_dir: Path, orchestrator: str,
-              on_lost: Callable[[Lease], None] | None = None,
-              clock: Clock = system_clock) -> JobLocks:
-    """PgLeases when the state is on PostgreSQL, else FileLocks."""
-    if pgconn.is_postgresql(database_url):
-        return PgLeases(database_url, orchestrator, on_lost=on_lost, clock=clock)
-    return FileLocks(state_dir)
-
 
 @dataclass(frozen=True)
 class HeldLease:

@@ -29,6 +29,17 @@ class JobLocks(Protocol):
     def hold(self, job: str, *, kind: str) -> contextlib.AbstractContextManager[object]: ...
 
 
+class LeaseHeld(LockHeld):
+    """The job's lease is held by a run on some orchestrator (exit 75)."""
+
+    def __init__(self, message: str, *, job: str, orchestrator: str | None,
+                 since: str | None) -> None:
+        super().__init__(message)
+        self.job = job
+        self.orchestrator = orchestrator  # None: not known (its lease row is not written yet)
+        self.since = since
+
+
 class FileLocks:
     """`state_dir/locks/JOB.lock` (flock): one orchestrator, one state database."""
 

@@ -21,14 +21,12 @@ from backupctl.state import queries
 from backupctl.state.db import Store
 from backupctl.state.leases import (
     Lease,
-    LeaseHeld,
     LeaseLost,
     PgLeases,
     current_leases,
-    job_locks,
     lock_key,
 )
-from backupctl.state.locks import FileLocks
+from backupctl.state.locks import LeaseHeld
 from backupctl.state.schema import runs
 from backupctl.status import ExitStatus
 from tests.conftest import Postgres, need
@@ -238,14 +236,6 @@ def test_a_session_ended_by_the_server_is_a_lost_lease(url: str) -> None:
     # Leaving the context after a loss raises nothing and the job can be taken again.
     with PgLeases(url, "backup02", settings=TEST_SETTINGS).hold(JOB, kind="backup") as again:
         again.check()
-
-
-def test_sqlite_keeps_the_flock(tmp_path: Path) -> None:
-    locks = job_locks(database_url=f"sqlite:///{tmp_path / 'state.db'}", state_dir=tmp_path,
-                      orchestrator="backup01")
-    assert isinstance(locks, FileLocks) and locks.global_scope is False
-    assert isinstance(job_locks(database_url="postgresql://u@h/d", state_dir=tmp_path,
-                                orchestrator="backup01"), PgLeases)
 
 
 def test_lease_keys_are_distinct_from_the_chain_lock_and_stable() -> None:

@@ -18,7 +18,7 @@ from backupctl.actions.results import JobResult, RunResult
 from backupctl.actions.status import status
 from backupctl.config.schema import Job
 from backupctl.state import queries
-from backupctl.state.leases import LeaseHeld
+from backupctl.state.locks import LeaseHeld
 from backupctl.state.records import VerifyDetails
 from backupctl.status import ExitStatus
 from tests import runs as seed
