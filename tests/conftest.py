@@ -282,6 +282,35 @@ class Postgres:
         return self.url
 
 
+@contextlib.contextmanager
+def silent_cut(address: str, port: int) -> Iterator[None]:
+    """Drop every packet between `address` and the local TCP `port`, both ways, without a
+    reset (a dead switch); the iptables rules go when the block ends."""
+    iptables = need("iptables")
+    rules = [["-i", "lo", "-d", address, "-p", "tcp", "--dport", str(port), "-j", "DROP"],
+             ["-i", "lo", "-s", address, "-p", "tcp", "--sport", str(port), "-j", "DROP"]]
+    added: list[list[str]] = []
+    try:
+        for rule in rules:
+            subprocess.run([iptables, "-I", "INPUT", *rule], check=True)
+            added.append(rule)
+        yield
+    finally:
+        for rule in added:
+            subprocess.run([iptables, "-D", "INPUT", *rule], check=False)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def state_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+              ) -> Iterator[str]:
+    """An empty state database: SQLite, then a real PostgreSQL (`postgres`)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path_factory.mktemp('state') / 'state.db'}"
+        return
+    postgres: Postgres = request.getfixturevalue("postgres")
+    yield postgres.empty_url()
+
+
 @pytest.fixture(scope="module")
 def postgres() -> Iterator[Postgres]:
     """A throwaway PostgreSQL 15 cluster on a free loopback port (COMPONENTS.md)."""

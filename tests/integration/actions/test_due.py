@@ -3,7 +3,6 @@ state database (SQLite and PostgreSQL), at fixed times (issue #15)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ from backupctl.config.schema import Job
 from backupctl.execute.local import LocalRunner
 from backupctl.state.db import Store
 from tests import runs
-from tests.conftest import Postgres, need
+from tests.conftest import need
 
 NOW = datetime(2026, 11, 25, 3, 30, tzinfo=UTC)  # a Wednesday
 
@@ -48,14 +47,9 @@ def test_a_minutely_schedule_is_found_past_many_elapses() -> None:
         NOW + timedelta(seconds=20)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-        ) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path_factory.mktemp('state') / 'state.db'}"
-        return
-    postgres: Postgres = request.getfixturevalue("postgres")
-    yield postgres.empty_url()
+@pytest.fixture
+def url(state_url: str) -> str:
+    return state_url
 
 
 def _job(tmp_path: Path, **schedule: Any) -> Job:

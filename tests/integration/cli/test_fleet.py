@@ -23,7 +23,7 @@ import pytest
 from backupctl.evidence import chain
 from backupctl.state.db import Store
 from tests import yaml_helpers
-from tests.conftest import BACKUPCTL, Postgres, Workspace, need
+from tests.conftest import BACKUPCTL, Postgres, Workspace, need, silent_cut
 from tests.integration.cli.helpers import edit_job
 
 # The lease connection of these orchestrators notices a silent network cut within ~3 s and
@@ -194,6 +194,7 @@ def test_a_killed_orchestrators_job_is_taken_over_by_the_next_due_run(
     listed = fleet.run("backup03", "backup", "--all", "--due")
     named = fleet.run("backup03", "backup", name, "--due")
     shown = fleet.run("backup03", "status", "--json")
+    table = fleet.run("backup03", "status")
 
     os.kill(holder.pid, signal.SIGKILL)  # backupctl only: no cleanup of any kind
     holder.wait(timeout=30)
@@ -204,6 +205,7 @@ def test_a_killed_orchestrators_job_is_taken_over_by_the_next_due_run(
     assert named.stderr.startswith(f"[LOCKED] {name}: running on backup01 since ")
     [row] = json.loads(shown.stdout)["jobs"]
     assert (row["running"]["orchestrator"], row["running"]["kind"]) == ("backup01", "backup")
+    assert "on backup01 (backup since" in table.stdout, table.stderr
     assert result.returncode == 0, result.stderr
     assert [j["status"] for j in json.loads(result.stdout)["jobs"]] == ["ok"]
     [(dead, status, error), (taker, done, _)] = _backups(fleet)
@@ -224,26 +226,14 @@ def test_a_silently_cut_orchestrator_stops_and_its_job_is_taken_over_once(
     watchdog stops its run and it exits 1; the server frees its lease; another
     orchestrator records the run interrupted and backs the job up; one record each. (~20 s:
     the keepalive bounds, shortened to seconds here.)"""
-    iptables = need("iptables")
     [name] = _jobs(fleet.ws, 1)
     inside = _hold_once(fleet.ws, name, 120)
     cut = fleet.start("backup01", "backup", name, "--due", via=CUT_ADDRESS)
     started.append(cut)
     _wait_for(inside, cut)
-    rules = [["-i", "lo", "-d", CUT_ADDRESS, "-p", "tcp", "--dport", str(fleet.postgres.port),
-              "-j", "DROP"],
-             ["-i", "lo", "-s", CUT_ADDRESS, "-p", "tcp", "--sport", str(fleet.postgres.port),
-              "-j", "DROP"]]
-    added: list[list[str]] = []
-    try:
-        for rule in rules:
-            subprocess.run([iptables, "-I", "INPUT", *rule], check=True)
-            added.append(rule)
+    with silent_cut(CUT_ADDRESS, fleet.postgres.port):
         _, err = cut.communicate(timeout=120)
         taken = _until_not_held(fleet, name)
-    finally:
-        for rule in added:
-            subprocess.run([iptables, "-D", "INPUT", *rule], check=False)
 
     assert cut.returncode == 1, err
     assert "lease lost" in err and "could not be recorded" in err

@@ -3,25 +3,17 @@ run `--due` compares with, and each orchestrator's job-file hash (issue #15)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from backupctl.actions.jobrun import interrupted_error
 from backupctl.state import queries
 from backupctl.state.db import Store
 from tests import runs
-from tests.conftest import Postgres
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-        ) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path_factory.mktemp('state') / 'state.db'}"
-        return
-    postgres: Postgres = request.getfixturevalue("postgres")
-    yield postgres.empty_url()
+@pytest.fixture
+def url(state_url: str) -> str:
+    return state_url
 
 
 def _run(url: str, *, job: str = "emr-db", orchestrator: str = "b1",

@@ -29,7 +29,7 @@ from backupctl.state.leases import (
 from backupctl.state.locks import LeaseHeld
 from backupctl.state.schema import runs
 from backupctl.status import ExitStatus
-from tests.conftest import Postgres, need
+from tests.conftest import Postgres, silent_cut
 from tests.integration.state.lease_worker import TEST_SETTINGS
 
 WORKER = Path(__file__).with_name("lease_worker.py")
@@ -184,20 +184,10 @@ def test_a_silent_network_cut_frees_the_lease_on_the_server_and_stops_the_holder
     """Every packet between the holder and the server dropped, nothing reset: the holder's
     watchdog stops it, the server's keepalives end its session and free the lease for
     another orchestrator, whose takeover records the run interrupted, exactly once."""
-    iptables = need("iptables")
     holder = Worker(postgres.url_via(CUT_ADDRESS), "backup01")
     workers.append(holder)
     run_id = int(holder.wait_line("held").split()[1])
-    rules = [["-i", "lo", "-d", CUT_ADDRESS, "-p", "tcp", "--dport", str(postgres.port),
-              "-j", "DROP"],
-             ["-i", "lo", "-s", CUT_ADDRESS, "-p", "tcp", "--sport", str(postgres.port),
-              "-j", "DROP"]]
-    added: list[list[str]] = []
-    try:
-        for rule in rules:
-            subprocess.run([iptables, "-I", "INPUT", *rule], check=True)
-            added.append(rule)
-
+    with silent_cut(CUT_ADDRESS, postgres.port):
         store = Store(url, orchestrator="backup02")
         leases = PgLeases(url, "backup02", settings=TEST_SETTINGS)
         with _acquire_when_free(leases):
@@ -207,9 +197,6 @@ def test_a_silent_network_cut_frees_the_lease_on_the_server_and_stops_the_holder
         # Its own attempt to record the run fails in bounded time (keepalives,
         # connect_timeout) instead of hanging: it exits 1.
         holder.proc.wait(timeout=120)
-    finally:
-        for rule in added:
-            subprocess.run([iptables, "-D", "INPUT", *rule], check=False)
     assert holder.proc.returncode == 1
     assert holder.seen("finish: "), holder.lines
     assert (stale.id, stale.orchestrator) == (run_id, "backup01")

@@ -3,8 +3,6 @@ PostgreSQL: missing columns and indexes are added, rows and the evidence chain s
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from sqlalchemy import inspect, select
 
@@ -14,17 +12,11 @@ from backupctl.state.migrate import SCHEMA_KEY
 from backupctl.state.schema import generations, meta
 from backupctl.state.schema import runs as runs_table
 from tests import runs
-from tests.conftest import Postgres
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-        ) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path_factory.mktemp('state') / 'state.db'}"
-        return
-    postgres: Postgres = request.getfixturevalue("postgres")
-    yield postgres.empty_url()
+@pytest.fixture
+def url(state_url: str) -> str:
+    return state_url
 
 
 def _age(url: str) -> None:
