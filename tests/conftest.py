@@ -335,6 +335,7 @@ def ssh_workspace(workspace: Workspace, sshd: Sshd) -> Workspace:
 # -- PostgreSQL ---------------------------------------------------------------------------
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
+LISTEN = ("127.0.0.1", "127.0.0.2")  # the second is for clients whose network a test cuts
 
 
 @dataclass
@@ -346,6 +347,11 @@ class Postgres:
     def url(self) -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
 
+    def url_via(self, address: str) -> str:
+        """`url` through another of the server's loopback addresses (LISTEN): a fault test can
+        cut one client's network (iptables on that address) and leave the others' alone."""
+        return f"postgresql://postgres@{address}:{self.port}/postgres"
+
     def empty_url(self) -> str:
         """`url`, after dropping every backupctl table an earlier test of the module made."""
         from sqlalchemy import create_engine
@@ -356,6 +362,35 @@ class Postgres:
         metadata.drop_all(engine)
         engine.dispose()
         return self.url
+
+
+@contextlib.contextmanager
+def silent_cut(address: str, port: int) -> Iterator[None]:
+    """Drop every packet between `address` and the local TCP `port`, both ways, without a
+    reset (a dead switch); the iptables rules go when the block ends."""
+    iptables = need("iptables")
+    rules = [["-i", "lo", "-d", address, "-p", "tcp", "--dport", str(port), "-j", "DROP"],
+             ["-i", "lo", "-s", address, "-p", "tcp", "--sport", str(port), "-j", "DROP"]]
+    added: list[list[str]] = []
+    try:
+        for rule in rules:
+            subprocess.run([iptables, "-I", "INPUT", *rule], check=True)
+            added.append(rule)
+        yield
+    finally:
+        for rule in added:
+            subprocess.run([iptables, "-D", "INPUT", *rule], check=False)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def state_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+              ) -> Iterator[str]:
+    """An empty state database: SQLite, then a real PostgreSQL (`postgres`)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path_factory.mktemp('state') / 'state.db'}"
+        return
+    postgres: Postgres = request.getfixturevalue("postgres")
+    yield postgres.empty_url()
 
 
 @pytest.fixture(scope="module")
@@ -372,7 +407,8 @@ def postgres() -> Iterator[Postgres]:
                     "-U", "postgres", "--no-sync"], check=True, capture_output=True)
     subprocess.run([*as_pg, str(PG_BIN / "pg_ctl"), "-D", str(data / "db"), "-w", "-l",
                     str(data / "log"), "-o",
-                    f"-c listen_addresses=127.0.0.1 -p {port} -k {data} -c fsync=off",
+                    f"-c listen_addresses={','.join(LISTEN)} -p {port} -k {data} "
+                    "-c fsync=off",
                     "start"], check=True, capture_output=True)
     try:
         yield Postgres(port=port, data=data)

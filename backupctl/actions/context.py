@@ -54,6 +54,7 @@ class Context:
     local: Runner = field(default_factory=LocalRunner)
     locks: JobLocks | None = None  # default: flock files in state_dir
     observers: list[RunObserver] = field(default_factory=list)
+    due: bool = False  # --due: a session re-checks that its job is due once it holds the lock
 
     def __post_init__(self) -> None:
         if self.locks is None:

@@ -26,15 +26,18 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy import Connection
 
 from backupctl import __version__, databases
+from backupctl.actions import due
 from backupctl.actions.context import Context
 from backupctl.actions.restore_test.scratch import wipe_leftovers
 from backupctl.actions.results import PRIMARY, RunResult
+from backupctl.config.identity import job_file_sha256
 from backupctl.config.schema import Job
 from backupctl.errors import BackupctlError
 from backupctl.evidence import anchor, chain
-from backupctl.execute import Cancelled
+from backupctl.execute import Cancelled, raise_if_cancelled
 from backupctl.log import mask, mask_data
 from backupctl.state import queries
+from backupctl.state.db import StateError
 from backupctl.state.records import Aborted, Proof, Record
 from backupctl.status import ExitStatus
 
@@ -46,6 +49,15 @@ Extra = Callable[[Connection], None]
 _RUN_STATUS = {ExitStatus.OK: "success", ExitStatus.BAD_DATA: "bad_data"}
 INTERRUPTED = ("interrupted: the process was killed or the machine stopped before the run "
                "finished")
+
+
+def interrupted_error(dead: str, *, by: str) -> str:
+    """The error of a run found `running` under the job's lock; `dead` ran it, `by` found it
+    (another orchestrator's run: its lease was lost, so it stopped)."""
+    if dead == by:
+        return INTERRUPTED
+    return (f"interrupted: orchestrator {dead} stopped (lease lost) before the run finished; "
+            f"recorded by {by}")
 
 
 def run_status(status: ExitStatus) -> str:
@@ -153,14 +165,25 @@ class Run(Generic[D]):
                error=error, details=Aborted(status=status))
 
 
+def _job_file_sha256(ctx: Context, job: Job) -> str | None:
+    """The hash of the job file this run uses (status flags orchestrators whose differ)."""
+    entry = ctx.config.jobs.get(job.name)
+    try:
+        return job_file_sha256(entry.path) if entry is not None else None
+    except OSError:
+        return None
+
+
 @contextlib.contextmanager
 def recorded(ctx: Context, job: Job, kind: str, model: type[D], *,
              repository: str = PRIMARY) -> Iterator[Run[D]]:
     """A run row for the body; closed exactly once whatever happens (see module doc)."""
+    digest = _job_file_sha256(ctx, job)
     with ctx.store.transaction() as conn:
         run_id = queries.start_run(conn, job=job.name, kind=kind, repository=repository,
                                    operator=ctx.operator, orchestrator=ctx.store.orchestrator,
-                                   pid=os.getpid(), started_at=ctx.store.now())
+                                   pid=os.getpid(), started_at=ctx.store.now(),
+                                   job_file_sha256=digest)
         started = queries.run(conn, run_id)
     _observe(ctx, job, started, started=True)
     run = Run(ctx, job, kind, model, repository=repository, run_id=run_id)
@@ -172,7 +195,13 @@ def recorded(ctx: Context, job: Job, kind: str, model: type[D], *,
         return  # the failure is the run's result
     except BaseException as exc:
         if not run.closed:
-            run.abort(exc)
+            try:
+                run.abort(exc)
+            except StateError as unreachable:  # e.g. a lost lease: the database is cut off
+                raise StateError(
+                    f"{job.name}: {kind} run {run_id} was stopped ({exc}) and could not be "
+                    f"recorded ({unreachable}); the job's next run, on any orchestrator, "
+                    "records it interrupted") from exc
         raise
     if not run.closed:
         run.abort(RuntimeError("the action returned without a result"))
@@ -180,23 +209,29 @@ def recorded(ctx: Context, job: Job, kind: str, model: type[D], *,
 
 
 def recover(ctx: Context, job: Job) -> list[int]:
-    """Under the job's lock: record killed runs interrupted, wipe restore-test leftovers."""
-    scope = None if ctx.job_locks.global_scope else ctx.store.orchestrator
+    """Under the job's lock: record killed runs interrupted, wipe restore-test leftovers.
+
+    With leases shared by every orchestrator (`global_scope`) a `running` row of any
+    orchestrator is stale once the lease is ours; its error names the orchestrator that
+    stopped. Scratch leftovers are only this orchestrator's (the others wipe their own)."""
+    me = ctx.store.orchestrator
+    scope = None if ctx.job_locks.global_scope else me
     with ctx.store.transaction() as conn:
         stale = queries.interrupt_running(conn, job.name, orchestrator=scope,
-                                          finished_at=ctx.store.now(), error=INTERRUPTED)
+                                          finished_at=ctx.store.now(),
+                                          error=lambda dead: interrupted_error(dead, by=me))
         if stale:
             _ = ctx.restic_version, ctx.signer
         entries = [chain.append(conn, _evidence(ctx, job, row, {
             **Aborted(status="interrupted").to_json(), "status": "interrupted",
-            "exit_code": 1, "error": INTERRUPTED}), run_id=row.id, signer=ctx.signer)
+            "exit_code": 1, "error": row.error}), run_id=row.id, signer=ctx.signer)
             for row in stale]
     if entries:
         anchor.log_head(entries[-1].seq, entries[-1].hash,
                         anchor_file=ctx.config.settings.evidence_anchor_file)
     for row in stale:
-        log.warning("%s: %s run %d was interrupted; recorded as failed", job.name, row.kind,
-                    row.id)
+        log.warning("%s: %s run %d (orchestrator %s) was interrupted; recorded as failed",
+                    job.name, row.kind, row.id, row.orchestrator)
         _observe(ctx, job, row, started=False)
     scratch_dir = ctx.config.settings.scratch_dir
     # A killed database restore test may have left its throwaway server running: stop it
@@ -210,9 +245,17 @@ def recover(ctx: Context, job: Job) -> list[int]:
 @contextlib.contextmanager
 def job_session(ctx: Context, job: Job, kind: str) -> Iterator[list[int]]:
     """Hold the job's lock for a command's runs (LockHeld: exit 75), after recovering;
-    yields the ids of the runs found interrupted."""
+    yields the ids of the runs found interrupted.
+
+    With `ctx.due` (--due) the job must still be due once the lock is held and its dead runs
+    are recorded (another orchestrator may have run it meanwhile): else `due.NotDue`, and
+    no run is started."""
+    raise_if_cancelled()  # a stopped process (signal, lost lease) starts nothing new
     with ctx.job_locks.hold(job.name, kind=kind):
-        yield recover(ctx, job)
+        recovered = recover(ctx, job)
+        if ctx.due and kind in due.KINDS:
+            due.require(ctx.store, job, kind, now=ctx.clock(), runner=ctx.local)
+        yield recovered
 
 
 @contextlib.contextmanager

@@ -36,6 +36,12 @@ class JobStatus:
     repositories: list[dict[str, Any]] = field(default_factory=list)
     suspicious: bool = False
     suspicious_reasons: list[dict[str, Any]] = field(default_factory=list)
+    # several orchestrators (actions/fleet.py): who ran the last backup, who runs the job now
+    # (a live lease), and the orchestrators whose job file differs from this one's
+    last_backup_orchestrator: str | None = None
+    running: dict[str, Any] | None = None
+    job_file_sha256: str | None = None
+    job_file_differs: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -66,7 +72,8 @@ def job_status(ctx: Context, job: Job) -> JobStatus:
         age_seconds=age, generations=details.generations,
         next_backup=iso(nxt) if nxt else None, findings=findings,
         copies=copies.copies, repositories=copies.repositories,
-        suspicious=bool(copies.suspicious), suspicious_reasons=copies.suspicious)
+        suspicious=bool(copies.suspicious), suspicious_reasons=copies.suspicious,
+        last_backup_orchestrator=last.orchestrator if last is not None else None)
 
 
 @dataclass(frozen=True)

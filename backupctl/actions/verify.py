@@ -16,6 +16,7 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 
+from backupctl.actions import capacity
 from backupctl.actions import repo as repos
 from backupctl.actions.context import Context
 from backupctl.actions.jobrun import job_run
@@ -73,10 +74,14 @@ def _database_plan(database: Database, *, mode: str, scratch_dir: Path) -> str:
 
 
 def verify(ctx: Context, job: Job, *, mode: str = "quick", snapshot: str = "latest",
-           source: str = repos.PRIMARY) -> VerifyResult:
+           source: str = repos.PRIMARY, only_if_fits: bool = False) -> VerifyResult:
+    """`only_if_fits` (--due): a full restore that would not fit this orchestrator's
+    scratch_dir raises capacity.NoRoom (nothing run; the job stays due for another)."""
     if mode not in MODES:
         raise UsageError(f"unknown verify mode {mode!r} (quick or full)")
     repo = repos.named(job, source)
+    if only_if_fits and mode == "full":
+        capacity.require_room(ctx.store, job.name, scratch_dir=ctx.config.settings.scratch_dir)
     with job_run(ctx, job, "verify", VerifyDetails, repository=repo.name) as run:
         steps = _unlock_stale(ctx, repo) if run.recovered else ()
         tested = (full if mode == "full" else quick)(ctx, job, repo, wanted=snapshot)

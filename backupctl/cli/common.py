@@ -15,19 +15,25 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
 
-from backupctl import log
+from backupctl import execute, log
 from backupctl.actions.context import Context, RunObserver
+from backupctl.actions.fleet import Skipped, run_job
 from backupctl.actions.results import JobResult, run_jobs
 from backupctl.config.schema import Job
 from backupctl.config.validate import Config, config_path, load_config
 from backupctl.errors import BackupctlError, ConfigError, UsageError
 from backupctl.state.db import Store
+from backupctl.state.locks import FileLocks, JobLocks
+from backupctl.state.pgconn import is_postgresql
 from backupctl.status import ExitStatus
+
+if TYPE_CHECKING:
+    from backupctl.state.leases import Lease
 
 # Under systemd/cron/pipes rich would wrap tables at 80 columns; logs read better wide.
 err = Console(stderr=True, highlight=False, soft_wrap=True,
@@ -39,6 +45,9 @@ JobArg = Annotated[str, typer.Argument(help="job name")]
 AllOpt = Annotated[bool, typer.Option("--all", help="every job in jobs_dir")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print one JSON object on stdout")]
 DryOpt = Annotated[bool, typer.Option("--dry-run", help="print the plan, run nothing")]
+DueOpt = Annotated[bool, typer.Option(
+    "--due", help="only jobs whose schedule fired since their last run on any orchestrator "
+    "(what the timers run with several orchestrators); the others are listed, not errors")]
 
 
 @dataclass
@@ -90,9 +99,13 @@ def run_operator() -> str:
     return manual_operator(None)
 
 
-def context(config: Config, *, operator: str | None = None) -> Context:
-    """The state context of a command (opens, and if needed upgrades, the state database)."""
-    state_dir = config.settings.state_dir
+def context(config: Config, *, operator: str | None = None, due: bool = False) -> Context:
+    """The state context of a command (opens, and if needed upgrades, the state database).
+
+    Job locks: PostgreSQL leases shared by every orchestrator when `database_url` is
+    PostgreSQL (a lost lease stops this process's runs), else flock files in state_dir."""
+    settings = config.settings
+    state_dir = settings.state_dir
     try:
         state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         mode = stat.S_IMODE(state_dir.stat().st_mode)
@@ -104,9 +117,15 @@ def context(config: Config, *, operator: str | None = None) -> Context:
             "state_dir %s is readable by group/others (mode %04o): it holds the source "
             "manifests (patient file names and hashes); run chmod 700 %s", state_dir, mode,
             state_dir)
-    store = Store(config.settings.effective_database_url)
+    store = Store(settings.effective_database_url, orchestrator=settings.effective_orchestrator)
+    locks: JobLocks = FileLocks(state_dir)
+    if is_postgresql(settings.effective_database_url):
+        from backupctl.state.leases import PgLeases  # psycopg: SQLite sites never import it
+
+        locks = PgLeases(settings.effective_database_url, store.orchestrator,
+                         on_lost=_lease_lost)
     OPTIONS.context = Context(config=config, store=store, operator=operator or run_operator(),
-                              observers=_observers(config))
+                              locks=locks, due=due, observers=_observers(config))
     return OPTIONS.context
 
 
@@ -119,6 +138,14 @@ def _observers(config: Config) -> list[RunObserver]:
     from backupctl.actions.notify import Notifier
 
     return [Notifier()]
+
+
+def _lease_lost(lease: Lease) -> None:
+    """The watchdog lost a job's lease (cut network, ended session): stop every run of this
+    process before another orchestrator can take the job (they record themselves
+    interrupted if the database can still be reached; the command exits 1)."""
+    execute.cancel(f"{lease.job}: {lease.lost_reason or 'lease lost'}; the runs of this "
+                   "process were stopped so that another orchestrator can take over")
 
 
 def emit_json(payload: dict[str, Any]) -> None:
@@ -142,6 +169,10 @@ def report(command: str, results: Sequence[JobResult], *, as_json: bool,
                    "status": status.name.lower(), "jobs": [r.to_dict() for r in results]})
     else:
         for result in results:
+            if isinstance(result, Skipped):  # not due, running elsewhere: not an error
+                say(f"[{result.mark}] {result.job}: "
+                    f"{result.reason.removeprefix(f'{result.job}: ')}")
+                continue
             line = text(result) if result.status is not ExitStatus.USAGE else ""
             mark = "OK" if result.status is ExitStatus.OK else result.status.name
             # Errors already start with the job name; print it once.
@@ -165,10 +196,15 @@ def show_plans(command: str, plans: dict[str, list[str]], *, as_json: bool) -> N
 
 def run_each(command: str, config: Config, selected: Sequence[Job],
              action: Callable[[Context, Job], JobResult], *, as_json: bool,
-             text: Callable[[JobResult], str]) -> NoReturn:
-    """Run a per-job action for every selected job (bounded concurrency), report, exit."""
-    ctx = context(config)
-    results = run_jobs(selected, lambda job: action(ctx, job),
+             text: Callable[[JobResult], str], due: bool = False,
+             all_jobs: bool = False) -> NoReturn:
+    """Run a per-job action for every selected job (bounded concurrency), report, exit.
+
+    `due` (--due; the command is the run kind): jobs not due are listed, not run; with
+    `all_jobs` a job running on another orchestrator is listed too (see actions/fleet.py)."""
+    ctx = context(config, due=due)
+    results = run_jobs(selected, lambda job: run_job(ctx, job, action, kind=command,
+                                                     all_jobs=all_jobs),
                        concurrency=config.settings.concurrency)
     report(command, results, as_json=as_json, text=text)
 

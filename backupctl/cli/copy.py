@@ -13,6 +13,7 @@ from backupctl.actions.results import JobResult
 from backupctl.cli.common import (
     AllOpt,
     DryOpt,
+    DueOpt,
     JobArg,
     JobsArg,
     JsonOpt,
@@ -59,7 +60,7 @@ def _copy_line(result: JobResult) -> str:
 
 @app.command("copy")
 def copy_command(jobs: JobsArg = None, all_jobs: AllOpt = False, as_json: JsonOpt = False,
-                 dry_run: DryOpt = False) -> None:
+                 dry_run: DryOpt = False, due: DueOpt = False) -> None:
     """Copy new snapshots to each offline/immutable copy, prune where allowed, probe."""
     from backupctl.actions import copy as copy_action
 
@@ -68,7 +69,8 @@ def copy_command(jobs: JobsArg = None, all_jobs: AllOpt = False, as_json: JsonOp
     if dry_run:
         show_plans("copy", {j.name: copy_action.plan(j) for j in selected}, as_json=as_json)
         return
-    run_each("copy", config, selected, copy_action.copy, as_json=as_json, text=_copy_line)
+    run_each("copy", config, selected, copy_action.copy, as_json=as_json, text=_copy_line,
+             due=due, all_jobs=all_jobs)
 
 
 @canary_app.command("init")

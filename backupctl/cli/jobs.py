@@ -15,6 +15,7 @@ from backupctl.actions.results import JobResult, RunResult
 from backupctl.cli.common import (
     AllOpt,
     DryOpt,
+    DueOpt,
     JobArg,
     JobsArg,
     JsonOpt,
@@ -112,7 +113,7 @@ def _backup_line(result: JobResult) -> str:
 
 @app.command()
 def backup(jobs: JobsArg = None, all_jobs: AllOpt = False, as_json: JsonOpt = False,
-           dry_run: DryOpt = False) -> None:
+           dry_run: DryOpt = False, due: DueOpt = False) -> None:
     """Back up jobs: before → restic backup → after → forget --prune."""
     config = load()
     selected = select(config, jobs, all_jobs=all_jobs)
@@ -120,26 +121,37 @@ def backup(jobs: JobsArg = None, all_jobs: AllOpt = False, as_json: JsonOpt = Fa
         show_plans("backup", {j.name: backup_action.plan(j) for j in selected}, as_json=as_json)
         return
     run_each("backup", config, selected, backup_action.backup, as_json=as_json,
-             text=_backup_line)
+             text=_backup_line, due=due, all_jobs=all_jobs)
 
 
 @app.command()
 def status(as_json: JsonOpt = False) -> None:
-    """Per job: last backup, result, generations, age, next run, findings."""
+    """Per job: last backup, result, generations, age, next run, findings; with several
+    orchestrators also who ran the last backup and who runs the job now."""
+    from backupctl.actions import fleet
+
     config = load()
-    rows = status_action.status(context(config))
+    ctx = context(config)
+    rows = fleet.annotate(ctx, status_action.status(ctx))
     key = load_public(config.settings.evidence_key)
     if as_json:
         emit_json({"command": "status", "generated_at": time.time(),
+                   "orchestrator": ctx.store.orchestrator,
                    "evidence_key": key.fingerprint if key else None,
                    "jobs": [r.to_dict() for r in rows]})
         return
+    shared = ctx.job_locks.global_scope  # several orchestrators: show who did what
     table = Table("job", "host", "last backup", "result", "age", "generations", "next",
-                  "findings")
+                  *(["running"] if shared else []), "findings")
     for r in rows:
-        table.add_row(r.job, r.host, r.last_backup_at or "never", r.last_backup_status or "-",
+        last = r.last_backup_at or "never"
+        if shared and r.last_backup_orchestrator:
+            last += f" on {r.last_backup_orchestrator}"
+        running = ([f"on {r.running['orchestrator']} ({r.running['kind']} since "
+                    f"{r.running['since'][:19]})" if r.running else "-"] if shared else [])
+        table.add_row(r.job, r.host, last, r.last_backup_status or "-",
                       fmt.age(r.age_seconds), str(r.generations or "-"), r.next_backup or "-",
-                      "; ".join(r.findings) or "ok")
+                      *running, "; ".join(r.findings) or "ok")
     out.print(table)
     if key is None:
         say("evidence records are NOT signed: create the evidence key with "

@@ -13,6 +13,7 @@ from backupctl.actions.results import JobResult, RunResult
 from backupctl.cli.common import (
     AllOpt,
     DryOpt,
+    DueOpt,
     JobsArg,
     JsonOpt,
     load,
@@ -87,6 +88,7 @@ def verify(
     = "latest",
     as_json: JsonOpt = False,
     dry_run: DryOpt = False,
+    due: DueOpt = False,
 ) -> None:
     """Restore test: prove a snapshot's data against the source manifest (exit 3: bad data)."""
     config = load()
@@ -99,4 +101,5 @@ def verify(
             scratch_dir=config.settings.scratch_dir) for j in selected}, as_json=as_json)
         return
     run_each("verify", config, selected, lambda ctx, j: verify_action.verify(
-        ctx, j, mode=mode.value, snapshot=snapshot, source=source), as_json=as_json, text=_line)
+        ctx, j, mode=mode.value, snapshot=snapshot, source=source, only_if_fits=due),
+        as_json=as_json, text=_line, due=due, all_jobs=all_jobs)

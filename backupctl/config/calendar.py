@@ -1,4 +1,4 @@
-"""systemd OnCalendar expressions: validation, normalized form and next elapse.
+"""systemd OnCalendar expressions: validation, normalized form, next and past elapses.
 
 `systemd-analyze calendar` is the authority (the one wrapper of it in the code base); where
 it is not installed, a pure-Python syntax check stands in for validation.
@@ -12,6 +12,7 @@ import shutil
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from backupctl.errors import BackupctlError
 from backupctl.execute import Runner
 from backupctl.execute.local import LocalRunner
 
@@ -38,41 +39,76 @@ class Analyzed:
     elapses: tuple[datetime, ...] = ()
 
 
-def analyze(expr: str, runner: Runner | None = None, *,
-            iterations: int = 1) -> Analyzed | None:
-    """`systemd-analyze calendar -- EXPR` (in UTC); None when systemd-analyze is absent.
+def analyze(expr: str, runner: Runner | None = None, *, iterations: int = 1,
+            base: datetime | None = None, tz: str | None = "UTC") -> Analyzed | None:
+    """`systemd-analyze calendar -- EXPR`; None when systemd-analyze is absent.
 
-    `iterations` > 1 also lists that many next elapses in `elapses`."""
+    `iterations` > 1 lists that many elapses in `elapses` (after `base`, default now); `tz`
+    is the zone the expression is read in (None: this machine's, as the timers')."""
     binary = shutil.which("systemd-analyze")
     if binary is None:
         return None
-    argv = [binary, "calendar", *([f"--iterations={iterations}"] if iterations > 1 else []),
-            "--", expr]
-    result = (runner or LocalRunner()).run(argv, timeout=30, env={"TZ": "UTC"})
+    argv = [binary, "calendar",
+            *([f"--base-time=@{int(base.timestamp())}"] if base is not None else []),
+            *([f"--iterations={iterations}"] if iterations > 1 else []), "--", expr]
+    result = (runner or LocalRunner()).run(argv, timeout=30, env={"TZ": tz} if tz else None)
     if result.returncode == 127:
         return None
     if not result.ok:
         lines = (result.stderr.strip() or "invalid calendar expression").splitlines()
         return Analyzed(ok=False, error=lines[-1])
-    fields: dict[str, str] = {}
-    elapses: list[datetime] = []
-    for line in result.stdout.decode(errors="replace").splitlines():
-        key, _, value = line.strip().partition(":")
-        fields.setdefault(key, value.strip())
-        if key == "Next elapse" or key.startswith("Iter. #"):
-            elapses += [t for t in (_elapse(value.strip()),) if t is not None]
+    text = result.stdout.decode(errors="replace")
+    fields = dict(line.strip().partition(": ")[::2] for line in text.splitlines())
+    times = parse_elapses(text, expr=expr)
     return Analyzed(ok=True, normalized=fields.get("Normalized form") or None,
-                    next_elapse=_elapse(fields.get("Next elapse", "")),
-                    elapses=tuple(elapses))
+                    next_elapse=times[0] if times else None, elapses=tuple(times))
 
 
-def _elapse(value: str) -> datetime | None:
-    """`Sun 2026-11-01 02:00:00 UTC` → an aware datetime."""
-    try:
-        stamp = value[4:].rsplit(" ", 1)[0]
-        return datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
-    except ValueError:
-        return None
+class CalendarError(BackupctlError):
+    """systemd-analyze cannot say when a schedule fires (exit 1)."""
+
+
+def elapses(expr: str, *, base: datetime, iterations: int, runner: Runner,
+            tz: str | None = None) -> list[datetime]:
+    """The next `iterations` elapses of `expr` after `base`, in UTC (`tz`: the zone the
+    timers run in; default this machine's, as systemd's)."""
+    found = analyze(expr, runner, iterations=iterations, base=base, tz=tz)
+    if found is None:
+        raise CalendarError("--due needs systemd-analyze (Debian package systemd) to read the "
+                            "jobs' schedules; install it, or run without --due")
+    if not found.ok:
+        raise CalendarError(f"cannot read the schedule {expr!r}: {found.error}")
+    return list(found.elapses)
+
+
+def parse_elapses(text: str, *, expr: str = "") -> list[datetime]:
+    """`Next elapse:` / `Iter. #N:` lines of `systemd-analyze calendar`, in UTC.
+
+    A local time is followed by its `(in UTC):` line, which is the one taken; when the local
+    zone is UTC that line is absent and the elapse itself ends in `UTC`.
+    """
+    found: list[str] = []
+    for line in text.splitlines():
+        key, _, value = line.strip().partition(": ")
+        if key == "Next elapse" or key.startswith("Iter. #"):
+            if value.strip() == "never":
+                break
+            found.append(value.strip())
+        elif key == "(in UTC)" and found:
+            found[-1] = value.strip()
+    times = []
+    for value in found:
+        stamp, _, zone = value.rpartition(" ")
+        if zone != "UTC":
+            raise CalendarError(f"cannot read systemd-analyze's answer for {expr!r}: "
+                                f"{value!r} has no UTC time")
+        try:
+            when = datetime.strptime(stamp.split(" ", 1)[1], "%Y-%m-%d %H:%M:%S")
+        except (IndexError, ValueError):
+            raise CalendarError(f"cannot read systemd-analyze's answer for {expr!r}: "
+                                f"{value!r}") from None
+        times.append(when.replace(tzinfo=UTC))
+    return times
 
 
 def check(expr: str) -> str | None:

@@ -7,6 +7,7 @@ example jobs are checked against these models.
 from __future__ import annotations
 
 import re
+import socket
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import unquote, urlsplit
@@ -26,6 +27,7 @@ from pydantic import (
 from backupctl.config.dsn import dsn_problem, pg_dump_option_problem
 
 JOB_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+ORCHESTRATOR_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")  # a host name, or like one
 _DURATION = re.compile(r"^(\d+)(s|m|h|d)$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _PERCENT = re.compile(r"^(\d+(?:\.\d+)?)%$")
@@ -450,6 +452,10 @@ class GlobalConfig(Strict):
     textfile_dir: Path | None = None
     concurrency: int = Field(default=2, ge=1, le=64)
     database_url: str | None = None
+    orchestrator: str | None = Field(
+        default=None, min_length=1, max_length=255, pattern=ORCHESTRATOR_NAME.pattern,
+        description="this orchestrator's name in runs, leases and evidence; unique among the "
+        "orchestrators sharing one database (default: the host name)")
     evidence_retention: Duration = Field(default=6 * 366 * 86400,
                                          description="evidence is kept at least this long")
     command_timeout: Duration = Field(default=6 * 3600,
@@ -463,6 +469,10 @@ class GlobalConfig(Strict):
         default=None, description="append the evidence chain's head (seq and hash) here "
         "after every run, besides the system log: keep it on another machine or medium")
     notify: Notify = Field(default_factory=Notify)
+
+    @property
+    def effective_orchestrator(self) -> str:
+        return self.orchestrator or socket.gethostname()
 
     @property
     def effective_database_url(self) -> str:

@@ -133,7 +133,7 @@ def build(*, config: Config, store: Store, period: Period, lang: str,
                      if period.contains(e.record.get("finished_at"))]
     # Notices (who was told what) are not runs of a job: counted in the summary only.
     in_period = [e for e in in_period_all if e.record["kind"] != "notice"]
-    state = _state(store)
+    state = _state(store, period)
     names = sorted({*config.jobs, *(e.record["job"] for e in in_period)})
     jobs = [_job(name, config=config, period=period, lang=lang, state=state,
                  records=[e.record for e in in_period if e.record["job"] == name])
@@ -193,9 +193,11 @@ class _State:
     open_flags: list[dict[str, Any]]
     media: list[dict[str, Any]]
     generations: dict[tuple[str, str], dict[str, Any]]
+    orchestrators: dict[str, str]  # record id → the orchestrator of its run (runs table)
 
 
-def _state(store: Store) -> _State:
+def _state(store: Store, period: Period) -> _State:
+    since, until = period.bounds()
     with store.read() as conn:
         raised = [{"job": f.job, "raised_at": f.raised_at, "reason": f.reason}
                   for f in queries.open_flags(conn)]
@@ -205,7 +207,14 @@ def _state(store: Store) -> _State:
         latest = {(g.job, g.repository): {"count": g.count, "expected": g.expected,
                                           "finding": g.finding}
                   for g in queries.newest_generations(conn)}
-    return _State(raised, labels_seen, latest)
+        ran = queries.evidence_orchestrators(conn, since=since, until=until)
+    return _State(raised, labels_seen, latest, ran)
+
+
+def _orchestrator(r: dict[str, Any], state: _State) -> str | None:
+    """Who ran the record's run: the record's own field (evidence v2), else the runs table."""
+    named = r.get("orchestrator")
+    return str(named) if named else state.orchestrators.get(str(r.get("id")))
 
 
 def _medium(details: dict[str, Any]) -> str | None:
@@ -222,10 +231,17 @@ def _job(name: str, *, config: Config, period: Period, lang: str, state: _State,
     rto = job.verify.rto if job else None
     months = [_month(month, records, period=period, job_rto=rto) for month in period.months()]
     copies = _copies(name, job=job, records=records, state=state)
-    restore_tests = [_restore_test(r, period) for r in by_kind.get("verify", [])]
-    drills = [_drill(r, period) for r in by_kind.get("drill", [])]
+    restore_tests = [{**_restore_test(r, period), "orchestrator": _orchestrator(r, state)}
+                     for r in by_kind.get("verify", [])]
+    drills = [{**_drill(r, period), "orchestrator": _orchestrator(r, state)}
+              for r in by_kind.get("drill", [])]
     databases = _databases(job, records, period)
-    events = [_event(r, period, lang) for r in records if _is_event(r)]
+    events = [{**_event(r, period, lang), "orchestrator": _orchestrator(r, state)}
+              for r in records if _is_event(r)]
+    ran_by: dict[str, int] = {}
+    for r in records:
+        if (who := _orchestrator(r, state)) is not None:
+            ran_by[who] = ran_by.get(who, 0) + 1
     out = {
         "job": name,
         "description": (job.description if job else None) or "",
@@ -241,6 +257,7 @@ def _job(name: str, *, config: Config, period: Period, lang: str, state: _State,
         "drills": drills,
         "databases": databases,
         "events": events,
+        "orchestrators": dict(sorted(ran_by.items())),  # records in the period per orchestrator
     }
     out["totals"] = _totals(months)
     out["findings"] = _findings(out, job_known=job is not None, by_kind=by_kind, lang=lang,

@@ -157,12 +157,18 @@ class Cancelled(BaseException):
 
 
 _CANCELLED = threading.Event()
+_REASON = ["stopped by a signal"]  # what Cancelled says (the first cancel's reason)
 _STOPPERS: dict[int, Callable[[], None]] = {}
 _STOPPERS_LOCK = threading.RLock()  # cancel() may run in a signal handler
 
 
-def cancel() -> None:
-    """Kill every running command of this process and refuse to start new ones."""
+def cancel(reason: str | None = None) -> None:
+    """Kill every running command of this process and refuse to start new ones.
+
+    `reason` (default: a signal) is what the runs stopped this way say: a lost job lease
+    (state/leases.py) stops the process's runs too."""
+    if reason is not None and not _CANCELLED.is_set():
+        _REASON[0] = reason
     _CANCELLED.set()
     with _STOPPERS_LOCK:
         stoppers = list(_STOPPERS.values())
@@ -179,7 +185,7 @@ _CLEANUP = threading.local()
 
 def raise_if_cancelled() -> None:
     if _CANCELLED.is_set() and not getattr(_CLEANUP, "active", False):
-        raise Cancelled("stopped by a signal")
+        raise Cancelled(_REASON[0])
 
 
 class cleaning_up:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
 import subprocess
 import threading
 import time
@@ -35,6 +36,21 @@ def _secret_pipe(secret_file: SecretFile) -> int:
     return read_fd
 
 
+def _kill(proc: subprocess.Popen[bytes], *, group: bool) -> None:
+    """Kill the command; with `group` (an admin's shell command, in a process group of its
+    own) everything it started too: a hook's `sleep` or `pg_dump` would otherwise keep
+    running past a timeout or a cancel, holding the output pipes open."""
+    if proc.returncode is not None:  # reaped already: its pid may belong to another now
+        return
+    try:
+        if group:
+            os.killpg(proc.pid, signal.SIGKILL)
+            return
+    except (ProcessLookupError, PermissionError):
+        pass
+    proc.kill()
+
+
 def _drain(stream: IO[bytes], sink: StdoutSink | None, into: list[bytes]) -> None:
     for chunk in iter(lambda: os.read(stream.fileno(), 65536), b""):
         if sink is not None:
@@ -48,7 +64,8 @@ class LocalRunner:
 
     def run(self, argv: Sequence[Arg], *, stdin: bytes | None = None,
             timeout: float | None = None, stdout_sink: StdoutSink | None = None,
-            env: dict[str, str] | None = None) -> Result:
+            env: dict[str, str] | None = None, group: bool = False) -> Result:
+        """`group`: run in a process group of its own, killed whole (see `shell`)."""
         fds: list[int] = []
         real: list[str] = []
         try:
@@ -59,14 +76,14 @@ class LocalRunner:
                 else:
                     real.append(arg)
             return self._spawn(argv, real, fds, stdin=stdin, timeout=timeout,
-                               stdout_sink=stdout_sink, env=env)
+                               stdout_sink=stdout_sink, env=env, group=group)
         finally:
             for fd in fds:
                 os.close(fd)
 
     def _spawn(self, argv: Sequence[Arg], real: list[str], fds: list[int], *,
                stdin: bytes | None, timeout: float | None, stdout_sink: StdoutSink | None,
-               env: dict[str, str] | None) -> Result:
+               env: dict[str, str] | None, group: bool) -> Result:
         shown = display(argv)
         log.debug("run: %s", shown)
         raise_if_cancelled()
@@ -75,7 +92,8 @@ class LocalRunner:
             proc = subprocess.Popen(
                 real, stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, pass_fds=fds,
-                env={**os.environ, **env} if env else None)
+                env={**os.environ, **env} if env else None,
+                process_group=0 if group else None)
         except (OSError, ValueError) as exc:  # ValueError: a NUL byte in argv or env
             return Result(shown, 127, stderr=f"cannot start {real[0]}: {exc}")
         out: list[bytes] = []
@@ -94,17 +112,17 @@ class LocalRunner:
 
         def expire() -> None:
             expired.set()
-            proc.kill()
+            _kill(proc, group=group)
 
         timer = threading.Timer(timeout, expire) if timeout is not None else None
         try:
             if timer is not None:
                 timer.daemon = True
                 timer.start()
-            with running(proc.kill):
+            with running(lambda: _kill(proc, group=group)):
                 proc.wait()
         except BaseException:
-            proc.kill()  # interrupted (Ctrl-C, SIGTERM): never leave restic behind
+            _kill(proc, group=group)  # interrupted (Ctrl-C, SIGTERM): never leave restic behind
             proc.wait()
             raise
         finally:
@@ -119,7 +137,9 @@ class LocalRunner:
                       time.monotonic() - started, timed_out)
 
     def shell(self, command: str, *, timeout: float | None = None) -> Result:
-        return self.run(["sh", "-c", command], timeout=timeout)
+        """An admin's command (hooks, verify.commands): it may start others (a dump piped to
+        gzip, a sleep), which a timeout or a cancel must stop with it."""
+        return self.run(["sh", "-c", command], timeout=timeout, group=True)
 
     def close(self) -> None:
         pass

@@ -13,7 +13,7 @@ from pathlib import Path
 from backupctl.config import calendar
 from backupctl.config.validate import Config
 from backupctl.execute import Runner
-from backupctl.schedule.units import Entry, entries
+from backupctl.schedule.units import Entry, entries, shared
 
 
 class CronError(ValueError):
@@ -156,9 +156,11 @@ def to_cron(expr: str, runner: Runner | None = None) -> str:
     return " ".join(fields)
 
 
-def cron_command(entry: Entry, *, bin_path: str, config_path: Path) -> str:
-    """The crontab command: quoted for sh, `%` escaped (cron turns it into a newline)."""
-    command = shlex.join([bin_path, "-c", str(config_path), entry.action, entry.job])
+def cron_command(entry: Entry, *, bin_path: str, config_path: Path, due: bool = False) -> str:
+    """The crontab command: quoted for sh, `%` escaped (cron turns it into a newline).
+    `due`: several orchestrators share the state (run only if still due)."""
+    command = shlex.join([bin_path, "-c", str(config_path), entry.action,
+                          *(["--due"] if due else []), entry.job])
     return command.replace("%", "\\%")
 
 
@@ -181,7 +183,8 @@ def crontab(config: Config, *, bin_path: str, user: str | None,
         except CronError as exc:
             problems.append((entry, str(exc)))
             continue
-        command = cron_command(entry, bin_path=bin_path, config_path=config.path.resolve())
+        command = cron_command(entry, bin_path=bin_path, config_path=config.path.resolve(),
+                               due=shared(config))
         lines.append(f"{fields}{who} {command}")
     if config.settings.notify.channels:  # stale alerts, hourly (the notify-check timer)
         command = shlex.join([bin_path, "-c", str(config.path.resolve()), "notify", "check"])

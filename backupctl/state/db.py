@@ -23,6 +23,7 @@ from sqlalchemy.pool import NullPool
 
 from backupctl.clock import Clock, iso, system_clock
 from backupctl.errors import BackupctlError
+from backupctl.state import pgconn
 from backupctl.state.migrate import upgrade
 from backupctl.state.schema import metadata
 
@@ -33,13 +34,6 @@ T = TypeVar("T")
 
 class StateError(BackupctlError):
     """The state database cannot be used."""
-
-
-def sqlalchemy_url(url: str) -> str:
-    """`postgresql://…` means psycopg 3 (SQLAlchemy would pick psycopg2 otherwise)."""
-    if url.startswith("postgresql://"):
-        return "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    return url
 
 
 def safe_url(url: str) -> str:
@@ -67,7 +61,12 @@ def _engine(url: str) -> Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    return create_engine(sqlalchemy_url(url), poolclass=NullPool)
+    if pgconn.is_postgresql(url):
+        # Keepalives on both ends: with a silently cut network a write fails in bounded time
+        # instead of hanging, and the server frees the chain lock a dead client held.
+        return create_engine(pgconn.sqlalchemy_url(url), poolclass=NullPool,
+                             connect_args=pgconn.connect_args(url))
+    return create_engine(url, poolclass=NullPool)
 
 
 class Store:

@@ -2,7 +2,8 @@
 
 `JobLocks` is what a run holds from start to end. With the default SQLite state it is a
 local `flock` (`FileLocks`): the kernel releases it when the process dies, so a killed run
-never leaves a stale lock behind.
+never leaves a stale lock behind. With PostgreSQL it is a lease shared by every orchestrator
+(`state/leases.py`: `PgLeases`).
 """
 
 from __future__ import annotations
@@ -25,7 +26,18 @@ class JobLocks(Protocol):
         """True: a `running` row of the job from any orchestrator is stale once held."""
         ...
 
-    def hold(self, job: str, *, kind: str) -> contextlib.AbstractContextManager[None]: ...
+    def hold(self, job: str, *, kind: str) -> contextlib.AbstractContextManager[object]: ...
+
+
+class LeaseHeld(LockHeld):
+    """The job's lease is held by a run on some orchestrator (exit 75)."""
+
+    def __init__(self, message: str, *, job: str, orchestrator: str | None,
+                 since: str | None) -> None:
+        super().__init__(message)
+        self.job = job
+        self.orchestrator = orchestrator  # None: not known (its lease row is not written yet)
+        self.since = since
 
 
 class FileLocks:

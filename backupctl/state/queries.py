@@ -9,7 +9,7 @@ its manifest) commit together.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,6 +51,7 @@ class RunRow:
     pid: int
     operator: str
     restore_ms: int | None
+    job_file_sha256: str | None
 
     @classmethod
     def of(cls, row: Any) -> RunRow:
@@ -59,10 +60,12 @@ class RunRow:
 
 
 def start_run(conn: Connection, *, job: str, kind: str, repository: str, operator: str,
-              orchestrator: str, pid: int, started_at: str) -> int:
+              orchestrator: str, pid: int, started_at: str,
+              job_file_sha256: str | None = None) -> int:
     result = conn.execute(runs.insert().returning(runs.c.id).values(
         job=job, kind=kind, repository=repository, status=RUNNING, started_at=started_at,
-        orchestrator=orchestrator, pid=pid, operator=operator, details="{}"))
+        orchestrator=orchestrator, pid=pid, operator=operator, details="{}",
+        job_file_sha256=job_file_sha256))
     return int(result.scalar_one())
 
 
@@ -88,21 +91,44 @@ def finish_run(conn: Connection, run_id: int, *, status: str, exit_code: int,
 
 
 def interrupt_running(conn: Connection, job: str, *, orchestrator: str | None,
-                      finished_at: str, error: str) -> list[RunRow]:
-    """Mark `running` rows of `job` interrupted (of one orchestrator, or of any when None).
+                      finished_at: str, error: Callable[[str], str]) -> list[RunRow]:
+    """Mark `running` rows of `job` interrupted (of one orchestrator, or of any when None);
+    `error(orchestrator of the row)` is each row's error.
 
     Call only while holding the job's lock: no run of the job is then alive, so a `running`
     row is what a killed process left behind."""
-    query = select(runs.c.id).where(runs.c.job == job, runs.c.status == RUNNING)
+    query = select(runs.c.id, runs.c.orchestrator).where(runs.c.job == job,
+                                                         runs.c.status == RUNNING)
     if orchestrator is not None:
         query = query.where(runs.c.orchestrator == orchestrator)
-    stale = [r.id for r in conn.execute(query)]
-    if not stale:
-        return []
-    conn.execute(update(runs).where(runs.c.id.in_(stale)).values(
-        status="interrupted", exit_code=1, finished_at=finished_at, error=error))
+    stale = {r.id: r.orchestrator for r in conn.execute(query)}
+    for run_id, owner in stale.items():
+        conn.execute(update(runs).where(runs.c.id == run_id, runs.c.status == RUNNING).values(
+            status="interrupted", exit_code=1, finished_at=finished_at, error=error(owner)))
     return [RunRow.of(r) for r in conn.execute(
-        select(runs).where(runs.c.id.in_(stale)).order_by(runs.c.id))]
+        select(runs).where(runs.c.id.in_(stale)).order_by(runs.c.id))] if stale else []
+
+
+def last_started(conn: Connection, job: str, kind: str, *,
+                 finished: bool = False) -> str | None:
+    """`started_at` of the job's newest run of `kind` on any orchestrator (`--due`): running
+    or finished, or only finished ones. An interrupted run does not count: its work is still
+    to be done."""
+    excluded = ["interrupted", RUNNING] if finished else ["interrupted"]
+    return conn.execute(select(func.max(runs.c.started_at)).where(
+        runs.c.job == job, runs.c.kind == kind, runs.c.status.not_in(excluded))).scalar()
+
+
+def job_file_hashes(conn: Connection) -> dict[str, dict[str, str]]:
+    """job → orchestrator → the job file SHA-256 of that orchestrator's newest run that
+    recorded one (runs from before hashes were recorded are left out)."""
+    newest = (select(func.max(runs.c.id).label("id")).where(runs.c.job_file_sha256.is_not(None))
+              .group_by(runs.c.job, runs.c.orchestrator).subquery())
+    found: dict[str, dict[str, str]] = {}
+    for r in conn.execute(select(runs.c.job, runs.c.orchestrator, runs.c.job_file_sha256)
+                          .join(newest, runs.c.id == newest.c.id).order_by(runs.c.id)):
+        found.setdefault(r.job, {})[r.orchestrator] = r.job_file_sha256
+    return found
 
 
 def last_run(conn: Connection, job: str, kind: str, *, repository: str | None = None,
@@ -417,6 +443,14 @@ def finished_runs_without_evidence(conn: Connection) -> list[RunRow]:
     return [RunRow.of(r) for r in conn.execute(
         select(runs).where(runs.c.status != RUNNING, runs.c.id.not_in(recorded))
         .order_by(runs.c.id))]
+
+
+def evidence_orchestrators(conn: Connection, *, since: str, until: str) -> dict[str, str]:
+    """Record id → the orchestrator of its run, for records finished in [since, until) (the
+    fallback for v1 records, which do not name it themselves)."""
+    return {r.id: r.orchestrator for r in conn.execute(
+        select(evidence.c.id, runs.c.orchestrator).join(runs, runs.c.id == evidence.c.run_id)
+        .where(evidence.c.finished_at >= since, evidence.c.finished_at < until))}
 
 
 def evidence_rows(conn: Connection, *, after: int = 0,

@@ -41,6 +41,8 @@ runs = Table(
     Column("operator", String(255), nullable=False, default="scheduler"),
     # a measured full restore (verify --mode full, drill): metrics find it without JSON
     Column("restore_ms", BigInteger),
+    # SHA-256 of the job file the run used: orchestrators with differing files show in status
+    Column("job_file_sha256", String(64)),
     Index("runs_job_kind", "job", "kind", "id"),
     # metrics: the newest run per job/kind/repository is one index seek (backupctl.state.view)
     Index("runs_job_kind_repository", "job", "kind", "repository", "id"),
@@ -185,6 +187,20 @@ database_manifest = Table(
     Column("created_at", String(40), nullable=False),
     Index("database_manifest_job_db", "job", "database", "id"),
     Index("database_manifest_job_snapshot", "job", "snapshot_id"),
+)
+
+# Who holds each job's lease (several orchestrators on PostgreSQL, backupctl.state.leases).
+# The lease itself is a session advisory lock; this row only says who holds it, for humans
+# and `status`. A row outlives a killed holder until the next holder overwrites it: whether
+# it is live is whether `backend_pid` still holds the advisory lock (pg_locks).
+leases = Table(
+    "leases", metadata,
+    Column("job", String(64), primary_key=True),
+    Column("kind", String(16), nullable=False),
+    Column("orchestrator", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("backend_pid", Integer, nullable=False),
+    Column("since", String(40), nullable=False),
 )
 
 meta = Table(

@@ -22,7 +22,8 @@ from sqlalchemy.pool import NullPool, QueuePool
 
 from backupctl.config.schema import Job
 from backupctl.errors import BackupctlError
-from backupctl.state.db import safe_url, sqlalchemy_url
+from backupctl.state.db import safe_url
+from backupctl.state.pgconn import sqlalchemy_url
 from backupctl.state.schema import flags, generations, notices, runs
 
 RunKey = tuple[str, str, str]  # (kind, job, repository)

@@ -94,6 +94,20 @@ def test_shell_runs_admin_commands(runner: Runner, tmp_path: Path) -> None:
     runner.close()
 
 
+def test_a_local_shell_commands_own_children_stop_with_it(tmp_path: Path) -> None:
+    """A hook that started others (a dump piped to gzip, a sleep): the timeout stops them
+    all, instead of waiting for them to close the output pipes."""
+    pid_file = tmp_path / "pid"
+    result = LocalRunner().shell(f"sleep 60 >/dev/null 2>&1 & echo $! > {pid_file}; wait",
+                                 timeout=1)
+    assert result.timed_out
+    child = Path(f"/proc/{pid_file.read_text().strip()}")
+    deadline = time.monotonic() + 30
+    while child.exists() and (child / "stat").read_text().split()[2] != "Z":
+        assert time.monotonic() < deadline, "the hook's sleep outlived it"
+        time.sleep(0.05)
+
+
 def test_local_missing_binary_is_127() -> None:
     result = LocalRunner().run(["/nonexistent/restic"])
     assert result.returncode == 127 and "cannot start" in result.stderr

@@ -76,6 +76,37 @@ def test_installed_units_pass_systemd_analyze_verify(workspace: Workspace,
     assert show.stdout.count("(installed)") == 5
 
 
+def test_several_orchestrators_get_due_runs_and_a_delay_per_machine(
+        workspace: Workspace, tmp_path: Path) -> None:
+    """database_url on PostgreSQL: every service runs with --due, every timer has the
+    per-machine delay drop-in; systemd accepts all of it. Back on SQLite, both go away."""
+    _jobs(workspace)
+    workspace.write_config(database_url="postgresql://backupctl@db01/backupctl")
+    units = tmp_path / "units"
+    result = workspace.run("schedule", "install", "--unit-dir", str(units),
+                           "--bin", BACKUPCTL_BIN)
+    assert result.returncode == 0, result.stderr
+    instances = [f"backupctl-{a}@{j}.{kind}" for j, actions in
+                 (("emr-db", ("backup", "copy", "verify")), ("pacs", ("backup", "verify")))
+                 for a in actions for kind in ("timer", "service")]
+    assert _verify(instances, unit_dir=units) == []
+    service = (units / "backupctl-copy@emr-db.service.d" / "backupctl-paths.conf").read_text()
+    assert service.endswith(f"ExecStart=\nExecStart={BACKUPCTL_BIN} copy --due %i\n")
+    delay = (units / "backupctl-copy@emr-db.timer.d" / "backupctl-orchestrators.conf")
+    assert delay.read_text().endswith("[Timer]\nRandomizedDelaySec=10min\n"
+                                      "FixedRandomDelay=true\n")
+    cron = workspace.run("schedule", "cron", "--bin", BACKUPCTL_BIN)
+    assert "backup --due emr-db" in cron.stdout, cron.stderr
+
+    workspace.write_config()  # one orchestrator again (SQLite)
+    again = workspace.run("schedule", "install", "--unit-dir", str(units),
+                          "--bin", BACKUPCTL_BIN)
+    assert again.returncode == 0, again.stderr
+    assert not delay.exists() and "--due" not in delay.parent.parent.joinpath(
+        "backupctl-copy@emr-db.service.d", "backupctl-paths.conf").read_text()
+    assert "disable" not in again.stderr  # every timer is still scheduled
+
+
 def test_a_broken_calendar_in_a_dropin_is_caught_by_verify(workspace: Workspace,
                                                            tmp_path: Path) -> None:
     """The verify helper itself can fail: systemd rejects what it cannot parse."""

@@ -3,8 +3,6 @@ PostgreSQL: missing columns and indexes are added, rows and the evidence chain s
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from sqlalchemy import inspect, select
 
@@ -12,18 +10,13 @@ from backupctl.evidence import chain
 from backupctl.state.db import Store
 from backupctl.state.migrate import SCHEMA_KEY
 from backupctl.state.schema import generations, meta
+from backupctl.state.schema import runs as runs_table
 from tests import runs
-from tests.conftest import Postgres
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-        ) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path_factory.mktemp('state') / 'state.db'}"
-        return
-    postgres: Postgres = request.getfixturevalue("postgres")
-    yield postgres.empty_url()
+@pytest.fixture
+def url(state_url: str) -> str:
+    return state_url
 
 
 def _age(url: str) -> None:
@@ -35,6 +28,8 @@ def _age(url: str) -> None:
         conn.exec_driver_sql("ALTER TABLE generations DROP COLUMN medium")
         conn.exec_driver_sql("ALTER TABLE generations DROP COLUMN snapshots")
         conn.exec_driver_sql("DROP INDEX runs_job_kind_repository")
+        conn.exec_driver_sql("ALTER TABLE runs DROP COLUMN job_file_sha256")
+        conn.exec_driver_sql("DROP TABLE leases")
         conn.execute(meta.delete())
         conn.exec_driver_sql("INSERT INTO generations (job, repository, count, expected, "
                              "observed_at) VALUES ('emr', 'primary', 3, 3, '2026-01-01')")
@@ -48,11 +43,16 @@ def test_an_older_database_gains_columns_and_indexes_and_keeps_its_rows(url: str
     with store.read() as conn:
         columns = {c["name"] for c in inspect(conn).get_columns("generations")}
         indexes = {i["name"] for i in inspect(conn).get_indexes("runs")}
+        run_columns = {c["name"] for c in inspect(conn).get_columns("runs")}
+        has_leases = inspect(conn).has_table("leases")
+        old_run = conn.execute(select(runs_table)).one()
         old = conn.execute(select(generations)).one()
         entries = list(chain.entries(conn))
         stored = conn.execute(select(meta.c.value).where(meta.c.key == SCHEMA_KEY)).scalar()
     assert {"medium", "snapshots"} <= columns
     assert "runs_job_kind_repository" in indexes
+    assert "job_file_sha256" in run_columns and has_leases
+    assert (old_run.snapshot_id, old_run.job_file_sha256) == ("0123abcd", None)
     assert (old.job, old._mapping["count"], old.medium, old.snapshots) == ("emr", 3, None, None)
     assert len(entries) == 1 and chain.check(entries).ok
     assert stored is not None
@@ -72,4 +72,5 @@ def test_the_upgrade_is_logged_once(url: str, caplog: pytest.LogCaptureFixture) 
 
     upgrades = [r.getMessage() for r in caplog.records if "upgraded" in r.getMessage()]
     assert upgrades == ["state database upgraded: added column generations.medium, column "
-                        "generations.snapshots, index runs_job_kind_repository"], upgrades
+                        "generations.snapshots, column runs.job_file_sha256, index "
+                        "runs_job_kind_repository"], upgrades

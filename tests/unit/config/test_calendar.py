@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
 from backupctl.config import calendar
@@ -25,3 +27,32 @@ def test_next_elapse_is_in_the_future_and_aware() -> None:
     nxt = calendar.next_elapse("*-*-* 02:00:00")
     assert nxt is not None and nxt.tzinfo is not None and nxt > datetime.now(UTC)
     assert (nxt.hour, nxt.minute) == (2, 0)
+
+
+UTC_OUTPUT = """\
+  Original form: *-*-* 02:00:00
+Normalized form: *-*-* 02:00:00
+    Next elapse: Thu 2026-11-26 02:00:00 UTC
+       From now: 3h left
+       Iter. #2: Fri 2026-11-27 02:00:00 UTC
+       From now: 1 day 3h left
+"""
+JST_OUTPUT = """\
+Normalized form: *-*-* 02:00:00
+    Next elapse: Thu 2026-11-26 02:00:00 JST
+       (in UTC): Wed 2026-11-25 17:00:00 UTC
+       From now: 3h left
+       Iter. #2: Fri 2026-11-27 02:00:00 JST
+       (in UTC): Thu 2026-11-26 17:00:00 UTC
+"""
+
+
+def test_parse_elapses_in_utc_and_in_a_local_zone() -> None:
+    assert calendar.parse_elapses(UTC_OUTPUT) == [datetime(2026, 11, 26, 2, tzinfo=UTC),
+                                                  datetime(2026, 11, 27, 2, tzinfo=UTC)]
+    assert calendar.parse_elapses(JST_OUTPUT) == [datetime(2026, 11, 25, 17, tzinfo=UTC),
+                                                  datetime(2026, 11, 26, 17, tzinfo=UTC)]
+    assert calendar.parse_elapses("Normalized form: 2020-01-01 00:00:00\n"
+                                  "    Next elapse: never\n") == []
+    with pytest.raises(calendar.CalendarError, match="no UTC time"):
+        calendar.parse_elapses("    Next elapse: Thu 2026-11-26 02:00:00 JST\n")

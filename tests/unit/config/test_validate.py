@@ -313,3 +313,37 @@ def test_line_numbers_point_into_the_file(cfg: ConfigDir, tmp_path: Path) -> Non
         number = int(message.split(":")[1])
         key = message.split(": ")[1].rsplit(".", 1)[-1].split("[")[0]
         assert key in lines[number - 1], (message, lines[number - 1])
+
+
+# -- orchestrator identity (issue #15) --------------------------------------------------
+
+def test_orchestrator_defaults_to_the_host_name(cfg: ConfigDir) -> None:
+    import socket
+
+    cfg.write_config()
+    assert cfg.load().settings.effective_orchestrator == socket.gethostname()
+
+
+def test_orchestrator_is_taken_from_the_config(cfg: ConfigDir) -> None:
+    cfg.write_config(f"""\
+        jobs_dir: {cfg.jobs_dir}
+        state_dir: /var/lib/backupctl
+        scratch_dir: /var/tmp/backupctl
+        known_hosts: /etc/backupctl/known_hosts
+        orchestrator: backup02.hospital.local
+        """)
+    assert cfg.load().settings.effective_orchestrator == "backup02.hospital.local"
+
+
+@pytest.mark.parametrize("bad", ["''", "'backup 02'", "-backup", "'a;b'", "バックアップ",
+                                 "x" * 256])
+def test_a_bad_orchestrator_name_is_exit_2_with_its_line(cfg: ConfigDir, bad: str) -> None:
+    path = cfg.write_config(f"""\
+        jobs_dir: {cfg.jobs_dir}
+        state_dir: /var/lib/backupctl
+        scratch_dir: /var/tmp/backupctl
+        known_hosts: /etc/backupctl/known_hosts
+        orchestrator: {bad}
+        """)
+    [found] = problems(cfg)
+    assert found.startswith(f"{path}:5: orchestrator: "), found
