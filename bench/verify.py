@@ -4,14 +4,18 @@ Builds a data set of random bytes, shaped like a hospital's (`--shape mixed`, th
 many small files of 2 KB–1 MB, a database dump of a fifth of the size, a few large image
 files) or uniform (`--shape uniform`: 200 KiB files), backs it up with backupctl (local
 job, `verify.sample: all` for the full comparison), then times in one run:
-  full : `restic restore` + `sha256sum` of every file  vs  `backupctl verify --mode full`
+  full : `restic restore` + `sha256sum` of every file (as many in parallel as there are
+         cores)  vs  `backupctl verify --mode full`
   quick: `restic restore --include` of the sampled files + `sha256sum`  vs  `--mode quick`
   (optional) `restverify run -r REPO -s SOURCE` (the PyPI peer), with --restverify BIN
 and the peak RSS of backupctl (its own process, and including restic) in both modes, then
 grows the data set (default to 3 GiB) and measures again.
 
     .venv/bin/python bench/verify.py --sizes 1 3 [--shape mixed|uniform] [--workdir DIR]
-        [--restverify BIN]
+        [--restverify BIN] [--code DIR]
+
+--code DIR runs backupctl from another checkout (e.g. an older commit, for a before/after
+table); the plain tools are measured in the same run either way.
 
 Prints a Markdown report on stdout (docs/benchmarks.md holds a run). Runs in < 10 min on
 2 cores. Deletes its work directory at the end unless --keep.
@@ -127,15 +131,17 @@ def grow(src: Path, gib: float, shape: str = "mixed") -> int:
 
 
 def sha256sum_tree(root: Path) -> list[list[str]]:
-    """`find ROOT -type f -print0 | xargs -0 sha256sum` as one shell-free pipeline."""
-    return [["sh", "-c", 'find "$1" -type f -print0 | xargs -0 -r sha256sum >/dev/null',
-             "sh", str(root)]]
+    """`find ROOT -type f -print0 | xargs -0 -P CORES -n 64 sha256sum`: every core hashes,
+    as backupctl's hashing threads do."""
+    return [["sh", "-c", 'find "$1" -type f -print0 | xargs -0 -r -P "$(nproc)" -n 64 '
+             'sha256sum >/dev/null', "sh", str(root)]]
 
 
 class Bench:
-    def __init__(self, work: Path, shape: str = "mixed") -> None:
+    def __init__(self, work: Path, shape: str = "mixed", code: Path | None = None) -> None:
         self.work = work
         self.shape = shape
+        self.env = {"PYTHONPATH": str(code.resolve())} if code else None
         self.src = work / "src"
         self.repo = work / "repo"
         self.scratch = work / "scratch"
@@ -168,7 +174,7 @@ class Bench:
         return [*BACKUPCTL, "-c", str(self.work / "backupctl.yaml"), *args]
 
     def backup(self) -> float:
-        run = measure(self.cli("backup", "bench"))
+        run = measure(self.cli("backup", "bench"), env=self.env)
         if run.returncode != 0:
             raise SystemExit("backup failed")
         return run.seconds
@@ -186,7 +192,7 @@ class Bench:
 
     def verify(self, mode: str) -> Run:
         run = measure(self.cli("verify", "bench", "--mode", mode, "--json"),
-                      stdout=subprocess.PIPE)
+                      env=self.env, stdout=subprocess.PIPE)
         if run.returncode != 0:
             raise SystemExit(f"verify --mode {mode} failed")
         return run
@@ -290,9 +296,11 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=2,
                         help="alternating runs per contender (best kept)")
     parser.add_argument("--keep", action="store_true")
+    parser.add_argument("--code", type=Path, default=None,
+                        help="run backupctl from this checkout (default: the installed one)")
     args = parser.parse_args()
     work = args.workdir or Path(tempfile.mkdtemp(prefix="backupctl-bench-"))
-    bench = Bench(work, args.shape)
+    bench = Bench(work, args.shape, args.code)
     started = time.monotonic()
     try:
         bench.setup()
@@ -303,6 +311,7 @@ def main() -> None:
             shutil.rmtree(work, ignore_errors=True)
     version = subprocess.run(["restic", "version"], capture_output=True, text=True).stdout
     print(f"restic: {version.strip()}; cores: {os.cpu_count()}; data: {args.shape}; "
+          f"backupctl: {args.code or 'installed'}; "
           f"total bench time {time.monotonic() - started:.0f} s\n")
     print("| data | what | wall time | peak RSS (measured process) | peak RSS (incl. "
           "children) |")

