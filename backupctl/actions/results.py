@@ -118,8 +118,12 @@ def run_jobs(jobs: Sequence[Job], action: Callable[[Job], R], *,
             pass
     except BaseException:
         execute.cancel()
-        pool.shutdown(wait=False, cancel_futures=True)
-        wait(futures, timeout=STOP_GRACE_SECONDS)
+        # Jobs not started never start; wait for the running ones only (a future cancelled
+        # by shutdown(cancel_futures=True) never counts as done: wait() would sit out its
+        # whole timeout).
+        running = [f for f in futures if not f.cancel()]
+        wait(running, timeout=STOP_GRACE_SECONDS)
+        pool.shutdown(wait=False)
         raise
     pool.shutdown()
     return [f.result() for f in futures]

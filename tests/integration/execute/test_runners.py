@@ -113,13 +113,17 @@ def test_local_missing_binary_is_127() -> None:
     assert result.returncode == 127 and "cannot start" in result.stderr
 
 
-def test_ssh_refuses_env_and_two_secrets(sshd: Sshd) -> None:
+def test_ssh_refuses_env_and_delivers_two_secrets_and_input_through_the_launcher(
+        sshd: Sshd) -> None:
+    """No environment strings to a remote shell; several secrets plus stdin reach the
+    command as /dev/fd/N pipes through the python3 launcher, never in its command line."""
     runner = _ssh(sshd)
     with pytest.raises(UsageError):
         runner.run(["true"], env={"A": "b"})
-    with pytest.raises(UsageError):
-        runner.run(["true", SecretFile(Secret("first-secret")),
-                    SecretFile(Secret("second-secret"))])
+    result = runner.run(["sh", "-c", 'cat "$1" "$2" -', "sh", SecretFile(Secret("first-secret")),
+                         SecretFile(Secret("second-secret"))], stdin=b"input\n")
+    assert result.ok, result.stderr
+    assert result.stdout == b"first-secret\nsecond-secret\ninput\n"
 
 
 def test_ssh_unknown_key_is_not_retried(sshd: Sshd, tmp_path: Path) -> None:
@@ -127,7 +131,7 @@ def test_ssh_unknown_key_is_not_retried(sshd: Sshd, tmp_path: Path) -> None:
     runner = SshRunner(job="t", address="127.0.0.1", port=sshd.port, user="root",
                        identity_file=sshd.identity, known_hosts=tmp_path / "empty",
                        sleep=sleeps.append)
-    with pytest.raises(HostKeyError, match="backupctl trust t --fingerprint"):
+    with pytest.raises(HostKeyError, match=r"only if they match, run: backupctl trust t$"):
         runner.run(["true"])
     assert sleeps == [] and runner.connect_attempts_made == 1
 

@@ -1,12 +1,19 @@
-"""run_jobs: bounded concurrency, and one failing job stops none of the others."""
+"""run_jobs: bounded concurrency, one failing job stops none of the others, a stop waits for
+the running jobs only."""
 
 from __future__ import annotations
 
+import _thread
+import concurrent.futures
 import threading
 import time
 from dataclasses import dataclass
 from typing import Any
 
+import pytest
+
+from backupctl import execute
+from backupctl.actions import results
 from backupctl.actions.results import Refused, run_jobs
 from backupctl.config.schema import Job
 from backupctl.errors import LockHeld
@@ -64,3 +71,43 @@ def test_failures_are_outcomes_and_the_worst_wins() -> None:
     assert isinstance(outcomes[2], Refused) and "ValueError: boom" in (outcomes[2].error or "")
     assert ExitStatus.worst([o.status for o in outcomes]) is ExitStatus.FAILED
     assert outcomes[1].to_dict()["exit_code"] == 75
+
+
+def test_a_stop_waits_for_the_running_jobs_only_and_starts_no_other(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """KeyboardInterrupt (the SIGINT/SIGTERM handler's exception) in the main thread while
+    two of three jobs run: both finish their stop, the third never starts, and the wait is
+    over as soon as the running ones are (a job never started must not hold it up)."""
+    both_running = threading.Barrier(3)
+    started: list[str] = []
+    waited: list[bool] = []
+    real_wait = concurrent.futures.wait
+
+    waiting = threading.Event()
+
+    def spy_wait(fs: Any, timeout: float | None = None, **kw: Any) -> Any:
+        waiting.set()  # the main thread is in its waiting loop
+        outcome = real_wait(fs, timeout=timeout, **kw)
+        if timeout == results.STOP_GRACE_SECONDS:
+            waited.append(not outcome.not_done)  # everything waited for is done
+        return outcome
+
+    def action(job: Job) -> Done:
+        started.append(job.name)
+        both_running.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while not execute.cancelled() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return Done(job.name, ExitStatus.FAILED, "interrupted")
+
+    monkeypatch.setattr(results, "wait", spy_wait)
+    monkeypatch.setattr(execute, "_CANCELLED", threading.Event())  # this test's stop only
+    def stop() -> None:
+        both_running.wait(timeout=10)
+        waiting.wait(timeout=10)
+        _thread.interrupt_main()  # as the signal handler's exception arrives
+
+    threading.Thread(target=stop).start()
+    with pytest.raises(KeyboardInterrupt):
+        run_jobs([_job("a"), _job("b"), _job("c")], action, concurrency=2)
+    assert sorted(started) == ["a", "b"] and waited == [True]
