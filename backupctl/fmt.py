@@ -1,7 +1,7 @@
 """How durations, ages and sizes read to a person: the one set of formatters.
 
 Config durations (`7d`, `15m`) are the job file's own syntax and live with the schema
-(`config.schema.format_duration`); these are for messages, tables and reports.
+(`config.values.format_duration`); these are for messages, tables and reports.
 """
 
 from __future__ import annotations

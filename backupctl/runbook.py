@@ -20,14 +20,15 @@ from ruamel.yaml import YAML
 
 from backupctl import __version__, fmt
 from backupctl.clock import parse_iso
-from backupctl.config.schema import Database, Job, format_duration
+from backupctl.config.schema import Database, Job
 from backupctl.config.validate import DEFAULT_CONFIG, Config
+from backupctl.config.values import format_duration
 from backupctl.fmt import ms_to_seconds
 from backupctl.log import mask
 from backupctl.restic.commands import DATABASE_TAG, FILES_TAG, escape_glob
 from backupctl.secrets import display_url
 from backupctl.signing import load_public
-from backupctl.state import queries
+from backupctl.state import dumps, queries
 from backupctl.state.db import Store
 from backupctl.state.records import DatabaseProof, DrillDetails, Proof, VerifyDetails, read
 
@@ -194,7 +195,7 @@ def _last_proven(store: Store, job: Job, name: str
 def _databases(store: Store, job: Job, target: str) -> list[DatabaseInfo]:
     out = []
     for database in job.databases:
-        dumped = store.query(queries.newest_database_manifest, job.name, database.name)
+        dumped = store.query(dumps.newest_database_manifest, job.name, database.name)
         suffix = "pgdump" if database.kind == "postgresql" else "sqlite"
         path = dumped.path if dumped else f"/{job.name}/{database.name}.{suffix}"
         proven = _last_proven(store, job, database.name)

@@ -37,7 +37,7 @@ from backupctl.restic import commands as restic
 from backupctl.restic import parse
 from backupctl.restic import run as restic_run
 from backupctl.restic.codes import ResticExit
-from backupctl.state import queries
+from backupctl.state import dumps, queries
 from backupctl.state.records import BackupDetails, ms
 from backupctl.status import ExitStatus
 from backupctl.verify import manifest
@@ -298,7 +298,7 @@ def _record(conn: Connection, ctx: Context, job: Job, result: BackupResult,
     flag, with its run."""
     if run.manifest is not None:
         queries.insert_manifest(conn, job.name, run.manifest.snapshot_id, run.manifest.entries)
-    queries.insert_database_manifests(conn, [
+    dumps.insert_database_manifests(conn, [
         d.manifest().row(run_id=run_id, files_snapshot_id=result.snapshot_id,
                          created_at=ctx.store.now()) for d in run.dumps if d.ok])
     if run.generation_check is not None:

@@ -28,6 +28,7 @@ from backupctl.errors import BackupctlError, UsageError
 from backupctl.evidence import audit as audits
 from backupctl.evidence import chain
 from backupctl.evidence import report as reports
+from backupctl.evidence.period import Period
 from backupctl.execute import Secret
 from backupctl.files import write_atomic
 from backupctl.secrets import read_secret
@@ -67,7 +68,7 @@ def report_command(
         raise UsageError(f"--format must be one of {', '.join(render.FORMATS)}, not {fmt!r}")
     if summary and fmt not in ("html", "pdf"):
         raise UsageError(f"--summary is a page: use --format html or pdf, not {fmt!r}")
-    period = reports.Period.parse(date_from, date_to)
+    period = Period.parse(date_from, date_to)
     if output is None and fmt == "pdf" and sys.stdout.isatty():
         raise UsageError("a PDF is not for the terminal: give -o FILE.pdf")
     if output is not None:
@@ -215,7 +216,7 @@ def export_command(
     """AES-256 zip of a period's records, report (PDF+HTML), chain head, SHA-256 list."""
     from backupctl.evidence import bundle  # pyzipper + Cryptodome: imported only when needed
 
-    period = reports.Period.parse(date_from, date_to)
+    period = Period.parse(date_from, date_to)
     output_file(output)
     config = load()
     password = _password(password_file, confirm=True)

@@ -10,101 +10,21 @@ import re
 import socket
 from pathlib import Path
 from typing import Annotated, Literal
-from urllib.parse import unquote, urlsplit
 
 from pydantic import (
     AfterValidator,
-    BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
-    PlainSerializer,
     ValidationInfo,
     field_validator,
     model_validator,
 )
 
 from backupctl.config.dsn import dsn_problem, pg_dump_option_problem
+from backupctl.config.notify import JobNotify, Notify
+from backupctl.config.values import JOB_NAME, Duration, Percent, Sample, SampleSpec, Strict
 
-JOB_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 ORCHESTRATOR_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")  # a host name, or like one
-_DURATION = re.compile(r"^(\d+)(s|m|h|d)$")
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-_PERCENT = re.compile(r"^(\d+(?:\.\d+)?)%$")
-
-
-def parse_duration(value: object) -> int:
-    """`30s`, `15m`, `2h`, `7d` → seconds."""
-    if isinstance(value, str):
-        match = _DURATION.match(value.strip())
-        if match and int(match.group(1)) > 0:
-            return int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-    raise ValueError(f"invalid duration {value!r}: use a positive number with s, m, h or d "
-                     "(e.g. 30s, 15m, 2h, 7d)")
-
-
-def format_duration(seconds: int) -> str:
-    for unit in ("d", "h", "m"):
-        if seconds % _UNIT_SECONDS[unit] == 0:
-            return f"{seconds // _UNIT_SECONDS[unit]}{unit}"
-    return f"{seconds}s"
-
-
-def parse_percent(value: object) -> float:
-    """`5%` → 0.05 (0 < p ≤ 100)."""
-    if isinstance(value, str):
-        match = _PERCENT.match(value.strip())
-        if match and 0 < float(match.group(1)) <= 100:
-            return float(match.group(1)) / 100
-    raise ValueError(f"invalid percentage {value!r}: use a number above 0 and at most 100 "
-                     "followed by % (e.g. 5%)")
-
-
-Duration = Annotated[int, BeforeValidator(parse_duration), PlainSerializer(format_duration)]
-Percent = Annotated[float, BeforeValidator(parse_percent)]
-
-
-class Sample(BaseModel):
-    """How many files a backup hashes for verification: a share, a count, or all."""
-
-    model_config = ConfigDict(frozen=True)
-    fraction: float | None = None
-    count: int | None = None
-
-    def size(self, total: int) -> int:
-        if self.count is not None:
-            return min(self.count, total)
-        fraction = 1.0 if self.fraction is None else self.fraction
-        return min(total, max(1, round(total * fraction))) if total else 0
-
-
-def parse_sample(value: object) -> Sample:
-    if isinstance(value, Sample):
-        return value
-    if value == "all":
-        return Sample(fraction=1.0)
-    if isinstance(value, int) and not isinstance(value, bool):
-        if value < 0:
-            raise ValueError("a sample count cannot be negative")
-        return Sample(count=value)
-    if isinstance(value, str):
-        return Sample(fraction=parse_percent(value))
-    raise ValueError(f"invalid sample {value!r}: use a percentage (5%), a count (200) or all")
-
-
-def _sample_out(sample: Sample) -> str | int:
-    if sample.count is not None:
-        return sample.count
-    return "all" if sample.fraction == 1.0 else f"{(sample.fraction or 0) * 100:g}%"
-
-
-SampleSpec = Annotated[Sample, BeforeValidator(parse_sample), PlainSerializer(_sample_out)]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
 class Host(Strict):
     address: str = Field(min_length=1, description='host name or IP, or "local"')
     port: int = Field(default=22, ge=1, le=65535)
@@ -218,28 +138,6 @@ class Tripwire(Strict):
     changed_min: int = Field(default=1000, ge=0)
 
 
-class Ping(Strict):
-    """Dead-man's switch: per kind of run, a file holding a healthchecks.io-style check URL."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-    backup: Path | None = Field(default=None, description="file holding the backup check URL")
-    copy_: Path | None = Field(default=None, alias="copy",
-                               description="file holding the copy check URL")
-    verify: Path | None = Field(default=None, description="file holding the verify check URL")
-
-    def file_for(self, kind: str) -> Path | None:
-        return {"backup": self.backup, "copy": self.copy_, "verify": self.verify}.get(kind)
-
-    @property
-    def configured(self) -> bool:
-        return any(path is not None for path in (self.backup, self.copy_, self.verify))
-
-
-class JobNotify(Strict):
-    ping: Ping = Field(default_factory=Ping)
-
-
 def _pg_dump_option(option: str) -> str:
     if (problem := pg_dump_option_problem(option)) is not None:
         raise ValueError(problem)
@@ -328,119 +226,6 @@ class Job(Strict):
         for copy in self.copies:
             if copy.name == name:
                 return copy
-        raise KeyError(name)
-
-
-NotifyEvent = Literal["failure", "recovery", "suspicious", "stale", "probe"]
-NOTIFY_EVENTS: tuple[NotifyEvent, ...] = ("failure", "recovery", "suspicious", "stale", "probe")
-_ADDRESS = re.compile(r"^[^@\s<>,;]+@[^@\s<>,;]+$")
-
-
-def _address(value: str) -> str:
-    if not _ADDRESS.match(value):
-        raise ValueError(f"invalid e-mail address {value!r}: use name@domain, without a "
-                         "display name")
-    return value
-
-
-class EmailChannel(Strict):
-    """SMTP delivery: smtp:// (STARTTLS when the server offers it) or smtps:// (TLS)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-    url: str = Field(description="smtp://[user@]host[:port] or smtps://[user@]host[:port]")
-    from_: str = Field(alias="from")
-    to: list[str] = Field(min_length=1)
-    password_file: Path | None = None
-
-    @field_validator("url")
-    @classmethod
-    def _smtp_url(cls, url: str) -> str:
-        parts = urlsplit(url)
-        try:
-            port = parts.port
-        except ValueError:
-            raise ValueError(f"invalid port in {url!r}") from None
-        if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
-            raise ValueError(f"invalid mail URL {url!r}: use smtp://[user@]host[:port] or "
-                             "smtps://[user@]host[:port]")
-        if parts.password is not None:
-            raise ValueError("put the mail password in password_file, never in the URL")
-        if parts.path not in ("", "/") or parts.query or parts.fragment or port == 0:
-            raise ValueError(f"invalid mail URL {url!r}: only [user@]host[:port] after "
-                             "the scheme")
-        return url
-
-    @field_validator("from_")
-    @classmethod
-    def _from(cls, value: str) -> str:
-        return _address(value)
-
-    @field_validator("to")
-    @classmethod
-    def _to(cls, values: list[str]) -> list[str]:
-        return [_address(v) for v in values]
-
-    @property
-    def implicit_tls(self) -> bool:
-        return urlsplit(self.url).scheme == "smtps"
-
-    @property
-    def host(self) -> str:
-        return urlsplit(self.url).hostname or ""
-
-    @property
-    def port(self) -> int:
-        return urlsplit(self.url).port or (465 if self.implicit_tls else 25)
-
-    @property
-    def user(self) -> str | None:
-        user = urlsplit(self.url).username
-        return unquote(user) if user else None
-
-
-class Channel(Strict):
-    """Where notifications go: an e-mail channel or an Apprise URL file (chat and more)."""
-
-    name: str = Field(pattern=JOB_NAME.pattern)
-    email: EmailChannel | None = None
-    apprise_file: Path | None = Field(
-        default=None, description="file holding Apprise URL(s), one a line (they hold tokens)")
-
-    @model_validator(mode="after")
-    def _one_kind(self) -> Channel:
-        if (self.email is None) == (self.apprise_file is None):
-            raise ValueError("a channel has exactly one of email or apprise_file")
-        return self
-
-
-class Notify(Strict):
-    """Notifications (SPEC §8): who is told, in which language, about which events."""
-
-    language: Literal["ja", "en"] = "ja"
-    events: list[NotifyEvent] = Field(default_factory=lambda: list(NOTIFY_EVENTS))
-    repeat: Duration = Field(default=24 * 3600,
-                             description="a still-failing job is reminded at most this often")
-    stale_grace: Duration = Field(
-        default=6 * 3600, description="a job is stale when its newest success is older than "
-        "its schedule interval plus this")
-    channels: list[Channel] = Field(default_factory=list)
-
-    @field_validator("channels")
-    @classmethod
-    def _unique_names(cls, channels: list[Channel]) -> list[Channel]:
-        names = [c.name for c in channels]
-        if "ping" in names:
-            raise ValueError("the channel name `ping` is reserved (the metrics of job pings)")
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"channel names must be unique: {', '.join(dupes)}")
-        return channels
-
-    def channel(self, name: str) -> Channel:
-        for channel in self.channels:
-            if channel.name == name:
-                return channel
         raise KeyError(name)
 
 

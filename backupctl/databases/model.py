@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from backupctl.restic.commands import DATABASE_TAG
 from backupctl.state import records
-from backupctl.state.queries import DatabaseManifestRow
+from backupctl.state.dumps import DatabaseManifestRow
 
 TAG_ALL = DATABASE_TAG  # every database snapshot carries this tag …
 SUFFIXES = {"postgresql": "pgdump", "sqlite": "sqlite"}

@@ -26,6 +26,7 @@ from backupctl import __version__
 from backupctl.config.validate import Config
 from backupctl.errors import BackupctlError
 from backupctl.evidence import chain, render, report
+from backupctl.evidence.period import Period, slice_for
 from backupctl.execute import Secret
 from backupctl.signing import PublicKey, load_public
 from backupctl.state.db import Store
@@ -89,12 +90,12 @@ class Exported:
                 "fingerprint": self.fingerprint, "chain_verified": self.chain_verified}
 
 
-def export(*, config: Config, store: Store, period: report.Period, lang: str, out: Path,
+def export(*, config: Config, store: Store, period: Period, lang: str, out: Path,
            password: Secret, now: datetime | None = None) -> Exported:
     entries = report.load(store)
     data = report.build(config=config, store=store, period=period, lang=lang,
                         entries=entries, now=now)
-    piece = report.slice_for(entries, period)
+    piece = slice_for(entries, period)
     key = load_public(config.settings.evidence_key)
     whole = chain.check(entries, public_key=key)
     meta = {

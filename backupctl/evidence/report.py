@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, tzinfo
+from datetime import datetime
 from importlib import resources
 from typing import Any
 
@@ -22,6 +22,7 @@ from backupctl.config import calendar
 from backupctl.config.validate import Config
 from backupctl.errors import UsageError
 from backupctl.evidence import chain, summary
+from backupctl.evidence.period import Period, slice_for
 from backupctl.fmt import ms_to_seconds
 from backupctl.log import mask
 from backupctl.signing import load_public
@@ -41,54 +42,6 @@ SCHEMA_ID = "backupctl-report/1"
 LANGS = ("ja", "en")
 
 
-@dataclass(frozen=True)
-class Period:
-    """Calendar days `start`..`end` (inclusive) in time zone `tz`."""
-
-    start: date
-    end: date
-    tz: tzinfo
-
-    @classmethod
-    def parse(cls, start: str, end: str, *, tz: tzinfo | None = None) -> Period:
-        zone = tz or datetime.now().astimezone().tzinfo
-        assert zone is not None
-        try:
-            first, last = date.fromisoformat(start), date.fromisoformat(end)
-        except ValueError as exc:
-            raise UsageError(f"dates are YYYY-MM-DD: {exc}") from None
-        if last < first:
-            raise UsageError(f"--to {end} is before --from {start}")
-        return cls(first, last, zone)
-
-    def bounds(self) -> tuple[str, str]:
-        """[start, end + 1 day) as UTC ISO strings, comparable with stored times."""
-        low = datetime.combine(self.start, time(), self.tz)
-        high = datetime.combine(self.end + timedelta(days=1), time(), self.tz)
-        return iso(low), iso(high)
-
-    def contains(self, stamp: str | None) -> bool:
-        low, high = self.bounds()
-        return stamp is not None and low <= _utc(stamp) < high
-
-    def local(self, stamp: str | None) -> datetime | None:
-        return datetime.fromisoformat(stamp).astimezone(self.tz) if stamp else None
-
-    def months(self) -> list[str]:
-        out, cursor = [], self.start.replace(day=1)
-        while cursor <= self.end:
-            out.append(cursor.strftime("%Y-%m"))
-            cursor = (cursor + timedelta(days=32)).replace(day=1)
-        return out
-
-    def offset(self) -> str:
-        return datetime.combine(self.start, time(), self.tz).strftime("%z")
-
-
-def _utc(stamp: str) -> str:
-    return iso(datetime.fromisoformat(stamp))
-
-
 @functools.cache
 def mapping() -> dict[str, Any]:
     """backupctl/evidence/mapping.yaml: report items → requirements (editable data)."""
@@ -102,17 +55,6 @@ def labels() -> dict[str, dict[str, str]]:
     text = resources.files("backupctl.evidence").joinpath("labels.yaml").read_text("utf-8")
     data: dict[str, dict[str, str]] = YAML(typ="safe").load(text)
     return data
-
-
-def slice_for(entries: Sequence[chain.Entry], period: Period) -> list[chain.Entry]:
-    """The contiguous run of records from the first to the last one finished in `period`.
-
-    Records are appended in commit order, so a record finished just inside the period can
-    sit after one finished just outside it; the slice keeps such stragglers so that it
-    links without gaps.
-    """
-    inside = [i for i, e in enumerate(entries) if period.contains(e.record.get("finished_at"))]
-    return list(entries[inside[0]:inside[-1] + 1]) if inside else []
 
 
 def load(store: Store) -> list[chain.Entry]:

@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from backupctl.clock import iso, system_clock
-from backupctl.config.schema import Channel
+from backupctl.config.notify import Channel
 from backupctl.config.validate import Config
 from backupctl.errors import UsageError
 from backupctl.notify import channels as delivery

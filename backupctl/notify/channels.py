@@ -32,7 +32,7 @@ from tenacity import (
     wait_exponential,
 )
 
-from backupctl.config.schema import Channel, EmailChannel
+from backupctl.config.notify import Channel, EmailChannel
 from backupctl.errors import BackupctlError
 from backupctl.execute import Secret
 from backupctl.log import mask

@@ -17,6 +17,7 @@ from typing import Any
 from backupctl.clock import iso, system_clock
 from backupctl.config.validate import Config
 from backupctl.evidence import report as reports
+from backupctl.evidence.period import Period
 from backupctl.notify import channels as delivery
 from backupctl.notify import record
 from backupctl.notify.model import Attachment, DeliveryResult, Message
@@ -37,11 +38,11 @@ class Digest:
                 "deliveries": [d.to_dict() for d in self.deliveries]}
 
 
-def period_of(days: int, now: datetime) -> reports.Period:
+def period_of(days: int, now: datetime) -> Period:
     """The last `days` calendar days up to today, in the orchestrator's time zone."""
     local = now.astimezone()
     end = local.date()
-    return reports.Period(end - timedelta(days=max(days, 1) - 1), end,
+    return Period(end - timedelta(days=max(days, 1) - 1), end,
                           local.tzinfo)  # type: ignore[arg-type]
 
 

@@ -17,7 +17,7 @@ from backupctl.errors import BackupctlError
 from backupctl.evidence import chain
 from backupctl.notify.model import DeliveryResult
 from backupctl.signing import Signer, load_signer
-from backupctl.state import queries
+from backupctl.state import notices
 from backupctl.state.db import Store
 
 log = logging.getLogger(__name__)
@@ -71,7 +71,7 @@ def record(store: Store, results: Sequence[DeliveryResult], *, started_at: str,
     host = store.orchestrator
     try:
         with store.transaction() as conn:
-            queries.insert_notices(conn, [_row(r, host) for r in results])
+            notices.insert_notices(conn, [_row(r, host) for r in results])
             for result in results:
                 chain.append(conn, _evidence(result, host, started_at), signer=signer)
     except BackupctlError as exc:
@@ -84,24 +84,24 @@ def record_ping(store: Store, *, job: str, kind: str, signal: str, ok: bool,
                 error: str | None, attempts: int, run_id: int | None, sent_at: str) -> None:
     """A ping in `notices` (metrics: channel `ping`) but not in evidence: a heartbeat to a
     machine is not a contact with a person. Never raises."""
-    row = {"channel": queries.PING_CHANNEL, "job": job, "kind": kind, "repository": "primary",
+    row = {"channel": notices.PING_CHANNEL, "job": job, "kind": kind, "repository": "primary",
            "event": f"ping-{signal}"[:16], "result": "ok" if ok else "failed", "error": error,
            "attempts": attempts, "run_id": run_id, "orchestrator": store.orchestrator,
            "sent_at": sent_at}
     try:
         with store.transaction() as conn:
-            queries.insert_notices(conn, [row])
+            notices.insert_notices(conn, [row])
     except BackupctlError as exc:
         log.warning("cannot record the ping: %s", exc)
 
 
 def notified_run(store: Store, run_id: int) -> bool:
     """True when some notice about this run was already attempted."""
-    return store.query(queries.run_notified, run_id)
+    return store.query(notices.run_notified, run_id)
 
 
 def last_delivered(store: Store, *, job: str, kind: str, repository: str,
                    event: str) -> str | None:
     """When a notice of `event` about (job, kind, repository) last reached some channel."""
-    return store.query(queries.last_notice, job=job, kind=kind, repository=repository,
+    return store.query(notices.last_notice, job=job, kind=kind, repository=repository,
                        event=event)

@@ -18,13 +18,11 @@ from sqlalchemy import Connection, func, select, update
 from backupctl.state.records import Record
 from backupctl.state.schema import (
     canaries,
-    database_manifest,
     evidence,
     flags,
     generations,
     manifest,
     media,
-    notices,
     runs,
 )
 
@@ -241,63 +239,6 @@ def sampled_before(conn: Connection, job: str, *,
     return len(ids), seen
 
 
-# -- database dumps (SPEC §10) ------------------------------------------------------------
-
-@dataclass(frozen=True)
-class DatabaseManifestRow:
-    """What a backup recorded of one database dump: the restore tests' reference."""
-
-    job: str
-    database: str
-    kind: str
-    snapshot_id: str  # the dump's own snapshot
-    path: str  # inside it: /JOB/NAME.pgdump
-    sha256: str
-    size: int
-    tables: dict[str, int]  # table → exact row count in the dump's snapshot
-    server_version: int | None
-    dump_version: str | None
-    files_snapshot_id: str | None  # the job's file snapshot of the same backup run
-    run_id: int | None
-    created_at: str
-
-
-def _database_manifest_row(r: Any) -> DatabaseManifestRow:
-    tables = json.loads(r.tables or "{}")
-    return DatabaseManifestRow(
-        job=r.job, database=r.database, kind=r.kind, snapshot_id=r.snapshot_id, path=r.path,
-        sha256=r.sha256, size=int(r.size), tables={str(k): int(v) for k, v in tables.items()},
-        server_version=r.server_version, dump_version=r.dump_version,
-        files_snapshot_id=r.files_snapshot_id, run_id=r.run_id, created_at=r.created_at)
-
-
-def insert_database_manifests(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
-    """Rows as `DumpManifest.row(run_id=, files_snapshot_id=, created_at=)` makes them."""
-    if rows:
-        conn.execute(database_manifest.insert(), list(rows))
-
-
-def database_manifests_of(conn: Connection, job: str, files_snapshot_ids: Sequence[str],
-                          ) -> dict[str, DatabaseManifestRow]:
-    """database → the newest dump recorded with any of these file snapshots (full ids or
-    their short forms)."""
-    d = database_manifest.c
-    ids = sorted({i for full in files_snapshot_ids for i in (full, full[:8])})
-    found: dict[str, DatabaseManifestRow] = {}
-    for row in conn.execute(select(database_manifest).where(
-            d.job == job, d.files_snapshot_id.in_(ids)).order_by(d.id)):
-        found[row.database] = _database_manifest_row(row)
-    return found
-
-
-def newest_database_manifest(conn: Connection, job: str,
-                             database: str) -> DatabaseManifestRow | None:
-    d = database_manifest.c
-    row = conn.execute(select(database_manifest).where(d.job == job, d.database == database)
-                       .order_by(d.id.desc()).limit(1)).first()
-    return _database_manifest_row(row) if row is not None else None
-
-
 # -- tripwires: flags and canaries --------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -465,32 +406,6 @@ def evidence_rows(conn: Connection, *, after: int = 0,
         for row in rows:
             yield dict(row._mapping)
         last = int(rows[-1].seq)
-
-
-# -- notices: notification deliveries (SPEC §8) -------------------------------------------
-
-def insert_notices(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
-    conn.execute(notices.insert(), list(rows))
-
-
-PING_CHANNEL = "ping"  # notices of the dead-man's-switch pings (not messages to people)
-
-
-def run_notified(conn: Connection, run_id: int) -> bool:
-    """True when some message (not a ping) about this run was already attempted."""
-    return conn.execute(select(notices.c.id).where(
-        notices.c.run_id == run_id, notices.c.channel != PING_CHANNEL).limit(1)).first() \
-        is not None
-
-
-def last_notice(conn: Connection, *, job: str, kind: str, repository: str,
-                event: str) -> str | None:
-    """When a notice of `event` about (job, kind, repository) last reached some channel."""
-    value = conn.execute(select(notices.c.sent_at).where(
-        notices.c.job == job, notices.c.kind == kind, notices.c.repository == repository,
-        notices.c.event == event, notices.c.result == "ok").order_by(
-        notices.c.id.desc()).limit(1)).scalar()
-    return str(value) if value else None
 
 
 def finished_before(conn: Connection, job: str, kind: str, repository: str, *,

@@ -13,7 +13,7 @@ import hashlib
 import math
 from collections.abc import Sequence
 
-from backupctl.config.schema import Sample
+from backupctl.config.values import Sample
 
 
 def seed_for(job: str) -> bytes:

@@ -25,7 +25,7 @@ from backupctl.databases import DatabaseFindings, DumpManifest, prove_full, prov
 from backupctl.errors import ResticError
 from backupctl.execute import Counting
 from backupctl.restic.run import Repo
-from backupctl.state import queries
+from backupctl.state import dumps
 from backupctl.verify.listing import SnapshotRef
 
 
@@ -33,7 +33,7 @@ def manifests(ctx: Context, job: Job, snapshot: SnapshotRef, manifest_id: str,
               ) -> dict[str, DumpManifest]:
     """database → what the backup that made `snapshot` recorded of its dump."""
     ids = [manifest_id, snapshot.id, *([snapshot.original] if snapshot.original else [])]
-    rows = ctx.store.query(queries.database_manifests_of, job.name, ids)
+    rows = ctx.store.query(dumps.database_manifests_of, job.name, ids)
     return {name: DumpManifest.from_row(row) for name, row in rows.items()}
 
 

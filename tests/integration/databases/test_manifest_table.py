@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import create_engine
 
 from backupctl.databases import DumpManifest
-from backupctl.state import queries
+from backupctl.state import dumps
 from backupctl.state.schema import metadata
 from tests.conftest import Postgres
 
@@ -28,13 +28,13 @@ def test_a_manifest_row_round_trips(backend: str, tmp_path: Path, postgres: Post
     metadata.create_all(engine)
     try:
         with engine.begin() as conn:
-            queries.insert_database_manifests(conn, [MANIFEST.row(
+            dumps.insert_database_manifests(conn, [MANIFEST.row(
                 run_id=12, files_snapshot_id="deadbeef" * 8,
                 created_at="2026-11-30T02:00:00.000000+00:00")])
         with engine.connect() as conn:
-            found = queries.database_manifests_of(conn, "emr-db", ["deadbeef" * 8])
-            newest = queries.newest_database_manifest(conn, "emr-db", "emr")
-            other = queries.database_manifests_of(conn, "emr-db", ["0badcafe" * 8])
+            found = dumps.database_manifests_of(conn, "emr-db", ["deadbeef" * 8])
+            newest = dumps.newest_database_manifest(conn, "emr-db", "emr")
+            other = dumps.database_manifests_of(conn, "emr-db", ["0badcafe" * 8])
         row = found["emr"]
         assert row == newest and row.run_id == 12 and row.files_snapshot_id == "deadbeef" * 8
         assert DumpManifest.from_row(row) == MANIFEST

@@ -13,6 +13,7 @@ import pytest
 
 from backupctl.config.validate import Config, load_config
 from backupctl.evidence import render, report
+from backupctl.evidence.period import Period
 from backupctl.state.db import Store
 from backupctl.state.records import MODELS, Proof
 from tests import runs, yaml_helpers
@@ -101,7 +102,7 @@ def summary_report(tmp_path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     clock = Clock()
     store = Store(f"sqlite:///{tmp_path / 'state.db'}", clock=clock)
     fill(store, clock)
-    period = report.Period.parse("2026-02-01", "2026-02-28", tz=JST)
+    period = Period.parse("2026-02-01", "2026-02-28", tz=JST)
     now = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
     return tuple(report.build(config=config, store=store, period=period, lang=lang, now=now)
                  for lang in ("ja", "en"))  # type: ignore[return-value]

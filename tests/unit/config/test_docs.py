@@ -8,7 +8,8 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from backupctl.config.schema import GlobalConfig, Job, Strict
+from backupctl.config.schema import GlobalConfig, Job
+from backupctl.config.values import Strict
 
 DOC = Path(__file__).resolve().parents[3] / "docs" / "config.md"
 

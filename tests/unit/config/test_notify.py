@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from backupctl.config.schema import EmailChannel
+from backupctl.config.notify import EmailChannel
 from backupctl.errors import ConfigError
 from tests.unit.config.conftest import ConfigDir, valid_job
 

@@ -7,13 +7,9 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from backupctl.config.schema import (
-    Copy,
-    Generations,
-    Host,
+from backupctl.config.schema import Copy, Generations, Host, Schedule, Verify
+from backupctl.config.values import (
     Sample,
-    Schedule,
-    Verify,
     format_duration,
     parse_duration,
     parse_percent,

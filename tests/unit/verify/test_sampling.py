@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from backupctl.config.schema import parse_sample
+from backupctl.config.values import parse_sample
 from backupctl.verify import sampling
 
 PATHS = [f"/data/dir{i % 7}/file {i}" for i in range(103)]

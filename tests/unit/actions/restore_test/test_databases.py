@@ -10,7 +10,7 @@ from backupctl.actions import repo as repos
 from backupctl.actions.restore_test.databases import manifests, prove
 from backupctl.databases import DumpManifest
 from backupctl.execute.fake import FakeRunner
-from backupctl.state import queries
+from backupctl.state import dumps
 from backupctl.state.db import Store
 from backupctl.verify.listing import SnapshotRef
 from tests.unit.actions.conftest import make_context
@@ -24,7 +24,7 @@ DUMP = DumpManifest(job="emr", database="emr", kind="postgresql", snapshot_id="9
 
 def _record(store: Store, *, files_snapshot: str) -> None:
     with store.transaction() as conn:
-        queries.insert_database_manifests(conn, [DUMP.row(
+        dumps.insert_database_manifests(conn, [DUMP.row(
             run_id=1, files_snapshot_id=files_snapshot, created_at=store.now())])
 
 
