@@ -33,11 +33,15 @@ $(VENV)/.installed: pyproject.toml
 demo: install
 	$(VENV)/bin/python demo/run_demo.py
 
+# The suite mostly waits on real servers (sshd, restic, PostgreSQL): three workers keep two
+# cores busy; each worker takes whole test files (module fixtures start once).
+TEST_WORKERS ?= 3
+
 test: install lint
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 test-fast: install
-	$(VENV)/bin/pytest -q -m "not slow"
+	$(VENV)/bin/pytest -q -n $(TEST_WORKERS) --dist loadfile -m "not slow"
 
 lint: venv
 	$(VENV)/bin/ruff check backupctl tests bench tools

@@ -33,8 +33,17 @@ from backupctl.restic.codes import ResticExit, classify
 
 PYTHON = "python3"
 # The helper stops itself a little before the runner would: a remote helper outlives a
-# closed SSH channel and must not go on to make a snapshot that nobody records.
-DEADLINE_SHARE = 0.95
+# closed SSH channel and must not go on to make a snapshot that nobody records. The margin
+# (5 %, at least 2 s, at most half) leaves it time to say so before the runner gives up.
+DEADLINE_MARGIN_SHARE = 0.05
+DEADLINE_MARGIN_MIN = 2.0
+
+
+def helper_deadline(timeout: float | None) -> float | None:
+    """Seconds the helper may run when the runner waits `timeout` seconds for it."""
+    if not timeout:
+        return None
+    return timeout - min(max(timeout * DEADLINE_MARGIN_SHARE, DEADLINE_MARGIN_MIN), timeout / 2)
 
 
 HELPER_PARTS = ("streamer.py", "streamer_modes.py")
@@ -87,7 +96,7 @@ def dump_database(runner: Runner, database: Database, *, job: str, repo_url: str
     """Dump one database into the repository on the runner's host; never raises for a
     failed dump (the result's `error` names the database and what failed)."""
     started = time.monotonic()
-    deadline = timeout * DEADLINE_SHARE if timeout else None
+    deadline = helper_deadline(timeout)
     result = runner.run(helper_argv(python), timeout=timeout, stdin=header(
         database, job=job, repo_url=repo_url, password=password, deadline=deadline,
         pg_bin=pg_bin, restic_binary=restic_binary))

@@ -28,7 +28,7 @@ from typing import Any
 
 from backupctl.databases import compare, sqlite, streamer
 from backupctl.databases.cluster import Cluster, ClusterError, PgBin, find_pg_bin, throwaway
-from backupctl.databases.dump import helper_argv, parse_reply
+from backupctl.databases.dump import helper_argv, helper_deadline, parse_reply
 from backupctl.databases.model import CheckOutcome, DatabaseFindings, DumpManifest
 from backupctl.databases.reading import Draft, Read, enough_space, judge_read, read_dump
 from backupctl.databases.redact import redact
@@ -74,7 +74,7 @@ def _quick_postgresql(runner: Runner, manifest: DumpManifest, draft: Draft, *, r
     head = json.dumps({"mode": "list", "repo": repo_url, "password": password.reveal(),
                        "snapshot": draft.snapshot_id, "path": manifest.path,
                        "pg_bin": str(pg.path), "restic": restic.RESTIC,
-                       "deadline": timeout * 0.95 if timeout else None}).encode()
+                       "deadline": helper_deadline(timeout)}).encode()
     # The helper pipes `restic dump` through SHA-256 into `pg_restore --list` (the Runner
     # runs one process; the password reaches it on stdin, restic through a pipe).
     result = runner.run(helper_argv(sys.executable), stdin=head, timeout=timeout)

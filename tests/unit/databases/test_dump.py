@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from backupctl.config.schema import Database
-from backupctl.databases.dump import dump_database, helper_source, plan
+from backupctl.databases.dump import dump_database, helper_deadline, helper_source, plan
 from backupctl.databases.model import DumpResult
 from backupctl.execute import Secret
 from backupctl.execute.fake import Call, FakeRunner
@@ -117,6 +117,18 @@ def test_an_incomplete_record_fails_the_dump() -> None:
 def test_no_timeout_means_no_deadline() -> None:
     _, runner = run(OK, timeout=None)
     assert header(runner.calls[0])["deadline"] is None
+
+
+@pytest.mark.parametrize(("timeout", "deadline"), [
+    (6 * 3600, 6 * 3600 * 0.95),  # long runs: 5 % (18 min) to report before the runner
+    (30, 28),  # at least 2 s
+    (3, 1.5),  # at most half
+])
+def test_the_helper_stops_before_the_runner_with_time_to_say_so(timeout: float,
+                                                                  deadline: float) -> None:
+    assert helper_deadline(timeout) == pytest.approx(deadline)
+    _, runner = run(OK, timeout=timeout)
+    assert header(runner.calls[0])["deadline"] == pytest.approx(deadline)
 
 
 def test_plan_names_what_runs_without_the_password() -> None:
