@@ -64,8 +64,16 @@ def snapshots(repo: str, password: Secret, *, host: str | None = None) -> list[A
     return [*argv, "--host", host] if host else argv
 
 
-def ls(repo: str, password: Secret, snapshot: str) -> list[Arg]:
-    return [*base(repo, password, cache=False), "ls", "--json", "--", snapshot]
+def ls(repo: str, password: Secret, snapshot: str, *, host: str | None = None,
+       tags: Sequence[str] = ()) -> list[Arg]:
+    """`host` (and `tags`) narrow `latest` as in `restore`; its first line names the
+    snapshot restic chose."""
+    argv = [*base(repo, password, cache=False), "ls", "--json"]
+    if host:
+        argv += ["--host", host]
+    for tag in tags:
+        argv += ["--tag", tag]
+    return [*argv, "--", snapshot]
 
 
 def dump(repo: str, password: Secret, *, snapshot: str, path: str) -> list[Arg]:

@@ -3,9 +3,12 @@ checked by the job's commands and `restic check`, then wiped.
 
 For `latest` of the primary repository nothing waits before the restore: the free-space
 check uses the size the source manifest recorded, restic resolves `latest` itself, and
-`restic snapshots` (is it really the latest, is the newest backup still there?) and
-`restic ls` (what must come back) run beside it. After the restore, `restic check` runs
-beside the counting, hashing and commands, and the wipe beside the check.
+`restic ls latest --host JOB` (what must come back, and which snapshot is the job's latest:
+when it is the newest manifest's, which is the newest backup's, that one is still there)
+runs beside it; for a job with databases (a dump is its latest) `restic snapshots` tells
+beside the listing. When anything differs, the snapshot is resolved and proven the slow way.
+After the restore, `restic check` runs beside the counting, hashing and commands, and the
+wipe beside the check.
 """
 
 from __future__ import annotations
@@ -53,9 +56,10 @@ def full(ctx: Context, job: Job, repo: Repo, *, wanted: str) -> Tested:
 
 
 def _listing(runner: Counting, repo: Repo, snapshot: str, *, job: str,
-             timeout: float) -> Listing | ResticError:
+             timeout: float, latest_of_host: bool = False) -> Listing | ResticError:
     try:
-        return list_snapshot(runner, repo, snapshot, job=job, timeout=timeout)
+        return list_snapshot(runner, repo, snapshot, job=job, timeout=timeout,
+                             latest_of_host=latest_of_host)
     except ResticError as exc:
         return exc
 
@@ -64,30 +68,38 @@ def _restore_all(ctx: Context, runner: Counting, pool: ThreadPoolExecutor, job: 
                  repo: Repo, *, wanted: str) -> _Restored:
     base, timeout = ctx.config.settings.scratch_dir, ctx.timeout
     guess = guess_latest(ctx.store, repo, job=job.name, wanted=wanted)
-    snap: SnapshotRef | None = None
     if guess is not None:
         refs = references(ctx.store, guess, job=job.name, repository=repo.name)
         if refs.summary is not None and refs.summary.bytes_total:
             scratch.require_free_space(base, refs.summary.bytes_total, job=job.name)
+            # Is the guess restic's latest of the job (files or dumps, as `resolve` sees
+            # it)? Without databases the first line of `restic ls latest --host JOB` says
+            # so; with them a dump is newer, and `restic snapshots` answers beside.
             resolving = pool.submit(resolve, runner, ctx.store, repo, job=job.name,
-                                    wanted=wanted, timeout=timeout)
-            listing = pool.submit(_listing, runner, repo, guess.id, job=job.name,
-                                  timeout=timeout)
+                                    wanted=wanted, timeout=timeout) if job.databases else None
+            listing = pool.submit(_listing, runner, repo, guess.id if job.databases
+                                  else "latest", job=job.name, timeout=timeout,
+                                  latest_of_host=not job.databases)
             root = scratch.make(base, job.name, "full")
             try:
-                # restic's latest among the file snapshots (a database dump is newer);
-                # `resolving` confirms it is the job's real latest
+                # restic's latest among the file snapshots (a database dump is newer)
                 restored = restore(runner, repo, root, job=job.name, snapshot="latest",
                                    latest_of_host=True, files_only=True, timeout=timeout)
-                snap = resolving.result()
-                if snap.id == guess.id and restored.snapshots == {guess.short_id}:
-                    return _Restored(snap, refs, listing.result(), root, restored)
+                found = listing.result()
+                if resolving is not None:
+                    latest: str | None = resolving.result().id
+                else:
+                    latest = None if isinstance(found, ResticError) else found.snapshot_id
             except BaseException:
-                _abandon(root, resolving, listing)
+                _abandon(root, *(f for f in (listing, resolving) if f is not None))
                 raise
-            _abandon(root, listing)  # latest moved since the manifest: prove the real one
-    snap = snap or resolve(runner, ctx.store, repo, job=job.name, wanted=wanted,
-                           timeout=timeout)
+            if latest == guess.id and not isinstance(found, ResticError) \
+                    and found.snapshot_id == guess.id and restored.snapshots == {guess.short_id}:
+                snap = SnapshotRef(id=guess.id, short_id=guess.short_id,
+                                   time=found.snapshot_time or guess.time, original=None)
+                return _Restored(snap, refs, found, root, restored)
+            scratch.wipe(root)  # latest moved since the manifest: prove the real one
+    snap = resolve(runner, ctx.store, repo, job=job.name, wanted=wanted, timeout=timeout)
     refs = references(ctx.store, snap, job=job.name, repository=repo.name)
     found = _listing(runner, repo, snap.id, job=job.name, timeout=timeout)
     if isinstance(found, ResticError):

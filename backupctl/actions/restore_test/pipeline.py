@@ -43,10 +43,14 @@ class Tested:
 
 
 def list_snapshot(runner: Runner, repo: Repo, snapshot: str, *, job: str,
-                  timeout: float) -> Listing:
-    """`restic ls --json` of one snapshot, streamed into a compact listing."""
+                  timeout: float, latest_of_host: bool = False) -> Listing:
+    """`restic ls --json` of one snapshot, streamed into a compact listing; with
+    `latest_of_host`, `snapshot` is `latest` among all the job's snapshots (files and
+    database dumps) as restic resolves it: the listing names the one it chose."""
     out = Listing()
-    restic.run(runner, commands.ls(repo.url, repo.password, snapshot), job=job,
+    argv = commands.ls(repo.url, repo.password, snapshot,
+                       host=job if latest_of_host else None)
+    restic.run(runner, argv, job=job,
                what=f"listing snapshot {snapshot[:8]} of {repo.name}", timeout=timeout,
                stdout_sink=out.feed, unlock=repo)
     out.close()

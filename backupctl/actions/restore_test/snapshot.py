@@ -40,8 +40,7 @@ def resolve(runner: Runner, store: Store, repo: Repo, *, job: str, wanted: str,
     back to an older snapshot when the newest one was deleted (that is bad data)."""
     snapshots = held(runner, repo, job=job, timeout=timeout)
     if wanted == "latest" and repo.name == PRIMARY:
-        newest = store.query(queries.last_run, job, "backup", repository=PRIMARY,
-                             status="success")
+        newest = newest_backup(store, job)
         if newest is not None and newest.snapshot_id and not any(
                 s.id.startswith(newest.snapshot_id) for s in snapshots):
             raise DataError(f"{job}: BAD DATA: snapshot {newest.snapshot_id} of the last "
@@ -55,13 +54,22 @@ def resolve(runner: Runner, store: Store, repo: Repo, *, job: str, wanted: str,
     return found
 
 
+def newest_backup(store: Store, job: str) -> queries.RunRow | None:
+    """The job's newest successful backup to the primary repository."""
+    return store.query(queries.last_run, job, "backup", repository=PRIMARY, status="success")
+
+
 def guess_latest(store: Store, repo: Repo, *, job: str, wanted: str) -> SnapshotRef | None:
-    """For `latest` of the primary: the snapshot of the newest source manifest, which is
-    restic's latest unless something happened since (the caller confirms it)."""
+    """For `latest` of the primary: the snapshot of the newest source manifest when it is
+    also the newest successful backup's, which is restic's latest unless something happened
+    since (the caller confirms that restic's latest is this snapshot: then the newest
+    backup's snapshot is still there). None: resolve the slow way."""
     if wanted != "latest" or repo.name != PRIMARY:
         return None
     newest = store.query(queries.newest_manifest_snapshot, job)
-    if newest is None:
+    backup = newest_backup(store, job)
+    if newest is None or backup is None or not backup.snapshot_id \
+            or not newest[0].startswith(backup.snapshot_id):
         return None
     snapshot_id, time = newest
     return SnapshotRef(id=snapshot_id, short_id=snapshot_id[:8], time=time, original=None)

@@ -112,11 +112,11 @@ def test_damage_found_by_restic_check_is_bad_data(env: tuple[Context, Job, FakeR
     assert f"pack {pack} (check)" in (result.error or "")
 
 
-def test_full_lists_and_resolves_beside_the_restore_and_counts_every_file(
+def test_full_lists_the_latest_beside_the_restore_and_counts_every_file(
         env: tuple[Context, Job, FakeRunner]) -> None:
+    """One `restic ls latest --host JOB` beside the restore says what must come back and
+    that the newest backup's snapshot is the latest: no `restic snapshots`."""
     ctx, job, local = env
-    local.on("snapshots", stdout=json.dumps([{"id": SNAP, "short_id": SNAP[:8],
-                                              "time": TIME}]).encode())
     listing = [json.dumps({"struct_type": "snapshot", "id": SNAP, "time": TIME})]
     listing += [json.dumps({"type": "file", "path": p, "size": len(d),
                             "mtime": "2026-11-25T01:00:00Z"}) for p, d in FILES.items()]
@@ -130,7 +130,32 @@ def test_full_lists_and_resolves_beside_the_restore_and_counts_every_file(
     assert (details.files_restored, details.files_checked) == (2, 2)
     assert details.restore_ms is not None and details.coverage == "1.000000"
     assert local.commands("restore")[0].has("latest", "--host", "emr")
+    (ls,) = local.commands("ls")
+    assert ls.has("--host", "emr", "latest") and "--tag" not in ls.words
+    assert not local.commands("snapshots"), "restic's latest came with the listing"
+    assert details.restic_invocations == 3  # restore, ls, check
     assert not local.commands("check")[0].has("--no-lock"), "the restore is done"
+    assert not list(ctx.config.settings.scratch_dir.iterdir()), "scratch wiped"
+
+
+def test_full_proves_the_real_latest_when_the_listing_names_another(
+        env: tuple[Context, Job, FakeRunner]) -> None:
+    """A newer snapshot of the host made outside backupctl: the fast path gives way, the
+    snapshot is resolved and, having no source manifest, is not proven (never a pass)."""
+    ctx, job, local = env
+    foreign = "f0" * 32
+    local.on("snapshots", stdout=json.dumps([
+        {"id": SNAP, "short_id": SNAP[:8], "time": TIME},
+        {"id": foreign, "short_id": foreign[:8], "time": "2026-11-26T02:00:00Z"}]).encode())
+    local.on("ls", stdout=json.dumps({"struct_type": "snapshot", "id": foreign,
+                                      "time": "2026-11-26T02:00:00Z"}).encode())
+    local.on("restore", respond=_restore(FILES))  # type: ignore[arg-type]
+
+    result = verify_action.verify(ctx, job, mode="full")
+
+    assert result.status is ExitStatus.FAILED
+    assert "no source manifest" in (result.error or "")
+    assert local.commands("snapshots"), "resolved the slow way"
     assert not list(ctx.config.settings.scratch_dir.iterdir()), "scratch wiped"
 
 
