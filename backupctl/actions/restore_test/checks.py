@@ -7,6 +7,7 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
+from backupctl.actions.context import Context
 from backupctl.errors import ResticError
 from backupctl.execute import Result, Runner, tail
 from backupctl.restic import commands
@@ -87,6 +88,16 @@ def restic_check(runner: Runner, repo: Repo, *, job: str, read_data_subset: floa
                             f"restic check{subset}: ERRORS")
     raise ResticError(f"{job}: restic check of {repo.name} failed ({outcome.value}) "
                       f"{result.describe()}")
+
+
+def check_beside_restore(ctx: Context, runner: Runner, job: str, repo: Repo, *,
+                         read_data_subset: float | None) -> CheckOutcome:
+    """`restic check --no-lock` beside our restore, which holds restic's shared lock (the
+    job's lock keeps backupctl's prune away). `restic version` for the run's evidence
+    first, so that start is not paid later."""
+    _ = ctx.restic_version
+    return restic_check(runner, repo, job=job, read_data_subset=read_data_subset,
+                        no_lock=True, timeout=ctx.timeout)
 
 
 def _check_errors(text: str) -> list[str]:

@@ -7,20 +7,26 @@ check uses the size the source manifest recorded, restic resolves `latest` itsel
 when it is the newest manifest's, which is the newest backup's, that one is still there)
 runs beside it; for a job with databases (a dump is its latest) `restic snapshots` tells
 beside the listing. When anything differs, the snapshot is resolved and proven the slow way.
-After the restore, `restic check` runs beside the counting, hashing and commands, and the
-wipe beside the check.
+`restic check --no-lock` runs beside the restore from the start (as in the quick test):
+the restore leaves most of a second core idle, and the check then no longer lengthens what
+follows it, the counting, hashing and commands, then the wipe.
 """
 
 from __future__ import annotations
 
-from concurrent.futures import ALL_COMPLETED, Future, ThreadPoolExecutor, wait
+from collections.abc import Mapping
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from backupctl.actions.context import Context
 from backupctl.actions.restore_test import scratch
-from backupctl.actions.restore_test.checks import restic_check, run_commands
+from backupctl.actions.restore_test.checks import (
+    CheckOutcome,
+    check_beside_restore,
+    run_commands,
+)
 from backupctl.actions.restore_test.compare import compare, count_all
 from backupctl.actions.restore_test.pipeline import Tested, list_snapshot
 from backupctl.actions.restore_test.restore import Restored, restore
@@ -46,13 +52,19 @@ class _Restored:
 def full(ctx: Context, job: Job, repo: Repo, *, wanted: str) -> Tested:
     runner = Counting(ctx.local)
     with ThreadPoolExecutor(max_workers=3, thread_name_prefix="verify") as pool:
-        pool.submit(lambda: ctx.restic_version)  # for the evidence record, beside the restore
-        done = _restore_all(ctx, runner, pool, job, repo, wanted=wanted)
+        check = pool.submit(check_beside_restore, ctx, runner, job.name, repo,
+                            read_data_subset=job.verify.read_data_subset)
+        try:
+            done = _restore_all(ctx, runner, pool, job, repo, wanted=wanted)
+        except BaseException:
+            wait([check])
+            raise
         if done.root is None or done.restored is None or isinstance(done.listing, ResticError):
             if done.root is not None:
                 scratch.wipe(done.root)
-            return _unlistable(ctx, runner, job, repo, done)
-        return _prove(ctx, runner, pool, job, repo, done, done.listing, done.root, done.restored)
+            return _unlistable(done, check.result(), runner.counts)
+        return _prove(ctx, job, done, done.listing, done.root, done.restored, check,
+                      runner.counts)
 
 
 def _listing(runner: Counting, repo: Repo, snapshot: str, *, job: str,
@@ -120,21 +132,17 @@ def _abandon(root: Path, *pending: Future[Any]) -> None:
     scratch.wipe(root)
 
 
-def _prove(ctx: Context, runner: Counting, pool: ThreadPoolExecutor, job: Job, repo: Repo,
-           done: _Restored, listing: Listing, root: Path, restored: Restored) -> Tested:
-    """The restore time is measured; now check, count, hash and run commands, then wipe."""
-    check = pool.submit(restic_check, runner, repo, job=job.name,
-                        read_data_subset=job.verify.read_data_subset, no_lock=False,
-                        timeout=ctx.timeout)
+def _prove(ctx: Context, job: Job, done: _Restored, listing: Listing, root: Path,
+           restored: Restored, check: Future[CheckOutcome],
+           counts: Mapping[str, int]) -> Tested:
+    """The restore time is measured; now count, hash and run commands, then wipe."""
     try:
         counted = count_all(root, listing.files)
         compared = compare(root, done.references.refs)
         commands = run_commands(ctx.local, job.verify.commands, root, timeout=ctx.timeout)
     finally:
-        wiping = pool.submit(scratch.wipe, root)
-        pending: list[Future[Any]] = [check, wiping]
-        wait(pending, return_when=ALL_COMPLETED)
-    wiping.result()
+        scratch.wipe(root)
+        wait([check])
     outcome = check.result()
     refs = done.references
     findings = Findings(
@@ -147,24 +155,20 @@ def _prove(ctx: Context, runner: Counting, pool: ThreadPoolExecutor, job: Job, r
              f"{counted.files} file(s) counted, {compared.files} hashed", outcome.step)
     return Tested(done.snapshot, refs, findings, outcome, steps,
                   {"restore": restored.ms, "hash": compared.ms, "check": outcome.ms},
-                  runner.counts.get("restic", 0), len(listing.files))
+                  counts.get("restic", 0), len(listing.files))
 
 
-def _unlistable(ctx: Context, runner: Counting, job: Job, repo: Repo,
-                done: _Restored) -> Tested:
+def _unlistable(done: _Restored, outcome: CheckOutcome, counts: Mapping[str, int]) -> Tested:
     """restic could not even list the snapshot (e.g. its index is gone): bad data if
     `restic check` confirms damage, else the run could not complete."""
     assert isinstance(done.listing, ResticError)
-    outcome = restic_check(runner, repo, job=job.name,
-                           read_data_subset=job.verify.read_data_subset, no_lock=False,
-                           timeout=ctx.timeout)
     if not (outcome.mismatches or outcome.failures):
         raise done.listing
     first = str(done.listing).splitlines()[0]
     findings = Findings(failures=(f"restic could not list snapshot {done.snapshot.short_id}: "
                                   f"{first}",), changed=done.references.changed)
     return Tested(done.snapshot, done.references, findings, outcome, (outcome.step,),
-                  {"check": outcome.ms}, runner.counts.get("restic", 0))
+                  {"check": outcome.ms}, counts.get("restic", 0))
 
 
 def _unique(found: tuple[Mismatch, ...]) -> tuple[Mismatch, ...]:

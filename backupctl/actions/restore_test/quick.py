@@ -4,8 +4,7 @@ For `latest` of the primary repository the newest manifest's files are restored 
 restic's own `latest` (saving a `restic snapshots` start); restic prints which snapshot that
 was, and if it is not the manifest's, the real latest is resolved and verified instead (a
 job with databases resolves first: its newest snapshot is a dump's).
-`restic check --no-lock` runs alongside (our restore holds restic's shared lock; the job's
-lock keeps backupctl's prune away).
+`restic check --no-lock` runs alongside (`checks.check_beside_restore`).
 """
 
 from __future__ import annotations
@@ -15,7 +14,7 @@ from dataclasses import dataclass
 
 from backupctl.actions.context import Context
 from backupctl.actions.restore_test import scratch
-from backupctl.actions.restore_test.checks import CheckOutcome, restic_check
+from backupctl.actions.restore_test.checks import check_beside_restore
 from backupctl.actions.restore_test.compare import compare
 from backupctl.actions.restore_test.pipeline import Tested
 from backupctl.actions.restore_test.restore import Restored, restore
@@ -40,7 +39,8 @@ class _Sample:
 def quick(ctx: Context, job: Job, repo: Repo, *, wanted: str) -> Tested:
     runner = Counting(ctx.local)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="check") as pool:
-        check = pool.submit(_check, ctx, runner, job, repo)
+        check = pool.submit(check_beside_restore, ctx, runner, job.name, repo,
+                            read_data_subset=job.verify.read_data_subset)
         try:
             sample = _sample(ctx, runner, job, repo, wanted=wanted)
         except BaseException:
@@ -53,13 +53,6 @@ def quick(ctx: Context, job: Job, repo: Repo, *, wanted: str) -> Tested:
                   {"restore": sample.restored.ms, "check": outcome.ms},
                   runner.counts.get("restic", 0),
                   refs.summary.files_total if refs.summary else None)
-
-
-def _check(ctx: Context, runner: Counting, job: Job, repo: Repo) -> CheckOutcome:
-    """`restic version` for the run's evidence first, so that start is not paid later."""
-    _ = ctx.restic_version
-    return restic_check(runner, repo, job=job.name, read_data_subset=job.verify.read_data_subset,
-                        no_lock=True, timeout=ctx.timeout)
 
 
 def _sample(ctx: Context, runner: Counting, job: Job, repo: Repo, *, wanted: str) -> _Sample:

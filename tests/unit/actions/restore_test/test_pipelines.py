@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -121,11 +122,22 @@ def test_full_lists_the_latest_beside_the_restore_and_counts_every_file(
     listing += [json.dumps({"type": "file", "path": p, "size": len(d),
                             "mtime": "2026-11-25T01:00:00Z"}) for p, d in FILES.items()]
     local.on("ls", stdout="\n".join(listing).encode())
-    local.on("restore", respond=_restore(FILES))  # type: ignore[arg-type]
+    restore_files = _restore(FILES)
+    beside: list[bool] = []
+
+    def restore_while_checking(call: Call) -> Result:
+        deadline = time.monotonic() + 5
+        while not local.commands("check") and time.monotonic() < deadline:
+            time.sleep(0.01)
+        beside.append(bool(local.commands("check")))
+        return restore_files(call)  # type: ignore[operator, no-any-return]
+
+    local.on("restore", respond=restore_while_checking)
 
     result = verify_action.verify(ctx, job, mode="full")
 
     assert result.status is ExitStatus.OK, result.error
+    assert beside == [True], "restic check starts while the restore runs"
     details = result.details
     assert (details.files_restored, details.files_checked) == (2, 2)
     assert details.restore_ms is not None and details.coverage == "1.000000"
@@ -134,7 +146,7 @@ def test_full_lists_the_latest_beside_the_restore_and_counts_every_file(
     assert ls.has("--host", "emr", "latest") and "--tag" not in ls.words
     assert not local.commands("snapshots"), "restic's latest came with the listing"
     assert details.restic_invocations == 3  # restore, ls, check
-    assert not local.commands("check")[0].has("--no-lock"), "the restore is done"
+    assert local.commands("check")[0].has("--no-lock"), "beside the restore (shared lock)"
     assert not list(ctx.config.settings.scratch_dir.iterdir()), "scratch wiped"
 
 
