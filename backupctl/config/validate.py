@@ -117,8 +117,11 @@ def load_config(path: Path, *, strict: bool = False) -> Config:
     jobs: dict[str, JobFile] = {}
     seen: dict[str, Path] = {}
     files = sorted([*settings.jobs_dir.glob("*.yaml"), *settings.jobs_dir.glob("*.yml")])
-    for job_path in files:
-        job_file = _load_job(job_path, problems, seen, strict=strict)
+    docs = {job_path: load_yaml(job_path) for job_path in files}
+    calendar.check_all(expr for doc in docs.values() if not isinstance(doc, Problem)
+                       for _, expr in _schedules(plain(doc.data)))
+    for job_path, job_doc in docs.items():
+        job_file = _load_job(job_path, job_doc, problems, seen, strict=strict)
         if job_file is not None:
             jobs[job_file.job.name] = job_file
     if problems:
@@ -130,10 +133,9 @@ def load_config(path: Path, *, strict: bool = False) -> Config:
     return Config(path=path, settings=settings, jobs=jobs)
 
 
-def _load_job(path: Path, problems: list[Problem], seen: dict[str, Path], *,
-              strict: bool) -> JobFile | None:
+def _load_job(path: Path, doc: Document | Problem, problems: list[Problem],
+              seen: dict[str, Path], *, strict: bool) -> JobFile | None:
     """Validate one job file, adding every problem found (schema, files, schedule, strict)."""
-    doc = load_yaml(path)
     if isinstance(doc, Problem):
         problems.append(doc)
         return None
@@ -243,13 +245,14 @@ def control_characters(data: Any, loc: tuple[str | int, ...] = ()) -> list[Findi
     return found
 
 
+def _schedules(data: dict[str, Any]) -> list[tuple[str, str]]:
+    return [(key, expr) for key, expr in _mapping(data, "schedule").items()
+            if key in ("backup", "copy", "verify") and isinstance(expr, str)]
+
+
 def _check_schedule(data: dict[str, Any]) -> list[Finding]:
-    found: list[Finding] = []
-    for key, expr in _mapping(data, "schedule").items():
-        if key in ("backup", "copy", "verify") and isinstance(expr, str) and (
-                reason := calendar.check(expr)):
-            found.append((["schedule", key], f"bad OnCalendar expression {expr!r}: {reason}"))
-    return found
+    return [(["schedule", key], f"bad OnCalendar expression {expr!r}: {reason}")
+            for key, expr in _schedules(data) if (reason := calendar.check(expr))]
 
 
 def _check_verify_paths(data: dict[str, Any]) -> list[Finding]:

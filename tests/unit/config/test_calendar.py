@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
 from backupctl.config import calendar
+from backupctl.execute.local import LocalRunner
 
 
 @pytest.mark.parametrize("expr", ["*-*-* 02:00:00", "Sun *-*-* 04:00:00", "daily",
@@ -56,3 +58,31 @@ def test_parse_elapses_in_utc_and_in_a_local_zone() -> None:
                                   "    Next elapse: never\n") == []
     with pytest.raises(calendar.CalendarError, match="no UTC time"):
         calendar.parse_elapses("    Next elapse: Thu 2026-11-26 02:00:00 JST\n")
+
+
+def test_many_expressions_are_checked_by_one_systemd_analyze(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A site's job files name many schedules: one start checks them all, and an expression
+    found valid is not asked again in this process."""
+    starts: list[list[str]] = []
+    real_run = LocalRunner.run
+
+    def counting(self: LocalRunner, argv: Any, **kwargs: Any) -> Any:
+        starts.append([str(a) for a in argv])
+        return real_run(self, argv, **kwargs)
+
+    monkeypatch.setattr(LocalRunner, "run", counting)
+    monkeypatch.setattr(calendar, "_valid", set())
+    exprs = [f"*-*-* {h:02d}:{m:02d}:00" for h in range(0, 24, 2) for m in (0, 30)]
+    assert calendar.check_all([*exprs, exprs[0]]) == dict.fromkeys(exprs)
+    assert len(starts) == 1 and starts[0][-len(exprs):] == exprs
+    assert calendar.check(exprs[3]) is None and len(starts) == 1
+
+
+def test_a_bad_expression_among_many_is_named_with_its_reason(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(calendar, "_valid", set())
+    found = calendar.check_all(["daily", "bogus", "Sun *-*-* 04:00:00", "daily\nhourly"])
+    assert found["daily"] is None and found["Sun *-*-* 04:00:00"] is None
+    assert found["bogus"] and "bogus" in str(found["bogus"])
+    assert found["daily\nhourly"] == "contains a control character"
