@@ -115,9 +115,9 @@ def parse_elapses(text: str, *, expr: str = "") -> list[datetime]:
 
 def check_all(exprs: Iterable[str]) -> dict[str, str | None]:
     """`check` of every expression, with one `systemd-analyze calendar E1 E2 …` for all of
-    them (a site's 50 job files name 150 schedules; a start each cost seconds at every
-    command's start). When that one call fails, an expression is bad: each is then asked
-    alone, so every reason names its expression."""
+    them (a site's 50 job files name up to 150 schedules; a start each added over half a
+    second to every command's start). When that one call fails, an expression is bad: each
+    is then asked alone, so every reason names its expression."""
     unique = [e for e in dict.fromkeys(exprs) if e not in _valid]
     plain = [e for e in unique if not _control(e)]
     if len(plain) > 1 and shutil.which("systemd-analyze") is not None:
