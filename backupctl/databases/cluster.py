@@ -149,6 +149,9 @@ def _settings(root: Path, port: int) -> str:
             f"listen_addresses = ''\nport = {port}\nunix_socket_directories = '{quoted}'\n"
             "unix_socket_permissions = 0700\nfsync = off\nfull_page_writes = off\n"
             "synchronous_commit = off\nmax_wal_size = '2GB'\nlogging_collector = off\n"
+            # no replica, no archive: a table's COPY skips most WAL (pg_restore of a
+            # pgbench scale-65 dump 5.2 → 4.4 s)
+            "wal_level = minimal\nmax_wal_senders = 0\n"
             "max_connections = 20\n")
 
 
