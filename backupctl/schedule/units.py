@@ -44,6 +44,26 @@ NOTIFY_CHECK_TIMER = "backupctl-notify-check.timer"
 _DESCRIPTIONS = {"backup": "back up", "copy": "copy to offline/immutable repositories",
                  "verify": "restore-test (verify)"}
 
+# The sandboxing every backupctl unit shares.
+_SANDBOX = """\
+NoNewPrivileges=yes
+PrivateDevices=yes
+ProtectKernelTunables=yes
+ProtectKernelModules=yes
+ProtectKernelLogs=yes
+ProtectControlGroups=yes
+ProtectClock=yes
+ProtectHostname=yes
+RestrictSUIDSGID=yes
+RestrictRealtime=yes
+RestrictNamespaces=yes
+LockPersonality=yes
+RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6
+SystemCallArchitectures=native
+SystemCallFilter=@system-service
+SystemCallErrorNumber=EPERM
+"""
+
 _SERVICE = """\
 # backupctl: {what} one job (the instance name is the job name).
 # Installed by `backupctl schedule install`; per-job settings live in drop-ins
@@ -78,23 +98,7 @@ ProtectSystem=strict
 ReadWritePaths=-/var/lib/backupctl
 ProtectHome=read-only
 PrivateTmp=yes
-NoNewPrivileges=yes
-PrivateDevices=yes
-ProtectKernelTunables=yes
-ProtectKernelModules=yes
-ProtectKernelLogs=yes
-ProtectControlGroups=yes
-ProtectClock=yes
-ProtectHostname=yes
-RestrictSUIDSGID=yes
-RestrictRealtime=yes
-RestrictNamespaces=yes
-LockPersonality=yes
-RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6
-SystemCallArchitectures=native
-SystemCallFilter=@system-service
-SystemCallErrorNumber=EPERM
-ProtectProc=invisible
+{sandbox}ProtectProc=invisible
 PrivateIPC=yes
 RemoveIPC=yes
 # root, but only what reading any file, restoring ownership (restore tests) and sealing
@@ -183,22 +187,7 @@ UMask=0077
 ProtectSystem=full
 ProtectHome=read-only
 PrivateTmp=yes
-PrivateDevices=yes
-NoNewPrivileges=yes
-ProtectKernelTunables=yes
-ProtectKernelModules=yes
-ProtectKernelLogs=yes
-ProtectControlGroups=yes
-ProtectClock=yes
-ProtectHostname=yes
-RestrictSUIDSGID=yes
-RestrictRealtime=yes
-RestrictNamespaces=yes
-LockPersonality=yes
-RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6
-SystemCallArchitectures=native
-SystemCallFilter=@system-service
-SystemCallErrorNumber=EPERM
+""" + _SANDBOX + """\
 CapabilityBoundingSet=CAP_DAC_OVERRIDE CAP_DAC_READ_SEARCH
 """
 
@@ -209,7 +198,8 @@ def template_units(*, bin_path: str = DEFAULT_BIN) -> dict[str, str]:
     for action in ACTIONS:
         what = _DESCRIPTIONS[action]
         units[f"backupctl-{action}@.service"] = _SERVICE.format(
-            what=what, action=action, bin=unit_quote(bin_path), dropin=SERVICE_DROPIN)
+            what=what, action=action, bin=unit_quote(bin_path), dropin=SERVICE_DROPIN,
+            sandbox=_SANDBOX)
         units[f"backupctl-{action}@.timer"] = _TIMER.format(
             what=what, action=action, delay=RANDOMIZED_DELAY, dropin=SCHEDULE_DROPIN)
     units["backupctl-notify@.service"] = _NOTIFY.format(bin=unit_quote(bin_path),
