@@ -95,8 +95,7 @@ def _restore_all(ctx: Context, runner: Counting, pool: ThreadPoolExecutor, job: 
             root = scratch.make(base, job.name, "full")
             try:
                 # restic's latest among the file snapshots (a database dump is newer)
-                restored = restore(runner, repo, root, job=job.name, snapshot="latest",
-                                   latest_of_host=True, files_only=True, timeout=timeout)
+                restored = _restore_latest(runner, repo, root, job=job.name, timeout=timeout)
                 found = listing.result()
                 if resolving is not None:
                     latest: str | None = resolving.result().id
@@ -106,11 +105,17 @@ def _restore_all(ctx: Context, runner: Counting, pool: ThreadPoolExecutor, job: 
                 _abandon(root, *(f for f in (listing, resolving) if f is not None))
                 raise
             if latest == guess.id and not isinstance(found, ResticError) \
-                    and found.snapshot_id == guess.id and restored.snapshots == {guess.short_id}:
-                snap = SnapshotRef(id=guess.id, short_id=guess.short_id,
-                                   time=found.snapshot_time or guess.time, original=None)
-                return _Restored(snap, refs, found, root, restored)
-            scratch.wipe(root)  # latest moved since the manifest: prove the real one
+                    and found.snapshot_id == guess.id:
+                if isinstance(restored, ResticError):  # the newest backup's did not restore
+                    scratch.wipe(root)
+                    raise restored
+                if restored.snapshots == {guess.short_id}:
+                    snap = SnapshotRef(id=guess.id, short_id=guess.short_id,
+                                       time=found.snapshot_time or guess.time, original=None)
+                    return _Restored(snap, refs, found, root, restored)
+            # latest moved since the manifest, or restic found none: prove the real one (a
+            # newest backup whose snapshot is gone is bad data, found by `resolve`)
+            scratch.wipe(root)
     snap = resolve(runner, ctx.store, repo, job=job.name, wanted=wanted, timeout=timeout)
     refs = references(ctx.store, snap, job=job.name, repository=repo.name)
     found = _listing(runner, repo, snap.id, job=job.name, timeout=timeout)
@@ -125,6 +130,15 @@ def _restore_all(ctx: Context, runner: Counting, pool: ThreadPoolExecutor, job: 
         scratch.wipe(root)
         raise
     return _Restored(snap, refs, found, root, restored)
+
+
+def _restore_latest(runner: Counting, repo: Repo, root: Path, *, job: str,
+                    timeout: float) -> Restored | ResticError:
+    try:
+        return restore(runner, repo, root, job=job, snapshot="latest", latest_of_host=True,
+                       files_only=True, timeout=timeout)
+    except ResticError as exc:  # judged once the listing says which snapshot is latest
+        return exc
 
 
 def _abandon(root: Path, *pending: Future[Any]) -> None:

@@ -105,24 +105,27 @@ def test_deleted_index_is_exit_3(fws: FaultWorkspace, mode: str) -> None:
     assert "index" in job["error"].lower() or job["mismatches"]
 
 
-def test_deleted_snapshot_file_is_exit_3_not_an_older_pass(fws: FaultWorkspace) -> None:
-    src = _backed_up(fws, "snap")
+@pytest.mark.parametrize("mode", MODES)
+def test_deleted_snapshot_file_is_exit_3_not_an_older_pass(fws: FaultWorkspace,
+                                                           mode: str) -> None:
+    src = _backed_up(fws, f"snap-{mode}")
     (src / "newer.txt").write_text("second backup\n")
-    second = json_job(fws.run("backup", "snap", "--json"))
-    newest = next(p for p in (fws.repo("snap") / "snapshots").iterdir()
+    second = json_job(fws.run("backup", f"snap-{mode}", "--json"))
+    newest = next(p for p in (fws.repo(f"snap-{mode}") / "snapshots").iterdir()
                   if p.name.startswith(str(second["snapshot_id"])))
     newest.unlink()  # the newest backup is gone; an older snapshot is still there
 
-    job = _bad_data(fws, "snap", "quick")
+    job = _bad_data(fws, f"snap-{mode}", mode)
 
     assert str(second["snapshot_id"]) in job["error"]
 
 
-def test_deleted_only_snapshot_is_exit_3(fws: FaultWorkspace) -> None:
-    _backed_up(fws, "only")
-    _one(fws.repo("only") / "snapshots").unlink()
+@pytest.mark.parametrize("mode", MODES)
+def test_deleted_only_snapshot_is_exit_3(fws: FaultWorkspace, mode: str) -> None:
+    _backed_up(fws, f"only-{mode}")
+    _one(fws.repo(f"only-{mode}") / "snapshots").unlink()
 
-    job = _bad_data(fws, "only", "quick")
+    job = _bad_data(fws, f"only-{mode}", mode)
 
     assert "missing" in job["error"]
 

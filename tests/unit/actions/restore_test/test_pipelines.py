@@ -171,6 +171,40 @@ def test_full_proves_the_real_latest_when_the_listing_names_another(
     assert not list(ctx.config.settings.scratch_dir.iterdir()), "scratch wiped"
 
 
+def test_full_whose_newest_snapshot_is_gone_is_bad_data_not_a_failed_restore(
+        env: tuple[Context, Job, FakeRunner]) -> None:
+    """restic finds no latest (the newest backup's snapshot was deleted): the fast path's
+    failed restore gives way to the slow path, which names the missing snapshot (exit 3)."""
+    ctx, job, local = env
+    nothing = "latest snapshot for criteria not found: no snapshot found"
+    local.on("snapshots", stdout=b"[]")
+    local.on("ls", returncode=1, stderr=nothing)
+    local.on("restore", returncode=1, stderr=nothing)
+
+    result = verify_action.verify(ctx, job, mode="full")
+
+    assert result.status is ExitStatus.BAD_DATA, result.error
+    assert SNAP[:8] in (result.error or "") and "missing" in (result.error or "")
+    assert not list(ctx.config.settings.scratch_dir.iterdir()), "scratch wiped"
+
+
+def test_full_restore_failing_on_the_newest_snapshot_is_not_tried_twice(
+        env: tuple[Context, Job, FakeRunner]) -> None:
+    """The listing names the newest backup's snapshot, so it is there: a restore that
+    fails on it is the run's failure, and restic (whose restore of a damaged snapshot can
+    take minutes) is not asked again."""
+    ctx, job, local = env
+    local.on("ls", stdout=json.dumps({"struct_type": "snapshot", "id": SNAP,
+                                      "time": TIME}).encode())
+    local.on("restore", returncode=1, stderr="Load(<data/0123abcd>, 0, 0) returned error")
+
+    result = verify_action.verify(ctx, job, mode="full")
+
+    assert result.status is not ExitStatus.OK
+    assert len(local.commands("restore")) == 1 and not local.commands("snapshots")
+    assert not list(ctx.config.settings.scratch_dir.iterdir()), "scratch wiped"
+
+
 def test_full_names_a_file_missing_from_the_restore_once(
         env: tuple[Context, Job, FakeRunner]) -> None:
     ctx, job, local = env
