@@ -119,7 +119,7 @@ def load_config(path: Path, *, strict: bool = False) -> Config:
     files = sorted([*settings.jobs_dir.glob("*.yaml"), *settings.jobs_dir.glob("*.yml")])
     docs = {job_path: load_yaml(job_path) for job_path in files}
     calendar.check_all(expr for doc in docs.values() if not isinstance(doc, Problem)
-                       for _, expr in _schedules(plain(doc.data)))
+                       for _, expr in _schedules(doc.data))
     for job_path, job_doc in docs.items():
         job_file = _load_job(job_path, job_doc, problems, seen, strict=strict)
         if job_file is not None:

@@ -54,11 +54,7 @@ def full(ctx: Context, job: Job, repo: Repo, *, wanted: str) -> Tested:
     with ThreadPoolExecutor(max_workers=3, thread_name_prefix="verify") as pool:
         check = pool.submit(check_beside_restore, ctx, runner, job.name, repo,
                             read_data_subset=job.verify.read_data_subset)
-        try:
-            done = _restore_all(ctx, runner, pool, job, repo, wanted=wanted)
-        except BaseException:
-            wait([check])
-            raise
+        done = _restore_all(ctx, runner, pool, job, repo, wanted=wanted)
         if done.root is None or done.restored is None or isinstance(done.listing, ResticError):
             if done.root is not None:
                 scratch.wipe(done.root)
@@ -156,7 +152,6 @@ def _prove(ctx: Context, job: Job, done: _Restored, listing: Listing, root: Path
         commands = run_commands(ctx.local, job.verify.commands, root, timeout=ctx.timeout)
     finally:
         scratch.wipe(root)
-        wait([check])
     outcome = check.result()
     refs = done.references
     findings = Findings(

@@ -9,7 +9,7 @@ job with databases resolves first: its newest snapshot is a dump's).
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from backupctl.actions.context import Context
@@ -41,11 +41,7 @@ def quick(ctx: Context, job: Job, repo: Repo, *, wanted: str) -> Tested:
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="check") as pool:
         check = pool.submit(check_beside_restore, ctx, runner, job.name, repo,
                             read_data_subset=job.verify.read_data_subset)
-        try:
-            sample = _sample(ctx, runner, job, repo, wanted=wanted)
-        except BaseException:
-            wait([check])
-            raise
+        sample = _sample(ctx, runner, job, repo, wanted=wanted)
         outcome = check.result()
     refs = sample.references
     return Tested(sample.snapshot, refs, sample.findings, outcome,

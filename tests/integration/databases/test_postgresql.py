@@ -153,14 +153,20 @@ def test_a_dump_that_breaks_off_fails_and_leaves_no_snapshot(
     assert snapshots(repo) == []
 
 
+def _hanging_pg_dump(pg_bin_with: Wrapper, tmp_path: Path) -> tuple[Path, Path]:
+    """A pg_dump that writes 64 KiB and then hangs (its wrapper's pid in the pid file)."""
+    pidfile = tmp_path / "wrapper.pid"
+    return pg_bin_with(f'echo $$ > {pidfile}\n"$REAL" "$@" | head -c 65536\nexec sleep 30'), \
+        pidfile
+
+
 def test_a_helper_killed_mid_stream_leaves_no_snapshot(
         source_db: SourceDb, repo: Path, password: Secret, pg_bin_with: Wrapper,
         tmp_path: Path) -> None:
     """SIGKILL of the helper itself: its guard kills restic before restic sees EOF."""
     from backupctl.databases.dump import header, helper_argv
 
-    pidfile = tmp_path / "wrapper.pid"
-    bindir = pg_bin_with(f'echo $$ > {pidfile}\n"$REAL" "$@" | head -c 65536\nexec sleep 30')
+    bindir, pidfile = _hanging_pg_dump(pg_bin_with, tmp_path)
     head = header(source_db.database(), job=JOB, repo_url=str(repo), password=password,
                   deadline=None, pg_bin=str(bindir))
 
@@ -175,8 +181,7 @@ def test_a_helper_killed_mid_stream_leaves_no_snapshot(
 def test_the_helper_stops_a_hanging_dump_at_its_own_deadline(
         source_db: SourceDb, repo: Path, password: Secret, pg_bin_with: Wrapper,
         tmp_path: Path) -> None:
-    pidfile = tmp_path / "wrapper.pid"
-    bindir = pg_bin_with(f'echo $$ > {pidfile}\n"$REAL" "$@" | head -c 65536\nexec sleep 30')
+    bindir, _ = _hanging_pg_dump(pg_bin_with, tmp_path)
 
     result = dump_database(LocalRunner(), source_db.database(), job=JOB, repo_url=str(repo),
                            password=password, timeout=4, pg_bin=str(bindir))
