@@ -10,7 +10,7 @@ from urllib.parse import unquote, urlsplit
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from backupctl.config.values import JOB_NAME, Duration, Strict
+from backupctl.config.values import JOB_NAME, Duration, Strict, named, repeated
 
 
 class Ping(Strict):
@@ -136,13 +136,9 @@ class Notify(Strict):
         names = [c.name for c in channels]
         if "ping" in names:
             raise ValueError("the channel name `ping` is reserved (the metrics of job pings)")
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"channel names must be unique: {', '.join(dupes)}")
+        if dupes := repeated(names):
+            raise ValueError(f"channel names must be unique: {dupes}")
         return channels
 
     def channel(self, name: str) -> Channel:
-        for channel in self.channels:
-            if channel.name == name:
-                return channel
-        raise KeyError(name)
+        return named(self.channels, name)

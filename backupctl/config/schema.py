@@ -22,7 +22,16 @@ from pydantic import (
 
 from backupctl.config.dsn import dsn_problem, pg_dump_option_problem
 from backupctl.config.notify import JobNotify, Notify
-from backupctl.config.values import JOB_NAME, Duration, Percent, Sample, SampleSpec, Strict
+from backupctl.config.values import (
+    JOB_NAME,
+    Duration,
+    Percent,
+    Sample,
+    SampleSpec,
+    Strict,
+    named,
+    repeated,
+)
 
 ORCHESTRATOR_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")  # a host name, or like one
 class Host(Strict):
@@ -201,32 +210,22 @@ class Job(Strict):
     @field_validator("databases")
     @classmethod
     def _unique_database_names(cls, databases: list[Database]) -> list[Database]:
-        names = [d.name for d in databases]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"database names must be unique in the job: {', '.join(dupes)}")
+        if dupes := repeated(d.name for d in databases):
+            raise ValueError(f"database names must be unique in the job: {dupes}")
         return databases
 
     def database_named(self, name: str) -> Database:
-        for database in self.databases:
-            if database.name == name:
-                return database
-        raise KeyError(name)
+        return named(self.databases, name)
 
     @field_validator("copies")
     @classmethod
     def _unique_copy_names(cls, copies: list[Copy]) -> list[Copy]:
-        names = [c.name for c in copies]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"copy names must be unique: {', '.join(dupes)}")
+        if dupes := repeated(c.name for c in copies):
+            raise ValueError(f"copy names must be unique: {dupes}")
         return copies
 
     def copy_named(self, name: str) -> Copy:
-        for copy in self.copies:
-            if copy.name == name:
-                return copy
-        raise KeyError(name)
+        return named(self.copies, name)
 
 
 class GlobalConfig(Strict):

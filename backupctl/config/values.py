@@ -4,7 +4,9 @@ strict base model every section derives from (backupctl.config.schema, .notify).
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from collections import Counter
+from collections.abc import Iterable
+from typing import Annotated, Protocol, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, PlainSerializer
 
@@ -84,3 +86,24 @@ SampleSpec = Annotated[Sample, BeforeValidator(parse_sample), PlainSerializer(_s
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class _Named(Protocol):
+    @property
+    def name(self) -> str: ...
+
+
+N = TypeVar("N", bound=_Named)
+
+
+def repeated(names: Iterable[str]) -> str:
+    """The names given more than once, sorted and comma-separated ("" when none)."""
+    return ", ".join(sorted(n for n, count in Counter(names).items() if count > 1))
+
+
+def named(items: Iterable[N], name: str) -> N:
+    """The item called `name` (KeyError when there is none)."""
+    for item in items:
+        if item.name == name:
+            return item
+    raise KeyError(name)
