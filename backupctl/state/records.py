@@ -99,6 +99,9 @@ class ManifestSummary(Record):
     coverage: str | None = None  # share of the snapshot's files hashed at least once
     unverifiable: list[str] = Field(default_factory=list)  # names not valid UTF-8 (first 100)
     unverifiable_count: int = 0
+    # SHA-256 of the snapshot's (path, size) list (verify/listing.files_digest): a full
+    # restore whose tree has the same needs no `restic ls`; "" for older manifests
+    files_digest: str = ""
 
     @model_validator(mode="before")
     @classmethod

@@ -28,11 +28,10 @@ from backupctl.execute import Runner
 from backupctl.state.records import ManifestSummary, ratio
 from backupctl.verify import sampling
 from backupctl.verify.hashing import REMOTE_SCRIPT
-from backupctl.verify.listing import FileNode, Listing, ns_iso
+from backupctl.verify.listing import NOT_UTF8, FileNode, Listing, ns_iso
 
 ROLES = ("always", "canary", "sample")
 STATES = ("ok", "changed", "unreadable", "missing")
-NOT_UTF8 = "\ufffd"  # how restic 0.14's JSON shows a name that is not valid UTF-8
 UNVERIFIABLE_LISTED = 100  # names kept in the summary (the count is always complete)
 
 # (how many manifests the job has, the (path, size, mtime) references of the newest
@@ -50,6 +49,7 @@ class Manifest:
     rounds: int = 1
     coverage: float = 0.0
     unverifiable: list[str] = field(default_factory=list)
+    files_digest: str = ""  # listing.files_digest: what a full restore must bring back
 
     def count(self, *, role: str | None = None, state: str | None = None) -> int:
         return sum(1 for e in self.entries if (role is None or e["role"] == role)
@@ -67,7 +67,7 @@ class Manifest:
             missing=self.paths("missing"), files_total=self.files_total,
             bytes_total=self.bytes_total, round=self.round_no, rounds=self.rounds,
             coverage=ratio(self.coverage), unverifiable=self.unverifiable[:UNVERIFIABLE_LISTED],
-            unverifiable_count=len(self.unverifiable))
+            unverifiable_count=len(self.unverifiable), files_digest=self.files_digest)
 
 
 def _under(path: str, wanted: str) -> bool:
@@ -172,7 +172,7 @@ def build(job: Job, runner: Runner, listing: Listing, *, history: History,
                     files_total=len(everything), bytes_total=listing.total_bytes,
                     round_no=count % rounds, rounds=rounds,
                     coverage=covered / len(everything) if everything else 0.0,
-                    unverifiable=unverifiable)
+                    unverifiable=unverifiable, files_digest=listing.digest)
 
 
 def _refuse_unreadable(job: Job, entries: Iterable[dict[str, Any]]) -> None:

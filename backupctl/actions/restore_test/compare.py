@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import stat
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from backupctl.actions.restore_test.snapshot import Reference
 from backupctl.execute import raise_if_cancelled
-from backupctl.state.records import Mismatch
+from backupctl.state.records import ManifestSummary, Mismatch
 from backupctl.verify.hashing import sha256_many
-from backupctl.verify.listing import FileNode
-
-# restic 0.14 shows a name that is not valid UTF-8 with U+FFFD in its JSON: such a file
-# cannot be found under that name, so it is listed as not verifiable, never as missing.
-NOT_UTF8 = "\ufffd"
+from backupctl.verify.listing import NOT_UTF8, FileNode, files_digest
 
 
 @dataclass(frozen=True)
@@ -85,3 +82,52 @@ def count_all(root: Path, files: Iterable[FileNode]) -> Compared:
             bad.append(Mismatch(path=node.path, expected=f"{node.size} bytes",
                                 got=f"{info.st_size} bytes", reason="size"))
     return Compared(count, size, tuple(bad), unverifiable=tuple(unverifiable))
+
+
+def count_by_digest(root: Path, summary: ManifestSummary | None) -> Compared | None:
+    """Every file of the snapshot is there with its size, told by the listing's digest the
+    backup recorded (no `restic ls`): the restored tree's regular files, walked without
+    following links, must give the same `files_digest`, and as many names that are not
+    valid UTF-8. None: it cannot tell (an older manifest, more such names than it keeps)
+    or the tree differs; the snapshot's listing must then say what is wrong."""
+    if summary is None or not summary.files_digest \
+            or summary.unverifiable_count > len(summary.unverifiable):
+        return None
+    files: list[tuple[str, int]] = []
+    unverifiable = 0
+    try:
+        for path, size in _regular_files(root):
+            if NOT_UTF8 in path or not _utf8(path):
+                unverifiable += 1
+            else:
+                files.append((path, size))
+    except OSError:  # e.g. a directory restored without permissions: the listing tells
+        return None
+    if unverifiable != summary.unverifiable_count or files_digest(files) != summary.files_digest:
+        return None
+    return Compared(len(files), sum(size for _, size in files), (),
+                    unverifiable=tuple(summary.unverifiable))
+
+
+def _regular_files(root: Path) -> Iterator[tuple[str, int]]:
+    """(snapshot path, size) of every regular file under `root`; links are not followed."""
+    pending = [(str(root), "")]
+    while pending:
+        raise_if_cancelled()
+        directory, prefix = pending.pop()
+        with os.scandir(directory) as entries:
+            for entry in entries:
+                info = entry.stat(follow_symlinks=False)
+                if stat.S_ISDIR(info.st_mode):
+                    pending.append((entry.path, f"{prefix}/{entry.name}"))
+                elif stat.S_ISREG(info.st_mode):
+                    yield f"{prefix}/{entry.name}", info.st_size
+
+
+def _utf8(path: str) -> bool:
+    """False for a name read with surrogate escapes (bytes that are not UTF-8)."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

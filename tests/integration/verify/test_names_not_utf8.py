@@ -41,6 +41,8 @@ def test_a_name_that_is_not_utf8_is_listed_and_the_rest_is_proven(workspace: Wor
     others = sum(1 for p in src.rglob("*") if p.is_file()) - 1
     assert result["files_checked"] == others
     assert float(result["coverage"]) < 1.0, "the unverifiable file is not counted as covered"
+    if mode == "full":
+        assert result["restic_invocations"] == 2, "told by the backup's listing digest"
     proc = workspace.run("verify", f"names-{mode}", "--mode", mode)
     assert "1 name(s) not verifiable (not UTF-8)" in proc.stderr
 

@@ -48,6 +48,8 @@ def test_clean_snapshot_verifies_locally(workspace: Workspace, mode: str) -> Non
     if mode == "full":
         assert result["files_restored"] == len(files)
         assert result["restore_ms"] > 0
+        # restore and check: the backup's listing digest stood in for `restic ls`
+        assert result["restic_invocations"] == 2
     assert leftovers(workspace) == []
     assert not list(workspace.root.rglob("pwned*"))
 

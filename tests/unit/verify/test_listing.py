@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import json
 
-from backupctl.verify.listing import Listing, ns_iso, pick, snapshot_refs, time_ns
+from backupctl.verify.listing import (
+    Listing,
+    files_digest,
+    ns_iso,
+    pick,
+    snapshot_refs,
+    time_ns,
+)
 
 
 def test_time_ns_keeps_nanoseconds_and_offsets() -> None:
@@ -45,3 +52,13 @@ def test_pick_latest_prefix_and_copies() -> None:
     assert found is not None and found.original == "c" * 64
     assert pick(refs, "ffff") is None
     assert pick([], "latest") is None
+
+
+def test_files_digest_is_of_paths_and_sizes_in_path_order_without_unverifiable_names() -> None:
+    files = [("/b", 2), ("/a\nb", 1), ("/カルテ", 0)]
+    assert files_digest(files) == files_digest(reversed(files))
+    assert files_digest(files) != files_digest([("/b", 3), ("/a\nb", 1), ("/カルテ", 0)])
+    assert files_digest(files) != files_digest(files[:2])
+    assert files_digest([*files, ("/x\ufffd", 5)]) == files_digest(files)
+    # a name crafted with a newline cannot pass for two entries
+    assert files_digest([("/a", 1), ("/b", 1)]) != files_digest([('/a", 1]\n["/b', 1)])

@@ -18,6 +18,7 @@ from backupctl.execute.fake import Call, FakeRunner
 from backupctl.state import queries
 from backupctl.state.records import BackupDetails, ManifestSummary
 from backupctl.status import ExitStatus
+from backupctl.verify.listing import files_digest
 from tests import runs as seed
 from tests.unit.actions.conftest import make_context
 
@@ -48,12 +49,11 @@ def _restore(files: dict[str, bytes], *, snapshot: str = SNAP) -> object:
     return respond
 
 
-@pytest.fixture
-def env(tmp_path: Path) -> tuple[Context, Job, FakeRunner]:
+def _env(tmp_path: Path, *, digest: str = "") -> tuple[Context, Job, FakeRunner]:
     local = FakeRunner(host="local")
     ctx, job = make_context(tmp_path, local=local)
     summary = ManifestSummary(files_total=len(FILES), bytes_total=sum(map(len, FILES.values())),
-                              snapshot_id=SNAP)
+                              snapshot_id=SNAP, files_digest=digest)
     seed.record(ctx.store, job="emr", snapshot_id=SNAP, snapshot_time=TIME,
                 details=BackupDetails(manifest=summary), evidence=False)
     with ctx.store.transaction() as conn:
@@ -63,6 +63,25 @@ def env(tmp_path: Path) -> tuple[Context, Job, FakeRunner]:
             for p, d in FILES.items()])
     local.on("check", stdout=b"no errors were found\n")
     return ctx, job, local
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> tuple[Context, Job, FakeRunner]:
+    """A backup whose manifest predates the listing digest: `restic ls` tells."""
+    return _env(tmp_path)
+
+
+@pytest.fixture
+def digest_env(tmp_path: Path) -> tuple[Context, Job, FakeRunner]:
+    """A backup that recorded its listing's digest."""
+    return _env(tmp_path, digest=files_digest((p, len(d)) for p, d in FILES.items()))
+
+
+def _listing(snapshot: str = SNAP) -> bytes:
+    lines = [json.dumps({"struct_type": "snapshot", "id": snapshot, "time": TIME})]
+    lines += [json.dumps({"type": "file", "path": p, "size": len(d),
+                          "mtime": "2026-11-25T01:00:00Z"}) for p, d in FILES.items()]
+    return "\n".join(lines).encode()
 
 
 def test_quick_restores_only_the_manifest_files_once_and_proves_them(
@@ -118,10 +137,7 @@ def test_full_lists_the_latest_beside_the_restore_and_counts_every_file(
     """One `restic ls latest --host JOB` beside the restore says what must come back and
     that the newest backup's snapshot is the latest: no `restic snapshots`."""
     ctx, job, local = env
-    listing = [json.dumps({"struct_type": "snapshot", "id": SNAP, "time": TIME})]
-    listing += [json.dumps({"type": "file", "path": p, "size": len(d),
-                            "mtime": "2026-11-25T01:00:00Z"}) for p, d in FILES.items()]
-    local.on("ls", stdout="\n".join(listing).encode())
+    local.on("ls", stdout=_listing())
     restore_files = _restore(FILES)
     beside: list[bool] = []
 
@@ -210,10 +226,7 @@ def test_full_names_a_file_missing_from_the_restore_once(
     ctx, job, local = env
     local.on("snapshots", stdout=json.dumps([{"id": SNAP, "short_id": SNAP[:8],
                                               "time": TIME}]).encode())
-    listing = [json.dumps({"struct_type": "snapshot", "id": SNAP, "time": TIME})]
-    listing += [json.dumps({"type": "file", "path": p, "size": len(d),
-                            "mtime": "2026-11-25T01:00:00Z"}) for p, d in FILES.items()]
-    local.on("ls", stdout="\n".join(listing).encode())
+    local.on("ls", stdout=_listing())
     local.on("restore", respond=_restore({"/srv/emr/a.dat": FILES["/srv/emr/a.dat"]}))  # type: ignore[arg-type]
 
     result = verify_action.verify(ctx, job, mode="full")
@@ -221,3 +234,98 @@ def test_full_names_a_file_missing_from_the_restore_once(
     assert result.status is ExitStatus.BAD_DATA
     assert [(m.path, m.reason) for m in result.details.mismatches] == [
         ("/srv/emr/b b.dat", "missing")]
+
+
+def test_full_by_the_backups_digest_runs_no_listing(
+        digest_env: tuple[Context, Job, FakeRunner]) -> None:
+    """The restored tree gives the digest the backup recorded of the snapshot's listing:
+    every file came back with its size, and restic runs twice (restore, check)."""
+    ctx, job, local = digest_env
+    local.on("restore", respond=_restore(FILES))  # type: ignore[arg-type]
+
+    result = verify_action.verify(ctx, job, mode="full")
+
+    assert result.status is ExitStatus.OK, result.error
+    details = result.details
+    assert (details.files_restored, details.files_checked) == (2, 2)
+    assert details.bytes_restored == sum(map(len, FILES.values()))
+    assert not local.commands("ls") and not local.commands("snapshots")
+    assert details.restic_invocations == 2 and details.coverage == "1.000000"
+    (restore,) = local.commands("restore")
+    assert restore.has("latest", "--host", "emr") and "--tag" not in restore.words, \
+        "restic's latest of the host, whoever made it"
+    assert not list(ctx.config.settings.scratch_dir.iterdir()), "scratch wiped"
+
+
+def test_full_by_digest_lists_the_snapshot_to_name_what_did_not_come_back(
+        digest_env: tuple[Context, Job, FakeRunner]) -> None:
+    ctx, job, local = digest_env
+    local.on("ls", stdout=_listing())
+    local.on("restore", respond=_restore({"/srv/emr/a.dat": FILES["/srv/emr/a.dat"]}))  # type: ignore[arg-type]
+
+    result = verify_action.verify(ctx, job, mode="full")
+
+    assert result.status is ExitStatus.BAD_DATA
+    assert [(m.path, m.reason) for m in result.details.mismatches] == [
+        ("/srv/emr/b b.dat", "missing")]
+    (ls,) = local.commands("ls")
+    assert ls.has(SNAP) and "latest" not in ls.words, "the restored snapshot, by its id"
+
+
+def test_full_by_digest_a_file_of_another_size_is_named(
+        digest_env: tuple[Context, Job, FakeRunner]) -> None:
+    ctx, job, local = digest_env
+    local.on("ls", stdout=_listing())
+    local.on("restore", respond=_restore({**FILES,  # type: ignore[arg-type]
+                                          "/srv/emr/a.dat": b"patient A, longer\n"}))
+    result = verify_action.verify(ctx, job, mode="full")
+    assert result.status is ExitStatus.BAD_DATA
+    assert ("/srv/emr/a.dat", "size") in [(m.path, m.reason) for m in result.details.mismatches]
+
+
+def test_full_by_digest_unlistable_after_a_differing_restore_is_never_a_pass(
+        digest_env: tuple[Context, Job, FakeRunner]) -> None:
+    ctx, job, local = digest_env
+    local.on("ls", returncode=1, stderr="Fatal: unable to load index")
+    local.on("restore", respond=_restore({"/srv/emr/a.dat": FILES["/srv/emr/a.dat"]}))  # type: ignore[arg-type]
+    result = verify_action.verify(ctx, job, mode="full")
+    assert result.status is ExitStatus.FAILED, result.error
+    assert not list(ctx.config.settings.scratch_dir.iterdir()), "scratch wiped"
+
+
+def test_full_by_digest_whose_newest_snapshot_is_gone_is_bad_data(
+        digest_env: tuple[Context, Job, FakeRunner]) -> None:
+    ctx, job, local = digest_env
+    local.on("snapshots", stdout=b"[]")
+    local.on("restore", returncode=1, stderr="latest snapshot for criteria not found")
+    result = verify_action.verify(ctx, job, mode="full")
+    assert result.status is ExitStatus.BAD_DATA, result.error
+    assert SNAP[:8] in (result.error or "") and "missing" in (result.error or "")
+
+
+def test_full_by_digest_restore_failing_on_the_newest_snapshot_is_not_tried_twice(
+        digest_env: tuple[Context, Job, FakeRunner]) -> None:
+    ctx, job, local = digest_env
+    local.on("snapshots", stdout=json.dumps([{"id": SNAP, "short_id": SNAP[:8],
+                                              "time": TIME}]).encode())
+    local.on("restore", returncode=1, stderr="Load(<data/0123abcd>, 0, 0) returned error")
+    result = verify_action.verify(ctx, job, mode="full")
+    assert result.status is ExitStatus.FAILED
+    assert len(local.commands("restore")) == 1 and len(local.commands("snapshots")) == 1
+    assert not list(ctx.config.settings.scratch_dir.iterdir()), "scratch wiped"
+
+
+def test_full_by_digest_restoring_another_snapshot_gives_way_to_the_slow_path(
+        digest_env: tuple[Context, Job, FakeRunner]) -> None:
+    """restic's latest is a snapshot made outside backupctl (its short id in the restore's
+    output): resolved the slow way, it has no manifest, so it is never a pass."""
+    ctx, job, local = digest_env
+    foreign = "f0" * 32
+    local.on("snapshots", stdout=json.dumps([
+        {"id": SNAP, "short_id": SNAP[:8], "time": TIME},
+        {"id": foreign, "short_id": foreign[:8], "time": "2026-11-26T02:00:00Z"}]).encode())
+    local.on("restore", respond=_restore(FILES, snapshot=foreign))  # type: ignore[arg-type]
+    result = verify_action.verify(ctx, job, mode="full")
+    assert result.status is ExitStatus.FAILED
+    assert "no source manifest" in (result.error or "")
+    assert not list(ctx.config.settings.scratch_dir.iterdir()), "scratch wiped"
