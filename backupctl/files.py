@@ -14,8 +14,14 @@ import os
 import shutil
 import stat
 import tempfile
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+
+# Unlinks at once while wiping: on ext4 most of an unlink is waiting (journal, freeing the
+# pages), and a full restore's wipe of 3 GiB took 1.2-1.5 s one file at a time.
+WIPE_WORKERS = 4
 
 
 def write_atomic(path: Path, data: bytes | str, *, mode: int = 0o600,
@@ -60,6 +66,7 @@ def wipe(path: Path) -> None:
     if not stat.S_ISDIR(info.st_mode):  # a file or a link: the entry goes, never its target
         path.unlink()
         return
+    _unlink_files(path)
 
     def fix(_func: Any, target: str, _exc: Any) -> None:
         parent = os.path.dirname(target)
@@ -73,3 +80,21 @@ def wipe(path: Path) -> None:
                 os.unlink(target)
 
     shutil.rmtree(path, onerror=fix)
+
+
+def _unlink_files(path: Path) -> None:
+    """Unlink the files and links of a tree, several at a time, directory by directory,
+    through the directory's descriptor (`os.fwalk` never follows a link). Best effort:
+    what is left (a read-only directory's entries, the directories) `rmtree` removes."""
+    with ThreadPoolExecutor(max_workers=WIPE_WORKERS, thread_name_prefix="wipe") as pool:
+        for _, _, names, dir_fd in os.fwalk(path):
+            size = max(16, -(-len(names) // WIPE_WORKERS))
+            for done in [pool.submit(_unlink_in, names[i:i + size], dir_fd)
+                         for i in range(0, len(names), size)]:
+                done.result()  # the directory's descriptor is open until fwalk moves on
+
+
+def _unlink_in(names: Sequence[str], dir_fd: int) -> None:
+    for name in names:
+        with contextlib.suppress(OSError):
+            os.unlink(name, dir_fd=dir_fd)

@@ -1,4 +1,5 @@
-"""The one atomic writer: temp file in the target's directory, mode, rename, no leftovers."""
+"""The one atomic writer (temp file in the target's directory, mode, rename, no leftovers)
+and the one wipe of restored data (never following a link)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from backupctl.files import write_atomic
+from backupctl.files import wipe, write_atomic
 
 
 def test_write_atomic_reports_whether_it_changed_anything(tmp_path: Path) -> None:
@@ -46,3 +47,25 @@ def test_a_failed_write_leaves_the_old_file_and_no_temp_file(tmp_path: Path,
         write_atomic(path, "new")
     assert path.read_text() == "old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x.prom"]
+
+
+def test_wipe_unlinks_many_files_at_once_and_never_follows_a_link(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    (outside / "dir").mkdir(parents=True)
+    (outside / "dir" / "keep.txt").write_text("keep")
+    (outside / "file.txt").write_text("keep")
+    tree = tmp_path / "restored"
+    for d in range(3):
+        sub = tree / f"d{d} 日本" / "deeper"
+        sub.mkdir(parents=True)
+        for i in range(100):
+            (sub / f"f{i}\n;$(x)").write_bytes(b"x" * i)
+    (tree / "to-dir").symlink_to(outside / "dir")
+    (tree / "d0 日本" / "to-file").symlink_to(outside / "file.txt")
+    (tree / "d1 日本" / "deeper").chmod(0o500)  # restic restores directory modes
+
+    wipe(tree)
+
+    assert not tree.exists()
+    assert (outside / "dir" / "keep.txt").read_text() == "keep"
+    assert (outside / "file.txt").read_text() == "keep"
