@@ -35,6 +35,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -227,16 +228,8 @@ class Bench:
         label = f"{size / (1 << 30):.2f} GiB / {files} files"
         self.rows.append(f"| {label} | backup (sample all: manifest of every file) | "
                          f"{backup_s:.1f} s | | |")
-        # Alternate the contenders and keep the best of `repeat` runs: the machine is shared
-        # and the page cache / writeback state changes from one run to the next.
-        fulls: list[Run] = []
-        plains: list[float] = []
-        for _ in range(repeat if compare else 1):
-            settle()
-            fulls.append(self.verify("full"))
-            if compare:
-                settle()
-                plains.append(self.plain_full())
+        fulls, plains = contest(repeat, lambda: self.verify("full"),
+                                self.plain_full if compare else None)
         full = min(fulls, key=lambda r: r.seconds)
         rss = max(r.rss_self_kib for r in fulls)
         if compare:
@@ -258,14 +251,8 @@ class Bench:
         self.write_job("5%")
         self.backup()
         paths = self.sampled()
-        quicks: list[Run] = []
-        plain_qs: list[float] = []
-        for _ in range(repeat if compare else 1):
-            settle()
-            quicks.append(self.verify("quick"))
-            if compare:
-                settle()
-                plain_qs.append(self.plain_quick(paths))
+        quicks, plain_qs = contest(repeat, lambda: self.verify("quick"),
+                                   (lambda: self.plain_quick(paths)) if compare else None)
         quick = min(quicks, key=lambda r: r.seconds)
         rss = max(r.rss_self_kib for r in quicks)
         if compare:
@@ -283,6 +270,29 @@ def settle() -> None:
     """Flush dirty pages so one contender's writes are not paid for by the next."""
     os.sync()
     time.sleep(0.5)
+
+
+def contest(repeat: int, ours: Callable[[], Run],
+            plain: Callable[[], float] | None) -> tuple[list[Run], list[float]]:
+    """`repeat` runs of each contender (one of ours without `plain`), alternating which goes
+    first, after one untimed run of the plain pipeline; the best of each is kept. The first
+    restore after a backup finds a file system that has freed no inodes lately and is much
+    faster on ext4 (3.0 s against 4.3 s, 1 GiB): no contender may get that slot, and the
+    machine is shared, its page cache and writeback changing from one run to the next."""
+    ours_runs: list[Run] = []
+    plain_runs: list[float] = []
+    if plain is not None:
+        settle()
+        plain()
+    for i in range(repeat if plain is not None else 1):
+        for turn in ("ours", "plain") if i % 2 == 0 else ("plain", "ours"):
+            if turn == "ours":
+                settle()
+                ours_runs.append(ours())
+            elif plain is not None:
+                settle()
+                plain_runs.append(plain())
+    return ours_runs, plain_runs
 
 
 def main() -> None:
