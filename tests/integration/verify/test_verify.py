@@ -411,3 +411,57 @@ def test_latest_snapshot_without_manifest_is_not_proven(workspace: Workspace,
     assert code == 1, (result, stderr)
     assert "no source manifest" in result["error"]
     assert leftovers(workspace) == []
+
+
+def test_full_verify_counts_by_the_backups_digest_around_links_and_special_files(
+        workspace: Workspace) -> None:
+    """Links, a hard link, a fifo, empty files and directories, a read-only directory: the
+    restored tree gives the digest the backup recorded, so no `restic ls` runs."""
+    src = workspace.root / "src" / "shapes"
+    fill(src, big=64 * 1024)
+    (src / "empty.txt").write_bytes(b"")
+    (src / "empty dir").mkdir()
+    (src / "link to file").symlink_to(src / "small-00.dat")
+    (src / "link to dir").symlink_to(src / "empty dir")
+    (src / "dangling").symlink_to(src / "nowhere")
+    os.link(src / "small-01.dat", src / "hard link.dat")
+    os.mkfifo(src / "fifo")
+    (src / "locked").mkdir()
+    (src / "locked" / "inside.txt").write_text("患者\n")
+    (src / "locked").chmod(0o500)
+    workspace.job("shapes", source=src, verify={"sample": "all"})
+    backup(workspace, "shapes")
+
+    code, result, stderr = run_json(workspace, "verify", "shapes", "--mode", "full")
+
+    assert code == 0, (result, stderr)
+    files = [p for p in src.rglob("*") if p.is_file() and not p.is_symlink()
+             and p.name != "fifo"]
+    assert result["files_restored"] == len(files) == result["files_checked"]
+    assert result["restic_invocations"] == 2, "restore and check only"
+    assert leftovers(workspace) == []
+
+
+def test_full_verify_whose_tree_differs_from_the_digest_asks_restic_ls(
+        workspace: Workspace) -> None:
+    """A recorded digest the tree does not give (here: altered in the state database) is
+    not a finding by itself: `restic ls` of the restored snapshot decides, and names
+    nothing missing."""
+    src = workspace.root / "src" / "altered"
+    fill(src, big=64 * 1024)
+    workspace.job("altered", source=src, verify={"sample": "all"})
+    backup(workspace, "altered")
+    db = sqlite3.connect(workspace.state_dir / "state.db")
+    with db:
+        changed = db.execute(
+            "UPDATE runs SET details = json_set(details, '$.manifest.files_digest', ?) "
+            "WHERE job = 'altered' AND kind = 'backup'", ("0" * 64,)).rowcount
+    db.close()
+    assert changed == 1
+
+    code, result, stderr = run_json(workspace, "verify", "altered", "--mode", "full")
+
+    assert code == 0, (result, stderr)
+    assert result["mismatches"] == []
+    assert result["files_restored"] == sum(1 for p in src.rglob("*") if p.is_file())
+    assert result["restic_invocations"] == 3, "restore, check, and the listing"
