@@ -56,7 +56,7 @@ def main() -> None:
         return _timed(_spawn_label(argv), spawn)(self, argv, *rest, **kwargs)
 
     local.LocalRunner._spawn = traced_spawn  # type: ignore[method-assign]
-    for name in ("compare", "count_all"):
+    for name in ("compare", "count_all", "count_by_digest"):
         setattr(full, name, _timed(f"py: {name}", getattr(full, name)))
     for name in ("make", "wipe"):
         setattr(scratch, name, _timed(f"py: scratch.{name}", getattr(scratch, name)))

@@ -88,10 +88,9 @@ def count_by_digest(root: Path, summary: ManifestSummary | None) -> Compared | N
     """Every file of the snapshot is there with its size, told by the listing's digest the
     backup recorded (no `restic ls`): the restored tree's regular files, walked without
     following links, must give the same `files_digest`, and as many names that are not
-    valid UTF-8. None: it cannot tell (an older manifest, more such names than it keeps)
-    or the tree differs; the snapshot's listing must then say what is wrong."""
-    if summary is None or not summary.files_digest \
-            or summary.unverifiable_count > len(summary.unverifiable):
+    valid UTF-8. None: it cannot tell (`digest_tells`) or the tree differs; the snapshot's
+    listing must then say what is wrong."""
+    if summary is None or not digest_tells(summary):
         return None
     files: list[tuple[str, int]] = []
     unverifiable = 0
@@ -107,6 +106,13 @@ def count_by_digest(root: Path, summary: ManifestSummary | None) -> Compared | N
         return None
     return Compared(len(files), sum(size for _, size in files), (),
                     unverifiable=tuple(summary.unverifiable))
+
+
+def digest_tells(summary: ManifestSummary | None) -> bool:
+    """Whether the backup recorded a listing digest `count_by_digest` can use (manifests
+    before it have none; more names that are not UTF-8 than it keeps need the listing)."""
+    return summary is not None and bool(summary.files_digest) \
+        and summary.unverifiable_count <= len(summary.unverifiable)
 
 
 def _regular_files(root: Path) -> Iterator[tuple[str, int]]:

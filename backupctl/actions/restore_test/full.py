@@ -30,7 +30,13 @@ from backupctl.actions.restore_test.checks import (
     check_beside_restore,
     run_commands,
 )
-from backupctl.actions.restore_test.compare import Compared, compare, count_all, count_by_digest
+from backupctl.actions.restore_test.compare import (
+    Compared,
+    compare,
+    count_all,
+    count_by_digest,
+    digest_tells,
+)
 from backupctl.actions.restore_test.pipeline import Tested, list_snapshot
 from backupctl.actions.restore_test.restore import Restored, restore
 from backupctl.actions.restore_test.snapshot import References, guess_latest, references, resolve
@@ -119,7 +125,7 @@ def _restore_guess(ctx: Context, runner: Counting, pool: ThreadPoolExecutor, job
     # with databases a dump is newer: `restic snapshots` says whether the guess is latest
     resolving = pool.submit(resolve, runner, ctx.store, repo, job=job.name, wanted="latest",
                             timeout=timeout) if job.databases else None
-    listing = None if refs.summary is not None and refs.summary.files_digest else pool.submit(
+    listing = None if digest_tells(refs.summary) else pool.submit(
         _listing, runner, repo, guess.id if job.databases else "latest", job=job.name,
         timeout=timeout, latest_of_host=not job.databases)
     root = scratch.make(ctx.config.settings.scratch_dir, job.name, "full")
