@@ -1,5 +1,5 @@
 """Command line (typer): parses, calls actions, maps results to exit codes. No logic here."""
 
-from backupctl.cli.main import app, main
+from backupctl.cli.main import main
 
-__all__ = ["app", "main"]
+__all__ = ["main"]

@@ -1,46 +1,52 @@
 """The `backupctl` program: builds the command line and is its one door for errors.
 
 Every command module registers its commands on its own typer app; this module merges them
-and runs the result. It is the only place that turns an exception into an exit: a
-BackupctlError becomes its message (one line per problem, secrets masked) and its exit
-status (SPEC §4); SIGTERM/SIGINT stop running jobs and exit 1; anything unexpected (a bug)
-prints one line and keeps the traceback in `state_dir/errors.log` (and on stderr with -v).
+and runs the result. A run imports only the module of the command it was given (COMMANDS):
+each module pulls in its actions, and a scheduled verify should not pay for the exporter,
+the evidence reports or the drill (0.2–0.3 s of start-up on 2 cores, docs/benchmarks.md);
+help and unknown commands import them all. It is the only place that turns an exception
+into an exit: a BackupctlError becomes its message (one line per problem, secrets masked)
+and its exit status (SPEC §4); SIGTERM/SIGINT stop running jobs and exit 1; anything
+unexpected (a bug) prints one line and keeps the traceback in `state_dir/errors.log` (and
+on stderr with -v).
 """
 
 from __future__ import annotations
 
 import datetime
+import importlib
 import logging
 import os
 import signal
 import sys
 import traceback
+from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
-from typing import Annotated, NoReturn
+from typing import Annotated, Final, NoReturn
 
 import typer
 
 from backupctl import __version__, execute, log
-from backupctl.cli import (
-    common,
-    copy,
-    drill,
-    evidence,
-    jobs,
-    metrics,
-    notify,
-    schedule,
-    verify,
-)
+from backupctl.cli import common
 from backupctl.cli.common import OPTIONS, err, out
 from backupctl.errors import BackupctlError, ConfigError
 from backupctl.status import ExitStatus
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Backup verification and restore-test orchestrator (restic over SSH).")
-for module in (jobs, verify, copy, evidence, drill, schedule, metrics, notify):
-    app.add_typer(module.app)
+# Every top-level command or command group and the module of backupctl.cli that defines
+# it; the modules' order is that of `backupctl --help` (tests/unit/cli/test_main.py checks
+# the table against what the modules register).
+COMMANDS: Final = {
+    "validate": "jobs", "init": "jobs", "trust": "jobs", "backup": "jobs", "status": "jobs",
+    "verify": "verify",
+    "copy": "copy", "clear": "copy", "canary": "copy", "media": "copy",
+    "report": "evidence", "evidence": "evidence",
+    "runbook": "drill", "drill": "drill",
+    "schedule": "schedule",
+    "metrics": "metrics", "exporter": "metrics",
+    "notify": "notify",
+}
+GLOBAL_VALUE_OPTIONS: Final = ("-c", "--config")  # the global options that take a value
 
 ERRORS_LOG = "errors.log"
 
@@ -51,7 +57,6 @@ def _version(value: bool) -> None:
         raise typer.Exit(0)
 
 
-@app.callback()
 def _global(
     config: Annotated[Path | None, typer.Option(
         "-c", "--config", help="global configuration (default: $BACKUPCTL_CONFIG or "
@@ -62,6 +67,35 @@ def _global(
 ) -> None:
     OPTIONS.config, OPTIONS.verbose = config, verbose
     log.setup(verbose=verbose)
+
+
+def command_name(args: Sequence[str]) -> str | None:
+    """The command `args` (argv without the program) names: the first word that is not a
+    global option or its value (`-c FILE`, `-cFILE`, `-vc FILE`, `--config=FILE`, `--`)."""
+    words = iter(args)
+    for word in words:
+        if word == "--":
+            return next(words, None)
+        if word in GLOBAL_VALUE_OPTIONS or (
+                word.startswith("-") and not word.startswith("--") and word.endswith("c")):
+            next(words, None)
+        elif not word.startswith("-"):
+            return word
+    return None
+
+
+def build(args: Sequence[str]) -> typer.Typer:
+    """The command line for `args`: only the module of the command they name, or every
+    module when they name none or one this table does not know (help, typos)."""
+    app = typer.Typer(add_completion=False, no_args_is_help=True,
+                      pretty_exceptions_enable=False, help="Backup verification and "
+                      "restore-test orchestrator (restic over SSH).")
+    app.callback()(_global)
+    name = command_name(args)
+    modules = [COMMANDS[name]] if name in COMMANDS else list(dict.fromkeys(COMMANDS.values()))
+    for module in modules:
+        app.add_typer(importlib.import_module(f"backupctl.cli.{module}").app)
+    return app
 
 
 def _on_signal(signum: int, _frame: FrameType | None) -> NoReturn:
@@ -105,7 +139,7 @@ def main() -> None:
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
     try:
-        app()
+        build(sys.argv[1:])()
     except BackupctlError as exc:
         _failed(exc)
     except (execute.Cancelled, KeyboardInterrupt) as exc:
