@@ -15,7 +15,11 @@ grows the data set (default to 3 GiB) and measures again.
         [--restverify BIN] [--code DIR]
 
 --code DIR runs backupctl from another checkout (e.g. an older commit, for a before/after
-table); the plain tools are measured in the same run either way.
+table); the plain tools are measured in the same run either way. Python runs with -P, so
+the directory the bench is started from never shadows --code (before 2026-12-02 it did:
+started from a checkout, `python -m backupctl` ran that checkout whatever --code said).
+The code under test is compiled to bytecode first, as `pip install` does: an environment
+that sets PYTHONDONTWRITEBYTECODE would otherwise compile every module on every start.
 
 Prints a Markdown report on stdout (docs/benchmarks.md holds a run). Runs in < 10 min on
 2 cores. Deletes its work directory at the end unless --keep.
@@ -24,6 +28,7 @@ Prints a Markdown report on stdout (docs/benchmarks.md holds a run). Runs in < 1
 from __future__ import annotations
 
 import argparse
+import compileall
 import json
 import math
 import os
@@ -45,7 +50,7 @@ from backupctl.restic.commands import escape_glob
 
 PASSWORD = "bench-password-not-secret"
 FILE_SIZE = 200 * 1024  # 1 GiB = 5 243 files
-BACKUPCTL = [sys.executable, "-m", "backupctl"]
+BACKUPCTL = [sys.executable, "-P", "-m", "backupctl"]  # -P: the cwd never shadows --code
 
 
 @dataclass
@@ -172,6 +177,13 @@ class Bench:
             # growing the data set on purpose must not trip the ransomware spike detector
             "tripwire": {"changed_min": 10_000_000},
             "schedule": {"backup": "*-*-* 02:00:00", "verify": "Sun *-*-* 04:00:00"}}))
+
+    def code_dir(self) -> Path:
+        """The backupctl package the runs import (the --code checkout's, or the installed)."""
+        probe = [*BACKUPCTL[:2], "-c", "import backupctl; print(backupctl.__file__)"]
+        out = subprocess.run(probe, check=True, capture_output=True, text=True,
+                             env={**os.environ, **(self.env or {})}).stdout
+        return Path(out.strip()).parent
 
     def cli(self, *args: str) -> list[str]:
         return [*BACKUPCTL, "-c", str(self.work / "backupctl.yaml"), *args]
@@ -331,6 +343,8 @@ def main() -> None:
     args = parser.parse_args()
     work = args.workdir or Path(tempfile.mkdtemp(prefix="backupctl-bench-"))
     bench = Bench(work, args.shape, args.code)
+    code = bench.code_dir()
+    compileall.compile_dir(code, quiet=1)
     started = time.monotonic()
     try:
         bench.setup()
@@ -341,7 +355,7 @@ def main() -> None:
             shutil.rmtree(work, ignore_errors=True)
     version = subprocess.run(["restic", "version"], capture_output=True, text=True).stdout
     print(f"restic: {version.strip()}; cores: {os.cpu_count()}; data: {args.shape}; "
-          f"backupctl: {args.code or 'installed'}; "
+          f"backupctl: {code} (bytecode compiled); "
           f"total bench time {time.monotonic() - started:.0f} s\n")
     print("| data | what | wall time | peak RSS (measured process) | peak RSS (incl. "
           "children) |")
