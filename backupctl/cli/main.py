@@ -3,7 +3,7 @@
 Every command module registers its commands on its own typer app; this module merges them
 and runs the result. A run imports only the module of the command it was given (COMMANDS):
 each module pulls in its actions, and a scheduled verify should not pay for the exporter,
-the evidence reports or the drill (0.2–0.3 s of start-up on 2 cores, docs/benchmarks.md);
+the evidence reports or the drill (0.01–0.2 s of start-up on 2 cores, docs/benchmarks.md);
 help and unknown commands import them all. It is the only place that turns an exception
 into an exit: a BackupctlError becomes its message (one line per problem, secrets masked)
 and its exit status (SPEC §4); SIGTERM/SIGINT stop running jobs and exit 1; anything
