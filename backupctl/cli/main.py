@@ -71,9 +71,12 @@ def _global(
 
 def command_name(args: Sequence[str]) -> str | None:
     """The command `args` (argv without the program) names: the first word that is not a
-    global option or its value (`-c FILE`, `-cFILE`, `-vc FILE`, `--config=FILE`, `--`)."""
+    global option or its value (`-c FILE`, `-cFILE`, `-vc FILE`, `--config=FILE`, `--`);
+    none when `--help` comes first (the program's help lists every command)."""
     words = iter(args)
     for word in words:
+        if word == "--help":
+            return None
         if word == "--":
             return next(words, None)
         if word in GLOBAL_VALUE_OPTIONS or (

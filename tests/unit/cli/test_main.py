@@ -35,6 +35,8 @@ def test_the_table_names_every_command_each_module_registers() -> None:
     (["-vc", "report", "backup"], "backup"),       # -v and -c clustered, -c takes the next
     (["-v", "--", "metrics"], "metrics"),
     (["--help"], None),
+    (["--help", "verify"], None),                   # the program's help: every command
+    (["verify", "--help"], "verify"),
     ([], None),
     (["-c"], None),
 ])
@@ -46,6 +48,7 @@ def test_unknown_commands_and_help_load_every_module() -> None:
     everything = _top_level(build([]))
     assert _top_level(build(["nosuchcommand"])) == everything
     assert _top_level(build(["-v", "--help"])) == everything
+    assert _top_level(build(["--help", "verify"])) == everything
 
 
 def test_a_verify_does_not_import_the_other_commands_machinery() -> None:
