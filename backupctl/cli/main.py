@@ -46,7 +46,7 @@ COMMANDS: Final = {
     "metrics": "metrics", "exporter": "metrics",
     "notify": "notify",
 }
-GLOBAL_VALUE_OPTIONS: Final = ("-c", "--config")  # the global options that take a value
+CONFIG_OPTION: Final = ("-c", "--config")  # the one global option that takes a value
 
 ERRORS_LOG = "errors.log"
 
@@ -59,7 +59,7 @@ def _version(value: bool) -> None:
 
 def _global(
     config: Annotated[Path | None, typer.Option(
-        "-c", "--config", help="global configuration (default: $BACKUPCTL_CONFIG or "
+        *CONFIG_OPTION, help="global configuration (default: $BACKUPCTL_CONFIG or "
         "/etc/backupctl/backupctl.yaml)")] = None,
     verbose: Annotated[bool, typer.Option("-v", "--verbose", help="log every command")] = False,
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
@@ -79,8 +79,9 @@ def command_name(args: Sequence[str]) -> str | None:
             return None
         if word == "--":
             return next(words, None)
-        if word in GLOBAL_VALUE_OPTIONS or (
-                word.startswith("-") and not word.startswith("--") and word.endswith("c")):
+        if word in CONFIG_OPTION or (  # `-vc FILE`: a cluster of short flags ending in -c
+                not word.startswith("--") and word.startswith("-") and len(word) > 2
+                and word.endswith(CONFIG_OPTION[0][1])):
             next(words, None)
         elif not word.startswith("-"):
             return word
