@@ -22,6 +22,7 @@ T0 = time.monotonic()
 import backupctl.actions.restore_test.full as full  # noqa: E402
 import backupctl.execute.local as local  # noqa: E402
 from backupctl.actions.restore_test import scratch  # noqa: E402
+from backupctl.cli import common  # noqa: E402
 
 events: list[tuple[float, float, str]] = []
 
@@ -56,8 +57,10 @@ def main() -> None:
         return _timed(_spawn_label(argv), spawn)(self, argv, *rest, **kwargs)
 
     local.LocalRunner._spawn = traced_spawn  # type: ignore[method-assign]
-    for name in ("compare", "count_all", "count_by_digest"):
+    for name in ("compare", "count_all", "count_by_digest", "guess_latest", "references"):
         setattr(full, name, _timed(f"py: {name}", getattr(full, name)))
+    for name in ("load", "context"):  # before the command module imports them by name
+        setattr(common, name, _timed(f"py: cli {name}", getattr(common, name)))
     for name in ("make", "wipe"):
         setattr(scratch, name, _timed(f"py: scratch.{name}", getattr(scratch, name)))
     from backupctl.cli.main import main as backupctl

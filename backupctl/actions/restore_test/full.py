@@ -4,11 +4,13 @@ checked by the job's commands and `restic check`, then wiped.
 For `latest` of the primary repository nothing waits before the restore: the free-space
 check uses the size the source manifest recorded and restic resolves `latest` itself (the
 snapshot it names must be the newest manifest's, which is the newest backup's: that one is
-still there); for a job with databases (a dump is its latest) `restic snapshots` tells
-beside the restore. What must come back is the listing's digest the backup recorded: the
-restored tree gives the same, or `restic ls` of the snapshot names what differs (manifests
-older than the digest have `restic ls latest` run beside the restore). When the snapshot is
-not the newest manifest's, it is resolved and proven the slow way.
+still there); the manifest's rows, which take seconds to load for a few hundred thousand
+files, load beside the restore; for a job with databases (a dump is its latest)
+`restic snapshots` tells beside the restore. What must come back is the listing's digest
+the backup recorded: the restored tree gives the same, or `restic ls` of the snapshot
+names what differs (manifests older than the digest have `restic ls latest` run beside the
+restore). When the snapshot is not the newest manifest's, it is resolved and proven the
+slow way.
 `restic check --no-lock` runs beside the restore from the start (as in the quick test):
 the restore leaves most of a second core idle, and the check then no longer lengthens what
 follows it, the counting, hashing and commands, then the wipe.
@@ -39,13 +41,19 @@ from backupctl.actions.restore_test.compare import (
 )
 from backupctl.actions.restore_test.pipeline import Tested, list_snapshot
 from backupctl.actions.restore_test.restore import Restored, restore
-from backupctl.actions.restore_test.snapshot import References, guess_latest, references, resolve
+from backupctl.actions.restore_test.snapshot import (
+    References,
+    guess_latest,
+    references,
+    resolve,
+    summary_of,
+)
 from backupctl.actions.restore_test.verdict import Findings
 from backupctl.config.schema import Job
 from backupctl.errors import ResticError
 from backupctl.execute import Counting
 from backupctl.restic.run import Repo
-from backupctl.state.records import Mismatch
+from backupctl.state.records import ManifestSummary, Mismatch
 from backupctl.verify.listing import Listing, SnapshotRef
 
 
@@ -70,7 +78,8 @@ class _Examined:
 
 def full(ctx: Context, job: Job, repo: Repo, *, wanted: str) -> Tested:
     runner = Counting(ctx.local)
-    with ThreadPoolExecutor(max_workers=3, thread_name_prefix="verify") as pool:
+    # the check, the manifest's rows, the listing and `restic snapshots` beside the restore
+    with ThreadPoolExecutor(max_workers=4, thread_name_prefix="verify") as pool:
         check = pool.submit(check_beside_restore, ctx, runner, job.name, repo,
                             read_data_subset=job.verify.read_data_subset)
         done = _restore_all(ctx, runner, pool, job, repo, wanted=wanted)
@@ -93,10 +102,10 @@ def _restore_all(ctx: Context, runner: Counting, pool: ThreadPoolExecutor, job: 
     base, timeout = ctx.config.settings.scratch_dir, ctx.timeout
     guess = guess_latest(ctx.store, repo, job=job.name, wanted=wanted)
     if guess is not None:
-        refs = references(ctx.store, guess, job=job.name, repository=repo.name)
-        if refs.summary is not None and refs.summary.bytes_total:
-            scratch.require_free_space(base, refs.summary.bytes_total, job=job.name)
-            done = _restore_guess(ctx, runner, pool, job, repo, guess, refs)
+        summary = ctx.store.query(summary_of, job.name, guess.id)
+        if summary is not None and summary.bytes_total:
+            scratch.require_free_space(base, summary.bytes_total, job=job.name)
+            done = _restore_guess(ctx, runner, pool, job, repo, guess, summary)
             if done is not None:
                 return done
     # restic's latest is not the newest manifest's snapshot, or restic found none: prove
@@ -118,14 +127,17 @@ def _restore_all(ctx: Context, runner: Counting, pool: ThreadPoolExecutor, job: 
 
 
 def _restore_guess(ctx: Context, runner: Counting, pool: ThreadPoolExecutor, job: Job,
-                   repo: Repo, guess: SnapshotRef, refs: References) -> _Restored | None:
+                   repo: Repo, guess: SnapshotRef, summary: ManifestSummary,
+                   ) -> _Restored | None:
     """Restore restic's latest file snapshot of the job, expecting the newest manifest's
-    (`guess`). None (nothing left in scratch): it is another one, or restic found none."""
+    (`guess`, whose backup recorded `summary`); its rows load beside the restore. None
+    (nothing left in scratch): it is another one, or restic found none."""
     timeout = ctx.timeout
+    loading = pool.submit(references, ctx.store, guess, job=job.name, repository=repo.name)
     # with databases a dump is newer: `restic snapshots` says whether the guess is latest
     resolving = pool.submit(resolve, runner, ctx.store, repo, job=job.name, wanted="latest",
                             timeout=timeout) if job.databases else None
-    listing = None if digest_tells(refs.summary) else pool.submit(
+    listing = None if digest_tells(summary) else pool.submit(
         _listing, runner, repo, guess.id if job.databases else "latest", job=job.name,
         timeout=timeout, latest_of_host=not job.databases)
     root = scratch.make(ctx.config.settings.scratch_dir, job.name, "full")
@@ -133,6 +145,7 @@ def _restore_guess(ctx: Context, runner: Counting, pool: ThreadPoolExecutor, job
         restored = _restore_latest(runner, repo, root, job=job.name, timeout=timeout,
                                    files_only=bool(job.databases))
         found = listing.result() if listing is not None else None
+        refs = loading.result()
         if resolving is not None:
             latest: str | None = resolving.result().id
         elif found is not None:
@@ -143,7 +156,7 @@ def _restore_guess(ctx: Context, runner: Counting, pool: ThreadPoolExecutor, job
             latest = resolve(runner, ctx.store, repo, job=job.name, wanted="latest",
                              timeout=timeout).id
     except BaseException:
-        _abandon(root, *(f for f in (listing, resolving) if f is not None))
+        _abandon(root, *(f for f in (loading, listing, resolving) if f is not None))
         raise
     if latest == guess.id and not isinstance(found, ResticError) \
             and (found is None or found.snapshot_id == guess.id):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sqlalchemy import Connection
+
 from backupctl.errors import CommandFailed, DataError, ResticError
 from backupctl.execute import Runner
 from backupctl.restic import commands
@@ -112,7 +114,7 @@ def references(store: Store, snap: SnapshotRef, *, job: str, repository: str) ->
                 f"its data cannot be proven; verify a snapshot taken by `backupctl backup "
                 f"{job}`")
         manifest_id = rows[-1].snapshot_id  # several stored: the newest rows win
-        backup = queries.backup_of_snapshot(conn, job, manifest_id)
+        summary = summary_of(conn, job, manifest_id)
     refs: dict[str, Reference] = {}
     changed: list[str] = []
     for row in rows:
@@ -122,5 +124,12 @@ def references(store: Store, snap: SnapshotRef, *, job: str, repository: str) ->
             refs[row.path] = Reference(row.path, row.size, row.sha256)
         elif row.state == "changed":
             changed.append(row.path)
-    summary = read(BackupDetails, backup.details).manifest if backup is not None else None
     return References(manifest_id, tuple(refs.values()), tuple(changed), summary)
+
+
+def summary_of(conn: Connection, job: str, manifest_id: str) -> ManifestSummary | None:
+    """What the backup that took the manifest of `manifest_id` recorded of it (file and byte
+    totals, listing digest), without its rows: a manifest of many files takes seconds to
+    load, which a full restore test does beside the restore."""
+    backup = queries.backup_of_snapshot(conn, job, manifest_id)
+    return read(BackupDetails, backup.details).manifest if backup is not None else None

@@ -5,17 +5,22 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from backupctl.actions import verify as verify_action
 from backupctl.actions.context import Context
+from backupctl.actions.restore_test import full, snapshot
+from backupctl.actions.restore_test.snapshot import References
 from backupctl.config.schema import Job
 from backupctl.execute import Result
 from backupctl.execute.fake import Call, FakeRunner
 from backupctl.state import queries
+from backupctl.state.db import StateError
 from backupctl.state.records import BackupDetails, ManifestSummary
 from backupctl.status import ExitStatus
 from backupctl.verify.listing import files_digest
@@ -269,6 +274,46 @@ def test_full_by_the_backups_digest_runs_no_listing(
     (restore,) = local.commands("restore")
     assert restore.has("latest", "--host", "emr") and "--tag" not in restore.words, \
         "restic's latest of the host, whoever made it"
+    assert not list(ctx.config.settings.scratch_dir.iterdir()), "scratch wiped"
+
+
+def _after_the_restore_starts(local: FakeRunner, monkeypatch: pytest.MonkeyPatch, *,
+                              fail: Exception | None = None) -> None:
+    """The manifest's rows load only once the restore runs (or fail to): a restore that
+    waited for them would make the load time out."""
+    restoring = threading.Event()
+    respond = _restore(FILES)
+
+    def restore(call: Call) -> Result:
+        restoring.set()
+        return respond(call)  # type: ignore[operator, no-any-return]
+
+    def references(*args: Any, **kwargs: Any) -> References:
+        assert restoring.wait(5), "the restore waited for the manifest's rows"
+        if fail is not None:
+            raise fail
+        return snapshot.references(*args, **kwargs)
+
+    monkeypatch.setattr(full, "references", references)
+    local.on("restore", respond=restore)
+
+
+def test_full_loads_the_manifests_rows_beside_the_restore(
+        digest_env: tuple[Context, Job, FakeRunner], monkeypatch: pytest.MonkeyPatch) -> None:
+    ctx, job, local = digest_env
+    _after_the_restore_starts(local, monkeypatch)
+    result = verify_action.verify(ctx, job, mode="full")
+    assert result.status is ExitStatus.OK, result.error
+    assert result.details.files_checked == 2
+
+
+def test_full_whose_manifest_rows_cannot_load_fails_and_wipes_the_restore(
+        digest_env: tuple[Context, Job, FakeRunner], monkeypatch: pytest.MonkeyPatch) -> None:
+    ctx, job, local = digest_env
+    _after_the_restore_starts(local, monkeypatch, fail=StateError("state database is gone"))
+    result = verify_action.verify(ctx, job, mode="full")
+    assert result.status is ExitStatus.FAILED
+    assert "state database is gone" in (result.error or "")
     assert not list(ctx.config.settings.scratch_dir.iterdir()), "scratch wiped"
 
 
