@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 from backupctl.actions import capacity, due
 from backupctl.actions.context import Context
 from backupctl.actions.results import JobResult, status_fields
-from backupctl.actions.status import JobStatus
 from backupctl.config.identity import job_file_sha256
 from backupctl.config.schema import Job
 from backupctl.state import queries
@@ -27,6 +26,7 @@ from backupctl.state.locks import LeaseHeld
 from backupctl.status import ExitStatus
 
 if TYPE_CHECKING:
+    from backupctl.actions.status import JobStatus  # `status` reads its module, not a run
     from backupctl.state.leases import HeldLease
 
 NOT_DUE, RUNNING_ELSEWHERE, NO_ROOM = "not_due", "running_elsewhere", "no_room"
