@@ -62,12 +62,17 @@ class Run:
     returncode: int
 
 
+def environ(extra: dict[str, str] | None) -> dict[str, str]:
+    """This process's environment with `extra` (the --code checkout's PYTHONPATH) on top."""
+    return {**os.environ, **(extra or {})}
+
+
 def measure(argv: list[str], *, env: dict[str, str] | None = None,
             stdout: int | None = subprocess.DEVNULL) -> Run:
     """Run argv; wall time, VmHWM polled from /proc, and wait4's ru_maxrss."""
     started = time.monotonic()
     proc = subprocess.Popen(argv, stdout=stdout, stderr=subprocess.PIPE,
-                            env={**os.environ, **(env or {})})
+                            env=environ(env))
     peak = 0
     done = threading.Event()
 
@@ -169,8 +174,8 @@ class Bench:
             "jobs_dir": str(work_jobs), "state_dir": str(self.work / "state"),
             "scratch_dir": str(self.scratch), "known_hosts": str(self.work / "known_hosts"),
             "evidence_key": str(self.work / "evidence.key")}))
-        subprocess.run(self.cli("evidence", "init-key"), check=True, env={
-            **os.environ, **(self.env or {})}, stdout=subprocess.DEVNULL)
+        subprocess.run(self.cli("evidence", "init-key"), check=True, env=environ(self.env),
+                       stdout=subprocess.DEVNULL)
         self.write_job("all")
 
     def write_job(self, sample: str) -> None:
@@ -187,7 +192,7 @@ class Bench:
         """The backupctl package the runs import (the --code checkout's, or the installed)."""
         probe = [*BACKUPCTL[:2], "-c", "import backupctl; print(backupctl.__file__)"]
         out = subprocess.run(probe, check=True, capture_output=True, text=True,
-                             env={**os.environ, **(self.env or {})}).stdout
+                             env=environ(self.env)).stdout
         return Path(out.strip()).parent
 
     def cli(self, *args: str) -> list[str]:
