@@ -26,7 +26,7 @@ from backupctl.state.locks import LeaseHeld
 from backupctl.status import ExitStatus
 
 if TYPE_CHECKING:
-    from backupctl.actions.status import JobStatus  # `status` reads its module, not a run
+    from backupctl.actions.status import JobStatus  # annotations only: runs skip that module
     from backupctl.state.leases import HeldLease
 
 NOT_DUE, RUNNING_ELSEWHERE, NO_ROOM = "not_due", "running_elsewhere", "no_room"
