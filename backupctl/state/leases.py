@@ -26,6 +26,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -137,7 +138,8 @@ class PgLeases:
     def __init__(self, database_url: str, orchestrator: str, *,
                  settings: LeaseSettings | None = None,
                  on_lost: Callable[[Lease], None] | None = None,
-                 clock: Clock = system_clock) -> None:
+                 clock: Clock = system_clock,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
         if not pgconn.is_postgresql(database_url):
             raise ValueError(f"PgLeases needs a PostgreSQL database_url, not "
                              f"{safe_url(database_url)}")
@@ -147,6 +149,7 @@ class PgLeases:
         self.settings = settings or LeaseSettings.following(pgconn.keepalive_of(database_url))
         self.on_lost = on_lost
         self.clock = clock
+        self.sleep = sleep
 
     def _connect(self, job: str) -> psycopg.Connection[Any]:
         # Our own session settings: the lease connection is idle between probes, and an
@@ -187,13 +190,28 @@ class PgLeases:
             row = conn.execute("SELECT pg_try_advisory_lock(%s::bigint)", (key,)).fetchone()
             if row is None or not row[0]:
                 raise self._held(conn, job, key)
+            left = conn.execute("SELECT orchestrator FROM leases WHERE job = %s "
+                                "AND backend_pid <> pg_backend_pid()", (job,)).fetchone()
             since = iso(self.clock())
             conn.execute(_UPSERT, (job, kind, self.orchestrator, os.getpid(), since))
         except psycopg.Error as exc:
             raise StateError(f"{job}: taking the job's lease in {safe_url(self.url)} failed: "
                              f"{_first_line(exc)}; nothing was run") from None
+        if left is not None:
+            self._outwait(job, str(left[0]))
         log.debug("%s: lease taken by %s for %s", job, self.orchestrator, kind)
         return Lease(job=job, kind=kind, orchestrator=self.orchestrator, since=since)
+
+    def _outwait(self, job: str, previous: str) -> None:
+        """The previous holder's row is still there: its session ended without releasing
+        (killed, terminated by a DBA, a failover). If its process lives on, its watchdog
+        notices within `probe_interval + probe_timeout` and stops the run; start nothing
+        before then (measured: a takeover right after `pg_terminate_backend` began 1.3 s
+        before the old holder noticed). The lock is ours meanwhile: nobody else can start."""
+        wait = self.settings.probe_interval + self.settings.probe_timeout
+        log.info("%s: the lease of %s ended without a release; waiting %g s for it to "
+                 "notice before taking the job over", job, previous, wait)
+        self.sleep(wait)
 
     def _held(self, conn: psycopg.Connection[Any], job: str, key: int) -> LeaseHeld:
         holders = {r[0] for r in conn.execute(_HOLDER, _lock_ids(key))}

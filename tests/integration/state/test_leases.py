@@ -225,6 +225,35 @@ def test_a_session_ended_by_the_server_is_a_lost_lease(url: str) -> None:
         again.check()
 
 
+def test_a_takeover_after_a_failover_waits_until_the_old_holder_has_stopped(
+        url: str, workers: list[Worker]) -> None:
+    """A DBA or a Patroni failover ends the holder's session while its process lives on: the
+    lock is free at once, but the old run only stops when its watchdog notices. The new
+    holder waits out the watchdog's bound before anything runs (without the wait it started
+    ~1.3 s before the old one noticed)."""
+    holder = Worker(url, "backup01")
+    workers.append(holder)
+    holder.wait_line("held")
+    with Store(url).read() as conn:
+        conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                          "WHERE application_name = :name"), {"name": f"backupctl lease {JOB}"})
+    waits: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        time.sleep(seconds)
+
+    leases = PgLeases(url, "backup02", settings=TEST_SETTINGS, sleep=sleep)
+    with _acquire_when_free(leases, deadline=10):
+        assert holder.seen("lost: lease lost: "), holder.lines
+    assert waits == [TEST_SETTINGS.probe_interval + TEST_SETTINGS.probe_timeout]
+
+    waits.clear()  # a lease released normally leaves no row: the next holder starts at once
+    with leases.hold(JOB, kind="backup"):
+        pass
+    assert waits == []
+
+
 def test_lease_keys_are_distinct_from_the_chain_lock_and_stable() -> None:
     from backupctl.state.db import _PG_CHAIN_LOCK
 
