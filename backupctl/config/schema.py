@@ -249,6 +249,11 @@ class GlobalConfig(Strict):
         description="Ed25519 key that signs every evidence record (made by `backupctl "
         "evidence init-key`; 0600, outside the state database); its public key is "
         "evidence_key + .pub")
+    evidence_trusted_keys: list[Path] = Field(
+        default_factory=list,
+        description="public keys (PEM files) of the other orchestrators sharing the state "
+        "database: their signed evidence records are accepted; this orchestrator's own "
+        "public key is always trusted")
     evidence_anchor_file: Path | None = Field(
         default=None, description="append the evidence chain's head (seq and hash) here "
         "after every run, besides the system log: keep it on another machine or medium")

@@ -102,6 +102,8 @@ def load_config(path: Path, *, strict: bool = False) -> Config:
                 [("jobs_dir",), ("state_dir",), ("scratch_dir",), ("known_hosts",),
                  ("textfile_dir",), ("evidence_key",), ("evidence_anchor_file",)])
     _absolutize_notify(data, path.parent.resolve())
+    if isinstance(trusted := data.get("evidence_trusted_keys"), list):
+        data["evidence_trusted_keys"] = [_resolve(path.parent.resolve(), k) for k in trusted]
     settings = _model(doc, GlobalConfig, data, problems)
     problems.extend(doc.problem(loc, msg) for loc, msg in control_characters(data))
     key = data.get("evidence_key")
@@ -111,6 +113,8 @@ def load_config(path: Path, *, strict: bool = False) -> Config:
     if settings is None or problems:
         raise ConfigError([str(p) for p in problems])
     problems.extend(doc.problem(loc, msg) for loc, msg in _check_notify_channels(data))
+    problems.extend(doc.problem(["evidence_trusted_keys", i], msg)
+                    for i, msg in _trusted_key_problems(settings.evidence_trusted_keys))
     if (reason := _not_a_directory(settings.jobs_dir)) is not None:
         problems.append(doc.problem(["jobs_dir"], f"directory {settings.jobs_dir} {reason}"))
         raise ConfigError([str(p) for p in problems])
@@ -266,6 +270,28 @@ def _check_verify_paths(data: dict[str, Any]) -> list[Finding]:
             if not any(path == r or path.startswith(r + "/") or r == "" for r in roots):
                 found.append((["verify", key, i],
                               f"{path!r} is not under any of source.paths"))
+    return found
+
+
+def _trusted_key_problems(paths: list[Path]) -> list[tuple[int, str]]:
+    """Each trusted evidence key must be a readable Ed25519 public key (PEM)."""
+    if not paths:
+        return []
+    from cryptography.hazmat.primitives import serialization  # only when keys are listed
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    found = []
+    for i, path in enumerate(paths):
+        try:
+            key = serialization.load_pem_public_key(path.read_bytes())
+        except OSError as exc:
+            found.append((i, f"cannot read {path}: {exc.strerror or exc}"))
+            continue
+        except ValueError:
+            key = None
+        if not isinstance(key, Ed25519PublicKey):
+            found.append((i, f"{path} is not an Ed25519 public key in PEM (an evidence "
+                             "key's .pub file)"))
     return found
 
 

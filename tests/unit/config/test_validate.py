@@ -347,3 +347,25 @@ def test_a_bad_orchestrator_name_is_exit_2_with_its_line(cfg: ConfigDir, bad: st
         """)
     [found] = problems(cfg)
     assert found.startswith(f"{path}:5: orchestrator: "), found
+
+
+def test_trusted_evidence_keys_resolve_relative_to_the_config_and_bad_ones_are_named(
+        cfg: ConfigDir) -> None:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from backupctl.signing import Signer
+
+    (cfg.root / "keys").mkdir()
+    (cfg.root / "keys" / "b.pub").write_text(Signer(Ed25519PrivateKey.generate()).public.pem)
+    (cfg.root / "keys" / "junk.pub").write_text("not a key\n")
+    base = cfg.write_config().read_text()
+    cfg.config.write_text(base + "evidence_trusted_keys:\n  - keys/b.pub\n")
+    assert cfg.load().settings.evidence_trusted_keys == [cfg.root.resolve() / "keys/b.pub"]
+
+    cfg.config.write_text(base + "evidence_trusted_keys:\n  - keys/b.pub\n  - keys/junk.pub\n"
+                          "  - keys/gone.pub\n")
+    found = problems(cfg)
+    assert len(found) == 2, found
+    assert re.search(r":7: evidence_trusted_keys\[1\]: .*junk\.pub is not an Ed25519 public key",
+                     found[0]), found
+    assert re.search(r":8: evidence_trusted_keys\[2\]: cannot read .*gone\.pub", found[1]), found
