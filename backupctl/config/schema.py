@@ -232,6 +232,11 @@ class GlobalConfig(Strict):
     jobs_dir: Path
     state_dir: Path
     scratch_dir: Path
+    # A restored dump is hostile input (SPEC 10a): its throwaway server runs as this user.
+    restore_user: str = Field(
+        default="backupctl-restore", pattern=r"^[a-z_][a-z0-9_-]{0,31}$",
+        description="the unprivileged system user that runs the throwaway PostgreSQL server "
+        "of database restore tests; never root, backupctl's own user or postgres")
     known_hosts: Path
     textfile_dir: Path | None = None
     concurrency: int = Field(default=2, ge=1, le=64)
@@ -258,6 +263,14 @@ class GlobalConfig(Strict):
         default=None, description="append the evidence chain's head (seq and hash) here "
         "after every run, besides the system log: keep it on another machine or medium")
     notify: Notify = Field(default_factory=Notify)
+
+    @field_validator("restore_user")
+    @classmethod
+    def _unprivileged(cls, name: str) -> str:
+        if name in ("root", "postgres"):
+            raise ValueError(f"{name!r} would run restored dumps with its privileges: use a "
+                             "dedicated system user such as backupctl-restore")
+        return name
 
     @property
     def effective_orchestrator(self) -> str:
