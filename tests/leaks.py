@@ -1,6 +1,8 @@
 """A password-leak watcher for tests (SPEC §7): samples `/proc/*/cmdline` and
 `/proc/*/environ` of every process while it runs, and at the end scans recorded outputs and
-files written meanwhile. Used by every fault test (autouse) and by the CLI secrets test."""
+files written meanwhile, for one secret or several (`also`: a repository URL's password
+beside the repository password). Used by every fault test (autouse), the CLI secrets test
+and the database dump tests (tests/integration/databases/test_secrets.py)."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ class LeakWatch:
     """Samples every process's argv and environment; scans outputs and files at the end."""
 
     needle: bytes
+    also: tuple[bytes, ...] = ()  # more secrets watched the same way (a URL's password, …)
     interval: float = 0.01  # seconds between sweeps of /proc
     started: float = field(default_factory=time.time)
     hits: list[str] = field(default_factory=list)
@@ -26,6 +29,10 @@ class LeakWatch:
     restic_argvs: list[list[str]] = field(default_factory=list)  # one per restic process seen
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
+
+    @property
+    def needles(self) -> tuple[bytes, ...]:
+        return (self.needle, *self.also)
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._sample, daemon=True, name="leak-watch")
@@ -43,9 +50,9 @@ class LeakWatch:
                         data = Path(f"/proc/{pid}/{name}").read_bytes()
                     except OSError:
                         continue
-                    if self.needle in data:
+                    if any(needle in data for needle in self.needles):
                         self.hits.append(f"/proc/{pid}/{name}: {data[:300]!r}")
-                    if name == "cmdline" and data.startswith(b"restic\0") and pid not in seen:
+                    if name == "cmdline" and _is_restic(data) and pid not in seen:
                         seen.add(pid)
                         self.restic_argvs.append(
                             data.decode(errors="replace").rstrip("\0").split("\0"))
@@ -63,14 +70,20 @@ class LeakWatch:
     def scan(self, extra_roots: list[Path]) -> list[str]:
         """Every leak found: sampled processes, recorded outputs, files written meanwhile."""
         found = list(self.hits)
-        secret = self.needle.decode()
-        found += [f"{what} contains the password" for what, text in self.texts
-                  if secret in text]
-        for root in [*self.roots, *extra_roots]:
-            found += [f"file {p} contains the password" for p in
-                      _files_containing(self.needle, root, since=self.started - 2,
-                                        skip=self.allowed)]
+        for number, needle in enumerate(self.needles):
+            secret, which = needle.decode(), f"secret {number}" if number else "the password"
+            found += [f"{what} contains {which}" for what, text in self.texts
+                      if secret in text]
+            for root in [*self.roots, *extra_roots]:
+                found += [f"file {p} contains {which}" for p in
+                          _files_containing(needle, root, since=self.started - 2,
+                                            skip=self.allowed)]
         return found
+
+
+def _is_restic(cmdline: bytes) -> bool:
+    """restic started by name or by path (`/usr/bin/restic`, a job's `restic` setting)."""
+    return cmdline.split(b"\0", 1)[0].rsplit(b"/", 1)[-1] == b"restic"
 
 
 def _files_containing(needle: bytes, root: Path, *, since: float, skip: set[Path]) -> list[Path]:

@@ -2,8 +2,9 @@
 
 `dump_database` runs the stream helper (streamer.py + streamer_modes.py) as
 `python3 -I -c SOURCE` through the job's Runner (SSH or local) and feeds it one JSON header
-on stdin, which carries the repository password (never argv, environment or the host's
-disk). The helper counts every table's rows in the dump's own snapshot, streams the dump
+on stdin, which carries the repository password and URL (never argv, environment or the
+host's disk: the helper hands both to restic through pipes, since a `rest:` URL can hold a
+password). The helper counts every table's rows in the dump's own snapshot, streams the dump
 into `restic backup --stdin` while hashing it, and answers with one JSON line; nothing
 touches the host's disk.
 
@@ -75,9 +76,11 @@ def header(database: Database, *, job: str, repo_url: str, password: Secret,
 
 def plan(database: Database, *, job: str, where: str) -> list[str]:
     """What a dump runs, for --dry-run (the helper's children, as it starts them)."""
-    helper = f"on {where}: {PYTHON} -I -c <stream helper> (JSON header with the password on stdin)"
-    backup = (f"restic --repo REPO --password-file /dev/fd/N backup --stdin --stdin-filename "
-              f"{job}/{database.name}.{model.SUFFIXES[database.kind]} --host {job} "
+    helper = (f"on {where}: {PYTHON} -I -c <stream helper> (JSON header with the password and "
+              "the repository on stdin)")
+    backup = ("restic --repository-file /dev/fd/M --password-file /dev/fd/N backup --stdin "
+              f"--stdin-filename {job}/{database.name}.{model.SUFFIXES[database.kind]} "
+              f"--host {job} "
               + " ".join(f"--tag {t}" for t in model.tags(database.name)) + " --json")
     if database.kind == "sqlite":
         return [helper, f"  sqlite3 online backup of {database.dsn} into memory, count rows",

@@ -9,8 +9,9 @@ one JSON line on stdout. Modes:
 - `dump`, kind `postgresql` (on the source host): psql opens `BEGIN ISOLATION LEVEL
   REPEATABLE READ READ ONLY` and exports its snapshot; every user table's rows are counted
   in that snapshot; `pg_dump --snapshot=ID --format=custom` streams, hashed and counted on the
-  way, into `restic backup --stdin`. restic reads the password from a pipe
-  (`--password-file /dev/fd/N`), because its stdin carries the data.
+  way, into `restic backup --stdin`. restic reads the password and the repository from
+  pipes (`--password-file /dev/fd/N`, `--repository-file /dev/fd/M`), because its stdin
+  carries the data and a repository URL can hold a password of its own.
 - `dump`, kind `sqlite` (on the source host): sqlite's online backup API copies the database
   into memory; the rows are counted in that copy and its image (`serialize()`, python3 >=
   3.11; older: `iterdump()` SQL text) streams into `restic backup --stdin`.
@@ -31,7 +32,7 @@ import re
 import subprocess
 import sys
 import threading
-from typing import IO, Any, Dict, List, Optional
+from typing import IO, Any, Dict, List, Optional, Tuple
 
 CHUNK = 1 << 20
 TAIL = 16384  # bytes of a child's stderr kept for messages
@@ -118,17 +119,32 @@ class Tail(object):
         return self.data.decode("utf-8", "replace")
 
 
-def password_fd(password: str) -> int:
-    """A pipe holding the password; the read end is passed to restic as /dev/fd/N."""
+def secret_fd(value: str) -> int:
+    """A pipe holding one line (a password, a repository URL); the read end is passed to
+    restic as /dev/fd/N. Far below the pipe buffer, so the write never blocks."""
     read_end, write_end = os.pipe()
-    os.write(write_end, password.encode("utf-8") + b"\n")
+    os.write(write_end, value.encode("utf-8") + b"\n")
     os.close(write_end)
     return read_end
 
 
-def restic_base(head: Dict[str, Any], fd: int) -> List[str]:
-    return [head.get("restic") or "restic", "--repo", head["repo"], "--password-file",
-            "/dev/fd/%d" % fd]
+def restic_base(head: Dict[str, Any]) -> Tuple[List[str], List[int]]:
+    """restic's argv start and the descriptors it must inherit (close them once restic has
+    started). The repository goes through a pipe like the password: a `rest:` URL can hold
+    one (`rest:http://user:pw@host/`), and every argv shows in the host's `ps`."""
+    repo = secret_fd(head["repo"])
+    try:
+        password = secret_fd(head["password"])
+    except BaseException:
+        os.close(repo)
+        raise
+    return ([head.get("restic") or "restic", "--repository-file", "/dev/fd/%d" % repo,
+             "--password-file", "/dev/fd/%d" % password], [repo, password])
+
+
+def close_all(fds: List[int]) -> None:
+    for fd in fds:
+        os.close(fd)
 
 
 def first_line(text: str) -> str:
@@ -149,18 +165,18 @@ class ResticBackup(object):
     """`restic backup --stdin` with a guard; `feed()` the data, then `commit()` or `abort()`."""
 
     def __init__(self, head: Dict[str, Any], filename: str) -> None:
-        fd = password_fd(head["password"])
-        argv = restic_base(head, fd) + [
-            "backup", "--stdin", "--stdin-filename", filename, "--host", head["host"], "--json"]
+        argv, fds = restic_base(head)
+        argv += ["backup", "--stdin", "--stdin-filename", filename, "--host", head["host"],
+                 "--json"]
         for tag in head["tags"]:
             argv += ["--tag", tag]
         try:
             self.proc = subprocess.Popen(argv, stdin=PIPE, stdout=PIPE, stderr=PIPE,
-                                         pass_fds=(fd,))
+                                         pass_fds=fds)
         except OSError as exc:
             raise Failure("restic", "cannot start restic on this host: %s" % exc, 127)
         finally:
-            os.close(fd)
+            close_all(fds)
         assert self.proc.stdin is not None and self.proc.stdout is not None
         assert self.proc.stderr is not None
         self.out = Tail(self.proc.stdout, 1 << 20)

@@ -22,8 +22,8 @@ if __name__ != "__main__":  # imported; sent as one program, these are already d
         Hasher,
         ResticBackup,
         Tail,
+        close_all,
         dump_postgresql,
-        password_fd,
         restic_base,
         tool,
         write_all,
@@ -104,15 +104,15 @@ def dump_sqlite(head: Dict[str, Any], deadline: Deadline) -> Dict[str, Any]:
 
 def list_pgdump(head: Dict[str, Any], deadline: Deadline) -> Dict[str, Any]:
     """restic dump → SHA-256 → pg_restore --list (which may stop reading before the end)."""
-    fd = password_fd(head["password"])
-    argv = restic_base(head, fd) + ["--no-cache", "dump", head["snapshot"], head["path"]]
+    argv, fds = restic_base(head)
+    argv += ["--no-cache", "dump", head["snapshot"], head["path"]]
     try:
         restic = subprocess.Popen(argv, stdin=DEVNULL, stdout=PIPE, stderr=PIPE,
-                                  pass_fds=(fd,))
+                                  pass_fds=fds)
     except OSError as exc:
         raise Failure("restic", "cannot start restic: %s" % exc, 127)
     finally:
-        os.close(fd)
+        close_all(fds)
     deadline.victims.append(restic)
     assert restic.stdout is not None and restic.stderr is not None
     restic_err = Tail(restic.stderr)

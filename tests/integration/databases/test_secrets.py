@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import secrets
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ from backupctl.execute import Runner, Secret
 from backupctl.execute.local import LocalRunner
 from backupctl.execute.ssh import SshRunner
 from tests import restic_kdf
-from tests.conftest import need
+from tests.conftest import RestServer, Sshd, Workspace, need
 from tests.integration.databases.conftest import JOB, SourceDb, make_sqlite
 from tests.leaks import LeakWatch
 
@@ -74,3 +75,47 @@ def test_the_password_is_never_in_argv_environment_or_files_during_dumps_and_pro
                       if "--password-file" in argv and str(secret_repo) in argv]
     assert password_files, "no restic process was sampled: the test proved nothing"
     assert all(p.startswith("/dev/fd/") for p in password_files), password_files
+
+
+def test_a_password_in_the_repository_url_never_reaches_the_source_hosts_argv_logs_or_state(
+        ssh_workspace: Workspace, sshd: Sshd, source_db: SourceDb, scratch: Path,
+        secret_repo: Path, rest_server: Callable[..., RestServer]) -> None:
+    """A `rest:http://user:PASSWORD@…` repository: the database helper on the source host
+    hands it to restic through a pipe (`--repository-file /dev/fd/N`), never argv."""
+    ws = ssh_workspace
+    url_pw = f"db-urlpw-{secrets.token_hex(10)}"
+    server = rest_server(secret_repo, append_only=False, user="backup", password=url_pw)
+    password_file = ws.password_file("unique", SECRET)
+    ws.write_config(scratch_dir=str(scratch))
+    src = ws.root / "src" / JOB
+    src.mkdir(parents=True)
+    (src / "カルテ.txt").write_text("患者データ\n")
+    ws.job(JOB, sshd=sshd, source=src,
+           repository={"url": server.url, "password_file": str(password_file)},
+           databases=[{"name": "emr", "kind": "postgresql", "dsn": source_db.dsn}])
+    watch = LeakWatch(url_pw.encode(), also=(SECRET.encode(),), interval=0.002,
+                      allowed={password_file})
+    watch.start()
+    try:
+        outputs = [ws.run("-v", "backup", JOB, "--json"),
+                   ws.run("-v", "verify", JOB, "--json")]
+    finally:
+        watch.stop()
+
+    assert [p.returncode for p in outputs] == [0, 0], [p.stderr[-2000:] for p in outputs]
+    [dumped] = json.loads(outputs[0].stdout)["jobs"][0]["databases"]
+    assert dumped["error"] is None and dumped["snapshot_id"], dumped
+    # The watcher saw the helper's restic (and the quick proof's) with the URL on a pipe.
+    helpers = [argv for argv in watch.restic_argvs if "--stdin-filename" in argv
+               or "dump" in argv]
+    assert helpers, f"no database restic process was sampled: {watch.restic_argvs}"
+    for argv in helpers:
+        assert "--repo" not in argv and "-r" not in argv, argv
+        assert argv[argv.index("--repository-file") + 1].startswith("/dev/fd/"), argv
+    for i, proc in enumerate(outputs):
+        watch.text(f"output of command {i}", proc.stdout + proc.stderr)
+    watch.text("sshd log", sshd.log.read_text())
+    hits = watch.scan([ws.state_dir, ws.scratch_dir, scratch, sshd.root,
+                       Path.home() / ".cache" / "restic"])
+    assert watch.sweeps > 20
+    assert hits == [], "a password leaked:\n" + "\n".join(hits)
