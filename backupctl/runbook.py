@@ -23,7 +23,7 @@ from backupctl.clock import parse_iso
 from backupctl.config.schema import Database, Job
 from backupctl.config.validate import DEFAULT_CONFIG, Config
 from backupctl.config.values import format_duration
-from backupctl.fmt import ms_to_seconds
+from backupctl.fmt import LANGS, ms_to_seconds
 from backupctl.log import mask
 from backupctl.restic.commands import DATABASE_TAG, FILES_TAG, escape_glob
 from backupctl.secrets import display_url
@@ -32,7 +32,6 @@ from backupctl.state import dumps, queries
 from backupctl.state.db import Store
 from backupctl.state.records import DatabaseProof, DrillDetails, Proof, VerifyDetails, read
 
-LANGS = ("ja", "en")
 FORMATS = ("md", "html")
 _TEMPLATES = "templates/runbook"
 _RECENT_VERIFIES = 200  # how far back to look for the last *full* verify
@@ -285,7 +284,7 @@ def duration(seconds: float | None, lang: str) -> str | None:
     """A measured time as the runbook shows it: short ones with their exact seconds too."""
     if seconds is None:
         return None
-    shown = fmt.duration(seconds, lang=lang)
+    shown = fmt.duration(seconds, lang)
     if 10 <= seconds < 600:
         shown += f"（{seconds:.1f} 秒）" if lang == "ja" else f" ({seconds:.1f} s)"
     return shown

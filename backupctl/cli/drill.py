@@ -33,6 +33,7 @@ from backupctl.cli.common import (
 )
 from backupctl.errors import ConfigError, UsageError
 from backupctl.files import write_atomic
+from backupctl.fmt import LANGS
 from backupctl.state.records import DrillDetails
 
 app = typer.Typer()
@@ -48,8 +49,8 @@ def runbook(
     """The job's recovery runbook (復旧手順書): where, how, how long, whom to call."""
     from backupctl import runbook as runbook_doc  # Jinja2: imported by this command only
 
-    if lang not in runbook_doc.LANGS or fmt not in runbook_doc.FORMATS:
-        raise ConfigError([f"--lang must be one of {', '.join(runbook_doc.LANGS)} and --format "
+    if lang not in LANGS or fmt not in runbook_doc.FORMATS:
+        raise ConfigError([f"--lang must be one of {', '.join(LANGS)} and --format "
                            f"one of {', '.join(runbook_doc.FORMATS)}"])
     if output is not None:
         output_file(output)

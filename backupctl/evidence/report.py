@@ -23,7 +23,7 @@ from backupctl.config.validate import Config
 from backupctl.errors import UsageError
 from backupctl.evidence import chain, summary
 from backupctl.evidence.period import Period, slice_for
-from backupctl.fmt import ms_to_seconds
+from backupctl.fmt import LANGS, ms_to_seconds
 from backupctl.log import mask
 from backupctl.signing import load_public
 from backupctl.state import queries
@@ -39,7 +39,6 @@ from backupctl.state.records import (
 )
 
 SCHEMA_ID = "backupctl-report/1"
-LANGS = ("ja", "en")
 
 
 @functools.cache

@@ -11,9 +11,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from backupctl.fmt import ms_to_seconds
+from backupctl.fmt import duration, ms_to_seconds
 from backupctl.notify.model import FinishedRun
-from backupctl.notify.texts import duration, kind_label, t
+from backupctl.notify.texts import kind_label, t
 from backupctl.state.records import BackupDetails, Proof, read
 
 # (category, pattern over the lower-cased error); the first match wins.

@@ -20,11 +20,12 @@ from backupctl.clock import iso, system_clock
 from backupctl.config import calendar
 from backupctl.config.schema import Job
 from backupctl.config.validate import Config
+from backupctl.fmt import duration
 from backupctl.notify import channels as delivery
 from backupctl.notify import events, record
 from backupctl.notify.api import send_event
 from backupctl.notify.model import DeliveryResult, Event, StaleCheck, StaleJob
-from backupctl.notify.texts import duration, t
+from backupctl.notify.texts import t
 from backupctl.state import queries
 from backupctl.state.db import Store
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from ruamel.yaml import YAML
 
-LANGS = ("ja", "en")
+from backupctl.fmt import lang_or_default
 
 
 @functools.cache
@@ -20,29 +20,12 @@ def _texts() -> dict[str, Any]:
 
 def t(lang: str, key: str, **params: object) -> str:
     """texts.yaml[lang][a][b]… for key `a.b`, formatted with `params`."""
-    node: Any = _texts()[lang if lang in LANGS else "ja"]
+    node: Any = _texts()[lang_or_default(lang)]
     for part in key.split("."):
         node = node[part]
     return str(node).format(**params) if params else str(node)
 
 
 def kind_label(lang: str, kind: str) -> str:
-    labels: dict[str, str] = _texts()[lang]["kind"]
+    labels: dict[str, str] = _texts()[lang_or_default(lang)]["kind"]
     return labels.get(kind, kind)
-
-
-def duration(seconds: float | None, lang: str) -> str:
-    """`2h05m`, `3d`, `45s` style (the same in both languages), `–` when unknown."""
-    if seconds is None:
-        return "–"
-    whole = round(seconds)
-    days, rest = divmod(whole, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    if days:
-        return f"{days}d{hours:02d}h" if hours else f"{days}d"
-    if hours:
-        return f"{hours}h{minutes:02d}m"
-    if minutes:
-        return f"{minutes}m{secs:02d}s"
-    return f"{secs}s"

@@ -47,7 +47,7 @@ def test_errors_are_classified_by_backupctls_own_wording(error: str,
      {"mismatches": [{"path": PATH, "reason": "hash"}] * 3},
      "3 件のファイルが元データと一致しませんでした"),
     (_run("verify", "bad_data", "slow"), {"restore_ms": 7_260_000, "rto_seconds": 3600},
-     "復旧に 2h01m かかり、目標復旧時間 1h00m を超えました"),
+     "復旧に 2時間1分 かかり、目標復旧時間 1時間 を超えました"),
     (_run(status="success"), {}, "バックアップが成功しました"),
 ])
 def test_reason_holds_counts_and_names_never_the_error(run: FinishedRun,
