@@ -1,5 +1,5 @@
-"""`backupctl backup`: before → restic backup → after → database dumps → manifest →
-forget --prune.
+"""`backupctl backup`: before → restic backup → after → database dumps → inspect → prune →
+assess, as small steps passing frozen values.
 
 Runs on the job's host (SSH or local); the repository password reaches restic on stdin or a
 pipe. A repository is created only when the job says `repository.init: true` or the admin
@@ -7,11 +7,18 @@ runs `backupctl init`. Each of the job's `databases` is then dumped on the same 
 own snapshot (backupctl.databases: counted and hashed on the way, never on the host's disk);
 a database that could not be dumped fails the backup, named, and leaves no snapshot. Its
 manifest (tables, row counts, SHA-256) is recorded with the run, in the same transaction.
+
+An unchanged backup starts three restic processes: `backup` on the host, then `ls` (the
+listing the manifest samples, which also gives the snapshot's time) and `forget --prune
+--json` (whose kept snapshots are the generations) on the orchestrator. `snapshots` runs
+only while a tripwire freezes pruning, `unlock` only after a killed run (a stale lock that
+blocks a later command is removed by `restic.run` anyway).
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 
 from sqlalchemy import Connection
 
@@ -21,18 +28,17 @@ from backupctl.actions import tripwire
 from backupctl.actions.context import Context
 from backupctl.actions.jobrun import job_run
 from backupctl.actions.restore_test.pipeline import list_snapshot
-from backupctl.actions.results import RunResult
+from backupctl.actions.results import Outcome, RunResult
 from backupctl.config.schema import Job
 from backupctl.databases import DumpResult, dump_database
 from backupctl.databases import dump as database_dump
 from backupctl.errors import (
     BackupctlError,
-    CommandFailed,
     ConnectError,
     HostKeyError,
     ResticError,
 )
-from backupctl.execute import Runner, tail
+from backupctl.execute import Result, Runner, tail
 from backupctl.restic import commands as restic
 from backupctl.restic import parse
 from backupctl.restic import run as restic_run
@@ -90,192 +96,289 @@ def init_repository(ctx: Context, job: Job, *, copies: bool = False) -> list[str
     return done
 
 
-class _Backup:
-    """One backup run; collects steps and warnings as it goes."""
+# -- the values the steps pass on ---------------------------------------------------------
 
-    def __init__(self, ctx: Context, job: Job, runner: Runner) -> None:
-        self.ctx, self.job, self.runner = ctx, job, runner
-        self.steps: list[str] = []
-        self.warnings: list[str] = []
-        self.snapshot_time: str | None = None
-        self.manifest: manifest.Manifest | None = None
-        self.suspicious: list[str] = []
-        self.generations: int | None = None
-        self.generation_check: gen_check.Assessment | None = None
-        self.output: parse.BackupOutput | None = None  # set even when the snapshot is bad
-        self.dumps: list[DumpResult] = []
+@dataclass(frozen=True)
+class Hooks:
+    """`before` or `after` commands: what ran, and the first failure."""
 
-    def hooks(self, key: str) -> str | None:
-        """Run `before`/`after` commands; the first failure's message, or None."""
-        for command in getattr(self.job.source, key):
-            result = self.runner.shell(command, timeout=self.ctx.timeout)
-            self.steps.append(f"{key}: {command!r} exited {result.returncode}")
-            if not result.ok:
-                return (f"{self.job.name}: {key} command {command!r} failed "
-                        f"{result.describe()}")
-        return None
+    steps: tuple[str, ...] = ()
+    error: str | None = None
 
-    def restic_backup(self) -> parse.BackupOutput:
-        password = repos.primary(self.job).password
-        argv = restic.backup(self.job.repository.url, password, host=self.job.name,
-                             paths=self.job.source.paths, exclude=self.job.source.exclude)
-        allow = (ResticExit.INCOMPLETE, ResticExit.NO_REPOSITORY)
-        # A stale lock (a killed prune or check) is removed from the orchestrator, where
-        # restic can tell that its process is gone.
-        result, outcome = restic_run.run(self.runner, argv, job=self.job.name,
-                                         what=f"restic backup on {self.runner.host}",
-                                         timeout=self.ctx.timeout, allow=allow,
-                                         unlock=repos.primary(self.job),
-                                         unlock_runner=self.ctx.local)
-        if outcome is ResticExit.NO_REPOSITORY:
-            if not self.job.repository.init:
-                raise ResticError(
-                    f"{self.job.name}: repository {self.job.repository.url} does not exist. "
-                    f"Create it with: backupctl init {self.job.name} (or set repository.init: "
-                    "true); backupctl never creates one silently")
-            self.steps.extend(init_repository(self.ctx, self.job))
-            result, outcome = restic_run.run(self.runner, argv, job=self.job.name,
-                                             what=f"restic backup on {self.runner.host}",
-                                             timeout=self.ctx.timeout,
-                                             allow=(ResticExit.INCOMPLETE,))
-        output = parse.backup_output(result.stdout, result.stderr)
-        self.output = output
-        if output.summary is None:
-            raise ResticError(f"{self.job.name}: restic backup printed no summary "
-                              f"{result.describe()}")
-        self.steps.append(f"restic backup: snapshot {output.summary.snapshot_id}")
-        if outcome is ResticExit.INCOMPLETE:
-            listed = "; ".join(output.errors[:UNREADABLE_SHOWN]) or tail(result.stderr)
-            if len(output.errors) > UNREADABLE_SHOWN:
-                listed += (f"; … and {len(output.errors) - UNREADABLE_SHOWN} more "
-                           "(every one under `unreadable` in the result)")
-            raise CommandFailed(f"{self.job.name}: snapshot {output.summary.snapshot_id} is "
-                                f"incomplete, some files could not be read on "
-                                f"{self.runner.host} ({len(output.errors)} reported): {listed}")
-        if output.missing:
-            # restic 0.14 skips a missing source path with exit 0: never a success for us.
-            raise CommandFailed(f"{self.job.name}: snapshot {output.summary.snapshot_id} is "
-                                f"incomplete, source path(s) missing on {self.runner.host}: "
-                                f"{', '.join(output.missing)}; fix source.paths or the host")
-        return output
 
-    def dump_databases(self) -> str | None:
-        """Dump each of the job's databases into its own snapshot (after the files); the
-        failures, each naming its database, or None."""
-        password = repos.primary(self.job).password
-        failed = []
-        for database in self.job.databases:
-            try:
-                dumped = dump_database(self.runner, database, job=self.job.name,
-                                       repo_url=self.job.repository.url, password=password,
-                                       timeout=self.ctx.timeout)
-            except BackupctlError as exc:  # the host went away: name the database too
-                dumped = DumpResult(job=self.job.name, name=database.name, kind=database.kind,
-                                    error=f"{self.job.name}: database {database.name}: {exc}")
-            self.dumps.append(dumped)
-            if dumped.ok:
-                self.steps.append(
-                    f"database {dumped.name}: snapshot {(dumped.snapshot_id or '')[:8]}, "
-                    f"{len(dumped.tables)} table(s), {sum(dumped.tables.values())} row(s), "
-                    f"{dumped.size} bytes in {dumped.seconds:.1f}s")
-            else:
-                failed.append(dumped.error or f"database {database.name} was not dumped")
-                self.steps.append(f"database {dumped.name}: FAILED, no snapshot kept")
-        return "; ".join(failed) or None
+@dataclass(frozen=True)
+class Taken:
+    """`restic backup`: its output (also of an incomplete snapshot) and what went wrong."""
 
-    def after_snapshot(self, summary: parse.BackupSummary) -> None:
-        """Source manifest, ransomware tripwires, then the generation policy (unless frozen)."""
-        primary = repos.primary(self.job)
-        current = [s for s in repos.snapshots(self.ctx, self.job, primary)
-                   if s.id.startswith(summary.snapshot_id)]
-        self.snapshot_time = current[0].time.isoformat() if current else None
-        listing = list_snapshot(self.ctx.local, primary, summary.snapshot_id,
-                                job=self.job.name, timeout=self.ctx.timeout)
-        self.manifest = manifest.build(
-            self.job, self.runner, listing, timeout=self.ctx.timeout,
-            history=lambda window: self.ctx.store.query(queries.sampled_before, self.job.name,
-                                                        window=window))
-        self.suspicious = tripwire.inspect(self.ctx, self.job, summary, self.manifest)
-        frozen = tripwire.frozen_reason(self.ctx, self.job)
-        if self.suspicious or frozen:
-            self.warnings.append("pruning frozen (ransomware tripwire raised): "
-                                 f"{frozen or '; '.join(self.suspicious)}; clear it with "
-                                 f"backupctl clear {self.job.name} --operator NAME --reason TEXT")
+    output: parse.BackupOutput | None = None
+    steps: tuple[str, ...] = ()
+    outcome: Outcome = field(default_factory=Outcome)
+    unreachable: bool = False  # the host could not be reached: `after` cannot run either
+
+    @property
+    def summary(self) -> parse.BackupSummary | None:
+        return self.output.summary if self.output else None
+
+
+@dataclass(frozen=True)
+class Inspected:
+    """The new snapshot looked at: its time, its source manifest, tripwire signs."""
+
+    snapshot_time: str | None
+    manifest: manifest.Manifest | None
+    suspicious: tuple[str, ...]
+    frozen: str | None  # why pruning is frozen (a tripwire raised now or earlier)
+
+
+@dataclass(frozen=True)
+class Pruned:
+    """The generation policy applied (or not, while frozen): the file snapshots held."""
+
+    held: tuple[parse.Snapshot, ...]
+    steps: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Done:
+    """Everything one backup found, whatever happened: the run's result is made of it."""
+
+    outcome: Outcome
+    taken: Taken
+    steps: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+    dumps: tuple[DumpResult, ...] = ()
+    inspected: Inspected | None = None
+    held: tuple[parse.Snapshot, ...] | None = None
+    assessment: gen_check.Assessment | None = None
+    suspicious: tuple[str, ...] = ()
+
+
+# -- the steps ----------------------------------------------------------------------------
+
+def hooks(runner: Runner, job: Job, key: str, *, timeout: float) -> Hooks:
+    """Run the `before`/`after` commands in order; stop at the first failure."""
+    steps: list[str] = []
+    for command in getattr(job.source, key):
+        result = runner.shell(command, timeout=timeout)
+        steps.append(f"{key}: {command!r} exited {result.returncode}")
+        if not result.ok:
+            return Hooks(tuple(steps), f"{job.name}: {key} command {command!r} failed "
+                                       f"{result.describe()}")
+    return Hooks(tuple(steps))
+
+
+def take_snapshot(ctx: Context, job: Job, runner: Runner) -> Taken:
+    """`restic backup` on the host; never raises (the failure is in the outcome)."""
+    steps: list[str] = []
+    try:
+        result, outcome = _restic_backup(ctx, job, runner, steps)
+    except (ConnectError, HostKeyError) as exc:
+        return Taken(steps=tuple(steps), outcome=Outcome().failed(exc), unreachable=True)
+    except BackupctlError as exc:
+        return Taken(steps=tuple(steps), outcome=Outcome().failed(exc))
+    output = parse.backup_output(result.stdout, result.stderr)
+    if output.summary is None:
+        return Taken(output, tuple(steps), Outcome(ExitStatus.FAILED, (
+            f"{job.name}: restic backup printed no summary {result.describe()}")))
+    steps.append(f"restic backup: snapshot {output.summary.snapshot_id}")
+    problem = _incomplete(job, runner, output, outcome, stderr=result.stderr)
+    return Taken(output, tuple(steps), Outcome().combine(ExitStatus.FAILED, problem)
+                 if problem else Outcome())
+
+
+def _restic_backup(ctx: Context, job: Job, runner: Runner,
+                   steps: list[str]) -> tuple[Result, ResticExit]:
+    primary = repos.primary(job)
+    argv = restic.backup(job.repository.url, primary.password, host=job.name,
+                         paths=job.source.paths, exclude=job.source.exclude)
+    what = f"restic backup on {runner.host}"
+    # A stale lock (a killed prune or check) is removed from the orchestrator, where restic
+    # can tell that its process is gone.
+    result, outcome = restic_run.run(runner, argv, job=job.name, what=what,
+                                     timeout=ctx.timeout,
+                                     allow=(ResticExit.INCOMPLETE, ResticExit.NO_REPOSITORY),
+                                     unlock=primary, unlock_runner=ctx.local)
+    if outcome is not ResticExit.NO_REPOSITORY:
+        return result, outcome
+    if not job.repository.init:
+        raise ResticError(
+            f"{job.name}: repository {job.repository.url} does not exist. Create it with: "
+            f"backupctl init {job.name} (or set repository.init: true); backupctl never "
+            "creates one silently")
+    steps.extend(init_repository(ctx, job))
+    return restic_run.run(runner, argv, job=job.name, what=what, timeout=ctx.timeout,
+                          allow=(ResticExit.INCOMPLETE,))
+
+
+def _incomplete(job: Job, runner: Runner, output: parse.BackupOutput, outcome: ResticExit,
+                *, stderr: str) -> str | None:
+    """Why the snapshot restic made is not a complete backup, or None."""
+    assert output.summary is not None
+    snapshot = output.summary.snapshot_id
+    if outcome is ResticExit.INCOMPLETE:
+        listed = "; ".join(output.errors[:UNREADABLE_SHOWN]) or tail(stderr)
+        if len(output.errors) > UNREADABLE_SHOWN:
+            listed += (f"; … and {len(output.errors) - UNREADABLE_SHOWN} more (every one "
+                       "under `unreadable` in the result)")
+        return (f"{job.name}: snapshot {snapshot} is incomplete, some files could not be "
+                f"read on {runner.host} ({len(output.errors)} reported): {listed}")
+    if output.missing:
+        # restic 0.14 skips a missing source path with exit 0: never a success for us.
+        return (f"{job.name}: snapshot {snapshot} is incomplete, source path(s) missing on "
+                f"{runner.host}: {', '.join(output.missing)}; fix source.paths or the host")
+    return None
+
+
+def dump_all(ctx: Context, job: Job, runner: Runner) -> tuple[DumpResult, ...]:
+    """Dump each of the job's databases into its own snapshot (after the files)."""
+    password = repos.primary(job).password
+    done = []
+    for database in job.databases:
+        try:
+            dumped = dump_database(runner, database, job=job.name,
+                                   repo_url=job.repository.url, password=password,
+                                   timeout=ctx.timeout)
+        except BackupctlError as exc:  # the host went away: name the database too
+            dumped = DumpResult(job=job.name, name=database.name, kind=database.kind,
+                                error=f"{job.name}: database {database.name}: {exc}")
+        done.append(dumped)
+    return tuple(done)
+
+
+def dump_steps(dumped: tuple[DumpResult, ...]) -> tuple[tuple[str, ...], str | None]:
+    """The steps the dumps add, and their failures, each naming its database."""
+    steps, failed = [], []
+    for d in dumped:
+        if d.ok:
+            steps.append(f"database {d.name}: snapshot {(d.snapshot_id or '')[:8]}, "
+                         f"{len(d.tables)} table(s), {sum(d.tables.values())} row(s), "
+                         f"{d.size} bytes in {d.seconds:.1f}s")
         else:
-            restic_run.run(self.ctx.local, restic.forget(
-                primary.url, primary.password, host=self.job.name,
-                policy=self.job.generations.policy()),
-                job=self.job.name, what="restic forget --prune", timeout=self.ctx.timeout,
-                unlock=primary)
-            self.steps.append("forget --prune: " + ", ".join(
-                f"keep-{k} {v}" for k, v in sorted(self.job.generations.policy().items())))
+            failed.append(d.error or f"database {d.name} was not dumped")
+            steps.append(f"database {d.name}: FAILED, no snapshot kept")
+    return tuple(steps), "; ".join(failed) or None
+
+
+def inspect(ctx: Context, job: Job, runner: Runner,
+            summary: parse.BackupSummary) -> Inspected:
+    """The snapshot's listing (and time), its source manifest, the ransomware tripwires."""
+    primary = repos.primary(job)
+    listing = list_snapshot(ctx.local, primary, summary.snapshot_id, job=job.name,
+                            timeout=ctx.timeout)
+    built = manifest.build(job, runner, listing, timeout=ctx.timeout, history=lambda window:
+                           ctx.store.query(queries.sampled_before, job.name, window=window))
+    suspicious = tuple(tripwire.inspect(ctx, job, summary, built))
+    frozen = tripwire.frozen_reason(ctx, job) or ("; ".join(suspicious) or None)
+    taken_at = listing.snapshot_time
+    return Inspected(parse.parse_time(taken_at).isoformat() if taken_at else None, built,
+                     suspicious, frozen)
+
+
+def prune(ctx: Context, job: Job, frozen: str | None, *, unlock: bool) -> Pruned:
+    """`forget --prune` on the orchestrator (its kept snapshots are the generations held);
+    while a tripwire froze pruning, only the listing."""
+    primary = repos.primary(job)
+    steps, warnings = [], []
+    kept: list[parse.Snapshot] | None = None
+    if frozen:
+        warnings.append(f"pruning frozen (ransomware tripwire raised): {frozen}; clear it "
+                        f"with backupctl clear {job.name} --operator NAME --reason TEXT")
+    else:
+        policy = job.generations.policy()
+        result, _ = restic_run.run(
+            ctx.local, restic.forget(primary.url, primary.password, host=job.name,
+                                     policy=policy),
+            job=job.name, what="restic forget --prune", timeout=ctx.timeout, unlock=primary)
+        steps.append("forget --prune: " + ", ".join(
+            f"keep-{k} {v}" for k, v in sorted(policy.items())))
+        kept = parse.forget_kept(result.stdout)
+    if unlock:
         # A killed restic (SIGKILL, power cut, lost SSH) leaves its lock behind and restic
         # 0.14 never expires it; `restic unlock` removes only stale locks, never live ones.
-        self.ctx.local.run(restic.unlock(primary.url, primary.password), timeout=300)
-        held = repos.files(repos.snapshots(self.ctx, self.job, primary))
-        self.generations = len(held)
-        self.generation_check = gen_check.assess_primary(  # issue #5: lost snapshots?
-            self.ctx, self.job.name, policy=self.job.generations.policy(), snapshots=held,
-            pruned=not (self.suspicious or frozen))
-        if self.generation_check.finding:
-            self.warnings.append(self.generation_check.finding)
+        ctx.local.run(restic.unlock(primary.url, primary.password), timeout=300)
+        steps.append("unlock: stale locks of the interrupted run removed")
+    if kept is None:
+        kept = repos.snapshots(ctx, job, primary)
+    return Pruned(tuple(repos.files(kept)), tuple(steps), tuple(warnings))
 
+
+def assess(ctx: Context, job: Job, pruned: Pruned, *,
+           frozen: bool) -> gen_check.Assessment:
+    """Did the primary keep every generation it should (issue #5: lost snapshots)?"""
+    return gen_check.assess_primary(ctx, job.name, policy=job.generations.policy(),
+                                    snapshots=list(pruned.held), pruned=not frozen)
+
+
+# -- the pipeline -------------------------------------------------------------------------
 
 def backup(ctx: Context, job: Job) -> BackupResult:
     with job_run(ctx, job, "backup", BackupDetails) as run:
         runner = ctx.runner(job)
         try:
-            done = _Backup(ctx, job, runner)
-            result = _run(done)
+            done = pipeline(ctx, job, runner, unlock=bool(run.recovered))
         finally:
             runner.close()
+        result = to_result(job, done)
         run.finish(result, extra=lambda conn: _record(conn, ctx, job, result, done,
                                                       run_id=run.run_id))
     return run.result
 
 
-def _run(run: _Backup) -> BackupResult:
-    job = run.job
-    output: parse.BackupOutput | None = None
-    error: str | None = None
-    status = ExitStatus.OK
-    unreachable = False
-    try:
-        error = run.hooks("before")
-        if error is None:
-            output = run.restic_backup()
-    except (ConnectError, HostKeyError) as exc:
-        error, status, unreachable = str(exc), exc.status, True
-    except BackupctlError as exc:
-        error, status = str(exc), exc.status
-    after_error: str | None = None
-    if unreachable and job.source.after:
-        run.steps.append("after: not run, the host could not be reached")
+def pipeline(ctx: Context, job: Job, runner: Runner, *, unlock: bool) -> Done:
+    before = hooks(runner, job, "before", timeout=ctx.timeout)
+    if before.error is None:
+        taken = take_snapshot(ctx, job, runner)
+    else:
+        taken = Taken(outcome=Outcome().combine(ExitStatus.FAILED, before.error))
+    steps = [*before.steps, *taken.steps]
+    outcome = taken.outcome
+    if taken.unreachable and job.source.after:
+        steps.append("after: not run, the host could not be reached")
     else:
         try:
-            after_error = run.hooks("after")  # runs even when the backup failed
+            after = hooks(runner, job, "after", timeout=ctx.timeout)  # even after a failure
         except BackupctlError as exc:
-            after_error = str(exc)
-    if error is not None and status is ExitStatus.OK:
-        status = ExitStatus.FAILED
-    if error is None and after_error is not None:
-        error, status = after_error, ExitStatus.FAILED
-    if output is None:
-        output = run.output  # an incomplete snapshot is reported (and recorded) too
-    summary = output.summary if output else None
-    if summary is not None and status is ExitStatus.OK:
-        dump_error = run.dump_databases()  # before forget: the policy applies to them too
-        try:
-            run.after_snapshot(summary)
-        except BackupctlError as exc:
-            error, status = str(exc), exc.status
-        if run.suspicious and status is ExitStatus.OK:
-            status = ExitStatus.BAD_DATA
-            error = f"{job.name}: SUSPICIOUS backup (possible ransomware): " + "; ".join(
-                run.suspicious)
-        if dump_error is not None:
-            status = ExitStatus.worst([status, ExitStatus.FAILED])
-            error = f"{error}; {dump_error}" if error else dump_error
+            after = Hooks(error=str(exc))
+        steps += after.steps
+        outcome = outcome.combine(ExitStatus.FAILED, after.error) if after.error else outcome
+    done = Done(outcome, taken, tuple(steps))
+    if taken.summary is None or not outcome.ok:
+        return done
+    return _after_snapshot(ctx, job, runner, done, taken.summary, unlock=unlock)
+
+
+def _after_snapshot(ctx: Context, job: Job, runner: Runner, done: Done,
+                    summary: parse.BackupSummary, *, unlock: bool) -> Done:
+    """Dumps (before forget: the policy applies to them too), inspect, prune, assess."""
+    dumped = dump_all(ctx, job, runner)
+    dumps_done, dump_error = dump_steps(dumped)
+    outcome, steps, warnings = done.outcome, [*done.steps, *dumps_done], list[str]()
+    inspected = held = assessment = None
+    try:
+        inspected = inspect(ctx, job, runner, summary)
+        pruned = prune(ctx, job, inspected.frozen, unlock=unlock)
+        steps += pruned.steps
+        warnings += pruned.warnings
+        held = pruned.held
+        assessment = assess(ctx, job, pruned, frozen=bool(inspected.frozen))
+        if assessment.finding:
+            warnings.append(assessment.finding)
+    except BackupctlError as exc:
+        outcome = outcome.failed(exc)
+    suspicious = inspected.suspicious if inspected else ()
+    if suspicious:
+        outcome = outcome.combine(ExitStatus.BAD_DATA, (
+            f"{job.name}: SUSPICIOUS backup (possible ransomware): " + "; ".join(suspicious)))
+    if dump_error is not None:
+        outcome = outcome.combine(ExitStatus.FAILED, dump_error)
+    return Done(outcome, done.taken, tuple(steps), tuple(warnings), dumped, inspected, held,
+                assessment, suspicious)
+
+
+def to_result(job: Job, done: Done) -> BackupResult:
+    summary, output = done.taken.summary, done.taken.output
+    inspected = done.inspected
     details = BackupDetails(
         files_new=summary.files_new if summary else 0,
         files_changed=summary.files_changed if summary else 0,
@@ -283,27 +386,30 @@ def _run(run: _Backup) -> BackupResult:
         bytes_added=summary.data_added if summary else 0,
         total_files=summary.total_files if summary else 0,
         total_bytes=summary.total_bytes if summary else 0,
-        duration_ms=(ms(summary.duration) or 0) if summary else 0, generations=run.generations,
-        manifest=run.manifest.summary() if run.manifest else None,
-        suspicious=run.suspicious, unreadable=output.errors if output else [],
-        warnings=run.warnings, steps=run.steps, databases=[d.record() for d in run.dumps])
-    return BackupResult(job.name, "backup", status, details, error=error,
+        duration_ms=(ms(summary.duration) or 0) if summary else 0,
+        generations=len(done.held) if done.held is not None else None,
+        manifest=inspected.manifest.summary() if inspected and inspected.manifest else None,
+        suspicious=list(done.suspicious), unreadable=output.errors if output else [],
+        warnings=list(done.warnings), steps=list(done.steps),
+        databases=[d.record() for d in done.dumps])
+    return BackupResult(job.name, "backup", done.outcome.status, details,
+                        error=done.outcome.error,
                         snapshot_id=summary.snapshot_id if summary else None,
-                        snapshot_time=run.snapshot_time)
+                        snapshot_time=inspected.snapshot_time if inspected else None)
 
 
-def _record(conn: Connection, ctx: Context, job: Job, result: BackupResult,
-            run: _Backup, *, run_id: int) -> None:
+def _record(conn: Connection, ctx: Context, job: Job, result: BackupResult, done: Done, *,
+            run_id: int) -> None:
     """The backup's manifests (files and databases), generation observation and tripwire
     flag, with its run."""
-    if run.manifest is not None:
-        queries.insert_manifest(conn, job.name, run.manifest.snapshot_id, run.manifest.entries)
+    built = done.inspected.manifest if done.inspected else None
+    if built is not None:
+        queries.insert_manifest(conn, job.name, built.snapshot_id, built.entries)
     dumps.insert_database_manifests(conn, [
         d.manifest().row(run_id=run_id, files_snapshot_id=result.snapshot_id,
-                         created_at=ctx.store.now()) for d in run.dumps if d.ok])
-    if run.generation_check is not None:
-        queries.insert_generations(conn, [run.generation_check.row(job.name,
-                                                                   ctx.store.now())])
-    if run.suspicious:
+                         created_at=ctx.store.now()) for d in done.dumps if d.ok])
+    if done.assessment is not None:
+        queries.insert_generations(conn, [done.assessment.row(job.name, ctx.store.now())])
+    if done.suspicious:
         queries.raise_flag(conn, job.name, raised_at=ctx.store.now(),
-                           reason="; ".join(run.suspicious))
+                           reason="; ".join(done.suspicious))

@@ -13,11 +13,13 @@ from backupctl.config.schema import Job
 from backupctl.config.validate import Config
 from backupctl.execute import Runner, cleaning_up
 from backupctl.execute.local import LocalRunner
-from backupctl.restic.run import installed_version
+from backupctl.restic.run import cached_version
 from backupctl.signing import Signer, load_signer
 from backupctl.state.db import Store
 from backupctl.state.locks import FileLocks, JobLocks
 from backupctl.state.queries import RunRow
+
+VERSION_CACHE = "restic-version.json"  # in state_dir: `restic version`, once per binary
 
 
 class RunObserver(Protocol):
@@ -41,7 +43,9 @@ def ssh_runner_for(config: Config, job: Job) -> Runner:
     assert job.host.user is not None and job.host.identity_file is not None
     return SshRunner(job=job.name, address=job.host.address, port=job.host.port,
                      user=job.host.user, identity_file=job.host.identity_file,
-                     known_hosts=config.settings.known_hosts)
+                     known_hosts=config.settings.known_hosts,
+                     keepalive=config.settings.ssh_keepalive,
+                     dead_after=config.settings.ssh_dead_after)
 
 
 @dataclass
@@ -77,7 +81,7 @@ class Context:
     @functools.cached_property
     def restic_version(self) -> str:
         with cleaning_up():  # also asked while recording a run stopped by a signal
-            return installed_version(self.local)
+            return cached_version(self.local, self.config.settings.state_dir / VERSION_CACHE)
 
     @property
     def timeout(self) -> float:

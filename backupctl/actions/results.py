@@ -41,6 +41,32 @@ class JobResult(Protocol):
     def to_dict(self) -> dict[str, Any]: ...
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """A run's status and error so far: each step's result is combined into it, the worse
+    status wins and the errors are kept in the order they happened (the one merge rule of
+    backup, copy and drill)."""
+
+    status: ExitStatus = ExitStatus.OK
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status is ExitStatus.OK
+
+    def combine(self, status: ExitStatus, error: str | None) -> Outcome:
+        """This outcome and another step's: an error never leaves the status OK."""
+        if error is None and status is ExitStatus.OK:
+            return self
+        if status is ExitStatus.OK:
+            status = ExitStatus.FAILED
+        joined = "; ".join(e for e in (self.error, error) if e) or None
+        return Outcome(ExitStatus.worst([self.status, status]), joined)
+
+    def failed(self, exc: BackupctlError) -> Outcome:
+        return self.combine(exc.status, str(exc))
+
+
 def status_fields(status: ExitStatus) -> dict[str, Any]:
     return {"status": status.name.lower(), "exit_code": int(status)}
 

@@ -126,6 +126,23 @@ def snapshots(data: bytes) -> list[Snapshot]:
     return sorted((_snapshot(o) for o in items or []), key=lambda s: s.time)
 
 
+def forget_kept(data: bytes) -> list[Snapshot] | None:
+    """The snapshots `restic forget --json` kept, over every group, oldest first; None when
+    its output holds no JSON list of groups (then list the snapshots instead).
+
+    With `--prune`, restic prints the groups as one JSON line, then prune's text."""
+    for line in data.splitlines():
+        if not line.lstrip().startswith(b"["):
+            continue
+        try:
+            groups = json.loads(line)
+            kept = [_snapshot(s) for g in groups or [] for s in g.get("keep") or []]
+        except (ValueError, TypeError, KeyError, AttributeError):
+            return None
+        return sorted(kept, key=lambda s: s.time)
+    return None
+
+
 @dataclass(frozen=True)
 class Node:
     path: str

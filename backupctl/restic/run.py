@@ -9,13 +9,19 @@ minutes), never a live one.
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
+import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from tenacity import Retrying, retry_if_result, stop_after_attempt
 
 from backupctl.errors import ResticError
 from backupctl.execute import Arg, Result, Runner, Secret, StdoutSink
+from backupctl.files import write_atomic
 from backupctl.restic import commands
 from backupctl.restic.codes import ResticExit, classify
 from backupctl.restic.parse import version as parse_version
@@ -95,3 +101,26 @@ def installed_version(runner: Runner) -> str:
     """`restic version` on the runner's host: `0.14.0`, or `unknown`."""
     result = runner.run(commands.version(), timeout=30)
     return parse_version(result.stdout.decode(errors="replace")) if result.ok else "unknown"
+
+
+def cached_version(runner: Runner, cache: Path) -> str:
+    """The orchestrator's restic version, asked once per binary: `cache` keeps it with the
+    binary's path, inode, size and modification time, so an upgrade asks again (a process
+    start, ~30 ms, saved on every run)."""
+    binary = shutil.which(commands.RESTIC)
+    try:
+        info = os.stat(binary) if binary else None
+    except OSError:
+        info = None
+    if binary is None or info is None:
+        return installed_version(runner)
+    key = f"{os.path.realpath(binary)}:{info.st_ino}:{info.st_size}:{info.st_mtime_ns}"
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        known = json.loads(cache.read_text(encoding="utf-8"))
+        if known.get("binary") == key and isinstance(known.get("version"), str):
+            return str(known["version"])
+    found = installed_version(runner)
+    if found != "unknown":
+        with contextlib.suppress(OSError):
+            write_atomic(cache, json.dumps({"binary": key, "version": found}), mode=0o644)
+    return found

@@ -15,6 +15,7 @@ from backupctl.actions import tripwire
 from backupctl.actions.context import Context
 from backupctl.config.validate import load_config
 from backupctl.execute.fake import Call, FakeRunner
+from backupctl.state import queries
 from backupctl.state.db import Store
 from backupctl.state.schema import runs
 from backupctl.status import ExitStatus
@@ -25,9 +26,14 @@ SUMMARY = json.dumps({"message_type": "summary", "files_new": 2, "files_changed"
                       "files_unmodified": 0, "data_added": 4096, "total_files_processed": 3,
                       "total_bytes_processed": 9000, "total_duration": 1.5,
                       "snapshot_id": "4a04c7b9"}).encode() + b"\n"
-SNAPSHOTS = json.dumps([{"time": "2026-11-25T02:00:01.123456789Z", "paths": ["/srv/data"],
-                         "hostname": "emr-db", "id": "4a04c7b9" + "0" * 56,
-                         "short_id": "4a04c7b9"}]).encode()
+NEW = {"time": "2026-11-25T02:00:01.123456789Z", "paths": ["/srv/data"],
+       "hostname": "emr-db", "id": "4a04c7b9" + "0" * 56, "short_id": "4a04c7b9",
+       "tags": ["backupctl"]}
+OLDER = {**NEW, "time": "2026-11-24T02:00:00Z", "id": "1" * 64, "short_id": "11111111"}
+SNAPSHOTS = json.dumps([NEW]).encode()
+# forget --prune --json: the groups on one line, then prune's text
+FORGET = json.dumps([{"tags": ["backupctl"], "host": "emr-db", "keep": [OLDER, NEW],
+                      "remove": None}]).encode() + b"\nloading indexes...\n"
 
 
 @pytest.fixture(autouse=True)
@@ -44,10 +50,10 @@ class Env:
         self.local = FakeRunner(host="local")
         self.local.on("version", stdout=b"restic 0.14.0 compiled with go1.19.8\n")
         self.local.on("snapshots", stdout=SNAPSHOTS)
-        self.local.on("forget", stdout=b"[]")
+        self.local.on("forget", stdout=FORGET)
         self.local.on("unlock")
         self.local.on("ls", stdout=json.dumps({"struct_type": "snapshot", "id": "4a04c7b9" * 8,
-                                               "time": "2026-11-25T02:00:01Z"}).encode())
+                                               "time": NEW["time"]}).encode())
         (tmp_path / "jobs").mkdir()
         (tmp_path / "pw").write_text(PASSWORD + "\n")
         (tmp_path / "id").write_text("key\n")
@@ -111,9 +117,8 @@ def test_a_successful_backup_runs_before_backup_after_then_forget(env: Env) -> N
     forget = env.local.commands("forget")[0]
     assert forget.words[forget.words.index("--repo") + 1] == "/srv/restic/emr-db"
     assert forget.has("--keep-last", "7", "--keep-daily", "14", "--prune")
-    # stale locks of a killed restic are removed after every backup (never live ones)
-    assert len(env.local.commands("unlock")) == 1
-    assert result.snapshot_id == "4a04c7b9" and result.details.generations == 1
+    assert result.snapshot_id == "4a04c7b9" and result.details.generations == 2
+    assert result.snapshot_time == "2026-11-25T02:00:01.123456+00:00"
     assert result.details.bytes_added == 4096 and result.details.files_new == 2
     assert env.remote.closed
     [row] = _rows(ctx)
@@ -127,7 +132,7 @@ def test_no_password_in_any_argv_env_or_stdin_of_any_command(env: Env) -> None:
     assert result.status is ExitStatus.OK, result.error
 
     restic_calls = [c for c in env.remote.calls + env.local.calls if c.words[0] == "restic"]
-    assert {_subcommand(c) for c in restic_calls} >= {"backup", "forget", "snapshots"}
+    assert {_subcommand(c) for c in restic_calls} >= {"backup", "forget", "ls"}
     assert env.remote.leaks(PASSWORD) == [] and env.local.leaks(PASSWORD) == []
     for call in restic_calls:
         if "--password-file" in call.words:
@@ -135,6 +140,47 @@ def test_no_password_in_any_argv_env_or_stdin_of_any_command(env: Env) -> None:
             assert call.words[call.words.index("--password-file") + 1] == "<secret>"
             assert [s.reveal() for s in call.secrets] == [PASSWORD]
     assert PASSWORD not in json.dumps(result.to_dict())
+
+
+def test_an_unchanged_backup_starts_three_restic_processes(env: Env) -> None:
+    """backup on the host; ls (manifest, snapshot time) and forget (generations) on the
+    orchestrator: each restic start costs ~0.45 CPU-s of key derivation (issue #25)."""
+    env.remote.on("backup", stdout=SUMMARY)
+    result, _ = env.run()
+    assert result.status is ExitStatus.OK, result.error
+    restic_calls = [_subcommand(c) for c in env.remote.calls + env.local.calls
+                    if c.words[0] == "restic" and c.words[1:2] != ["version"]]
+    assert sorted(restic_calls) == ["backup", "forget", "ls"]
+    assert result.details.generations == 2
+
+
+def test_stale_locks_are_removed_after_an_interrupted_run_only(env: Env) -> None:
+    """A killed restic's lock is never expired by restic 0.14: after a run found
+    interrupted, `restic unlock` (stale locks only) runs once; otherwise never."""
+    env.remote.on("backup", stdout=SUMMARY)
+    ctx = env.job()
+    with ctx.store.transaction() as conn:  # a run a killed process left `running`
+        queries.start_run(conn, job="emr-db", kind="backup", repository="primary",
+                          operator="scheduler", orchestrator=ctx.store.orchestrator,
+                          pid=1, started_at=ctx.store.now())
+    result = backup_action.backup(ctx, ctx.config.job("emr-db"))
+    assert result.status is ExitStatus.OK, result.error
+    assert len(env.local.commands("unlock")) == 1
+    assert "unlock: stale locks of the interrupted run removed" in result.details.steps
+    backup_action.backup(ctx, ctx.config.job("emr-db"))
+    assert len(env.local.commands("unlock")) == 1
+
+
+def test_while_pruning_is_frozen_the_generations_are_listed(
+        env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tripwire, "inspect", lambda *a, **k: ["canary /srv/data/c changed"])
+    env.remote.on("backup", stdout=SUMMARY)
+    result, _ = env.run()
+    assert result.status is ExitStatus.BAD_DATA
+    assert env.local.commands("forget") == []
+    assert len(env.local.commands("snapshots")) == 1 and result.details.generations == 1
+    assert any(w.startswith("pruning frozen (ransomware tripwire raised): canary")
+               for w in result.details.warnings)
 
 
 def test_before_failure_skips_restic_but_runs_after(env: Env) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 import pytest
@@ -75,6 +76,33 @@ def test_snapshots_are_sorted_oldest_first_with_nanoseconds_truncated() -> None:
     assert snaps[0].paths == ("/a", "/b")
     assert snaps[1].tags == ("backupctl",)
     assert snaps[0].tags == ()
+
+
+def test_forget_kept_is_every_groups_keep_list_oldest_first() -> None:
+    def snap(id_: str, time: str, tags: list[str]) -> dict[str, object]:
+        return {"time": time, "id": id_ * 64, "short_id": id_ * 8, "hostname": "emr-db",
+                "paths": ["/srv"], "tags": tags}
+
+    groups = [{"tags": ["backupctl"], "keep": [snap("b", "2026-11-25T02:00:00.5Z",
+                                                     ["backupctl"]),
+                                                snap("a", "2026-11-24T02:00:00Z", ["backupctl"])],
+               "remove": [snap("c", "2026-11-20T02:00:00Z", ["backupctl"])]},
+              {"tags": ["backupctl-db"], "keep": [snap("d", "2026-11-25T02:00:01Z",
+                                                       ["backupctl-db"])], "remove": None}]
+    out = json.dumps(groups).encode() + b"\nloading indexes...\n[0:00] 100.00%\n"
+    kept = parse.forget_kept(out)
+    assert kept is not None
+    assert [s.short_id for s in kept] == ["aaaaaaaa", "bbbbbbbb", "dddddddd"]
+
+
+@pytest.mark.parametrize("out", [b"", b"loading indexes...\n", b"[{not json\n",
+                                 b'[{"keep": [{"time": "x"}]}]\n'])
+def test_forget_kept_is_none_without_its_json(out: bytes) -> None:
+    assert parse.forget_kept(out) is None
+
+
+def test_forget_kept_of_nothing_to_keep() -> None:
+    assert parse.forget_kept(b"[]\n") == []
 
 
 def test_snapshots_of_an_empty_repository() -> None:
