@@ -20,10 +20,11 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import pytest
 
+from backupctl.config.schema import GlobalConfig
 from tests import restic_kdf, yaml_helpers
 
 # Like backupctl itself (and a careful admin): files the tests write are private.
@@ -156,6 +157,18 @@ def sshd(tmp_path: Path) -> Iterator[Sshd]:
     server.trust()
     yield server
     server.stop()
+
+
+class SshTiming(TypedDict):
+    """SshRunner's dead-peer keyword arguments (seconds)."""
+
+    keepalive: int
+    dead_after: int
+
+
+# A runner a test builds itself gets what a runner built from the default configuration gets.
+TIMING = SshTiming(keepalive=GlobalConfig.model_fields["ssh_keepalive"].default,
+                   dead_after=GlobalConfig.model_fields["ssh_dead_after"].default)
 
 
 # -- rclone REST servers (append-only copies, URLs with credentials) -----------------------

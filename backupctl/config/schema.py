@@ -29,6 +29,7 @@ from backupctl.config.values import (
     Sample,
     SampleSpec,
     Strict,
+    duration_within,
     named,
     repeated,
 )
@@ -249,6 +250,13 @@ class GlobalConfig(Strict):
                                          description="evidence is kept at least this long")
     command_timeout: Duration = Field(default=6 * 3600,
                                       description="a single remote/restic command may run")
+    # A silently dropped network (no reset) must end a run, not hang it until
+    # command_timeout: the SSH runner sends keepalives and sets TCP_USER_TIMEOUT.
+    ssh_keepalive: Annotated[Duration, duration_within(1, 3600)] = Field(
+        default=15, description="an SSH keepalive is sent after this long without traffic")
+    ssh_dead_after: Annotated[Duration, duration_within(5, 86400)] = Field(
+        default=120, description="an SSH connection whose sent data stays unacknowledged "
+        "this long is closed as lost (TCP_USER_TIMEOUT)")
     evidence_key: Path = Field(
         default=Path("/etc/backupctl/evidence.key"),
         description="Ed25519 key that signs every evidence record (made by `backupctl "

@@ -8,7 +8,7 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Annotated, Protocol, TypeVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, PlainSerializer
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, PlainSerializer
 
 JOB_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _DURATION = re.compile(r"^(\d+)(s|m|h|d)$")
@@ -45,6 +45,18 @@ def parse_percent(value: object) -> float:
 
 Duration = Annotated[int, BeforeValidator(parse_duration), PlainSerializer(format_duration)]
 Percent = Annotated[float, BeforeValidator(parse_percent)]
+
+
+def duration_within(low: int, high: int) -> AfterValidator:
+    """Bounds of a Duration, said in durations (`use 1s to 1h`) rather than in seconds."""
+
+    def check(seconds: int) -> int:
+        if not low <= seconds <= high:
+            raise ValueError(f"{format_duration(seconds)} is out of range: use "
+                             f"{format_duration(low)} to {format_duration(high)}")
+        return seconds
+
+    return AfterValidator(check)
 
 
 class Sample(BaseModel):

@@ -78,13 +78,16 @@ class SshRunner:
     """One SSH connection to one host; commands run as separate channels."""
 
     def __init__(self, *, job: str, address: str, port: int, user: str, identity_file: Path,
-                 known_hosts: Path, connect_attempts: int = 3,
+                 known_hosts: Path, keepalive: int, dead_after: int, connect_attempts: int = 3,
                  sleep: Callable[[float], None] = time.sleep) -> None:
+        """`keepalive` and `dead_after` (seconds) are the global ssh_keepalive and
+        ssh_dead_after: how a silently dead peer is noticed (`_detect_dead_peer`)."""
         self.job = job
         self.host = f"{user}@{address}:{port}"
         self._address, self._port, self._user = address, port, user
         self._identity, self._known_hosts = identity_file, known_hosts
         self._attempts = connect_attempts
+        self.keepalive, self.dead_after = keepalive, dead_after
         self._sleep = sleep
         self.connect_attempts_made = 0
         self._client: paramiko.SSHClient | None = None
@@ -120,7 +123,7 @@ class SshRunner:
             except BaseException:
                 client.close()
                 raise
-            _detect_dead_peer(client)
+            _detect_dead_peer(client, keepalive=self.keepalive, dead_after=self.dead_after)
             return client
 
         try:
@@ -262,26 +265,23 @@ def remote_command(argv: Sequence[Arg], stdin: bytes | None) -> tuple[str, bytes
     return shlex.join(["python3", "-I", "-c", _LAUNCHER, *words]), header + (stdin or b"")
 
 
-KEEPALIVE_SECONDS = 15
-DEAD_PEER_SECONDS = 120
-
-
-def _detect_dead_peer(client: paramiko.SSHClient) -> None:
+def _detect_dead_peer(client: paramiko.SSHClient, *, keepalive: int, dead_after: int) -> None:
     """A silently dropped network must not hang a run until command_timeout.
 
-    SSH keepalives put data on the wire every 15 s; TCP_USER_TIMEOUT (Linux) closes the
-    connection when sent data stays unacknowledged for 2 minutes, which the runner then
-    reports as a lost connection.
+    SSH keepalives put data on the wire after `keepalive` seconds without traffic, so even a
+    quiet command has data in flight; TCP_USER_TIMEOUT (Linux) closes the connection when
+    sent data stays unacknowledged for `dead_after` seconds, which the runner then reports
+    as a lost connection: within about keepalive + dead_after of the cut.
     """
     transport = client.get_transport()
     if transport is None:
         return
-    transport.set_keepalive(KEEPALIVE_SECONDS)
+    transport.set_keepalive(keepalive)
     user_timeout = getattr(socket, "TCP_USER_TIMEOUT", None)
     if user_timeout is not None:
         with contextlib.suppress(OSError):
             transport.sock.setsockopt(socket.IPPROTO_TCP, user_timeout,  # type: ignore[union-attr]
-                                      DEAD_PEER_SECONDS * 1000)
+                                      dead_after * 1000)
 
 
 def _pump(channel: paramiko.Channel, transport: paramiko.Transport, deadline: float | None,

@@ -20,7 +20,7 @@ import pytest
 from backupctl.config.schema import Database
 from backupctl.execute import Secret
 from backupctl.execute.ssh import SshRunner
-from tests.conftest import PASSWORD, PG_BIN, Postgres, Sshd, need, restic
+from tests.conftest import PASSWORD, PG_BIN, TIMING, Postgres, Sshd, need, restic
 
 JOB = "emr-db"
 JAPANESE = [(1, "山田太郎", "内科"), (2, "鈴木花子", "小児科"), (3, "佐藤 一郎", "整形外科")]
@@ -94,7 +94,7 @@ def scratch() -> Iterator[Path]:
 @pytest.fixture
 def ssh_runner(sshd: Sshd) -> Iterator[SshRunner]:
     runner = SshRunner(job=JOB, address="127.0.0.1", port=sshd.port, user="root",
-                       identity_file=sshd.identity, known_hosts=sshd.known_hosts)
+                       identity_file=sshd.identity, known_hosts=sshd.known_hosts, **TIMING)
     yield runner
     runner.close()
 

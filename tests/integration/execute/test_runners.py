@@ -11,7 +11,7 @@ from backupctl.errors import ConnectError, HostKeyError, UsageError
 from backupctl.execute import STDERR_KEEP, Runner, Secret, SecretFile
 from backupctl.execute.local import LocalRunner
 from backupctl.execute.ssh import SshRunner
-from tests.conftest import Sshd, free_port
+from tests.conftest import TIMING, Sshd, free_port
 
 NASTY = ["a b", "x;y$(touch /tmp/pwned-runner)", "it's", 'quo"te', "-rf", "スキャン", "", "\\"]
 
@@ -19,7 +19,7 @@ NASTY = ["a b", "x;y$(touch /tmp/pwned-runner)", "it's", 'quo"te', "-rf", "ス�
 def _ssh(sshd: Sshd, **kw: object) -> SshRunner:
     return SshRunner(job="t", address="127.0.0.1", port=sshd.port, user="root",
                      identity_file=sshd.identity, known_hosts=sshd.known_hosts,
-                     **kw)  # type: ignore[arg-type]
+                     **{**TIMING, **kw})  # type: ignore[arg-type]
 
 
 @pytest.fixture(params=["local", "ssh"])
@@ -130,7 +130,7 @@ def test_ssh_unknown_key_is_not_retried(sshd: Sshd, tmp_path: Path) -> None:
     sleeps: list[float] = []
     runner = SshRunner(job="t", address="127.0.0.1", port=sshd.port, user="root",
                        identity_file=sshd.identity, known_hosts=tmp_path / "empty",
-                       sleep=sleeps.append)
+                       sleep=sleeps.append, **TIMING)
     with pytest.raises(HostKeyError, match=r"only if they match, run: backupctl trust t$"):
         runner.run(["true"])
     assert sleeps == [] and runner.connect_attempts_made == 1
@@ -141,7 +141,7 @@ def test_ssh_connection_refused_is_retried_a_bounded_number_of_times(tmp_path: P
     sleeps: list[float] = []
     runner = SshRunner(job="t", address="127.0.0.1", port=free_port(), user="root",
                        identity_file=sshd.identity, known_hosts=sshd.known_hosts,
-                       connect_attempts=4, sleep=sleeps.append)
+                       connect_attempts=4, sleep=sleeps.append, **TIMING)
     with pytest.raises(ConnectError, match="tried 4 times"):
         runner.run(["true"])
     assert runner.connect_attempts_made == 4
@@ -156,7 +156,8 @@ def test_ssh_wrong_identity_is_not_retried(sshd: Sshd, tmp_path: Path) -> None:
                    check=True)
     sleeps: list[float] = []
     runner = SshRunner(job="t", address="127.0.0.1", port=sshd.port, user="root",
-                       identity_file=other, known_hosts=sshd.known_hosts, sleep=sleeps.append)
+                       identity_file=other, known_hosts=sshd.known_hosts, sleep=sleeps.append,
+                       **TIMING)
     with pytest.raises(ConnectError, match="authentication as root"):
         runner.run(["true"])
     assert sleeps == []
@@ -204,21 +205,20 @@ def test_ssh_lost_connection_is_a_connect_error(sshd: Sshd) -> None:
 
 
 def test_ssh_connection_detects_a_silently_dead_peer(sshd: Sshd) -> None:
-    """Keepalives plus TCP_USER_TIMEOUT: a dropped network ends in minutes, not hours."""
+    """Keepalives plus TCP_USER_TIMEOUT (ssh_keepalive, ssh_dead_after): a dropped network
+    ends the connection in bounded time, not at command_timeout. Values other than the
+    defaults, so a runner that ignored them would fail here."""
     import socket
 
-    from backupctl.execute.ssh import DEAD_PEER_SECONDS, KEEPALIVE_SECONDS
-
-    runner = _ssh(sshd)
+    runner = _ssh(sshd, keepalive=7, dead_after=42)
     try:
         assert runner.run(["true"]).ok
         transport = runner._client.get_transport()  # type: ignore[union-attr]
         assert transport is not None
         interval = transport.packetizer._Packetizer__keepalive_interval  # type: ignore[union-attr]
-        assert interval == KEEPALIVE_SECONDS
+        assert interval == 7
         sock = transport.sock
         assert isinstance(sock, socket.socket)
-        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT) == \
-            DEAD_PEER_SECONDS * 1000
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT) == 42_000
     finally:
         runner.close()

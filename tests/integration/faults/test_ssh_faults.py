@@ -19,7 +19,6 @@ from typing import Any
 
 import pytest
 
-from backupctl.execute.ssh import DEAD_PEER_SECONDS, KEEPALIVE_SECONDS
 from tests.conftest import Sshd, need, restic
 from tests.integration.cli.helpers import edit_job
 
@@ -217,14 +216,20 @@ def blackhole() -> Iterator[list[list[str]]]:
         subprocess.run([need("iptables"), "-D", "INPUT", *rule], capture_output=True)
 
 
+KEEPALIVE, DEAD_AFTER = 1, 5  # seconds: the shortest ssh_dead_after allowed
+
+
 @pytest.mark.slow
 def test_silently_dropped_network_mid_backup_fails_instead_of_hanging(
         fssh: FaultWorkspace, fsshd: Sshd, blackhole: list[list[str]],
         started: list[subprocess.Popen[str]]) -> None:
     """Every packet to and from the server dropped, nothing reset (a dead switch, a VPN
     that stops forwarding): SSH keepalives go unanswered and TCP_USER_TIMEOUT ends the
-    connection, so the run fails and is recorded instead of waiting for command_timeout."""
+    connection, so the run fails and is recorded instead of waiting for command_timeout.
+    With ssh_keepalive and ssh_dead_after short, within seconds (the defaults' bound, 2 min
+    15 s, is the same mechanism and would only make the suite wait)."""
     iptables = need("iptables")
+    fssh.write_config(ssh_keepalive=f"{KEEPALIVE}s", ssh_dead_after=f"{DEAD_AFTER}s")
     _job(fssh, fsshd, big=BIG)
     proc = fssh.start("backup", "emr", "--json")
     started.append(proc)
@@ -235,7 +240,9 @@ def test_silently_dropped_network_mid_backup_fails_instead_of_hanging(
         rule = ["-i", "lo", "-p", "tcp", direction, str(fsshd.port), "-j", "DROP"]
         subprocess.run([iptables, "-I", "INPUT", *rule], check=True)
         blackhole.append(rule)
-    out, err = fssh.finish(proc, timeout=KEEPALIVE_SECONDS + DEAD_PEER_SECONDS + 120)
+    # Generous for a loaded machine, yet well below the defaults' 2 min 15 s: a run that
+    # ignored the settings would time out here.
+    out, err = fssh.finish(proc, timeout=KEEPALIVE + DEAD_AFTER + 60)
 
     assert proc.returncode == 1, out + err
     assert "lost" in out, out

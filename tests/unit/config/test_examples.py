@@ -51,4 +51,5 @@ def test_global_example() -> None:
     settings = GlobalConfig.model_validate(plain(_document("backupctl.example.yaml").data))
     assert settings.concurrency == 2
     assert settings.command_timeout == 6 * 3600
+    assert (settings.ssh_keepalive, settings.ssh_dead_after) == (15, 120)
     assert settings.evidence_retention == GlobalConfig.model_fields["evidence_retention"].default

@@ -254,6 +254,25 @@ def test_global_config_unknown_key_and_bad_values(cfg: ConfigDir) -> None:
     assert any(p.startswith(f"{path}:6: command_timeout: invalid duration") for p in found)
 
 
+@pytest.mark.parametrize(("key", "value", "message"), [
+    ("ssh_keepalive", "2h", "2h is out of range: use 1s to 1h"),
+    ("ssh_dead_after", "4s", "4s is out of range: use 5s to 1d"),
+    ("ssh_dead_after", "2d", "2d is out of range: use 5s to 1d"),
+    ("ssh_dead_after", "0s", "invalid duration"),
+])
+def test_ssh_timing_out_of_bounds_names_the_line_and_the_range(
+        cfg: ConfigDir, key: str, value: str, message: str) -> None:
+    path = cfg.write_config(f"""\
+        jobs_dir: {cfg.jobs_dir}
+        state_dir: /var/lib/backupctl
+        scratch_dir: /var/lib/backupctl/scratch
+        known_hosts: /etc/backupctl/known_hosts
+        {key}: {value}
+        """)
+    found = problems(cfg)
+    assert any(p.startswith(f"{path}:5: {key}: ") and message in p for p in found), found
+
+
 def test_jobs_dir_must_exist(cfg: ConfigDir) -> None:
     path = cfg.write_config(f"""\
         jobs_dir: {cfg.root / 'missing'}

@@ -1,0 +1,53 @@
+"""Context: what reaches the runner of a job's host from the global configuration."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from backupctl.actions.context import ssh_runner_for
+from backupctl.config.validate import Config, load_config
+from backupctl.execute.local import LocalRunner
+from backupctl.execute.ssh import SshRunner
+
+
+def _config(root: Path, settings: str, host: str) -> Config:
+    (root / "jobs").mkdir()
+    (root / "pw").write_text("unit-test-password\n")
+    (root / "pw").chmod(0o600)
+    (root / "id").write_text("not read: no connection is made\n")
+    (root / "id").chmod(0o600)
+    (root / "backupctl.yaml").write_text(
+        f"jobs_dir: {root / 'jobs'}\nstate_dir: {root / 'state'}\n"
+        f"scratch_dir: {root / 'scratch'}\nknown_hosts: {root / 'kh'}\n{settings}")
+    (root / "jobs" / "emr.yaml").write_text(
+        f"job: emr\nhost: {host}\nsource: {{paths: [/srv/emr]}}\n"
+        f"repository: {{url: {root / 'repo'}, password_file: {root / 'pw'}}}\n"
+        "generations: {last: 3}\nschedule: {backup: daily, verify: weekly}\n")
+    return load_config(root / "backupctl.yaml")
+
+
+REMOTE = "{address: 192.0.2.10, user: backupctl, identity_file: ../id}"
+
+
+def test_the_ssh_timing_settings_reach_the_runner(tmp_path: Path) -> None:
+    config = _config(tmp_path, "ssh_keepalive: 3s\nssh_dead_after: 45s\n", REMOTE)
+
+    runner = ssh_runner_for(config, config.job("emr"))
+
+    assert isinstance(runner, SshRunner)
+    assert (runner.keepalive, runner.dead_after) == (3, 45)
+    assert runner.host == "backupctl@192.0.2.10:22"
+
+
+def test_without_the_settings_the_runner_gets_the_documented_defaults(tmp_path: Path) -> None:
+    config = _config(tmp_path, "", REMOTE)
+
+    runner = ssh_runner_for(config, config.job("emr"))
+
+    assert isinstance(runner, SshRunner)
+    assert (runner.keepalive, runner.dead_after) == (15, 120)
+
+
+def test_a_local_job_gets_a_local_runner(tmp_path: Path) -> None:
+    config = _config(tmp_path, "ssh_keepalive: 3s\n", "{address: local}")
+    assert isinstance(ssh_runner_for(config, config.job("emr")), LocalRunner)
