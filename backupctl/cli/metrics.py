@@ -15,6 +15,7 @@ from backupctl.metrics import Source, exposition, notify_channels
 from backupctl.metrics.exporter import DEFAULT_LISTEN, Exporter, JobsWatcher, parse_listen, serve
 from backupctl.metrics.textfile import write_textfile
 from backupctl.restic.run import installed_version
+from backupctl.secrets import read_secret
 from backupctl.state.view import StateReader
 from backupctl.status import ExitStatus
 
@@ -55,13 +56,20 @@ def metrics(textfile: Annotated[Path | None, typer.Option(
 
 @app.command()
 def exporter(listen: Annotated[str, typer.Option(
-        "--listen", help="ADDR:PORT to serve /metrics and /healthz on ([::1]:PORT for IPv6)")]
+        "--listen", help="ADDR:PORT to serve the status page, /metrics and /healthz on "
+        "([::1]:PORT for IPv6; loopback by default: see docs/operations.md to expose it)")]
         = DEFAULT_LISTEN) -> None:
-    """Serve /metrics over HTTP, reading the state database on every scrape."""
+    """Serve /metrics and the status page (/) over HTTP, reading the state on every request."""
+    from backupctl.web.page import StatusPage  # Jinja2: only the exporter pays for it
+
     parse_listen(listen)
     config = load()
     watcher = JobsWatcher(config)
     source = Source(jobs=watcher, channels=watcher.channels,
                     reader=StateReader(config.settings.effective_database_url),
                     restic_version=installed_version(LocalRunner()))
-    serve(Exporter(source), listen)
+    secret = config.settings.web_password_file
+    page = StatusPage(config=lambda: watcher.config, jobs=watcher, reader=source.reader,
+                      password=read_secret(secret, what="web password file")
+                      if secret is not None else None)
+    serve(Exporter(source, page), listen)

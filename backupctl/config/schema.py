@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import re
 import socket
+from datetime import tzinfo
 from pathlib import Path
 from typing import Annotated, Literal
+from zoneinfo import ZoneInfoNotFoundError
 
 from pydantic import (
     AfterValidator,
@@ -33,6 +35,7 @@ from backupctl.config.values import (
     named,
     repeated,
 )
+from backupctl.fmt import zone
 
 ORCHESTRATOR_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")  # a host name, or like one
 class Host(Strict):
@@ -271,6 +274,28 @@ class GlobalConfig(Strict):
         default=None, description="append the evidence chain's head (seq and hash) here "
         "after every run, besides the system log: keep it on another machine or medium")
     notify: Notify = Field(default_factory=Notify)
+    timezone: str | None = Field(
+        default=None, description="IANA time zone (Asia/Tokyo) of every time shown to people: "
+        "status, reports, mails, the runbook and the status page; default: this machine's. "
+        "Stored times stay UTC")
+    web_password_file: Path | None = Field(
+        default=None, description="the exporter's status page asks for this password (HTTP "
+        "basic auth, any user name); a private file (0600) holding one line")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, name: str | None) -> str | None:
+        try:
+            zone(name)
+        except ZoneInfoNotFoundError:
+            raise ValueError(f"unknown time zone {name!r}: use an IANA name such as "
+                             "Asia/Tokyo (timedatectl list-timezones)") from None
+        return name
+
+    @property
+    def tz(self) -> tzinfo:
+        """The zone of every time shown to people (stored times stay UTC)."""
+        return zone(self.timezone)
 
     @field_validator("restore_user")
     @classmethod

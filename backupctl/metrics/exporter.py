@@ -1,4 +1,5 @@
-"""`backupctl exporter`: serve /metrics (state read on every scrape) and /healthz over HTTP.
+"""`backupctl exporter`: serve /metrics (state read on every scrape), /healthz and the status
+page (`/`, backupctl.web, handed in by the CLI) over HTTP; read-only (GET and HEAD).
 
 Job files are re-read when the configuration file, the jobs directory or a job file
 changes (checked by mtime on each scrape); an invalid edit keeps the previous jobs and is
@@ -15,7 +16,7 @@ import socket
 import threading
 from collections.abc import Callable, Iterable
 from socketserver import ThreadingMixIn
-from typing import Any
+from typing import Any, Protocol
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import CollectorRegistry
@@ -101,18 +102,59 @@ class _QuietHandler(WSGIRequestHandler):
         """Scrapes every few seconds would flood the journal."""
 
 
-class Exporter:
-    """The WSGI application: /metrics, /healthz, and a small index page."""
+# Every answer: nothing on the page may load from elsewhere, run a script, be framed or
+# leak the address it was read at (the page itself has no script and no form).
+SECURITY_HEADERS = [
+    ("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self'; "
+     "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"),
+    ("Referrer-Policy", "no-referrer"),
+    ("X-Content-Type-Options", "nosniff"),
+    ("X-Frame-Options", "DENY"),
+]
+METHODS = ("GET", "HEAD")
 
-    def __init__(self, source: Source) -> None:
+
+class Page(Protocol):
+    """A WSGI application for `paths` (the status page, backupctl.web)."""
+
+    paths: frozenset[str]
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse,
+                 ) -> Iterable[bytes]: ...
+
+
+class Exporter:
+    """The WSGI application: /metrics, /healthz, and the status page (or a small index)."""
+
+    def __init__(self, source: Source, page: Page | None = None) -> None:
         self.source = source
+        self.page = page
         self.registry: CollectorRegistry
         self.collector: StateCollector
         self.registry, self.collector = registry(source)
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse,
                  ) -> Iterable[bytes]:
+        def respond(status: str, headers: list[tuple[str, str]], *exc: Any) -> Any:
+            return start_response(status, [*headers, *SECURITY_HEADERS], *exc)
+
+        method = environ.get("REQUEST_METHOD", "GET")
+        if method not in METHODS:  # read-only: nothing here changes anything
+            data = b"405: read-only (GET and HEAD only)\n"
+            respond("405 Method Not Allowed", [("Allow", ", ".join(METHODS)),
+                                               ("Content-Type", "text/plain; charset=utf-8"),
+                                               ("Content-Length", str(len(data)))])
+            return [data]
+        body = self._route(environ, respond)
+        if method == "HEAD":
+            return []
+        return body
+
+    def _route(self, environ: dict[str, Any], start_response: StartResponse,
+               ) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "/")
+        if self.page is not None and path in self.page.paths:
+            return self.page(environ, start_response)
         if path == "/metrics":
             body = render(self.registry)
             start_response("200 OK", [("Content-Type", CONTENT_TYPE),

@@ -59,13 +59,18 @@ def find_stale(config: Config, store: Store, now: datetime) -> list[StaleJob]:
             last = _last_success(store, name, kind, repository)
             since = datetime.fromisoformat(last) if last else datetime.fromtimestamp(
                 job_file.path.stat().st_mtime, UTC)
-            overdue = now - since - timedelta(seconds=interval + grace)
-            if overdue > timedelta(0):
+            overdue = overdue_seconds(since, interval=interval, grace=grace, now=now)
+            if overdue > 0:
                 found.append(StaleJob(job=name, kind=kind, repository=repository,
                                       last_success=last, interval_seconds=interval,
-                                      grace_seconds=grace,
-                                      overdue_seconds=int(overdue.total_seconds())))
+                                      grace_seconds=grace, overdue_seconds=overdue))
     return found
+
+
+def overdue_seconds(since: datetime, *, interval: int, grace: int, now: datetime) -> int:
+    """How far past due a (job, kind) whose newest success was at `since` is (> 0: stale):
+    the one rule of `notify check` and the status page."""
+    return int((now - since - timedelta(seconds=interval + grace)).total_seconds())
 
 
 def check_stale(config: Config, store: Store, now: datetime | None = None, *,

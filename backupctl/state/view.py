@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import functools
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import TypeVar
 
 from sqlalchemy import Connection, Engine, TextClause, create_engine, func, select, text
 from sqlalchemy.exc import SQLAlchemyError
@@ -27,6 +28,7 @@ from backupctl.state.pgconn import sqlalchemy_url
 from backupctl.state.schema import flags, generations, notices, runs
 
 RunKey = tuple[str, str, str]  # (kind, job, repository)
+T = TypeVar("T")
 
 
 class StateUnavailable(BackupctlError):
@@ -41,6 +43,11 @@ class Run:
     finished_at: float  # Unix time
     details: str  # JSON: read it with records.read(Model, run.details)
     restore_ms: int | None = None
+    # for people (the status page): who ran it, and the error only to classify it
+    # (notify.reason), never to show it
+    orchestrator: str = ""
+    exit_code: int | None = None
+    error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -124,21 +131,14 @@ class StateReader:
 
     def read(self, jobs: Sequence[Job]) -> StateView:
         """The newest runs of these jobs (their configured repositories only)."""
-        keys = run_keys(jobs)
+        return self.read_with(jobs, lambda _conn: None)[0]
+
+    def read_with(self, jobs: Sequence[Job], extra: Callable[[Connection], T],
+                  ) -> tuple[StateView, T]:
+        """The view and `extra(conn)` (named queries of state.queries) from one read
+        snapshot, so a page built from both never mixes two moments."""
         with self._snapshot() as conn:
-            ids = _newest_ids(conn, keys)
-            rows = _rows(conn, {i for triple in ids.values() for i in triple if i is not None})
-            newest, success, restore = {}, {}, {}
-            for key, (last, good, measured) in ids.items():
-                if last is not None:
-                    newest[key] = rows[last]
-                if good is not None:
-                    success[key] = rows[good]
-                if measured is not None:
-                    restore[(key[1], key[2])] = rows[measured]
-            return StateView(newest=newest, success=success, restore=restore,
-                             generations=_generations(conn, sorted({(j, r) for _, j, r in keys})),
-                             suspicious=_suspicious(conn), channels=_channels(conn))
+            return _view(conn, run_keys(jobs)), extra(conn)
 
     def ping(self) -> None:
         """Raise StateUnavailable unless the runs table can be read."""
@@ -148,6 +148,22 @@ class StateReader:
     def close(self) -> None:
         if self._engine is not None:
             self._engine.dispose()
+
+
+def _view(conn: Connection, keys: Sequence[RunKey]) -> StateView:
+    ids = _newest_ids(conn, keys)
+    rows = _rows(conn, {i for triple in ids.values() for i in triple if i is not None})
+    newest, success, restore = {}, {}, {}
+    for key, (last, good, measured) in ids.items():
+        if last is not None:
+            newest[key] = rows[last]
+        if good is not None:
+            success[key] = rows[good]
+        if measured is not None:
+            restore[(key[1], key[2])] = rows[measured]
+    return StateView(newest=newest, success=success, restore=restore,
+                     generations=_generations(conn, sorted({(j, r) for _, j, r in keys})),
+                     suspicious=_suspicious(conn), channels=_channels(conn))
 
 
 def run_keys(jobs: Sequence[Job]) -> list[RunKey]:
@@ -214,10 +230,13 @@ def _rows(conn: Connection, ids: set[int]) -> dict[int, Run]:
     if not ids:
         return {}
     rows = conn.execute(select(runs.c.id, runs.c.status, runs.c.finished_at, runs.c.started_at,
-                               runs.c.details, runs.c.restore_ms)
+                               runs.c.details, runs.c.restore_ms, runs.c.orchestrator,
+                               runs.c.exit_code, runs.c.error)
                         .where(runs.c.id.in_(sorted(ids))))
     return {r.id: Run(status=r.status, finished_at=unix(r.finished_at or r.started_at),
-                      details=r.details or "{}", restore_ms=r.restore_ms) for r in rows}
+                      details=r.details or "{}", restore_ms=r.restore_ms,
+                      orchestrator=r.orchestrator, exit_code=r.exit_code, error=r.error)
+            for r in rows}
 
 
 def _generations(conn: Connection, keys: Sequence[tuple[str, str]],
@@ -252,3 +271,25 @@ def _channels(conn: Connection) -> dict[str, tuple[bool, float | None]]:
                         .where(notices.c.id.in_(newest)))
     return {r.channel: (r.result == "ok", unix(r.last_ok) if r.last_ok else None)
             for r in rows}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A finished run as a day of the status page's strip counts it."""
+
+    job: str
+    kind: str
+    status: str
+    finished_at: str  # ISO 8601 UTC
+
+
+def outcomes_since(conn: Connection, jobs: Sequence[str], kinds: Sequence[str], *,
+                   since: str) -> list[Outcome]:
+    """Finished runs of these jobs and kinds that ended at or after `since` (ISO UTC)."""
+    if not jobs:
+        return []
+    rows = conn.execute(select(runs.c.job, runs.c.kind, runs.c.status, runs.c.finished_at)
+                        .where(runs.c.job.in_(sorted(jobs)), runs.c.kind.in_(sorted(kinds)),
+                               runs.c.status != "running", runs.c.finished_at >= since))
+    return [Outcome(job=r.job, kind=r.kind, status=r.status, finished_at=r.finished_at)
+            for r in rows]

@@ -50,3 +50,35 @@ def test_routes(fleet: Fleet, tmp_path: Path) -> None:
     status, _, body = _get(broken, "/healthz")
     assert status == "503 Service Unavailable" and b"does not exist" in body
     assert b"backupctl_state_up 0.0" in _get(broken, "/metrics")[2]
+
+
+def _call(app: Exporter, path: str, method: str) -> tuple[str, dict[str, str], bytes]:
+    seen: dict[str, Any] = {}
+
+    def start_response(status: str, headers: list[tuple[str, str]]) -> None:
+        seen["status"], seen["headers"] = status, dict(headers)
+
+    body = b"".join(app({"PATH_INFO": path, "REQUEST_METHOD": method}, start_response))
+    return seen["status"], seen["headers"], body
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH", "OPTIONS"])
+def test_read_only_every_other_method_is_405(fleet: Fleet, method: str) -> None:
+    for path in ("/", "/metrics", "/healthz"):
+        status, headers, _ = _call(Exporter(fleet.source()), path, method)
+        assert status == "405 Method Not Allowed" and headers["Allow"] == "GET, HEAD"
+
+
+def test_head_has_the_headers_and_no_body(fleet: Fleet) -> None:
+    status, headers, body = _call(Exporter(fleet.source()), "/metrics", "HEAD")
+    assert status == "200 OK" and int(headers["Content-Length"]) > 0 and body == b""
+
+
+def test_every_answer_carries_the_security_headers(fleet: Fleet) -> None:
+    for path in ("/", "/metrics", "/nope"):
+        _, headers, _ = _call(Exporter(fleet.source()), path, "GET")
+        csp = headers["Content-Security-Policy"]
+        assert "default-src 'none'" in csp and "frame-ancestors 'none'" in csp
+        assert "script-src" not in csp and "unsafe-inline" not in csp
+        assert headers["Referrer-Policy"] == "no-referrer"
+        assert headers["X-Content-Type-Options"] == "nosniff"

@@ -1,0 +1,198 @@
+"""What one job's card and 30-day strip say, as text ready to print (ja or en).
+
+Times are local to `timezone` to the minute with their age (`fmt`), states are words and
+symbols. Only names from the configuration (job, copy, orchestrator), counts, times and
+safe reason lines reach a card: no repository URL, no file name, no error text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta, tzinfo
+
+from backupctl.config.schema import Job
+from backupctl.fmt import duration, local_ago
+from backupctl.state.records import VerifyDetails, read
+from backupctl.state.view import Outcome, Run
+from backupctl.web.schedules import Schedules
+from backupctl.web.verdict import (
+    SYMBOLS,
+    Judge,
+    Level,
+    Problem,
+    level_of,
+    newest_of,
+    problems,
+    verify_runs,
+)
+from backupctl.web.words import say
+
+DAYS = 30
+RESTORE_KINDS = ("verify", "drill")
+DAY_SYMBOLS = {"ok": "✓", "failed": "✗", "mixed": "!", "none": "·"}
+
+
+@dataclass(frozen=True)
+class Freshness:
+    """SPEC §12 (proof freshness), shown once the state records it."""
+
+    unproven: int
+    oldest: str
+
+
+@dataclass(frozen=True)
+class Fact:
+    label: str
+    value: str
+    state: str = ""  # a level or a run status: a CSS hint only, the words say it
+
+
+@dataclass(frozen=True)
+class Day:
+    day: date
+    state: str  # ok | failed | mixed | none
+    label: str  # "2026-12-07 成功": what a screen reader and the tooltip say
+
+    @property
+    def symbol(self) -> str:
+        return DAY_SYMBOLS[self.state]
+
+
+@dataclass(frozen=True)
+class Card:
+    job: str
+    description: str | None
+    host: str
+    level: Level
+    level_word: str
+    symbol: str
+    problems: list[Problem]
+    facts: list[Fact]
+    copies: list[Fact]
+    next_runs: list[Fact]
+    strip: list[tuple[str, list[Day]]]
+    freshness: Freshness | None = None
+    running: str | None = None
+
+
+@dataclass(frozen=True)
+class Context:
+    """What every card of one page shares."""
+
+    now: datetime
+    tz: tzinfo
+    lang: str
+    schedules: Schedules
+    grace: int
+    running: dict[str, tuple[str, str, str]] = field(default_factory=dict)  # job → lease
+
+    def when(self, run: Run | None) -> str:
+        if run is None:
+            return say(self.lang, "card.never")
+        return local_ago(datetime.fromtimestamp(run.finished_at, UTC), now=self.now,
+                         tz=self.tz, lang=self.lang)
+
+    def status(self, run: Run) -> str:
+        return say(self.lang, f"status.{run.status}")
+
+
+def card(job: Job, judge: Judge, days: Sequence[Outcome], ctx: Context) -> Card:
+    found = problems(judge)
+    level = level_of(found)
+    lease = ctx.running.get(job.name)
+    return Card(
+        job=job.name, description=job.description, host=job.host.display(), level=level,
+        level_word=say(ctx.lang, f"level.{level}"), symbol=SYMBOLS[level], problems=found,
+        facts=_facts(judge, ctx), copies=_copies(judge, ctx), next_runs=_next(job, ctx),
+        strip=strip(days, job=job.name, ctx=ctx),
+        running=say(ctx.lang, "card.running", orchestrator=lease[0],
+                    kind=say(ctx.lang, f"kind.{lease[1]}"), since=local_ago(
+                        lease[2], now=ctx.now, tz=ctx.tz, lang=ctx.lang))
+        if lease is not None else None)
+
+
+def _facts(j: Judge, ctx: Context) -> list[Fact]:
+    lang = ctx.lang
+    newest, good = j.newest("backup"), j.success("backup")
+    facts = [Fact(say(lang, "card.last_backup"), ctx.when(newest) + (
+        f" — {ctx.status(newest)}" if newest is not None else ""),
+        newest.status if newest is not None else "none")]
+    if newest is not None and newest.status != "success":
+        facts.append(Fact(say(lang, "card.last_success"), ctx.when(good)))
+    proof = verify_runs(j.view, j.job.name, success=True)
+    best = newest_of(proof.values())
+    value = ctx.when(best)
+    if best is not None:
+        repo = next(r for r, run in proof.items() if run is best)
+        mode = read(VerifyDetails, best.details).mode
+        value += " — " + say(lang, "card.proof_in", mode=say(lang, f"card.mode.{mode}"),
+                             repository=repo)
+    facts.append(Fact(say(lang, "card.last_proof"), value, "success" if best else "none"))
+    if newest is not None and newest.orchestrator:
+        facts.append(Fact(say(lang, "card.runs_on"), newest.orchestrator))
+    return facts
+
+
+def _copies(j: Judge, ctx: Context) -> list[Fact]:
+    lang, out = ctx.lang, []
+    for copy in j.job.copies:
+        newest, good = j.newest("copy", copy.name), j.success("copy", copy.name)
+        parts = [ctx.when(good)]
+        if newest is not None and newest.status != "success":
+            parts.append(ctx.status(newest))
+        parts.append(say(lang, "card.max_age", max_age=duration(copy.max_age, lang)))
+        if copy.kind == "immutable":
+            probe = j.newest("probe", copy.name)
+            parts.append(say(lang, "card.probe_none") if probe is None else
+                         say(lang, "card.probe_ok", when=ctx.when(probe))
+                         if probe.status == "success" else say(lang, "card.probe_bad"))
+        label = f"{copy.name}（{say(lang, f'card.copy_kind.{copy.kind}')}）" if lang == "ja" \
+            else f"{copy.name} ({say(lang, f'card.copy_kind.{copy.kind}')})"
+        out.append(Fact(label, " — ".join(parts),
+                        newest.status if newest is not None else "none"))
+    return out
+
+
+def _next(job: Job, ctx: Context) -> list[Fact]:
+    wanted = [("next_backup", job.schedule.backup), ("next_verify", job.schedule.verify)]
+    if job.schedule.copy_ is not None and job.copies:
+        wanted.append(("next_copy", job.schedule.copy_))
+    out = []
+    for key, expr in wanted:
+        when = ctx.schedules.next(expr, ctx.now)
+        out.append(Fact(say(ctx.lang, f"card.{key}"),
+                        local_ago(when, now=ctx.now, tz=ctx.tz, lang=ctx.lang)
+                        if when is not None else say(ctx.lang, "card.unknown")))
+    return out
+
+
+def first_day(now: datetime, tz: tzinfo) -> date:
+    return now.astimezone(tz).date() - timedelta(days=DAYS - 1)
+
+
+def strip(outcomes: Sequence[Outcome], *, job: str, ctx: Context) -> list[tuple[str, list[Day]]]:
+    """Per row (backups, restore tests): each local day of the last DAYS, oldest first."""
+    start = first_day(ctx.now, ctx.tz)
+    rows = []
+    for key, kinds in (("backup", ("backup",)), ("restore", RESTORE_KINDS)):
+        tally: dict[date, tuple[int, int]] = {}
+        for o in outcomes:
+            if o.job == job and o.kind in kinds:
+                day = datetime.fromisoformat(o.finished_at).astimezone(ctx.tz).date()
+                ok, bad = tally.get(day, (0, 0))
+                tally[day] = (ok + 1, bad) if o.status == "success" else (ok, bad + 1)
+        days = []
+        for offset in range(DAYS):
+            day = start + timedelta(days=offset)
+            state = day_state(*tally.get(day, (0, 0)))
+            days.append(Day(day, state, f"{day.isoformat()} {say(ctx.lang, f'strip.{state}')}"))
+        rows.append((say(ctx.lang, f"strip.{key}"), days))
+    return rows
+
+
+def day_state(ok: int, bad: int) -> str:
+    """A day with only successes is ok, only failures failed, both mixed, none none."""
+    if ok and bad:
+        return "mixed"
+    return "ok" if ok else "failed" if bad else "none"

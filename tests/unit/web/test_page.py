@@ -1,0 +1,125 @@
+"""The status page as a WSGI application: language, password, facts on the cards, no leaks."""
+
+from __future__ import annotations
+
+import base64
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from backupctl.execute import Secret
+from backupctl.web.page import StatusPage, authorized, negotiate
+from tests.unit.metrics.conftest import Fleet
+from tests.unit.web.conftest import fixed_schedules, settings
+
+
+def get(app: StatusPage, path: str = "/", **environ: str) -> tuple[str, dict[str, str], str]:
+    seen: dict[str, Any] = {}
+
+    def start_response(status: str, headers: list[tuple[str, str]]) -> None:
+        seen["status"], seen["headers"] = status, dict(headers)
+
+    body = b"".join(app({"PATH_INFO": path, "REQUEST_METHOD": "GET", **environ},
+                        start_response))
+    return seen["status"], seen["headers"], body.decode()
+
+
+@pytest.mark.parametrize(("query", "accept", "lang"), [
+    ("", "", "ja"), ("lang=en", "", "en"), ("", "en-US,en;q=0.9", "en"),
+    ("", "fr, en;q=0.5, ja;q=0.8", "ja"), ("lang=ja", "en", "ja"), ("lang=de", "en", "en"),
+    ("", "de, fr", "ja"), ("", "en;q=0, ja;q=bad", "ja"),
+])
+def test_language_from_the_query_then_accept_language(query: str, accept: str,
+                                                      lang: str) -> None:
+    assert negotiate(query, accept) == lang
+
+
+def _basic(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+def test_basic_auth_takes_any_user_and_the_password_only() -> None:
+    secret = Secret("pässwort")
+    assert authorized("", None)
+    assert authorized(_basic("anyone", "pässwort"), secret)
+    assert not authorized("", secret)
+    assert not authorized(_basic("anyone", "wrong"), secret)
+    assert not authorized("Basic !!!", secret)
+    assert not authorized("Bearer pässwort", secret)
+    assert not authorized("Basic " + base64.b64encode(b"nocolon").decode(), secret)
+
+
+def test_the_page_needs_the_password_when_one_is_set(fleet: Fleet, tmp_path: Path) -> None:
+    config = settings(tmp_path)
+    app = StatusPage(config=lambda: config, jobs=lambda: fleet.jobs,
+                     reader=fleet.source().reader, clock=fleet.clock,
+                     schedules=fixed_schedules(), password=Secret("s3cret"))
+    status, headers, body = get(app)
+    assert status == "401 Unauthorized" and headers["WWW-Authenticate"].startswith("Basic ")
+    assert "ok" not in body
+    assert get(app, "/static/status.css")[0] == "401 Unauthorized"
+    assert get(app, HTTP_AUTHORIZATION=_basic("x", "s3cret"))[0] == "200 OK"
+
+
+def test_the_japanese_page_leads_with_the_verdict_and_orders_the_cards(
+        page: StatusPage) -> None:
+    status, headers, body = get(page)
+    assert status == "200 OK" and headers["Content-Type"] == "text/html; charset=utf-8"
+    assert '<html lang="ja">' in body
+    verdict = re.search(r'<p class="verdict[^>]*data-level="(\w+)"[^>]*>(.*?)</p>', body)
+    assert verdict is not None and verdict.group(1) == "suspicious"
+    assert "5 件のジョブに対応が必要です" in verdict.group(2)
+    jobs = re.findall(r'data-job="([\w-]+)" data-level="(\w+)"', body)
+    assert jobs == [("ransom", "suspicious"), ("broken", "failing"), ("failed", "failing"),
+                    ("never", "overdue"), ("ok", "attention")]
+    assert body.index('id="verdict"') < body.index('data-job="ransom"')
+
+
+def test_cards_show_local_times_ages_modes_and_copies(page: StatusPage) -> None:
+    body = get(page, QUERY_STRING="lang=en")[2]
+    assert '<html lang="en">' in body
+    ok = body[body.index('data-job="ok"'):]
+    # the fleet's clock is 2026-11-21 08:00 UTC; the ok job's backup ended at 02:00 UTC on
+    # the 20th: 11:00 in Asia/Tokyo, 30 hours earlier
+    assert "2026-11-20 11:00 (1 day ago)" in ok
+    assert "full restore, primary" not in ok and "quick, usb" in ok
+    assert "usb (offline)" in ok and "worm (immutable)" in ok
+    assert "immutability proven" in ok
+    assert "Asia/Tokyo (UTC+09:00)" in body
+
+
+def test_the_strip_has_thirty_days_with_words_not_only_colour(page: StatusPage) -> None:
+    body = get(page)[2]
+    ok = body[body.index('data-job="ok"'):]
+    ok = ok[:ok.index("</article>")]
+    cells = re.findall(r'<li class="d-(\w+)" title="([^"]+)">', ok)
+    assert len(cells) == 60
+    assert cells[29] == ("none", "2026-11-21 実行なし")
+    assert cells[28] == ("ok", "2026-11-20 成功")
+    assert cells[58] == ("ok", "2026-11-20 成功")  # the restore tests of that day
+
+
+def test_no_form_no_script_no_url_no_error_text(page: StatusPage, fleet: Fleet) -> None:
+    for lang in ("ja", "en"):
+        body = get(page, QUERY_STRING=f"lang={lang}")[2]
+        assert "<form" not in body and "<script" not in body and " style=" not in body
+        assert "/srv/" not in body and "/mnt/usb" not in body and "vault" not in body
+        assert "/repo/" not in body
+
+
+def test_the_style_sheet_is_served_from_the_package(page: StatusPage) -> None:
+    status, headers, body = get(page, "/static/status.css")
+    assert status == "200 OK" and headers["Content-Type"] == "text/css; charset=utf-8"
+    assert ".verdict" in body
+
+
+def test_an_unreadable_state_says_so_with_503(fleet: Fleet, tmp_path: Path) -> None:
+    config = settings(tmp_path)
+    app = StatusPage(config=lambda: config, jobs=lambda: fleet.jobs,
+                     reader=fleet.source(url=f"sqlite:///{tmp_path / 'gone.db'}").reader,
+                     clock=fleet.clock, schedules=fixed_schedules())
+    status, _, body = get(app, QUERY_STRING="lang=en")
+    assert status == "503 Service Unavailable"
+    assert "The state database cannot be read" in body and "data-job" not in body
