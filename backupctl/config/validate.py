@@ -100,7 +100,8 @@ def load_config(path: Path, *, strict: bool = False) -> Config:
     data = plain(doc.data)
     _absolutize(data, path.parent.resolve(),
                 [("jobs_dir",), ("state_dir",), ("scratch_dir",), ("known_hosts",),
-                 ("textfile_dir",), ("evidence_key",), ("evidence_anchor_file",)])
+                 ("textfile_dir",), ("evidence_key",), ("evidence_anchor_file",),
+                 ("web_password_file",)])
     _absolutize_notify(data, path.parent.resolve())
     if isinstance(trusted := data.get("evidence_trusted_keys"), list):
         data["evidence_trusted_keys"] = [_resolve(path.parent.resolve(), k) for k in trusted]
@@ -110,6 +111,9 @@ def load_config(path: Path, *, strict: bool = False) -> Config:
     if isinstance(key, str) and Path(key).exists() and (
             msg := private_file_problem(Path(key), "evidence key")):
         problems.append(doc.problem(["evidence_key"], msg))
+    web = data.get("web_password_file")
+    if isinstance(web, str) and web and (msg := _private_file(Path(web), "web password file")):
+        problems.append(doc.problem(["web_password_file"], msg))
     if settings is None or problems:
         raise ConfigError([str(p) for p in problems])
     problems.extend(doc.problem(loc, msg) for loc, msg in _check_notify_channels(data))

@@ -388,3 +388,48 @@ def test_trusted_evidence_keys_resolve_relative_to_the_config_and_bad_ones_are_n
     assert re.search(r":7: evidence_trusted_keys\[1\]: .*junk\.pub is not an Ed25519 public key",
                      found[0]), found
     assert re.search(r":8: evidence_trusted_keys\[2\]: cannot read .*gone\.pub", found[1]), found
+
+
+# -- what people see: time zone and the status page's password (issue #28) ----------------
+
+def test_timezone_is_read_by_name_and_defaults_to_the_machines(
+        cfg: ConfigDir, monkeypatch: pytest.MonkeyPatch) -> None:
+    from zoneinfo import ZoneInfo
+
+    monkeypatch.setenv("TZ", "Europe/Berlin")
+    cfg.write_config()
+    assert cfg.load().settings.tz == ZoneInfo("Europe/Berlin")
+    cfg.config.write_text(cfg.config.read_text() + "timezone: Asia/Tokyo\n")
+    assert cfg.load().settings.tz == ZoneInfo("Asia/Tokyo")
+
+
+@pytest.mark.parametrize("bad", ["Asia/Tokio", "JST-9x", "Asia", "/etc/localtime"])
+def test_an_unknown_timezone_is_exit_2_with_its_line(cfg: ConfigDir, bad: str) -> None:
+    path = cfg.write_config(f"""\
+        jobs_dir: {cfg.jobs_dir}
+        state_dir: /var/lib/backupctl
+        scratch_dir: /var/tmp/backupctl
+        known_hosts: /etc/backupctl/known_hosts
+        timezone: {bad}
+        """)
+    [found] = problems(cfg)
+    assert found.startswith(f"{path}:5: timezone: "), found
+    assert "unknown time zone" in found and "Asia/Tokyo" in found
+
+
+def test_web_password_file_is_relative_to_the_config_and_must_be_private(
+        cfg: ConfigDir) -> None:
+    secret = cfg.root / "web.pw"
+    secret.write_text("s3cret\n")
+    secret.chmod(0o600)
+    base = cfg.write_config().read_text()
+    cfg.config.write_text(base + "web_password_file: web.pw\n")
+    assert cfg.load().settings.web_password_file == cfg.root.resolve() / "web.pw"
+
+    secret.chmod(0o644)
+    [found] = problems(cfg)
+    assert re.search(r":5: web_password_file: .*web\.pw is readable or writable by group",
+                     found), found
+    cfg.config.write_text(base + "web_password_file: gone.pw\n")
+    [found] = problems(cfg)
+    assert ":5: web_password_file: " in found and "gone.pw" in found, found
