@@ -6,6 +6,8 @@ server that accepts connections and never answers.
 - `HttpReceiver`: a loopback `http.server` in a thread, recording every request (method,
   path, body) — for Apprise `json://` URLs and healthchecks-style pings.
 - `Silent`: a listening socket that accepts and never says a word (a hung server).
+- `Trickle`: an HTTP server that answers one byte a second and never ends (a hostile
+  healthchecks endpoint: each read succeeds, so no socket timeout fires).
 """
 
 from __future__ import annotations
@@ -169,6 +171,52 @@ class Silent:
         self.sock.close()
 
 
+class Trickle:
+    """An HTTP server that answers one byte a second, forever: every read succeeds, so no
+    socket timeout ever fires (a hostile or broken healthchecks endpoint)."""
+
+    def __init__(self, *, interval: float = 1.0) -> None:
+        self.interval = interval
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = int(self.sock.getsockname()[1])
+        self.requests: list[bytes] = []  # the first bytes of each request
+        self.sent = 0  # bytes trickled, all connections
+        self._held: list[socket.socket] = []
+        self._stop = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def url(self, path: str = "/") -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def _accept(self) -> None:
+        self.sock.settimeout(0.2)
+        while not self._stop.is_set():
+            with contextlib.suppress(OSError):
+                conn, _ = self.sock.accept()
+                self._held.append(conn)
+                threading.Thread(target=self._trickle, args=(conn,), daemon=True).start()
+
+    def _trickle(self, conn: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            conn.settimeout(5)
+            self.requests.append(conn.recv(65536))
+            answer = b"HTTP/1.1 200 OK\r\nX-Slow: "
+            index = 0
+            while not self._stop.is_set():
+                conn.sendall(answer[index:index + 1] if index < len(answer) else b"a")
+                index += 1
+                self.sent += 1
+                self._stop.wait(self.interval)
+
+    def close(self) -> None:
+        self._stop.set()
+        for conn in self._held:
+            conn.close()
+        self.sock.close()
+
+
 @pytest.fixture
 def smtp_server(tmp_path: Path) -> Iterator[SmtpServer]:
     server = start_smtp(tmp_path / "smtp")
@@ -188,5 +236,12 @@ def http_receiver() -> Iterator[HttpReceiver]:
 @pytest.fixture
 def silent_server() -> Iterator[Silent]:
     server = Silent()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def trickle_server() -> Iterator[Trickle]:
+    server = Trickle()
     yield server
     server.close()

@@ -1,13 +1,15 @@
-"""Checks of a job's `databases:` entries that need more than a pattern: libpq connection
-strings (no password inside) and extra pg_dump options (none that break the streamed dump).
+"""Checks of connection strings that need more than a pattern: a job's `databases:` entries
+(libpq connection strings, no password inside; extra pg_dump options that do not break the
+streamed dump) and the global `database_url` (a URL without a password).
 
-Pure functions returning a message or None; the schema (config/schema.py) turns a message
-into a validation error at the exact key.
+Pure functions returning a message or None; the schema (config/schema.py) or
+config/validate.py turns a message into a validation error at the exact key. No message
+quotes a value that could hold a password.
 """
 
 from __future__ import annotations
 
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 _URI_PREFIXES = ("postgresql://", "postgres://")
 _WHERE_IT_BELONGS = ("the password never belongs in the job file: put it in ~/.pgpass of the "
@@ -20,13 +22,18 @@ class ConninfoError(ValueError):
 
 def conninfo_keywords(dsn: str) -> list[str]:
     """The keywords of a libpq `key=value ...` string (values may be single-quoted)."""
-    keys: list[str] = []
+    return [key for key, _ in conninfo_pairs(dsn)]
+
+
+def conninfo_pairs(dsn: str) -> list[tuple[str, str]]:
+    """The (keyword, value) pairs of a libpq `key=value ...` string, values unquoted."""
+    pairs: list[tuple[str, str]] = []
     i, n = 0, len(dsn)
     while True:
         while i < n and dsn[i].isspace():
             i += 1
         if i >= n:
-            return keys
+            return pairs
         start = i
         while i < n and dsn[i] != "=" and not dsn[i].isspace():
             i += 1
@@ -38,22 +45,26 @@ def conninfo_keywords(dsn: str) -> list[str]:
         i += 1
         while i < n and dsn[i].isspace():
             i += 1
+        value: list[str] = []
         if i < n and dsn[i] == "'":
             i += 1
             while True:
                 if i >= n:
                     raise ConninfoError(f"unterminated quoted value of {key!r}")
                 if dsn[i] == "\\":
+                    value.append(dsn[i + 1:i + 2])
                     i += 2
                     continue
                 if dsn[i] == "'":
                     i += 1
                     break
+                value.append(dsn[i])
                 i += 1
         else:
             while i < n and not dsn[i].isspace():
+                value.append(dsn[i + 1:i + 2] if dsn[i] == "\\" else dsn[i])
                 i += 2 if dsn[i] == "\\" else 1
-        keys.append(key)
+        pairs.append((key, "".join(value)))
 
 
 def dsn_problem(kind: str, dsn: str) -> str | None:
@@ -80,6 +91,52 @@ def dsn_problem(kind: str, dsn: str) -> str | None:
     if "password" in keys:
         return f"the connection string contains password=; {_WHERE_IT_BELONGS}"
     return None
+
+
+_PGPASS = ("put the password in ~/.pgpass of the user running backupctl (or in the file "
+           "PGPASSFILE names; mode 0600, a line host:port:database:user:password) and write "
+           "the URL without it, e.g. postgresql://backupctl@db01/backupctl")
+
+
+def database_url_problem(url: str) -> str | None:
+    """Why `url` cannot be the global `database_url`, or None: a URL (sqlite:///PATH or
+    postgresql://user@host/db?params) with no password in it. Never quotes `url`."""
+    if "://" not in url:
+        if "=" in url:  # a libpq key=value string: create_engine cannot read it
+            try:
+                keys = conninfo_keywords(url)
+            except ConninfoError:
+                keys = []
+            extra = "; it holds password=: " + _PGPASS if "password" in keys else ""
+            return ("database_url must be a URL (postgresql://user@host/db, or "
+                    f"sqlite:///PATH), not a libpq key=value string{extra}")
+        return "database_url must be a URL: postgresql://user@host/db or sqlite:///PATH"
+    if database_url_secrets(url):
+        return f"database_url holds a password; {_PGPASS}"
+    return None
+
+
+def database_url_secrets(url: str) -> list[str]:
+    """Every password written inside `url` (user:PASSWORD@, ?password=), as written and
+    percent-decoded: registered for masking before anything else can print the URL."""
+    found: list[str] = []
+    if "://" not in url:
+        try:
+            found = [value for key, value in conninfo_pairs(url) if key == "password"]
+        except ConninfoError:
+            found = [url] if "password" in url else []  # unparseable: all of it is secret
+        return [v for v in dict.fromkeys(found) if v]
+    netloc = url.split("://", 1)[1].split("/", 1)[0].split("?", 1)[0]
+    if "@" in netloc:  # user:password@host (what urlsplit would take, without its checks)
+        user_info = netloc.rsplit("@", 1)[0]
+        found.append(user_info.split(":", 1)[1] if ":" in user_info else "")
+    query = url.split("?", 1)[1] if "?" in url else ""
+    for item in query.split("&"):
+        key, _, value = item.partition("=")
+        if unquote(key) == "password":
+            found.append(value)
+    raw = [v for v in found if v]
+    return list(dict.fromkeys([*raw, *(unquote(v) for v in raw)]))
 
 
 # pg_dump 15's short options that take a value (its getopt string

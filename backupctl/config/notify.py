@@ -1,5 +1,11 @@
 """Notification settings (SPEC §8): channels (e-mail, Apprise) in the global configuration,
-dead-man's-switch pings in job files."""
+dead-man's-switch pings in job files, and the one reader of a ping URL file.
+
+A ping URL file holds a token. `read_ping_url` strips what an editor leaves around it (a
+trailing space, CR, newline) and refuses anything else that is not one http(s) URL, so the
+URL that is masked is exactly the URL that is sent (a stray space would otherwise make
+urllib quote the token in an error). Its errors name the file, never what is in it.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +17,64 @@ from urllib.parse import unquote, urlsplit
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from backupctl.config.values import JOB_NAME, Duration, Strict, named, repeated
+from backupctl.execute import Secret
+from backupctl.secrets import private_file_problem
+
+PING_FILE_MAX = 4096  # bytes: a check URL is far shorter; anything longer is not one
+
+
+class PingFileError(ValueError):
+    """A ping URL file that cannot be used; the message names the file, never its text."""
+
+    def __init__(self, message: str, *, unreadable: bool = False) -> None:
+        super().__init__(message)
+        self.unreadable = unreadable  # the file, not the URL in it, is the problem
+
+
+def ping_url_problem(url: str) -> str | None:
+    """Why `url` (already stripped) is not a check URL, or None; never quotes it."""
+    if not url:
+        return "it is empty (write the check URL on the first line)"
+    if "\n" in url or "\r" in url:
+        return "it holds more than one line (one check URL only)"
+    if any(not "!" <= ch <= "~" for ch in url):
+        # urllib would refuse it later with an error that quotes the URL (the token)
+        return ("the URL contains whitespace, a control character or a non-ASCII character "
+                "(percent-encode it, or remove what the editor added)")
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (raises ValueError for a bad port)
+    except ValueError:
+        return "the URL cannot be parsed (a bad port or brackets)"
+    if parts.scheme not in ("http", "https"):
+        return "it does not hold an http:// or https:// URL"
+    if not parts.hostname:
+        return "the URL names no host"
+    return None
+
+
+def read_ping_url(path: Path) -> Secret:
+    """The check URL in `path`, stripped and checked, as a Secret (masked in every message
+    and record from now on, with and without a trailing slash). Raises PingFileError."""
+    what = f"ping URL file {path}"
+    if (problem := private_file_problem(path, "ping URL file")) is not None:
+        raise PingFileError(problem, unreadable=True)
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(PING_FILE_MAX + 1)
+    except OSError as exc:
+        raise PingFileError(f"{what} cannot be read: {exc.strerror or exc.__class__.__name__}",
+                            unreadable=True) from None
+    if len(data) > PING_FILE_MAX:
+        raise PingFileError(f"{what}: larger than {PING_FILE_MAX} bytes, not a check URL")
+    try:
+        url = data.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise PingFileError(f"{what}: not UTF-8 text") from None
+    if (problem := ping_url_problem(url)) is not None:
+        raise PingFileError(f"{what}: {problem}")
+    Secret(url.rstrip("/"))  # `URL` and `URL/fail` are sent without the trailing slash
+    return Secret(url)
 
 
 class Ping(Strict):

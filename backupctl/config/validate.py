@@ -15,9 +15,12 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from backupctl.config import calendar
+from backupctl.config.dsn import database_url_problem, database_url_secrets
 from backupctl.config.load import Document, Problem, load_yaml, plain
+from backupctl.config.notify import PingFileError, read_ping_url
 from backupctl.config.schema import GlobalConfig, Job
 from backupctl.errors import ConfigError
+from backupctl.log import register_secret
 from backupctl.secrets import private_file_problem, register_url_secrets
 
 DEFAULT_CONFIG = Path("/etc/backupctl/backupctl.yaml")
@@ -107,6 +110,7 @@ def load_config(path: Path, *, strict: bool = False) -> Config:
         data["evidence_trusted_keys"] = [_resolve(path.parent.resolve(), k) for k in trusted]
     settings = _model(doc, GlobalConfig, data, problems)
     problems.extend(doc.problem(loc, msg) for loc, msg in control_characters(data))
+    problems.extend(doc.problem(loc, msg) for loc, msg in _check_database_url(data))
     key = data.get("evidence_key")
     if isinstance(key, str) and Path(key).exists() and (
             msg := private_file_problem(Path(key), "evidence key")):
@@ -331,14 +335,34 @@ def _check_notify_channels(data: dict[str, Any]) -> list[Finding]:
 
 
 def _check_ping_files(data: dict[str, Any]) -> list[Finding]:
+    """Each ping URL file: private, and one http(s) URL (registered for masking here, before
+    any run could print it)."""
     found: list[Finding] = []
     ping = _mapping(_mapping(data, "notify"), "ping")
     for kind in ("backup", "copy", "verify"):
         value = ping.get(kind)
-        if isinstance(value, str) and value and (
-                msg := _private_file(Path(value), "ping URL file")):
+        if not isinstance(value, str) or not value:
+            continue
+        if msg := _private_file(Path(value), "ping URL file"):
             found.append((["notify", "ping", kind], msg))
+            continue
+        try:
+            read_ping_url(Path(value))
+        except PingFileError as exc:
+            found.append((["notify", "ping", kind], str(exc)))
     return found
+
+
+def _check_database_url(data: dict[str, Any]) -> list[Finding]:
+    """database_url holds no password (~/.pgpass does). Whatever it holds is registered for
+    masking first, so no later message can show it."""
+    url = data.get("database_url")
+    if not isinstance(url, str):
+        return []
+    for secret in database_url_secrets(url):
+        register_secret(secret)
+    problem = database_url_problem(url)
+    return [(["database_url"], problem)] if problem else []
 
 
 _CHECKS: list[Callable[[dict[str, Any]], list[Finding]]] = [

@@ -10,6 +10,7 @@ masked line (never the message body, never a password or a token).
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
 import smtplib
@@ -17,11 +18,12 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from pathlib import Path
+from typing import TypeVar
 
 from tenacity import (
     RetryError,
@@ -40,6 +42,7 @@ from backupctl.notify.model import Attachment, DeliveryResult, Message
 from backupctl.secrets import read_secret
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -240,31 +243,55 @@ def deliver_one(channel: Channel, message: Message, attachments: Sequence[Attach
         return False, mask(f"{exc.__class__.__name__}: {exc}"), max(attempts, 1)
 
 
+def hard_deadline(budget: Budget) -> float:
+    """Seconds after which a delivery (or ping) under `budget` is abandoned, answer or not."""
+    return budget.seconds + _MARGIN
+
+
+def within(tasks: Mapping[str, Callable[[], T]], *, seconds: float) -> dict[str, T]:
+    """Run every task at once, each in a daemon thread of its own, and return the outcomes
+    of those that finished within `seconds`.
+
+    A task still running then is left behind: its outcome is missing, and a daemon thread
+    never keeps the process alive. This is the hard bound behind every budget: a server
+    that trickles one byte a second defeats socket timeouts (each read succeeds), and name
+    resolution has no timeout at all."""
+    outcomes: dict[str, T] = {}
+    lock = threading.Lock()
+
+    def run(name: str, task: Callable[[], T]) -> None:
+        try:
+            outcome = task()
+        except Exception as exc:  # a task reports its own failures; never a traceback here
+            log.warning("notification task %s: unexpected %s", name, exc.__class__.__name__)
+            return
+        with lock:
+            outcomes[name] = outcome
+
+    threads = [threading.Thread(target=run, args=(name, task), name=f"notify-{name}",
+                                daemon=True) for name, task in tasks.items()]
+    for thread in threads:
+        thread.start()
+    give_up = time.monotonic() + seconds
+    for thread in threads:
+        thread.join(max(0.0, give_up - time.monotonic()))
+    with lock:
+        return dict(outcomes)
+
+
 def deliver(channels: Sequence[Channel], message: Message,
             attachments: Sequence[Attachment] = (), *, event: str, sent_at: Callable[[], str],
             budget: Budget = DEFAULT_BUDGET, job: str | None = None, kind: str | None = None,
             repository: str | None = None, run_id: int | None = None) -> list[DeliveryResult]:
     """Send to every channel at once; returns one result per channel within the budget."""
-    outcomes: dict[str, tuple[bool, str | None, int]] = {}
-    lock = threading.Lock()
-
-    def run(channel: Channel) -> None:
-        outcome = deliver_one(channel, message, attachments, budget=budget)
-        with lock:
-            outcomes[channel.name] = outcome
-
-    threads = [threading.Thread(target=run, args=(c,), name=f"notify-{c.name}", daemon=True)
-               for c in channels]
-    for thread in threads:
-        thread.start()
-    give_up = time.monotonic() + budget.seconds + _MARGIN
-    for thread in threads:
-        thread.join(max(0.0, give_up - time.monotonic()))
+    seconds = hard_deadline(budget)
+    outcomes = within({c.name: functools.partial(deliver_one, c, message, attachments,
+                                                 budget=budget) for c in channels},
+                      seconds=seconds)
     results = []
     for channel in channels:
-        with lock:
-            ok, error, attempts = outcomes.get(channel.name, (
-                False, f"gave up after {budget.seconds + _MARGIN:.0f}s (no answer)", 1))
+        ok, error, attempts = outcomes.get(
+            channel.name, (False, f"gave up after {seconds:.0f}s (no answer)", 1))
         results.append(DeliveryResult(
             channel=channel.name, event=event, ok=ok, error=error, attempts=attempts, job=job,
             kind=kind, repository=repository, run_id=run_id, sent_at=sent_at()))

@@ -16,7 +16,12 @@ from backupctl.state import queries
 from backupctl.state.db import Store
 from backupctl.state.records import MODELS
 from tests import runs, yaml_helpers
-from tests.notify_servers import http_receiver, silent_server, smtp_server  # noqa: F401
+from tests.notify_servers import (  # noqa: F401
+    http_receiver,
+    silent_server,
+    smtp_server,
+    trickle_server,
+)
 
 PATIENT_PATH = "/srv/emr/患者/山田太郎_紹介状.pdf"
 SMTP_PASSWORD = "smtp-Pa55word-9c1e"

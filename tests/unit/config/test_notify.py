@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
-from backupctl.config.notify import EmailChannel
+from backupctl.config.notify import (
+    EmailChannel,
+    PingFileError,
+    ping_url_problem,
+    read_ping_url,
+)
 from backupctl.errors import ConfigError
+from backupctl.log import mask
 from tests.unit.config.conftest import ConfigDir, valid_job
 
 
@@ -121,3 +128,76 @@ def test_secret_files_readable_by_others_or_owned_by_another_user_are_errors(
                and "(mode 0640)" in p for p in found), found
     assert any(p.startswith(f"{job}:23: notify.ping.backup: ping URL file {ping}")
                and "(mode 0604)" in p for p in found), found
+
+
+# -- ping URL files: stripped, checked, masked (issue #24) ----------------------------------
+
+PING_TOKEN = "hc-secret-token-48d1c2"
+
+
+def _ping_file(cfg: ConfigDir, text: str) -> Path:
+    path = cfg.root / "secrets" / "hc-backup"
+    path.parent.mkdir(exist_ok=True)
+    path.write_bytes(text.encode())
+    path.chmod(0o600)
+    return path
+
+
+def _ping_job(cfg: ConfigDir, ping: Path) -> Path:
+    cfg.write_config()
+    return cfg.write_job("a", valid_job("a") + f"notify:\n  ping:\n    backup: {ping}\n")
+
+
+@pytest.mark.parametrize("around", ["", "\n", " \n", "\r\n", "\t \r\n\n", "  "])
+def test_a_ping_url_loses_what_an_editor_put_around_it_and_is_masked(
+        cfg: ConfigDir, around: str) -> None:
+    url = f"https://hc.example/ping/{PING_TOKEN}"
+    path = _ping_file(cfg, around + url + around)
+    _ping_job(cfg, path)
+    cfg.load()
+    assert read_ping_url(path).reveal() == url
+    assert mask(f"POST {url}/fail: 503") == "POST ***/fail: 503"
+
+
+def test_a_ping_url_with_a_trailing_slash_is_masked_with_and_without_it(cfg: ConfigDir) -> None:
+    path = _ping_file(cfg, f"https://hc.example/{PING_TOKEN}-slash/\n")
+    assert read_ping_url(path).reveal().endswith("-slash/")
+    assert mask(f"https://hc.example/{PING_TOKEN}-slash") == "***"
+
+
+@pytest.mark.parametrize(("text", "says"), [
+    (f"https://hc.example/ping/{PING_TOKEN} x\n", "whitespace"),
+    (f"https://hc.example/ping/{PING_TOKEN}\r\nhttps://other.example/\n", "more than one line"),
+    (f"https://hc.example/ping/{PING_TOKEN}\x07\n", "control character"),
+    (f"https://hc.example/ping/患者{PING_TOKEN}\n", "non-ASCII"),
+    (f"ftp://hc.example/{PING_TOKEN}\n", "http:// or https://"),
+    (f"hc.example/{PING_TOKEN}\n", "http:// or https://"),
+    (f"https:///{PING_TOKEN}\n", "no host"),
+    (f"https://hc.example:99999/{PING_TOKEN}\n", "cannot be parsed"),
+    (" \n\n", "empty"),
+])
+def test_a_bad_ping_url_file_is_exit_2_naming_file_line_key_and_path_never_its_contents(
+        cfg: ConfigDir, text: str, says: str) -> None:
+    path = _ping_file(cfg, text)
+    job = _ping_job(cfg, path)
+    found = problems(cfg)
+    assert len(found) == 1, found
+    assert found[0].startswith(f"{job}:23: notify.ping.backup: ping URL file {path}: "), found
+    assert says in found[0]
+    assert PING_TOKEN not in found[0] and "hc.example" not in found[0]
+
+
+def test_a_ping_url_file_that_is_not_utf8_or_too_long_is_refused(cfg: ConfigDir) -> None:
+    path = _ping_file(cfg, "")
+    path.write_bytes(b"https://hc.example/\xff\xfe")
+    with pytest.raises(PingFileError, match="not UTF-8"):
+        read_ping_url(path)
+    path.write_bytes(b"https://hc.example/" + b"a" * 5000)
+    with pytest.raises(PingFileError, match="larger than"):
+        read_ping_url(path)
+
+
+def test_ping_url_problem_accepts_plain_check_urls() -> None:
+    for url in ("https://hc-ping.com/5f1c0b9e-0000-4000-8000-000000000000",
+                "http://127.0.0.1:8000/ping/abc?create=1", "https://user:pw@kuma.local/api/push/x"):
+        assert ping_url_problem(url) is None, url
