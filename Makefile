@@ -7,7 +7,7 @@ VENV ?= .venv
 PYTHON ?= python3
 APT_PACKAGES := restic openssh-server openssh-client rclone prometheus postgresql sqlite3 \
 	fonts-ipafont-gothic poppler-utils p7zip-full tmux e2fsprogs systemd python3-venv \
-	ca-certificates iptables
+	ca-certificates iptables chromium
 
 .PHONY: install apt venv demo test test-fast lint clean
 

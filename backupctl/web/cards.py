@@ -138,7 +138,7 @@ def _copies(j: Judge, ctx: Context) -> list[Fact]:
     lang, out = ctx.lang, []
     for copy in j.job.copies:
         newest, good = j.newest("copy", copy.name), j.success("copy", copy.name)
-        parts = [ctx.when(good)]
+        parts = [f"{say(lang, 'card.last_success')} {ctx.when(good)}"]
         if newest is not None and newest.status != "success":
             parts.append(ctx.status(newest))
         parts.append(say(lang, "card.max_age", max_age=duration(copy.max_age, lang)))
