@@ -18,14 +18,14 @@ The primary's generations are assessed too (a primary that lost snapshots → ex
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from backupctl.actions import anchors, generations, media, probe, tripwire
 from backupctl.actions import repo as repos
 from backupctl.actions.context import Context
 from backupctl.actions.jobrun import job_session, recorded
-from backupctl.actions.results import RunResult, status_fields
+from backupctl.actions.results import Outcome, RunResult, status_fields
 from backupctl.config.schema import Copy, Job
 from backupctl.errors import BackupctlError, DataError, ResticError
 from backupctl.execute import Secret, display
@@ -139,13 +139,11 @@ def copy(ctx: Context, job: Job) -> CopyResult:
 def _one(ctx: Context, job: Job, target: Copy, primary: repos.Repo,
          source: list[parse.Snapshot], frozen: str | None) -> CopyOutcome:
     with recorded(ctx, job, "copy", CopyDetails, repository=target.name) as run:
-        work = _Copy(ctx, job, target, primary, source, frozen)
-        status, error = ExitStatus.OK, None
-        try:
-            work.run()
-        except BackupctlError as exc:
-            status, error = exc.status, str(exc)
-        run.finish(work.result(status, error), extra=work.record_generations)
+        work = CopyPlan(ctx, job, target, primary, repos.named(job, target.name),
+                         tuple(source), frozen)
+        done, outcome = pipeline(work)
+        run.finish(to_result(work, done, outcome),
+                   extra=lambda conn: _record_generations(conn, work, done))
     if target.kind != "immutable" or run.result.status is ExitStatus.FAILED:
         return CopyOutcome(run.result)
     with recorded(ctx, job, "probe", ProbeDetails, repository=target.name) as probed:
@@ -163,122 +161,177 @@ def _dump_of(snapshot: parse.Snapshot) -> str:
     return f", dump of database {names[0]}" if names else ""
 
 
-class _Copy:
-    """One copy to one repository; collects steps and warnings as it goes.
+# -- one copy to one repository: steps over frozen values ---------------------------------
 
-    `source`/`held` are the job's file snapshots (generations, the newest copied);
-    completeness is checked on every snapshot, database dumps included."""
+@dataclass(frozen=True)
+class CopyPlan:
+    """What one copy works with. `source` holds every primary snapshot (files and database
+    dumps: completeness is checked on all of them); generations count the files only."""
 
-    def __init__(self, ctx: Context, job: Job, target: Copy, primary: repos.Repo,
-                 source: list[parse.Snapshot], frozen: str | None) -> None:
-        self.ctx, self.job, self.target, self.primary = ctx, job, target, primary
-        self.source_all, self.source, self.frozen = source, repos.files(source), frozen
-        self.held_all: list[parse.Snapshot] = []
-        self.steps: list[str] = []
-        self.warnings: list[str] = []
-        self.medium: media.Medium | None = None
-        self.copied = 0
-        self.held: list[parse.Snapshot] = []
-        self.pruned: str | None = None
-        self.assessment: generations.Assessment | None = None
+    ctx: Context
+    job: Job
+    target: Copy
+    primary: repos.Repo
+    dest: repos.Repo
+    source: tuple[parse.Snapshot, ...]
+    frozen: str | None
 
-    def run(self) -> None:
-        ctx, job, target = self.ctx, self.job, self.target
-        if target.kind == "offline" and probe.is_local_path(target.url):
-            self.medium = media.attached(ctx, job, target)
-            if self.medium.label is None:
-                self.warnings.append(f"medium of {target.name} has no label: run backupctl "
-                                     f"media init {job.name} {target.name}")
-            self.steps.append(f"medium attached: label {self.medium.label}, filesystem "
-                              f"UUID {self.medium.fs_uuid}")
-        dest = repos.named(job, target.name)
-        argv = restic.copy(dest.url, dest.password, source=self.primary.url,
-                           source_password=self.primary.password, host=job.name)
-        result, outcome = restic_run.run(ctx.local, argv, job=job.name,
-                                         what=f"restic copy to {target.name}",
-                                         timeout=ctx.timeout,
-                                         allow=(ResticExit.NO_REPOSITORY,))
-        if outcome is ResticExit.NO_REPOSITORY:
-            raise ResticError(f"{job.name}: copy {target.name}: no repository at "
-                              f"{repos.display_url(target.url)}; create it with: backupctl "
-                              f"init {job.name} --copies (never done implicitly)")
-        self.copied = len(_SAVED.findall(result.stdout))
-        self.steps.append(f"restic copy: {self.copied} new snapshot(s)")
-        if self.medium is not None:
-            media.seen(ctx, job, target, self.medium)
-        if target.kind == "immutable":  # before sealing: the anchor is sealed with the rest
-            self.steps.append(anchors.push(ctx, job, target))
-        if target.seal == "chattr":
-            self._seal()
-        self.held_all = repos.snapshots(ctx, job, dest)
-        self.held = repos.files(self.held_all)
-        self._check_complete()
-        self._prune(dest)
-        pruned = prunable(target) and self.frozen is None
-        self.assessment = generations.assess_copy(
-            ctx, job.name, target.name, policy=job.generations.policy(), snapshots=self.held,
-            copied=[s.time for s in self.source], pruned=pruned,
-            medium=self.medium.label if self.medium else None)
-        if self.assessment.lost:
-            raise DataError(f"{job.name}: {self.assessment.finding}")
+    @property
+    def source_files(self) -> list[parse.Snapshot]:
+        return repos.files(list(self.source))
 
-    def _seal(self) -> None:
-        if not probe.is_local_path(self.target.url):
-            raise BackupctlError(f"{self.job.name}: copy {self.target.name}: seal: chattr "
-                                 "needs a local directory")
-        problem = probe.seal(self.ctx.local, probe.local_path(self.target.url),
-                             timeout=self.ctx.timeout)
-        if problem:
-            raise BackupctlError(f"{self.job.name}: copy {self.target.name}: {problem}")
-        self.steps.append("sealed: chattr +i on every file except locks/")
 
-    def _check_complete(self) -> None:
-        have = {s.time for s in self.held_all}
-        absent = [s for s in self.source_all if s.time not in have]
-        if absent:
-            listed = ", ".join(f"{s.short_id} ({s.time.isoformat()}{_dump_of(s)})"
-                               for s in absent[:5])
-            raise ResticError(f"{self.job.name}: copy {self.target.name} is incomplete after "
-                              f"restic copy: {len(absent)} primary snapshot(s) missing: "
-                              f"{listed}")
+@dataclass(frozen=True)
+class Copied:
+    """What the copy has done so far (kept when a later step fails)."""
 
-    def _prune(self, dest: repos.Repo) -> None:
-        if not prunable(self.target):
-            self.pruned = ("not pruned: the copy is immutable; its generations are reported "
-                           "instead")
-            return
-        if self.frozen:
-            self.pruned = f"not pruned: ransomware tripwire raised ({self.frozen})"
-            self.warnings.append(self.pruned)
-            return
-        policy = self.job.generations.policy()
-        restic_run.run(self.ctx.local, restic.forget(dest.url, dest.password,
-                                                     host=self.job.name, policy=policy),
-                       job=self.job.name, what=f"restic forget --prune on {self.target.name}",
-                       timeout=self.ctx.timeout)
-        self.pruned = "forget --prune: " + ", ".join(
-            f"keep-{k} {v}" for k, v in sorted(policy.items()))
-        self.steps.append(self.pruned)
-        self.held = repos.files(repos.snapshots(self.ctx, self.job, dest))
+    steps: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+    medium: media.Medium | None = None
+    copied: int = 0
+    held_all: tuple[parse.Snapshot, ...] = ()  # the copy's snapshots, dumps included
+    pruned: str | None = None
+    assessment: generations.Assessment | None = None
 
-    def result(self, status: ExitStatus, error: str | None) -> CopyRun:
-        """The copy run: the newest primary snapshot is what a successful copy holds."""
-        newest = self.source[-1] if self.source and status is ExitStatus.OK else None
-        details = CopyDetails(
-            copy_name=self.target.name, copy_kind=self.target.kind,
-            url=repos.display_url(self.target.url), copied=self.copied,
-            snapshots=len(self.held) if self.held else None,
-            newest_snapshot_time=self.held[-1].time.isoformat() if self.held else None,
-            medium=self.medium.record() if self.medium else None, pruned=self.pruned,
-            generations=self.assessment.record() if self.assessment else None,
-            source_snapshots=[s.time.isoformat() for s in self.source],
-            warnings=self.warnings, steps=self.steps)
-        return CopyRun(self.job.name, "copy", status, details, error=error,
-                       repository=self.target.name,
-                       snapshot_id=newest.id if newest else None,
-                       snapshot_time=newest.time.isoformat() if newest else None)
+    @property
+    def held(self) -> list[parse.Snapshot]:
+        return repos.files(list(self.held_all))
 
-    def record_generations(self, conn: Any) -> None:
-        if self.assessment is not None:
-            queries.insert_generations(conn, [self.assessment.row(self.job.name,
-                                                                  self.ctx.store.now())])
+    def step(self, text: str, **changes: Any) -> Copied:
+        return replace(self, steps=(*self.steps, text), **changes)
+
+
+def attach(plan: CopyPlan, done: Copied) -> Copied:
+    """An offline copy on a local path: is its medium attached, and which one?"""
+    target, job = plan.target, plan.job
+    if target.kind != "offline" or not probe.is_local_path(target.url):
+        return done
+    medium = media.attached(plan.ctx, job, target)
+    warnings = done.warnings if medium.label is not None else (*done.warnings, (
+        f"medium of {target.name} has no label: run backupctl media init {job.name} "
+        f"{target.name}"))
+    return replace(done, warnings=warnings).step(
+        f"medium attached: label {medium.label}, filesystem UUID {medium.fs_uuid}",
+        medium=medium)
+
+
+def copy_snapshots(plan: CopyPlan, done: Copied) -> Copied:
+    """`restic copy` from the primary (both passwords on pipes)."""
+    ctx, job, target, dest = plan.ctx, plan.job, plan.target, plan.dest
+    argv = restic.copy(dest.url, dest.password, source=plan.primary.url,
+                       source_password=plan.primary.password, host=job.name)
+    result, outcome = restic_run.run(ctx.local, argv, job=job.name,
+                                     what=f"restic copy to {target.name}", timeout=ctx.timeout,
+                                     allow=(ResticExit.NO_REPOSITORY,))
+    if outcome is ResticExit.NO_REPOSITORY:
+        raise ResticError(f"{job.name}: copy {target.name}: no repository at "
+                          f"{repos.display_url(target.url)}; create it with: backupctl init "
+                          f"{job.name} --copies (never done implicitly)")
+    copied = len(_SAVED.findall(result.stdout))
+    if done.medium is not None:
+        media.seen(ctx, job, target, done.medium)
+    return done.step(f"restic copy: {copied} new snapshot(s)", copied=copied)
+
+
+def anchor_evidence(plan: CopyPlan, done: Copied) -> Copied:
+    """Immutable copies hold the evidence records too (before sealing: sealed with the rest)."""
+    if plan.target.kind != "immutable":
+        return done
+    return done.step(anchors.push(plan.ctx, plan.job, plan.target))
+
+
+def seal(plan: CopyPlan, done: Copied) -> Copied:
+    target, job = plan.target, plan.job
+    if target.seal != "chattr":
+        return done
+    if not probe.is_local_path(target.url):
+        raise BackupctlError(f"{job.name}: copy {target.name}: seal: chattr needs a local "
+                             "directory")
+    problem = probe.seal(plan.ctx.local, probe.local_path(target.url), timeout=plan.ctx.timeout)
+    if problem:
+        raise BackupctlError(f"{job.name}: copy {target.name}: {problem}")
+    return done.step("sealed: chattr +i on every file except locks/")
+
+
+def check_complete(plan: CopyPlan, done: Copied) -> Copied:
+    """Every primary snapshot (by time, dumps included) must now be in the copy."""
+    held_all = tuple(repos.snapshots(plan.ctx, plan.job, plan.dest))
+    have = {s.time for s in held_all}
+    absent = [s for s in plan.source if s.time not in have]
+    if absent:
+        listed = ", ".join(f"{s.short_id} ({s.time.isoformat()}{_dump_of(s)})"
+                           for s in absent[:5])
+        raise ResticError(f"{plan.job.name}: copy {plan.target.name} is incomplete after "
+                          f"restic copy: {len(absent)} primary snapshot(s) missing: {listed}")
+    return replace(done, held_all=held_all)
+
+
+def prune(plan: CopyPlan, done: Copied) -> Copied:
+    """The generation policy on offline copies (never immutable ones; not while frozen)."""
+    if not prunable(plan.target):
+        return replace(done, pruned="not pruned: the copy is immutable; its generations are "
+                                    "reported instead")
+    if plan.frozen:
+        pruned = f"not pruned: ransomware tripwire raised ({plan.frozen})"
+        return replace(done, pruned=pruned, warnings=(*done.warnings, pruned))
+    ctx, job, dest = plan.ctx, plan.job, plan.dest
+    policy = job.generations.policy()
+    result, _ = restic_run.run(ctx.local, restic.forget(dest.url, dest.password, host=job.name,
+                                                        policy=policy),
+                               job=job.name, what=f"restic forget --prune on {plan.target.name}",
+                               timeout=ctx.timeout)
+    kept = parse.forget_kept(result.stdout)
+    held_all = tuple(kept if kept is not None else repos.snapshots(ctx, job, dest))
+    pruned = "forget --prune: " + ", ".join(f"keep-{k} {v}" for k, v in sorted(policy.items()))
+    return done.step(pruned, pruned=pruned, held_all=held_all)
+
+
+def assess(plan: CopyPlan, done: Copied) -> Copied:
+    """The generation assertion: snapshots lost from the copy are bad data."""
+    assessment = generations.assess_copy(
+        plan.ctx, plan.job.name, plan.target.name, policy=plan.job.generations.policy(),
+        snapshots=done.held, copied=[s.time for s in plan.source_files],
+        pruned=prunable(plan.target) and plan.frozen is None,
+        medium=done.medium.label if done.medium else None)
+    done = replace(done, assessment=assessment)
+    if assessment.lost:
+        raise DataError(f"{plan.job.name}: {assessment.finding}")
+    return done
+
+
+STEPS = (attach, copy_snapshots, anchor_evidence, seal, check_complete, prune, assess)
+
+
+def pipeline(plan: CopyPlan) -> tuple[Copied, Outcome]:
+    """Run the steps in order; the first failure stops the copy (what was done is kept)."""
+    done = Copied()
+    for step in STEPS:
+        try:
+            done = step(plan, done)
+        except BackupctlError as exc:
+            return done, Outcome().failed(exc)
+    return done, Outcome()
+
+
+def to_result(plan: CopyPlan, done: Copied, outcome: Outcome) -> CopyRun:
+    """The copy run: the newest primary snapshot is what a successful copy holds."""
+    source, held = plan.source_files, done.held
+    newest = source[-1] if source and outcome.ok else None
+    details = CopyDetails(
+        copy_name=plan.target.name, copy_kind=plan.target.kind,
+        url=repos.display_url(plan.target.url), copied=done.copied,
+        snapshots=len(held) if held else None,
+        newest_snapshot_time=held[-1].time.isoformat() if held else None,
+        medium=done.medium.record() if done.medium else None, pruned=done.pruned,
+        generations=done.assessment.record() if done.assessment else None,
+        source_snapshots=[s.time.isoformat() for s in source],
+        warnings=list(done.warnings), steps=list(done.steps))
+    return CopyRun(plan.job.name, "copy", outcome.status, details, error=outcome.error,
+                   repository=plan.target.name, snapshot_id=newest.id if newest else None,
+                   snapshot_time=newest.time.isoformat() if newest else None)
+
+
+def _record_generations(conn: Any, plan: CopyPlan, done: Copied) -> None:
+    if done.assessment is not None:
+        queries.insert_generations(conn, [done.assessment.row(plan.job.name,
+                                                              plan.ctx.store.now())])
