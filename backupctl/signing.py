@@ -6,6 +6,9 @@ sits next to it (`evidence.key.pub`, PEM, readable) and is printed, with its fin
 in every report, bundle and runbook. Someone who can write the database but cannot read
 the private key cannot rewrite history: a record whose hash they recompute no longer
 matches its signature.
+
+Several orchestrators sharing one database each sign with their own key; a `Keyring` holds
+the keys one orchestrator accepts: its own public key and `evidence_trusted_keys`.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import base64
 import binascii
 import hashlib
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,8 +74,45 @@ class PublicKey:
 
 
 @dataclass(frozen=True)
+class Keyring:
+    """The public keys whose signatures are accepted: this orchestrator's own (None when its
+    .pub file is missing: then its own records cannot be proven) and the trusted ones."""
+
+    own: PublicKey | None = None
+    trusted: tuple[PublicKey, ...] = ()
+
+    def keys(self) -> list[PublicKey]:
+        """Every accepted key, the own one first, each once."""
+        found: dict[str, PublicKey] = {}
+        for key in (self.own, *self.trusted):
+            if key is not None:
+                found.setdefault(key.fingerprint, key)
+        return list(found.values())
+
+    def get(self, fingerprint: str) -> PublicKey | None:
+        return next((k for k in self.keys() if k.fingerprint == fingerprint), None)
+
+
+def read_public(path: Path, *, what: str = "evidence public key") -> PublicKey:
+    """An Ed25519 public key (PEM) from `path`; a bad or missing one is a usage error."""
+    try:
+        return PublicKey.from_pem(path.read_bytes())
+    except OSError as exc:
+        raise UsageError(f"{what} {path} cannot be read: {exc.strerror or exc}") from None
+    except ValueError as exc:
+        raise UsageError(f"{what} {path} is not an Ed25519 public key (PEM): {exc}") from None
+
+
+def load_keyring(private: Path, trusted: Sequence[Path] = ()) -> Keyring:
+    """The own public key (beside `private`) and the `evidence_trusted_keys` files."""
+    return Keyring(load_public(private), tuple(
+        read_public(p, what="evidence_trusted_keys: key") for p in trusted))
+
+
+@dataclass(frozen=True)
 class Signer:
     key: Ed25519PrivateKey
+    path: Path | None = None  # where the private key lives (the head pin is beside it)
 
     @property
     def public(self) -> PublicKey:
@@ -95,7 +136,7 @@ def load_signer(path: Path) -> Signer | None:
         raise BackupctlError(f"evidence key {path} cannot be read: {exc}") from None
     if not isinstance(key, Ed25519PrivateKey):
         raise BackupctlError(f"evidence key {path} is not an Ed25519 key")
-    return Signer(key)
+    return Signer(key, path)
 
 
 def load_public(path: Path) -> PublicKey | None:

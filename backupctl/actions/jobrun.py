@@ -33,7 +33,7 @@ from backupctl.actions.results import PRIMARY, RunResult
 from backupctl.config.identity import job_file_sha256
 from backupctl.config.schema import Job
 from backupctl.errors import BackupctlError
-from backupctl.evidence import anchor, chain
+from backupctl.evidence import anchor, chain, pin
 from backupctl.execute import Cancelled, raise_if_cancelled
 from backupctl.log import mask, mask_data
 from backupctl.state import queries
@@ -105,6 +105,7 @@ def _close(ctx: Context, job: Job, run_id: int, *, status: str, code: int, error
         evidence = {**details.to_json(), "status": status, "exit_code": code, "error": error}
         entry = chain.append(conn, _evidence(ctx, job, row, evidence), run_id=run_id,
                              signer=ctx.signer)
+    pin.advance(ctx.store, ctx.signer, entry)  # committed: the head pin beside the key
     anchor.log_head(entry.seq, entry.hash, anchor_file=ctx.config.settings.evidence_anchor_file)
     _observe(ctx, job, row, started=False)
     return True
@@ -227,6 +228,7 @@ def recover(ctx: Context, job: Job) -> list[int]:
             "exit_code": 1, "error": row.error}), run_id=row.id, signer=ctx.signer)
             for row in stale]
     if entries:
+        pin.advance(ctx.store, ctx.signer, entries[-1])
         anchor.log_head(entries[-1].seq, entries[-1].hash,
                         anchor_file=ctx.config.settings.evidence_anchor_file)
     for row in stale:

@@ -13,6 +13,7 @@ from typing import Annotated, NoReturn
 import typer
 
 from backupctl.actions import anchors
+from backupctl.actions.context import Context
 from backupctl.cli.common import (
     JsonOpt,
     context,
@@ -24,6 +25,7 @@ from backupctl.cli.common import (
     output_file,
     say,
 )
+from backupctl.config.validate import Config
 from backupctl.errors import BackupctlError, UsageError
 from backupctl.evidence import audit as audits
 from backupctl.evidence import chain
@@ -32,7 +34,7 @@ from backupctl.evidence.period import Period
 from backupctl.execute import Secret
 from backupctl.files import write_atomic
 from backupctl.secrets import read_secret
-from backupctl.signing import init_key, load_public, public_path
+from backupctl.signing import init_key, public_path
 from backupctl.state.db import Store
 from backupctl.status import ExitStatus
 
@@ -114,14 +116,17 @@ def _password(path: Path | None, *, confirm: bool) -> Secret:
     return Secret(first)
 
 
-def _chain(store: Store, anchor: Path | None, *,
-           new_ok: bool = False) -> tuple[chain.ChainCheck, chain.Problem | None]:
-    entries = reports.load(store)
-    result = chain.check(entries)
-    anchored = None
-    if anchor is not None and not (new_ok and not anchor.exists()):
-        anchored = chain.check_anchors(entries, audits.read_anchor_file(anchor))
-    return result, anchored
+def _audit(config: Config, store: Store, anchor: Path | None, *, new_ok: bool = False,
+           pin_required: bool = True) -> audits.Audit:
+    files = [] if anchor is None or (new_ok and not anchor.exists()) else [anchor]
+    return audits.of_config(config, store, anchor_files=files, pin_required=pin_required)
+
+
+def _say_problems(problems: list[chain.Problem], *, after: str = "") -> None:
+    for problem in problems:
+        head = (f"EVIDENCE CHAIN BROKEN ({problem.what})" if problem.proven
+                else "EVIDENCE CANNOT BE PROVEN")
+        say(f"{head}: {problem.message}{after}")
 
 
 AgainstOpt = Annotated[list[str] | None, typer.Option(
@@ -151,24 +156,31 @@ def verify_command(
     ctx = context(config)
     files = [f for f in (anchor, config.settings.evidence_anchor_file) if f is not None]
     copies = [found for name in against or [] for found in anchors.anchored_copies(ctx, name)]
-    result = audits.audit(ctx.store, key=load_public(config.settings.evidence_key),
-                          anchor_files=files, copies=copies)
-    status = ExitStatus.OK if result.problem is None else ExitStatus.BAD_DATA
+    result = audits.of_config(config, ctx.store, anchor_files=files, copies=copies)
+    status = result.status
     if as_json:
         emit_json({"command": "evidence verify", **result.to_dict(), "exit_code": int(status)})
-    elif result.problem is None:
-        signed = (f"{result.check.signed} signed with {result.key_fingerprint}"
-                  if result.key_fingerprint else "NOT signed: no evidence key (run backupctl "
-                  "evidence init-key)")
-        out.print(f"evidence chain OK: {result.check.count} records ({signed}), head seq "
-                  f"{result.check.head_seq} {result.check.head}; every finished run has its "
-                  f"record; {result.anchors} anchored head(s) match"
-                  + (f" ({', '.join(result.sources)})" if result.sources else ""),
-                  markup=False)
+    elif result.ok:
+        out.print(_verified(result), markup=False)
     else:
-        for problem in result.problems:
-            say(f"EVIDENCE CHAIN BROKEN ({problem.what}): {problem.message}")
+        _say_problems(result.problems)
     exit_with(status)
+
+
+def _verified(result: audits.Audit) -> str:
+    check = result.check
+    if check.signed:
+        keys = ", ".join(f"{n} with {fp}" for fp, n in check.signers.items())
+        signed = f"{check.signed} signed ({keys})"
+    else:
+        signed = "NOT signed" + ("" if result.key_fingerprint else
+                                 ": no evidence key (run backupctl evidence init-key)")
+    pinned = (f"head pin seq {result.pinned.seq} matches" if result.pinned
+              else "no head pin (nothing signed with this orchestrator's key yet)")
+    return (f"evidence chain OK: {check.count} records ({signed}), head seq "
+            f"{check.head_seq} {check.head}; every finished run has its record; {pinned}; "
+            f"{result.anchors} anchored head(s) match"
+            + (f" ({', '.join(result.sources)})" if result.sources else ""))
 
 
 @evidence_app.command("init-key")
@@ -191,7 +203,7 @@ def _verify_bundle(path: Path, password: Secret, *, as_json: bool) -> NoReturn:
     from backupctl.evidence import bundle  # pyzipper + Cryptodome: imported only when needed
 
     result = bundle.verify(path, password)
-    status = ExitStatus.OK if result.ok else ExitStatus.BAD_DATA
+    status = result.status
     if as_json:
         emit_json({"command": "evidence verify", **result.to_dict(), "exit_code": int(status)})
     elif result.ok:
@@ -204,6 +216,8 @@ def _verify_bundle(path: Path, password: Secret, *, as_json: bool) -> NoReturn:
     else:
         for problem in result.problems:
             say(f"{path}: {problem}")
+        for problem in result.unproven:
+            say(f"{path}: CANNOT BE PROVEN: {problem}")
     exit_with(status)
 
 
@@ -232,28 +246,59 @@ def export_command(
             "send it separately from the bundle and the password")
     if not result.chain_verified:
         say("EVIDENCE CHAIN DOES NOT VERIFY: see the report's first finding")
-        exit_with(ExitStatus.BAD_DATA)
+        exit_with(result.status)
 
 
 @evidence_app.command("head")
-def head_command(anchor: AnchorOpt = None, as_json: JsonOpt = False) -> None:
+def head_command(
+    anchor: AnchorOpt = None, as_json: JsonOpt = False,
+    write_pin: Annotated[bool, typer.Option(
+        "--pin", help="also write the signed head pin beside the evidence key (once after "
+        "an upgrade; every run writes it)")] = False,
+) -> None:
     """Verify the chain and print its head; with --anchor, also append it to that file."""
-    ctx = context(load())
-    result, anchored = _chain(ctx.store, anchor, new_ok=True)
-    problem = result.problem or anchored
-    if problem is not None:
-        say(f"EVIDENCE CHAIN BROKEN ({problem.what}): {problem.message}; nothing anchored")
-        exit_with(ExitStatus.BAD_DATA)
-    line = chain.Anchor(at=ctx.store.now(), seq=result.head_seq or 0, hash=result.head)
+    config = load()
+    ctx = context(config)
+    # --pin: the pin is what is missing after an upgrade; everything else must hold.
+    result = _audit(config, ctx.store, anchor, new_ok=True, pin_required=not write_pin)
+    if not result.ok:
+        _say_problems(result.problems, after="; nothing anchored")
+        exit_with(result.status)
+    check = result.check
+    line = chain.Anchor(at=ctx.store.now(), seq=check.head_seq or 0, hash=check.head)
     if anchor is not None:
         try:
             with anchor.open("a", encoding="utf-8") as handle:
                 handle.write(line.line())
         except OSError as exc:
             raise BackupctlError(f"cannot append to {anchor}: {exc.strerror or exc}") from None
+    pinned = _pin_head(ctx, check) if write_pin else None
     if as_json:
         emit_json({"command": "evidence head", "at": line.at, "seq": line.seq,
-                   "head": line.hash, "count": result.count,
-                   "anchor": str(anchor) if anchor else None})
+                   "head": line.hash, "count": check.count,
+                   "anchor": str(anchor) if anchor else None,
+                   "pin": str(pinned) if pinned else None})
     else:
         out.print(line.line().rstrip("\n"), markup=False)
+
+
+def _pin_head(ctx: Context, check: chain.ChainCheck) -> Path:
+    """Write the head pin for the verified head (`evidence head --pin`)."""
+    from backupctl.evidence import pin
+
+    signer = ctx.signer
+    if signer is None or signer.path is None:
+        raise UsageError(f"no evidence key at {ctx.config.settings.evidence_key}: nothing to "
+                         "sign the head pin with (run backupctl evidence init-key)")
+    if check.head_seq is None:
+        raise UsageError("the evidence chain is empty: there is no head to pin yet")
+    if not check.signed:
+        raise UsageError("no record is signed yet: the first run after init-key writes the pin")
+    try:
+        written = pin.move(ctx.store, signer, chain.Entry(check.head_seq, {"hash": check.head}))
+    except (OSError, pin.PinError) as exc:
+        raise BackupctlError(f"cannot write the head pin: {exc}") from None
+    if written is None:
+        raise BackupctlError(f"the head pin {pin.path_for(signer.path)} is newer than this "
+                             "head or does not match it; it is kept (see evidence verify --db)")
+    return pin.path_for(signer.path)

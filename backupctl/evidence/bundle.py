@@ -10,6 +10,7 @@ no-echo prompt, never from argv.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -25,14 +26,16 @@ import pyzipper
 from backupctl import __version__
 from backupctl.config.validate import Config
 from backupctl.errors import BackupctlError
-from backupctl.evidence import chain, render, report
+from backupctl.evidence import audit, chain, pin, render, report
 from backupctl.evidence.period import Period, slice_for
 from backupctl.execute import Secret
-from backupctl.signing import PublicKey, load_public
+from backupctl.signing import Keyring, PublicKey
 from backupctl.state.db import Store
+from backupctl.status import ExitStatus
 
 SCHEMA_ID = "backupctl-evidence-bundle/1"
 SUMS = "SHA256SUMS"
+PIN = "evidence.head"
 
 README = """\
 backupctl 監査証跡バンドル / audit evidence bundle
@@ -84,6 +87,7 @@ class Exported:
     head: str
     fingerprint: str  # SHA-256 of SHA256SUMS: write it down next to the bundle
     chain_verified: bool
+    status: ExitStatus = ExitStatus.OK  # of the database's check at export
 
     def to_dict(self) -> dict[str, Any]:
         return {"path": str(self.path), "records": self.count, "head": self.head,
@@ -96,8 +100,9 @@ def export(*, config: Config, store: Store, period: Period, lang: str, out: Path
     data = report.build(config=config, store=store, period=period, lang=lang,
                         entries=entries, now=now)
     piece = slice_for(entries, period)
-    key = load_public(config.settings.evidence_key)
-    whole = chain.check(entries, public_key=key)
+    keys = audit.keyring(config)
+    whole = audit.of_config(config, store, entries=entries)
+    key = keys.own
     meta = {
         "schema": SCHEMA_ID,
         "backupctl_version": __version__,
@@ -106,10 +111,13 @@ def export(*, config: Config, store: Store, period: Period, lang: str, out: Path
         "first_seq": piece[0].seq if piece else None,
         "last_seq": piece[-1].seq if piece else None,
         "count": len(piece),
-        "prev_hash": str(piece[0].record["prev_hash"]) if piece else whole.head,
-        "head": piece[-1].hash if piece else whole.head,
+        # each line's seq: PostgreSQL sequences may skip numbers, so FIRST + n is not enough
+        "seqs": [e.seq for e in piece],
+        "prev_hash": str(piece[0].record["prev_hash"]) if piece else whole.check.head,
+        "head": piece[-1].hash if piece else whole.check.head,
         "database": whole.to_dict(),
         "key_fingerprint": key.fingerprint if key else None,
+        "trusted_keys": [k.fingerprint for k in keys.trusted],
     }
     files = {
         "records.jsonl": b"".join(chain.line(e.record) for e in piece),
@@ -119,13 +127,26 @@ def export(*, config: Config, store: Store, period: Period, lang: str, out: Path
         "report.pdf": render.render(data, "pdf"),
         "README.txt": README.encode("utf-8"),
         "verify-records.sh": _recipe(),
-        **({"evidence.pub": key.pem.encode()} if key else {}),
+        **_keys(keys, pin.path_for(config.settings.evidence_key)),
     }
     sums = "".join(f"{_sha256(body)}  {name}\n" for name, body in sorted(files.items()))
     files[SUMS] = sums.encode()
     _write_zip(out, files, password)
     return Exported(path=out, count=len(piece), head=str(meta["head"]),
-                    fingerprint=_sha256(files[SUMS]), chain_verified=whole.ok)
+                    fingerprint=_sha256(files[SUMS]), chain_verified=whole.ok,
+                    status=whole.status)
+
+
+def _keys(keys: Keyring, pin_path: Path) -> dict[str, bytes]:
+    """evidence.pub (the own key), trusted-HEX.pub (each trusted key, named by its raw
+    key's SHA-256) and evidence.head (the head pin, when there is one)."""
+    files = {"evidence.pub": keys.own.pem.encode()} if keys.own else {}
+    for key in keys.trusted:
+        if keys.own is None or key.fingerprint != keys.own.fingerprint:
+            files[f"trusted-{hashlib.sha256(key.raw).hexdigest()[:16]}.pub"] = key.pem.encode()
+    with contextlib.suppress(FileNotFoundError):
+        files[PIN] = pin_path.read_bytes()
+    return files
 
 
 def _write_zip(out: Path, files: dict[str, bytes], password: Secret) -> None:
@@ -153,21 +174,29 @@ class WrongPassword(BackupctlError):
 @dataclass(frozen=True)
 class BundleCheck:
     path: Path
-    problems: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # what was changed or forged
     count: int = 0
     head: str | None = None
     fingerprint: str | None = None
     period: dict[str, Any] | None = None
     key_fingerprint: str | None = None  # the evidence key that signed the records
+    unproven: list[str] = field(default_factory=list)  # what could not be checked
 
     @property
     def ok(self) -> bool:
-        return not self.problems
+        return not self.problems and not self.unproven
+
+    @property
+    def status(self) -> ExitStatus:
+        if self.problems:
+            return ExitStatus.BAD_DATA
+        return ExitStatus.FAILED if self.unproven else ExitStatus.OK
 
     def to_dict(self) -> dict[str, Any]:
         return {"path": str(self.path), "ok": self.ok, "problems": self.problems,
-                "records": self.count, "head": self.head, "fingerprint": self.fingerprint,
-                "period": self.period, "key_fingerprint": self.key_fingerprint}
+                "unproven": self.unproven, "records": self.count, "head": self.head,
+                "fingerprint": self.fingerprint, "period": self.period,
+                "key_fingerprint": self.key_fingerprint}
 
 
 def verify(path: Path, password: Secret) -> BundleCheck:
@@ -195,10 +224,12 @@ def verify(path: Path, password: Secret) -> BundleCheck:
     for name in sorted(set(contents) - set(listed) - {SUMS}):
         problems.append(f"{name}: not listed in {SUMS} (added after export)")
     fingerprint = _sha256(sums_raw)
-    meta, count, head = _check_slice(contents, problems)
+    unproven: list[str] = []
+    meta, count, head = _check_slice(contents, problems, unproven)
     return BundleCheck(path, problems, count=count, head=head, fingerprint=fingerprint,
                        period=meta.get("period") if meta else None,
-                       key_fingerprint=meta.get("key_fingerprint") if meta else None)
+                       key_fingerprint=meta.get("key_fingerprint") if meta else None,
+                       unproven=unproven)
 
 
 def _read_zip(path: Path, password: Secret) -> tuple[dict[str, bytes], list[str]]:
@@ -220,8 +251,10 @@ def _read_zip(path: Path, password: Secret) -> tuple[dict[str, bytes], list[str]
     return contents, unencrypted
 
 
-def _check_slice(contents: dict[str, bytes],
-                 problems: list[str]) -> tuple[dict[str, Any] | None, int, str | None]:
+def _check_slice(contents: dict[str, bytes], problems: list[str],
+                 unproven: list[str]) -> tuple[dict[str, Any] | None, int, str | None]:
+    """The records against chain.json, the keys, the head pin and the database's check at
+    export: the same rules as `evidence verify --db` (rules.py), on the slice."""
     try:
         meta: dict[str, Any] = json.loads(contents["chain.json"])
         records = [json.loads(line) for line in
@@ -230,25 +263,77 @@ def _check_slice(contents: dict[str, bytes],
         problems.append(f"cannot read the records or chain.json: {exc}")
         return None, 0, None
     first = meta.get("first_seq") or 1
-    entries = [chain.Entry(seq=first + i, record=r) for i, r in enumerate(records)]
-    try:
-        key = PublicKey.from_pem(contents["evidence.pub"]) if "evidence.pub" in contents \
-            else None
-    except ValueError as exc:
-        problems.append(f"evidence.pub is not an Ed25519 public key: {exc}")
-        key = None
-    if key is not None and meta.get("key_fingerprint") not in (None, key.fingerprint):
-        problems.append(f"evidence.pub ({key.fingerprint}) is not the key chain.json names "
-                        f"({meta.get('key_fingerprint')})")
-    if key is None and any(r.get("signature") for r in records):
-        problems.append("the records are signed but the bundle has no evidence.pub")
-    result = chain.check(entries, start=str(meta.get("prev_hash")), public_key=key)
+    seqs = meta.get("seqs") or [first + i for i in range(len(records))]
+    if len(seqs) != len(records):
+        problems.append(f"chain.json lists {len(seqs)} seqs for {len(records)} records")
+        return meta, len(records), None
+    entries = [chain.Entry(seq=int(n), record=r) for n, r in zip(seqs, records, strict=True)]
+    keys = _bundle_keys(contents, meta, problems)
+    pinned = _bundle_pin(contents, keys, problems, unproven)
+    result = chain.check(entries, start=str(meta.get("prev_hash")), keys=keys,
+                         first_signed=pinned.first_signed_seq if pinned else None)
     if result.problem is not None:
-        problems.append(f"records.jsonl: {result.problem.message}")
+        (problems if result.problem.proven else unproven).append(
+            f"records.jsonl: {result.problem.message}")
+    if pinned is not None:
+        problems += [f"records.jsonl: {p.message}"
+                     for p in pin.compare(entries, pinned, whole=False)]
     if len(records) != meta.get("count"):
         problems.append(f"records.jsonl holds {len(records)} records, chain.json states "
                         f"{meta.get('count')}")
     if result.head != meta.get("head"):
         problems.append(f"records.jsonl ends at {result.head[:16]}…, chain.json states head "
                         f"{str(meta.get('head'))[:16]}…")
+    _database(meta, problems, unproven)
     return meta, len(records), result.head
+
+
+def _bundle_keys(contents: dict[str, bytes], meta: dict[str, Any],
+                 problems: list[str]) -> Keyring:
+    """evidence.pub (the exporting orchestrator's key, named in chain.json) and every other
+    *.pub in the bundle (its trusted keys)."""
+    own, trusted = None, []
+    for name in sorted(n for n in contents if n.endswith(".pub") and "/" not in n):
+        try:
+            key = PublicKey.from_pem(contents[name])
+        except ValueError as exc:
+            problems.append(f"{name} is not an Ed25519 public key: {exc}")
+            continue
+        if name == "evidence.pub":
+            own = key
+        else:
+            trusted.append(key)
+    if own is not None and meta.get("key_fingerprint") not in (None, own.fingerprint):
+        problems.append(f"evidence.pub ({own.fingerprint}) is not the key chain.json names "
+                        f"({meta.get('key_fingerprint')})")
+    return Keyring(own, tuple(trusted))
+
+
+def _bundle_pin(contents: dict[str, bytes], keys: Keyring, problems: list[str],
+                unproven: list[str]) -> pin.Pin | None:
+    """The exporting orchestrator's head pin, when the bundle has one and it verifies."""
+    if PIN not in contents:
+        return None
+    try:
+        found = pin.parse(contents[PIN])
+    except pin.PinError as exc:
+        problems.append(f"{PIN}: not a head pin ({exc})")
+        return None
+    distrust = pin.trust_problem(found, keys.own, path=Path(PIN))
+    if distrust is not None:
+        (problems if distrust.proven else unproven).append(distrust.message)
+        return None
+    return found
+
+
+def _database(meta: dict[str, Any], problems: list[str], unproven: list[str]) -> None:
+    """The whole database's check when the bundle was exported (chain.json `database`)."""
+    database = meta.get("database")
+    if not isinstance(database, dict) or database.get("ok") is None:
+        unproven.append("chain.json does not state the state database's check at export")
+    elif database.get("ok") is not True:
+        found = database.get("problem") or {}
+        message = (f"the state database did not verify when the bundle was exported: "
+                   f"{found.get('message') if isinstance(found, dict) else found}")
+        (unproven if database.get("exit_code") == ExitStatus.FAILED else problems).append(
+            message)

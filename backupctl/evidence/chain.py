@@ -12,6 +12,10 @@ sorted, compact JSON of the record without `hash`.
 the caller's serialized write transaction (SQLite `BEGIN IMMEDIATE`, PostgreSQL advisory
 transaction lock) and `prev_hash` is unique in the table, so concurrent writers can never
 fork the chain. The tool never updates or deletes a record.
+
+Records signed since several orchestrators share a chain name their key (`key_fingerprint`,
+part of the hashed content). What a record may be at its place (version 1 only at the
+start, nothing unsigned after the first signed record, only accepted keys) is rules.py.
 """
 
 from __future__ import annotations
@@ -20,17 +24,22 @@ import hashlib
 import json
 import uuid
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import rfc8785
 from sqlalchemy import Connection
 
-from backupctl.signing import PublicKey, Signer
+from backupctl.evidence import rules
+from backupctl.evidence.model import UNPROVEN
+from backupctl.evidence.model import Entry as Entry
+from backupctl.evidence.model import Problem as Problem
+from backupctl.signing import Keyring, Signer
 from backupctl.state import queries
 
 GENESIS = "0" * 64
-CHAIN_VERSION = 2
+CHAIN_VERSION = rules.CHAIN_VERSION
+KEY_FIELD = "key_fingerprint"  # in records signed since keys are named (absent otherwise)
 FIELDS_V1 = ("id", "kind", "job", "host", "repository", "snapshot_id", "snapshot_time",
              "started_at", "finished_at", "operator", "result", "details",
              "backupctl_version", "restic_version", "prev_hash")
@@ -102,6 +111,8 @@ def append(conn: Connection, fields: dict[str, Any], *, run_id: int | None = Non
     record["details"] = _plain(fields.get("details") or {})
     record["prev_hash"] = head(conn)
     record["chain_version"] = CHAIN_VERSION
+    if signer is not None:
+        record[KEY_FIELD] = signer.public.fingerprint
     record["hash"] = record_hash(record)
     record["signature"] = signer.sign(record["hash"]) if signer is not None else None
     row = dict(record)
@@ -115,6 +126,10 @@ def row_to_record(mapping: dict[str, Any]) -> dict[str, Any]:
     record = {k: mapping[k] for k in (*(FIELDS if v2 else FIELDS_V1), "hash")}
     if v2:
         record["signature"] = mapping.get("signature")
+    # Present only when set: older version-2 records were hashed without a key_fingerprint,
+    # and a version-1 row showing any version-2 column is named as downgraded (rules.py).
+    extra = (KEY_FIELD,) if v2 else ("chain_version", *rules.V2_ONLY)
+    record.update({k: mapping[k] for k in extra if mapping.get(k) is not None})
     try:
         record["details"] = json.loads(mapping["details"])
     except (TypeError, ValueError):
@@ -124,25 +139,6 @@ def row_to_record(mapping: dict[str, Any]) -> dict[str, Any]:
     return record
 
 
-@dataclass(frozen=True)
-class Entry:
-    """A record with its position in the database."""
-
-    seq: int
-    record: dict[str, Any]
-
-    @property
-    def id(self) -> str:
-        return str(self.record.get("id"))
-
-    @property
-    def hash(self) -> str:
-        return str(self.record.get("hash"))
-
-    def name(self) -> str:
-        return f"seq {self.seq} (id {self.id})"
-
-
 def entries(conn: Connection, *, after: int = 0) -> Iterator[Entry]:
     """Every record (after seq `after`) in chain order."""
     for row in queries.evidence_rows(conn, after=after):
@@ -150,26 +146,15 @@ def entries(conn: Connection, *, after: int = 0) -> Iterator[Entry]:
 
 
 @dataclass(frozen=True)
-class Problem:
-    """The first place where the chain does not hold."""
-
-    seq: int | None
-    id: str | None
-    what: str  # edited | deleted | inserted | reordered | anchor
-    message: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"seq": self.seq, "id": self.id, "what": self.what, "message": self.message}
-
-
-@dataclass(frozen=True)
 class ChainCheck:
     count: int
     head: str
     head_seq: int | None
-    problem: Problem | None
-    signed: int = 0  # records whose signature verified with the evidence public key
+    problem: Problem | None  # the first forgery, else the first record that cannot be proven
+    signed: int = 0  # records whose signature verified with an accepted key
     unsigned: int = 0  # version-2 records written before an evidence key existed
+    first_signed_seq: int | None = None
+    signers: dict[str, int] = field(default_factory=dict)  # key fingerprint → records
 
     @property
     def ok(self) -> bool:
@@ -178,17 +163,20 @@ class ChainCheck:
     def to_dict(self) -> dict[str, Any]:
         return {"ok": self.ok, "count": self.count, "head": self.head,
                 "head_seq": self.head_seq, "signed": self.signed, "unsigned": self.unsigned,
+                "first_signed_seq": self.first_signed_seq, "signers": self.signers,
                 "problem": self.problem.to_dict() if self.problem else None}
 
 
-def check(chain: Sequence[Entry], *, start: str = GENESIS,
-          public_key: PublicKey | None = None) -> ChainCheck:
+def check(chain: Sequence[Entry], *, start: str = GENESIS, keys: Keyring | None = None,
+          first_signed: int | None = None) -> ChainCheck:
     """Walk `chain` (in seq order) and name the first edited/deleted/inserted/moved record,
-    or, with the evidence public key, the first record whose signature does not verify.
+    or the first that breaks a rule of rules.py (downgraded, stripped, a foreign key, a
+    signature that does not verify with the accepted `keys`).
 
     `start` is the `prev_hash` the first entry must carry (GENESIS for the whole chain, the
-    stated predecessor for a slice). Once a record is signed, every later one must be: an
-    unsigned record after a signed one was written (or rewritten) without the key.
+    stated predecessor for a slice); `first_signed` the head pin's first signed seq (every
+    record from it on must be signed, also in a slice that starts after it). A record that
+    cannot be proven (no public key) does not stop the walk: a forgery later still counts.
     """
     head_entry = chain[-1] if chain else None
     position = {e.hash: i for i, e in enumerate(chain)}
@@ -196,8 +184,8 @@ def check(chain: Sequence[Entry], *, start: str = GENESIS,
     for i, e in enumerate(chain):
         claimed.setdefault(str(e.record.get("prev_hash")), []).append(i)
     expected = start
-    signed = unsigned = 0
-    problem: Problem | None = None
+    seen = rules.Seen(first_signed=first_signed)
+    forged = unproven = None
     for i, e in enumerate(chain):
         problem = _link_problem(chain, i, expected=expected, position=position,
                                 claimed=claimed)
@@ -205,33 +193,18 @@ def check(chain: Sequence[Entry], *, start: str = GENESIS,
             problem = Problem(e.seq, e.id, "edited", (
                 f"record {e.name()} was edited or forged: its content no longer matches its hash "
                 f"{e.hash[:16]}…"))
-        if problem is None and public_key is not None:
-            problem = _signature_problem(e, public_key, signed_before=signed > 0)
-        if problem is not None:
+        if problem is None:
+            problem = rules.visit(e, seen, keys)
+        if problem is not None and problem.what != UNPROVEN:
+            forged = problem
             break
-        if e.record.get("signature"):
-            signed += 1
-        elif e.record.get("chain_version") == CHAIN_VERSION:
-            unsigned += 1
+        unproven = unproven or problem
         expected = e.hash
     return ChainCheck(count=len(chain), head=head_entry.hash if head_entry else start,
-                      head_seq=head_entry.seq if head_entry else None, problem=problem,
-                      signed=signed, unsigned=unsigned)
-
-
-def _signature_problem(e: Entry, key: PublicKey, *, signed_before: bool) -> Problem | None:
-    signature = e.record.get("signature")
-    if not signature:
-        if signed_before and e.record.get("chain_version") == CHAIN_VERSION:
-            return Problem(e.seq, e.id, "signature", (
-                f"record {e.name()} is not signed although earlier records are: it was "
-                "written or rewritten without the evidence key"))
-        return None
-    if not key.verify(e.hash, str(signature)):
-        return Problem(e.seq, e.id, "signature", (
-            f"record {e.name()}: its signature does not verify with the evidence key "
-            f"{key.fingerprint}: the record was forged or re-signed with another key"))
-    return None
+                      head_seq=head_entry.seq if head_entry else None,
+                      problem=forged or unproven, signed=seen.signed, unsigned=seen.unsigned,
+                      first_signed_seq=seen.signed_first.seq if seen.signed_first else None,
+                      signers=seen.signers)
 
 
 def _link_problem(chain: Sequence[Entry], i: int, *, expected: str, position: dict[str, int],

@@ -21,11 +21,10 @@ from backupctl.clock import iso
 from backupctl.config import calendar
 from backupctl.config.validate import Config
 from backupctl.errors import UsageError
-from backupctl.evidence import chain, summary
+from backupctl.evidence import audit, chain, summary
 from backupctl.evidence.period import Period, slice_for
 from backupctl.fmt import LANGS, ms_to_seconds
 from backupctl.log import mask
-from backupctl.signing import load_public
 from backupctl.state import queries
 from backupctl.state.db import Store
 from backupctl.state.records import (
@@ -68,8 +67,8 @@ def build(*, config: Config, store: Store, period: Period, lang: str,
     if lang not in LANGS:
         raise UsageError(f"--lang must be ja or en, not {lang!r}")
     entries = load(store) if entries is None else entries
-    key = load_public(config.settings.evidence_key)
-    verdict = chain.check(entries, public_key=key)
+    checked = audit.of_config(config, store, entries=entries)
+    verdict, key = checked.check, audit.keyring(config).own
     in_period_all = [e for e in slice_for(entries, period)
                      if period.contains(e.record.get("finished_at"))]
     # Notices (who was told what) are not runs of a job: counted in the summary only.
@@ -80,10 +79,9 @@ def build(*, config: Config, store: Store, period: Period, lang: str,
                  records=[e.record for e in in_period if e.record["job"] == name])
             for name in names]
     findings = [{"job": j["job"], "text": text} for j in jobs for text in j["findings"]]
-    if not verdict.ok:
-        assert verdict.problem is not None
+    if checked.problem is not None:
         findings.insert(0, {"job": None, "text": _t(lang, "finding_chain").format(
-            problem=verdict.problem.message)})
+            problem=checked.problem.message)})
     generated = now or datetime.now(period.tz)
     return {
         "schema": SCHEMA_ID,
@@ -93,9 +91,9 @@ def build(*, config: Config, store: Store, period: Period, lang: str,
         "backupctl_version": __version__,
         "period": {"from": period.start.isoformat(), "to": period.end.isoformat(),
                    "utc_offset": period.offset()},
-        "chain": {"verified": verdict.ok, "count": verdict.count, "head": verdict.head,
+        "chain": {"verified": checked.ok, "count": verdict.count, "head": verdict.head,
                   "head_seq": verdict.head_seq,
-                  "problem": verdict.problem.message if verdict.problem else None,
+                  "problem": checked.problem.message if checked.problem else None,
                   "signed": verdict.signed, "unsigned": verdict.unsigned,
                   "key_fingerprint": key.fingerprint if key else None,
                   "public_key": key.pem if key else None},
@@ -104,10 +102,10 @@ def build(*, config: Config, store: Store, period: Period, lang: str,
         "findings": findings,
         "frameworks": [{"id": f["id"], "name": f["name"][lang], "primary": bool(f["primary"])}
                        for f in mapping()["frameworks"]],
-        "mapping": _mapping(jobs, lang=lang, verified=verdict.ok),
+        "mapping": _mapping(jobs, lang=lang, verified=checked.ok),
         "summary": summary.build(
             jobs=jobs, records=[e.record for e in in_period_all], history=entries,
-            bounds=period.bounds(), chain_ok=verdict.ok, chain_count=verdict.count,
+            bounds=period.bounds(), chain_ok=checked.ok, chain_count=verdict.count,
             open_flags=state.open_flags, generations=state.generations,
             limits=_limits(config), words=labels()[lang],
             titles={item["id"]: item["title"][lang] for item in mapping()["items"]},

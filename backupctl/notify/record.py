@@ -14,7 +14,7 @@ from typing import Any
 from backupctl import __version__
 from backupctl.config.validate import Config
 from backupctl.errors import BackupctlError
-from backupctl.evidence import chain
+from backupctl.evidence import chain, pin
 from backupctl.notify.model import DeliveryResult
 from backupctl.signing import Signer, load_signer
 from backupctl.state import notices
@@ -72,11 +72,12 @@ def record(store: Store, results: Sequence[DeliveryResult], *, started_at: str,
     try:
         with store.transaction() as conn:
             notices.insert_notices(conn, [_row(r, host) for r in results])
-            for result in results:
-                chain.append(conn, _evidence(result, host, started_at), signer=signer)
+            entries = [chain.append(conn, _evidence(result, host, started_at), signer=signer)
+                       for result in results]
     except BackupctlError as exc:
         log.warning("cannot record notification outcomes: %s", exc)
         return False
+    pin.advance(store, signer, entries[-1])  # the head pin beside the key (never raises)
     return True
 
 

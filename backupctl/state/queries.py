@@ -372,6 +372,19 @@ def evidence_head(conn: Connection) -> str | None:
     return str(row[0]) if row else None
 
 
+def evidence_hash_at(conn: Connection, seq: int) -> str | None:
+    """The hash of the record at `seq` (None when there is none)."""
+    row = conn.execute(select(evidence.c.hash).where(evidence.c.seq == seq)).first()
+    return str(row[0]) if row else None
+
+
+def first_signed_seq(conn: Connection) -> int | None:
+    """The seq of the first record that carries a signature."""
+    value = conn.execute(select(func.min(evidence.c.seq)).where(
+        evidence.c.signature.is_not(None), evidence.c.signature != "")).scalar()
+    return int(value) if value is not None else None
+
+
 def insert_evidence(conn: Connection, row: dict[str, Any]) -> int:
     """Insert a record; its `seq` (its place in the chain)."""
     return int(conn.execute(evidence.insert().returning(evidence.c.seq).values(**row))

@@ -91,6 +91,8 @@ evidence = Table(
     Column("chain_version", Integer),
     Column("orchestrator", String(255)),
     Column("signature", Text),
+    # the signing key's fingerprint (hashed with the record; several orchestrators' keys)
+    Column("key_fingerprint", String(80)),
 )
 
 # Ransomware tripwires and other per-job flags (raised until an operator clears them).
