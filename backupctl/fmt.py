@@ -81,16 +81,6 @@ def ago(seconds: float | None, lang: str = "en") -> str:
     return f"in {count} {word}" if future else f"{count} {word} ago"
 
 
-def age(seconds: float | None) -> str:
-    """A compact age for narrow tables: `45s`, `12.5m`, `3.0h`, `2.1d`; `-` when unknown."""
-    if seconds is None:
-        return "-"
-    for unit, length in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= length:
-            return f"{seconds / length:.1f}{unit}"
-    return f"{seconds:.0f}s"
-
-
 def moment(value: datetime | str | None) -> datetime | None:
     """A stored ISO 8601 string (or a datetime) as an aware datetime; None if unreadable."""
     if value is None or value == "":
@@ -122,13 +112,13 @@ def local_ago(value: datetime | str | None, *, now: datetime, tz: tzinfo,
 
 
 def zone_label(tz: tzinfo, at: datetime | None = None) -> str:
-    """The zone as a person reads it: `Asia/Tokyo (UTC+09:00)`, `UTC+01:00` when unnamed."""
+    """The zone as a person reads it: `Asia/Tokyo, UTC+09:00`, `UTC+01:00` when unnamed."""
     offset = (at or datetime.now(UTC)).astimezone(tz).strftime("%z")
     shown = f"UTC{offset[:3]}:{offset[3:]}" if offset else "UTC"
     name = getattr(tz, "key", None)
     if not name and shown == "UTC+00:00":
         return "UTC"
-    return f"{name} ({shown})" if name else shown
+    return f"{name}, {shown}" if name else shown
 
 
 def zone(name: str | None = None) -> tzinfo:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from backupctl import fmt
 from backupctl.actions import generations, media, tripwire
 from backupctl.actions import repo as repos
 from backupctl.actions.context import Context
@@ -121,7 +122,8 @@ def copies_overview(ctx: Context, job: Job) -> Overview:
     findings += [r["finding"] for r in repositories if r["finding"]]
     suspicious = [f.to_json() for f in tripwire.raised(ctx, job.name)]
     for flag in suspicious:
-        findings.append(f"SUSPICIOUS since {flag['raised_at']}: {flag['reason']} (pruning "
+        since = fmt.local(flag["raised_at"], ctx.config.settings.tz)
+        findings.append(f"SUSPICIOUS since {since}: {flag['reason']} (pruning "
                         f"frozen; after checking, run: backupctl clear {job.name} --operator "
                         "NAME --reason TEXT)")
     armed = tripwire.recorded_canaries(ctx, job)

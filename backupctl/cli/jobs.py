@@ -141,16 +141,20 @@ def status(as_json: JsonOpt = False) -> None:
                    "jobs": [r.to_dict() for r in rows]})
         return
     shared = ctx.job_locks.global_scope  # several orchestrators: show who did what
-    table = Table("job", "host", "last backup", "result", "age", "generations", "next",
-                  *(["running"] if shared else []), "findings")
+    tz, now = config.settings.tz, ctx.clock()
+    table = Table("job", "host", "last backup", "result", "last success", "generations",
+                  "next", *(["running"] if shared else []), "findings",
+                  caption=f"times in {fmt.zone_label(tz, now)}")
     for r in rows:
-        last = r.last_backup_at or "never"
+        last = fmt.local(r.last_backup_at, tz) if r.last_backup_at else "never"
         if shared and r.last_backup_orchestrator:
             last += f" on {r.last_backup_orchestrator}"
         running = ([f"on {r.running['orchestrator']} ({r.running['kind']} since "
-                    f"{r.running['since'][:19]})" if r.running else "-"] if shared else [])
+                    f"{fmt.local(r.running['since'], tz)})" if r.running else "-"]
+                   if shared else [])
         table.add_row(r.job, r.host, last, r.last_backup_status or "-",
-                      fmt.age(r.age_seconds), str(r.generations or "-"), r.next_backup or "-",
+                      fmt.ago(r.age_seconds), str(r.generations or "-"),
+                      fmt.local_ago(r.next_backup, now=now, tz=tz) if r.next_backup else "-",
                       *running, "; ".join(r.findings) or "ok")
     out.print(table)
     if key is None:

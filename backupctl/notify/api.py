@@ -49,7 +49,8 @@ def send_event(config: Config, store: Store, event: Event, *, status: str | None
         return []
     started = iso(now())
     text = message.render(event, lang=settings.language,
-                          description=_description(config, event.job), status=status)
+                          description=_description(config, event.job), status=status,
+                          tz=config.settings.tz)
     results = delivery.deliver(
         settings.channels, text, event=event.name, sent_at=lambda: iso(now()), budget=budget,
         job=event.job, kind=event.kind, repository=event.repository, run_id=event.run_id)
@@ -112,7 +113,8 @@ def notify_test(config: Config, store: Store, channel: str | None = None, *,
     started = iso(now())
     for target in chosen:  # one at a time: each channel gets its own, named message
         text = message.test_message(lang=settings.language, channel=target.name,
-                                    orchestrator=store.orchestrator, at=started)
+                                    orchestrator=store.orchestrator, at=started,
+                                    tz=config.settings.tz)
         results += delivery.deliver([target], text, event="test",
                                     sent_at=lambda: iso(now()), budget=budget)
     record.record(store, results, started_at=started, signer=record.signer_of(config))

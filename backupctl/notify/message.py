@@ -8,8 +8,9 @@ still never sent.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import tzinfo
 
+from backupctl import fmt
 from backupctl.log import mask
 from backupctl.notify.model import Event, Message
 from backupctl.notify.texts import kind_label, t
@@ -17,12 +18,14 @@ from backupctl.notify.texts import kind_label, t
 _UNIT_OF_KIND = {"backup": "backup", "copy": "copy", "probe": "copy", "verify": "verify"}
 
 
-def local_time(stamp: str) -> str:
-    """An ISO time as the orchestrator's local wall clock with offset, to the second."""
-    try:
-        return datetime.fromisoformat(stamp).astimezone().isoformat(timespec="seconds")
-    except ValueError:
+def local_time(stamp: str, tz: tzinfo | None = None) -> str:
+    """A stored ISO time on the wall clock of `timezone`, to the minute, with the zone:
+    `2026-12-08 01:04 (Asia/Tokyo, UTC+09:00)`."""
+    zone = tz or fmt.system_zone()
+    when = fmt.moment(stamp)
+    if when is None:
         return stamp
+    return f"{fmt.local(when, zone)} ({fmt.zone_label(zone, when)})"
 
 
 def investigate(job: str, kind: str) -> list[str]:
@@ -40,7 +43,7 @@ def _status_of(event: Event) -> str:
 
 
 def render(event: Event, *, lang: str, description: str | None,
-           status: str | None = None) -> Message:
+           status: str | None = None, tz: tzinfo | None = None) -> Message:
     """The message for one event. `status` is the run's status (runs.status) when known."""
     key = f"{event.name}_reminder" if event.reminder else event.name
     kind = kind_label(lang, event.kind)
@@ -59,7 +62,7 @@ def render(event: Event, *, lang: str, description: str | None,
     if event.repository and event.repository != "primary":
         rows.append((label["repository"], event.repository))
     rows += [(label["result"], result), (label["reason"], event.reason),
-             (label["orchestrator"], event.orchestrator), (label["at"], local_time(event.at))]
+             (label["orchestrator"], event.orchestrator), (label["at"], local_time(event.at, tz))]
     lines += [f"{name}: {value}" for name, value in rows]
     lines += ["", f"{label['investigate']}:"]
     lines += [f"  {command}" for command in investigate(event.job, event.kind)]
@@ -68,7 +71,9 @@ def render(event: Event, *, lang: str, description: str | None,
                    level="ok" if event.name == "recovery" else "alert")
 
 
-def test_message(*, lang: str, channel: str, orchestrator: str, at: str) -> Message:
-    body = t(lang, "test_body", channel=channel, orchestrator=orchestrator, at=local_time(at))
+def test_message(*, lang: str, channel: str, orchestrator: str, at: str,
+                 tz: tzinfo | None = None) -> Message:
+    body = t(lang, "test_body", channel=channel, orchestrator=orchestrator,
+             at=local_time(at, tz))
     return Message(subject=mask(t(lang, "subject.test", channel=channel)),
                    body=mask(body + "\n\n" + t(lang, "footer")), level="info")

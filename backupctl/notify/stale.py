@@ -20,7 +20,7 @@ from backupctl.clock import iso, system_clock
 from backupctl.config import calendar
 from backupctl.config.schema import Job
 from backupctl.config.validate import Config
-from backupctl.fmt import duration
+from backupctl.fmt import duration, local_ago
 from backupctl.notify import channels as delivery
 from backupctl.notify import events, record
 from backupctl.notify.api import send_event
@@ -94,16 +94,12 @@ def check_stale(config: Config, store: Store, now: datetime | None = None, *,
             continue
         params = {"interval": duration(item.interval_seconds, lang),
                   "grace": duration(item.grace_seconds, lang)}
-        why = t(lang, "reason.stale", last=_local(item.last_success), **params) \
+        last_success = local_ago(item.last_success, now=moment, tz=config.settings.tz,
+                                 lang=lang)
+        why = t(lang, "reason.stale", last=last_success, **params) \
             if item.last_success else t(lang, "reason.stale_never", **params)
         event = Event(name="stale", job=item.job, kind=item.kind, repository=repository,
                       reason=why, at=iso(moment), orchestrator=store.orchestrator,
                       reminder=told_this_spell)
         deliveries += send_event(config, store, event, budget=budget, now=lambda: moment)
     return StaleCheck(stale=stale, deliveries=deliveries)
-
-
-def _local(stamp: str | None) -> str:
-    if stamp is None:
-        return "–"
-    return datetime.fromisoformat(stamp).astimezone().isoformat(timespec="minutes")

@@ -70,7 +70,7 @@ def test_local_ago_puts_the_age_beside_the_time() -> None:
 def test_zone_by_name_and_label() -> None:
     assert fmt.zone("Asia/Tokyo") == TOKYO
     at = datetime(2026, 1, 1, tzinfo=UTC)
-    assert fmt.zone_label(TOKYO, at) == "Asia/Tokyo (UTC+09:00)"
+    assert fmt.zone_label(TOKYO, at) == "Asia/Tokyo, UTC+09:00"
     assert fmt.zone_label(timezone(timedelta(hours=-3, minutes=-30)), at) == "UTC-03:30"
     assert fmt.zone_label(UTC, at) == "UTC"
 

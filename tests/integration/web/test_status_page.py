@@ -166,7 +166,7 @@ def test_chromium_gets_english_by_accept_language_and_by_the_query(
                 Dom(browser(exporter.url + "/?lang=en"))):
         assert dom.attr("html", "lang") == ["en"]
         assert "need action" in dom.words and "Never backed up yet" in dom.words
-        assert "hours ago" in dom.words and "Asia/Tokyo (UTC+09:00)" in dom.words
+        assert "hours ago" in dom.words and "Asia/Tokyo, UTC+09:00" in dom.words
         assert [job for job, _ in dom.cards()] == ["pacs", "lab", "emr-db"]
     browser(exporter.url + "/?lang=en", screenshot=tmp_path / "status-en-desktop.png")
     browser(exporter.url + "/?lang=en", screenshot=tmp_path / "status-en-phone.png",

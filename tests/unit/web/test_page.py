@@ -87,7 +87,7 @@ def test_cards_show_local_times_ages_modes_and_copies(page: StatusPage) -> None:
     assert "full restore, primary" not in ok and "quick, usb" in ok
     assert "usb (offline)" in ok and "worm (immutable)" in ok
     assert "immutability proven" in ok
-    assert "Asia/Tokyo (UTC+09:00)" in body
+    assert "Asia/Tokyo, UTC+09:00" in body
 
 
 def test_the_strip_has_thirty_days_with_words_not_only_colour(page: StatusPage) -> None:
