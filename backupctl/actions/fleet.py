@@ -22,12 +22,12 @@ from backupctl.actions.results import JobResult, status_fields
 from backupctl.config.identity import job_file_sha256
 from backupctl.config.schema import Job
 from backupctl.state import queries
+from backupctl.state.lease_view import HeldLease, current_leases
 from backupctl.state.locks import LeaseHeld
 from backupctl.status import ExitStatus
 
 if TYPE_CHECKING:
     from backupctl.actions.status import JobStatus  # annotations only: runs skip that module
-    from backupctl.state.leases import HeldLease
 
 NOT_DUE, RUNNING_ELSEWHERE, NO_ROOM = "not_due", "running_elsewhere", "no_room"
 _MARKS = {NOT_DUE: "NOT DUE", RUNNING_ELSEWHERE: "RUNNING", NO_ROOM: "SKIPPED"}
@@ -78,8 +78,6 @@ def run_job(ctx: Context, job: Job, action: Callable[[Context, Job], JobResult],
 
 def annotate(ctx: Context, rows: list[JobStatus]) -> list[JobStatus]:
     """Add the live lease of each job and the orchestrators whose job file differs."""
-    from backupctl.state.leases import current_leases  # psycopg: only `status` pays for it
-
     running = {lease.job: lease for lease in ctx.store.query(current_leases) if lease.live}
     hashes = ctx.store.query(queries.job_file_hashes)
     out = []
