@@ -34,7 +34,8 @@ _OBJECT_WORDS = (
     "trigger", "view", "extension", "policy", "collation", "operator", "language",
     "tablespace", "server", "publication", "subscription", "rule", "encoding", "parameter",
     "cursor", "statement", "savepoint", "conversion", "partition", "attribute", "family",
-    "class", "template", "configuration", "dictionary", "parser", "mapping", "object")
+    "class", "template", "configuration", "dictionary", "parser", "mapping", "object",
+    "directory")  # the cluster's own directories (initdb, pg_ctl), never restored data
 _NAMED = re.compile(r"\b(?:" + "|".join(_OBJECT_WORDS) + r")\s+$", re.IGNORECASE)
 # What may stand before a label: a tool's prefix (`pg_restore: `, `psql:<stdin>:3: `) or the
 # server log's (`2026-02-02 17:00:00.123 UTC [4242] `).

@@ -63,6 +63,8 @@ def test_values_and_row_lines_are_hidden_identifiers_kept() -> None:
     ("ERROR:  permission denied for table patients",
      "ERROR:  permission denied for table patients"),
     ("ERROR:  can't do that to table \"t\"", "ERROR:  can't do that to table \"t\""),
+    ('initdb: error: could not create directory "/scratch/pg": Permission denied',
+     'initdb: error: could not create directory "/scratch/pg": Permission denied'),
 ])
 def test_one_line(line: str, shown: str) -> None:
     assert redact(line) == shown
