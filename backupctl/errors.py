@@ -1,20 +1,50 @@
-"""Exception hierarchy; each exception maps to exactly one ExitStatus."""
+"""Exception hierarchy; each exception maps to exactly one ExitStatus, and carries the
+category of its failure (`Reason`) where it has one.
+
+A run's error text can name files of the backed-up server, so a notification never shows
+it: it shows the category, decided here where the failure is known and stored with the run
+(`runs.reason`), never guessed from the text afterwards.
+"""
 
 from __future__ import annotations
 
+import enum
+
 from backupctl.status import ExitStatus
+
+
+class Reason(enum.StrEnum):
+    """Why a run failed, as a notification says it (notify/texts.yaml `reason.*`)."""
+
+    CONFIG = "config"
+    HOST_KEY = "host_key"
+    PASSWORD = "password"  # noqa: S105 (a category's name)
+    LOCKED = "locked"
+    TIMEOUT = "timeout"
+    UNREACHABLE = "unreachable"
+    SPACE = "space"
+    REPOSITORY = "repository"
+    CHECK = "check"
+    HOOK = "hook"
 
 
 class BackupctlError(Exception):
     """Base error: a message that tells the operator what failed and what to do."""
 
     status: ExitStatus = ExitStatus.FAILED
+    reason: Reason | None = None
+
+    def __init__(self, *args: object, reason: Reason | None = None) -> None:
+        super().__init__(*args)
+        if reason is not None:
+            self.reason = reason
 
 
 class ConfigError(BackupctlError):
     """Invalid configuration or usage: nothing was run."""
 
     status = ExitStatus.USAGE
+    reason = Reason.CONFIG
 
     def __init__(self, messages: list[str]) -> None:
         self.messages = messages
@@ -23,14 +53,19 @@ class ConfigError(BackupctlError):
 
 class UsageError(BackupctlError):
     status = ExitStatus.USAGE
+    reason = Reason.CONFIG
 
 
 class HostKeyError(BackupctlError):
     """Unknown or changed SSH host key: refused."""
 
+    reason = Reason.HOST_KEY
+
 
 class ConnectError(BackupctlError):
     """Host unreachable, authentication failed, connection lost."""
+
+    reason = Reason.UNREACHABLE
 
 
 class CommandFailed(BackupctlError):
@@ -51,3 +86,4 @@ class LockHeld(BackupctlError):
     """The job is already running elsewhere."""
 
     status = ExitStatus.LOCKED
+    reason = Reason.LOCKED

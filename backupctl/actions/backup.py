@@ -36,6 +36,7 @@ from backupctl.errors import (
     BackupctlError,
     ConnectError,
     HostKeyError,
+    Reason,
     ResticError,
 )
 from backupctl.execute import Result, Runner, tail
@@ -103,7 +104,7 @@ class Hooks:
     """`before` or `after` commands: what ran, and the first failure."""
 
     steps: tuple[str, ...] = ()
-    error: str | None = None
+    outcome: Outcome = field(default_factory=Outcome)
 
 
 @dataclass(frozen=True)
@@ -163,8 +164,9 @@ def hooks(runner: Runner, job: Job, key: str, *, timeout: float) -> Hooks:
         result = runner.shell(command, timeout=timeout)
         steps.append(f"{key}: {command!r} exited {result.returncode}")
         if not result.ok:
-            return Hooks(tuple(steps), f"{job.name}: {key} command {command!r} failed "
-                                       f"{result.describe()}")
+            return Hooks(tuple(steps), Outcome(
+                ExitStatus.FAILED, f"{job.name}: {key} command {command!r} failed "
+                f"{result.describe()}", Reason.TIMEOUT if result.timed_out else Reason.HOOK))
     return Hooks(tuple(steps))
 
 
@@ -327,10 +329,8 @@ def backup(ctx: Context, job: Job) -> BackupResult:
 
 def pipeline(ctx: Context, job: Job, runner: Runner, *, unlock: bool) -> Done:
     before = hooks(runner, job, "before", timeout=ctx.timeout)
-    if before.error is None:
-        taken = take_snapshot(ctx, job, runner)
-    else:
-        taken = Taken(outcome=Outcome().combine(ExitStatus.FAILED, before.error))
+    taken = take_snapshot(ctx, job, runner) if before.outcome.ok else Taken(
+        outcome=before.outcome)
     steps = [*before.steps, *taken.steps]
     outcome = taken.outcome
     if taken.unreachable and job.source.after:
@@ -339,9 +339,9 @@ def pipeline(ctx: Context, job: Job, runner: Runner, *, unlock: bool) -> Done:
         try:
             after = hooks(runner, job, "after", timeout=ctx.timeout)  # even after a failure
         except BackupctlError as exc:
-            after = Hooks(error=str(exc))
+            after = Hooks(outcome=Outcome().failed(exc))
         steps += after.steps
-        outcome = outcome.combine(ExitStatus.FAILED, after.error) if after.error else outcome
+        outcome = outcome.then(after.outcome)
     done = Done(outcome, taken, tuple(steps))
     if taken.summary is None or not outcome.ok:
         return done
@@ -393,7 +393,7 @@ def to_result(job: Job, done: Done) -> BackupResult:
         warnings=list(done.warnings), steps=list(done.steps),
         databases=[d.record() for d in done.dumps])
     return BackupResult(job.name, "backup", done.outcome.status, details,
-                        error=done.outcome.error,
+                        error=done.outcome.error, reason=done.outcome.reason,
                         snapshot_id=summary.snapshot_id if summary else None,
                         snapshot_time=inspected.snapshot_time if inspected else None)
 

@@ -327,6 +327,7 @@ def to_result(plan: CopyPlan, done: Copied, outcome: Outcome) -> CopyRun:
         source_snapshots=[s.time.isoformat() for s in source],
         warnings=list(done.warnings), steps=list(done.steps))
     return CopyRun(plan.job.name, "copy", outcome.status, details, error=outcome.error,
+                   reason=outcome.reason,
                    repository=plan.target.name, snapshot_id=newest.id if newest else None,
                    snapshot_time=newest.time.isoformat() if newest else None)
 

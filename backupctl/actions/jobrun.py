@@ -88,7 +88,7 @@ def _observe(ctx: Context, job: Job, row: queries.RunRow, *, started: bool) -> N
 
 def _close(ctx: Context, job: Job, run_id: int, *, status: str, code: int, error: str | None,
            details: Record, snapshot_id: str | None = None, snapshot_time: str | None = None,
-           extra: Extra | None = None) -> bool:
+           reason: str | None = None, extra: Extra | None = None) -> bool:
     """Close the run and append its evidence record in one transaction; False when the run
     had already been closed elsewhere (recorded interrupted by another orchestrator)."""
     restore_ms = details.restore_ms if isinstance(details, Proof) else None
@@ -97,7 +97,8 @@ def _close(ctx: Context, job: Job, run_id: int, *, status: str, code: int, error
         row = queries.finish_run(conn, run_id, status=status, exit_code=code,
                                  finished_at=ctx.store.now(), details=details, error=error,
                                  snapshot_id=snapshot_id, snapshot_time=snapshot_time,
-                                 restore_ms=restore_ms)
+                                 restore_ms=restore_ms,
+                                 reason=None if status == "success" else reason)
         if row is None:
             return False
         if extra is not None:
@@ -142,7 +143,7 @@ class Run(Generic[D]):
         if not _close(self.ctx, self.job, self.run_id, status=run_status(result.status),
                       code=int(result.status), error=error, details=result.details,
                       snapshot_id=result.snapshot_id, snapshot_time=result.snapshot_time,
-                      extra=extra):
+                      reason=result.reason, extra=extra):
             result = dataclasses.replace(result, status=ExitStatus.FAILED, error=(
                 f"{self.job.name}: run {self.run_id} was recorded interrupted by another "
                 "orchestrator meanwhile; this result was not recorded"))
@@ -152,7 +153,8 @@ class Run(Generic[D]):
     def fail(self, exc: BackupctlError) -> RunResult[D]:
         """Record the run as failed by `exc` (bad data when it is a DataError)."""
         return self.finish(RunResult(self.job.name, self.kind, exc.status, self.model(),
-                                     error=str(exc), repository=self.repository))
+                                     error=str(exc), repository=self.repository,
+                                     reason=exc.reason))
 
     def abort(self, exc: BaseException) -> None:
         """Record a run that a signal (interrupted) or a bug (failed) cut short."""

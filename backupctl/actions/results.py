@@ -16,7 +16,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from backupctl import execute
 from backupctl.config.schema import Job
-from backupctl.errors import BackupctlError
+from backupctl.errors import BackupctlError, Reason
 from backupctl.state.records import Record
 from backupctl.status import ExitStatus
 
@@ -49,22 +49,28 @@ class Outcome:
 
     status: ExitStatus = ExitStatus.OK
     error: str | None = None
+    reason: Reason | None = None  # the category of the first failure that had one
 
     @property
     def ok(self) -> bool:
         return self.status is ExitStatus.OK
 
-    def combine(self, status: ExitStatus, error: str | None) -> Outcome:
+    def combine(self, status: ExitStatus, error: str | None, *,
+                reason: Reason | None = None) -> Outcome:
         """This outcome and another step's: an error never leaves the status OK."""
         if error is None and status is ExitStatus.OK:
             return self
         if status is ExitStatus.OK:
             status = ExitStatus.FAILED
         joined = "; ".join(e for e in (self.error, error) if e) or None
-        return Outcome(ExitStatus.worst([self.status, status]), joined)
+        return Outcome(ExitStatus.worst([self.status, status]), joined, self.reason or reason)
+
+    def then(self, other: Outcome) -> Outcome:
+        """This outcome followed by a later step's."""
+        return self.combine(other.status, other.error, reason=other.reason)
 
     def failed(self, exc: BackupctlError) -> Outcome:
-        return self.combine(exc.status, str(exc))
+        return self.combine(exc.status, str(exc), reason=exc.reason)
 
 
 def status_fields(status: ExitStatus) -> dict[str, Any]:
@@ -84,10 +90,11 @@ class RunResult(Generic[D]):
     snapshot_id: str | None = None
     snapshot_time: str | None = None
     run_id: int | None = None
+    reason: Reason | None = None  # why it failed, as a category (errors.Reason)
 
     def to_dict(self) -> dict[str, Any]:
         return {"job": self.job, "kind": self.kind, "repository": self.repository,
-                **status_fields(self.status), "error": self.error,
+                **status_fields(self.status), "error": self.error, "failure_reason": self.reason,
                 "snapshot_id": self.snapshot_id, "snapshot_time": self.snapshot_time,
                 "run_id": self.run_id, **self.details.to_json()}
 

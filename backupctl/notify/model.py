@@ -31,6 +31,7 @@ class FinishedRun:
     orchestrator: str
     operator: str = "scheduler"
     run_id: int | None = None
+    reason: str | None = None  # errors.Reason, decided where the run failed
 
     @property
     def ok(self) -> bool:
@@ -47,7 +48,8 @@ class FinishedRun:
                    error=row.error, started_at=row.started_at,
                    finished_at=(now or row.started_at) if running or row.finished_at is None
                    else row.finished_at,
-                   orchestrator=row.orchestrator, operator=row.operator, run_id=row.id)
+                   orchestrator=row.orchestrator, operator=row.operator, run_id=row.id,
+                   reason=row.reason)
 
 
 @dataclass(frozen=True)

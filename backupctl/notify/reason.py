@@ -1,9 +1,11 @@
 """One safe line saying why a run did not succeed: categories and counts, never raw text.
 
 A run's error text can name files of the backed-up server (patient data: a mismatching file,
-a canary path, a failing hook's output) and must never reach an e-mail or a chat. So the
-error is only *classified* by keywords of backupctl's own messages; what is shown comes from
-texts.yaml, filled with counts, durations and configuration names (job, copy) alone.
+a canary path, a failing hook's output) and must never reach an e-mail or a chat. What is
+shown comes from texts.yaml, filled with counts, durations and configuration names (job,
+copy) alone. The failure's category (`errors.Reason`) is decided where the failure happened
+and stored with the run (`runs.reason`); only runs recorded before that column existed are
+classified by keywords of backupctl's own messages (`classify`).
 """
 
 from __future__ import annotations
@@ -34,7 +36,8 @@ _CATEGORIES: tuple[tuple[str, re.Pattern[str]], ...] = (
 
 
 def classify(error: str | None) -> str | None:
-    """The category of a failure message (a texts.yaml `reason` key), or None."""
+    """The category of an older run's failure message (a texts.yaml `reason` key), or None:
+    for rows recorded without `runs.reason`."""
     text = (error or "").lower()
     for category, pattern in _CATEGORIES:
         if pattern.search(text):
@@ -65,7 +68,7 @@ def reason(run: FinishedRun, details: dict[str, Any], lang: str) -> str:
         return t(lang, "reason.probe", repository=run.repository)
     if run.kind in ("verify", "drill") and run.status == "bad_data":
         return _bad_data(details, lang)
-    category = classify(run.error)
+    category = run.reason or classify(run.error)
     if category is not None:
         return t(lang, f"reason.{category}")
     if run.status == "bad_data":

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from tenacity import Retrying, retry_if_result, stop_after_attempt
 
-from backupctl.errors import ResticError
+from backupctl.errors import Reason, ResticError
 from backupctl.execute import Arg, Result, Runner, Secret, StdoutSink
 from backupctl.files import write_atomic
 from backupctl.restic import commands
@@ -82,7 +82,16 @@ def run(runner: Runner, argv: Sequence[Arg], *, job: str, what: str,
     if outcome is ResticExit.OK or outcome in allow:
         return result, outcome
     raise ResticError(f"{job}: {what} failed ({outcome.value}) {result.describe()}"
-                      + hint(job, outcome))
+                      + hint(job, outcome), reason=reason_of(result, outcome))
+
+
+_REASONS = {ResticExit.NO_REPOSITORY: Reason.REPOSITORY,
+            ResticExit.WRONG_PASSWORD: Reason.PASSWORD, ResticExit.LOCKED: Reason.LOCKED}
+
+
+def reason_of(result: Result, outcome: ResticExit) -> Reason | None:
+    """The failure category of a restic outcome (timed out, no repository, …), if any."""
+    return Reason.TIMEOUT if result.timed_out else _REASONS.get(outcome)
 
 
 def hint(job: str, outcome: ResticExit) -> str:

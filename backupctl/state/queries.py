@@ -50,6 +50,7 @@ class RunRow:
     operator: str
     restore_ms: int | None
     job_file_sha256: str | None
+    reason: str | None = None  # errors.Reason of a failed run
 
     @classmethod
     def of(cls, row: Any) -> RunRow:
@@ -74,13 +75,13 @@ def run(conn: Connection, run_id: int) -> RunRow:
 def finish_run(conn: Connection, run_id: int, *, status: str, exit_code: int,
                finished_at: str, details: Record | None, error: str | None = None,
                snapshot_id: str | None = None, snapshot_time: str | None = None,
-               restore_ms: int | None = None) -> RunRow | None:
+               restore_ms: int | None = None, reason: str | None = None) -> RunRow | None:
     """Close a running run; None when it is no longer running (another process closed it,
     e.g. recorded it interrupted), so it is never closed twice."""
     done = conn.execute(update(runs).where(runs.c.id == run_id, runs.c.status == RUNNING)
                         .values(status=status, exit_code=exit_code, finished_at=finished_at,
                                 snapshot_id=snapshot_id, snapshot_time=snapshot_time,
-                                error=error, restore_ms=restore_ms,
+                                error=error, restore_ms=restore_ms, reason=reason,
                                 details=json.dumps(details.to_json() if details else {},
                                                    ensure_ascii=False)))
     if done.rowcount != 1:

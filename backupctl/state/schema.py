@@ -43,6 +43,9 @@ runs = Table(
     Column("restore_ms", BigInteger),
     # SHA-256 of the job file the run used: orchestrators with differing files show in status
     Column("job_file_sha256", String(64)),
+    # why a run failed, as a category (errors.Reason), decided where the failure happened;
+    # notifications show it instead of the error's text (NULL: success, or older rows)
+    Column("reason", String(32)),
     Index("runs_job_kind", "job", "kind", "id"),
     # metrics: the newest run per job/kind/repository is one index seek (backupctl.state.view)
     Index("runs_job_kind_repository", "job", "kind", "repository", "id"),

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from backupctl.actions.context import Context
-from backupctl.errors import ResticError
+from backupctl.errors import Reason, ResticError
 from backupctl.execute import Result, Runner, tail
 from backupctl.restic import commands
 from backupctl.restic import run as restic
@@ -87,7 +87,7 @@ def restic_check(runner: Runner, repo: Repo, *, job: str, read_data_subset: floa
         return CheckOutcome(output, tuple(found), (failure,), ms,
                             f"restic check{subset}: ERRORS")
     raise ResticError(f"{job}: restic check of {repo.name} failed ({outcome.value}) "
-                      f"{result.describe()}")
+                      f"{result.describe()}", reason=Reason.CHECK)
 
 
 def check_beside_restore(ctx: Context, runner: Runner, job: str, repo: Repo, *,

@@ -17,7 +17,7 @@ from collections.abc import Collection
 from pathlib import Path
 
 from backupctl import fmt
-from backupctl.errors import CommandFailed, ConfigError
+from backupctl.errors import CommandFailed, ConfigError, Reason
 from backupctl.files import wipe as wipe  # the one symlink-safe wipe (also databases/)
 
 FREE_SPACE_MARGIN = 64 << 20
@@ -79,4 +79,4 @@ def require_free_space(base: Path, needed: int, *, job: str) -> None:
             f"{job}: not enough free space in scratch_dir {base} for a full restore: the "
             f"snapshot needs {fmt.size(needed)} (+{fmt.size(FREE_SPACE_MARGIN)} margin), "
             f"{fmt.size(free)} free. Free space there, point scratch_dir at a larger disk, "
-            "or use --mode quick; nothing was restored")
+            "or use --mode quick; nothing was restored", reason=Reason.SPACE)

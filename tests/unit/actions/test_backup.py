@@ -303,9 +303,25 @@ def test_repository_init_true_creates_it_once_then_backs_up(env: Env) -> None:
 
 def test_wrong_password_says_so(env: Env) -> None:
     env.remote.on("backup", returncode=1, stderr="Fatal: wrong password or no key found\n")
-    result, _ = env.run()
+    result, ctx = env.run()
     assert "wrong password" in (result.error or "")
     assert "password_file" in (result.error or "")
+    assert result.reason == "password" and _rows(ctx)[0].reason == "password"
+
+
+@pytest.mark.parametrize(("timed_out", "category"), [(False, "hook"), (True, "timeout")])
+def test_a_failed_hooks_category_is_stored_with_the_run(env: Env, timed_out: bool,
+                                                        category: str) -> None:
+    env.remote.on("sh", "-c", returncode=-1 if timed_out else 1, timed_out=timed_out)
+    result, ctx = env.run(source={"paths": ["/srv/data"], "before": ["dump"]})
+    assert result.status is ExitStatus.FAILED
+    assert result.reason == category and _rows(ctx)[0].reason == category
+
+
+def test_a_successful_run_stores_no_category(env: Env) -> None:
+    env.remote.on("backup", stdout=SUMMARY)
+    result, ctx = env.run()
+    assert result.status is ExitStatus.OK and _rows(ctx)[0].reason is None
 
 
 def test_an_unexpected_exception_is_recorded_as_failed_then_propagates(env: Env) -> None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
 
+from backupctl.errors import Reason
 from backupctl.notify.model import FinishedRun
 from backupctl.notify.reason import classify, reason
 
@@ -56,3 +58,21 @@ def test_reason_holds_counts_and_names_never_the_error(run: FinishedRun,
     line = reason(run, details, "ja")
     assert expected in line
     assert PATH not in line and "\n" not in line
+
+
+def test_the_stored_category_wins_over_the_errors_wording() -> None:
+    """The category decided where the run failed (runs.reason) is what the message says,
+    whatever the error's text happens to contain."""
+    run = dataclasses.replace(_run(error=f"before command failed reading {PATH}"),
+                              reason="space")
+    assert classify(run.error) == "hook"  # what the wording alone would have said
+    assert reason(run, {}, "ja") == "作業領域の空き容量が足りません"
+    assert reason(run, {}, "en") == "not enough free space in the scratch area"
+
+
+@pytest.mark.parametrize("category", list(Reason))
+def test_every_failure_category_has_a_message_in_both_languages(category: Reason) -> None:
+    run = dataclasses.replace(_run(error=None), reason=str(category))
+    generic = {reason(_run(error=None), {}, lang) for lang in ("ja", "en")}
+    for lang in ("ja", "en"):
+        assert reason(run, {}, lang) not in generic
