@@ -10,6 +10,7 @@ import base64
 import contextlib
 import hashlib
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -20,7 +21,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import Any, LiteralString, TypedDict
 
 import pytest
 
@@ -347,23 +348,91 @@ def ssh_workspace(workspace: Workspace, sshd: Sshd) -> Workspace:
 
 # -- PostgreSQL ---------------------------------------------------------------------------
 
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
+def _newest_pg_bin() -> Path:
+    """The newest installed PostgreSQL's programs, the major version backupctl's own restore
+    tests pick (`backupctl.databases.cluster.candidates`, not imported here so that a
+    conftest import error never hides the module's own)."""
+    root = Path("/usr/lib/postgresql")
+    majors = [int(p.name) for p in root.glob("*")
+              if p.name.isdigit() and (p / "bin" / "initdb").exists()]
+    return root / (str(max(majors)) if majors else "NOT-INSTALLED") / "bin"
+
+
+PG_BIN = _newest_pg_bin()
 LISTEN = ("127.0.0.1", "127.0.0.2")  # the second is for clients whose network a test cuts
 
 
 @dataclass
-class Postgres:
+class PgServer:
+    """A PostgreSQL server started by the tests: loopback only, fsync off, `postgres` trusted."""
+
     port: int
     data: Path
 
+    def create(self, dbname: str) -> None:
+        self._admin("CREATE DATABASE {}", dbname)
+
+    def drop(self, dbname: str) -> None:
+        """Drop the database, ending any session still connected to it."""
+        self._admin("DROP DATABASE IF EXISTS {} WITH (FORCE)", dbname)
+
+    def _admin(self, statement: LiteralString, dbname: str) -> None:
+        import psycopg
+        from psycopg import sql
+
+        with psycopg.connect(host=LISTEN[0], port=self.port, user="postgres",
+                             dbname="postgres", autocommit=True, connect_timeout=30) as conn:
+            conn.execute(sql.SQL(statement).format(sql.Identifier(dbname)))
+
+
+@contextlib.contextmanager
+def pg_server() -> Iterator[PgServer]:
+    """initdb and start a server on a free port (as `postgres`: it refuses root); stopped and
+    wiped on leaving."""
+    if not (PG_BIN / "initdb").exists():
+        pytest.fail("PostgreSQL is not installed: run `make install`")
+    need("runuser")
+    data = Path(tempfile.mkdtemp(prefix="backupctl-pg-"))
+    shutil.chown(data, "postgres", "postgres")
+    port = free_port()
+    as_pg = ["runuser", "-u", "postgres", "--"]
+    try:
+        subprocess.run([*as_pg, str(PG_BIN / "initdb"), "-D", str(data / "db"), "-A", "trust",
+                        "-U", "postgres", "--no-sync"], check=True, capture_output=True)
+        # Every module of a test process shares this server (a database each), so room for
+        # the connections their pools may leave open until the module's database is dropped.
+        subprocess.run([*as_pg, str(PG_BIN / "pg_ctl"), "-D", str(data / "db"), "-w", "-l",
+                        str(data / "log"), "-o",
+                        f"-c listen_addresses={','.join(LISTEN)} -p {port} -k {data} "
+                        "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
+                        "-c max_connections=300",
+                        "start"], check=True, capture_output=True)
+        yield PgServer(port=port, data=data)
+    finally:
+        subprocess.run([*as_pg, str(PG_BIN / "pg_ctl"), "-D", str(data / "db"), "-m", "fast",
+                        "-w", "stop"], capture_output=True, check=False)
+        shutil.rmtree(data, ignore_errors=True)
+
+
+@dataclass
+class Postgres:
+    """One database of a test server: what a test module connects to."""
+
+    server: PgServer
+    dbname: str
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
     @property
     def url(self) -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+        return self.url_via(LISTEN[0])
 
     def url_via(self, address: str) -> str:
         """`url` through another of the server's loopback addresses (LISTEN): a fault test can
         cut one client's network (iptables on that address) and leave the others' alone."""
-        return f"postgresql://postgres@{address}:{self.port}/postgres"
+        return f"postgresql://postgres@{address}:{self.port}/{self.dbname}"
 
     def empty_url(self) -> str:
         """`url`, after dropping every backupctl table an earlier test of the module made."""
@@ -406,29 +475,26 @@ def state_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
     yield postgres.empty_url()
 
 
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PgServer]:
+    """One PostgreSQL server per test process (each xdist worker has its own), started when a
+    module first needs it: initdb and start are paid once, not once per module. Tests that
+    cut the network do it on LISTEN[1], which only the cutting test uses, and a worker runs
+    one test at a time; advisory locks (leases) are per database."""
+    with pg_server() as server:
+        yield server
+
+
 @pytest.fixture(scope="module")
-def postgres() -> Iterator[Postgres]:
-    """A throwaway PostgreSQL 15 cluster on a free loopback port (COMPONENTS.md)."""
-    if not (PG_BIN / "initdb").exists():
-        pytest.fail("PostgreSQL 15 is not installed: run `make install`")
-    need("runuser")
-    data = Path(tempfile.mkdtemp(prefix="backupctl-pg-"))
-    shutil.chown(data, "postgres", "postgres")
-    port = free_port()
-    as_pg = ["runuser", "-u", "postgres", "--"]
-    subprocess.run([*as_pg, str(PG_BIN / "initdb"), "-D", str(data / "db"), "-A", "trust",
-                    "-U", "postgres", "--no-sync"], check=True, capture_output=True)
-    subprocess.run([*as_pg, str(PG_BIN / "pg_ctl"), "-D", str(data / "db"), "-w", "-l",
-                    str(data / "log"), "-o",
-                    f"-c listen_addresses={','.join(LISTEN)} -p {port} -k {data} "
-                    "-c fsync=off",
-                    "start"], check=True, capture_output=True)
+def postgres(postgres_server: PgServer) -> Iterator[Postgres]:
+    """A fresh database for the module on the process's server (`postgres.url`); dropped
+    afterwards with any connection still open to it."""
+    name = f"test_{secrets.token_hex(6)}"
+    postgres_server.create(name)
     try:
-        yield Postgres(port=port, data=data)
+        yield Postgres(postgres_server, name)
     finally:
-        subprocess.run([*as_pg, str(PG_BIN / "pg_ctl"), "-D", str(data / "db"), "-m", "fast",
-                        "-w", "stop"], capture_output=True, check=False)
-        shutil.rmtree(data, ignore_errors=True)
+        postgres_server.drop(name)
 
 
 @pytest.fixture(autouse=True)

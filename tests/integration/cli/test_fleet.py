@@ -55,8 +55,7 @@ class Fleet:
         home = self.ws.root / "orchestrators" / name
         home.mkdir(parents=True, exist_ok=True)
         path = home / "backupctl.yaml"
-        url = (f"postgresql://postgres@{via}:{self.postgres.port}/postgres"
-               f"{SHORT_KEEPALIVES}")
+        url = self.postgres.url_via(via) + SHORT_KEEPALIVES
         path.write_text(yaml_helpers.dump({
             "jobs_dir": str(self.ws.jobs_dir), "state_dir": str(home / "state"),
             "scratch_dir": str(home / "scratch"), "known_hosts": str(self.ws.known_hosts),

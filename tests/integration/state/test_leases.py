@@ -212,7 +212,8 @@ def test_a_session_ended_by_the_server_is_a_lost_lease(url: str) -> None:
     with leases.hold(JOB, kind="backup") as lease:
         with Store(url).read() as conn:
             conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                              "WHERE application_name = :name"),
+                              "WHERE application_name = :name "
+                              "AND datname = current_database()"),
                          {"name": f"backupctl lease {JOB}"})
         assert lease.lost.wait(60), "the watchdog never noticed"
         assert lost == [lease]
@@ -236,7 +237,8 @@ def test_a_takeover_after_a_failover_waits_until_the_old_holder_has_stopped(
     holder.wait_line("held")
     with Store(url).read() as conn:
         conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                          "WHERE application_name = :name"), {"name": f"backupctl lease {JOB}"})
+                          "WHERE application_name = :name AND datname = current_database()"),
+                     {"name": f"backupctl lease {JOB}"})
     waits: list[float] = []
 
     def sleep(seconds: float) -> None:
