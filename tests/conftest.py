@@ -49,6 +49,31 @@ def need(binary: str) -> str:
     return path
 
 
+RESTORE_USER = "backupctl-restore"  # restore_user's default (SPEC 10a)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def restore_user() -> str:
+    """The system user of the throwaway PostgreSQL servers, as `make install` makes it:
+    created here when missing (as root only), never removed (the machine's, like a
+    package's user). Several workers may race to create it: the last look decides."""
+    import pwd
+
+    def exists() -> bool:
+        try:
+            pwd.getpwnam(RESTORE_USER)
+        except KeyError:
+            return False
+        return True
+
+    if not exists() and os.geteuid() == 0:
+        subprocess.run(["useradd", "--system", "--no-create-home", "--shell",
+                        "/usr/sbin/nologin", RESTORE_USER], capture_output=True, check=False)
+    if not exists():
+        pytest.fail(f"no {RESTORE_USER} user: run `make install` (as root)")
+    return RESTORE_USER
+
+
 # -- restic -------------------------------------------------------------------------------
 
 @pytest.fixture(scope="session")

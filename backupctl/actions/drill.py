@@ -33,7 +33,7 @@ from backupctl.actions.jobrun import job_run
 from backupctl.actions.restore_test import scratch
 from backupctl.actions.restore_test.checks import run_commands
 from backupctl.actions.restore_test.compare import compare, count_all
-from backupctl.actions.restore_test.databases import describe, prove
+from backupctl.actions.restore_test.databases import describe, prove, require_restore_user
 from backupctl.actions.restore_test.pipeline import list_snapshot
 from backupctl.actions.restore_test.restore import restore
 from backupctl.actions.restore_test.snapshot import references, resolve
@@ -231,6 +231,7 @@ def drill(ctx: Context, job: Job, ui: DrillUI, *, target: Path | None = None,
           snapshot: str = "latest", source: str = repos.PRIMARY) -> DrillResult:
     """Run the drill and record it (also when it fails or is aborted)."""
     repo = repos.named(job, source)
+    require_restore_user(ctx, job, mode="full")
     if target is not None:
         check_target(target)
         if not ui.confirm_target(target):

@@ -20,7 +20,7 @@ from backupctl.actions import capacity
 from backupctl.actions import repo as repos
 from backupctl.actions.context import Context
 from backupctl.actions.jobrun import job_run
-from backupctl.actions.restore_test.databases import with_databases
+from backupctl.actions.restore_test.databases import require_restore_user, with_databases
 from backupctl.actions.restore_test.full import full
 from backupctl.actions.restore_test.pipeline import Tested
 from backupctl.actions.restore_test.quick import quick
@@ -80,6 +80,7 @@ def verify(ctx: Context, job: Job, *, mode: str = "quick", snapshot: str = "late
     if mode not in MODES:
         raise UsageError(f"unknown verify mode {mode!r} (quick or full)")
     repo = repos.named(job, source)
+    require_restore_user(ctx, job, mode=mode)
     if only_if_fits and mode == "full":
         capacity.require_room(ctx.store, job.name, scratch_dir=ctx.config.settings.scratch_dir)
     with job_run(ctx, job, "verify", VerifyDetails, repository=repo.name) as run:

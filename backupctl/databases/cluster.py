@@ -1,13 +1,27 @@
 """A throwaway PostgreSQL server on the orchestrator for full database restore tests.
 
-`throwaway()` makes `scratch_dir/JOB.pg-XXXXXXXX` (0700), runs `initdb` in it (as the
-`postgres` user when backupctl runs as root: initdb and postgres refuse root), and starts a
-server that listens on no TCP address (`listen_addresses = ''`), only on a Unix socket in
-that directory, on a random port number, with fsync off. On leaving the `with` block, also
-through an exception or SIGTERM (the CLI turns it into an exception), the server is stopped
-and the directory wiped. A run killed outright leaves the directory (and possibly a running
-postmaster) behind: `cleanup_leftovers()` stops such a postmaster, after checking through
-/proc that the process really serves that directory, and wipes it; the next run calls it.
+A dump is hostile input (SPEC §10a): restoring it runs its functions, triggers and
+constraints. So the server runs as `restore_user` (account.py), unprivileged, and what it
+reads it cannot change. `throwaway()` makes `scratch_dir/JOB.pg-XXXXXXXX`:
+
+    JOB.pg-XXXXXXXX/  backupctl's user, 0711: the restore user passes, cannot list or write
+      postgresql.conf, pg_hba.conf, pg_ident.conf  0644, backupctl's (`-c config_file=`)
+      NAME.pgdump     0600, backupctl's: read by pg_restore, never by the server
+      data/           the restore user's, 0700 (initdb)
+      run/            the restore user's, 0711: the Unix socket, on a random port
+
+No TCP address, fsync off. Authentication is `peer` through one map: only the
+operating-system user running backupctl may log in, as `postgres` (the superuser: creates
+the restore role and its database, nothing else, `admin()`) or as `backupctl_restore`
+(NOSUPERUSER NOCREATEDB NOCREATEROLE, no server-program or server-file role: pg_restore,
+the row counts and the checks). Neither the server's own user nor any other local user can
+log in, and no password exists. A dump's `COPY ... TO PROGRAM` is refused.
+
+On leaving the `with` block, also through an exception or SIGTERM (the CLI turns it into an
+exception), the server is stopped and the directory wiped. A run killed outright leaves the
+directory (and possibly a running postmaster) behind: `cleanup_leftovers()` stops such a
+postmaster, after checking through /proc that the process really serves that directory, and
+wipes it; the next run calls it.
 """
 
 from __future__ import annotations
@@ -25,17 +39,19 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from backupctl.databases.account import ServerUser
 from backupctl.databases.redact import redact
 from backupctl.execute import Runner, cleaning_up
 from backupctl.files import wipe
 
 PG_ROOT = Path("/usr/lib/postgresql")
 SUPERUSER = "postgres"
-OS_USER = "postgres"  # runs initdb and the server when backupctl runs as root
+RESTORE_ROLE = "backupctl_restore"  # owns the restored database; no superuser
 SOCKET_PATH_MAX = 107  # sun_path, minus the terminating NUL
 PREFIX = ".pg-"
-# pg_ctl puts the data directory into a `sh -c` string in double quotes.
-_SHELL_UNSAFE = re.compile(r'["\\$`\n]')
+# pg_ctl puts the data directory into a `sh -c` string in double quotes, and our -o with
+# the config file in single quotes.
+_SHELL_UNSAFE = re.compile(r"[\"'\\$`\n]")
 _TOOLS = ("initdb", "pg_ctl", "postgres", "pg_restore")
 
 
@@ -90,6 +106,7 @@ class Cluster:
     root: Path
     port: int
     pg: PgBin
+    user: ServerUser
 
     @property
     def data(self) -> Path:
@@ -97,112 +114,144 @@ class Cluster:
 
     @property
     def socket_dir(self) -> Path:
-        return self.root
+        return self.root / "run"
 
-    def conninfo(self, dbname: str) -> str:
-        """A libpq connection string (psycopg) to `dbname` on this server."""
+    def conninfo(self, dbname: str, *, role: str = RESTORE_ROLE) -> str:
+        """A libpq connection string (psycopg) to `dbname`, as the restore role unless told."""
         from psycopg.conninfo import make_conninfo
 
-        return make_conninfo(host=str(self.socket_dir), port=self.port, user=SUPERUSER,
+        return make_conninfo(host=str(self.socket_dir), port=self.port, user=role,
                              dbname=dbname)
 
     def client_args(self) -> list[str]:
-        """--host/--port/--username for pg_restore and psql (no password: trust, 0700)."""
+        """--host/--port/--username for pg_restore: the restore role, never the superuser
+        (peer authentication: no password)."""
         return ["--host", str(self.socket_dir), "--port", str(self.port),
-                "--username", SUPERUSER, "--no-password"]
+                "--username", RESTORE_ROLE, "--no-password"]
+
+    def create_database(self, name: str) -> None:
+        """The restore role and `name`, owned by it: the superuser's only work."""
+        import psycopg
+        from psycopg import sql
+
+        with psycopg.connect(self.conninfo("postgres", role=SUPERUSER), autocommit=True) as su:
+            # BYPASSRLS: the owner counts every row even under FORCE ROW LEVEL SECURITY,
+            # as the superuser did; it grants no program or file access.
+            su.execute(sql.SQL("CREATE ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE "
+                               "NOREPLICATION BYPASSRLS").format(
+                                   sql.Identifier(RESTORE_ROLE)))
+            su.execute(sql.SQL("CREATE DATABASE {} OWNER {} TEMPLATE template0 ENCODING "
+                               "'UTF8' LOCALE 'C'").format(sql.Identifier(name),
+                                                          sql.Identifier(RESTORE_ROLE)))
 
 
-def _as_server_user() -> list[str]:
-    return ["runuser", "-u", OS_USER, "--"] if os.geteuid() == 0 else []
-
-
-def _make_root(scratch_dir: Path, job: str) -> Path:
-    scratch_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    root = Path(tempfile.mkdtemp(prefix=f"{job}{PREFIX}", dir=scratch_dir))
-    root.chmod(0o700)
+def _make_root(root: Path, user: ServerUser, runner: Runner) -> None:
+    """data/ and run/ owned by the restore user inside the 0711 root."""
     if os.geteuid() == 0:
-        try:
-            user = pwd.getpwnam(OS_USER)
-        except KeyError:
-            wipe(root)
-            raise ClusterError(f"backupctl runs as root and there is no {OS_USER!r} user to run "
-                               "the throwaway PostgreSQL server (install the postgresql "
-                               "package)") from None
-        os.chown(root, user.pw_uid, user.pw_gid)
-    return root
+        for name, mode in (("data", 0o700), ("run", 0o711)):
+            (root / name).mkdir(mode=mode)
+            (root / name).chmod(mode)  # whatever the umask
+            os.chown(root / name, user.uid, user.gid)
+        root.chmod(0o711)
+        return
+    # Without root only the restore user can make directories it owns: it may write into
+    # the (unlisted, randomly named) root for this one command.
+    root.chmod(0o733)
+    try:
+        made = runner.run([*user.prefix, "mkdir", "-m", "0711", str(root / "run"),
+                           str(root / "data")], timeout=60)
+    finally:
+        root.chmod(0o711)
+    if not made.ok:
+        raise ClusterError(f"restore_user {user.name} could not make its directories in "
+                           f"{root}: {redact(made.stderr)}")
 
 
 def _check_paths(root: Path, port: int) -> None:
     if _SHELL_UNSAFE.search(str(root)):
         raise ClusterError(f"scratch_dir {root.parent} contains a character pg_ctl cannot "
-                           "take (\" \\ $ ` or a newline); use a plainer scratch_dir")
-    socket = root / f".s.PGSQL.{port}"
+                           "take (' \" \\ $ ` or a newline); use a plainer scratch_dir")
+    socket = root / "run" / f".s.PGSQL.{port}"
     if len(os.fsencode(socket)) > SOCKET_PATH_MAX:
         raise ClusterError(f"the throwaway server's socket {socket} would be longer than "
                            f"{SOCKET_PATH_MAX} bytes (a Unix socket limit); use a shorter "
                            "scratch_dir or job name")
 
 
-def _settings(root: Path, port: int) -> str:
-    quoted = str(root).replace("'", "''")
-    return ("\n# backupctl restore test: no TCP, a socket in the 0700 directory, no fsync\n"
-            f"listen_addresses = ''\nport = {port}\nunix_socket_directories = '{quoted}'\n"
-            "unix_socket_permissions = 0700\nfsync = off\nfull_page_writes = off\n"
-            "synchronous_commit = off\nmax_wal_size = '2GB'\nlogging_collector = off\n"
+def _quoted(path: Path) -> str:
+    return "'" + str(path).replace("'", "''") + "'"
+
+
+def _write_config(root: Path, port: int) -> None:
+    """The server's settings, who may log in (peer, one map) and as whom: files of
+    backupctl's user the server reads and cannot change."""
+    me = pwd.getpwuid(os.geteuid()).pw_name
+    files = {
+        "postgresql.conf": (
+            "# backupctl restore test: no TCP, a socket in run/, no fsync\n"
+            f"listen_addresses = ''\nport = {port}\n"
+            f"unix_socket_directories = {_quoted(root / 'run')}\n"
+            # anyone may reach the socket; only backupctl's user passes peer authentication
+            "unix_socket_permissions = 0777\n"
+            f"hba_file = {_quoted(root / 'pg_hba.conf')}\n"
+            f"ident_file = {_quoted(root / 'pg_ident.conf')}\n"
+            "fsync = off\nfull_page_writes = off\nsynchronous_commit = off\n"
+            "max_wal_size = '2GB'\nlogging_collector = off\n"
             # no replica, no archive: a table's COPY skips most WAL (pg_restore of a
             # pgbench scale-65 dump 5.2 → 4.4 s)
-            "wal_level = minimal\nmax_wal_senders = 0\n"
-            "max_connections = 20\n")
+            "wal_level = minimal\nmax_wal_senders = 0\nmax_connections = 20\n"),
+        "pg_hba.conf": "local all all peer map=backupctl\n",
+        "pg_ident.conf": "".join(f'backupctl "{me}" "{role}"\n'
+                                 for role in (SUPERUSER, RESTORE_ROLE)),
+    }
+    for name, text in files.items():
+        fd = os.open(root / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            os.fchmod(handle.fileno(), 0o644)
+            handle.write(text)
 
 
 @contextlib.contextmanager
-def throwaway(runner: Runner, *, scratch_dir: Path, job: str, pg: PgBin,
+def throwaway(runner: Runner, *, scratch_dir: Path, job: str, pg: PgBin, user: ServerUser,
               timeout: float | None, problems: list[str],
               timings: dict[str, int]) -> Iterator[Cluster]:
-    """Start a throwaway server; stop it and wipe its directory whatever happens.
+    """Start a throwaway server as `user`; stop it and wipe its directory whatever happens.
 
     Failures to stop or wipe are appended to `problems` (the next run cleans up).
     """
     port = 20000 + secrets.randbelow(40000)
-    root = _make_root(scratch_dir, job)
+    scratch_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    root = Path(tempfile.mkdtemp(prefix=f"{job}{PREFIX}", dir=scratch_dir))
     started = False
     try:
         _check_paths(root, port)
-        as_user = _as_server_user()
-        if as_user:
-            probe = runner.run([*as_user, "test", "-w", str(root), "-a", "-x", str(root)],
-                               timeout=60)
-            if not probe.ok:
-                raise ClusterError(
-                    f"the {OS_USER} user cannot reach {root}: the throwaway PostgreSQL server "
-                    f"runs as {OS_USER} (it refuses root). Let it traverse scratch_dir and its "
-                    f"parents, e.g. chmod 0711 {scratch_dir} (every restore directory inside "
-                    "stays 0700), or move scratch_dir")
+        _make_root(root, user, runner)
+        _write_config(root, port)
         clock = time.monotonic()
-        init = runner.run([*as_user, pg.tool("initdb"), "-D", str(root / "data"), "-A", "trust",
-                           "-U", SUPERUSER, "--no-sync", "-E", "UTF8", "--locale=C"],
-                          timeout=timeout)
+        data = str(root / "data")
+        init = runner.run([*user.prefix, pg.tool("initdb"), "-D", data, "--auth-local=peer",
+                           "--auth-host=reject", "-U", SUPERUSER, "--no-sync", "-E", "UTF8",
+                           "--locale=C"], timeout=timeout)
         if not init.ok:
             raise ClusterError(f"initdb failed {init.argv!r}: {redact(init.stderr)}")
-        with (root / "data" / "postgresql.conf").open("a", encoding="utf-8") as conf:
-            conf.write(_settings(root, port))
         timings["initdb"] = _ms(clock)
         clock = time.monotonic()
         started = True  # even a failed or interrupted start may leave a postmaster behind
-        start = runner.run([*as_user, pg.tool("pg_ctl"), "-D", str(root / "data"), "-w",
-                            "-t", "120", "-s", "-l", str(root / "server.log"), "start"],
+        start = runner.run([*user.prefix, pg.tool("pg_ctl"), "-D", data, "-w", "-t", "120",
+                            "-s", "-l", f"{data}/server.log", "-o",
+                            f"-c config_file='{root}/postgresql.conf'", "start"],
                            timeout=timeout)
         if not start.ok:
-            log = _read_tail(root / "server.log")
+            log = _read_tail(runner, root / "data" / "server.log", user)
             raise ClusterError(f"the throwaway PostgreSQL server did not start: "
                                f"{redact(start.stderr + log)}")
         timings["server_start"] = _ms(clock)
-        yield Cluster(root=root, port=port, pg=pg)
+        yield Cluster(root=root, port=port, pg=pg, user=user)
     finally:
         clock = time.monotonic()
-        if not started or _stop(runner, root, pg):
+        if not started or _stop(runner, root, pg, user):
             try:
-                wipe(root)
+                _wipe(runner, root, user)
             except OSError as exc:
                 problems.append(f"could not wipe the throwaway server's directory {root}: "
                                 f"{exc}; it is wiped on the next run")
@@ -212,28 +261,40 @@ def throwaway(runner: Runner, *, scratch_dir: Path, job: str, pg: PgBin,
         timings["stop_wipe"] = _ms(clock)
 
 
-def _stop(runner: Runner, root: Path, pg: PgBin) -> bool:
+def _wipe(runner: Runner, root: Path, user: ServerUser | None) -> None:
+    """Root wipes everything; another user first has the restore user empty its own
+    directories (the entries in root are backupctl's to remove)."""
+    if os.geteuid() != 0 and user is not None:
+        mine = [str(root / n) for n in ("data", "run") if (root / n).exists()]
+        if mine:
+            with cleaning_up():
+                runner.run([*user.prefix, "find", *mine, "-mindepth", "1", "-delete"],
+                           timeout=600)
+            for name in mine:
+                with contextlib.suppress(FileNotFoundError):
+                    os.rmdir(name)
+    wipe(root)
+
+
+def _stop(runner: Runner, root: Path, pg: PgBin, user: ServerUser) -> bool:
     """Stop the server (pg_ctl, else signals); True once no postmaster serves `root`.
 
     Runs also after SIGTERM (`cleaning_up`: the runner still starts pg_ctl then)."""
     with cleaning_up():
-        runner.run([*_as_server_user(), pg.tool("pg_ctl"), "-D", str(root / "data"), "-m",
+        runner.run([*user.prefix, pg.tool("pg_ctl"), "-D", str(root / "data"), "-m",
                     "immediate", "-w", "-t", "60", "-s", "stop"], timeout=120)
     pid = postmaster_of(root / "data")
-    return pid is None or stop_postmaster(pid)
+    return pid is None or stop_postmaster(pid, runner=runner, user=user)
 
 
 def _ms(since: float) -> int:
     return round((time.monotonic() - since) * 1000)
 
 
-def _read_tail(path: Path, size: int = 4096) -> str:
-    try:
-        with path.open("rb") as f:
-            f.seek(max(0, path.stat().st_size - size))
-            return "\n" + f.read().decode("utf-8", "replace")
-    except OSError:
-        return ""
+def _read_tail(runner: Runner, path: Path, user: ServerUser, size: int = 4096) -> str:
+    """The end of the server's log (the restore user's file: read as that user)."""
+    result = runner.run([*user.prefix, "tail", "-c", str(size), str(path)], timeout=60)
+    return "\n" + result.stdout.decode("utf-8", "replace") if result.ok else ""
 
 
 def postmaster_of(data: Path) -> int | None:
@@ -241,10 +302,14 @@ def postmaster_of(data: Path) -> int | None:
 
     The pid comes from postmaster.pid and is trusted only when /proc shows that process
     with `data` as its working directory (a postmaster changes into its data directory), so
-    a recycled pid of an unrelated process is never signalled.
+    a recycled pid of an unrelated process is never signalled. A user who may not read the
+    restore user's postmaster.pid looks for `postgres -D DATA` in /proc instead.
     """
     try:
         pid = int((data / "postmaster.pid").read_text().splitlines()[0])
+    except PermissionError:
+        return next((int(p) for p in os.listdir("/proc") if p.isdigit()
+                     and _names_data(int(p), data)), None)
     except (OSError, ValueError, IndexError):
         return None
     try:
@@ -268,15 +333,23 @@ def _names_data(pid: int, data: Path) -> bool:
     return any(a == b"-D" and b == os.fsencode(data) for a, b in itertools.pairwise(argv))
 
 
-def stop_postmaster(pid: int, *, wait: float = 15.0) -> bool:
-    """SIGQUIT (immediate shutdown), then SIGKILL; True once the process is gone."""
+def stop_postmaster(pid: int, *, wait: float = 15.0, runner: Runner | None = None,
+                    user: ServerUser | None = None) -> bool:
+    """SIGQUIT (immediate shutdown), then SIGKILL; True once the process is gone.
+
+    A process of the restore user that backupctl (not root) may not signal is signalled
+    as that user (`kill` through sudo)."""
     for sig, grace in ((signal.SIGQUIT, wait), (signal.SIGKILL, 5.0)):
         try:
             os.kill(pid, sig)
         except ProcessLookupError:
             return True
         except PermissionError:
-            return False
+            if runner is None or user is None:
+                return False
+            with cleaning_up():
+                runner.run([*user.prefix, "kill", f"-{sig.name.removeprefix('SIG')}",
+                            str(pid)], timeout=60)
         deadline = time.monotonic() + grace
         while time.monotonic() < deadline:
             if not _alive(pid):
@@ -301,24 +374,41 @@ def leftovers(scratch_dir: Path, job: str | None = None) -> list[Path]:
     return []
 
 
+def _owner(root: Path) -> ServerUser | None:
+    """The user a leftover server ran as (its data directory's owner), or None."""
+    try:
+        info = (root / "data").lstat()
+        entry = pwd.getpwuid(info.st_uid)
+    except (OSError, KeyError):
+        return None
+    if info.st_uid in (0, os.geteuid()):
+        return None
+    return ServerUser(entry.pw_name, entry.pw_uid, entry.pw_gid, frozenset())
+
+
 def cleanup_leftovers(scratch_dir: Path, job: str | None = None) -> list[str]:
     """Stop a postmaster still serving a leftover directory, then wipe it; what was done.
 
     Call it before anything else wipes `scratch_dir/JOB.*` (a wiped data directory under a
     running postmaster would leave the server running on deleted files), and leave alone
-    what it could not stop (`leftovers()` still lists it).
+    what it could not stop (`leftovers()` still lists it). The server ran as its data
+    directory's owner (restore_user then): without root, that user stops and empties it.
     """
+    from backupctl.execute.local import LocalRunner
+
     done = []
+    runner = LocalRunner()
     for root in leftovers(scratch_dir, job):
+        owner = _owner(root)
         pid = postmaster_of(root / "data")
         if pid is not None:
-            stopped = stop_postmaster(pid)
+            stopped = stop_postmaster(pid, runner=runner, user=owner)
             done.append(f"stopped the throwaway PostgreSQL server (pid {pid}) of {root}"
                         if stopped else f"could not stop PostgreSQL pid {pid} of {root}")
             if not stopped:
                 continue  # never wipe a live server's files
         try:
-            wipe(root)
+            _wipe(runner, root, owner)
             done.append(f"wiped {root}")
         except OSError as exc:
             done.append(f"could not wipe {root}: {exc}")

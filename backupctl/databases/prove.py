@@ -5,11 +5,16 @@ the one recorded at backup, and (PostgreSQL) `pg_restore --list` reads its table
 contents: every table the backup counted must have its data in the dump. Nothing is
 written to disk.
 
-full: the dump is read into a 0700 scratch directory (SHA-256 compared on the way) and
-restored into a throwaway PostgreSQL server (cluster.py) with `pg_restore --jobs 2`; every
-table's rows are counted and compared with the backup's counts, each of the job's `checks`
-must return true, and the time of reading + restoring is measured (it counts toward the
-RTO). The server is stopped and the directory wiped whatever happens. sqlite: sqlite.py.
+full: the dump is read into the throwaway server's directory (SHA-256 compared on the
+way; a file of backupctl's user the server cannot touch) and restored into a throwaway
+PostgreSQL server (cluster.py) running as `restore_user` with `pg_restore --jobs 2
+--no-owner --no-privileges` as the unprivileged role that owns the restored database; as
+that role every table's rows are counted and compared with the backup's counts, and each
+of the job's `checks` must return true inside a read-only transaction that is rolled back
+(statement_timeout set). The time of reading + restoring is measured (it counts toward
+the RTO). The server is stopped and the directory wiped whatever happens. A dump whose
+code needs more than that role may do (`COPY ... TO PROGRAM`, a server file) fails in
+pg_restore: not proven, never a pass. sqlite: sqlite.py.
 
 The functions return `DatabaseFindings` and never decide an exit code: the engine maps
 `bad_data` (changed bytes, a table's rows differ, a failed check) to exit 3 and anything
@@ -26,12 +31,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from backupctl.databases import compare, sqlite, streamer
+from backupctl.databases import account, compare, sqlite, streamer
 from backupctl.databases.cluster import Cluster, ClusterError, PgBin, find_pg_bin, throwaway
 from backupctl.databases.dump import helper_argv, helper_deadline, parse_reply
 from backupctl.databases.model import CheckOutcome, DatabaseFindings, DumpManifest
 from backupctl.databases.reading import Draft, Read, enough_space, judge_read, read_dump
 from backupctl.databases.redact import redact
+from backupctl.errors import UsageError
 from backupctl.execute import Result, Runner, Secret
 from backupctl.restic import commands as restic
 
@@ -101,8 +107,11 @@ def _quick_postgresql(runner: Runner, manifest: DumpManifest, draft: Draft, *, r
 
 def prove_full(runner: Runner, manifest: DumpManifest, *, checks: Sequence[str],
                repo_url: str, password: Secret, scratch_dir: Path, timeout: float | None,
-               snapshot: str | None = None, pg_bin: Path | None = None) -> DatabaseFindings:
-    """Restore the dump into a throwaway server, compare every table's rows, run `checks`."""
+               snapshot: str | None = None, pg_bin: Path | None = None,
+               restore_user: str = account.DEFAULT_USER) -> DatabaseFindings:
+    """Restore the dump into a throwaway server, compare every table's rows, run `checks`.
+
+    `restore_user`: the system user the server runs as (a problem with it: not proven)."""
     draft = Draft(manifest, "full", snapshot or manifest.snapshot_id)
     clock = time.monotonic()
     if manifest.kind == "sqlite":
@@ -111,14 +120,15 @@ def prove_full(runner: Runner, manifest: DumpManifest, *, checks: Sequence[str],
     else:
         _full_postgresql(runner, manifest, draft, checks=checks, repo_url=repo_url,
                          password=password, scratch_dir=scratch_dir, timeout=timeout,
-                         pg_bin=pg_bin)
+                         pg_bin=pg_bin, restore_user=restore_user)
     draft.timings["total"] = _ms(clock)
     return draft.done()
 
 
 def _full_postgresql(runner: Runner, manifest: DumpManifest, draft: Draft, *,
                      checks: Sequence[str], repo_url: str, password: Secret,
-                     scratch_dir: Path, timeout: float | None, pg_bin: Path | None) -> None:
+                     scratch_dir: Path, timeout: float | None, pg_bin: Path | None,
+                     restore_user: str) -> None:
     if (pg := _local_postgresql(runner, draft, pg_bin)) is None:
         return
     if (too_old := version_gap(manifest, pg)) is not None:
@@ -127,7 +137,13 @@ def _full_postgresql(runner: Runner, manifest: DumpManifest, draft: Draft, *,
     if not enough_space(scratch_dir, manifest, draft):
         return
     try:
-        with throwaway(runner, scratch_dir=scratch_dir, job=manifest.job, pg=pg,
+        scratch_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        user = account.require(restore_user, scratch_dir=scratch_dir, runner=runner)
+    except (UsageError, OSError) as exc:
+        draft.not_proven = str(exc)
+        return
+    try:
+        with throwaway(runner, scratch_dir=scratch_dir, job=manifest.job, pg=pg, user=user,
                        timeout=timeout, problems=draft.problems,
                        timings=draft.timings) as cluster:
             _restore_and_compare(runner, manifest, draft, cluster, checks=checks,
@@ -151,11 +167,9 @@ def _restore_and_compare(runner: Runner, manifest: DumpManifest, draft: Draft,
                          cluster: Cluster, *, checks: Sequence[str], repo_url: str,
                          password: Secret, timeout: float | None) -> None:
     import psycopg
-    from psycopg import sql
 
-    with psycopg.connect(cluster.conninfo("postgres"), autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0 ENCODING 'UTF8' "
-                              "LOCALE 'C'").format(sql.Identifier(manifest.database)))
+    cluster.create_database(manifest.database)
+    # In the 0711 directory of backupctl's user, 0600: the server cannot rewrite it.
     target = cluster.root / f"{manifest.database}.pgdump"
     clock = time.monotonic()
     if not read_dump(runner, manifest, draft, repo_url=repo_url, password=password,
@@ -176,7 +190,10 @@ def _restore_and_compare(runner: Runner, manifest: DumpManifest, draft: Draft,
         return
     target.unlink()  # the restored database is the copy now; free the space early
     clock = time.monotonic()
+    # The restore role, never the superuser: the restored functions, triggers and
+    # constraints run as that role; read-only, so a check cannot change the copy either.
     with psycopg.connect(cluster.conninfo(manifest.database)) as conn:
+        conn.read_only = True
         restored = _count(conn)
         draft.timings["count"] = _ms(clock)
         draft.tables_checked = len(set(manifest.tables) & set(restored))
@@ -200,14 +217,19 @@ def _check(conn: Any, index: int, text: str, timeout: float | None) -> CheckOutc
     name = f"check {index + 1}"
     try:
         with conn.transaction(force_rollback=True):
-            if timeout:
-                conn.execute(f"SET LOCAL statement_timeout = {int(timeout * 1000)}")
+            conn.execute("SET TRANSACTION READ ONLY")
+            conn.execute(f"SET LOCAL statement_timeout = {_statement_ms(timeout)}")
             row = conn.execute(text).fetchone()
     except psycopg.Error as exc:
         return CheckOutcome(name, text, False, sql_error(exc))
     passed, detail = compare.check_verdict(tuple(row) if row is not None else None,
                                            kind="postgresql")
     return CheckOutcome(name, text, passed, detail)
+
+
+def _statement_ms(timeout: float | None) -> int:
+    """A check may run this long: the command timeout, else an hour."""
+    return int((timeout or 3600) * 1000)
 
 
 def sql_error(exc: Any) -> str:

@@ -7,6 +7,13 @@ read into `scratch_dir/JOB.sqlite-XXXXXXXX` (0700; SQL text is loaded into a new
 file there), `PRAGMA integrity_check` must say ok, every table's rows are counted with the
 backup's own statement and compared, and the job's `checks` run (1 is true, 0 false). The
 directory is wiped whatever happens. sqlite runs in this process: no server.
+
+A dump is hostile input (SPEC §10a), and this process is backupctl's, with every secret: a
+restored image is opened read-only (`mode=ro`), and every connection (also the one loading
+SQL text) may attach no database (`ATTACH` and `VACUUM INTO` could write a file anywhere),
+calls no `load_extension` (Python keeps extension loading off; the authorizer refuses it
+too), and trusts no function in the schema (`trusted_schema = OFF`). The checks run on the
+read-only connection and are rolled back.
 """
 
 from __future__ import annotations
@@ -77,6 +84,25 @@ def full(runner: Runner, manifest: DumpManifest, draft: Draft, *, checks: Sequen
         draft.timings["wipe"] = round((time.monotonic() - clock) * 1000)
 
 
+def _authorize(action: int, arg1: str | None, arg2: str | None, _db: str | None,
+               _source: str | None) -> int:
+    if action in (sqlite3.SQLITE_ATTACH, sqlite3.SQLITE_DETACH):
+        return sqlite3.SQLITE_DENY
+    if action == sqlite3.SQLITE_FUNCTION and (arg2 or "").lower() == "load_extension":
+        return sqlite3.SQLITE_DENY
+    return sqlite3.SQLITE_OK
+
+
+def _open(database: Path, *, read_only: bool) -> sqlite3.Connection:
+    """A connection a hostile database cannot use to reach files elsewhere or load code."""
+    uri = database.resolve().as_uri() + ("?mode=ro" if read_only else "?mode=rwc")
+    conn = sqlite3.connect(uri, uri=True, timeout=10)
+    conn.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 0)
+    conn.set_authorizer(_authorize)
+    conn.execute("PRAGMA trusted_schema = OFF")
+    return conn
+
+
 def _restore_and_compare(runner: Runner, manifest: DumpManifest, draft: Draft, root: Path, *,
                          checks: Sequence[str], repo_url: str, password: Secret,
                          timeout: float | None) -> None:
@@ -89,7 +115,7 @@ def _restore_and_compare(runner: Runner, manifest: DumpManifest, draft: Draft, r
     database = dumped if image else root / "restored.sqlite3"
     if not image:
         try:
-            with contextlib.closing(sqlite3.connect(database)) as conn:
+            with contextlib.closing(_open(database, read_only=False)) as conn:
                 conn.executescript(dumped.read_text(encoding="utf-8"))
         except (sqlite3.Error, UnicodeDecodeError) as exc:
             draft.not_proven = f"the SQL dump did not load into sqlite {sqlite3.sqlite_version}: " \
@@ -99,7 +125,7 @@ def _restore_and_compare(runner: Runner, manifest: DumpManifest, draft: Draft, r
     draft.restore_ms = round((time.monotonic() - clock) * 1000)
     clock = time.monotonic()
     try:
-        with contextlib.closing(sqlite3.connect(database, timeout=10)) as conn:
+        with contextlib.closing(_open(database, read_only=True)) as conn:
             integrity = conn.execute("PRAGMA integrity_check").fetchall()
             intact = [tuple(r) for r in integrity] == [("ok",)]
             draft.checks.append(CheckOutcome(

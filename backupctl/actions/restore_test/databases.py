@@ -9,6 +9,10 @@ found the same way). quick → `prove_quick` (the dump streamed out, its SHA-256
 rows, the job's `checks`, the restore time, which counts toward the RTO). A database without
 a manifest for the snapshot is not proven; a dump's snapshot missing from the repository is
 bad data. The verdict (verdict.py) decides what the findings mean.
+
+`require_restore_user` runs before a full verify or a drill restores anything: the throwaway
+server's user (`restore_user`, SPEC §10a) must exist, be unprivileged and pass through
+scratch_dir; else exit 2.
 """
 
 from __future__ import annotations
@@ -17,16 +21,27 @@ import dataclasses
 from collections.abc import Mapping
 
 from backupctl.actions.context import Context
+from backupctl.actions.restore_test import scratch
 from backupctl.actions.restore_test.pipeline import Tested
 from backupctl.actions.restore_test.snapshot import PRIMARY, held
 from backupctl.actions.restore_test.verdict import Findings
 from backupctl.config.schema import Database, Job
-from backupctl.databases import DatabaseFindings, DumpManifest, prove_full, prove_quick
+from backupctl.databases import DatabaseFindings, DumpManifest, account, prove_full, prove_quick
 from backupctl.errors import ResticError
 from backupctl.execute import Counting
 from backupctl.restic.run import Repo
 from backupctl.state import dumps
 from backupctl.verify.listing import SnapshotRef
+
+
+def require_restore_user(ctx: Context, job: Job, *, mode: str) -> None:
+    """Exit 2 before anything is restored when a full restore test of the job's PostgreSQL
+    databases could not run its server as an unprivileged `restore_user`."""
+    if mode != "full" or not any(d.kind == "postgresql" for d in job.databases):
+        return
+    settings = ctx.config.settings
+    account.require(settings.restore_user, scratch_dir=scratch.prepare(settings.scratch_dir),
+                    runner=ctx.local)
 
 
 def manifests(ctx: Context, job: Job, snapshot: SnapshotRef, manifest_id: str,
@@ -88,7 +103,8 @@ def _one(ctx: Context, runner: Counting, job: Job, repo: Repo, database: Databas
     if mode == "full":
         return prove_full(runner, manifest, checks=database.checks, repo_url=repo.url,
                           password=repo.password, scratch_dir=ctx.config.settings.scratch_dir,
-                          timeout=ctx.timeout, snapshot=dump_id)
+                          timeout=ctx.timeout, snapshot=dump_id,
+                          restore_user=ctx.config.settings.restore_user)
     return prove_quick(runner, manifest, repo_url=repo.url, password=repo.password,
                        timeout=ctx.timeout, snapshot=dump_id)
 

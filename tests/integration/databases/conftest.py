@@ -1,6 +1,6 @@
 """Real-component fixtures for database backups and restore tests (issue #16): a source
 database in the `postgres` cluster loaded with `pgbench -i` plus a table with Japanese
-text, a restic repository, and a scratch directory the `postgres` user can reach."""
+text, a restic repository, and a scratch directory the restore user can pass through."""
 
 from __future__ import annotations
 
@@ -82,9 +82,10 @@ def password() -> Secret:
 
 
 @pytest.fixture
-def scratch() -> Iterator[Path]:
+def scratch(restore_user: str) -> Iterator[Path]:
     """scratch_dir for full restore tests. Under /tmp, 0711: the throwaway server runs as
-    `postgres` and must reach its own 0700 directory inside (pytest's tmp_path is 0700)."""
+    `restore_user` and must pass through to its own directories inside (pytest's tmp_path
+    is 0700)."""
     base = Path(tempfile.mkdtemp(prefix="bk-scratch-"))
     base.chmod(0o711)
     yield base

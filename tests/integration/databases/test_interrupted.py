@@ -5,6 +5,7 @@ server and no files: SIGTERM through the finally path at once, SIGKILL through
 from __future__ import annotations
 
 import json
+import pwd
 import signal
 import subprocess
 import sys
@@ -73,7 +74,7 @@ def _wait_for_the_slow_check(scratch: Path, proc: subprocess.Popen[str]) -> None
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-        for socket in scratch.glob(f"{JOB}.pg-*/.s.PGSQL.*"):
+        for socket in scratch.glob(f"{JOB}.pg-*/run/.s.PGSQL.*"):
             if socket.suffix == ".lock":
                 continue
             port = socket.name.rsplit(".", 1)[1]
@@ -104,13 +105,26 @@ def test_sigterm_during_the_restore_test_stops_the_server_and_wipes_it(
     assert list(scratch.iterdir()) == []
 
 
+def postmaster_uid(root: Path) -> int:
+    """The real uid of the postmaster serving root/data (from /proc, as root sees it)."""
+    from backupctl.databases.cluster import postmaster_of
+
+    pid = postmaster_of(root / "data")
+    assert pid is not None
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("Uid:")))
+
+
 def test_a_killed_restore_test_is_cleaned_up_by_the_next_run(
-        prover: subprocess.Popen[str], scratch: Path) -> None:
+        prover: subprocess.Popen[str], scratch: Path, restore_user: str) -> None:
     prover.kill()
     prover.wait()
     [leftover] = scratch.iterdir()
     assert leftover.name.startswith(f"{JOB}.pg-")
     assert processes_under(scratch) != []  # SIGKILL leaves the postmaster running
+    server = pwd.getpwnam(restore_user).pw_uid  # the server's files are the restore user's
+    assert {(leftover / d).stat().st_uid for d in ("data", "run")} == {server}
+    assert postmaster_uid(leftover) == server
 
     done = cleanup_leftovers(scratch, JOB)
 

@@ -321,14 +321,12 @@ def test_a_read_only_backup_role_dumps_and_a_row_security_policy_fails_loudly(
     assert [s["short_id"] for s in snapshots(repo)] == [ok.snapshot_id]
 
 
-def test_a_scratch_dir_the_postgres_user_cannot_reach_is_not_proven_with_the_fix(
+def test_a_scratch_dir_the_restore_user_cannot_reach_is_not_proven_with_the_fix(
         source_db: SourceDb, repo: Path, password: Secret) -> None:
-    import os
+    """Called directly (the CLI refuses it before restoring: exit 2, test_account.py)."""
     import shutil
     import tempfile
 
-    if os.geteuid() != 0:
-        pytest.skip("only root hands the throwaway server to the postgres user")
     private = Path(tempfile.mkdtemp(prefix="bk-private-"))  # 0700, like the default
     try:
         findings = prove_full(LocalRunner(), dump(source_db, repo, password).manifest(),
@@ -336,8 +334,9 @@ def test_a_scratch_dir_the_postgres_user_cannot_reach_is_not_proven_with_the_fix
                               scratch_dir=private, timeout=300)
 
         assert findings.not_proven is not None and not findings.bad_data
-        assert "the postgres user cannot reach" in findings.not_proven
-        assert f"chmod 0711 {private}" in findings.not_proven
+        assert (f"restore_user 'backupctl-restore' cannot pass through {private} "
+                "(scratch_dir, mode 0700") in findings.not_proven
+        assert f"chmod o+x {private}" in findings.not_proven
         assert list(private.iterdir()) == []
     finally:
         shutil.rmtree(private, ignore_errors=True)
@@ -346,7 +345,8 @@ def test_a_scratch_dir_the_postgres_user_cannot_reach_is_not_proven_with_the_fix
 def test_a_socket_path_beyond_the_unix_limit_is_not_proven(
         source_db: SourceDb, repo: Path, password: Secret, scratch: Path) -> None:
     deep = scratch / ("d" * 90)
-    deep.mkdir(mode=0o711)
+    deep.mkdir()
+    deep.chmod(0o711)  # the restore user passes through; the socket path is the problem
 
     findings = prove_full(LocalRunner(), dump(source_db, repo, password).manifest(), checks=[],
                           repo_url=str(repo), password=password, scratch_dir=deep, timeout=300)
