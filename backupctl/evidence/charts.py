@@ -84,6 +84,5 @@ def restore_time(chart: dict[str, Any], *, start: str, end: str) -> dict[str, An
     peak = max([m for _, m, _ in minutes] + [(rto or 0) / 60, 1.0])
     axes = _Axes(start, end, _nice(peak * 1.1))
     return {**axes.frame(start, end), "empty": not minutes,
-            "dots": [{"x": axes.x(t), "y": axes.y(m), "ok": ok and (rto is None or m * 60 <= rto)}
-                     for t, m, ok in minutes],
+            "dots": [{"x": axes.x(t), "y": axes.y(m), "ok": ok} for t, m, ok in minutes],
             "rto_y": axes.y(rto / 60) if rto else None}

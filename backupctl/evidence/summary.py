@@ -23,11 +23,6 @@ MAX_CHART_JOBS = 6
 MAX_FINDINGS = 8
 
 
-def _restore_seconds(r: dict[str, Any]) -> float | None:
-    """The measured full restore of a verify or drill record (older float rows upgraded)."""
-    return ms_to_seconds(read(Proof, r["details"]).restore_ms)
-
-
 def _verdict(words: dict[str, str], item: str, achieved: bool, evidence: str) -> dict[str, Any]:
     return {"id": item, "achieved": achieved,
             "verdict": words["mg_achieved"] if achieved else words["mg_action"],
@@ -62,14 +57,17 @@ def _backup_points(records: Sequence[dict[str, Any]], job: str, *, low: str,
 
 
 def _restore_points(records: Sequence[dict[str, Any]], job: str) -> list[list[Any]]:
-    """[time, restore seconds, passed] of the period's timed restores (full tests, drills)."""
+    """[time, restore seconds, passed within the RTO] of the period's timed restores (full
+    tests, drills), as each record decided it."""
     out: list[list[Any]] = []
     for r in records:
         if r["job"] != job or r["kind"] not in ("verify", "drill"):
             continue
-        seconds = _restore_seconds(r)
+        proof = read(Proof, r["details"])
+        seconds = ms_to_seconds(proof.restore_ms)
         if seconds is not None:
-            out.append([str(r["finished_at"]), round(seconds, 1), r["result"] == "pass"])
+            out.append([str(r["finished_at"]), round(seconds, 1),
+                        r["result"] == "pass" and not proof.rto_exceeded])
     return out
 
 
@@ -77,12 +75,10 @@ def _facts(j: dict[str, Any], records: Sequence[dict[str, Any]]) -> dict[str, An
     mine = [r for r in records if r["job"] == j["job"]]
     backups = [r for r in mine if r["kind"] == "backup"]
     tests = [r for r in mine if r["kind"] == "verify"]
-    timed = [(s, read(Proof, r["details"]).rto_seconds or j["rto_seconds"])
-             for r in tests if (s := _restore_seconds(r)) is not None]
+    timed = [proof for r in tests if (proof := read(Proof, r["details"])).restore_ms is not None]
     return {"last_backup_result": backups[-1]["result"] if backups else None,
             "last_restore_result": tests[-1]["result"] if tests else None,
-            "rto_exceeded": bool(timed) and timed[-1][1] is not None
-            and timed[-1][0] > timed[-1][1]}
+            "rto_exceeded": bool(timed) and bool(timed[-1].rto_exceeded)}
 
 
 def _job_findings(j: dict[str, Any], words: dict[str, str],

@@ -83,7 +83,7 @@ def _bad_data(details: dict[str, Any], lang: str) -> str:
     if mismatches:
         parts.append(t(lang, "reason.mismatches", count=mismatches))
     restore, rto = ms_to_seconds(proof.restore_ms), proof.rto_seconds
-    if restore is not None and rto is not None and restore > rto:
+    if proof.rto_exceeded and restore is not None and rto is not None:
         parts.append(t(lang, "reason.rto", restore=duration(restore, lang),
                        rto=duration(rto, lang)))
     failures = len(proof.failures)

@@ -51,6 +51,14 @@ def _legacy_seconds(data: Any, pairs: dict[str, str]) -> Any:
     return data
 
 
+def over_rto(restore_ms: int | None, rto_seconds: int | None) -> bool | None:
+    """The one RTO rule: a measured restore slower than the objective is over it (None: no
+    timed restore or no objective, nothing to judge)."""
+    if restore_ms is None or rto_seconds is None:
+        return None
+    return restore_ms > rto_seconds * 1000
+
+
 def _legacy_ratio(data: Any, old: str, new: str) -> Any:
     if isinstance(data, dict) and new not in data and isinstance(data.get(old), int | float):
         data = {**data, new: ratio(float(data[old]))}
@@ -203,7 +211,10 @@ class Proof(Record):
     unverifiable: list[str] = Field(default_factory=list)  # names restic cannot show
     commands: list[CommandRun] = Field(default_factory=list)
     restore_ms: int | None = None  # a full restore, measured (the RTO): files + databases
-    rto_seconds: int | None = None
+    rto_seconds: int | None = None  # the objective when the test ran (never today's)
+    # decided once, when the record is made (over_rto of the two above): every reader (mail,
+    # chart, report, page) reads this, none judges the RTO again
+    rto_exceeded: bool | None = None
     files_restored: int | None = None
     bytes_restored: int | None = None
     databases: list[DatabaseProof] = Field(default_factory=list)
@@ -211,8 +222,12 @@ class Proof(Record):
     @model_validator(mode="before")
     @classmethod
     def _legacy(cls, data: Any) -> Any:
-        return _legacy_seconds(data, {"restore_seconds": "restore_ms",
+        data = _legacy_seconds(data, {"restore_seconds": "restore_ms",
                                       "total_seconds": "total_ms"})
+        if isinstance(data, dict) and data.get("rto_exceeded") is None:
+            data = {**data, "rto_exceeded": over_rto(data.get("restore_ms"),
+                                                     data.get("rto_seconds"))}
+        return data
 
 
 class VerifyDetails(Proof):

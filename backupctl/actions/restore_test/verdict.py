@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from backupctl.databases import DatabaseFindings
-from backupctl.state.records import CommandRun, Mismatch
+from backupctl.state.records import CommandRun, Mismatch, over_rto
 from backupctl.status import ExitStatus
 
 
@@ -76,8 +76,9 @@ class Verdict:
 
 
 def rto_problem(restore_ms: int | None, rto_seconds: int | None) -> str | None:
-    if restore_ms is None or rto_seconds is None or restore_ms <= rto_seconds * 1000:
+    if not over_rto(restore_ms, rto_seconds):
         return None
+    assert restore_ms is not None
     return f"restore took {restore_ms / 1000:.1f}s, more than the RTO of {rto_seconds}s"
 
 
