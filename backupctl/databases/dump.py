@@ -30,7 +30,8 @@ from backupctl.databases import model
 from backupctl.databases.model import DumpResult
 from backupctl.databases.redact import redact
 from backupctl.execute import Result, Runner, Secret
-from backupctl.restic.codes import ResticExit, classify
+from backupctl.restic.codes import classify
+from backupctl.restic.run import hint
 
 PYTHON = "python3"
 # The helper stops itself a little before the runner would: a remote helper outlives a
@@ -148,13 +149,7 @@ def describe_failure(record: dict[str, Any], *, job: str, host: str) -> str:
     if record.get("deadline_expired"):
         text += "; the dump ran out of time (command_timeout)"
     if stage == "restic" and isinstance(record.get("returncode"), int):
-        outcome = classify(record["returncode"], str(record.get("stderr") or ""))
-        if outcome is ResticExit.NO_REPOSITORY:
-            text += f"\nTo create the repository, run: backupctl init {job}"
-        elif outcome is ResticExit.WRONG_PASSWORD:
-            text += "\nCheck the job's password_file: it does not open this repository."
-        elif outcome is ResticExit.LOCKED:
-            text += "\nAnother restic process holds the repository lock."
+        text += hint(job, classify(record["returncode"], str(record.get("stderr") or "")))
     if stage == "psql":
         text += ("\nCheck dsn and the backup user's access on the host (~/.pgpass or peer "
                  "authentication, SELECT on every table)")
