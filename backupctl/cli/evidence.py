@@ -70,12 +70,13 @@ def report_command(
         raise UsageError(f"--format must be one of {', '.join(render.FORMATS)}, not {fmt!r}")
     if summary and fmt not in ("html", "pdf"):
         raise UsageError(f"--summary is a page: use --format html or pdf, not {fmt!r}")
-    period = Period.parse(date_from, date_to)
+    Period.parse(date_from, date_to)  # a bad date is a usage error before anything else
     if output is None and fmt == "pdf" and sys.stdout.isatty():
         raise UsageError("a PDF is not for the terminal: give -o FILE.pdf")
     if output is not None:
         output_file(output)
     config = load()
+    period = Period.parse(date_from, date_to, tz=config.settings.tz)  # days of `timezone`
     data = reports.build(config=config, store=context(config).store, period=period, lang=lang)
     body = render.render(data, fmt, summary_only=summary)
     if output is None:
@@ -230,9 +231,10 @@ def export_command(
     """AES-256 zip of a period's records, report (PDF+HTML), chain head, SHA-256 list."""
     from backupctl.evidence import bundle  # pyzipper + Cryptodome: imported only when needed
 
-    period = Period.parse(date_from, date_to)
+    Period.parse(date_from, date_to)  # a bad date is a usage error before anything else
     output_file(output)
     config = load()
+    period = Period.parse(date_from, date_to, tz=config.settings.tz)  # days of `timezone`
     password = _password(password_file, confirm=True)
     if len(password.reveal()) < MIN_PASSWORD:
         raise UsageError(f"the bundle password must have at least {MIN_PASSWORD} characters")

@@ -12,7 +12,7 @@ import csv
 import io
 import json
 import logging
-from datetime import datetime
+from datetime import UTC, datetime, timezone, tzinfo
 from typing import Any
 
 import jinja2
@@ -33,20 +33,32 @@ def _policy(policy: dict[str, int]) -> str:
     return ", ".join(f"{k} {v}" for k, v in policy.items()) or "–"
 
 
-def _stamp(value: str | None) -> str:
+def _zone(report: dict[str, Any]) -> tzinfo:
+    """The zone the report was built in: by name, else its fixed offset."""
+    period = report["period"]
+    if name := period.get("timezone"):
+        return fmt.zone(name)
+    offset = datetime.strptime(period["utc_offset"], "%z").utcoffset()
+    return timezone(offset) if offset is not None else UTC
+
+
+def _stamp(value: str | None, tz: tzinfo) -> str:
+    """A stored time on the report zone's wall clock, to the minute."""
     if not value:
         return "–"
-    try:
-        return datetime.fromisoformat(value).astimezone().isoformat(timespec="minutes")
-    except ValueError:
-        return value
+    shown = fmt.local(value, tz)
+    return value if shown == "–" else shown
 
 
 def html(report: dict[str, Any], *, summary_only: bool = False) -> str:
     """The report as XHTML; `summary_only`: just the one-page management summary."""
     template = _ENV.get_template("report.html.j2")
-    return template.render(r=report, t=labels()[report["lang"]], duration=fmt.duration,
-                           policy=_policy, stamp=_stamp, summary_only=summary_only,
+    tz = _zone(report)
+    lang = report["lang"]
+    return template.render(r=report, t=labels()[lang],
+                           duration=lambda s: fmt.duration(s, lang),
+                           zone=fmt.zone_label(tz), stamp=lambda v: _stamp(v, tz),
+                           policy=_policy, summary_only=summary_only,
                            age_chart=charts.backup_age, restore_chart=charts.restore_time)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, tzinfo
 from importlib import resources
 from typing import Any
 
@@ -23,7 +23,7 @@ from backupctl.config.validate import Config
 from backupctl.errors import UsageError
 from backupctl.evidence import audit, chain, summary
 from backupctl.evidence.period import Period, slice_for
-from backupctl.fmt import LANGS, ms_to_seconds
+from backupctl.fmt import LANGS, local, ms_to_seconds
 from backupctl.log import mask
 from backupctl.state import queries
 from backupctl.state.db import Store
@@ -90,7 +90,8 @@ def build(*, config: Config, store: Store, period: Period, lang: str,
         "generated_at": generated.astimezone(period.tz).isoformat(timespec="seconds"),
         "backupctl_version": __version__,
         "period": {"from": period.start.isoformat(), "to": period.end.isoformat(),
-                   "utc_offset": period.offset()},
+                   "utc_offset": period.offset(),
+                   **({"timezone": name} if (name := getattr(period.tz, "key", None)) else {})},
         "chain": {"verified": checked.ok, "count": verdict.count, "head": verdict.head,
                   "head_seq": verdict.head_seq,
                   "problem": checked.problem.message if checked.problem else None,
@@ -200,7 +201,7 @@ def _job(name: str, *, config: Config, period: Period, lang: str, state: _State,
     }
     out["totals"] = _totals(months)
     out["findings"] = _findings(out, job_known=job is not None, by_kind=by_kind, lang=lang,
-                                state=state, name=name)
+                                state=state, name=name, tz=period.tz)
     return out
 
 
@@ -359,7 +360,7 @@ def _local(stamp: str, period: Period) -> str:
 
 
 def _findings(job: dict[str, Any], *, job_known: bool, by_kind: dict[str, list[dict[str, Any]]],
-              lang: str, state: _State, name: str) -> list[str]:
+              lang: str, state: _State, name: str, tz: tzinfo) -> list[str]:
     t = functools.partial(_t, lang)
     out = []
     if not job_known:
@@ -386,7 +387,7 @@ def _findings(job: dict[str, Any], *, job_known: bool, by_kind: dict[str, list[d
             out.append(t("finding_probe_failed").format(copy=copy["name"]))
     for flag in state.open_flags:
         if flag["job"] == name:
-            out.append(t("finding_flag").format(since=flag["raised_at"][:19],
+            out.append(t("finding_flag").format(since=local(flag["raised_at"], tz),
                                                 reason=mask(str(flag["reason"]))))
     for (job_name, repository), row in sorted(state.generations.items()):
         if job_name == name and row.get("finding"):

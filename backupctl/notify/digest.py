@@ -11,13 +11,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
 from backupctl.clock import iso, system_clock
 from backupctl.config.validate import Config
 from backupctl.evidence import report as reports
 from backupctl.evidence.period import Period
+from backupctl.fmt import system_zone
 from backupctl.notify import channels as delivery
 from backupctl.notify import record
 from backupctl.notify.model import Attachment, DeliveryResult, Message
@@ -38,12 +39,11 @@ class Digest:
                 "deliveries": [d.to_dict() for d in self.deliveries]}
 
 
-def period_of(days: int, now: datetime) -> Period:
-    """The last `days` calendar days up to today, in the orchestrator's time zone."""
-    local = now.astimezone()
-    end = local.date()
-    return Period(end - timedelta(days=max(days, 1) - 1), end,
-                          local.tzinfo)  # type: ignore[arg-type]
+def period_of(days: int, now: datetime, tz: tzinfo | None = None) -> Period:
+    """The last `days` calendar days up to today, in `tz` (the configured timezone)."""
+    zone = tz or system_zone()
+    end = now.astimezone(zone).date()
+    return Period(end - timedelta(days=max(days, 1) - 1), end, zone)
 
 
 def compose(data: dict[str, Any], *, lang: str, attached: bool) -> Message:
@@ -89,7 +89,7 @@ def digest(config: Config, store: Store, days: int = 7, *,
     """Build the period's digest and (with `send`) deliver it to every channel."""
     lang = config.settings.notify.language
     moment = clock()
-    period = period_of(days, moment)
+    period = period_of(days, moment, config.settings.tz)
     data = reports.build(config=config, store=store, period=period, lang=lang, now=moment)
     pdf: bytes | None = None
     try:

@@ -210,3 +210,20 @@ def test_each_database_shows_its_last_proven_restore(tmp_path: Path) -> None:
     jsonschema.Draft202012Validator(SCHEMA).validate(json.loads(render.render(data, "json")))
     body = "".join(ET.fromstring(render.html(data)).itertext())
     assert "Last proven restore" in body and "100014" in body
+
+
+def test_html_shows_times_in_the_configured_zone_to_the_minute(
+        filled: tuple[Any, Store]) -> None:
+    from zoneinfo import ZoneInfo
+
+    config, store = filled
+    period = Period.parse("2026-02-01", "2026-02-28", tz=ZoneInfo("Asia/Tokyo"))
+    data = report.build(config=config, store=store, period=period, lang="ja",
+                        now=datetime(2026, 3, 1, tzinfo=UTC))
+    assert data["period"]["timezone"] == "Asia/Tokyo"
+    jsonschema.Draft202012Validator(SCHEMA).validate(json.loads(render.render(data, "json")))
+    body = "".join(ET.fromstring(render.html(data)).itertext())
+    assert "Asia/Tokyo, UTC+09:00" in body and "UTC+0900" not in body
+    assert "2026-02-10 10:30" in body  # the full restore test ended 01:30 UTC
+    assert "2026-02-10T10:30" not in body and "+09:00" not in body.replace("UTC+09:00", "")
+    assert "1分30秒" in body  # its restore time, in the report's language
