@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import shlex
 from dataclasses import dataclass, field, replace
+from datetime import tzinfo
 from importlib import resources
 from pathlib import PurePosixPath
 
@@ -147,28 +148,30 @@ def database_commands(job: Job, database: Database, *, path: str, url: str,
     return steps
 
 
-def _local_time(value: str | None) -> str | None:
+def _local_time(value: str | None, tz: tzinfo) -> str | None:
+    """A stored time on the wall clock of `timezone`, to the minute, with the zone's
+    abbreviation (`2026-12-08 01:04 JST`)."""
     if not value:
         return None
     try:
-        return parse_iso(value).astimezone().strftime("%Y-%m-%d %H:%M %Z")
+        return parse_iso(value).astimezone(tz).strftime("%Y-%m-%d %H:%M %Z")
     except ValueError:
         return value
 
 
-def _measured(row: queries.RunRow) -> Measured:
+def _measured(row: queries.RunRow, tz: tzinfo) -> Measured:
     return Measured(
-        finished_at=_local_time(row.finished_at or row.started_at) or "-",
+        finished_at=_local_time(row.finished_at or row.started_at, tz) or "-",
         result="pass" if row.status == "success" else row.status,
         restore_seconds=ms_to_seconds(read(Proof, row.details).restore_ms),
         operator=row.operator, repository=row.repository, snapshot_id=row.snapshot_id)
 
 
-def _last_full_verify(store: Store, job: Job) -> Measured | None:
+def _last_full_verify(store: Store, job: Job, tz: tzinfo) -> Measured | None:
     rows = store.query(queries.recent_runs, job.name, "verify", limit=_RECENT_VERIFIES)
     for row in rows:
         if read(VerifyDetails, row.details).mode == "full":
-            return _measured(row)
+            return _measured(row, tz)
     return None
 
 
@@ -191,7 +194,7 @@ def _last_proven(store: Store, job: Job, name: str
     return max(found, key=lambda f: f[0].id) if found else None
 
 
-def _databases(store: Store, job: Job, target: str) -> list[DatabaseInfo]:
+def _databases(store: Store, job: Job, target: str, tz: tzinfo) -> list[DatabaseInfo]:
     out = []
     for database in job.databases:
         dumped = store.query(dumps.newest_database_manifest, job.name, database.name)
@@ -200,11 +203,11 @@ def _databases(store: Store, job: Job, target: str) -> list[DatabaseInfo]:
         proven = _last_proven(store, job, database.name)
         out.append(DatabaseInfo(
             name=database.name, kind=database.kind, path=path,
-            last_dump=_local_time(dumped.created_at) if dumped else None,
+            last_dump=_local_time(dumped.created_at, tz) if dumped else None,
             snapshot_id=dumped.snapshot_id if dumped else None,
             tables=len(dumped.tables) if dumped else None,
             rows=sum(dumped.tables.values()) if dumped else None,
-            last_proven=replace(_measured(proven[0]), restore_seconds=ms_to_seconds(
+            last_proven=replace(_measured(proven[0], tz), restore_seconds=ms_to_seconds(
                 proven[1].restore_ms)) if proven else None,
             proven_tables=proven[1].tables_checked if proven else None,
             proven_rows=proven[1].rows_restored if proven else None,
@@ -215,10 +218,10 @@ def _databases(store: Store, job: Job, target: str) -> list[DatabaseInfo]:
     return out
 
 
-def _media(store: Store, job: Job, copy: str) -> list[str]:
+def _media(store: Store, job: Job, copy: str, tz: tzinfo) -> list[str]:
     found = []
     for row in sorted(store.query(queries.media_of, job.name, copy), key=lambda m: m.label):
-        seen = _local_time(row.last_attached)
+        seen = _local_time(row.last_attached, tz)
         found.append(f"{row.label}" + (f" ({seen})" if seen else ""))
     return found
 
@@ -226,12 +229,13 @@ def _media(store: Store, job: Job, copy: str) -> list[str]:
 def gather(config: Config, store: Store, job: Job) -> RunbookData:
     """Everything the runbook shows, from the job file and the state database."""
     target = restore_target(job)
+    tz = config.settings.tz
     repositories = []
     backup = store.query(queries.last_run, job.name, "backup", status="success")
     repositories.append(RepoInfo(
         name="primary", kind="primary", url=display_url(job.repository.orchestrator_url),
         password_file=str(job.repository.password_file),
-        last_success=_local_time(backup.finished_at) if backup else None,
+        last_success=_local_time(backup.finished_at, tz) if backup else None,
         snapshot_id=backup.snapshot_id if backup else None,
         commands=restic_commands(job, url=display_url(job.repository.orchestrator_url),
                                  password_file=str(job.repository.password_file),
@@ -243,9 +247,9 @@ def gather(config: Config, store: Store, job: Job) -> RunbookData:
             name=copy.name, kind=copy.kind, url=display_url(copy.url),
             password_file=str(copy.password_file),
             max_age=format_duration(copy.max_age),
-            last_success=_local_time(last.finished_at) if last else None,
+            last_success=_local_time(last.finished_at, tz) if last else None,
             snapshot_id=last.snapshot_id if last else None,
-            media=_media(store, job, copy.name) if copy.kind == "offline" else [],
+            media=_media(store, job, copy.name, tz) if copy.kind == "offline" else [],
             commands=restic_commands(job, url=display_url(copy.url),
                                      password_file=str(copy.password_file),
                                      target=target)))
@@ -262,15 +266,15 @@ def gather(config: Config, store: Store, job: Job) -> RunbookData:
                 (f"{cli} drill {name} --operator NAME --target {shlex.quote(target)}",
                  "cmd_drill_target")]
     return RunbookData(
-        job=job, generated_at=_local_time(store.now()) or "", repositories=repositories,
+        job=job, generated_at=_local_time(store.now(), tz) or "", repositories=repositories,
         backupctl_commands=commands,
-        last_backup=_local_time(backup.finished_at) if backup else None,
+        last_backup=_local_time(backup.finished_at, tz) if backup else None,
         last_snapshot=backup.snapshot_id if backup else None,
-        last_full_verify=_last_full_verify(store, job),
-        last_drill=_measured(drill) if drill is not None else None,
+        last_full_verify=_last_full_verify(store, job, tz),
+        last_drill=_measured(drill, tz) if drill is not None else None,
         restore_target=target, check_commands=list(job.verify.commands),
         evidence_key=key.fingerprint if (key := load_public(config.settings.evidence_key))
-        else None, databases=_databases(store, job, target))
+        else None, databases=_databases(store, job, target, tz))
 
 
 def strings(lang: str) -> dict[str, str]:

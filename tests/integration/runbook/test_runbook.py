@@ -114,3 +114,16 @@ def test_runbook_of_an_unknown_job_or_language_is_a_usage_error(workspace: Works
     workspace.job("a")
     assert workspace.run("runbook", "nope").returncode == 2
     assert workspace.run("runbook", "a", "--lang", "fr").returncode == 2
+
+
+def test_runbook_times_are_in_the_configured_timezone(workspace: Workspace) -> None:
+    import json
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    _setup(workspace)
+    workspace.write_config(timezone="America/New_York")
+    text = workspace.run("runbook", NAME, "--lang", "en").stdout
+    stored = json.loads(workspace.run("status", "--json").stdout)["jobs"][0]["last_success_at"]
+    local = datetime.fromisoformat(stored).astimezone(ZoneInfo("America/New_York"))
+    assert local.strftime("%Y-%m-%d %H:%M %Z") in text  # EST or EDT, by the date
