@@ -55,7 +55,6 @@ class Options:
     config: Path | None = None
     verbose: bool = False
     loaded: Config | None = None  # the configuration, once loaded (state_dir for error logs)
-    context: Context | None = None  # the command's state context (metrics textfile refresh)
 
 
 OPTIONS = Options()
@@ -124,20 +123,25 @@ def context(config: Config, *, operator: str | None = None, due: bool = False) -
 
         locks = PgLeases(settings.effective_database_url, store.orchestrator,
                          on_lost=_lease_lost)
-    OPTIONS.context = Context(config=config, store=store, operator=operator or run_operator(),
-                              locks=locks, due=due, observers=_observers(config))
-    return OPTIONS.context
+    return Context(config=config, store=store, operator=operator or run_operator(),
+                   locks=locks, due=due, observers=_observers(config))
 
 
 def _observers(config: Config) -> list[RunObserver]:
-    """Notifications and pings (SPEC §8) when configured; else backupctl.notify (and
-    Apprise) is never imported."""
-    if not (config.settings.notify.channels
+    """Notifications and pings (SPEC §8) when configured (else backupctl.notify and Apprise
+    are never imported), then the metrics textfile when textfile_dir is set (after the
+    notices, which it shows too)."""
+    observers: list[RunObserver] = []
+    if (config.settings.notify.channels
             or any(jf.job.notify.ping.configured for jf in config.jobs.values())):
-        return []
-    from backupctl.actions.notify import Notifier
+        from backupctl.actions.notify import Notifier
 
-    return [Notifier()]
+        observers.append(Notifier())
+    if config.settings.textfile_dir is not None:
+        from backupctl.actions.textfile import TextfileRefresh
+
+        observers.append(TextfileRefresh())
+    return observers
 
 
 def _lease_lost(lease: Lease) -> None:

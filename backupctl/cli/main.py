@@ -152,16 +152,4 @@ def main() -> None:
         sys.exit(int(ExitStatus.FAILED))
     except Exception as exc:
         _bug(exc)
-    finally:
-        _refresh_metrics()
 
-
-def _refresh_metrics() -> None:
-    """Any command that opened the state (backup, copy, verify, clear, drill, …) may have
-    changed it: refresh node_exporter's textfile when textfile_dir is set."""
-    ctx = OPTIONS.context
-    if ctx is None or ctx.config.settings.textfile_dir is None:
-        return
-    from backupctl.metrics.textfile import refresh
-
-    refresh(ctx.config, clock=ctx.clock, restic_version=ctx.restic_version)

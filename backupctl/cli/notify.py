@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from backupctl.actions import textfile
 from backupctl.cli.common import JsonOpt, context, emit_json, exit_with, load, say
 from backupctl.errors import BackupctlError, UsageError
 from backupctl.status import ExitStatus
@@ -49,7 +50,9 @@ def notify_test(
 
     config = load()
     notify.select_channels(config, channel)  # a bad name: exit 2 before the state is opened
-    results = notify.notify_test(config, context(config).store, channel)
+    ctx = context(config)
+    results = notify.notify_test(config, ctx.store, channel)
+    textfile.refresh(ctx)  # the deliveries are metrics too (notify_last_status)
     if as_json:
         emit_json({"command": "notify test", "deliveries": [r.to_dict() for r in results]})
     else:
@@ -63,7 +66,9 @@ def notify_check(as_json: JsonOpt = False) -> None:
     from backupctl import notify
 
     config = load()
-    found = notify.check_stale(config, context(config).store)
+    ctx = context(config)
+    found = notify.check_stale(config, ctx.store)
+    textfile.refresh(ctx)
     if as_json:
         emit_json({"command": "notify check", **found.to_dict()})
     else:
@@ -88,7 +93,9 @@ def notify_digest(
         raise UsageError(f"--days must be between 1 and 366, not {days}")
     config = load()
     notify.select_channels(config, None)  # none configured: exit 2 before the state is opened
-    sent = notify.digest(config, context(config).store, days)
+    ctx = context(config)
+    sent = notify.digest(config, ctx.store, days)
+    textfile.refresh(ctx)
     if as_json:
         emit_json({"command": "notify digest", **sent.to_dict()})
     else:
@@ -107,10 +114,12 @@ def notify_unit_failed(
 
     try:
         config = load()
+        ctx = context(config)
         results = notify.unit_failed(
-            config, context(config).store, unit,
+            config, ctx.store, unit,
             exit_status=os.environ.get("MONITOR_EXIT_STATUS") or None,
             service_result=os.environ.get("MONITOR_SERVICE_RESULT") or None)
+        textfile.refresh(ctx)
     except BackupctlError as exc:
         say(f"backupctl notify unit-failed {unit}: nothing sent: {exc}")
         return

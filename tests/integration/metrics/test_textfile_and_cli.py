@@ -228,3 +228,24 @@ def test_clear_refreshes_the_textfile(workspace: Workspace) -> None:
     cleared = workspace.run("clear", "tw", "--operator", "test", "--reason", "drill")
     assert cleared.returncode == 0, cleared.stderr
     assert _samples((textfile_dir / "backupctl.prom").read_text())[key] == 0
+
+
+def test_every_run_of_an_all_refreshes_the_textfile_and_notify_check_too(
+        workspace: Workspace) -> None:
+    """The refresh is a run observer: every recorded run rewrites the textfile; `notify
+    check`, which records notices and no run, refreshes it too."""
+    textfile_dir = workspace.root / "textfile"
+    textfile_dir.mkdir()
+    workspace.write_config(textfile_dir=str(textfile_dir))
+    workspace.job("alpha")
+    workspace.job("beta")
+    assert workspace.run("backup", "--all").returncode == 0
+    prom = textfile_dir / "backupctl.prom"
+    status = {labels: v for (name, labels), v in _samples(prom.read_text()).items()
+              if name == "backupctl_backup_last_status"}
+    assert status == {(("backup_job", job), ("repository", "primary")): 1
+                      for job in ("alpha", "beta")}
+
+    prom.unlink()
+    assert workspace.run("notify", "check").returncode == 0
+    assert prom.exists()
