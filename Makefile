@@ -9,9 +9,13 @@ APT_PACKAGES := restic openssh-server openssh-client rclone prometheus postgresq
 	fonts-ipafont-gothic poppler-utils p7zip-full tmux e2fsprogs systemd python3-venv \
 	ca-certificates iptables chromium
 
-.PHONY: install apt venv demo test test-fast lint clean
+# The unprivileged system user that runs the throwaway PostgreSQL of database restore tests
+# (a dump is hostile input: docs/install.md#the-restore-user); restore_user's default.
+RESTORE_USER ?= backupctl-restore
 
-install: apt venv
+.PHONY: install apt restore-user venv demo test test-fast lint clean
+
+install: apt restore-user venv
 
 apt:
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -20,6 +24,13 @@ apt:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+restore-user:
+	@if ! getent passwd $(RESTORE_USER) >/dev/null; then \
+	  echo "creating the system user $(RESTORE_USER) (runs the restore tests' PostgreSQL)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO useradd --system --no-create-home --shell /usr/sbin/nologin $(RESTORE_USER); \
 	fi
 
 venv: $(VENV)/.installed

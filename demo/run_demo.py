@@ -11,11 +11,14 @@ report → status, printing what happened. Notifications: a real SMTP server (ai
 own process) writes every mail into demo/work/mail/; a third job's backup fails on purpose
 (its `before` hook finds the laboratory export unfinished) and the demo shows the Japanese
 mail that arrived, then the recovery mail, and writes the one-page management summary
-(PDF). Nothing outside demo/work/ is touched; sshd, the SMTP server and the PostgreSQL
-cluster are stopped at the end.
+(PDF). sshd, the SMTP server and the PostgreSQL cluster are stopped at the end.
 
-Run as root (as `make demo` usually is), PostgreSQL runs as the `postgres` user, so
-demo/work and its scratch directory are 0711: traversable, not listable (docs/install.md).
+Two PostgreSQL servers run as other users: the EMR's own (as `postgres` when the demo runs
+as root) and the restore test's throwaway server (as `restore_user`, `backupctl-restore`,
+which `make install` creates: a dump is hostile input, docs/install.md). Both must pass
+through every parent of their directories, and a checkout often sits in a 0700 home: so the
+EMR's cluster and scratch_dir live in a 0711 directory under /var/tmp made by the demo
+(traversable, not listable) and wiped at the end; everything else stays in demo/work/.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from datetime import date
 from pathlib import Path
@@ -197,11 +201,11 @@ def start_postgres(root: Path) -> int:
     bindir = pg_bin()
     subprocess.run([*AS_POSTGRES, str(bindir / "initdb"), "-D", str(root / "data"), "-A",
                     "trust", "-U", "postgres", "--no-sync", "-E", "UTF8", "--locale=C"],
-                   check=True, capture_output=True)
+                   check=True, capture_output=True, cwd="/")
     subprocess.run([*AS_POSTGRES, str(bindir / "pg_ctl"), "-D", str(root / "data"), "-w", "-s",
                     "-l", str(root / "server.log"), "-o",
                     f"-c listen_addresses='' -c port={port} -c unix_socket_directories='{root}'"
-                    " -c fsync=off", "start"], check=True)
+                    " -c fsync=off", "start"], check=True, cwd="/")  # the checkout may be 0700
     psql = [str(bindir / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", str(root), "-p",
             str(port), "-U", "postgres"]
     subprocess.run([*psql, "-d", "postgres", "-c", "CREATE DATABASE emr TEMPLATE template0 "
@@ -213,21 +217,28 @@ def start_postgres(root: Path) -> int:
 def stop_postgres(root: Path) -> None:
     if (root / "data" / "postmaster.pid").exists():
         subprocess.run([*AS_POSTGRES, str(pg_bin() / "pg_ctl"), "-D", str(root / "data"),
-                        "-m", "fast", "-w", "-s", "stop"], check=False)
+                        "-m", "fast", "-w", "-s", "stop"], check=False, cwd="/")
 
 
-def write_config(port: int, pg_port: int, smtp_port: int) -> None:
+def make_outside() -> Path:
+    """A 0711 directory the PostgreSQL users can pass through, wherever the checkout is."""
+    outside = Path(tempfile.mkdtemp(prefix="backupctl-demo-", dir="/var/tmp"))
+    outside.chmod(0o711)
+    return outside
+
+
+def write_config(port: int, pg_port: int, smtp_port: int, outside: Path) -> None:
     secrets = WORK / "secrets"
     secrets.mkdir(mode=0o700)
     for name in ("files", "emr", "emr-usb"):
         (secrets / name).write_text(os.urandom(24).hex() + "\n")
         (secrets / name).chmod(0o600)
     (WORK / "jobs").mkdir()
-    scratch = WORK / "scratch"
-    scratch.mkdir(mode=0o711)  # the postgres user reaches its own 0700 directory inside
-    scratch.chmod(0o711)
+    scratch = outside / "scratch"
+    scratch.mkdir()
+    scratch.chmod(0o711)  # the restore user passes through to its own directories inside
     (WORK / "backupctl.yaml").write_text(
-        "jobs_dir: jobs\nstate_dir: state\nscratch_dir: scratch\n"
+        f"jobs_dir: jobs\nstate_dir: state\nscratch_dir: {scratch}\n"
         "known_hosts: ssh/known_hosts\nconcurrency: 2\n"
         "evidence_key: secrets/evidence.key\nevidence_anchor_file: evidence.anchors\n"
         "notify:\n  language: ja\n  channels:\n    - name: it-mail\n      email:\n"
@@ -266,7 +277,7 @@ source:
 databases:
   - name: emr
     kind: postgresql
-    dsn: "host={WORK}/pg port={pg_port} user=postgres dbname=emr"
+    dsn: "host={outside}/pg port={pg_port} user=postgres dbname=emr"
     checks:
       - "SELECT count(*) = 2000 FROM 患者"
       - "SELECT bool_and(患者id IS NOT NULL) FROM カルテ"
@@ -299,17 +310,23 @@ schedule:
 def main() -> None:
     if WORK.exists():
         shutil.rmtree(WORK)
-    WORK.mkdir(mode=0o711 if AS_POSTGRES else 0o700)
-    WORK.chmod(0o711 if AS_POSTGRES else 0o700)
+    WORK.mkdir(mode=0o700)
+    WORK.chmod(0o700)
     say("creating demo data, secrets, a PostgreSQL EMR database, a private sshd and an SMTP "
         "server on loopback")
     make_data()
-    pg_port = start_postgres(WORK / "pg")
-    sshd, port = start_sshd(WORK / "ssh")
-    maildir = WORK / "mail"
-    smtp, smtp_port = start_smtp(maildir)
+    outside = make_outside()
     try:
-        write_config(port, pg_port, smtp_port)
+        pg_port = start_postgres(outside / "pg")
+        sshd, port = start_sshd(WORK / "ssh")
+        maildir = WORK / "mail"
+        smtp, smtp_port = start_smtp(maildir)
+    except BaseException:
+        stop_postgres(outside / "pg")
+        shutil.rmtree(outside, ignore_errors=True)
+        raise
+    try:
+        write_config(port, pg_port, smtp_port, outside)
         fingerprint = subprocess.run(
             ["ssh-keygen", "-lf", str(WORK / "ssh" / "host_key.pub")], check=True, text=True,
             capture_output=True).stdout.split()[1]
@@ -363,7 +380,8 @@ def main() -> None:
         sshd.wait(timeout=10)
         smtp.terminate()
         smtp.wait(timeout=10)
-        stop_postgres(WORK / "pg")
+        stop_postgres(outside / "pg")
+        shutil.rmtree(outside, ignore_errors=True)
 
 
 if __name__ == "__main__":
