@@ -27,6 +27,7 @@ class LeakWatch:
     allowed: set[Path] = field(default_factory=set)  # the password files themselves
     sweeps: int = 0
     restic_argvs: list[list[str]] = field(default_factory=list)  # one per restic process seen
+    restic_lineage: list[tuple[int, ...]] = field(default_factory=list)  # its ancestors' pids
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
@@ -56,6 +57,7 @@ class LeakWatch:
                         seen.add(pid)
                         self.restic_argvs.append(
                             data.decode(errors="replace").rstrip("\0").split("\0"))
+                        self.restic_lineage.append(_ancestors(int(pid)))
             self.sweeps += 1
             self._stop.wait(self.interval)
 
@@ -63,6 +65,12 @@ class LeakWatch:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=30)
+
+    def restic_argvs_under(self, *pids: int) -> list[list[str]]:
+        """The restic processes started (at any depth) by one of `pids`: a test's own, where
+        other tests run restic beside it."""
+        return [argv for argv, lineage in zip(self.restic_argvs, self.restic_lineage,
+                                              strict=True) if set(pids) & set(lineage)]
 
     def text(self, what: str, text: str) -> None:
         self.texts.append((what, text))
@@ -79,6 +87,19 @@ class LeakWatch:
                           _files_containing(needle, root, since=self.started - 2,
                                             skip=self.allowed)]
         return found
+
+
+def _ancestors(pid: int) -> tuple[int, ...]:
+    """The parent, grandparent, … of `pid` (as far as /proc still shows them)."""
+    found: list[int] = []
+    while pid > 1 and len(found) < 64:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            break
+        pid = int(stat.rsplit(")", 1)[1].split()[1])  # the name may hold spaces and ')'
+        found.append(pid)
+    return tuple(found)
 
 
 def _is_restic(cmdline: bytes) -> bool:

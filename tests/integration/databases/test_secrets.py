@@ -4,6 +4,7 @@ or a result, while databases are dumped (locally and over SSH) and proven (SPEC 
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import subprocess
 from collections.abc import Callable
@@ -105,10 +106,15 @@ def test_a_password_in_the_repository_url_never_reaches_the_source_hosts_argv_lo
     assert [p.returncode for p in outputs] == [0, 0], [p.stderr[-2000:] for p in outputs]
     [dumped] = json.loads(outputs[0].stdout)["jobs"][0]["databases"]
     assert dumped["error"] is None and dumped["snapshot_id"], dumped
-    # The watcher saw the helper's restic (and the quick proof's) with the URL on a pipe.
-    helpers = [argv for argv in watch.restic_argvs if "--stdin-filename" in argv
-               or "dump" in argv]
-    assert helpers, f"no database restic process was sampled: {watch.restic_argvs}"
+    # The watcher saw the helper's restic on the source host (under this test's sshd) and
+    # the quick proof's on the orchestrator (under this test), each with the URL on a pipe.
+    assert sshd.proc is not None
+    on_host = watch.restic_argvs_under(sshd.proc.pid)
+    local = watch.restic_argvs_under(os.getpid())
+    helpers = [argv for argv in on_host if "--stdin-filename" in argv] + [
+        argv for argv in local if "dump" in argv]
+    # (a short `restic dump` may slip between two sweeps; the streaming backup cannot)
+    assert "backup" in {w for argv in helpers for w in argv}, (on_host, local)
     for argv in helpers:
         assert "--repo" not in argv and "-r" not in argv, argv
         assert argv[argv.index("--repository-file") + 1].startswith("/dev/fd/"), argv
