@@ -34,7 +34,7 @@ from backupctl.config.identity import job_file_sha256
 from backupctl.config.schema import Job
 from backupctl.errors import BackupctlError
 from backupctl.evidence import anchor, chain, pin
-from backupctl.execute import Cancelled, raise_if_cancelled
+from backupctl.execute import Cancelled, job_scope, raise_if_cancelled
 from backupctl.log import mask, mask_data
 from backupctl.state import queries
 from backupctl.state.db import StateError
@@ -254,8 +254,8 @@ def job_session(ctx: Context, job: Job, kind: str) -> Iterator[list[int]]:
     With `ctx.due` (--due) the job must still be due once the lock is held and its dead runs
     are recorded (another orchestrator may have run it meanwhile): else `due.NotDue`, and
     no run is started."""
-    raise_if_cancelled()  # a stopped process (signal, lost lease) starts nothing new
-    with ctx.job_locks.hold(job.name, kind=kind):
+    raise_if_cancelled()  # a stopped process (signal) starts nothing new
+    with job_scope(), ctx.job_locks.hold(job.name, kind=kind):
         recovered = recover(ctx, job)
         if ctx.due and kind in due.KINDS:
             due.require(ctx.store, job, kind, now=ctx.clock(), runner=ctx.local)

@@ -135,6 +135,10 @@ def run_jobs(jobs: Sequence[Job], action: Callable[[Job], R], *,
             return action(job)
         except BackupctlError as exc:
             return Refused(job.name, exc.status, str(exc))
+        except execute.Cancelled as exc:
+            if execute.cancelled():
+                raise  # the whole process was stopped (a signal)
+            return Refused(job.name, ExitStatus.FAILED, str(exc))  # this job's lease was lost
         except Exception as exc:
             log.exception("%s: unexpected error", job.name)
             return Refused(job.name, ExitStatus.FAILED,

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 import typer
 from rich.console import Console
 
-from backupctl import execute, log
+from backupctl import log
 from backupctl.actions.context import Context, RunObserver
 from backupctl.actions.fleet import Skipped, run_job
 from backupctl.actions.results import JobResult, run_jobs
@@ -102,7 +102,7 @@ def context(config: Config, *, operator: str | None = None, due: bool = False) -
     """The state context of a command (opens, and if needed upgrades, the state database).
 
     Job locks: PostgreSQL leases shared by every orchestrator when `database_url` is
-    PostgreSQL (a lost lease stops this process's runs), else flock files in state_dir."""
+    PostgreSQL (a lost lease stops that job's run), else flock files in state_dir."""
     settings = config.settings
     state_dir = settings.state_dir
     try:
@@ -145,11 +145,12 @@ def _observers(config: Config) -> list[RunObserver]:
 
 
 def _lease_lost(lease: Lease) -> None:
-    """The watchdog lost a job's lease (cut network, ended session): stop every run of this
-    process before another orchestrator can take the job (they record themselves
-    interrupted if the database can still be reached; the command exits 1)."""
-    execute.cancel(f"{lease.job}: {lease.lost_reason or 'lease lost'}; the runs of this "
-                   "process were stopped so that another orchestrator can take over")
+    """The watchdog lost a job's lease (cut network, ended session): stop that job's run
+    before another orchestrator can take the job (it records itself interrupted if the
+    database can still be reached; the command exits 1). Other jobs of an `--all` run go
+    on: their leases are their own."""
+    lease.scope.cancel(f"{lease.job}: {lease.lost_reason or 'lease lost'}; its run was "
+                       "stopped so that another orchestrator can take over")
 
 
 def emit_json(payload: dict[str, Any]) -> None:

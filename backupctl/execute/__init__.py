@@ -7,9 +7,11 @@ timeouts, and returns a Result.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import shlex
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -147,45 +149,107 @@ class Counting:
         self.runner.close()
 
 
-# -- stopping everything (SIGTERM/SIGINT) --------------------------------------------------
+# -- stopping commands: the whole process (SIGTERM/SIGINT) or one job (its lost lease) ------
 
 class Cancelled(BaseException):
-    """The process was told to stop: a command was killed, or was not started.
+    """The process or the job was told to stop: a command was killed, or was not started.
 
     A BaseException, like KeyboardInterrupt: no `except Exception` turns it into a result;
     the run that was going on is recorded interrupted on the way out."""
 
 
-_CANCELLED = threading.Event()
-_REASON = ["stopped by a signal"]  # what Cancelled says (the first cancel's reason)
-_STOPPERS: dict[int, Callable[[], None]] = {}
-_STOPPERS_LOCK = threading.RLock()  # cancel() may run in a signal handler
+class Scope:
+    """Commands that stop together. The process is one scope (a signal stops everything);
+    each job runs in a scope of its own inside it (`job_scope`), so a lost job lease stops
+    that job's commands and no other job's."""
+
+    def __init__(self, parent: Scope | None = None, *,
+                 reason: str = "stopped by a signal") -> None:
+        self.parent = parent
+        self.reason = reason  # what Cancelled says (the first cancel's reason)
+        self._event = threading.Event()
+        self._stoppers: dict[int, Callable[[], None]] = {}
+        self._lock = threading.RLock()  # cancel() may run in a signal handler
+
+    def cancel(self, reason: str | None = None) -> None:
+        """Kill every running command of this scope (and those inside it), start none."""
+        if reason is not None and not self._event.is_set():
+            self.reason = reason
+        self._event.set()
+        with self._lock:
+            stoppers = list(self._stoppers.values())
+        for stop in stoppers:
+            stop()
+
+    def stopped(self) -> Scope | None:
+        """This scope or the nearest enclosing one that was cancelled, if any."""
+        scope: Scope | None = self
+        while scope is not None and not scope._event.is_set():
+            scope = scope.parent
+        return scope
+
+    def _chain(self) -> list[Scope]:
+        chain: list[Scope] = []
+        scope: Scope | None = self
+        while scope is not None:
+            chain.append(scope)
+            scope = scope.parent
+        return chain
+
+    def add(self, key: int, stop: Callable[[], None]) -> None:
+        for scope in self._chain():  # a cancel of any enclosing scope reaches it
+            with scope._lock:
+                scope._stoppers[key] = stop
+
+    def remove(self, key: int) -> None:
+        for scope in self._chain():
+            with scope._lock:
+                scope._stoppers.pop(key, None)
+
+
+_PROCESS = Scope()
+_CURRENT: contextvars.ContextVar[Scope | None] = contextvars.ContextVar("scope", default=None)
+
+
+def current() -> Scope:
+    """The scope commands started here belong to: the job's, else the process's."""
+    return _CURRENT.get() or _PROCESS
 
 
 def cancel(reason: str | None = None) -> None:
-    """Kill every running command of this process and refuse to start new ones.
-
-    `reason` (default: a signal) is what the runs stopped this way say: a lost job lease
-    (state/leases.py) stops the process's runs too."""
-    if reason is not None and not _CANCELLED.is_set():
-        _REASON[0] = reason
-    _CANCELLED.set()
-    with _STOPPERS_LOCK:
-        stoppers = list(_STOPPERS.values())
-    for stop in stoppers:
-        stop()
+    """Kill every running command of this process and refuse to start new ones (signals)."""
+    _PROCESS.cancel(reason)
 
 
 def cancelled() -> bool:
-    return _CANCELLED.is_set()
+    """Was the whole process told to stop?"""
+    return _PROCESS.stopped() is not None
+
+
+@contextlib.contextmanager
+def job_scope() -> Iterator[Scope]:
+    """Run the body's commands in a scope of their own (one job), inside the current one."""
+    scope = Scope(current())
+    token = _CURRENT.set(scope)
+    try:
+        yield scope
+    finally:
+        _CURRENT.reset(token)
+
+
+def adopt(scope: Scope) -> None:
+    """Start this thread's commands in `scope`: a job's worker pool passes it as its
+    `initializer`, so what runs beside the restore stops with the job."""
+    _CURRENT.set(scope)
 
 
 _CLEANUP = threading.local()
 
 
 def raise_if_cancelled() -> None:
-    if _CANCELLED.is_set() and not getattr(_CLEANUP, "active", False):
-        raise Cancelled(_REASON[0])
+    stopped = current().stopped()
+    if stopped is not None and not getattr(_CLEANUP, "active", False):
+        raise Cancelled(stopped.reason)
 
 
 class cleaning_up:
@@ -199,16 +263,15 @@ class cleaning_up:
 
 
 class running:
-    """Register how to stop a command while it runs (see `cancel`)."""
+    """Register how to stop a command while it runs (see `Scope.cancel`)."""
 
     def __init__(self, stop: Callable[[], None]) -> None:
         self.stop = stop
+        self.scope = current()
 
     def __enter__(self) -> None:
         raise_if_cancelled()
-        with _STOPPERS_LOCK:
-            _STOPPERS[id(self)] = self.stop
+        self.scope.add(id(self), self.stop)
 
     def __exit__(self, *_exc: object) -> None:
-        with _STOPPERS_LOCK:
-            _STOPPERS.pop(id(self), None)
+        self.scope.remove(id(self))

@@ -21,6 +21,7 @@ from typing import Any
 import psycopg
 
 from backupctl.errors import BackupctlError
+from backupctl.execute import Scope, current
 from backupctl.state import pgconn
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,8 @@ class Lease:
     since: str
     lost: threading.Event = field(default_factory=threading.Event, repr=False)
     lost_reason: str | None = None
+    # the commands of the run holding it (execute.job_scope): a loss stops them, no other job's
+    scope: Scope = field(default_factory=current, repr=False)
 
     def check(self) -> None:
         """Raise LeaseLost if the lease was lost (call between the steps of a run)."""

@@ -51,7 +51,7 @@ from backupctl.actions.restore_test.snapshot import (
 from backupctl.actions.restore_test.verdict import Findings
 from backupctl.config.schema import Job
 from backupctl.errors import ResticError
-from backupctl.execute import Counting
+from backupctl.execute import Counting, adopt, current
 from backupctl.restic.run import Repo
 from backupctl.state.records import ManifestSummary, Mismatch
 from backupctl.verify.listing import Listing, SnapshotRef
@@ -79,7 +79,8 @@ class _Examined:
 def full(ctx: Context, job: Job, repo: Repo, *, wanted: str) -> Tested:
     runner = Counting(ctx.local)
     # the check, the manifest's rows, the listing and `restic snapshots` beside the restore
-    with ThreadPoolExecutor(max_workers=4, thread_name_prefix="verify") as pool:
+    with ThreadPoolExecutor(max_workers=4, thread_name_prefix="verify",
+                            initializer=adopt, initargs=(current(),)) as pool:
         check = pool.submit(check_beside_restore, ctx, runner, job.name, repo,
                             read_data_subset=job.verify.read_data_subset)
         done = _restore_all(ctx, runner, pool, job, repo, wanted=wanted)

@@ -22,7 +22,7 @@ from backupctl.actions.restore_test.snapshot import References, guess_latest, re
 from backupctl.actions.restore_test.verdict import Findings
 from backupctl.config.schema import Job
 from backupctl.errors import ResticError
-from backupctl.execute import Counting
+from backupctl.execute import Counting, adopt, current
 from backupctl.restic.run import Repo
 from backupctl.verify.listing import SnapshotRef
 
@@ -38,7 +38,8 @@ class _Sample:
 
 def quick(ctx: Context, job: Job, repo: Repo, *, wanted: str) -> Tested:
     runner = Counting(ctx.local)
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="check") as pool:
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="check",
+                            initializer=adopt, initargs=(current(),)) as pool:
         check = pool.submit(check_beside_restore, ctx, runner, job.name, repo,
                             read_data_subset=job.verify.read_data_subset)
         sample = _sample(ctx, runner, job, repo, wanted=wanted)

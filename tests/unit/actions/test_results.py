@@ -101,7 +101,7 @@ def test_a_stop_waits_for_the_running_jobs_only_and_starts_no_other(
         return Done(job.name, ExitStatus.FAILED, "interrupted")
 
     monkeypatch.setattr(results, "wait", spy_wait)
-    monkeypatch.setattr(execute, "_CANCELLED", threading.Event())  # this test's stop only
+    monkeypatch.setattr(execute, "_PROCESS", execute.Scope())  # this test's stop only
     def stop() -> None:
         both_running.wait(timeout=10)
         waiting.wait(timeout=10)
