@@ -88,11 +88,13 @@ def newest_of(runs: Iterable[Run]) -> Run | None:
     return max(runs, key=lambda r: r.finished_at, default=None)
 
 
-def verify_runs(view: StateView, job: str, *, success: bool) -> dict[str, Run]:
-    """repository → the newest (or newest successful) restore test of the job."""
+def verify_runs(view: StateView, job: Job, *, success: bool) -> dict[str, Run]:
+    """repository → the newest (or newest successful) restore test of the job, of the
+    repositories it is configured with (the keys the view was read for)."""
     table = view.success if success else view.newest
-    return {repo: run for (kind, name, repo), run in table.items()
-            if kind == "verify" and name == job}
+    found = {repo: table.get(("verify", job.name, repo))
+             for repo in ("primary", *(c.name for c in job.copies))}
+    return {repo: run for repo, run in found.items() if run is not None}
 
 
 def backup_problems(j: Judge) -> list[Problem]:
@@ -110,8 +112,8 @@ def backup_problems(j: Judge) -> list[Problem]:
 
 def proof_problems(j: Judge) -> list[Problem]:
     """A restore test of any repository proves the job restorable (as `notify check`)."""
-    newest_by_repo = verify_runs(j.view, j.job.name, success=False)
-    good = newest_of(verify_runs(j.view, j.job.name, success=True).values())
+    newest_by_repo = verify_runs(j.view, j.job, success=False)
+    good = newest_of(verify_runs(j.view, j.job, success=True).values())
     found = []
     failed = {repo: run for repo, run in newest_by_repo.items() if run.status != "success"}
     for repo, run in sorted(failed.items()):
