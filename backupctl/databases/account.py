@@ -96,8 +96,8 @@ def lookup(name: str) -> ServerUser:
     if why:
         raise UsageError(
             f"restore_user {name!r} {why}: a restored dump's code would run with its "
-            f"privileges. Set restore_user to a dedicated system user ({create_command(name)}"
-            f" with another name, e.g. {DEFAULT_USER}){_NOTHING}")
+            f"privileges. Set restore_user to a dedicated system user, e.g. {DEFAULT_USER} "
+            f"({create_command(DEFAULT_USER)}){_NOTHING}")
     groups = frozenset(os.getgrouplist(entry.pw_name, entry.pw_gid))
     return ServerUser(entry.pw_name, entry.pw_uid, entry.pw_gid, groups)
 
