@@ -123,3 +123,18 @@ def test_schedule_copy_is_read_from_the_yaml_key_copy() -> None:
     schedule = Schedule.model_validate({"backup": "daily", "copy": "weekly", "verify": "daily"})
     assert schedule.copy_ == "weekly"
     assert schedule.model_dump(by_alias=True)["copy"] == "weekly"
+
+
+@pytest.mark.parametrize(("name", "ok"), [
+    ("backupctl-restore", True), ("pg_restore_2", True), ("root", False), ("postgres", False),
+    ("Restore", False), ("a b", False), ("", False), ("x" * 33, False)])
+def test_restore_user_is_a_plain_unprivileged_name(name: str, ok: bool) -> None:
+    from backupctl.config.schema import GlobalConfig
+
+    base = {"jobs_dir": "/j", "state_dir": "/s", "scratch_dir": "/x", "known_hosts": "/k"}
+    assert GlobalConfig.model_validate(base).restore_user == "backupctl-restore"
+    if ok:
+        assert GlobalConfig.model_validate({**base, "restore_user": name}).restore_user == name
+    else:
+        with pytest.raises(ValidationError):
+            GlobalConfig.model_validate({**base, "restore_user": name})
