@@ -14,7 +14,7 @@ from backupctl.execute import Secret
 from backupctl.log import register_secret
 
 # `scheme://user:password@host…` (restic's rest: URLs, database URLs)
-_CREDENTIALS = re.compile(r"(://[^/:@]+):([^/@]*)@")
+_CREDENTIALS = re.compile(r"(://[^/:@]*):([^/@]*)@")  # the user may be empty (://:pw@)
 
 
 def display_url(url: str) -> str:

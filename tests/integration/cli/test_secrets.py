@@ -44,7 +44,7 @@ def test_password_never_in_proc_output_logs_or_remote_disk(
     assert json.loads(result.stdout)["jobs"][0]["snapshot_id"]
     # The watcher really saw the restic processes it was guarding.
     ours = [argv for argv in watch.restic_argvs if any(str(repo) in w for w in argv)]
-    assert {"backup", "snapshots", "forget"} <= {word for argv in ours for word in argv}, ours
+    assert {"backup", "ls", "forget"} <= {word for argv in ours for word in argv}, ours
     assert watch.sweeps > 20
     assert "DEBUG" in result.stderr  # -v really logged every command
     watch.text("stdout", result.stdout)
