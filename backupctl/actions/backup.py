@@ -18,7 +18,7 @@ blocks a later command is removed by `restic.run` anyway).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from sqlalchemy import Connection
 
@@ -153,6 +153,13 @@ class Done:
     held: tuple[parse.Snapshot, ...] | None = None
     assessment: gen_check.Assessment | None = None
     suspicious: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()  # the snapshots of this failed run, removed again
+
+    def made(self) -> tuple[str, ...]:
+        """Every snapshot this run made: its files' and each database dump's."""
+        summary = self.taken.summary
+        return ((summary.snapshot_id,) if summary else ()) + tuple(
+            d.snapshot_id for d in self.dumps if d.ok and d.snapshot_id)
 
 
 # -- the steps ----------------------------------------------------------------------------
@@ -314,11 +321,33 @@ def assess(ctx: Context, job: Job, pruned: Pruned, *,
 
 # -- the pipeline -------------------------------------------------------------------------
 
+def discard(ctx: Context, job: Job, done: Done) -> Done:
+    """A failed run leaves nothing that looks like a backup (SPEC §15): its snapshots (an
+    incomplete one, one without its manifest or its dumps) are removed on the orchestrator,
+    so that generations, copies and the next verify never count them; their data goes with
+    the next prune. A suspicious run keeps them: they are the evidence, and pruning is
+    frozen."""
+    made = done.made()
+    if done.outcome.status is not ExitStatus.FAILED or done.suspicious or not made:
+        return done
+    primary = repos.primary(job)
+    result, outcome = restic_run.attempt(
+        ctx.local, restic.forget_snapshots(primary.url, primary.password, made),
+        timeout=ctx.timeout, unlock=primary)
+    shown = ", ".join(s[:8] for s in made)
+    if outcome is ResticExit.OK:
+        return replace(done, removed=made, steps=(
+            *done.steps, f"removed snapshot(s) {shown} of the failed run"))
+    return replace(done, outcome=done.outcome.combine(ExitStatus.FAILED, (
+        f"{job.name}: the failed run's snapshot(s) {shown} could not be removed "
+        f"{result.describe()}; remove them with: restic forget {' '.join(made)}")))
+
+
 def backup(ctx: Context, job: Job) -> BackupResult:
     with job_run(ctx, job, "backup", BackupDetails) as run:
         runner = ctx.runner(job)
         try:
-            done = pipeline(ctx, job, runner, unlock=bool(run.recovered))
+            done = discard(ctx, job, pipeline(ctx, job, runner, unlock=bool(run.recovered)))
         finally:
             runner.close()
         result = to_result(job, done)
@@ -391,7 +420,7 @@ def to_result(job: Job, done: Done) -> BackupResult:
         manifest=inspected.manifest.summary() if inspected and inspected.manifest else None,
         suspicious=list(done.suspicious), unreadable=output.errors if output else [],
         warnings=list(done.warnings), steps=list(done.steps),
-        databases=[d.record() for d in done.dumps])
+        databases=[d.record() for d in done.dumps], removed_snapshots=list(done.removed))
     return BackupResult(job.name, "backup", done.outcome.status, details,
                         error=done.outcome.error, reason=done.outcome.reason,
                         snapshot_id=summary.snapshot_id if summary else None,
@@ -402,10 +431,10 @@ def _record(conn: Connection, ctx: Context, job: Job, result: BackupResult, done
             run_id: int) -> None:
     """The backup's manifests (files and databases), generation observation and tripwire
     flag, with its run."""
-    built = done.inspected.manifest if done.inspected else None
+    built = done.inspected.manifest if done.inspected and not done.removed else None
     if built is not None:
         queries.insert_manifest(conn, job.name, built.snapshot_id, built.entries)
-    dumps.insert_database_manifests(conn, [
+    dumps.insert_database_manifests(conn, [] if done.removed else [
         d.manifest().row(run_id=run_id, files_snapshot_id=result.snapshot_id,
                          created_at=ctx.store.now()) for d in done.dumps if d.ok])
     if done.assessment is not None:

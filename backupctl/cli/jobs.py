@@ -102,8 +102,11 @@ def _backup_line(result: JobResult) -> str:
             or result.snapshot_id is None:
         return ""
     d = result.details
+    if d.removed_snapshots:  # a failed run: what it made is gone again
+        return f"snapshot {result.snapshot_id} of this failed run was removed"
+    kept = f", {d.generations} generation(s) kept" if d.generations is not None else ""
     line = (f"snapshot {result.snapshot_id}, {d.files_new} new / {d.files_changed} changed "
-            f"files, {d.bytes_added} bytes added, {d.generations} generation(s) kept")
+            f"files, {d.bytes_added} bytes added{kept}")
     for db in d.databases:
         line += (f"\n    database {db.name}: FAILED, no snapshot kept" if db.error else
                  f"\n    database {db.name}: snapshot {(db.snapshot_id or '')[:8]}, "

@@ -49,6 +49,11 @@ def backup(repo: str, password: Secret, *, host: str, paths: Sequence[str],
     return [*argv, "--", *paths]
 
 
+def forget_snapshots(repo: str, password: Secret, ids: Sequence[str]) -> list[Arg]:
+    """`forget ID…`: remove these snapshots (their data goes with the next prune)."""
+    return [*base(repo, password), "forget", "--", *ids]
+
+
 def forget(repo: str, password: Secret, *, host: str, policy: dict[str, int],
            prune: bool = True, group_by: str = "host,tags") -> list[Arg]:
     """`host,tags`: the policy applies to the job's files and to each database's dumps

@@ -193,6 +193,9 @@ class BackupDetails(Record):
     warnings: list[str] = Field(default_factory=list)
     steps: list[str] = Field(default_factory=list)
     databases: list[DatabaseDump] = Field(default_factory=list)
+    # snapshots this (failed) run made and removed again: nothing of a failed run looks
+    # like a backup to generations, copies or the next verify
+    removed_snapshots: list[str] = Field(default_factory=list)
 
     @model_validator(mode="before")
     @classmethod

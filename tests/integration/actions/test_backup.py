@@ -126,3 +126,34 @@ def test_missing_source_path_is_a_failure_not_a_silent_skip(workspace: Workspace
     assert result.returncode == 1
     assert "source path(s) missing" in result.stderr
     assert str(workspace.root / "nothere") in result.stderr
+
+
+def test_a_failed_backup_leaves_nothing_that_looks_like_a_backup(workspace: Workspace) -> None:
+    """SPEC §15: with one source path missing, restic 0.14 still makes a snapshot; the run
+    fails and removes it, so that it counts as no generation, is never copied, and the next
+    verify proves the last good backup instead of blaming "another tool"."""
+    src = workspace.root / "src" / "half"
+    extra = workspace.root / "src" / "extra"
+    for d in (src, extra):
+        d.mkdir(parents=True, exist_ok=True)
+        (d / "data.txt").write_text(f"{d.name}\n")
+    workspace.job("half", source=src)
+    edit_job(workspace, "half", source={"paths": [str(src), str(extra)]})
+    assert workspace.run("backup", "half").returncode == 0
+    repo = workspace.root / "repos" / "half"
+    [good] = json.loads(restic(repo, "snapshots", "--json").stdout)
+
+    (extra / "data.txt").unlink()
+    extra.rmdir()
+    failed = workspace.run("backup", "half", "--json")
+    assert failed.returncode == 1, failed.stderr
+    [job] = json.loads(failed.stdout)["jobs"]
+    assert "source path(s) missing" in job["error"]
+    assert job["removed_snapshots"] == [job["snapshot_id"]]
+    assert "None generation" not in failed.stderr
+    assert [s["id"] for s in json.loads(restic(repo, "snapshots", "--json").stdout)] \
+        == [good["id"]]
+
+    verified = workspace.run("verify", "half")
+    assert verified.returncode == 0, verified.stderr
+    assert good["short_id"] in verified.stderr

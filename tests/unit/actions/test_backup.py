@@ -177,7 +177,7 @@ def test_while_pruning_is_frozen_the_generations_are_listed(
     env.remote.on("backup", stdout=SUMMARY)
     result, _ = env.run()
     assert result.status is ExitStatus.BAD_DATA
-    assert env.local.commands("forget") == []
+    assert env.local.commands("forget") == []  # nothing was made: nothing to remove
     assert len(env.local.commands("snapshots")) == 1 and result.details.generations == 1
     assert any(w.startswith("pruning frozen (ransomware tripwire raised): canary")
                for w in result.details.warnings)
@@ -193,7 +193,7 @@ def test_before_failure_skips_restic_but_runs_after(env: Env) -> None:
     assert result.status is ExitStatus.FAILED
     assert env.order() == ["pg_dump emr > /x", "rm -f /x"]
     assert env.remote.commands("backup") == []
-    assert env.local.commands("forget") == []
+    assert env.local.commands("forget") == []  # nothing was made: nothing to remove
     assert "before command 'pg_dump emr > /x' failed" in (result.error or "")
     assert "exited 2" in (result.error or "") and "pg_dump: no such db" in (result.error or "")
     assert _rows(ctx)[0].status == "failed"
@@ -205,7 +205,7 @@ def test_after_failure_fails_a_good_backup(env: Env) -> None:
     result, _ = env.run(source={"paths": ["/srv/data"], "after": ["false"]})
     assert result.status is ExitStatus.FAILED
     assert "after command 'false' failed" in (result.error or "")
-    assert env.local.commands("forget") == []
+    assert _pruned(env) == [] and _removed(env) == [["4a04c7b9"]]
 
 
 def test_exit_3_fails_with_the_unreadable_files(env: Env) -> None:
@@ -220,7 +220,7 @@ def test_exit_3_fails_with_the_unreadable_files(env: Env) -> None:
     assert result.snapshot_id == "4a04c7b9"  # restic made a snapshot, but an incomplete one
     assert "incomplete" in (result.error or "")
     assert "/srv/data/x.db: read failed: Input/output error" in (result.error or "")
-    assert env.local.commands("forget") == []
+    assert _pruned(env) == [] and _removed(env) == [["4a04c7b9"]]
     row = _rows(ctx)[0]
     assert row.status == "failed" and "/srv/data/x.db" in row.error
 
@@ -348,6 +348,47 @@ def test_dry_run_plan_masks_the_password_and_runs_nothing(env: Env) -> None:
     assert steps[0] == f"{remote}sh -c 'dump'" and steps[2] == f"{remote}sh -c 'clean'"
     assert steps[3].startswith("on orchestrator: restic --repo /srv/restic/emr-db")
     assert env.remote.calls == []
+
+
+def _pruned(env: Env) -> list[Call]:
+    """The generation policy's `forget --prune` runs."""
+    return [c for c in env.local.commands("forget") if "--prune" in c.words]
+
+
+def _removed(env: Env) -> list[list[str]]:
+    """The snapshots each `forget -- ID…` removed (a failed run's)."""
+    return [c.words[c.words.index("--") + 1:] for c in env.local.commands("forget")
+            if "--" in c.words]
+
+
+def test_a_failed_run_removes_its_snapshot_and_records_no_manifest(env: Env) -> None:
+    """A missing source path: restic made a snapshot, the run failed; the snapshot is
+    removed so that generations, copies and the next verify never see it (SPEC §15)."""
+    env.remote.on("backup", stdout=SUMMARY, stderr="/etc/emr does not exist, skipping\n")
+    result, _ = env.run()
+    assert result.status is ExitStatus.FAILED
+    assert _removed(env) == [["4a04c7b9"]] and _pruned(env) == []
+    assert result.details.removed_snapshots == ["4a04c7b9"]
+    assert result.details.generations is None
+    assert "removed snapshot(s) 4a04c7b9 of the failed run" in result.details.steps
+
+
+def test_a_failed_run_whose_snapshot_cannot_be_removed_says_how(env: Env) -> None:
+    env.remote.on("backup", stdout=SUMMARY, stderr="/etc/emr does not exist, skipping\n")
+    env.local.on("forget", "--", returncode=1, stderr="Fatal: unable to remove: 403\n")
+    result, _ = env.run()
+    assert result.status is ExitStatus.FAILED and result.details.removed_snapshots == []
+    assert "could not be removed" in (result.error or "")
+    assert "restic forget 4a04c7b9" in (result.error or "")
+
+
+def test_a_suspicious_run_keeps_its_snapshot(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The snapshot of a run that raised the tripwire is the evidence: never removed."""
+    monkeypatch.setattr(tripwire, "inspect", lambda *a, **k: ["canary /srv/data/c changed"])
+    env.remote.on("backup", stdout=SUMMARY)
+    result, _ = env.run()
+    assert result.status is ExitStatus.BAD_DATA
+    assert _removed(env) == [] and result.details.removed_snapshots == []
 
 
 def _subcommand(call: Call) -> str:
