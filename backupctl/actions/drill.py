@@ -21,10 +21,10 @@ from __future__ import annotations
 import contextlib
 import shutil
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from backupctl import fmt
 from backupctl.actions import repo as repos
@@ -36,7 +36,7 @@ from backupctl.actions.restore_test.compare import compare, count_all
 from backupctl.actions.restore_test.databases import describe, prove, require_restore_user
 from backupctl.actions.restore_test.pipeline import list_snapshot
 from backupctl.actions.restore_test.restore import restore
-from backupctl.actions.restore_test.snapshot import references, resolve
+from backupctl.actions.restore_test.snapshot import References, references, resolve
 from backupctl.actions.restore_test.verdict import Findings, verdict
 from backupctl.actions.results import RunResult
 from backupctl.config.schema import Job
@@ -82,111 +82,194 @@ def check_target(target: Path) -> None:
                          "restores only into a new or empty directory (nothing was run)")
 
 
-@dataclass
-class _Progress:
-    """What the drill has done so far (kept when it fails or is aborted)."""
+@dataclass(frozen=True)
+class DrillPlan:
+    """What a drill works with."""
 
+    ctx: Context
+    job: Job
+    repo: repos.Repo
     ui: DrillUI
-    steps: list[DrillStep] = field(default_factory=list)
-    findings: Findings = field(default_factory=Findings)
-    snap: SnapshotRef | None = None
-    root: Path | None = None
-    remarks: str = ""
+    wanted: str
+    target: Path | None
     started: float = field(default_factory=time.monotonic)
 
-    @contextlib.contextmanager
-    def timed(self, name: str, *, kind: str = "auto") -> Iterator[dict[str, str]]:
-        """Time a step; the body sets `result`/`detail`; an exception makes it a failure."""
-        self.ui.step(len(self.steps) + 1, name)
-        outcome = {"result": PASS, "detail": ""}
-        started = time.monotonic()
-        try:
-            yield outcome
-        except BaseException as exc:
-            outcome = {"result": FAIL, "detail": f"{exc.__class__.__name__}: {exc}"}
-            raise
-        finally:
-            self.steps.append(DrillStep.model_validate({
-                "name": name, "kind": kind, "result": outcome["result"],
-                "duration_ms": round((time.monotonic() - started) * 1000),
-                "detail": outcome["detail"]}))
+
+@dataclass(frozen=True)
+class Drilled:
+    """What the drill has done so far (kept when it fails or is aborted)."""
+
+    steps: tuple[DrillStep, ...] = ()
+    findings: Findings = field(default_factory=Findings)
+    snap: SnapshotRef | None = None
+    refs: References | None = None
+    root: Path | None = None
+    remarks: str = ""
+
+    def add(self, *steps: DrillStep, findings: Findings | None = None,
+            **changes: Any) -> Drilled:
+        return replace(self, steps=(*self.steps, *steps),
+                       findings=self.findings + findings if findings else self.findings,
+                       **changes)
 
 
-def _run(ctx: Context, job: Job, repo: repos.Repo, done: _Progress, *, wanted: str,
-         target: Path | None) -> None:
-    with done.timed("snapshot") as step:
-        done.snap = resolve(ctx.local, ctx.store, repo, job=job.name, wanted=wanted,
-                            timeout=ctx.timeout)
-        refs = references(ctx.store, done.snap, job=job.name, repository=repo.name)
-        step["detail"] = (f"snapshot {done.snap.short_id} of {done.snap.time} in {repo.name}; "
-                          f"{len(refs.refs)} reference hash(es)")
-        done.ui.info(step["detail"])
-    with done.timed("restore") as step:
-        listing = list_snapshot(ctx.local, repo, done.snap.id, job=job.name,
-                                timeout=ctx.timeout)
-        done.root = _target(ctx, job, target, listing.total_bytes)
-        with done.ui.restoring(done.root, listing.total_bytes):
-            restored = restore(ctx.local, repo, done.root, job=job.name,
-                               snapshot=done.snap.id, timeout=ctx.timeout)
-        counted = count_all(done.root, listing.files)
-        done.findings += Findings(mismatches=restored.problems + counted.mismatches,
-                                  unverifiable=counted.unverifiable, restore_ms=restored.ms,
-                                  files_restored=counted.files, bytes_restored=counted.bytes)
-        step["detail"] = (f"{counted.files} file(s), {counted.bytes} bytes into {done.root} "
-                          f"in {restored.ms / 1000:.1f}s")
-        if restored.problems or counted.mismatches:
-            step["result"] = FAIL
-        done.ui.info(step["detail"])
-    with done.timed("verify hashes") as step:
-        compared = compare(done.root, refs.refs)
-        done.findings += Findings(files_checked=compared.files, bytes_checked=compared.bytes,
-                                  mismatches=compared.mismatches, changed=refs.changed)
-        step["detail"] = (f"{compared.files} file(s) hashed against the source manifest, "
-                          f"{len(compared.mismatches)} mismatch(es)"
-                          + (f", {len(refs.changed)} changed since snapshot"
-                             if refs.changed else ""))
-        if compared.mismatches or compared.files == 0:
-            step["result"] = FAIL
-        done.ui.info(step["detail"])
-    _checks(ctx, job, done)
-    _databases(ctx, job, repo, done, refs.manifest_id)
-    total = len(job.runbook.steps)
-    for index, text in enumerate(job.runbook.steps, start=1):
-        with done.timed(text, kind="manual") as step:
-            step["result"], step["detail"] = done.ui.manual(index, total, text)
-    done.remarks = done.ui.remarks()
+class StepFailed(BaseException):
+    """A step raised: `state` holds what was done, with the failed step recorded; the
+    step's exception is the cause (a BaseException so that no `except Exception` on the
+    way turns Ctrl-C into a result)."""
+
+    def __init__(self, state: Drilled) -> None:
+        super().__init__("drill step failed")
+        self.state = state
 
 
-def _checks(ctx: Context, job: Job, done: _Progress) -> None:
-    if not job.verify.commands or done.root is None:
-        return
-    done.ui.step(len(done.steps) + 1, "application checks (verify.commands)")
-    checked = run_commands(ctx.local, job.verify.commands, done.root, timeout=ctx.timeout)
-    done.findings += Findings(failures=checked.failures, commands=checked.runs)
+class Partial(BaseException):
+    """Raised by a step body that got somewhere before failing (e.g. made the restore's
+    directory, which must be wiped): its `state`, the failure as the cause."""
+
+    def __init__(self, state: Drilled) -> None:
+        super().__init__("drill step failed part way")
+        self.state = state
+
+
+Body = Callable[[DrillPlan, Drilled], tuple[Drilled, str, str]]  # state, result, detail
+
+
+def _step(name: str, kind: str, result: str, detail: str, started: float) -> DrillStep:
+    return DrillStep.model_validate({
+        "name": name, "kind": kind, "result": result, "detail": detail[:2000],
+        "duration_ms": round((time.monotonic() - started) * 1000)})
+
+
+def timed(plan: DrillPlan, state: Drilled, name: str, body: Body, *,
+          kind: str = "auto") -> Drilled:
+    """One timed step: the body returns the new state, its result and detail; a failure
+    is recorded as the step's and raised as StepFailed (from the body's exception)."""
+    plan.ui.step(len(state.steps) + 1, name)
+    started = time.monotonic()
+    try:
+        after, result, detail = body(plan, state)
+    except BaseException as exc:
+        cause, base = exc, state
+        if isinstance(exc, Partial) and exc.__cause__ is not None:
+            cause, base = exc.__cause__, exc.state
+        failed = base.add(_step(name, kind, FAIL, f"{cause.__class__.__name__}: {cause}",
+                                started))
+        raise StepFailed(failed) from cause
+    return after.add(_step(name, kind, result, detail, started))
+
+
+def choose_snapshot(plan: DrillPlan, state: Drilled) -> tuple[Drilled, str, str]:
+    ctx, job, repo = plan.ctx, plan.job, plan.repo
+    snap = resolve(ctx.local, ctx.store, repo, job=job.name, wanted=plan.wanted,
+                   timeout=ctx.timeout)
+    refs = references(ctx.store, snap, job=job.name, repository=repo.name)
+    detail = (f"snapshot {snap.short_id} of {snap.time} in {repo.name}; "
+              f"{len(refs.refs)} reference hash(es)")
+    plan.ui.info(detail)
+    return replace(state, snap=snap, refs=refs), PASS, detail
+
+
+def restore_all(plan: DrillPlan, state: Drilled) -> tuple[Drilled, str, str]:
+    ctx, job, repo = plan.ctx, plan.job, plan.repo
+    assert state.snap is not None
+    snapshot = state.snap.id
+    listing = list_snapshot(ctx.local, repo, snapshot, job=job.name, timeout=ctx.timeout)
+    root = _target(ctx, job, plan.target, listing.total_bytes)
+    state = replace(state, root=root)  # kept (and wiped) even when the restore fails
+    try:
+        with plan.ui.restoring(root, listing.total_bytes):
+            restored = restore(ctx.local, repo, root, job=job.name, snapshot=snapshot,
+                               timeout=ctx.timeout)
+    except BaseException as exc:
+        raise Partial(state) from exc
+    counted = count_all(root, listing.files)
+    detail = (f"{counted.files} file(s), {counted.bytes} bytes into {root} in "
+              f"{restored.ms / 1000:.1f}s")
+    plan.ui.info(detail)
+    found = Findings(mismatches=restored.problems + counted.mismatches,
+                     unverifiable=counted.unverifiable, restore_ms=restored.ms,
+                     files_restored=counted.files, bytes_restored=counted.bytes)
+    return (replace(state, findings=state.findings + found),
+            FAIL if restored.problems or counted.mismatches else PASS, detail)
+
+
+def verify_hashes(plan: DrillPlan, state: Drilled) -> tuple[Drilled, str, str]:
+    assert state.root is not None and state.refs is not None
+    compared = compare(state.root, state.refs.refs)
+    changed = state.refs.changed
+    detail = (f"{compared.files} file(s) hashed against the source manifest, "
+              f"{len(compared.mismatches)} mismatch(es)"
+              + (f", {len(changed)} changed since snapshot" if changed else ""))
+    plan.ui.info(detail)
+    found = Findings(files_checked=compared.files, bytes_checked=compared.bytes,
+                     mismatches=compared.mismatches, changed=changed)
+    return (replace(state, findings=state.findings + found),
+            FAIL if compared.mismatches or compared.files == 0 else PASS, detail)
+
+
+def application_checks(plan: DrillPlan, state: Drilled) -> Drilled:
+    """`verify.commands` on the restored tree: one recorded step per command."""
+    ctx, job = plan.ctx, plan.job
+    if not job.verify.commands or state.root is None:
+        return state
+    plan.ui.step(len(state.steps) + 1, "application checks (verify.commands)")
+    checked = run_commands(ctx.local, job.verify.commands, state.root, timeout=ctx.timeout)
+    steps = []
     for run in checked.runs:
         result = PASS if run.exit_code == 0 else FAIL
-        done.steps.append(DrillStep.model_validate({
+        steps.append(DrillStep.model_validate({
             "name": f"check: {run.command}", "kind": "auto", "result": result,
             "duration_ms": run.duration_ms,
             "detail": f"exit {run.exit_code}: {run.output_tail}"[:2000]}))
-        done.ui.info(f"{run.command}: {result} (exit {run.exit_code})")
+        plan.ui.info(f"{run.command}: {result} (exit {run.exit_code})")
+    return state.add(*steps, findings=Findings(failures=checked.failures,
+                                               commands=checked.runs))
 
 
-def _databases(ctx: Context, job: Job, repo: repos.Repo, done: _Progress,
-               manifest_id: str) -> None:
-    if not job.databases or done.snap is None:
-        return
-    done.ui.step(len(done.steps) + 1, "databases: restore each dump into a throwaway server, "
-                 "compare every table's rows, run the checks")
-    results, _ = prove(ctx, job, repo, done.snap, manifest_id, mode="full")
-    done.findings += Findings(databases=results)
+def restore_databases(plan: DrillPlan, state: Drilled) -> Drilled:
+    """Each dump into a throwaway server, every table compared: one step per database."""
+    ctx, job = plan.ctx, plan.job
+    if not job.databases or state.snap is None or state.refs is None:
+        return state
+    plan.ui.step(len(state.steps) + 1, "databases: restore each dump into a throwaway "
+                 "server, compare every table's rows, run the checks")
+    results, _ = prove(ctx, job, plan.repo, state.snap, state.refs.manifest_id, mode="full")
+    steps = []
     for found in results:
         detail = describe(found)
-        done.steps.append(DrillStep.model_validate({
+        steps.append(DrillStep.model_validate({
             "name": f"database {found.name}", "kind": "auto",
             "result": PASS if found.result == "proven" else FAIL,
             "duration_ms": found.timings.get("total", 0), "detail": detail[:2000]}))
-        done.ui.info(detail)
+        plan.ui.info(detail)
+    return state.add(*steps, findings=Findings(databases=results))
+
+
+def _manual(index: int, total: int, text: str) -> Body:
+    def body(plan: DrillPlan, state: Drilled) -> tuple[Drilled, str, str]:
+        result, remark = plan.ui.manual(index, total, text)
+        return state, result, remark
+    return body
+
+
+def run_steps(plan: DrillPlan) -> Drilled:
+    """The drill's steps in order; StepFailed carries what was done when one fails."""
+    state = timed(plan, Drilled(), "snapshot", choose_snapshot)
+    state = timed(plan, state, "restore", restore_all)
+    state = timed(plan, state, "verify hashes", verify_hashes)
+    for body in (application_checks, restore_databases):
+        try:
+            state = body(plan, state)
+        except BaseException as exc:
+            raise StepFailed(state) from exc
+    total = len(plan.job.runbook.steps)
+    for index, text in enumerate(plan.job.runbook.steps, start=1):
+        state = timed(plan, state, text, _manual(index, total, text), kind="manual")
+    try:
+        return replace(state, remarks=plan.ui.remarks())
+    except BaseException as exc:
+        raise StepFailed(state) from exc
 
 
 def _target(ctx: Context, job: Job, target: Path | None, needed: int) -> Path:
@@ -202,29 +285,39 @@ def _target(ctx: Context, job: Job, target: Path | None, needed: int) -> Path:
     return target
 
 
-def _result(ctx: Context, job: Job, repo: repos.Repo, done: _Progress, *,
-            target: Path | None, status: ExitStatus, error: str | None,
+def _result(plan: DrillPlan, state: Drilled, *, status: ExitStatus, error: str | None,
             outcome: str) -> DrillResult:
-    manual = [s for s in done.steps if s.kind == "manual"]
-    found = done.findings
+    job, target = plan.job, plan.target
+    manual = [s for s in state.steps if s.kind == "manual"]
+    found = state.findings
     details = DrillDetails(
-        result=outcome, operator=ctx.operator,  # type: ignore[arg-type]
-        target=str(done.root) if done.root else None,
+        result=outcome, operator=plan.ctx.operator,  # type: ignore[arg-type]
+        target=str(state.root) if state.root else None,
         target_kind="scratch" if target is None else "real",
-        wiped=target is None and done.root is not None, restore_ms=found.rto_ms,
+        wiped=target is None and state.root is not None, restore_ms=found.rto_ms,
         rto_seconds=job.verify.rto, files_restored=found.files_restored,
         bytes_restored=found.bytes_restored, files_checked=found.files_checked,
         bytes_checked=found.bytes_checked, mismatches=list(found.mismatches),
         failures=list(found.failures), changed_since_snapshot=list(found.changed),
         unverifiable=list(found.unverifiable), commands=list(found.commands),
         databases=[d.record() for d in found.databases],
-        steps=done.steps, manual_steps_confirmed=bool(manual) and all(
+        steps=list(state.steps), manual_steps_confirmed=bool(manual) and all(
             s.result == PASS for s in manual),
-        remarks=done.remarks, total_ms=round((time.monotonic() - done.started) * 1000))
-    snap = done.snap
-    return DrillResult(job.name, "drill", status, details, error=error, repository=repo.name,
-                       snapshot_id=snap.id if snap else None,
+        remarks=state.remarks, total_ms=round((time.monotonic() - plan.started) * 1000))
+    snap = state.snap
+    return DrillResult(job.name, "drill", status, details, error=error,
+                       repository=plan.repo.name, snapshot_id=snap.id if snap else None,
                        snapshot_time=snap.time if snap else None)
+
+
+def _judged(plan: DrillPlan, state: Drilled) -> DrillResult:
+    failed_manual = [f"manual step {s.name!r} failed" + (f": {s.detail}" if s.detail else "")
+                     for s in state.steps if s.kind == "manual" and s.result == FAIL]
+    short = state.snap.short_id if state.snap else "?"
+    judged = verdict(state.findings, job=plan.job.name, what=f"the drill on snapshot {short}",
+                     rto_seconds=plan.job.verify.rto, more_problems=failed_manual)
+    return _result(plan, state, status=judged.status, error=judged.error,
+                   outcome=PASS if judged.status is ExitStatus.OK else FAIL)
 
 
 def drill(ctx: Context, job: Job, ui: DrillUI, *, target: Path | None = None,
@@ -238,31 +331,24 @@ def drill(ctx: Context, job: Job, ui: DrillUI, *, target: Path | None = None,
             raise BackupctlError(f"{job.name}: restoring into {target} was not confirmed; "
                                  "nothing was run")
     with job_run(ctx, job, "drill", DrillDetails, repository=repo.name) as run:
-        done = _Progress(ui)
+        plan = DrillPlan(ctx, job, repo, ui, snapshot, target)
         try:
-            try:
-                _run(ctx, job, repo, done, wanted=snapshot, target=target)
-            finally:
-                if target is None and done.root is not None:
-                    scratch.wipe(done.root)
-        except BackupctlError as exc:
-            run.finish(_result(ctx, job, repo, done, target=target, status=exc.status,
-                               error=str(exc), outcome=FAIL))
-        except BaseException as exc:  # Ctrl-C, SIGTERM: record the aborted drill, re-raise
+            state = run_steps(plan)
+        except StepFailed as failed:
+            state, exc = failed.state, failed.__cause__
+        else:
+            exc = None
+        if target is None and state.root is not None:
+            scratch.wipe(state.root)
+        if isinstance(exc, BackupctlError):
+            run.finish(_result(plan, state, status=exc.status, error=str(exc), outcome=FAIL))
+        elif exc is not None:  # Ctrl-C, SIGTERM, a bug: record the aborted drill, re-raise
             kept = (f"; data restored so far is kept in {target}" if target is not None
                     else "; scratch data was wiped")
-            run.finish(_result(ctx, job, repo, done, target=target, status=ExitStatus.FAILED,
+            run.finish(_result(plan, state, status=ExitStatus.FAILED,
                                error=f"{job.name}: drill aborted ({exc.__class__.__name__})"
                                f"{kept}", outcome="aborted"))
-            raise
+            raise exc
         else:
-            failed_manual = [f"manual step {s.name!r} failed" + (f": {s.detail}" if s.detail
-                                                                 else "")
-                             for s in done.steps if s.kind == "manual" and s.result == FAIL]
-            short = done.snap.short_id if done.snap else "?"
-            judged = verdict(done.findings, job=job.name, what=f"the drill on snapshot {short}",
-                             rto_seconds=job.verify.rto, more_problems=failed_manual)
-            run.finish(_result(ctx, job, repo, done, target=target, status=judged.status,
-                               error=judged.error,
-                               outcome=PASS if judged.status is ExitStatus.OK else FAIL))
+            run.finish(_judged(plan, state))
     return run.result
