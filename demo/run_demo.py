@@ -7,11 +7,13 @@ private sshd started on a loopback port (its host key trusted explicitly with
 (a throwaway cluster the demo starts in demo/work/pg, Unix socket only, loaded with a few
 tables of Japanese text): its dump is streamed into restic and its full verify restores it
 into another throwaway server and compares every table. Then backup → copy → verify →
-report → status, printing what happened. Notifications: a real SMTP server (aiosmtpd, its
-own process) writes every mail into demo/work/mail/; a third job's backup fails on purpose
-(its `before` hook finds the laboratory export unfinished) and the demo shows the Japanese
-mail that arrived, then the recovery mail, and writes the one-page management summary
-(PDF). sshd, the SMTP server and the PostgreSQL cluster are stopped at the end.
+report → status, printing what happened; the status page (`backupctl exporter` on a free
+loopback port) is reachable while the demo runs and its address is printed. Notifications: a
+real SMTP server (aiosmtpd, its own process) writes every mail into demo/work/mail/; a third
+job's backup fails on purpose (its `before` hook finds the laboratory export unfinished) and
+the demo shows the Japanese mail that arrived, then the recovery mail, and writes the
+one-page management summary (PDF). sshd, the SMTP server, the exporter and the PostgreSQL
+cluster are stopped at the end.
 
 Two PostgreSQL servers run as other users: the EMR's own (as `postgres` when the demo runs
 as root) and the restore test's throwaway server (as `restore_user`, `backupctl-restore`,
@@ -35,6 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from datetime import date
 from pathlib import Path
 
@@ -125,6 +128,24 @@ def start_smtp(maildir: Path) -> tuple[subprocess.Popen[bytes], int]:
                              "-c", "aiosmtpd.handlers.Mailbox", str(maildir)],
                             stdout=log, stderr=subprocess.STDOUT)
     return proc, wait_for(port, f"the SMTP server did not start; see {WORK}/smtp.log")
+
+
+def start_exporter() -> tuple[subprocess.Popen[bytes], str]:
+    """`backupctl exporter` on a free loopback port: the status page, until the demo ends."""
+    port = free_port()
+    log = (WORK / "exporter.log").open("wb")
+    proc = subprocess.Popen([*BACKUPCTL, "exporter", "--listen", f"127.0.0.1:{port}"],
+                            stdout=log, stderr=subprocess.STDOUT)
+    wait_for(port, f"the exporter did not start; see {WORK}/exporter.log")
+    return proc, f"http://127.0.0.1:{port}/"
+
+
+def page_verdict(url: str) -> str:
+    """The status page's first line (its verdict for the site), as a reader sees it."""
+    with urllib.request.urlopen(url, timeout=30) as response:  # noqa: S310 (loopback)
+        page = response.read().decode()
+    found = re.search(r'id="verdict"[^>]*>(.*?)</p>', page, re.S)
+    return re.sub(r"<[^>]+>", "", found.group(1)).strip() if found else "(no verdict)"
 
 
 def _arrival(key: str) -> tuple[int, ...]:
@@ -325,6 +346,7 @@ def main() -> None:
         stop_postgres(outside / "pg")
         shutil.rmtree(outside, ignore_errors=True)
         raise
+    exporter: subprocess.Popen[bytes] | None = None
     try:
         write_config(port, pg_port, smtp_port, outside)
         fingerprint = subprocess.run(
@@ -332,6 +354,9 @@ def main() -> None:
             capture_output=True).stdout.split()[1]
         say("validating the configuration")
         run("validate")
+        exporter, page = start_exporter()
+        say(f"the status page: {page} (English: {page}?lang=en); it stays reachable until "
+            "the demo ends")
         say("creating the evidence signing key (kept outside the state database)")
         run("evidence", "init-key")
         say("trusting the demo server's host key explicitly (no trust on first use)")
@@ -372,10 +397,14 @@ def main() -> None:
         run("report", *period, "--summary", "--format", "pdf", "-o", str(WORK / "summary.pdf"))
         say("status")
         run("status")
+        say(f"the status page at {page} says: {page_verdict(page)}")
         say(f"done. Snapshots made: {ids}. Report: {WORK}/report.pdf, summary page: "
             f"{WORK}/summary.pdf, runbook: {WORK}/runbook-emr-db.md, mail: {maildir}. "
             f"Everything is under {WORK}")
     finally:
+        if exporter is not None:
+            exporter.terminate()
+            exporter.wait(timeout=10)
         sshd.terminate()
         sshd.wait(timeout=10)
         smtp.terminate()
