@@ -62,7 +62,7 @@ def job_status(ctx: Context, job: Job) -> JobStatus:
         findings.append(f"last backup {last.status}")
     copies = copies_overview(ctx, job)
     findings += copies.findings
-    nxt = calendar.next_elapse(job.schedule.backup)
+    nxt = calendar.next_elapse(job.schedule.backup, tz=None)  # as the timer fires
     return JobStatus(
         job=job.name, description=job.description, host=job.host.display(),
         last_backup_at=last.finished_at or last.started_at if last is not None else None,

@@ -153,9 +153,10 @@ def check(expr: str) -> str | None:
     return None
 
 
-def next_elapse(expr: str) -> datetime | None:
-    """When the expression fires next, or None when unknown."""
-    found = analyze(expr)
+def next_elapse(expr: str, *, tz: str | None = "UTC") -> datetime | None:
+    """When the expression fires next, or None when unknown (`tz`: the zone it is read in;
+    None: this machine's, as the systemd timers read it)."""
+    found = analyze(expr, tz=tz)
     return found.next_elapse if found is not None else None
 
 

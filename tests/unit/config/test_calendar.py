@@ -31,6 +31,15 @@ def test_next_elapse_is_in_the_future_and_aware() -> None:
     assert (nxt.hour, nxt.minute) == (2, 0)
 
 
+def test_next_elapse_in_a_zone_is_returned_in_utc(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The timers read OnCalendar in the machine's zone: 02:00 in Tokyo is 17:00 UTC."""
+    nxt = calendar.next_elapse("*-*-* 02:00:00", tz="Asia/Tokyo")
+    assert nxt is not None and (nxt.hour, nxt.minute) == (17, 0)
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    machine = calendar.next_elapse("*-*-* 02:00:00", tz=None)
+    assert machine is not None and (machine.hour, machine.minute) == (17, 0)
+
+
 UTC_OUTPUT = """\
   Original form: *-*-* 02:00:00
 Normalized form: *-*-* 02:00:00
