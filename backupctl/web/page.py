@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import jinja2
+from sqlalchemy import Connection
 
 from backupctl.clock import Clock, iso, system_clock
 from backupctl.config.schema import Job
@@ -98,16 +99,16 @@ def build(config: Config, jobs: Sequence[Job], reader: StateReader, *, lang: str
                 - timedelta(hours=1))
     names = [j.name for j in jobs]
     try:
-        view, outcomes = reader.read_with(jobs, lambda conn: outcomes_since(
-            conn, names, ("backup", *RESTORE_KINDS), since=since))
+        view, (outcomes, running) = reader.read_with(jobs, lambda conn: (outcomes_since(
+            conn, names, ("backup", *RESTORE_KINDS), since=since), running_now(conn)))
         readable = True
     except StateUnavailable:
-        view, outcomes, readable = StateView(), [], False
+        view, outcomes, running, readable = StateView(), [], {}, False
     by_job: dict[str, list[Outcome]] = {}
     for o in outcomes:
         by_job.setdefault(o.job, []).append(o)
     ctx = Context(now=now, tz=tz, lang=lang, schedules=schedules,
-                  grace=config.settings.notify.stale_grace)
+                  grace=config.settings.notify.stale_grace, running=running)
     cards = [card(job, _judge(job, view, ctx), by_job.get(job.name, []), ctx)
              for job in jobs] if readable else []
     rank = {name: i for i, (_, name) in enumerate(ordered((c.level, c.job) for c in cards))}
@@ -119,6 +120,17 @@ def build(config: Config, jobs: Sequence[Job], reader: StateReader, *, lang: str
                 updated=w["updated"].format(time=local(now, tz), zone=zone_label(tz, now)),
                 cards=cards, days=DAYS, refresh=REFRESH_SECONDS, style=STYLE,
                 readable=readable)
+
+
+def running_now(conn: Connection) -> dict[str, tuple[str, str, str]]:
+    """job → (orchestrator, kind, since) of the live leases (several orchestrators on
+    PostgreSQL, as `status` shows them); none on SQLite, where psycopg is not imported."""
+    if conn.dialect.name != "postgresql":
+        return {}
+    from backupctl.state.leases import current_leases
+
+    return {lease.job: (lease.orchestrator, lease.kind, lease.since)
+            for lease in current_leases(conn) if lease.live}
 
 
 def _judge(job: Job, view: StateView, ctx: Context) -> Judge:
