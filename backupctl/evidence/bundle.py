@@ -47,10 +47,12 @@ backupctl 監査証跡バンドル / audit evidence bundle
   7z x  FILE.zip -oDIR     展開
   sha256sum -c SHA256SUMS  展開した各ファイルのハッシュを確認（DIR 内で実行）
 report.pdf / report.html が報告書、records.jsonl が証跡記録（1行1記録、ハッシュチェーン）、
-chain.json がチェーンの先頭ハッシュ、evidence.pub が署名の公開鍵です。
+chain.json がチェーンの先頭ハッシュ、evidence.pub が署名の公開鍵（trusted-*.pub は
+他のバックアップサーバの公開鍵）、evidence.head が署名付きの先頭ピンです。
 backupctl がなくても、展開した DIR で
   sh verify-records.sh     （sha256sum・jq・openssl のみ使用）
-が各記録のハッシュ・連鎖・署名を検証し、公開鍵のフィンガープリントを表示します。
+が各記録のハッシュ・連鎖・署名・先頭ピンを検証し（改ざんは終了コード 3、証明できない
+場合は 1）、公開鍵のフィンガープリントを表示します。
 その値を、別経路で受け取ったフィンガープリントと照合してください。backupctl があれば
   backupctl evidence verify FILE.zip --password-file PWFILE
 でパスワード・ハッシュ一覧・チェーン・署名をまとめて検証できます。
@@ -61,11 +63,13 @@ This is an AES-256 encrypted zip: open it with 7-Zip (Info-ZIP unzip cannot).
   7z x FILE.zip -oDIR      extract
   sha256sum -c SHA256SUMS  check each extracted file (inside DIR)
 report.pdf / report.html are the report, records.jsonl the evidence records (one per line,
-hash-chained and signed), chain.json the chain's head, evidence.pub the signing public key.
+hash-chained and signed), chain.json the chain's head, evidence.pub the signing public key
+(trusted-*.pub: the other orchestrators' keys), evidence.head the signed head pin.
 Without backupctl, inside DIR:
   sh verify-records.sh     (sha256sum, jq and openssl only)
-checks every record's hash, the links and the signatures, and prints the key's fingerprint:
-compare it with the fingerprint you were given separately. With backupctl:
+checks every record's hash, the links, the signatures and the head pin (exit 3: forged,
+1: cannot prove), and prints the keys' fingerprints: compare them with the fingerprints you
+were given separately. With backupctl:
   backupctl evidence verify FILE.zip --password-file PWFILE
 checks the password, the hash list, the chain and the signatures in one go.
 """

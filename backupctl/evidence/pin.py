@@ -166,13 +166,15 @@ def _keep_or_first(store: Store, signer: Signer, old: Pin | None, entry: Entry,
         log.error("evidence head pin %s does not verify with the evidence key %s: kept for "
                   "`backupctl evidence verify --db` to report", path, signer.public.fingerprint)
         return None
-    if old.seq > entry.seq or (old.seq == entry.seq and old.hash == entry.hash):
-        return None  # another run of this orchestrator pinned a newer record already
-    if old.seq == entry.seq or store.query(queries.evidence_hash_at, old.seq) != old.hash:
+    if (old.seq, old.hash) == (entry.seq, entry.hash):
+        return None
+    if store.query(queries.evidence_hash_at, old.seq) != old.hash:
         log.error("the evidence chain no longer holds the record of the %s (records were "
                   "deleted or rewritten): the pin is kept; run `backupctl evidence verify "
                   "--db`", old.describe())
         return None
+    if old.seq > entry.seq:
+        return None  # another run of this orchestrator pinned a newer record already
     return old.first_signed_seq
 
 
