@@ -81,7 +81,7 @@ class Keyring:
     own: PublicKey | None = None
     trusted: tuple[PublicKey, ...] = ()
 
-    def keys(self) -> list[PublicKey]:
+    def accepted(self) -> list[PublicKey]:
         """Every accepted key, the own one first, each once."""
         found: dict[str, PublicKey] = {}
         for key in (self.own, *self.trusted):
@@ -90,7 +90,7 @@ class Keyring:
         return list(found.values())
 
     def get(self, fingerprint: str) -> PublicKey | None:
-        return next((k for k in self.keys() if k.fingerprint == fingerprint), None)
+        return next((k for k in self.accepted() if k.fingerprint == fingerprint), None)
 
 
 def read_public(path: Path, *, what: str = "evidence public key") -> PublicKey:

@@ -195,24 +195,9 @@ def compare(entries: Sequence[Entry], pin: Pin, *, whole: bool = True) -> list[P
     """The database's chain (`whole`) or a slice of it against a trusted pin (see the module
     doc); the pin's first signed seq is also handed to chain.check, which names each
     stripped record. A slice is only compared where it holds the pinned seq."""
-    by_seq = {e.seq: e for e in entries}
     problems = []
-    entry = by_seq.get(pin.seq)
-    last = entries[-1].seq if entries else 0
-    if entry is None and not whole:
-        pass
-    elif entry is None and last < pin.seq:
-        problems.append(Problem(pin.seq, None, "deleted", (
-            f"the database's chain ends at seq {last}, but the {pin.describe()} says seq "
-            f"{pin.seq} existed: the newest records (seq {last + 1}–{pin.seq}) were deleted")))
-    elif entry is None:
-        problems.append(Problem(pin.seq, None, "deleted", (
-            f"record seq {pin.seq} of the {pin.describe()} is missing: it was deleted")))
-    elif entry.hash != pin.hash:
-        problems.append(Problem(entry.seq, entry.id, "deleted", (
-            f"record {entry.name()} is not the record of the {pin.describe()} (hash "
-            f"{entry.hash[:16]}…): records were deleted and others written in their place, "
-            "or the chain was rewritten")))
+    if (head := _head_problem(entries, pin, whole=whole)) is not None:
+        problems.append(head)
     early = next((e for e in entries if e.seq < pin.first_signed_seq
                   and e.record.get("signature")), None)
     if early is not None:
@@ -220,6 +205,27 @@ def compare(entries: Sequence[Entry], pin: Pin, *, whole: bool = True) -> list[P
             f"record {early.name()} is signed, but the {pin.describe()} says the first signed "
             f"record is seq {pin.first_signed_seq}: the chain was rewritten")))
     return problems
+
+
+def _head_problem(entries: Sequence[Entry], pin: Pin, *, whole: bool) -> Problem | None:
+    """Does the chain still hold the pinned record at its seq?"""
+    entry = next((e for e in entries if e.seq == pin.seq), None)
+    last = entries[-1].seq if entries else 0
+    if entry is None and not whole:
+        return None  # the slice does not reach the pinned seq
+    if entry is None and last < pin.seq:
+        return Problem(pin.seq, None, "deleted", (
+            f"the database's chain ends at seq {last}, but the {pin.describe()} says seq "
+            f"{pin.seq} existed: the newest records (seq {last + 1}–{pin.seq}) were deleted"))
+    if entry is None:
+        return Problem(pin.seq, None, "deleted", (
+            f"record seq {pin.seq} of the {pin.describe()} is missing: it was deleted"))
+    if entry.hash != pin.hash:
+        return Problem(entry.seq, entry.id, "deleted", (
+            f"record {entry.name()} is not the record of the {pin.describe()} (hash "
+            f"{entry.hash[:16]}…): records were deleted and others written in their place, "
+            "or the chain was rewritten"))
+    return None
 
 
 def missing_problem(path: Path, own: PublicKey, signed: int) -> Problem:

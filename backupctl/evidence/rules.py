@@ -116,7 +116,7 @@ def _signature(e: Entry, signature: str,
         return Problem(e.seq, e.id, "signature", (
             f"record {e.name()}: its signature does not verify with key {named}: the record "
             "was forged or re-signed with another key")), None
-    candidates = keys.keys() if keys is not None else []
+    candidates = keys.accepted() if keys is not None else []
     key = next((k for k in candidates if k.verify(e.hash, signature)), None)
     if key is not None:
         return None, key
