@@ -88,7 +88,7 @@ def report_command(
             "records)")
     if not data["chain"]["verified"]:
         say(f"EVIDENCE CHAIN DOES NOT VERIFY: {data['chain']['problem']}")
-        exit_with(ExitStatus.BAD_DATA)
+        exit_with(ExitStatus(data["chain"]["exit_code"]))
 
 
 def _write(path: Path, body: bytes) -> None:

@@ -28,6 +28,11 @@ from . import forge
 BUNDLE_PASSWORD = "inspector-password-24b"
 
 
+def period() -> tuple[str, ...]:
+    """From 2020 to today, read when the test runs."""
+    return ("--from", "2020-01-01", "--to", date.today().isoformat())
+
+
 def _ok(ws: Workspace, *args: str) -> str:
     done = ws.run(*args)
     assert done.returncode == 0, f"{args}: {done.stdout}{done.stderr}"
@@ -107,8 +112,8 @@ class Copy:
         password = into / "bundle-password"
         password.write_text(BUNDLE_PASSWORD + "\n")
         out = into / "evidence.zip"
-        self.run("evidence", "export", "--from", "2020-01-01", "--to",
-                 date.today().isoformat(), "-o", str(out), "--password-file", str(password))
+        self.run("evidence", "export", *period(), "-o", str(out), "--password-file",
+                 str(password))
         assert out.exists()
         return out
 
@@ -172,6 +177,8 @@ def test_signatures_stripped_a_failure_made_a_pass_and_hashes_recomputed_is_exit
     assert "head pin" in first["message"] and first["id"] == copy.rows()[0]["id"]
     text = copy.run("evidence", "verify", "--db")
     assert text.returncode == 3 and "EVIDENCE CHAIN BROKEN (stripped)" in text.stderr
+    report = copy.run("report", *period(), "--format", "json")
+    assert report.returncode == 3 and "stripped" in json.loads(report.stdout)["chain"]["problem"]
     _bundle_and_script_say_forged(copy, tmp_path, "stripped")
 
 
@@ -219,6 +226,10 @@ def test_signed_records_without_the_public_key_cannot_be_proven(copy: Copy) -> N
     text = copy.run("evidence", "verify", "--db")
     assert text.returncode == 1 and "EVIDENCE CANNOT BE PROVEN" in text.stderr
     assert "OK" not in text.stdout
+    report = copy.run("report", *period(), "--format", "json")
+    assert report.returncode == 1, report.stderr
+    chain_part = json.loads(report.stdout)["chain"]
+    assert not chain_part["verified"] and chain_part["exit_code"] == 1
 
 
 def test_stripping_is_still_exit_3_when_the_public_key_is_missing(copy: Copy) -> None:
