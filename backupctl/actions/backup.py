@@ -24,7 +24,7 @@ from sqlalchemy import Connection
 
 from backupctl.actions import generations as gen_check
 from backupctl.actions import repo as repos
-from backupctl.actions import tripwire
+from backupctl.actions import tripwire, tunnel
 from backupctl.actions.context import Context
 from backupctl.actions.jobrun import job_run
 from backupctl.actions.restore_test.pipeline import list_snapshot
@@ -62,9 +62,10 @@ def plan(job: Job) -> list[str]:
 
     masked = Secret("<password>")
     where = job.host.display()
-    steps = [f"on {where}: sh -c {cmd!r}" for cmd in job.source.before]
+    job, steps = tunnel.plan(job)  # local_url alone: served over SSH for the run
+    steps += [f"on {where}: sh -c {cmd!r}" for cmd in job.source.before]
     steps.append(f"on {where}: " + display(restic.backup(
-        job.repository.url, masked, host=job.name, paths=job.source.paths,
+        job.repository.host_url, masked, host=job.name, paths=job.source.paths,
         exclude=job.source.exclude)))
     steps += [f"on {where}: sh -c {cmd!r}" for cmd in job.source.after]
     for database in job.databases:
@@ -199,7 +200,7 @@ def take_snapshot(ctx: Context, job: Job, runner: Runner) -> Taken:
 def _restic_backup(ctx: Context, job: Job, runner: Runner,
                    steps: list[str]) -> tuple[Result, ResticExit]:
     primary = repos.primary(job)
-    argv = restic.backup(job.repository.url, primary.password, host=job.name,
+    argv = restic.backup(job.repository.host_url, primary.password, host=job.name,
                          paths=job.source.paths, exclude=job.source.exclude)
     what = f"restic backup on {runner.host}"
     # A stale lock (a killed prune or check) is removed from the orchestrator, where restic
@@ -212,7 +213,8 @@ def _restic_backup(ctx: Context, job: Job, runner: Runner,
         return result, outcome
     if not job.repository.init:
         raise ResticError(
-            f"{job.name}: repository {job.repository.url} does not exist. Create it with: "
+            f"{job.name}: repository {repos.display_url(primary.url)} does not exist. "
+            "Create it with: "
             f"backupctl init {job.name} (or set repository.init: true); backupctl never "
             "creates one silently")
     steps.extend(init_repository(ctx, job))
@@ -246,7 +248,7 @@ def dump_all(ctx: Context, job: Job, runner: Runner) -> tuple[DumpResult, ...]:
     for database in job.databases:
         try:
             dumped = dump_database(runner, database, job=job.name,
-                                   repo_url=job.repository.url, password=password,
+                                   repo_url=job.repository.host_url, password=password,
                                    timeout=ctx.timeout)
         except BackupctlError as exc:  # the host went away: name the database too
             dumped = DumpResult(job=job.name, name=database.name, kind=database.kind,
@@ -347,7 +349,9 @@ def backup(ctx: Context, job: Job) -> BackupResult:
     with job_run(ctx, job, "backup", BackupDetails) as run:
         runner = ctx.runner(job)
         try:
-            done = discard(ctx, job, pipeline(ctx, job, runner, unlock=bool(run.recovered)))
+            with tunnel.for_host(job, runner) as reached:  # local_url alone: served over SSH
+                done = pipeline(ctx, reached, runner, unlock=bool(run.recovered))
+            done = discard(ctx, job, done)
         finally:
             runner.close()
         result = to_result(job, done)

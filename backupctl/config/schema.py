@@ -24,6 +24,7 @@ from pydantic import (
 
 from backupctl.config.dsn import dsn_problem, pg_dump_option_problem
 from backupctl.config.notify import JobNotify, Notify
+from backupctl.config.served import servable_problem
 from backupctl.config.values import (
     JOB_NAME,
     Duration,
@@ -76,15 +77,44 @@ class Source(Strict):
 
 
 class Repository(Strict):
-    url: str = Field(min_length=1)
-    local_url: str | None = None
+    url: str | None = Field(
+        default=None, min_length=1, description="the repository as the host reaches it; "
+        "omitted: local_url is served to the host over the job's SSH connection (SPEC §15)")
+    local_url: str | None = Field(default=None, min_length=1)
     password_file: Path
     init: bool = Field(default=False, description="create the repository on first backup")
+
+    @model_validator(mode="after")
+    def _reachable(self) -> Repository:
+        if self.url is None:
+            if self.local_url is None:
+                raise ValueError("give url (the repository as the host reaches it), "
+                                 "local_url (a repository on the orchestrator), or both")
+            if (problem := servable_problem(self.local_url)) is not None:
+                raise ValueError(problem)
+        return self
 
     @property
     def orchestrator_url(self) -> str:
         """The repository as the orchestrator reaches it (verify, copy, forget, check)."""
-        return self.local_url or self.url
+        url = self.local_url or self.url
+        assert url is not None  # _reachable
+        return url
+
+    @property
+    def served(self) -> bool:
+        """Only `local_url`: served to a remote host over SSH for each run (actions.tunnel)."""
+        return self.url is None
+
+    @property
+    def host_url(self) -> str:
+        """The repository as the host's restic reaches it. Without `url`, a remote host
+        reaches it only through the tunnel: `actions.tunnel.for_host` hands the run a copy of
+        the job whose `url` is the served one (a local job's is `local_url`)."""
+        if self.url is None:
+            raise RuntimeError("repository.url is unset: serve local_url first "
+                               "(actions.tunnel.for_host)")
+        return self.url
 
 
 class Generations(Strict):

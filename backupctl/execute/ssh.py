@@ -15,7 +15,7 @@ import shlex
 import socket
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import paramiko
@@ -27,7 +27,7 @@ from tenacity import (
     wait_exponential,
 )
 
-from backupctl.errors import ConnectError, HostKeyError, UsageError
+from backupctl.errors import ConnectError, HostKeyError, Reason, UsageError
 from backupctl.execute import (
     Arg,
     Result,
@@ -38,6 +38,7 @@ from backupctl.execute import (
     running,
     stderr_text,
 )
+from backupctl.execute.forward import LOOPBACK, Bridges
 
 log = logging.getLogger(__name__)
 
@@ -205,6 +206,35 @@ class SshRunner:
         return Result(shown, code, b"".join(out), stderr_text(b"".join(err)),
                       time.monotonic() - started, timed_out, self.host)
 
+    @contextlib.contextmanager
+    def forward_remote(self, local_port: int) -> Iterator[int]:
+        """127.0.0.1:`local_port` of the orchestrator, reachable on the server's own loopback
+        for the block (`ssh -R 127.0.0.1:0:127.0.0.1:PORT`); yields the server's port.
+
+        Bound to the server's 127.0.0.1 only (asked for explicitly), so nothing on its network
+        reaches it. Each connection to it becomes a channel of this connection, bridged to a
+        new socket to the local port. On leaving, the forward is cancelled (the server's
+        port refuses from then on) and every bridged connection is closed."""
+        transport = self._connect().get_transport()
+        assert transport is not None
+        bridges = Bridges(local_port)
+        try:
+            port = transport.request_port_forward(LOOPBACK, 0, handler=bridges.open)
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            raise ConnectError(
+                f"{self.job}: {self.host} refused to forward a port to the orchestrator "
+                f"({exc}): its sshd_config needs `AllowTcpForwarding yes` (or `remote`) for "
+                f"{self._user}, and a `restrict` in authorized_keys needs "
+                f"`permitlisten=\"127.0.0.1:*\"`; or give repository.url",
+                reason=Reason.CONFIG) from None
+        log.debug("forwarding %s 127.0.0.1:%d to 127.0.0.1:%d here", self.host, port,
+                  local_port)
+        try:
+            yield port
+        finally:
+            bridges.close()
+            _cancel_forward(transport, port)
+
     def close(self) -> None:
         if self._client is not None:
             self._client.close()
@@ -330,3 +360,17 @@ def _write_stdin(channel: paramiko.Channel, data: bytes | None) -> None:
         channel.shutdown_write()
     except (OSError, EOFError, paramiko.SSHException):
         pass
+
+
+# -- remote port forwards (SshRunner.forward_remote) ---------------------------------------
+
+def _cancel_forward(transport: paramiko.Transport, port: int) -> None:
+    """Cancel the forward, waiting at most CONNECT_TIMEOUT for the server's answer (a dead
+    peer must not hold up a run's cleanup; its forward ends with the connection anyway)."""
+    def cancel() -> None:
+        with contextlib.suppress(paramiko.SSHException, OSError, EOFError):
+            transport.cancel_port_forward(LOOPBACK, port)
+
+    thread = threading.Thread(target=cancel, daemon=True, name="ssh-forward-cancel")
+    thread.start()
+    thread.join(CONNECT_TIMEOUT)

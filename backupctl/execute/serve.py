@@ -1,0 +1,174 @@
+"""A restic REST server on the orchestrator's loopback for one block (`rclone serve restic`).
+
+`rest_server(root, user=, password=)` serves the repository in directory `root` on
+127.0.0.1 (a port the kernel picks, read back from rclone's first log line) to one user:
+
+- **append-only** (`--append-only`): clients add objects and remove their own locks; every
+  DELETE, and every write over an existing object, is refused (403). rclone has no
+  read-only mode: this is the strongest it offers.
+- **the password never leaves a pipe**: rclone reads an htpasswd line (its `{SHA}` hash)
+  from `/dev/fd/N`; nothing is on a command line, in an environment or on disk.
+- **it dies with backupctl**: it starts through a tiny launcher that asks the kernel for
+  `PR_SET_PDEATHSIG` (SIGKILL when the thread that started it ends, also when backupctl is
+  SIGKILLed) and then becomes rclone; in a session of its own, so a terminal's Ctrl-C
+  reaches backupctl, which stops it in order when the block ends.
+
+`Forwarder` is what a runner offers to make such a server reachable on its host (the SSH
+runner's remote port forward): `actions.tunnel` puts the two together.
+"""
+
+from __future__ import annotations
+
+import base64
+import collections
+import contextlib
+import hashlib
+import logging
+import os
+import re
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Protocol, runtime_checkable
+
+from backupctl.errors import BackupctlError, Reason
+from backupctl.execute import Secret, raise_if_cancelled, tail
+
+log = logging.getLogger(__name__)
+
+RCLONE = "rclone"
+START_TIMEOUT = 30.0  # seconds until rclone says where it listens (a loaded machine)
+STOP_TIMEOUT = 10.0
+_LISTENING = re.compile(rb"Serving restic REST API on https?://127\.0\.0\.1:(\d+)/")
+
+# `python3 -I -S -c LAUNCHER PARENT_PID PROGRAM ARGS…`: ask for SIGKILL when the parent
+# (thread) ends, make sure it has not ended already (the race the man page warns about),
+# then become PROGRAM. No preexec_fn: it is unsafe in a threaded parent.
+_LAUNCHER = r"""
+import ctypes, os, signal, sys
+libc = ctypes.CDLL(None, use_errno=True)
+if libc.prctl(1, int(signal.SIGKILL), 0, 0, 0) != 0:  # PR_SET_PDEATHSIG
+    sys.stderr.write("backupctl: prctl(PR_SET_PDEATHSIG): %s\n" % os.strerror(ctypes.get_errno()))
+    os._exit(126)
+if os.getppid() != int(sys.argv[1]):
+    os._exit(126)
+try:
+    os.execvp(sys.argv[2], sys.argv[2:])
+except OSError as exc:
+    sys.stderr.write("backupctl: cannot start %s: %s\n" % (sys.argv[2], exc.strerror))
+    os._exit(127)
+"""
+
+
+@runtime_checkable
+class Forwarder(Protocol):
+    """A runner that can make an orchestrator's loopback port reachable on its host."""
+
+    host: str
+
+    def forward_remote(self, local_port: int) -> AbstractContextManager[int]:
+        """127.0.0.1:`local_port` here, reachable on the host's 127.0.0.1:PORT (yielded)
+        for the block."""
+        ...
+
+
+@dataclass(frozen=True)
+class RestServer:
+    port: int  # on 127.0.0.1
+    pid: int
+
+
+def htpasswd(user: str, password: Secret) -> bytes:
+    """One htpasswd line. `{SHA}` (SHA-1) because rclone checks it on every request and the
+    password is a 256-bit random token (no dictionary to try): bcrypt would cost each of
+    restic's requests ~50 ms for nothing."""
+    digest = hashlib.sha1(password.reveal().encode()).digest()  # noqa: S324 (see above)
+    return f"{user}:{{SHA}}{base64.b64encode(digest).decode()}\n".encode()
+
+
+def argv(root: Path, *, htpasswd_path: str, rclone: str = RCLONE) -> list[str]:
+    """rclone's command line (no secret in it: the htpasswd is a pipe's path)."""
+    return [rclone, "serve", "restic", "--append-only", "--addr", "127.0.0.1:0", "--config",
+            "/dev/null", "--htpasswd", htpasswd_path, "--", str(root)]
+
+
+@contextlib.contextmanager
+def rest_server(root: Path, *, user: str, password: Secret,
+                rclone: str = RCLONE) -> Iterator[RestServer]:
+    """`rclone serve restic --append-only` for `root` on 127.0.0.1 while the block runs."""
+    raise_if_cancelled()
+    read_fd, write_fd = os.pipe()
+    try:
+        os.write(write_fd, htpasswd(user, password))  # far below a pipe's buffer
+        os.close(write_fd)
+        command = [sys.executable, "-I", "-S", "-c", _LAUNCHER, str(os.getpid()),
+                   *argv(root, htpasswd_path=f"/dev/fd/{read_fd}", rclone=rclone)]
+        # rclone takes any RCLONE_* variable as a flag: none of the admin's may add a user,
+        # a password or another mode.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("RCLONE_")}
+        proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, pass_fds=(read_fd,), env=env,
+                                start_new_session=True)
+    except OSError as exc:
+        raise BackupctlError(f"cannot start {rclone} to serve {root}: {exc.strerror or exc}",
+                             reason=Reason.REPOSITORY) from None
+    finally:
+        os.close(read_fd)
+    try:
+        port = _listening(proc, root, rclone=rclone)
+        log.debug("serving %s on 127.0.0.1:%d (rclone pid %d)", root, port, proc.pid)
+        yield RestServer(port=port, pid=proc.pid)
+    finally:
+        _stop(proc)
+
+
+class _Output:
+    """rclone's log, read by a thread: the port it listens on, and its tail for errors."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self.lines: collections.deque[bytes] = collections.deque(maxlen=50)
+        self.port: int | None = None
+        self.ready = threading.Event()
+        self._thread = threading.Thread(target=self._read, args=(stream,), daemon=True,
+                                        name="rclone-log")
+        self._thread.start()
+
+    def _read(self, stream: IO[bytes]) -> None:
+        with stream:  # until rclone ends
+            for line in stream:
+                self.lines.append(line)
+                if self.port is None and (found := _LISTENING.search(line)):
+                    self.port = int(found.group(1))
+                    self.ready.set()
+        self.ready.set()  # ended without listening: the caller reads the tail
+
+    def text(self) -> str:
+        return tail(b"".join(self.lines).decode("utf-8", "replace").strip(), 10)
+
+
+def _listening(proc: subprocess.Popen[bytes], root: Path, *, rclone: str) -> int:
+    assert proc.stderr is not None
+    output = _Output(proc.stderr)
+    output.ready.wait(START_TIMEOUT)
+    if output.port is None:
+        _stop(proc)
+        said = output.text() or ("no output" if proc.poll() is not None
+                                 else f"nothing within {START_TIMEOUT:.0f} s")
+        hint = " (apt install rclone)" if proc.returncode == 127 else ""
+        raise BackupctlError(f"cannot serve the repository {root} with {rclone}{hint}: "
+                             f"{said}", reason=Reason.REPOSITORY)
+    return output.port
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
