@@ -26,7 +26,7 @@ repositories, job files, N configurations), runs `backupctl validate` with each
 configuration, prints the commands it would time and keeps the work directory.
 
     .venv/bin/python bench/fleet.py [--jobs 50] [--sleep 2] [--orchestrators 1 2 3]
-                                    [--concurrency 4] [--workdir DIR] [--keep]
+                                    [--concurrency 4] [--workdir DIR] [--keep] [--pin]
                                     [--setup-only | --no-due]
 
 Runs as root (initdb via runuser, sshd). Prints a Markdown report on stdout for
@@ -247,6 +247,7 @@ class Orchestrator:
     name: str
     config: Path
     due: bool = True
+    core: int | None = None  # --pin: this orchestrator (and its children) on one core
     proc: subprocess.Popen[str] | None = None
     out: str = ""
     err: str = ""
@@ -254,7 +255,8 @@ class Orchestrator:
 
     def argv(self) -> list[str]:
         due = ["--due"] if self.due else []
-        return [*BACKUPCTL, "-c", str(self.config), "backup", "--all", *due, "--json"]
+        pin = ["taskset", "-c", str(self.core)] if self.core is not None else []
+        return [*pin, *BACKUPCTL, "-c", str(self.config), "backup", "--all", *due, "--json"]
 
     def start(self) -> None:
         # Under systemd the operator is `scheduler`; INVOCATION_ID makes a shell run the same.
@@ -292,11 +294,16 @@ class Round:
     problems: list[str]
 
 
-def one_round(site: Site, count: int, *, concurrency: int, due: bool = True) -> Round:
+def one_round(site: Site, count: int, *, concurrency: int, due: bool = True,
+              pin: bool = False) -> Round:
+    """With `pin`, orchestrator i runs on core i (its restic and hooks too; sshd, the
+    source side and PostgreSQL stay unpinned): separate machines, as far as one can show."""
     site.postgres.empty()
+    cores = os.cpu_count() or 1
     members = [Orchestrator(f"backup{i + 1:02d}",
                             site.orchestrator_config(f"backup{i + 1:02d}",
-                                                     concurrency=concurrency), due=due)
+                                                     concurrency=concurrency), due=due,
+                            core=i % cores if pin else None)
                for i in range(count)]
     started = time.monotonic()
     try:
@@ -390,6 +397,9 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--workdir", type=Path)
     parser.add_argument("--keep", action="store_true")
+    parser.add_argument("--pin", action="store_true",
+                        help="hold orchestrator i to core i (taskset): the scaling of separate "
+                        "machines, up to the number of cores")
     parser.add_argument("--setup-only", action="store_true")
     parser.add_argument("--no-due", action="store_true",
                         help="run `backup --all` without --due: one orchestrator without the "
@@ -414,8 +424,8 @@ def main() -> None:
                           f"{result.stderr.strip()[-300:]}")
                     print("  would run: " + " ".join(Orchestrator(name, config).argv()))
                 return
-            rounds = [one_round(site, n, concurrency=args.concurrency, due=not args.no_due)
-                      for n in args.orchestrators]
+            rounds = [one_round(site, n, concurrency=args.concurrency, due=not args.no_due,
+                                pin=args.pin) for n in args.orchestrators]
         finally:
             site.stop()
     print(report(site, rounds, concurrency=args.concurrency))
