@@ -70,9 +70,10 @@ class Served:
 
 @contextlib.contextmanager
 def serve(runner: Runner, url: str, *, job: str,
-          token: Callable[[], str] = new_token) -> Iterator[Served]:
+          token: Callable[[], str] | None = None) -> Iterator[Served]:
     """`url` (the repository as the orchestrator reaches it: a directory, or a rest:http://
-    server on its loopback) reachable by restic on `runner`'s host while the block runs."""
+    server on its loopback) reachable by restic on `runner`'s host while the block runs.
+    `token` makes the one-time credential (default `new_token`, looked up at each call)."""
     if not isinstance(runner, Forwarder):
         raise UsageError(f"{job}: {runner.host} is not reached over SSH: nothing to serve "
                          "the repository through")
@@ -85,7 +86,7 @@ def serve(runner: Runner, url: str, *, job: str,
         raise UsageError(f"{job}: {display_url(url)} is neither a directory on the "
                          "orchestrator nor a rest:http:// server on its loopback: the host "
                          "must reach it itself (repository.url)")
-    credential = Secret(token())  # registered: masked wherever it might be printed
+    credential = Secret((token or new_token)())  # registered: masked wherever printed
     with rest_server(directory, user=USER, password=credential) as server, \
             runner.forward_remote(server.port) as port:
         served = Served(f"rest:http://{USER}:{credential.reveal()}@127.0.0.1:{port}/", port)
