@@ -23,9 +23,9 @@ from rich.console import Console
 from backupctl import log
 from backupctl.actions.context import Context, RunObserver
 from backupctl.actions.fleet import Skipped, run_job
-from backupctl.actions.results import JobResult, run_jobs
+from backupctl.actions.results import JobResult, Refused, run_jobs
 from backupctl.config.schema import Job
-from backupctl.config.validate import Config, config_path, load_config
+from backupctl.config.validate import Config, InvalidJobFile, config_path, load_config
 from backupctl.errors import BackupctlError, ConfigError, UsageError
 from backupctl.state.db import Store
 from backupctl.state.locks import FileLocks, JobLocks
@@ -64,23 +64,36 @@ def exit_with(status: ExitStatus) -> NoReturn:
     raise typer.Exit(int(status))
 
 
-def load(*, strict: bool = False) -> Config:
-    """The validated configuration; ConfigError (exit 2) lists every problem."""
+def load(*, strict: bool = False, whole: bool = False) -> Config:
+    """The validated configuration; ConfigError (exit 2) lists every problem of the global
+    configuration. A broken job file spoils only itself (`Config.invalid`; the command
+    reports it and exits 2 at the end) unless `whole`: then any problem is exit 2 before
+    anything runs (validate, schedule, reports)."""
     path = config_path(OPTIONS.config)
     if not path.exists():
         raise ConfigError([f"{path}:1: configuration file not found (use -c FILE or "
                            "BACKUPCTL_CONFIG)"])
-    OPTIONS.loaded = load_config(path, strict=strict)
+    OPTIONS.loaded = load_config(path, strict=strict, partial=not whole)
     return OPTIONS.loaded
 
 
 def select(config: Config, names: list[str] | None, *, all_jobs: bool) -> list[Job]:
-    """The jobs named on the command line (or --all); an unknown name exits 2."""
+    """The valid jobs named on the command line (or --all); an unknown name exits 2. A named
+    invalid job file is not among them: `run_each` reports it (exit 2, nothing run for it)."""
     return config.select(names or [], all_jobs=all_jobs)
 
 
 def one(config: Config, name: str) -> Job:
-    return config.select([name], all_jobs=False)[0]
+    """The one job a command is about: its invalid job file is exit 2 with its problems;
+    other invalid job files are mentioned and do not stop it."""
+    if broken := config.invalid_named([name]):
+        raise ConfigError([f"{name}: invalid job file, nothing was run:",
+                           *(m for f in broken for m in f.messages())])
+    job = config.select([name], all_jobs=False)[0]
+    if config.invalid:
+        say(f"note: {len(config.invalid)} other job file(s) are invalid and were left out: "
+            f"{', '.join(str(f.path) for f in config.invalid)} (backupctl validate)")
+    return job
 
 
 def run_operator() -> str:
@@ -165,13 +178,32 @@ def say(text: str) -> None:
     err.print(log.mask(text), markup=False)
 
 
+def invalid_results(config: Config, names: Sequence[str]) -> list[Refused]:
+    """A result per invalid job file named on the command line: exit 2, nothing run."""
+    return [Refused(f.label, ExitStatus.USAGE, f"invalid job file {f.path}: nothing was run",
+                    kind="invalid") for f in config.invalid_named(list(names))]
+
+
+def say_invalid(invalid: Sequence[InvalidJobFile]) -> None:
+    """Each invalid job file's problems, FILE:LINE: key: message (stderr)."""
+    if invalid:
+        say(f"{len(invalid)} invalid job file(s), left out (fix them; `backupctl validate` "
+            "lists every error):")
+        for line in (m for f in invalid for m in f.messages()):
+            say(f"    {line}")
+
+
 def report(command: str, results: Sequence[JobResult], *, as_json: bool,
-           text: Callable[[JobResult], str]) -> NoReturn:
-    """Render per-job results (text on stderr or one JSON object) and exit with the worst."""
-    status = ExitStatus.worst([r.status for r in results])
+           text: Callable[[JobResult], str],
+           invalid: Sequence[InvalidJobFile] = ()) -> NoReturn:
+    """Render per-job results (text on stderr or one JSON object) and exit with the worst;
+    invalid job files make it exit 2 after the valid jobs ran."""
+    status = ExitStatus.worst([r.status for r in results]
+                              + ([ExitStatus.USAGE] if invalid else []))
     if as_json:
         emit_json({"command": command, "exit_code": int(status),
-                   "status": status.name.lower(), "jobs": [r.to_dict() for r in results]})
+                   "status": status.name.lower(), "jobs": [r.to_dict() for r in results],
+                   "invalid_job_files": [f.to_dict() for f in invalid]})
     else:
         for result in results:
             if isinstance(result, Skipped):  # not due, running elsewhere: not an error
@@ -185,33 +217,42 @@ def report(command: str, results: Sequence[JobResult], *, as_json: bool,
             say(f"[{mark}] {result.job}: {line or error}")
             if error and line:
                 say(f"    {error}")
+    say_invalid(invalid)  # on stderr with --json too: the journal shows what to fix
     exit_with(status)
 
 
-def show_plans(command: str, plans: dict[str, list[str]], *, as_json: bool) -> None:
-    """--dry-run: print each job's plan (secrets already masked by the builders)."""
+def show_plans(command: str, plans: dict[str, list[str]], *, as_json: bool,
+               invalid: Sequence[InvalidJobFile] = ()) -> None:
+    """--dry-run: print each job's plan (secrets already masked by the builders); invalid
+    job files are listed and make it exit 2."""
     if as_json:
-        emit_json({"command": command, "dry_run": True, "plans": plans})
-        return
-    for name, steps in plans.items():
-        out.print(log.mask(f"{name}:"), markup=False)
-        for step in steps:
-            out.print(log.mask(f"  {step}"), markup=False)
+        emit_json({"command": command, "dry_run": True, "plans": plans,
+                   "invalid_job_files": [f.to_dict() for f in invalid]})
+    else:
+        for name, steps in plans.items():
+            out.print(log.mask(f"{name}:"), markup=False)
+            for step in steps:
+                out.print(log.mask(f"  {step}"), markup=False)
+    say_invalid(invalid)
+    if invalid:
+        exit_with(ExitStatus.USAGE)
 
 
 def run_each(command: str, config: Config, selected: Sequence[Job],
              action: Callable[[Context, Job], JobResult], *, as_json: bool,
              text: Callable[[JobResult], str], due: bool = False,
-             all_jobs: bool = False) -> NoReturn:
+             all_jobs: bool = False, named: Sequence[str] = ()) -> NoReturn:
     """Run a per-job action for every selected job (bounded concurrency), report, exit.
 
     `due` (--due; the command is the run kind): jobs not due are listed, not run; with
-    `all_jobs` a job running on another orchestrator is listed too (see actions/fleet.py)."""
+    `all_jobs` a job running on another orchestrator is listed too (see actions/fleet.py).
+    `named`: the job names given; an invalid job file among them is refused (exit 2) while
+    the valid jobs run; every invalid job file is reported and the command exits 2."""
     ctx = context(config, due=due)
-    results = run_jobs(selected, lambda job: run_job(ctx, job, action, kind=command,
-                                                     all_jobs=all_jobs),
-                       concurrency=config.settings.concurrency)
-    report(command, results, as_json=as_json, text=text)
+    results: list[JobResult] = [*run_jobs(
+        selected, lambda job: run_job(ctx, job, action, kind=command, all_jobs=all_jobs),
+        concurrency=config.settings.concurrency), *invalid_results(config, named)]
+    report(command, results, as_json=as_json, text=text, invalid=config.invalid)
 
 
 def interactive() -> bool:

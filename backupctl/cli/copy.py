@@ -67,10 +67,11 @@ def copy_command(jobs: JobsArg = None, all_jobs: AllOpt = False, as_json: JsonOp
     config = load()
     selected = select(config, jobs, all_jobs=all_jobs)
     if dry_run:
-        show_plans("copy", {j.name: copy_action.plan(j) for j in selected}, as_json=as_json)
+        show_plans("copy", {j.name: copy_action.plan(j) for j in selected}, as_json=as_json,
+                   invalid=config.invalid)
         return
     run_each("copy", config, selected, copy_action.copy, as_json=as_json, text=_copy_line,
-             due=due, all_jobs=all_jobs)
+             due=due, all_jobs=all_jobs, named=jobs or [])
 
 
 @canary_app.command("init")

@@ -27,6 +27,7 @@ from backupctl.cli.common import (
     out,
     run_each,
     say,
+    say_invalid,
     select,
     show_plans,
 )
@@ -43,7 +44,7 @@ def validate(strict: Annotated[bool, typer.Option(
         "--strict", help="also enforce the guideline: an offline/immutable copy and at least "
         "2 generations")] = False) -> None:
     """Check the configuration and every job file; errors as FILE:LINE: key: message."""
-    config = load(strict=strict)
+    config = load(strict=strict, whole=True)
     say(f"{config.path}: OK, {len(config.jobs)} job(s): {', '.join(sorted(config.jobs))}")
 
 
@@ -121,10 +122,11 @@ def backup(jobs: JobsArg = None, all_jobs: AllOpt = False, as_json: JsonOpt = Fa
     config = load()
     selected = select(config, jobs, all_jobs=all_jobs)
     if dry_run:
-        show_plans("backup", {j.name: backup_action.plan(j) for j in selected}, as_json=as_json)
+        show_plans("backup", {j.name: backup_action.plan(j) for j in selected}, as_json=as_json,
+                   invalid=config.invalid)
         return
     run_each("backup", config, selected, backup_action.backup, as_json=as_json,
-             text=_backup_line, due=due, all_jobs=all_jobs)
+             text=_backup_line, due=due, all_jobs=all_jobs, named=jobs or [])
 
 
 @app.command()
@@ -141,7 +143,11 @@ def status(as_json: JsonOpt = False) -> None:
         emit_json({"command": "status", "generated_at": time.time(),
                    "orchestrator": ctx.store.orchestrator,
                    "evidence_key": key.fingerprint if key else None,
-                   "jobs": [r.to_dict() for r in rows]})
+                   "jobs": [r.to_dict() for r in rows],
+                   "invalid_job_files": [f.to_dict() for f in config.invalid]})
+        say_invalid(config.invalid)
+        if config.invalid:
+            exit_with(ExitStatus.USAGE)
         return
     shared = ctx.job_locks.global_scope  # several orchestrators: show who did what
     tz, now = config.settings.tz, ctx.clock()
@@ -159,7 +165,14 @@ def status(as_json: JsonOpt = False) -> None:
                       fmt.ago(r.age_seconds), str(r.generations or "-"),
                       fmt.local_ago(r.next_backup, now=now, tz=tz) if r.next_backup else "-",
                       *running, "; ".join(r.findings) or "ok")
+    for bad in config.invalid:  # a broken job file spoils only itself: shown, never hidden
+        table.add_row(bad.label, "-", "-", "INVALID JOB FILE", "-", "-", "-",
+                      *(["-"] if shared else []),
+                      f"invalid job file {bad.path}: not run until fixed (backupctl validate)")
     out.print(table)
     if key is None:
         say("evidence records are NOT signed: create the evidence key with "
             "`backupctl evidence init-key` (docs/audit.md)")
+    say_invalid(config.invalid)
+    if config.invalid:
+        exit_with(ExitStatus.USAGE)

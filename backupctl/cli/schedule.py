@@ -45,7 +45,7 @@ def schedule_install(
         unit_dir: UnitDirOpt = schedule.DEFAULT_UNIT_DIR,
         bin_path: BinOpt = None) -> None:
     """Write the systemd template units and each job's timer/service drop-ins."""
-    config = load()
+    config = load(whole=True)
     binary = _bin(bin_path)
     files = schedule.plan(config, unit_dir=unit_dir, bin_path=binary)
     old = schedule.stale(config, unit_dir=unit_dir)
@@ -79,7 +79,7 @@ def schedule_show(
         as_json: Annotated[bool, typer.Option("--json", help="one JSON object on stdout")]
         = False) -> None:
     """Per job and action: the OnCalendar value, timer, next run and whether it is installed."""
-    config = load()
+    config = load(whole=True)
     rows = []
     for entry in schedule.entries(config):
         dropin = unit_dir / f"{entry.timer}.d" / schedule.SCHEDULE_DROPIN
@@ -110,7 +110,7 @@ def schedule_cron(
         no_user: Annotated[bool, typer.Option("--no-user", help="omit the user column")]
         = False) -> None:
     """Print a crontab (one line per job and action) converted from the OnCalendar values."""
-    config = load()
+    config = load(whole=True)
     lines, problems = schedule.crontab(config, bin_path=_bin(bin_path),
                                        user=None if no_user else user, runner=LocalRunner())
     if problems:

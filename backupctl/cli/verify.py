@@ -98,8 +98,9 @@ def verify(
     if dry_run:
         show_plans("verify", {j.name: verify_action.plan(
             j, mode=mode.value, snapshot=snapshot, source=source,
-            scratch_dir=config.settings.scratch_dir) for j in selected}, as_json=as_json)
+            scratch_dir=config.settings.scratch_dir) for j in selected}, as_json=as_json,
+            invalid=config.invalid)
         return
     run_each("verify", config, selected, lambda ctx, j: verify_action.verify(
         ctx, j, mode=mode.value, snapshot=snapshot, source=source, only_if_fits=due),
-        as_json=as_json, text=_line, due=due, all_jobs=all_jobs)
+        as_json=as_json, text=_line, due=due, all_jobs=all_jobs, named=jobs or [])

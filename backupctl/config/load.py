@@ -7,10 +7,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+from backupctl.config import wording
 
 
 @dataclass(frozen=True)
@@ -53,15 +55,18 @@ class Document:
     def problem(self, loc: Sequence[str | int], message: str) -> Problem:
         return Problem(self.path, self.line_of(loc), key_path(loc), message)
 
-    def problems_from(self, error: ValidationError) -> list[Problem]:
+    def problems_from(self, error: ValidationError,
+                      model: type[BaseModel] | None = None) -> list[Problem]:
+        """pydantic's errors in the docs' words (config.wording); an unknown key of `model`
+        gets the closest known key as "did you mean"."""
         problems = []
         for item in error.errors():
             loc = [part for part in item["loc"] if not _is_pydantic_tag(part)]
-            message = item["msg"].removeprefix("Value error, ")
-            if item["type"] == "extra_forbidden":
-                message = "unknown key"
-            elif item["type"] == "missing":
-                message = "required key is missing"
+            message = wording.phrase(item)
+            if item["type"] == "extra_forbidden" and model is not None and loc:
+                known = wording.keys_at(model, loc[:-1])
+                if close := wording.did_you_mean(str(loc[-1]), known):
+                    message += f"; did you mean {key_path([*loc[:-1], close])}?"
             problems.append(self.problem(loc, message))
         return problems
 

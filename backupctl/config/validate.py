@@ -1,6 +1,10 @@
 """Load and validate the global configuration and every job file, reporting all errors at once.
 
-Errors are `FILE:LINE: key.path: message`; any error means exit 2 and nothing runs.
+Errors are `FILE:LINE: key.path: message`, sorted by file and line. A problem in the global
+configuration means exit 2 and nothing runs. A broken job file spoils only itself
+(`partial=True`, what the run commands and `status` load): it is left out of `Config.jobs`
+and listed in `Config.invalid`, so the other jobs still run and the command exits 2 at the
+end; `validate` loads everything or nothing.
 """
 
 from __future__ import annotations
@@ -36,26 +40,55 @@ class JobFile:
 
 
 @dataclass(frozen=True)
+class InvalidJobFile:
+    """A job file that did not validate: left out of the run, its problems reported."""
+
+    path: Path
+    name: str | None  # its `job:` value, when the file names one
+    problems: tuple[Problem, ...]
+
+    @property
+    def label(self) -> str:
+        """How the command line names it: the job's name, else the file's stem."""
+        return self.name or self.path.stem
+
+    def messages(self) -> list[str]:
+        return [str(p) for p in self.problems]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"file": str(self.path), "job": self.name,
+                "problems": [{"line": p.line, "key": p.key, "message": p.message}
+                             for p in self.problems]}
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path
     settings: GlobalConfig
     jobs: dict[str, JobFile] = field(default_factory=dict)
+    invalid: tuple[InvalidJobFile, ...] = ()  # job files left out (partial loading only)
 
     def job(self, name: str) -> Job:
         return self.jobs[name].job
 
+    def invalid_named(self, names: list[str]) -> list[InvalidJobFile]:
+        """The invalid job files among `names` (a job's name or its file's stem)."""
+        return [f for f in self.invalid if f.label in names or f.path.stem in names]
+
     def select(self, names: list[str], *, all_jobs: bool) -> list[Job]:
-        """The jobs asked for on the command line; an unknown name is a usage error."""
+        """The valid jobs asked for on the command line; a name that is neither a job nor an
+        invalid job file (`invalid_named`, reported by the caller) is a usage error."""
         if all_jobs == bool(names):
             raise ConfigError(["name one or more jobs, or give --all (not both)"])
         if all_jobs:
             return [jf.job for jf in sorted(self.jobs.values(), key=lambda j: j.job.name)]
-        unknown = [n for n in names if n not in self.jobs]
+        broken = {n for f in self.invalid_named(names) for n in (f.label, f.path.stem)}
+        unknown = [n for n in names if n not in self.jobs and n not in broken]
         if unknown:
             known = ", ".join(sorted(self.jobs)) or "none"
             raise ConfigError([f"unknown job {n!r} (jobs in {self.settings.jobs_dir}: {known})"
                                for n in unknown])
-        return [self.jobs[n].job for n in dict.fromkeys(names)]
+        return [self.jobs[n].job for n in dict.fromkeys(names) if n in self.jobs]
 
 
 def config_path(option: Path | None) -> Path:
@@ -90,12 +123,20 @@ def _model(doc: Document, model: type[M], data: dict[str, Any],
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        problems.extend(doc.problems_from(exc))
+        problems.extend(doc.problems_from(exc, model))
         return None
 
 
-def load_config(path: Path, *, strict: bool = False) -> Config:
-    """Everything or nothing: raises ConfigError listing every problem found."""
+def _refuse(problems: list[Problem], *, first: Path) -> ConfigError:
+    """Every problem, sorted by file (the global configuration first) and line."""
+    ordered = sorted(problems, key=lambda p: (p.file != first, str(p.file), p.line))
+    return ConfigError([str(p) for p in ordered])
+
+
+def load_config(path: Path, *, strict: bool = False, partial: bool = False) -> Config:
+    """Raises ConfigError listing every problem found; with `partial`, invalid job files are
+    left out and listed in `Config.invalid` instead (the global configuration must be valid).
+    """
     problems: list[Problem] = []
     doc = load_yaml(path)
     if isinstance(doc, Problem):
@@ -119,58 +160,67 @@ def load_config(path: Path, *, strict: bool = False) -> Config:
     if isinstance(web, str) and web and (msg := _private_file(Path(web), "web password file")):
         problems.append(doc.problem(["web_password_file"], msg))
     if settings is None or problems:
-        raise ConfigError([str(p) for p in problems])
+        raise _refuse(problems, first=path)
     problems.extend(doc.problem(loc, msg) for loc, msg in _check_notify_channels(data))
     problems.extend(doc.problem(["evidence_trusted_keys", i], msg)
                     for i, msg in _trusted_key_problems(settings.evidence_trusted_keys))
     if (reason := _not_a_directory(settings.jobs_dir)) is not None:
         problems.append(doc.problem(["jobs_dir"], f"directory {settings.jobs_dir} {reason}"))
-        raise ConfigError([str(p) for p in problems])
-    jobs: dict[str, JobFile] = {}
-    seen: dict[str, Path] = {}
-    files = sorted([*settings.jobs_dir.glob("*.yaml"), *settings.jobs_dir.glob("*.yml")])
-    docs = {job_path: load_yaml(job_path) for job_path in files}
-    calendar.check_all(expr for doc in docs.values() if not isinstance(doc, Problem)
-                       for _, expr in _schedules(doc.data))
-    for job_path, job_doc in docs.items():
-        job_file = _load_job(job_path, job_doc, problems, seen, strict=strict)
-        if job_file is not None:
-            jobs[job_file.job.name] = job_file
-    if problems:
-        raise ConfigError([str(p) for p in problems])
+        raise _refuse(problems, first=path)
+    jobs, invalid = _load_jobs(settings.jobs_dir, strict=strict)
+    if problems or (invalid and not partial):
+        raise _refuse([*problems, *(p for f in invalid for p in f.problems)], first=path)
     register_url_secrets(settings.database_url, *(
         url for jf in jobs.values() for url in (
             jf.job.repository.url, jf.job.repository.local_url,
             *(c.url for c in jf.job.copies))))
-    return Config(path=path, settings=settings, jobs=jobs)
+    return Config(path=path, settings=settings, jobs=jobs, invalid=tuple(invalid))
 
 
-def _load_job(path: Path, doc: Document | Problem, problems: list[Problem],
-              seen: dict[str, Path], *, strict: bool) -> JobFile | None:
-    """Validate one job file, adding every problem found (schema, files, schedule, strict)."""
+def _load_jobs(jobs_dir: Path, *, strict: bool,
+               ) -> tuple[dict[str, JobFile], list[InvalidJobFile]]:
+    """Every job file: the valid ones by job name, and the invalid ones with their problems.
+    Two files naming the same job are both invalid: which one is the real job is for the
+    admin to say, not for the alphabet."""
+    files = sorted([*jobs_dir.glob("*.yaml"), *jobs_dir.glob("*.yml")])
+    docs = {job_path: load_yaml(job_path) for job_path in files}
+    calendar.check_all(expr for doc in docs.values() if not isinstance(doc, Problem)
+                       for _, expr in _schedules(doc.data))
+    names = {p: n for p, d in docs.items() if not isinstance(d, Problem)
+             and isinstance(n := d.data.get("job"), str)}
+    jobs: dict[str, JobFile] = {}
+    invalid: list[InvalidJobFile] = []
+    for job_path, job_doc in docs.items():
+        others = [p for p, n in names.items() if p != job_path and n == names.get(job_path)]
+        job_file, problems = _load_job(job_path, job_doc, others, strict=strict)
+        if job_file is not None:
+            jobs[job_file.job.name] = job_file
+        else:
+            invalid.append(InvalidJobFile(job_path, names.get(job_path), tuple(
+                sorted(problems, key=lambda p: p.line))))
+    return jobs, invalid
+
+
+def _load_job(path: Path, doc: Document | Problem, duplicates: list[Path], *,
+              strict: bool) -> tuple[JobFile | None, list[Problem]]:
+    """Validate one job file: the job, or None and every problem found (schema, files,
+    schedule, strict)."""
     if isinstance(doc, Problem):
-        problems.append(doc)
-        return None
+        return None, [doc]
     data = plain(doc.data)
     _absolutize(data, path.parent.resolve(),
                 [("host", "identity_file"), ("repository", "password_file"),
                  ("copies", "password_file"), ("notify", "ping", "backup"),
                  ("notify", "ping", "copy"), ("notify", "ping", "verify")])
-    before = len(problems)
-    name = data.get("job")
-    if isinstance(name, str):
-        if name in seen:
-            problems.append(doc.problem(
-                ["job"], f"duplicate job name {name!r} (also in {seen[name]})"))
-        else:
-            seen[name] = path
+    problems = [doc.problem(["job"], f"duplicate job name {data.get('job')!r} (also in "
+                                     f"{', '.join(map(str, duplicates))})")] if duplicates else []
     job = _model(doc, Job, data, problems)
     # The checks below read the raw data, so they report alongside schema errors.
     for check in _CHECKS:
         problems.extend(doc.problem(loc, msg) for loc, msg in check(data))
     if strict:
         problems.extend(doc.problem(loc, msg) for loc, msg in guideline_findings(data))
-    return JobFile(path, job, doc) if job is not None and len(problems) == before else None
+    return (JobFile(path, job, doc) if job is not None and not problems else None), problems
 
 
 Finding = tuple[list[str | int], str]

@@ -93,9 +93,10 @@ databases:
 
     found = problems(cfg)
 
-    assert found[0].startswith(f"{path}:23: databases[0].name: String should match pattern")
-    assert found[1].startswith(f"{path}:24: databases[0].kind: Input should be 'postgresql' "
-                               "or 'sqlite'")
+    assert found[0] == (f"{path}:23: databases[0].name: 'EMR' is not allowed: use lower-case "
+                        "letters, digits, '_' and '-', at most 63 characters")
+    assert found[1] == (f"{path}:24: databases[0].kind: 'mariadb': must be one of "
+                        "'postgresql', 'sqlite'")
     assert found[2] == (f"{path}:28: databases[1].dsn: a sqlite dsn is the absolute path of "
                         "the database file, not 'lab.sqlite3'")
     assert found[3] == (f"{path}:29: databases[1].options: options are pg_dump arguments; "
@@ -108,8 +109,7 @@ databases:
                                "an option")
     assert found[7].startswith(f"{path}:36: databases[2].options[2]: --exclude-table-data "
                                "needs its value attached")
-    assert found[8].startswith(f"{path}:37: databases[2].checks[0]: String should have at "
-                               "least 1 character")
+    assert found[8] == f"{path}:37: databases[2].checks[0]: must not be empty"
     assert found[9] == f"{path}:38: databases[2].extra: unknown key"
     assert len(found) == 10, found
 

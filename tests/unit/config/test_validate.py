@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from backupctl.config.validate import guideline_findings
+from backupctl.config.validate import guideline_findings, load_config
 from backupctl.errors import ConfigError
 from backupctl.status import ExitStatus
 from tests.unit.config.conftest import ConfigDir, valid_job
@@ -58,10 +59,10 @@ def test_three_mistakes_are_reported_together_with_lines_and_key_paths(cfg: Conf
     found = problems(cfg)
 
     assert len(found) == 3, found
-    assert found[0] == f"{path}:8: source.exlude: unknown key"
-    assert found[1].startswith(f"{path}:19: copies[0].max_age: invalid duration '7days'")
-    assert found[2] == (f"{path}:11: repository.password_file: password file "
+    assert found[0] == f"{path}:8: source.exlude: unknown key; did you mean source.exclude?"
+    assert found[1] == (f"{path}:11: repository.password_file: password file "
                         "/nonexistent/emr-db.pw does not exist")
+    assert found[2].startswith(f"{path}:19: copies[0].max_age: invalid duration '7days'")
 
 
 def test_errors_of_several_files_are_all_reported(cfg: ConfigDir) -> None:
@@ -69,18 +70,21 @@ def test_errors_of_several_files_are_all_reported(cfg: ConfigDir) -> None:
     b = cfg.write_job("b", valid_job("b").replace("address: local", "adress: local"))
     found = problems(cfg)
     assert any(p.startswith(f"{a}:11: generations.last:") for p in found), found
-    assert any(p == f"{b}:4: host.adress: unknown key" for p in found), found
+    assert any(p == f"{b}:4: host.adress: unknown key; did you mean host.address?"
+               for p in found), found
 
 
 def test_unknown_top_level_key(cfg: ConfigDir) -> None:
     path = cfg.write_job("a", valid_job("a") + "retention: 7\n")
-    assert problems(cfg) == [f"{path}:21: retention: unknown key"]
+    assert problems(cfg) == [f"{path}:21: retention: unknown key"]  # nothing close to it
 
 
 def test_duplicate_job_names_name_both_files(cfg: ConfigDir) -> None:
     first = cfg.write_job("a", valid_job("same"))
     second = cfg.write_job("b", valid_job("same"))
-    assert problems(cfg) == [f"{second}:1: job: duplicate job name 'same' (also in {first})"]
+    # Both files are left out: which one is the real job is for the admin to say.
+    assert problems(cfg) == [f"{first}:1: job: duplicate job name 'same' (also in {second})",
+                             f"{second}:1: job: duplicate job name 'same' (also in {first})"]
 
 
 def test_duplicate_job_names_are_found_even_when_the_file_has_other_errors(
@@ -198,7 +202,9 @@ def test_bad_job_name_and_relative_source_path(cfg: ConfigDir) -> None:
                                                           "paths: [srv/data]"))
     found = problems(cfg)
     assert len(found) == 2, found
-    assert found[0].startswith(f"{path}:1: job: String should match pattern")
+    assert found[0] == (f"{path}:1: job: 'EMR_DB' is not allowed: use lower-case letters, "
+                        "digits and '-', starting with a letter or digit, at most 63 "
+                        "characters (e.g. emr-db)")
     assert found[1] == f"{path}:6: source.paths: source path 'srv/data' must be absolute"
 
 
@@ -250,7 +256,7 @@ def test_global_config_unknown_key_and_bad_values(cfg: ConfigDir) -> None:
         command_timeout: 6 hours
         """)
     found = problems(cfg)
-    assert f"{path}:5: concurency: unknown key" in found
+    assert f"{path}:5: concurency: unknown key; did you mean concurrency?" in found
     assert any(p.startswith(f"{path}:6: command_timeout: invalid duration") for p in found)
 
 
@@ -433,3 +439,77 @@ def test_web_password_file_is_relative_to_the_config_and_must_be_private(
     cfg.config.write_text(base + "web_password_file: gone.pw\n")
     [found] = problems(cfg)
     assert ":5: web_password_file: " in found and "gone.pw" in found, found
+
+
+# -- one broken job file spoils only itself (issue 29) ------------------------------------
+
+def test_partial_loading_leaves_an_invalid_job_file_out_and_lists_it(cfg: ConfigDir) -> None:
+    cfg.write_job("emr-files", valid_job("emr-files"))
+    pacs = cfg.write_job("pacs", valid_job("pacs").replace(
+        "  password_file: {pw}\ngenerations", "  password_file: /nope/pacs.pw\ngenerations"))
+
+    config = load_config(cfg.config, partial=True)
+
+    assert list(config.jobs) == ["emr-files"]
+    [bad] = config.invalid
+    assert (bad.path, bad.name, bad.label) == (pacs, "pacs", "pacs")
+    assert bad.messages() == [f"{pacs}:9: repository.password_file: password file "
+                              "/nope/pacs.pw does not exist"]
+    assert bad.to_dict()["problems"] == [{"line": 9, "key": "repository.password_file",
+                                          "message": "password file /nope/pacs.pw does not "
+                                                     "exist"}]
+    with pytest.raises(ConfigError):  # validate (and every whole load) still refuses it
+        load_config(cfg.config)
+
+
+def test_partial_loading_names_an_unreadable_file_by_its_stem(cfg: ConfigDir) -> None:
+    cfg.write_job("a", valid_job("a"))
+    cfg.write_job("broken", "job: [unclosed\n")
+    [bad] = load_config(cfg.config, partial=True).invalid
+    assert (bad.name, bad.label) == (None, "broken")
+
+
+def test_a_broken_global_configuration_still_stops_everything(cfg: ConfigDir) -> None:
+    cfg.write_job("a", valid_job("a"))
+    cfg.write_job("b", valid_job("b").replace("last: 7", "last: 0"))
+    cfg.config.write_text(cfg.config.read_text() + "concurrency: 0\n")
+    found = problems_of(lambda: load_config(cfg.config, partial=True))
+    assert found == [f"{cfg.config}:5: concurrency: must be at least 1"]
+
+
+def test_duplicate_job_names_leave_both_files_out(cfg: ConfigDir) -> None:
+    cfg.write_job("a", valid_job("same"))
+    cfg.write_job("b", valid_job("same"))
+    cfg.write_job("c", valid_job("c"))
+    config = load_config(cfg.config, partial=True)
+    assert list(config.jobs) == ["c"]
+    assert [f.path.name for f in config.invalid] == ["a.yaml", "b.yaml"]
+
+
+def test_select_skips_named_invalid_jobs_and_still_refuses_unknown_names(
+        cfg: ConfigDir) -> None:
+    cfg.write_job("a", valid_job("a"))
+    cfg.write_job("pacs", valid_job("pacs").replace("last: 7", "last: 0"))
+    config = load_config(cfg.config, partial=True)
+    assert [j.name for j in config.select(["a", "pacs"], all_jobs=False)] == ["a"]
+    assert [f.label for f in config.invalid_named(["a", "pacs"])] == ["pacs"]
+    assert [j.name for j in config.select([], all_jobs=True)] == ["a"]
+    with pytest.raises(ConfigError, match="unknown job 'typo'"):
+        config.select(["a", "typo"], all_jobs=False)
+
+
+def test_errors_are_sorted_by_file_and_line(cfg: ConfigDir) -> None:
+    b = cfg.write_job("b", valid_job("b").replace("last: 7", "last: 0")
+                      .replace("address: local", "adress: local"))
+    a = cfg.write_job("a", valid_job("a") + "verify:\n  always: [/etc/passwd]\n")
+    found = problems(cfg)
+    where = [(p.split(":")[0], int(p.split(":")[1])) for p in found]
+    assert where == sorted(where) and len(where) == 4, found
+    assert [w[0] for w in where] == [str(a), str(b), str(b), str(b)], found
+    assert where[-1] == (str(b), 11), found  # generations.last after host (reported first)
+
+
+def problems_of(load: Any) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        load()
+    return info.value.messages
