@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,10 +13,11 @@ from ruamel.yaml import YAML
 from sqlalchemy import select
 
 from backupctl.actions import backup as backup_action
-from backupctl.actions import tripwire
+from backupctl.actions import tripwire, tunnel
 from backupctl.actions.context import Context
 from backupctl.config.validate import load_config
 from backupctl.execute.fake import Call, FakeRunner
+from backupctl.execute.serve import RestServer
 from backupctl.state import queries
 from backupctl.state.db import Store
 from backupctl.state.schema import runs
@@ -348,6 +351,44 @@ def test_dry_run_plan_masks_the_password_and_runs_nothing(env: Env) -> None:
     assert steps[0] == f"{remote}sh -c 'dump'" and steps[2] == f"{remote}sh -c 'clean'"
     assert steps[3].startswith("on orchestrator: restic --repo /srv/restic/emr-db")
     assert env.remote.calls == []
+
+
+def test_a_job_with_only_local_url_is_served_to_its_host_for_the_run(
+        env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The host's restic gets the served URL (through --repository-file); forget runs here
+    on local_url. The tunnel itself (rclone, the forward): tests/integration/actions."""
+    forwarded: list[int] = []
+
+    @contextlib.contextmanager
+    def rest_server(root: Path, **_kw: object) -> Iterator[RestServer]:
+        assert root == Path("/srv/restic/emr-db")
+        yield RestServer(port=1234, pid=0)
+
+    @contextlib.contextmanager
+    def forward_remote(local_port: int) -> Iterator[int]:
+        forwarded.append(local_port)
+        yield 41000
+
+    monkeypatch.setattr(tunnel, "rest_server", rest_server)
+    monkeypatch.setattr(tunnel, "new_token", lambda: "one-time-token-for-the-unit-test")
+    env.remote.forward_remote = forward_remote  # type: ignore[attr-defined]
+    env.remote.on("backup", stdout=SUMMARY)
+    served = {"local_url": "/srv/restic/emr-db", "password_file": str(env.root / "pw")}
+
+    dry = backup_action.plan(env.job(repository=served).config.job("emr-db"))
+    result, _ = env.run(repository=served)
+
+    assert result.status is ExitStatus.OK, result.error
+    assert forwarded == [1234]
+    [call] = env.remote.commands("backup")
+    assert "<rest:http://backupctl:***@127.0.0.1:41000/>" in call.words
+    assert [s.reveal() for s in call.secrets] == [
+        "rest:http://backupctl:one-time-token-for-the-unit-test@127.0.0.1:41000/", PASSWORD]
+    assert "one-time-token" not in call.text
+    assert all("/srv/restic/emr-db" in c.words for c in env.local.commands("forget"))
+    assert dry[0].startswith("on orchestrator: rclone serve restic --append-only")
+    assert "remote port forward" in dry[1]
+    assert "--repository-file '<rest:http://backupctl:***@127.0.0.1:<port>/>'" in dry[2]
 
 
 def _pruned(env: Env) -> list[Call]:
