@@ -18,6 +18,8 @@ from typing import Protocol
 LOOPBACK = "127.0.0.1"
 CONNECT_TIMEOUT = 15.0
 CHUNK = 65536
+# One direction of a bridge: read from here, write there, pass an end on.
+_End = tuple[Callable[[int], bytes], Callable[[bytes], object], Callable[[], object]]
 
 
 class Channel(Protocol):
@@ -28,6 +30,8 @@ class Channel(Protocol):
     def sendall(self, data: bytes) -> None: ...
 
     def close(self) -> None: ...
+
+    def shutdown_write(self) -> None: ...
 
     def fileno(self) -> int: ...
 
@@ -82,26 +86,26 @@ class Bridges:
 
 
 def pipe(channel: Channel, sock: socket.socket) -> None:
-    """Bytes both ways until either side ends or fails."""
+    """Bytes both ways until both sides have ended (an end from one side is passed on as
+    a half-close) or either fails."""
     sock.settimeout(None)
-    while not channel.closed:
+
+    def sock_done() -> None:
+        sock.shutdown(socket.SHUT_WR)
+
+    ends: dict[int, _End] = {channel.fileno(): (channel.recv, sock.sendall, sock_done),
+                             sock.fileno(): (sock.recv, channel.sendall, channel.shutdown_write)}
+    while ends and not channel.closed:
         try:
-            ends = channel.fileno(), sock.fileno()
-            ready, _, _ = select.select(ends, [], [], 5.0)
-            if ends[0] in ready and not _move(channel.recv, sock.sendall):
-                return
-            if ends[1] in ready and not _move(sock.recv, channel.sendall):
-                return
+            ready, _, _ = select.select(list(ends), [], [], 5.0)
+            for fd in ready:
+                recv, send, finish = ends[fd]
+                if data := recv(CHUNK):
+                    send(data)
+                else:
+                    finish()
+                    del ends[fd]
         # A broken channel raises paramiko's own errors (not imported here: only ssh.py
         # may): whatever the failure, this connection is over and restic sees it closed.
         except Exception:
             return
-
-
-def _move(recv: Callable[[int], bytes], send: Callable[[bytes], object]) -> bool:
-    data = recv(CHUNK)
-    if not data:
-        return False
-    send(data)
-    return True
-

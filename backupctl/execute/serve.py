@@ -108,7 +108,7 @@ def rest_server(root: Path, *, user: str, password: Secret,
         command = [sys.executable, "-I", "-S", "-c", _LAUNCHER, str(os.getpid()),
                    *argv(root, htpasswd_path=f"/dev/fd/{read_fd}", rclone=rclone)]
         # rclone takes any RCLONE_* variable as a flag: none of the admin's may add a user,
-        # a password or another mode.
+        # change the mode or hide the log line that says the port (-q, --log-level).
         env = {k: v for k, v in os.environ.items() if not k.startswith("RCLONE_")}
         proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.PIPE, pass_fds=(read_fd,), env=env,
