@@ -36,6 +36,7 @@ def test_emr_db_is_the_ssh_example() -> None:
     job = Job.model_validate(plain(_document("emr-db.yaml").data))
     assert job.description == "電子カルテDBサーバ"
     assert not job.host.is_local and job.host.identity_file is not None
+    assert job.repository.served  # the default install.md teaches: local_url over SSH
     assert {c.kind for c in job.copies} == {"offline", "immutable"}
     assert job.verify.rto == 7200 and job.verify.read_data_subset == pytest.approx(0.1)
     assert job.runbook.steps
