@@ -12,6 +12,13 @@ or died running it (then its run is recorded interrupted first); only the second
 answer decides (`require`, called by `jobrun.job_session` when `Context.due` is set). `decide`
 is the pure rule; `latest_elapse` asks systemd-analyze (the timers' own calendar code,
 `config.calendar.elapses`) when the schedule last fired.
+
+Restore tests have two schedules (`verify` quick, `verify_full` full; both record runs of
+kind `verify`). `verify --mode full --due` is the due kind `verify-full`: due by
+`schedule.verify_full` alone, against the newest *full* restore test (a quick one restores
+a sample only and never stands in for it). `verify --due` (quick) counts the newest restore
+test of either mode: a full test restores and hashes every file and runs `restic check`
+too, so one that started after the quick schedule fired has done the quick test's work.
 """
 
 from __future__ import annotations
@@ -28,7 +35,8 @@ from backupctl.state import queries
 from backupctl.state.db import Store
 from backupctl.status import ExitStatus
 
-KINDS = ("backup", "copy", "verify")
+KINDS = ("backup", "copy", "verify", "verify-full")
+FULL_VERIFY = "verify-full"  # the due kind of `verify --mode full`
 
 # Look back this far, widening until the schedule has fired in the window at least once.
 WINDOWS = (timedelta(hours=1), timedelta(days=1, hours=1), timedelta(days=8),
@@ -107,6 +115,8 @@ def schedule_of(job: Job, kind: str) -> str | None:
         return job.schedule.copy_ if job.copies else None
     if kind == "verify":
         return job.schedule.verify
+    if kind == FULL_VERIFY:
+        return job.schedule.verify_full
     raise ValueError(f"--due is for {', '.join(KINDS)}, not {kind}")
 
 
@@ -120,10 +130,13 @@ def check(store: Store, job: Job, kind: str, *, now: datetime, runner: Runner,
     recorded interrupted and the job is due again)."""
     expr = schedule_of(job, kind)
     if expr is None:
-        why = "no copies" if kind == "copy" and not job.copies else f"no {kind} schedule"
+        why = "no copies" if kind == "copy" and not job.copies else (
+            "no schedule.verify_full" if kind == FULL_VERIFY else f"no {kind} schedule")
         return Due(job.name, kind, False, None, None, f"{job.name}: {kind} not due: {why}")
     scheduled = latest_elapse(expr, now=now, runner=runner, tz=tz)
-    started = store.query(queries.last_started, job.name, kind, finished=not under_lease)
+    run_kind, mode = ("verify", "full") if kind == FULL_VERIFY else (kind, None)
+    started = store.query(queries.last_started, job.name, run_kind, finished=not under_lease,
+                          mode=mode)
     return decide(job=job.name, kind=kind, scheduled=scheduled,
                   last_started=parse_iso(started) if started else None)
 

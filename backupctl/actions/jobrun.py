@@ -247,26 +247,29 @@ def recover(ctx: Context, job: Job) -> list[int]:
 
 
 @contextlib.contextmanager
-def job_session(ctx: Context, job: Job, kind: str) -> Iterator[list[int]]:
+def job_session(ctx: Context, job: Job, kind: str, *,
+                due_kind: str | None = None) -> Iterator[list[int]]:
     """Hold the job's lock for a command's runs (LockHeld: exit 75), after recovering;
     yields the ids of the runs found interrupted.
 
     With `ctx.due` (--due) the job must still be due once the lock is held and its dead runs
     are recorded (another orchestrator may have run it meanwhile): else `due.NotDue`, and
-    no run is started."""
+    no run is started. `due_kind`: the schedule that decides, when not the run's kind
+    (`verify-full` for `verify --mode full`)."""
     raise_if_cancelled()  # a stopped process (signal) starts nothing new
+    due_kind = due_kind or kind
     with job_scope(), ctx.job_locks.hold(job.name, kind=kind):
         recovered = recover(ctx, job)
-        if ctx.due and kind in due.KINDS:
-            due.require(ctx.store, job, kind, now=ctx.clock(), runner=ctx.local)
+        if ctx.due and due_kind in due.KINDS:
+            due.require(ctx.store, job, due_kind, now=ctx.clock(), runner=ctx.local)
         yield recovered
 
 
 @contextlib.contextmanager
 def job_run(ctx: Context, job: Job, kind: str, model: type[D], *,
-            repository: str = PRIMARY) -> Iterator[Run[D]]:
+            repository: str = PRIMARY, due_kind: str | None = None) -> Iterator[Run[D]]:
     """`job_session` + `recorded`: the usual single-run command."""
-    with job_session(ctx, job, kind) as recovered, recorded(
+    with job_session(ctx, job, kind, due_kind=due_kind) as recovered, recorded(
             ctx, job, kind, model, repository=repository) as run:
         run.recovered = recovered
         yield run

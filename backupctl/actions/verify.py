@@ -16,7 +16,7 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 
-from backupctl.actions import capacity
+from backupctl.actions import capacity, due
 from backupctl.actions import repo as repos
 from backupctl.actions.context import Context
 from backupctl.actions.jobrun import job_run
@@ -83,7 +83,8 @@ def verify(ctx: Context, job: Job, *, mode: str = "quick", snapshot: str = "late
     require_restore_user(ctx, job, mode=mode)
     if only_if_fits and mode == "full":
         capacity.require_room(ctx.store, job.name, scratch_dir=ctx.config.settings.scratch_dir)
-    with job_run(ctx, job, "verify", VerifyDetails, repository=repo.name) as run:
+    with job_run(ctx, job, "verify", VerifyDetails, repository=repo.name,
+                 due_kind=due.FULL_VERIFY if mode == "full" else None) as run:
         steps = _unlock_stale(ctx, repo) if run.recovered else ()
         tested = (full if mode == "full" else quick)(ctx, job, repo, wanted=snapshot)
         tested = with_databases(ctx, job, repo, tested, mode=mode)

@@ -241,16 +241,19 @@ def show_plans(command: str, plans: dict[str, list[str]], *, as_json: bool,
 def run_each(command: str, config: Config, selected: Sequence[Job],
              action: Callable[[Context, Job], JobResult], *, as_json: bool,
              text: Callable[[JobResult], str], due: bool = False,
-             all_jobs: bool = False, named: Sequence[str] = ()) -> NoReturn:
+             all_jobs: bool = False, named: Sequence[str] = (),
+             due_kind: str | None = None) -> NoReturn:
     """Run a per-job action for every selected job (bounded concurrency), report, exit.
 
     `due` (--due; the command is the run kind): jobs not due are listed, not run; with
     `all_jobs` a job running on another orchestrator is listed too (see actions/fleet.py).
     `named`: the job names given; an invalid job file among them is refused (exit 2) while
-    the valid jobs run; every invalid job file is reported and the command exits 2."""
+    the valid jobs run; every invalid job file is reported and the command exits 2.
+    `due_kind`: the schedule --due follows when not the command's (`verify-full`)."""
     ctx = context(config, due=due)
+    kind = due_kind or command
     results: list[JobResult] = [*run_jobs(
-        selected, lambda job: run_job(ctx, job, action, kind=command, all_jobs=all_jobs),
+        selected, lambda job: run_job(ctx, job, action, kind=kind, all_jobs=all_jobs),
         concurrency=config.settings.concurrency), *invalid_results(config, named)]
     report(command, results, as_json=as_json, text=text, invalid=config.invalid)
 

@@ -13,6 +13,7 @@ import typer
 from backupctl import schedule
 from backupctl.cli.common import emit_json, load, out, say
 from backupctl.config import calendar
+from backupctl.config.validate import Config
 from backupctl.errors import ConfigError
 from backupctl.execute.local import LocalRunner
 from backupctl.files import write_atomic
@@ -47,7 +48,8 @@ def schedule_install(
     """Write the systemd template units and each job's timer/service drop-ins."""
     config = load(whole=True)
     binary = _bin(bin_path)
-    files = schedule.plan(config, unit_dir=unit_dir, bin_path=binary)
+    files = schedule.plan(config, unit_dir=unit_dir, bin_path=binary,
+                          docs=schedule.installed_docs())
     old = schedule.stale(config, unit_dir=unit_dir)
     if dry_run:
         for unit in files:
@@ -55,6 +57,9 @@ def schedule_install(
             out.print(unit.text, markup=False, end="")
         for path in old:
             out.print(f"# --- would remove {path} (no longer scheduled)", markup=False)
+        out.print("# --- then run (as `schedule install` prints):", markup=False)
+        for command in _after_install(config, old):
+            out.print(f"#   {command}", markup=False)
         return
     try:
         for unit in files:
@@ -67,10 +72,19 @@ def schedule_install(
     for path in old:
         say(f"removed {path} (no longer scheduled)")
     say("Now run:")
-    if disable:
-        say("  " + shlex.join(["systemctl", "disable", "--now", *disable]))
-    for command in schedule.enable_commands(config):
-        say("  " + shlex.join(command))
+    for command in _after_install(config, old, disable=disable):
+        say(f"  {command}")
+
+
+def _after_install(config: Config, old: list[Path], *,
+                   disable: list[str] | None = None) -> list[str]:
+    """The systemctl commands to run after writing the units (printed, never run: the
+    admin decides when timers start)."""
+    if disable is None:  # --dry-run: what removing the stale drop-ins would disable
+        disable = [p.parent.name.removesuffix(".d") for p in old
+                   if p.name == schedule.SCHEDULE_DROPIN and ".timer.d" in p.parent.name]
+    commands = [["systemctl", "disable", "--now", *disable]] if disable else []
+    return [shlex.join(c) for c in [*commands, *schedule.enable_commands(config)]]
 
 
 @schedule_app.command("show")
@@ -89,14 +103,15 @@ def schedule_show(
         except OSError:
             state = "not installed"
         nxt = calendar.next_elapse(entry.calendar)
-        rows.append({"job": entry.job, "action": entry.action, "on_calendar": entry.calendar,
+        rows.append({"job": entry.job, "action": entry.action,
+                     "command": " ".join(entry.argv), "on_calendar": entry.calendar,
                      "timer": entry.timer, "next": nxt.isoformat() if nxt else None,
                      "state": state})
     if as_json:
         emit_json({"command": "schedule show", "unit_dir": str(unit_dir), "entries": rows})
         return
     for row in rows:
-        out.print(f"{row['job']:<20} {row['action']:<7} OnCalendar={row['on_calendar']:<24} "
+        out.print(f"{row['job']:<20} {row['action']:<11} OnCalendar={row['on_calendar']:<24} "
                   f"next {row['next'] or '-':<26} {row['timer']} ({row['state']})",
                   markup=False)
 

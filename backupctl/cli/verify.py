@@ -103,4 +103,5 @@ def verify(
         return
     run_each("verify", config, selected, lambda ctx, j: verify_action.verify(
         ctx, j, mode=mode.value, snapshot=snapshot, source=source, only_if_fits=due),
-        as_json=as_json, text=_line, due=due, all_jobs=all_jobs, named=jobs or [])
+        as_json=as_json, text=_line, due=due, all_jobs=all_jobs, named=jobs or [],
+        due_kind="verify-full" if mode is Mode.full else None)

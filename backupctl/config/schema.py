@@ -172,6 +172,9 @@ class Schedule(Strict):
     backup: str
     copy_: str | None = Field(default=None, alias="copy")
     verify: str
+    verify_full: str | None = Field(
+        default=None, description="when to run `verify --mode full` (the whole snapshot "
+        "restored and timed against verify.rto, verify.commands, database restores)")
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 

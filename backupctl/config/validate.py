@@ -309,7 +309,7 @@ def control_characters(data: Any, loc: tuple[str | int, ...] = ()) -> list[Findi
 
 def _schedules(data: dict[str, Any]) -> list[tuple[str, str]]:
     return [(key, expr) for key, expr in _mapping(data, "schedule").items()
-            if key in ("backup", "copy", "verify") and isinstance(expr, str)]
+            if key in ("backup", "copy", "verify", "verify_full") and isinstance(expr, str)]
 
 
 def _check_schedule(data: dict[str, Any]) -> list[Finding]:

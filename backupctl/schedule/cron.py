@@ -159,7 +159,7 @@ def to_cron(expr: str, runner: Runner | None = None) -> str:
 def cron_command(entry: Entry, *, bin_path: str, config_path: Path, due: bool = False) -> str:
     """The crontab command: quoted for sh, `%` escaped (cron turns it into a newline).
     `due`: several orchestrators share the state (run only if still due)."""
-    command = shlex.join([bin_path, "-c", str(config_path), entry.action,
+    command = shlex.join([bin_path, "-c", str(config_path), *entry.argv,
                           *(["--due"] if due else []), entry.job])
     return command.replace("%", "\\%")
 

@@ -1,8 +1,9 @@
 """Scheduling: systemd units and per-job timer drop-ins, and the same schedule as a crontab.
 
 Each job's `schedule` (systemd OnCalendar expressions) becomes, per action (backup, copy,
-verify), a drop-in for the template timer `backupctl-ACTION@JOB.timer` and a drop-in for
-its service (configuration path and the directories the hardened service may write).
+verify, verify-full = `verify --mode full`), a drop-in for the template timer
+`backupctl-ACTION@JOB.timer` and a drop-in for its service (configuration path and the
+directories the hardened service may write).
 `schedule.cron` converts the same schedule to a crontab.
 
 Exit code 75 (the job's lock is held by another run of it) is declared a success of the
@@ -24,14 +25,23 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 from backupctl.config.schema import Job
 from backupctl.config.validate import Config
 from backupctl.errors import ConfigError
 from backupctl.state.pgconn import is_postgresql
 
-ACTIONS = ("backup", "copy", "verify")
+ACTIONS = ("backup", "copy", "verify", "verify-full")
+# The command line of each action (the unit's name says the action).
+COMMANDS = {"backup": ("backup",), "copy": ("copy",), "verify": ("verify",),
+            "verify-full": ("verify", "--mode", "full")}
+SCHEDULE_KEYS = {"backup": "backup", "copy": "copy", "verify": "verify",
+                 "verify-full": "verify_full"}
 DEFAULT_BIN = "/usr/local/bin/backupctl"
+# Where `pip install` puts the user documentation (pyproject's data-files) under the venv of
+# docs/install.md; `schedule install` writes where this installation's docs really are.
+DEFAULT_DOCS = "/opt/backupctl/share/doc/backupctl"
 DEFAULT_UNIT_DIR = Path("/etc/systemd/system")
 SCHEDULE_DROPIN = "backupctl-schedule.conf"
 SERVICE_DROPIN = "backupctl-paths.conf"
@@ -42,7 +52,8 @@ NOTIFY_SERVICES = ("backupctl-notify@.service", "backupctl-notify-check.service"
 NOTIFY_CHECK_TIMER = "backupctl-notify-check.timer"
 
 _DESCRIPTIONS = {"backup": "back up", "copy": "copy to offline/immutable repositories",
-                 "verify": "restore-test (verify)"}
+                 "verify": "restore-test (verify)",
+                 "verify-full": "fully restore-test (verify --mode full)"}
 
 # The sandboxing every backupctl unit shares.
 _SANDBOX = """\
@@ -71,14 +82,14 @@ _SERVICE = """\
 # 2 bad configuration, 3 bad data; 75 = the job was busy with another action: not a failure.
 [Unit]
 Description=backupctl {action} of job %i
-Documentation=file:///usr/share/doc/backupctl/operations.md
+Documentation=file://{docs}/operations.md
 Wants=network-online.target
 After=network-online.target time-sync.target
 OnFailure=backupctl-notify@%n.service
 
 [Service]
 Type=oneshot
-ExecStart={bin} {action} %i
+ExecStart={bin} {command} %i
 SuccessExitStatus=75
 Environment=BACKUPCTL_CONFIG=/etc/backupctl/backupctl.yaml
 Environment=RESTIC_CACHE_DIR=%C/backupctl/restic
@@ -112,7 +123,7 @@ _TIMER = """\
 # OnCalendar into {action}@JOB.timer.d/{dropin}; the value below is only a fallback.
 [Unit]
 Description=backupctl {action} timer of job %i
-Documentation=file:///usr/share/doc/backupctl/operations.md
+Documentation=file://{docs}/operations.md
 
 [Timer]
 OnCalendar=daily
@@ -151,7 +162,7 @@ _NOTIFY_CHECK_SERVICE = """\
 # backupctl-notify-check.timer.
 [Unit]
 Description=backupctl stale-job check
-Documentation=file:///usr/share/doc/backupctl/operations.md
+Documentation=file://{docs}/operations.md
 Wants=network-online.target
 After=network-online.target
 
@@ -168,7 +179,7 @@ _NOTIFY_CHECK_TIMER = """\
 # backupctl-notify-check.timer`).
 [Unit]
 Description=backupctl stale-job check, hourly
-Documentation=file:///usr/share/doc/backupctl/operations.md
+Documentation=file://{docs}/operations.md
 
 [Timer]
 OnCalendar=hourly
@@ -192,22 +203,37 @@ CapabilityBoundingSet=CAP_DAC_OVERRIDE CAP_DAC_READ_SEARCH
 """
 
 
-def template_units(*, bin_path: str = DEFAULT_BIN) -> dict[str, str]:
-    """The shipped template units (also in the repository's systemd/ directory)."""
+def template_units(*, bin_path: str = DEFAULT_BIN, docs: str = DEFAULT_DOCS) -> dict[str, str]:
+    """The shipped template units (also in the repository's systemd/ directory); `docs`: the
+    directory holding operations.md (`Documentation=`)."""
     units: dict[str, str] = {}
+    where = quote(_one_line(docs)).replace("%", "%%")  # a URI, then % for systemd
     for action in ACTIONS:
         what = _DESCRIPTIONS[action]
         units[f"backupctl-{action}@.service"] = _SERVICE.format(
             what=what, action=action, bin=unit_quote(bin_path), dropin=SERVICE_DROPIN,
-            sandbox=_SANDBOX)
+            sandbox=_SANDBOX, command=" ".join(COMMANDS[action]), docs=where)
         units[f"backupctl-{action}@.timer"] = _TIMER.format(
-            what=what, action=action, delay=RANDOMIZED_DELAY, dropin=SCHEDULE_DROPIN)
+            what=what, action=action, delay=RANDOMIZED_DELAY, dropin=SCHEDULE_DROPIN,
+            docs=where)
     units["backupctl-notify@.service"] = _NOTIFY.format(bin=unit_quote(bin_path),
                                                          hardening=_NOTIFY_HARDENING)
     units["backupctl-notify-check.service"] = _NOTIFY_CHECK_SERVICE.format(
-        bin=unit_quote(bin_path), hardening=_NOTIFY_HARDENING)
-    units["backupctl-notify-check.timer"] = _NOTIFY_CHECK_TIMER
+        bin=unit_quote(bin_path), hardening=_NOTIFY_HARDENING, docs=where)
+    units["backupctl-notify-check.timer"] = _NOTIFY_CHECK_TIMER.replace("{docs}", where)
     return units
+
+
+def installed_docs() -> str:
+    """The directory of this installation's user documentation: where `pip install` put it
+    (the venv's share/doc/backupctl), else a checkout's docs/, else the documented place."""
+    import sys  # only `schedule install` asks
+
+    package = Path(__file__).resolve().parents[2]
+    for candidate in (Path(sys.prefix) / "share" / "doc" / "backupctl", package / "docs"):
+        if (candidate / "operations.md").is_file():
+            return str(candidate)
+    return DEFAULT_DOCS
 
 
 # -- what is scheduled -------------------------------------------------------------------
@@ -219,6 +245,11 @@ class Entry:
     job: str
     action: str
     calendar: str
+
+    @property
+    def argv(self) -> tuple[str, ...]:
+        """The backupctl command of the action (without the job)."""
+        return COMMANDS[self.action]
 
     @property
     def timer(self) -> str:
@@ -235,7 +266,7 @@ def entries(config: Config) -> list[Entry]:
     for name in sorted(config.jobs):
         job = config.job(name)
         calendars = {"backup": job.schedule.backup, "copy": job.schedule.copy_,
-                     "verify": job.schedule.verify}
+                     "verify": job.schedule.verify, "verify-full": job.schedule.verify_full}
         for action in ACTIONS:
             value = calendars[action]
             if value is None or (action == "copy" and not job.copies):
@@ -282,7 +313,7 @@ def writable_paths(config: Config, job: Job, action: str) -> list[str]:
         urls.append(job.repository.url)
         if action == "backup":
             urls += job.source.paths  # `before` hooks typically dump into the source tree
-    if action in ("copy", "verify"):
+    if action in ("copy", "verify", "verify-full"):
         urls += [c.url for c in job.copies]
     paths += [u.rstrip("/") or "/" for u in urls if _is_path(u)]
     return list(dict.fromkeys(paths))
@@ -311,7 +342,8 @@ def service_dropin(config: Config, entry: Entry, *, bin_path: str = DEFAULT_BIN)
     if shared(config):
         lines += ["# Several orchestrators (PostgreSQL): run only if no orchestrator has served",
                   "# this schedule yet. An empty assignment drops the template's command.",
-                  "ExecStart=", f"ExecStart={unit_quote(bin_path)} {entry.action} --due %i"]
+                  "ExecStart=",
+                  f"ExecStart={unit_quote(bin_path)} {' '.join(entry.argv)} --due %i"]
     return "\n".join(lines) + "\n"
 
 
@@ -333,10 +365,11 @@ class UnitFile:
     text: str
 
 
-def plan(config: Config, *, unit_dir: Path, bin_path: str = DEFAULT_BIN) -> list[UnitFile]:
+def plan(config: Config, *, unit_dir: Path, bin_path: str = DEFAULT_BIN,
+         docs: str = DEFAULT_DOCS) -> list[UnitFile]:
     """Every file `schedule install` writes: the template units, then per-job drop-ins."""
     files = [UnitFile(unit_dir / name, text)
-             for name, text in template_units(bin_path=bin_path).items()]
+             for name, text in template_units(bin_path=bin_path, docs=docs).items()]
     for entry in entries(config):
         source = config.jobs[entry.job].path
         files.append(UnitFile(unit_dir / f"{entry.timer}.d" / SCHEDULE_DROPIN,

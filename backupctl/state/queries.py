@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import Connection, func, select, update
 
-from backupctl.state.records import Record
+from backupctl.state.records import Record, VerifyDetails, read
 from backupctl.state.schema import (
     canaries,
     evidence,
@@ -108,14 +108,21 @@ def interrupt_running(conn: Connection, job: str, *, orchestrator: str | None,
         select(runs).where(runs.c.id.in_(stale)).order_by(runs.c.id))] if stale else []
 
 
-def last_started(conn: Connection, job: str, kind: str, *,
-                 finished: bool = False) -> str | None:
+def last_started(conn: Connection, job: str, kind: str, *, finished: bool = False,
+                 mode: str | None = None) -> str | None:
     """`started_at` of the job's newest run of `kind` on any orchestrator (`--due`): running
     or finished, or only finished ones. An interrupted run does not count: its work is still
-    to be done."""
+    to be done. `mode`: only restore tests of that mode (recorded in the finished run's
+    details; a running row has none yet)."""
     excluded = ["interrupted", RUNNING] if finished else ["interrupted"]
-    return conn.execute(select(func.max(runs.c.started_at)).where(
-        runs.c.job == job, runs.c.kind == kind, runs.c.status.not_in(excluded))).scalar()
+    where = (runs.c.job == job, runs.c.kind == kind, runs.c.status.not_in(excluded))
+    if mode is None:
+        return conn.execute(select(func.max(runs.c.started_at)).where(*where)).scalar()
+    # LIKE narrows the rows; the parsed details decide (a nested proof has a mode too).
+    rows = conn.execute(select(runs.c.started_at, runs.c.details).where(
+        *where, runs.c.details.contains(f'"mode": {json.dumps(mode)}', autoescape=True))
+        .order_by(runs.c.started_at.desc()))
+    return next((r.started_at for r in rows if read(VerifyDetails, r.details).mode == mode), None)
 
 
 def job_file_hashes(conn: Connection) -> dict[str, dict[str, str]]:

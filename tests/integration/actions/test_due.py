@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 
@@ -104,3 +104,38 @@ def test_copy_is_never_due_without_a_copy_schedule(url: str, tmp_path: Path) -> 
     decision = _check(url, _job(tmp_path), "copy")
     assert not decision.due and "no copy schedule" in decision.reason
     assert _check(url, _job(tmp_path, copy="*-*-* 03:00:00"), "copy").due
+
+
+def _verify(url: str, at: datetime, mode: Literal["quick", "full"]) -> None:
+    from backupctl.state.records import VerifyDetails
+
+    store = Store(url, orchestrator="o1", clock=lambda: at)
+    run_id = runs.start(store, job="emr-db", kind="verify")
+    runs.finish(store, run_id, status="success", details=VerifyDetails(mode=mode),
+                evidence=False)
+
+
+def test_a_full_verify_is_due_by_its_own_calendar_and_only_a_full_one_counts(
+        url: str, tmp_path: Path) -> None:
+    """`verify --mode full --due` (issue 29): schedule.verify_full against the newest full
+    restore test; quick ones (even newer) do not stand in for it."""
+    job = _job(tmp_path, verify_full="*-*-01 05:00:00")  # fired 2026-11-01 05:00
+    assert not _check(url, _job(tmp_path), due.FULL_VERIFY).due  # no verify_full: never
+    assert "no schedule.verify_full" in _check(url, _job(tmp_path), due.FULL_VERIFY).reason
+    assert _check(url, job, due.FULL_VERIFY).due  # never run
+
+    _verify(url, datetime(2026, 11, 24, 4, tzinfo=UTC), "quick")
+    assert _check(url, job, due.FULL_VERIFY).due, "a quick verify stood in for a full one"
+    assert _check(url, job, due.FULL_VERIFY, under_lease=False).due
+
+    _verify(url, datetime(2026, 11, 1, 5, 3, tzinfo=UTC), "full")
+    decision = _check(url, job, due.FULL_VERIFY)
+    assert not decision.due and "2026-11-01T05:03" in decision.reason
+
+
+def test_a_full_verify_does_the_quick_verifys_work(url: str, tmp_path: Path) -> None:
+    job = _job(tmp_path, verify_full="*-*-* 05:00:00")  # quick: Sun 04:00 (2026-11-22)
+    assert _check(url, job, "verify").due
+    _verify(url, datetime(2026, 11, 22, 5, 1, tzinfo=UTC), "full")
+    assert not _check(url, job, "verify").due  # the full one restored and hashed it all
+    assert _check(url, job, due.FULL_VERIFY).due  # its own calendar fired again 11-24 05:00

@@ -78,7 +78,8 @@ def test_every_service_tolerates_a_busy_job_and_every_timer_catches_up() -> None
         assert "SuccessExitStatus=75" in service
         assert "OnFailure=backupctl-notify@%n.service" in service
         assert "ProtectSystem=strict" in service and "NoNewPrivileges=yes" in service
-        assert f"ExecStart={schedule.DEFAULT_BIN} {action} %i" in service
+        command = " ".join(schedule.COMMANDS[action])
+        assert f"ExecStart={schedule.DEFAULT_BIN} {command} %i" in service
         assert "Persistent=true" in timer and "RandomizedDelaySec=" in timer
 
 
@@ -203,3 +204,29 @@ def test_with_notify_channels_the_stale_check_is_enabled_and_in_the_crontab(
     assert schedule.enable_commands(told)[-1][-1] == "backupctl-notify-check.timer"
     lines = schedule.crontab(told, bin_path="/b", user="root", runner=None)[0]
     assert lines[-1] == f"7 * * * * root /b -c {(root / 'backupctl.yaml').resolve()} notify check"
+
+
+def test_units_document_the_docs_pip_installs_beside_the_venv_install_md_creates() -> None:
+    """Documentation= points where `pip install` puts docs/*.md (pyproject data-files) in
+    the venv install.md creates (/opt/backupctl); `schedule install` writes the real place."""
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert project["tool"]["setuptools"]["data-files"] == {"share/doc/backupctl": ["docs/*.md"]}
+    assert "create a venv in `/opt/backupctl`" in (ROOT / "docs" / "install.md").read_text()
+    assert schedule.DEFAULT_DOCS == "/opt/backupctl/share/doc/backupctl"
+    units = schedule.template_units(docs="/opt/my docs/100%")
+    assert "Documentation=file:///opt/my%%20docs/100%%25/operations.md" in \
+        units["backupctl-backup@.service"]
+    assert (Path(schedule.installed_docs()) / "operations.md").is_file()
+
+
+def test_verify_full_is_scheduled_only_when_the_job_asks(tmp_path: Path) -> None:
+    config = _config(tmp_path, {
+        "a": {"backup": "daily", "verify": "weekly", "verify_full": "monthly"},
+        "b": {"backup": "daily", "verify": "weekly"}}, copies=False)
+    got = [(e.job, e.action, e.argv) for e in schedule.entries(config)]
+    assert got == [("a", "backup", ("backup",)), ("a", "verify", ("verify",)),
+                   ("a", "verify-full", ("verify", "--mode", "full")),
+                   ("b", "backup", ("backup",)), ("b", "verify", ("verify",))]
+    assert [e.timer for e in schedule.entries(config)][2] == "backupctl-verify-full@a.timer"
