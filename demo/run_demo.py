@@ -3,7 +3,9 @@
 Creates everything under demo/work/ (wiped first): a global config with an SQLite state
 database, two local restic repositories, one `host: local` job and one job over SSH to a
 private sshd started on a loopback port (its host key trusted explicitly with
-`backupctl trust --fingerprint`). The SSH job `emr-db` backs up a real PostgreSQL database
+`backupctl trust --fingerprint`), whose repository is given as `local_url` only: backupctl
+serves it to the server over the job's own SSH connection, append-only (docs/install.md).
+The SSH job `emr-db` backs up a real PostgreSQL database
 (a throwaway cluster the demo starts in demo/work/pg, Unix socket only, loaded with a few
 tables of Japanese text): its dump is streamed into restic and its full verify restores it
 into another throwaway server and compares every table. Then backup → copy → verify →
@@ -303,7 +305,7 @@ databases:
       - "SELECT count(*) = 2000 FROM 患者"
       - "SELECT bool_and(患者id IS NOT NULL) FROM カルテ"
 repository:
-  url: {WORK}/repos/emr-db
+  local_url: {WORK}/repos/emr-db
   password_file: ../secrets/emr
   init: true
 generations:

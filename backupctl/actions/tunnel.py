@@ -90,7 +90,7 @@ def serve(runner: Runner, url: str, *, job: str,
     with rest_server(directory, user=USER, password=credential) as server, \
             runner.forward_remote(server.port) as port:
         served = Served(f"rest:http://{USER}:{credential.reveal()}@127.0.0.1:{port}/", port)
-        log.info("%s: %s served to %s on its 127.0.0.1:%d (append-only, over SSH)", job,
+        log.debug("%s: %s served to %s on its 127.0.0.1:%d (append-only, over SSH)", job,
                  directory, runner.host, port)
         yield served
 
