@@ -309,8 +309,8 @@ def writable_paths(config: Config, job: Job, action: str) -> list[str]:
     if settings.textfile_dir is not None:
         paths.append(str(settings.textfile_dir))
     urls = [job.repository.orchestrator_url]
-    if job.host.is_local and job.repository.url is not None:
-        urls.append(job.repository.url)
+    if job.host.is_local:
+        urls.append(job.repository.url or job.repository.orchestrator_url)
         if action == "backup":
             urls += job.source.paths  # `before` hooks typically dump into the source tree
     if action in ("copy", "verify", "verify-full"):

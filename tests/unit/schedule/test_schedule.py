@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from ruamel.yaml import YAML
 
 from backupctl import schedule
 from backupctl.config.validate import Config, load_config
@@ -141,6 +142,17 @@ def test_service_may_write_state_scratch_and_the_jobs_local_repositories(
     text = schedule.service_dropin(config, schedule.Entry("a", "copy", "daily"))
     assert "ReadWritePaths=-" + str(tmp_path / "state") in text
     assert f"Environment=BACKUPCTL_CONFIG={config.path.resolve()}" in text
+
+
+def test_a_local_job_with_only_local_url_may_write_it(tmp_path: Path) -> None:
+    config = _config(tmp_path, {"a": {"backup": "daily", "verify": "daily"}}, copies=False)
+    path = tmp_path / "jobs" / "a.yaml"
+    data = YAML(typ="safe").load(path.read_text())
+    data["repository"]["local_url"] = data["repository"].pop("url")
+    path.write_text(yaml_helpers.dump(data))
+    config = load_config(config.path)
+    assert schedule.writable_paths(config, config.job("a"), "backup") == [
+        str(tmp_path / "state"), str(tmp_path / "scratch"), "/srv/restic/a", "/data/a"]
 
 
 def test_stale_dropins_of_removed_jobs_are_found_and_removed(tmp_path: Path) -> None:
