@@ -8,8 +8,9 @@ password). The helper counts every table's rows in the dump's own snapshot, stre
 into `restic backup --stdin` while hashing it, and answers with one JSON line; nothing
 touches the host's disk.
 
-Snapshots: each database is its own restic snapshot `/JOB/NAME.pgdump` (sqlite:
-`/JOB/NAME.sqlite`, or `/JOB/NAME.sql` from a host whose python3 is older than 3.11), host
+Snapshots: each database is its own restic snapshot `/JOB.NAME.pgdump` (sqlite:
+`/JOB.NAME.sqlite`, or `/JOB.NAME.sql` from a host whose python3 is older than 3.11; an
+older backupctl made `/JOB/NAME.…`, read back by their recorded path), host
 `JOB`, tags `backupctl-db` and `backupctl-db:NAME`. It never carries the plain `backupctl`
 tag of the job's file snapshot, so `--tag backupctl` still selects exactly the file
 snapshots, and `restic forget --group-by host,tags` keeps the generations of the files and
@@ -70,7 +71,7 @@ def header(database: Database, *, job: str, repo_url: str, password: Secret,
     return json.dumps({
         "mode": database.kind, "dsn": database.dsn, "options": list(database.options),
         "repo": repo_url, "password": password.reveal(), "host": job,
-        "tags": model.tags(database.name), "filename": f"{job}/{database.name}",
+        "tags": model.tags(database.name), "filename": model.dump_stem(job, database.name),
         "pg_bin": pg_bin, "restic": restic_binary, "deadline": deadline,
     }).encode()
 
@@ -80,7 +81,8 @@ def plan(database: Database, *, job: str, where: str) -> list[str]:
     helper = (f"on {where}: {PYTHON} -I -c <stream helper> (JSON header with the password and "
               "the repository on stdin)")
     backup = ("restic --repository-file /dev/fd/M --password-file /dev/fd/N backup --stdin "
-              f"--stdin-filename {job}/{database.name}.{model.SUFFIXES[database.kind]} "
+              "--stdin-filename "
+              f"{model.stdin_filename(job, database.name, model.SUFFIXES[database.kind])} "
               f"--host {job} "
               + " ".join(f"--tag {t}" for t in model.tags(database.name)) + " --json")
     if database.kind == "sqlite":

@@ -32,9 +32,19 @@ def tags(name: str) -> list[str]:
     return [TAG_ALL, database_tag(name)]
 
 
+def dump_stem(job: str, name: str) -> str:
+    """A dump's file name without its suffix (the helper adds the kind's): `JOB.NAME`."""
+    return f"{job}.{name}"
+
+
 def stdin_filename(job: str, name: str, suffix: str) -> str:
-    """restic's `--stdin-filename`; the snapshot then holds `/JOB/NAME.SUFFIX`."""
-    return f"{job}/{name}.{suffix}"
+    """restic's `--stdin-filename`: `JOB.NAME.SUFFIX`, the snapshot's path `/JOB.NAME.SUFFIX`.
+
+    A flat name: restic 0.18 refuses one with a directory part (`JOB/NAME.SUFFIX` fails
+    with `open /JOB: no such file or directory`). Neither a job nor a database name holds a
+    dot, so the name stays unambiguous. Dumps made before hold `/JOB/NAME.SUFFIX`; every
+    reader takes the path the backup recorded (`DumpManifest.path`), never rebuilds it."""
+    return f"{dump_stem(job, name)}.{suffix}"
 
 
 @dataclass(frozen=True)

@@ -66,7 +66,7 @@ def test_a_local_job_backs_up_and_proves_every_table_in_json_evidence_report_and
     db_job(ws, scratch, source_db, checks=CHECKS)
     done = backup(ws)
     [dumped] = done["databases"]
-    assert dumped["rows"] == ROWS and dumped["path"] == f"/{JOB}/emr.pgdump"
+    assert dumped["rows"] == ROWS and dumped["path"] == f"/{JOB}.emr.pgdump"
     assert dumped["size"] > 0 and dumped["snapshot_id"] != done["snapshot_id"]
     tags = {s["short_id"]: s["tags"] for s in json.loads(
         restic(ws.root / "repos" / JOB, "snapshots", "--json").stdout)}
@@ -142,7 +142,7 @@ def _runbook_restores(ws: Workspace, source: SourceDb, tmp_path: Path) -> None:
         done = subprocess.run(["sh", "-c", step], env=env, capture_output=True, text=True,
                               timeout=300)
         assert done.returncode == 0, (step, done.stderr)
-    assert (target / "emr.pgdump").stat().st_mode & 0o077 == 0
+    assert (target / f"{JOB}.emr.pgdump").stat().st_mode & 0o077 == 0
     restored = SourceDb(source.postgres, name)
     try:
         assert restored.psql("SELECT count(*) FROM pgbench_accounts") == "100000"

@@ -49,11 +49,11 @@ def test_dump_counts_every_table_and_a_full_prove_compares_them_all(
 
     assert result.error is None, result.error
     assert result.tables == {**PGBENCH_TABLES, PATIENTS: len(JAPANESE)}
-    assert result.path == f"/{JOB}/emr.pgdump"
+    assert result.path == f"/{JOB}.emr.pgdump"
     assert result.server_version is not None and result.server_version // 10000 == 15
     [snap] = snapshots(repo)
     assert snap["short_id"] == result.snapshot_id
-    assert snap["paths"] == [f"/{JOB}/emr.pgdump"] and snap["hostname"] == JOB
+    assert snap["paths"] == [f"/{JOB}.emr.pgdump"] and snap["hostname"] == JOB
     assert snap["tags"] == ["backupctl-db", "backupctl-db:emr"]
     stored = restic(repo, "dump", result.snapshot_id or "", result.path).stdout
     assert len(stored) == result.size

@@ -41,7 +41,7 @@ def test_a_sqlite_image_is_dumped_counted_and_proven(lab: Database, repo: Path,
     result = dump(LocalRunner(), lab, repo, password)
 
     assert result.error is None, result.error
-    assert result.path == f"/{JOB}/lab.sqlite" and result.tables == TABLES
+    assert result.path == f"/{JOB}.lab.sqlite" and result.tables == TABLES
     [snap] = snapshots(repo)
     assert snap["tags"] == ["backupctl-db", "backupctl-db:lab"]
     image = restic(repo, "dump", result.snapshot_id or "", result.path).stdout
@@ -68,7 +68,7 @@ def test_a_host_without_serialize_sends_sql_text_that_proves_the_same(
     result = dump(LocalRunner(), lab, repo, password, python=str(PY310))
 
     assert result.error is None, result.error
-    assert result.path == f"/{JOB}/lab.sql" and result.tables == TABLES
+    assert result.path == f"/{JOB}.lab.sql" and result.tables == TABLES
     full = prove_full(LocalRunner(), result.manifest(), checks=lab.checks, repo_url=str(repo),
                       password=password, scratch_dir=scratch, timeout=300)
     quick = prove_quick(LocalRunner(), result.manifest(), repo_url=str(repo),

@@ -49,10 +49,10 @@ def test_one_helper_process_gets_everything_on_stdin_and_nothing_secret_in_argv(
         "mode": "postgresql", "dsn": "host=/run/postgresql dbname=emr",
         "options": ["--exclude-table-data=audit", "-Z6"], "repo": "sftp:backup01:/r/emr-db",
         "password": PASSWORD, "host": "emr-db", "tags": ["backupctl-db", "backupctl-db:emr"],
-        "filename": "emr-db/emr", "pg_bin": None, "restic": "restic", "deadline": 95.0}
+        "filename": "emr-db.emr", "pg_bin": None, "restic": "restic", "deadline": 95.0}
     assert call.timeout == 100.0
     assert result.ok and result.error is None
-    assert (result.snapshot_id, result.path, result.size) == ("1f753783", "/emr-db/emr.pgdump",
+    assert (result.snapshot_id, result.path, result.size) == ("1f753783", "/emr-db.emr.pgdump",
                                                               1000)
     assert result.tables == {"public.a": 3, 'public."患者"': 2}
     assert (result.server_version, result.dump_version) == (150018, "15.18")
@@ -137,5 +137,5 @@ def test_plan_names_what_runs_without_the_password() -> None:
     assert steps[0].startswith("on backupctl@192.0.2.10:22: python3 -I -c <stream helper>")
     assert "pg_dump --format=custom --no-password --snapshot=ID --dbname=DSN "\
            "--exclude-table-data=audit -Z6" in steps[2]
-    assert "--stdin-filename emr-db/emr.pgdump --host emr-db --tag backupctl-db --tag "\
+    assert "--stdin-filename emr-db.emr.pgdump --host emr-db --tag backupctl-db --tag "\
            "backupctl-db:emr" in steps[3]
