@@ -61,7 +61,7 @@ class Served:
     """The repository as the remote restic reaches it for the block."""
 
     url: str  # holds the credential: give it to restic.commands (--repository-file)
-    port: int | None  # the host's loopback port of the forward (None: nothing forwarded)
+    port: int  # the host's loopback port of the forward
 
     @property
     def shown(self) -> str:
