@@ -80,22 +80,32 @@ def trust(job: JobArg, fingerprint: Annotated[str | None, typer.Option(
     if target.host.is_local:
         raise UsageError(f"{job}: host is local; there is no host key to trust")
     known_hosts = config.settings.known_hosts
-    offered = hostkeys.fetch(target.host.address, target.host.port)
-    say(f"{job}: {offered.name} offers {offered.type} {offered.fingerprint}")
+    offered = hostkeys.fetch(target.host.address, target.host.port, user=target.host.user)
+    say(f"{job}: {offered.host} offers {offered.type} {offered.fingerprint}")
     old = hostkeys.current(known_hosts, offered.name, offered.type)
     if old is not None and old == offered.key:
-        say(f"{job}: already trusted in {known_hosts}")
+        say(f"{job}: already trusted in {known_hosts} (as {offered.name})")
         return
     if old is not None:
-        say(f"{job}: WARNING: this REPLACES the key in {known_hosts} "
+        say(f"{job}: WARNING: this REPLACES the key of {offered.name} in {known_hosts} "
             f"({hostkeys.fingerprint(old)})")
-    if fingerprint is None and not yes and not typer.confirm(
-            "Is this the fingerprint shown on the server's console "
-            "(ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub)?", err=True):
+    if fingerprint is None and not yes and not _confirmed(job):
         say(f"{job}: nothing was trusted")
         exit_with(ExitStatus.FAILED)
     hostkeys.add(known_hosts, offered, expected=fingerprint)
-    say(f"{job}: trusted {offered.fingerprint} in {known_hosts}")
+    say(f"{job}: trusted {offered.fingerprint} in {known_hosts} (as {offered.name})")
+
+
+def _confirmed(job: str) -> bool:
+    """The admin's answer; none possible (no terminal: systemd, cron, `ssh` without -t) is a
+    usage error naming --fingerprint, not click's bare `Aborted.`."""
+    try:
+        return typer.confirm("Is this the fingerprint shown on the server's console "
+                             "(ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub)?", err=True)
+    except typer.Abort:
+        raise UsageError(f"{job}: no terminal to confirm: pass --fingerprint SHA256:… (shown "
+                         "above) once it matches the server's console; nothing was "
+                         "trusted") from None
 
 
 def _backup_line(result: JobResult) -> str:

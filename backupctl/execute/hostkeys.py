@@ -13,7 +13,7 @@ from pathlib import Path
 import paramiko
 
 from backupctl.errors import ConnectError, HostKeyError
-from backupctl.execute.ssh import CONNECT_TIMEOUT, fingerprint, known_hosts_name
+from backupctl.execute.ssh import CONNECT_TIMEOUT, connection, fingerprint, known_hosts_name
 
 __all__ = ["OfferedKey", "add", "current", "fetch", "fingerprint"]
 
@@ -22,6 +22,7 @@ __all__ = ["OfferedKey", "add", "current", "fetch", "fingerprint"]
 class OfferedKey:
     name: str  # known_hosts host field
     key: paramiko.PKey
+    host: str = ""  # the connection, as messages name it (user@host:port)
 
     @property
     def fingerprint(self) -> str:
@@ -32,21 +33,22 @@ class OfferedKey:
         return self.key.get_name()
 
 
-def fetch(address: str, port: int) -> OfferedKey:
+def fetch(address: str, port: int, *, user: str | None = None) -> OfferedKey:
     """The host key the server offers (no authentication happens)."""
+    host = connection(user, address, port)
     try:
         sock = socket.create_connection((address, port), timeout=CONNECT_TIMEOUT)
     except OSError as exc:
-        raise ConnectError(f"cannot connect to {address}:{port}: {exc}") from None
+        raise ConnectError(f"cannot connect to {host}: {exc}") from None
     transport = paramiko.Transport(sock)
     try:
         transport.start_client(timeout=CONNECT_TIMEOUT)
         key = transport.get_remote_server_key()
     except (paramiko.SSHException, EOFError, OSError) as exc:
-        raise ConnectError(f"cannot read the host key of {address}:{port}: {exc}") from None
+        raise ConnectError(f"cannot read the host key of {host}: {exc}") from None
     finally:
         transport.close()
-    return OfferedKey(known_hosts_name(address, port), key)
+    return OfferedKey(known_hosts_name(address, port), key, host)
 
 
 def current(known_hosts: Path, name: str, key_type: str) -> paramiko.PKey | None:
@@ -59,8 +61,9 @@ def current(known_hosts: Path, name: str, key_type: str) -> paramiko.PKey | None
 def add(known_hosts: Path, offered: OfferedKey, *, expected: str | None) -> None:
     """Write the key (replacing an older key of the same type for that host)."""
     if expected is not None and expected != offered.fingerprint:
-        raise HostKeyError(f"{offered.name} offers {offered.type} {offered.fingerprint}, not the "
-                           f"expected {expected}; nothing was trusted")
+        raise HostKeyError(f"{offered.host or offered.name} offers {offered.type} "
+                           f"{offered.fingerprint}, not the expected {expected}; nothing was "
+                           "trusted")
     keys = paramiko.HostKeys()
     if known_hosts.exists():
         keys.load(str(known_hosts))

@@ -52,20 +52,28 @@ def fingerprint(key: paramiko.PKey) -> str:
 
 
 def known_hosts_name(address: str, port: int) -> str:
+    """The host as known_hosts writes it; messages say `user@host:port` (`connection`) and
+    use this form only where they quote known_hosts."""
     return address if port == 22 else f"[{address}]:{port}"
+
+
+def connection(user: str | None, address: str, port: int) -> str:
+    """How every message names an SSH connection: `user@host:port`."""
+    return f"{user}@{address}:{port}" if user else f"{address}:{port}"
 
 
 class _Refuse(paramiko.MissingHostKeyPolicy):
     """Like RejectPolicy, but the refusal says which key was offered and how to trust it."""
 
-    def __init__(self, job: str, known_hosts: Path, port: int) -> None:
-        self.job, self.known_hosts, self.port = job, known_hosts, port
+    def __init__(self, job: str, known_hosts: Path, host: str) -> None:
+        self.job, self.known_hosts, self.host = job, known_hosts, host
 
     def missing_host_key(self, client: paramiko.SSHClient, hostname: str,
                          key: paramiko.PKey) -> None:
         raise HostKeyError(
-            f"{self.job}: host key of {hostname} is unknown ({key.get_name()} "
-            f"{fingerprint(key)}, not in {self.known_hosts}); refusing to connect. Compare "
+            f"{self.job}: host key of {self.host} is unknown ({key.get_name()} "
+            f"{fingerprint(key)}; {self.known_hosts} has no key for {hostname}); refusing to "
+            "connect. Compare "
             "this fingerprint with the one the server itself shows (on its console: "
             "ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub), by a channel an attacker on "
             f"this network cannot change; only if they match, run: backupctl trust {self.job}")
@@ -84,7 +92,7 @@ class SshRunner:
         """`keepalive` and `dead_after` (seconds) are the global ssh_keepalive and
         ssh_dead_after: how a silently dead peer is noticed (`_detect_dead_peer`)."""
         self.job = job
-        self.host = f"{user}@{address}:{port}"
+        self.host = connection(user, address, port)
         self._address, self._port, self._user = address, port, user
         self._identity, self._known_hosts = identity_file, known_hosts
         self._attempts = connect_attempts
@@ -115,7 +123,7 @@ class SshRunner:
             client = paramiko.SSHClient()
             if self._known_hosts.exists():
                 client.load_host_keys(str(self._known_hosts))
-            client.set_missing_host_key_policy(_Refuse(self.job, self._known_hosts, self._port))
+            client.set_missing_host_key_policy(_Refuse(self.job, self._known_hosts, self.host))
             try:
                 client.connect(self._address, port=self._port, username=self._user,
                                key_filename=str(self._identity), allow_agent=False,
@@ -133,20 +141,21 @@ class SshRunner:
             raise
         except paramiko.BadHostKeyException as exc:
             raise HostKeyError(
-                f"{self.job}: host key of {self._address}:{self._port} CHANGED: the server "
-                f"offered {exc.key.get_name()} {fingerprint(exc.key)} but {self._known_hosts} "
-                f"expects {fingerprint(exc.expected_key)}. This can be an attack; refusing to "
-                f"connect. If the server was reinstalled, check the new fingerprint on its "
+                f"{self.job}: host key of {self.host} CHANGED: the server offered "
+                f"{exc.key.get_name()} {fingerprint(exc.key)} but {self._known_hosts} expects "
+                f"{fingerprint(exc.expected_key)} for "
+                f"{known_hosts_name(self._address, self._port)}. This can be an attack; "
+                "refusing to connect. If the server was reinstalled, check the new fingerprint "
+                "on its "
                 f"console and run: backupctl trust {self.job}") from None
         except paramiko.AuthenticationException as exc:
-            raise ConnectError(f"{self.job}: authentication as {self._user} on "
-                               f"{self._address}:{self._port} with {self._identity} failed: "
-                               f"{exc}") from None
+            raise ConnectError(f"{self.job}: authentication as {self._user} on {self.host} "
+                               f"with {self._identity} failed: {exc}") from None
         except (OSError, paramiko.SSHException, EOFError) as exc:
             tries = (f" (tried {self.connect_attempts_made} times)"
                      if self.connect_attempts_made > 1 else "")
-            raise ConnectError(f"{self.job}: cannot connect to {self._address}:{self._port} as "
-                               f"{self._user}{tries}: {exc or type(exc).__name__}. Check that "
+            raise ConnectError(f"{self.job}: cannot connect to {self.host}"
+                               f"{tries}: {exc or type(exc).__name__}. Check that "
                                f"the server is up and sshd listens on port {self._port}") \
                 from None
         return self._client

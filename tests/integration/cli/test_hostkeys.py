@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import time
 
-from tests.conftest import Sshd, Workspace
+from tests.conftest import BACKUPCTL, Sshd, Workspace
 from tests.integration.cli.helpers import runs, snapshot_count
 
 
@@ -22,7 +22,10 @@ def test_unknown_host_key_is_refused_with_the_fingerprint_and_the_fix(
 
     assert result.returncode == 1, result.stderr
     assert sshd.fingerprint() in result.stderr
-    assert f"127.0.0.1]:{sshd.port}" in result.stderr
+    # one form for the connection; known_hosts' own form only where known_hosts is quoted
+    assert f"host key of root@127.0.0.1:{sshd.port} is unknown" in result.stderr
+    assert f"has no key for [127.0.0.1]:{sshd.port}" in result.stderr
+    assert result.stderr.count(f"127.0.0.1]:{sshd.port}") == 1
     assert "backupctl trust emr" in result.stderr and "compare" in result.stderr.lower()
     # never a ready-made command that trusts the key just offered (a man in the middle's)
     assert "--fingerprint" not in result.stderr
@@ -39,7 +42,8 @@ def test_changed_host_key_is_refused(ssh_workspace: Workspace, sshd: Sshd) -> No
     result = ssh_workspace.run("backup", "emr")
 
     assert result.returncode == 1, result.stderr
-    assert "CHANGED" in result.stderr
+    assert f"host key of root@127.0.0.1:{sshd.port} CHANGED" in result.stderr
+    assert f"expects {old} for [127.0.0.1]:{sshd.port}" in result.stderr
     assert sshd.fingerprint() in result.stderr and old in result.stderr
     assert "backupctl trust emr" in result.stderr
     assert snapshot_count(ssh_workspace.root / "repos" / "emr") == 0
@@ -52,6 +56,8 @@ def test_trust_with_the_right_fingerprint_then_backup_works(
     trusted = workspace.run("trust", "emr", "--fingerprint", sshd.fingerprint())
 
     assert trusted.returncode == 0, trusted.stderr
+    assert f"emr: root@127.0.0.1:{sshd.port} offers" in trusted.stderr
+    assert f"{workspace.known_hosts} (as [127.0.0.1]:{sshd.port})" in trusted.stderr
     assert sshd.fingerprint() in trusted.stderr
     backup = workspace.run("backup", "emr")
     assert backup.returncode == 0, backup.stderr
@@ -120,7 +126,7 @@ def test_sshd_stopped_fails_after_bounded_retries(ssh_workspace: Workspace,
     elapsed = time.monotonic() - started
 
     assert result.returncode == 1
-    assert f"cannot connect to 127.0.0.1:{sshd.port}" in result.stderr
+    assert f"cannot connect to root@127.0.0.1:{sshd.port}" in result.stderr
     assert "tried 3 times" in result.stderr
     assert elapsed < 60, "connect retries are not bounded"
     assert snapshot_count(ssh_workspace.root / "repos" / "emr") == 0
@@ -134,3 +140,19 @@ def test_trust_of_a_local_job_is_refused(workspace: Workspace) -> None:
     result = workspace.run("trust", "here")
     assert result.returncode == 2, "a usage error: nothing to trust, nothing was run"
     assert "host is local" in result.stderr
+
+
+def test_trust_without_a_terminal_names_fingerprint_and_exits_2(
+        workspace: Workspace, sshd: Sshd) -> None:
+    """Under systemd, cron or `ssh host backupctl trust` there is nobody to answer (issue 29):
+    not click's bare `Aborted.`, but how to do it without a terminal."""
+    _job(workspace, sshd)
+    result = subprocess.run([*BACKUPCTL, "-c", str(workspace.config), "trust", "emr"],
+                            stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 2, result.stderr
+    assert "Aborted" not in result.stderr
+    assert "emr: no terminal to confirm: pass --fingerprint SHA256:… (shown above)" \
+        in result.stderr
+    assert sshd.fingerprint() in result.stderr  # the one to compare, shown above
+    assert not workspace.known_hosts.exists()

@@ -121,7 +121,7 @@ def test_sshd_stopped_before_the_run_exit_1_then_restarted(fssh: FaultWorkspace,
 
     job = _failed_backup(fssh)
 
-    assert f"cannot connect to 127.0.0.1:{fsshd.port}" in str(job["error"])
+    assert f"cannot connect to root@127.0.0.1:{fsshd.port}" in str(job["error"])
     assert_recorded(fssh, kind="backup", statuses=["failed"])
     fsshd.start()
     _next_backup_succeeds(fssh)

@@ -61,3 +61,17 @@ def test_a_verify_does_not_import_the_other_commands_machinery() -> None:
                   "backupctl.actions.drill", "backupctl.metrics.exporter",
                   "backupctl.evidence.report"):
         assert other not in loaded
+
+
+def test_flags_show_no_value_in_help_and_options_with_values_keep_theirs() -> None:
+    """Help once said `-v, --verbose <bool>` while `--verbose true` is a usage error
+    (issue 29): a flag takes no value and shows none."""
+    shown = subprocess.run([sys.executable, "-m", "backupctl", "--help"], capture_output=True,
+                           text=True, timeout=60, env={"COLUMNS": "100", "PATH": "/usr/bin"})
+    lines = {line.split()[1]: line for line in shown.stdout.splitlines()
+             if line.startswith("│ --")}
+    assert "<bool>" not in lines["--verbose"] and "<bool>" not in lines["--version"]
+    assert "<path>" in lines["--config"]
+    flag = subprocess.run([sys.executable, "-m", "backupctl", "--verbose", "true"],
+                          capture_output=True, text=True, timeout=60)
+    assert flag.returncode == 2 and "No such command 'true'" in flag.stderr
