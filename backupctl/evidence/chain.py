@@ -44,7 +44,7 @@ FIELDS_V1 = ("id", "kind", "job", "host", "repository", "snapshot_id", "snapshot
              "started_at", "finished_at", "operator", "result", "details",
              "backupctl_version", "restic_version", "prev_hash")
 FIELDS = (*FIELDS_V1, "orchestrator", "chain_version")  # v2, besides hash and signature
-KINDS = ("backup", "copy", "probe", "verify", "drill", "clear", "notice")
+KINDS = ("backup", "copy", "probe", "verify", "drill", "clear", "notice", "recovery")
 RESULTS = ("pass", "fail")
 _REQUIRED = ("kind", "job", "host", "repository", "started_at", "finished_at", "operator",
              "result", "backupctl_version", "restic_version", "orchestrator")
