@@ -78,12 +78,15 @@ while IFS= read -r line; do
   IFS= read -r seq <&3 || forged "chain.json lists fewer seqs than records.jsonl holds"
   n=$((n + 1))
   printf '%s' "$line" > "$work/record"
+  jq -e 'type == "object"' "$work/record" > /dev/null 2>&1 \
+    || forged "record $n (seq $seq): not a JSON object"
   # hash version signature key_fingerprint prev_hash (and how many version-2 fields)
   set -- $(jq -r '[.hash, (.chain_version // "none"), .signature, .key_fingerprint,
     .prev_hash, ([.orchestrator, .signature, .key_fingerprint]
     | map(select(. != null and . != "")) | length)]
     | map(if . == null or . == "" then "-" else (tostring | gsub("\\s"; "_")) end)
     | join(" ")' "$work/record")
+  [ $# -eq 6 ] || forged "record $n (seq $seq): malformed"
   hash=$1 version=$2 signature=$3 named=$4 linked=$5 v2fields=$6
   name="record $n (seq $seq, $(printf '%.16s' "$hash")…)"
   case $hash in
