@@ -38,11 +38,14 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from backupctl.databases.cluster import find_pg_bin
+from backupctl.execute.local import LocalRunner
 from bench.verify import Run, measure, settle
 
 PASSWORD = "bench-password-not-secret"
 JOB = "bench"
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
+# The newest installed PostgreSQL, as backupctl's restore tests pick it (no version in code).
+PG_BIN = find_pg_bin(LocalRunner()).path
 
 # The backupctl contenders run in their own process (so their RSS and time are their own).
 DRIVER = """
@@ -153,7 +156,7 @@ class Bench:
 
     def plain_backup(self) -> Run:
         script = ('set -o pipefail; "$1" -Fc "$2" | restic --repo "$3" --password-file "$4" '
-                  "backup --stdin --stdin-filename bench/plain.pgdump --host plain -q")
+                  "backup --stdin --stdin-filename bench.plain.pgdump --host plain -q")
         return measure(["bash", "-c", script, "bash", str(PG_BIN / "pg_dump"),
                         self.source.dsn("emr"), str(self.repo), str(self.pw)])
 
@@ -177,7 +180,7 @@ class Bench:
         started = time.monotonic()
         self.target.psql("CREATE DATABASE plain TEMPLATE template0 ENCODING 'UTF8'")
         script = ('set -o pipefail; restic --repo "$1" --password-file "$2" --no-cache dump '
-                  'latest /bench/plain.pgdump --host plain | "$3" -h "$4" -p "$5" -U postgres '
+                  'latest /bench.plain.pgdump --host plain | "$3" -h "$4" -p "$5" -U postgres '
                   "-d plain --no-owner --no-privileges")
         subprocess.run(["bash", "-c", script, "bash", str(self.repo), str(self.pw),
                         str(PG_BIN / "pg_restore"), str(self.target.root),

@@ -52,10 +52,13 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from backupctl.databases.cluster import find_pg_bin
+from backupctl.execute.local import LocalRunner
 
 PASSWORD = "bench-password-not-secret"
 BACKUPCTL = [sys.executable, "-m", "backupctl"]
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
+# The newest installed PostgreSQL, as backupctl's restore tests pick it (no version in code).
+PG_BIN = find_pg_bin(LocalRunner()).path
 FILES_PER_JOB = 20
 FILE_SIZE = 16 * 1024
 

@@ -45,6 +45,9 @@ from backupctl.execute import Runner, cleaning_up
 from backupctl.files import wipe
 
 PG_ROOT = Path("/usr/lib/postgresql")
+# Where server programs are installed, one directory per major version: Debian/Ubuntu
+# (postgresql-common) and PGDG on RHEL-likes; `pg_config --bindir` is asked besides.
+PG_ROOTS = ((PG_ROOT, "*/bin"), (Path("/usr"), "pgsql-*/bin"))
 SUPERUSER = "postgres"
 RESTORE_ROLE = "backupctl_restore"  # owns the restored database; no superuser
 SOCKET_PATH_MAX = 107  # sun_path, minus the terminating NUL
@@ -74,26 +77,35 @@ class PgBin:
         return str(self.path / name)
 
 
-def candidates(explicit: Path | None = None) -> list[Path]:
-    """Directories holding a full set of server programs, newest major first."""
+def candidates(runner: Runner, explicit: Path | None = None) -> list[Path]:
+    """Directories holding a full set of server programs: Debian's /usr/lib/postgresql/N/bin,
+    PGDG's /usr/pgsql-N/bin and `pg_config --bindir`, each once (never one version named in
+    code)."""
     if explicit is not None:
         return [explicit]
-    found = []
-    with contextlib.suppress(OSError):
-        for entry in PG_ROOT.iterdir():
-            if entry.name.isdigit() and all((entry / "bin" / t).exists() for t in _TOOLS):
-                found.append((int(entry.name), entry / "bin"))
-    return [path for _, path in sorted(found, reverse=True)]
+    found = [path for root, pattern in PG_ROOTS for path in sorted(root.glob(pattern))]
+    config = runner.run(["pg_config", "--bindir"], timeout=60)
+    if config.ok and (bindir := config.stdout.decode(errors="replace").strip()):
+        found.append(Path(bindir))
+    unique: dict[str, Path] = {}
+    for path in found:
+        if all((path / t).exists() for t in _TOOLS):
+            unique.setdefault(os.path.realpath(path), path)
+    return list(unique.values())
 
 
 def find_pg_bin(runner: Runner, explicit: Path | None = None) -> PgBin:
     """The newest PostgreSQL on this machine (or `explicit`), with its version."""
-    for path in candidates(explicit):
+    found = []
+    for path in candidates(runner, explicit):
         result = runner.run([str(path / "pg_restore"), "--version"], timeout=60)
-        match = re.search(r"(\d+(?:\.\d+)?)", result.stdout.decode(errors="replace"))
+        match = re.search(r"(\d+)(?:\.(\d+))?", result.stdout.decode(errors="replace"))
         if result.ok and match:
-            return PgBin(path, match.group(1))
-    where = explicit or f"{PG_ROOT}/*/bin"
+            found.append((tuple(int(n or 0) for n in match.groups()), PgBin(path, ".".join(
+                n for n in match.groups() if n is not None))))
+    if found:
+        return max(found, key=lambda f: f[0])[1]
+    where = explicit or f"{PG_ROOT}/*/bin, /usr/pgsql-*/bin or `pg_config --bindir`"
     raise ClusterError(f"no PostgreSQL server programs ({', '.join(_TOOLS)}) in {where} on "
                        "the orchestrator: install the postgresql package (the same or a newer "
                        "major version than the servers being backed up)")

@@ -25,6 +25,7 @@ the helper dies without saying that the dump is complete (the kernel closes a de
 descriptors before it could kill restic itself).
 """
 
+import glob
 import hashlib
 import json
 import os
@@ -308,6 +309,42 @@ def tool(head: Dict[str, Any], name: str) -> str:
     return os.path.join(bindir, name) if bindir else name
 
 
+def output_of(argv: List[str]) -> Tuple[int, str]:
+    """A short command's exit status and stdout; (127, "") when it does not start."""
+    try:
+        proc = subprocess.Popen(argv, stdin=DEVNULL, stdout=PIPE, stderr=DEVNULL)
+    except OSError:
+        return 127, ""
+    out = proc.communicate()[0].decode("utf-8", "replace")
+    return proc.returncode, out
+
+
+def installed_pg_bins() -> List[Tuple[Tuple[int, ...], str]]:
+    """(version, bin directory) of every PostgreSQL client here, newest first: Debian's
+    /usr/lib/postgresql/N/bin, PGDG's /usr/pgsql-N/bin, `pg_config --bindir`."""
+    code, config = output_of(["pg_config", "--bindir"])
+    dirs = sorted(glob.glob("/usr/lib/postgresql/*/bin") + glob.glob("/usr/pgsql-*/bin")) + (
+        [config.strip()] if code == 0 and config.strip() else [])
+    found = {}  # type: Dict[str, Tuple[Tuple[int, ...], str]]
+    for bindir in dirs:
+        code, out = output_of([os.path.join(bindir, "pg_dump"), "--version"])
+        match = re.search(r"(\d+)(?:\.(\d+))?", out)
+        if code == 0 and match and os.access(os.path.join(bindir, "psql"), os.X_OK):
+            found.setdefault(os.path.realpath(bindir),
+                             (tuple(int(n or 0) for n in match.groups()), bindir))
+    return sorted(found.values(), reverse=True)
+
+
+def pg_dump_bin(found: List[Tuple[Tuple[int, ...], str]], server: int) -> Optional[str]:
+    """pg_dump of the server's major version (its dump restores on the orchestrator's
+    PostgreSQL of that version), else the oldest newer one (pg_dump refuses a server newer
+    than itself), else None: the PATH's."""
+    major = server // 10000
+    same = [d for v, d in found if v[0] == major]
+    newer = [d for v, d in reversed(found) if v[0] > major]
+    return (same + newer + [None])[0]
+
+
 def pg_dump_version(head: Dict[str, Any]) -> str:
     try:
         proc = subprocess.Popen([tool(head, "pg_dump"), "--version"], stdin=DEVNULL,
@@ -349,7 +386,11 @@ class Deadline(object):
 
 
 def dump_postgresql(head: Dict[str, Any], deadline: Deadline) -> Dict[str, Any]:
-    version = pg_dump_version(head)
+    # No pg_bin in the job: psql of the newest client installed (it reads every older
+    # server), pg_dump chosen by the server's version; never one hard-coded version.
+    found = [] if head.get("pg_bin") else installed_pg_bins()
+    if found:
+        head = dict(head, pg_bin=found[0][1])
     psql = Psql(head)
     deadline.victims.append(psql.proc)
     try:
@@ -360,6 +401,9 @@ def dump_postgresql(head: Dict[str, Any], deadline: Deadline) -> Dict[str, Any]:
                            "SELECT pg_export_snapshot() || ' ' || "
                            "current_setting('server_version_num');")
         snapshot, server = first.split()
+        if found:
+            head = dict(head, pg_bin=pg_dump_bin(found, int(server)))
+        version = pg_dump_version(head)
         tables = [(str(name), int(count)) for name, count in json.loads(psql.query(COUNT_SQL))]
         restic = ResticBackup(head, head["filename"] + ".pgdump")
         argv = [tool(head, "pg_dump"), "--format=custom", "--no-password",

@@ -1,0 +1,51 @@
+"""The stream helper on a host whose PATH has no PostgreSQL programs (PGDG's layout, a
+minimal service PATH): with no pg_bin in the job it finds the installed clients itself and
+dumps with the pg_dump of the server's major version (real PostgreSQL and restic)."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from backupctl.databases import dump_database
+from backupctl.execute import Arg, Result, Secret, StdoutSink
+from backupctl.execute.local import LocalRunner
+from tests.integration.databases.conftest import JOB, SourceDb
+
+
+class _BarePath:
+    """A LocalRunner whose commands see PATH=/var/empty (no PostgreSQL, no restic)."""
+
+    host = "local"
+
+    def __init__(self) -> None:
+        self.inner = LocalRunner()
+
+    def run(self, argv: Sequence[Arg], *, stdin: bytes | None = None,
+            timeout: float | None = None, stdout_sink: StdoutSink | None = None,
+            env: dict[str, str] | None = None) -> Result:
+        return self.inner.run(argv, stdin=stdin, timeout=timeout, stdout_sink=stdout_sink,
+                              env={**(env or {}), "PATH": "/var/empty"})
+
+    def shell(self, command: str, *, timeout: float | None = None) -> Result:
+        return self.run(["sh", "-c", command], timeout=timeout)
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_host_without_postgresql_on_path_dumps_with_its_installed_client(
+        source_db: SourceDb, repo: Path, password: Secret) -> None:
+    restic = shutil.which("restic")
+    assert restic is not None
+
+    result = dump_database(_BarePath(), source_db.database(), job=JOB, repo_url=str(repo),
+                           password=password, timeout=300, restic_binary=restic,
+                           python=sys.executable)
+
+    assert result.error is None, result.error
+    assert result.server_version is not None and result.dump_version is not None
+    assert int(result.dump_version.split(".")[0]) == result.server_version // 10000
+    assert result.tables and result.path == f"/{JOB}.emr.pgdump"
