@@ -97,18 +97,21 @@ def one(config: Config, name: str) -> Job:
 
 
 def run_operator() -> str:
-    """Who runs this (SPEC §6 `operator`): `scheduler` under systemd/cron, else the user.
+    """Who runs this (SPEC §6 `operator`): `scheduler` when a timer or cron started it, else
+    the person (their login name; under sudo, the user who ran sudo).
 
-    `BACKUPCTL_OPERATOR` names the operator explicitly (e.g. a manual run over ssh).
-    """
+    `BACKUPCTL_OPERATOR` names the operator explicitly: the units and the crontab backupctl
+    writes set it to `scheduler`. A unit installed before that is known by systemd's marks
+    (this process is the unit's main process). Anything else is a person, even without a
+    terminal (over ssh, in a script, output piped): a manual full verify is theirs."""
     from backupctl.actions.context import manual_operator
 
     named = os.environ.get("BACKUPCTL_OPERATOR", "").strip()
     if named:
         return named
-    if "INVOCATION_ID" in os.environ or not (sys.stdin.isatty() or sys.stderr.isatty()):
+    if "INVOCATION_ID" in os.environ and os.environ.get("SYSTEMD_EXEC_PID") == str(os.getpid()):
         return "scheduler"
-    return manual_operator(None)
+    return manual_operator(os.environ.get("SUDO_USER", "").strip() or None)
 
 
 def context(config: Config, *, operator: str | None = None, due: bool = False) -> Context:

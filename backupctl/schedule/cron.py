@@ -174,6 +174,7 @@ def crontab(config: Config, *, bin_path: str, user: str | None,
         "# prefer the systemd timers (`backupctl schedule install`) where systemd runs.",
         "SHELL=/bin/sh",
         "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        "BACKUPCTL_OPERATOR=scheduler",  # the runs' operator in the evidence: not a person
     ]
     problems: list[tuple[Entry, str]] = []
     who = f" {user}" if user else ""

@@ -92,6 +92,8 @@ Type=oneshot
 ExecStart={bin} {command} %i
 SuccessExitStatus=75
 Environment=BACKUPCTL_CONFIG=/etc/backupctl/backupctl.yaml
+# Recorded as the run's operator (evidence): a timer, not a person.
+Environment=BACKUPCTL_OPERATOR=scheduler
 Environment=RESTIC_CACHE_DIR=%C/backupctl/restic
 SyslogIdentifier=backupctl-{action}
 StateDirectory=backupctl

@@ -3,6 +3,7 @@ tampering with plain SQL is named by seq and id (issue #7 acceptance)."""
 
 from __future__ import annotations
 
+import getpass
 import json
 import sqlite3
 from typing import Any
@@ -33,7 +34,7 @@ def test_real_runs_leave_one_valid_chain(evidence_ws: Workspace) -> None:
     assert payload["head"] == records[-1]["hash"]
     for record in records:
         assert record["started_at"].endswith("+00:00") and record["finished_at"].endswith("+00:00")
-        assert record["operator"] == "scheduler"  # not run from a terminal
+        assert record["operator"] == getpass.getuser()  # run by hand, not by a timer
         assert record["restic_version"] and record["backupctl_version"]
 
 

@@ -242,3 +242,12 @@ def test_verify_full_is_scheduled_only_when_the_job_asks(tmp_path: Path) -> None
                    ("a", "verify-full", ("verify", "--mode", "full")),
                    ("b", "backup", ("backup",)), ("b", "verify", ("verify",))]
     assert [e.timer for e in schedule.entries(config)][2] == "backupctl-verify-full@a.timer"
+
+
+def test_units_and_crontab_record_their_runs_as_the_scheduler(tmp_path: Path) -> None:
+    units = schedule.template_units()
+    for action in schedule.ACTIONS:
+        assert "Environment=BACKUPCTL_OPERATOR=scheduler" in units[f"backupctl-{action}@.service"]
+    config = _config(tmp_path, {"a": {"backup": "daily", "verify": "weekly"}})
+    assert "BACKUPCTL_OPERATOR=scheduler" in schedule.crontab(
+        config, bin_path="/b", user="root", runner=None)[0]
