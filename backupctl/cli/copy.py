@@ -48,7 +48,7 @@ def _copy_line(result: JobResult) -> str:
         d = c.copy.details
         text = f"{c.name} {c.status.name if c.status is not ExitStatus.OK else 'ok'}"
         if d.snapshots is not None:
-            text += f" ({d.copied} copied, {d.snapshots} held"
+            text += f" ({d.copied} copied, {d.snapshots} snapshot(s) in the copy"
             if d.medium and d.medium.label:
                 text += f", medium {d.medium.label}"
             if c.probe is not None:

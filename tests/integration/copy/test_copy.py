@@ -144,3 +144,17 @@ def test_rest_credentials_never_leak(workspace: Workspace,
     dump = subprocess.run(["sqlite3", str(ws.state_dir / "state.db"), ".dump"],
                           capture_output=True, text=True, check=True).stdout
     assert PASSWORD not in dump
+
+
+def test_the_text_output_says_what_the_copy_holds(workspace: Workspace) -> None:
+    """`1 held` meant nothing to an admin (issue 29): the snapshots now in the copy."""
+    usb = repo_at(workspace, workspace.root / "usb" / "plain")
+    workspace.job("plain", copies=[copy_entry("usb", "offline", usb, workspace)])
+    touch_source(workspace, "plain")
+    assert workspace.run("backup", "plain").returncode == 0
+
+    result = workspace.run("copy", "plain")
+
+    assert result.returncode == 0, result.stderr
+    assert "[OK] plain: usb ok (1 copied, 1 snapshot(s) in the copy)" in result.stderr
+    assert " held" not in result.stderr
