@@ -54,3 +54,18 @@ def test_global_example() -> None:
     assert settings.command_timeout == 6 * 3600
     assert (settings.ssh_keepalive, settings.ssh_dead_after) == (15, 120)
     assert settings.evidence_retention == GlobalConfig.model_fields["evidence_retention"].default
+
+
+def test_global_example_uses_the_paths_install_md_creates() -> None:
+    """The example and install.md's backupctl.yaml name the same places (issue 29: their
+    known_hosts differed)."""
+    import re
+
+    install = (JOBS.parent / "docs" / "install.md").read_text(encoding="utf-8")
+    block = next(b for b in re.findall(r"```yaml\n(.*?)```", install, re.S) if "jobs_dir:" in b)
+    documented = dict(re.findall(r"^(\w+): (\S+)", block, re.M))
+    example = plain(_document("backupctl.example.yaml").data)
+    for key in ("jobs_dir", "state_dir", "scratch_dir", "known_hosts"):
+        assert example[key] == documented[key], key
+    assert Path(example["known_hosts"]).parent == Path(
+        plain(_document("emr-db.yaml").data)["host"]["identity_file"]).parent
