@@ -5,9 +5,11 @@
   (`TIME<TAB>seq=N<TAB>HASH`, the format `evidence verify --anchor` reads).
 - After every copy to an immutable copy: the records since that copy's last anchor are
   stored in it (`restic backup --stdin`, tag `backupctl-evidence`, host
-  `backupctl-evidence`), one file per anchor named `seq-FIRST-LAST-HASH.jsonl` (the records
-  as `{"seq": N, "record": {...}}` lines). The copy is append-only, so once stored an anchor
-  cannot be taken back.
+  `backupctl-evidence`), one file per anchor, `/backupctl-evidence.seq-FIRST-LAST-HASH.jsonl`
+  (the records as `{"seq": N, "record": {...}}` lines; a flat name, as restic 0.18 refuses a
+  `--stdin-filename` with a directory part; anchors stored before are
+  `/backupctl-evidence/seq-…` and read the same). The copy is append-only, so once stored
+  an anchor cannot be taken back.
 
 Because the chain links every record to the one before, an anchored (seq, hash) that still
 matches the database proves every record up to it unchanged; a database head before the
@@ -36,7 +38,7 @@ from backupctl.restic.run import Repo
 
 TAG = "backupctl-evidence"
 HOST = "backupctl-evidence"
-_NAME = re.compile(r"/backupctl-evidence/seq-(\d+)-(\d+)-([0-9a-f]{64})\.jsonl$")
+_NAME = re.compile(r"/backupctl-evidence[./]seq-(\d+)-(\d+)-([0-9a-f]{64})\.jsonl$")
 
 
 def log_head(seq: int, head: str, *, anchor_file: Path | None) -> None:
@@ -82,7 +84,7 @@ def stored_in(runner: Runner, repo: Repo, *, timeout: float) -> list[Stored]:
 def store(runner: Runner, repo: Repo, entries: Sequence[Entry], *, timeout: float) -> Stored:
     """Store `entries` (the records since the copy's last anchor) in the copy."""
     first, last = entries[0], entries[-1]
-    name = f"/backupctl-evidence/seq-{first.seq:08d}-{last.seq:08d}-{last.hash}.jsonl"
+    name = f"backupctl-evidence.seq-{first.seq:08d}-{last.seq:08d}-{last.hash}.jsonl"
     body = b"".join(rfc8785.dumps({"seq": e.seq, "record": e.record}) + b"\n" for e in entries)
     argv = [*commands.base(repo.url, repo.password), "backup", "--stdin",
             "--stdin-filename", name, "--host", HOST, "--tag", TAG, "--json"]
