@@ -24,9 +24,11 @@ from backupctl.clock import parse_iso
 from backupctl.config.schema import Database, Job
 from backupctl.config.validate import DEFAULT_CONFIG, Config
 from backupctl.config.values import format_duration
+from backupctl.databases.kinds import KINDS
+from backupctl.databases.model import database_tag, stdin_filename
 from backupctl.fmt import LANGS, ms_to_seconds
 from backupctl.log import mask
-from backupctl.restic.commands import DATABASE_TAG, FILES_TAG, escape_glob
+from backupctl.restic.commands import FILES_TAG, escape_glob
 from backupctl.secrets import display_url
 from backupctl.signing import load_public
 from backupctl.state import dumps, queries
@@ -124,8 +126,8 @@ class DatabaseInfo:
 
 def database_commands(job: Job, database: Database, *, path: str, url: str,
                       password_file: str, target: str) -> list[tuple[str, str]]:
-    """restic dump of the newest dump into `target`, then pg_restore (or sqlite3); never a
-    password (restic: --password-file; PostgreSQL: ~/.pgpass or peer authentication)."""
+    """restic dump of the newest dump into `target`, then the kind's restore commands
+    (pg_restore, sqlite3); never a password (restic: --password-file)."""
     base = ["restic", "--repo", url, "--password-file", password_file]
     tag = database_tag(database.name)
     local = f"{target}/{PurePosixPath(path).name}"
@@ -133,19 +135,7 @@ def database_commands(job: Job, database: Database, *, path: str, url: str,
     steps = [(shlex.join([*base, "snapshots", "--host", job.name, "--tag", tag]), "db_list"),
              (f"mkdir -p {shlex.quote(target)} && (umask 077 && {dump} > "
               f"{shlex.quote(local)})", "db_dump")]
-    if database.kind == "postgresql":
-        steps += [(shlex.join(["createdb", "--template=template0", database.name]),
-                   "db_createdb"),
-                  (shlex.join(["pg_restore", "--jobs", "2", "--no-owner",
-                               f"--dbname={database.name}", local]), "db_restore")]
-    elif local.endswith(".sql"):
-        db = local.removesuffix(".sql") + ".sqlite"
-        steps.append((f"sqlite3 {shlex.quote(db)} < {shlex.quote(local)}", "db_sqlite_sql"))
-        steps.append((shlex.join(["sqlite3", db, "PRAGMA integrity_check"]), "db_sqlite_check"))
-    else:
-        steps.append((shlex.join(["sqlite3", local, "PRAGMA integrity_check"]),
-                      "db_sqlite_check"))
-    return steps
+    return steps + KINDS[database.kind].restore_commands(database.name, local)
 
 
 def _local_time(value: str | None, tz: tzinfo) -> str | None:
@@ -175,10 +165,6 @@ def _last_full_verify(store: Store, job: Job, tz: tzinfo) -> Measured | None:
     return None
 
 
-def database_tag(name: str) -> str:
-    return f"{DATABASE_TAG}:{name}"
-
-
 def _last_proven(store: Store, job: Job, name: str
                  ) -> tuple[queries.RunRow, DatabaseProof] | None:
     """The newest full verify or drill that proved this database's restore."""
@@ -198,8 +184,8 @@ def _databases(store: Store, job: Job, target: str, tz: tzinfo) -> list[Database
     out = []
     for database in job.databases:
         dumped = store.query(dumps.newest_database_manifest, job.name, database.name)
-        suffix = "pgdump" if database.kind == "postgresql" else "sqlite"
-        path = dumped.path if dumped else f"/{job.name}/{database.name}.{suffix}"
+        path = dumped.path if dumped else "/" + stdin_filename(
+            job.name, database.name, KINDS[database.kind].SUFFIX)
         proven = _last_proven(store, job, database.name)
         out.append(DatabaseInfo(
             name=database.name, kind=database.kind, path=path,

@@ -70,8 +70,8 @@ else:
                           repo_url=task["repo"], password=password,
                           scratch_dir=Path(task["scratch"]), timeout=6 * 3600)
     if not findings.proven:
-        sys.exit(f"not proven: {findings.to_dict()}")
-    Path(sys.argv[2]).write_text(json.dumps(findings.to_dict()))
+        sys.exit(f"not proven: {findings.to_json()}")
+    Path(sys.argv[2]).write_text(json.dumps(findings.to_json()))
 """
 
 

@@ -241,7 +241,7 @@ def restore_databases(plan: DrillPlan, state: Drilled) -> Drilled:
         steps.append(DrillStep.model_validate({
             "name": f"database {found.name}", "kind": "auto",
             "result": PASS if found.result == "proven" else FAIL,
-            "duration_ms": found.timings.get("total", 0), "detail": detail[:2000]}))
+            "duration_ms": found.timings_ms.get("total", 0), "detail": detail[:2000]}))
         plan.ui.info(detail)
     return state.add(*steps, findings=Findings(databases=results))
 
@@ -300,7 +300,7 @@ def _result(plan: DrillPlan, state: Drilled, *, status: ExitStatus, error: str |
         bytes_checked=found.bytes_checked, mismatches=list(found.mismatches),
         failures=list(found.failures), changed_since_snapshot=list(found.changed),
         unverifiable=list(found.unverifiable), commands=list(found.commands),
-        databases=[d.record() for d in found.databases],
+        databases=list(found.databases),
         steps=list(state.steps), manual_steps_confirmed=bool(manual) and all(
             s.result == PASS for s in manual),
         remarks=state.remarks, total_ms=round((time.monotonic() - plan.started) * 1000))

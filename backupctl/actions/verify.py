@@ -27,6 +27,7 @@ from backupctl.actions.restore_test.quick import quick
 from backupctl.actions.restore_test.verdict import verdict
 from backupctl.actions.results import RunResult
 from backupctl.config.schema import Database, Job
+from backupctl.databases import KINDS
 from backupctl.errors import UsageError
 from backupctl.execute import Secret, display
 from backupctl.restic import commands as restic
@@ -64,13 +65,11 @@ def plan(job: Job, *, mode: str, snapshot: str = "latest", source: str = repos.P
 def _database_plan(database: Database, *, mode: str, scratch_dir: Path) -> str:
     step = (f"on orchestrator: restic dump of database {database.name}'s dump recorded with "
             "the snapshot, SHA-256 compared, ")
+    kind = KINDS[database.kind]
     if mode != "full":
-        return step + ("pg_restore --list (every counted table has its data)"
-                       if database.kind == "postgresql" else "its header read")
-    into = ("restored into a throwaway PostgreSQL (pg_restore --jobs 2)"
-            if database.kind == "postgresql" else "copied, PRAGMA integrity_check")
+        return step + kind.QUICK_PLAN
     checks = f", {len(database.checks)} check(s)" if database.checks else ""
-    return step + f"{into} in {scratch_dir}, every table's rows compared{checks}, wiped"
+    return step + f"{kind.FULL_PLAN} in {scratch_dir}, every table's rows compared{checks}, wiped"
 
 
 def verify(ctx: Context, job: Job, *, mode: str = "quick", snapshot: str = "latest",
@@ -117,7 +116,7 @@ def result(job: Job, repository: str, mode: str, tested: Tested, *,
         check_output=tested.check.output if tested.check else "",
         coverage=ratio(tested.coverage), restic_invocations=tested.restic_invocations,
         timings_ms=tested.timings_ms, steps=[*steps, *tested.steps],
-        databases=[d.record() for d in found.databases])
+        databases=list(found.databases))
     return VerifyResult(job.name, "verify", judged.status, details, error=judged.error,
                         repository=repository, snapshot_id=snap.id,
                         snapshot_time=parse_time(snap.time).isoformat())

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from backupctl.databases.model import TableMismatch
+from backupctl.state.database_proof import TableCount
 
 # restic read something, but not the bytes it stored: the repository is damaged.
 _DAMAGED = re.compile(r"ciphertext verification failed|hash mismatch|decrypting blob|"
@@ -17,29 +17,31 @@ _TOC_DATA = re.compile(r"^\d+; \d+ \d+ TABLE DATA (.*)$")
 
 
 def compare_counts(expected: Mapping[str, int], restored: Mapping[str, int]
-                   ) -> list[TableMismatch]:
+                   ) -> list[TableCount]:
     """Every table whose restored row count differs from the backup's, sorted by name."""
     found = []
     for table in sorted(set(expected) | set(restored)):
         want, got = expected.get(table), restored.get(table)
         if want is None:
-            found.append(TableMismatch(table, None, got, "unexpected"))
+            found.append(TableCount(table, None, got, "unexpected"))
         elif got is None:
-            found.append(TableMismatch(table, want, None, "missing"))
+            found.append(TableCount(table, want, None, "missing"))
         elif want != got:
-            found.append(TableMismatch(table, want, got, "rows"))
+            found.append(TableCount(table, want, got, "rows"))
     return found
 
 
-def check_verdict(row: tuple[object, ...] | None, *, kind: str) -> tuple[bool, str]:
+def check_verdict(row: tuple[object, ...] | None, *, integer_booleans: bool = False
+                  ) -> tuple[bool, str]:
     """(passed, detail) for the first row a check returned; the value itself is never shown.
 
-    PostgreSQL: only boolean true passes. sqlite has no boolean type: 1 is true, 0 false.
+    Only boolean true passes. `integer_booleans`: the database has no boolean type (sqlite),
+    so 1 is true and 0 false.
     """
     if row is None or len(row) == 0:
         return False, "returned no row; a check must return true"
     value = row[0]
-    if kind == "sqlite" and isinstance(value, int) and not isinstance(value, bool) \
+    if integer_booleans and isinstance(value, int) and not isinstance(value, bool) \
             and value in (0, 1):
         value = bool(value)
     if value is True:
@@ -91,7 +93,7 @@ def toc_data_entries(toc: str) -> list[str]:
     return [m.group(1) for line in toc.splitlines() if (m := _TOC_DATA.match(line))]
 
 
-def tables_without_data(tables: Mapping[str, int], toc: str) -> list[TableMismatch]:
+def tables_without_data(tables: Mapping[str, int], toc: str) -> list[TableCount]:
     """Tables the backup counted that have no TABLE DATA entry in the dump."""
     entries = toc_data_entries(toc)
     missing = []
@@ -102,7 +104,7 @@ def tables_without_data(tables: Mapping[str, int], toc: str) -> list[TableMismat
             schema, name = "", table
         prefix = f"{schema} {name} " if schema else f"{name} "
         if not any(e.startswith(prefix) for e in entries):
-            missing.append(TableMismatch(table, rows, None, "no data in the dump"))
+            missing.append(TableCount(table, rows, None, "no data in the dump"))
     return missing
 
 

@@ -1,12 +1,12 @@
 """Backup side: one database dumped into the repository by one helper process on its host.
 
-`dump_database` runs the stream helper (streamer.py + streamer_modes.py) as
-`python3 -I -c SOURCE` through the job's Runner (SSH or local) and feeds it one JSON header
-on stdin, which carries the repository password and URL (never argv, environment or the
-host's disk: the helper hands both to restic through pipes, since a `rest:` URL can hold a
-password). The helper counts every table's rows in the dump's own snapshot, streams the dump
-into `restic backup --stdin` while hashing it, and answers with one JSON line; nothing
-touches the host's disk.
+`dump_database` runs the stream helper (streamer.py + streamer_modes.py, started by
+helper.py) as `python3 -I -c SOURCE` in the kind's mode (`kinds.KINDS`) through the job's
+Runner (SSH or local) and feeds it one JSON header on stdin, which carries the repository
+password and URL (never argv, environment or the host's disk: the helper hands both to
+restic through pipes, since a `rest:` URL can hold a password). The helper counts every
+table's rows in the dump's own snapshot, streams the dump into `restic backup --stdin` while
+hashing it, and answers with one JSON line; nothing touches the host's disk.
 
 Snapshots: each database is its own restic snapshot `/JOB.NAME.pgdump` (sqlite:
 `/JOB.NAME.sqlite`, or `/JOB.NAME.sql` from a host whose python3 is older than 3.11; an
@@ -22,46 +22,17 @@ from __future__ import annotations
 
 import json
 import time
-from functools import cache
-from pathlib import Path
 from typing import Any
 
 from backupctl.config.schema import Database
 from backupctl.databases import model
+from backupctl.databases.helper import PYTHON, helper_argv, helper_deadline, parse_reply
+from backupctl.databases.kinds import KINDS
 from backupctl.databases.model import DumpResult
 from backupctl.databases.redact import redact
 from backupctl.execute import Result, Runner, Secret
 from backupctl.restic.codes import classify
 from backupctl.restic.run import hint
-
-PYTHON = "python3"
-# The helper stops itself a little before the runner would: a remote helper outlives a
-# closed SSH channel and must not go on to make a snapshot that nobody records. The margin
-# (5 %, at least 2 s, at most half) leaves it time to say so before the runner gives up.
-DEADLINE_MARGIN_SHARE = 0.05
-DEADLINE_MARGIN_MIN = 2.0
-
-
-def helper_deadline(timeout: float | None) -> float | None:
-    """Seconds the helper may run when the runner waits `timeout` seconds for it."""
-    if not timeout:
-        return None
-    return timeout - min(max(timeout * DEADLINE_MARGIN_SHARE, DEADLINE_MARGIN_MIN), timeout / 2)
-
-
-HELPER_PARTS = ("streamer.py", "streamer_modes.py")
-
-
-@cache
-def helper_source() -> str:
-    """The stream helper's program text (sent as `python3 -I -c`): its two files, in order,
-    as one program."""
-    here = Path(__file__).parent
-    return "\n".join((here / part).read_text(encoding="utf-8") for part in HELPER_PARTS)
-
-
-def helper_argv(python: str = PYTHON) -> list[str]:
-    return [python, "-I", "-c", helper_source()]
 
 
 def header(database: Database, *, job: str, repo_url: str, password: Secret,
@@ -69,7 +40,8 @@ def header(database: Database, *, job: str, repo_url: str, password: Secret,
            restic_binary: str = "restic") -> bytes:
     """The helper's stdin: what to dump, where to, and the password."""
     return json.dumps({
-        "mode": database.kind, "dsn": database.dsn, "options": list(database.options),
+        "mode": KINDS[database.kind].HELPER_MODE, "dsn": database.dsn,
+        "options": list(database.options),
         "repo": repo_url, "password": password.reveal(), "host": job,
         "tags": model.tags(database.name), "filename": model.dump_stem(job, database.name),
         "pg_bin": pg_bin, "restic": restic_binary, "deadline": deadline,
@@ -78,22 +50,14 @@ def header(database: Database, *, job: str, repo_url: str, password: Secret,
 
 def plan(database: Database, *, job: str, where: str) -> list[str]:
     """What a dump runs, for --dry-run (the helper's children, as it starts them)."""
+    kind = KINDS[database.kind]
     helper = (f"on {where}: {PYTHON} -I -c <stream helper> (JSON header with the password and "
               "the repository on stdin)")
     backup = ("restic --repository-file /dev/fd/M --password-file /dev/fd/N backup --stdin "
-              "--stdin-filename "
-              f"{model.stdin_filename(job, database.name, model.SUFFIXES[database.kind])} "
+              f"--stdin-filename {model.stdin_filename(job, database.name, kind.SUFFIX)} "
               f"--host {job} "
               + " ".join(f"--tag {t}" for t in model.tags(database.name)) + " --json")
-    if database.kind == "sqlite":
-        return [helper, f"  sqlite3 online backup of {database.dsn} into memory, count rows",
-                f"  | {backup}"]
-    options = "".join(f" {o}" for o in database.options)
-    return [helper,
-            "  psql: BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; "
-            "SELECT pg_export_snapshot(); count every table",
-            f"  pg_dump --format=custom --no-password --snapshot=ID --dbname=DSN{options}",
-            f"  | sha256 | {backup}"]
+    return [helper, *kind.dump_plan(database, backup)]
 
 
 def dump_database(runner: Runner, database: Database, *, job: str, repo_url: str,
@@ -119,18 +83,6 @@ def dump_database(runner: Runner, database: Database, *, job: str, repo_url: str
 def _failed(base: DumpResult, error: str) -> DumpResult:
     return DumpResult(job=base.job, name=base.name, kind=base.kind, seconds=base.seconds,
                       error=f"{base.job}: database {base.name}: {error}")
-
-
-def parse_reply(result: Result) -> dict[str, Any] | None:
-    """The helper's one JSON line (the last line of its stdout), or None."""
-    lines = result.stdout.decode("utf-8", "replace").strip().splitlines()
-    if not lines:
-        return None
-    try:
-        record = json.loads(lines[-1])
-    except ValueError:
-        return None
-    return record if isinstance(record, dict) else None
 
 
 def helper_failure(result: Result, *, job: str, python: str) -> str:

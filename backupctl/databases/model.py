@@ -1,10 +1,9 @@
-"""Values of database backups and restore tests: what a dump recorded, what a proof found.
+"""Values of database backups: what a dump made, what the backup recorded of it.
 
-Frozen dataclasses only; no process is started here. A `DumpManifest` is what the backup
-stores (state table `database_manifest`) and what a restore test compares against;
-`DatabaseFindings` is what a restore test returns. The restore-test engine maps findings to
-a verdict: `bad_data` (a table's rows differ, a check failed, the dump's bytes changed) or
-`proven`; anything else (not_proven, problems) is a failure that proved nothing.
+Frozen dataclasses only; no process is started here. A `DumpResult` is what dumping one
+database returned; its `DumpManifest` is what the backup stores (state table
+`database_manifest`) and what a restore test compares against. What a restore test found is
+`state.database_proof.DatabaseProof` (the model, its rules and its stored record in one).
 """
 
 from __future__ import annotations
@@ -12,15 +11,13 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from backupctl.restic.commands import DATABASE_TAG
 from backupctl.state import records
 from backupctl.state.dumps import DatabaseManifestRow
 
 TAG_ALL = DATABASE_TAG  # every database snapshot carries this tag …
-SUFFIXES = {"postgresql": "pgdump", "sqlite": "sqlite"}
-SQL_SUFFIX = "sql"  # sqlite dumped as SQL text (host python3 < 3.11, no serialize())
 
 
 def database_tag(name: str) -> str:
@@ -139,124 +136,3 @@ class DumpManifest:
                    snapshot_id=row.snapshot_id, path=row.path, sha256=row.sha256,
                    size=row.size, tables=dict(row.tables), server_version=row.server_version,
                    dump_version=row.dump_version)
-
-
-@dataclass(frozen=True)
-class TableMismatch:
-    """One table whose restored rows differ from what the backup counted."""
-
-    table: str
-    expected: int | None  # None: not in the manifest
-    restored: int | None  # None: missing from the restored database (or the dump)
-    reason: str  # rows | missing | unexpected | no data in the dump
-
-    def describe(self, database: str) -> str:
-        if self.reason == "rows":
-            return (f"database {database}, table {self.table}: expected {self.expected} rows, "
-                    f"restored {self.restored}")
-        if self.reason == "missing":
-            return (f"database {database}, table {self.table}: expected {self.expected} rows, "
-                    "the table is missing from the restored database")
-        if self.reason == "unexpected":
-            return (f"database {database}, table {self.table}: restored {self.restored} rows "
-                    "but the backup counted no such table")
-        return (f"database {database}, table {self.table}: expected {self.expected} rows, "
-                f"the dump holds no data for it ({self.reason})")
-
-
-@dataclass(frozen=True)
-class CheckOutcome:
-    """One check on the restored copy: a job's `checks` SQL (`check 1`, …) or a built-in
-    one (`integrity_check`). `detail` never shows a returned value."""
-
-    name: str
-    sql: str
-    passed: bool
-    detail: str = ""
-
-    def describe(self, database: str) -> str:
-        verdict = "passed" if self.passed else f"FAILED: {self.detail}"
-        return f"database {database}, {self.name} ({self.sql!r}): {verdict}"
-
-
-@dataclass(frozen=True)
-class DatabaseFindings:
-    """What one database restore test found (quick or full)."""
-
-    name: str
-    kind: str
-    mode: str  # quick | full
-    snapshot_id: str | None = None
-    sha256_match: bool | None = None  # None: not compared (could not read the dump)
-    read_error: str | None = None  # restic read damaged data where the dump should be
-    tables_checked: int = 0
-    rows_expected: int = 0
-    rows_restored: int = 0
-    mismatches: list[TableMismatch] = field(default_factory=list)
-    checks: list[CheckOutcome] = field(default_factory=list)
-    restore_ms: int | None = None  # reading the dump + pg_restore (counts toward the RTO)
-    timings: dict[str, int] = field(default_factory=dict)  # ms per step
-    local_version: str | None = None  # the PostgreSQL that restored it
-    problems: list[str] = field(default_factory=list)
-    not_proven: str | None = None
-
-    @property
-    def failed_checks(self) -> list[CheckOutcome]:
-        return [c for c in self.checks if not c.passed]
-
-    @property
-    def bad_data(self) -> bool:
-        """The backup is wrong: changed bytes, a table's rows differ, or a check failed."""
-        return self.sha256_match is False or bool(self.mismatches) or bool(self.failed_checks)
-
-    @property
-    def proven(self) -> bool:
-        """Everything compared matched and nothing kept the test from proving it."""
-        return (not self.bad_data and self.not_proven is None and not self.problems
-                and self.sha256_match is True)
-
-    def findings(self) -> list[str]:
-        """Every bad-data finding as one line naming the database (and table or check)."""
-        found = []
-        if self.read_error is not None:
-            found.append(f"database {self.name}: the dump cannot be read from the repository: "
-                         f"{self.read_error}")
-        elif self.sha256_match is False:
-            found.append(f"database {self.name}: the dump read from the repository differs "
-                         "from the one backed up (SHA-256)")
-        found += [m.describe(self.name) for m in self.mismatches]
-        found += [c.describe(self.name) for c in self.failed_checks]
-        return found
-
-    @property
-    def result(self) -> Literal["proven", "bad_data", "not_proven"]:
-        """proven | bad_data | not_proven (bad data wins: it is what was found)."""
-        return "bad_data" if self.bad_data else "proven" if self.proven else "not_proven"
-
-    def unproven(self) -> list[str]:
-        """Why nothing bad was found yet the database is not proven (empty when proven)."""
-        if self.proven or self.bad_data:
-            return []
-        reasons = [f"database {self.name}: {p}" for p in self.problems]
-        if self.not_proven is not None:
-            reasons.insert(0, f"database {self.name}: {self.not_proven}")
-        return reasons or [f"database {self.name}: nothing was compared"]
-
-    def record(self) -> records.DatabaseProof:
-        return records.DatabaseProof(
-            name=self.name, kind=self.kind, mode="full" if self.mode == "full" else "quick",
-            result=self.result,
-            snapshot_id=self.snapshot_id, sha256_match=self.sha256_match,
-            read_error=self.read_error, tables_checked=self.tables_checked,
-            rows_expected=self.rows_expected, rows_restored=self.rows_restored,
-            mismatches=[records.TableCount(table=m.table, expected=m.expected,
-                                           restored=m.restored, reason=m.reason)
-                        for m in self.mismatches],
-            checks=[records.DatabaseCheck(name=c.name, sql=c.sql, passed=c.passed,
-                                          detail=c.detail) for c in self.checks],
-            restore_ms=self.restore_ms, timings_ms=dict(self.timings),
-            local_version=self.local_version, problems=list(self.problems),
-            not_proven=self.not_proven)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**self.record().to_json(), "bad_data": self.bad_data, "proven": self.proven}

@@ -3,23 +3,27 @@
 `read_dump` streams `restic dump` of the dump's snapshot (into a scratch file, or nowhere),
 hashing it on the way; `judge_read` says what a read means: the recorded bytes, bad data
 (restic read damaged data, or the dump's snapshot is gone), or not proven (restic could not
-read at all). `Draft` is a DatabaseFindings under construction (prove.py, sqlite.py).
+read at all). `Draft` is a DatabaseProof under construction (the kinds' proofs).
 """
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import hashlib
 import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from backupctl.databases import compare
-from backupctl.databases.model import CheckOutcome, DatabaseFindings, DumpManifest, TableMismatch
+from backupctl.databases.model import DumpManifest
 from backupctl.databases.redact import redact
 from backupctl.execute import Result, Runner, Secret
 from backupctl.restic import commands as restic
 from backupctl.restic.codes import ResticExit, classify
+from backupctl.state.database_proof import DatabaseCheck, DatabaseProof, TableCount
 
 FREE_SPACE_MARGIN = 64 << 20
 _UNREACHABLE = (ResticExit.NO_REPOSITORY, ResticExit.WRONG_PASSWORD, ResticExit.LOCKED)
@@ -27,33 +31,29 @@ _UNREACHABLE = (ResticExit.NO_REPOSITORY, ResticExit.WRONG_PASSWORD, ResticExit.
 
 @dataclass
 class Draft:
-    """A DatabaseFindings under construction (frozen by `done()`)."""
+    """A DatabaseProof under construction: the proof's own fields by the same names, filled
+    in step by step, frozen by `done()`; the rest comes from the manifest."""
 
     manifest: DumpManifest
-    mode: str
+    mode: Literal["quick", "full"]
     snapshot_id: str
     sha256_match: bool | None = None
     read_error: str | None = None
     tables_checked: int = 0
     rows_restored: int = 0
-    mismatches: list[TableMismatch] = field(default_factory=list)
-    checks: list[CheckOutcome] = field(default_factory=list)
+    mismatches: list[TableCount] = field(default_factory=list)
+    checks: list[DatabaseCheck] = field(default_factory=list)
     restore_ms: int | None = None
-    timings: dict[str, int] = field(default_factory=dict)
+    timings_ms: dict[str, int] = field(default_factory=dict)
     local_version: str | None = None
     problems: list[str] = field(default_factory=list)
     not_proven: str | None = None
 
-    def done(self) -> DatabaseFindings:
+    def done(self) -> DatabaseProof:
+        drafted = {f.name: copy.copy(getattr(self, f.name)) for f in dataclasses.fields(self)
+                   if f.name != "manifest"}
         m = self.manifest
-        return DatabaseFindings(
-            name=m.database, kind=m.kind, mode=self.mode, snapshot_id=self.snapshot_id,
-            sha256_match=self.sha256_match, read_error=self.read_error,
-            tables_checked=self.tables_checked, rows_expected=m.rows,
-            rows_restored=self.rows_restored, mismatches=list(self.mismatches),
-            checks=list(self.checks), restore_ms=self.restore_ms, timings=dict(self.timings),
-            local_version=self.local_version, problems=list(self.problems),
-            not_proven=self.not_proven)
+        return DatabaseProof(name=m.database, kind=m.kind, rows_expected=m.rows, **drafted)
 
 
 @dataclass(frozen=True)

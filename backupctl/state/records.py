@@ -23,6 +23,9 @@ from pydantic import (
     model_validator,
 )
 
+# One database's proof has its own module (the model and its rules); a field of `Proof`.
+from backupctl.state.database_proof import DatabaseProof as DatabaseProof
+
 
 class Record(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
@@ -133,47 +136,6 @@ class DatabaseDump(Record):
     dump_version: str | None = None  # pg_dump --version
     duration_ms: int = 0
     error: str | None = None
-
-
-class TableCount(Record):
-    """A table whose restored rows differ from the backup's count (None: not there)."""
-
-    table: str
-    expected: int | None = None
-    restored: int | None = None
-    reason: str  # rows | missing | unexpected | no data in the dump
-
-
-class DatabaseCheck(Record):
-    """One of the job's `checks` (or a built-in one) on the restored copy; never a value."""
-
-    name: str
-    sql: str
-    passed: bool
-    detail: str = ""
-
-
-class DatabaseProof(Record):
-    """What a restore test proved of one database (quick: the dump's SHA-256 and table of
-    contents; full: restored into a throwaway server, every table's rows, the checks)."""
-
-    name: str
-    kind: str
-    mode: Literal["quick", "full"] = "quick"
-    result: Literal["proven", "bad_data", "not_proven"] = "not_proven"
-    snapshot_id: str | None = None  # the dump's snapshot in the tested repository
-    sha256_match: bool | None = None
-    read_error: str | None = None
-    tables_checked: int = 0
-    rows_expected: int = 0
-    rows_restored: int = 0
-    mismatches: list[TableCount] = Field(default_factory=list)
-    checks: list[DatabaseCheck] = Field(default_factory=list)
-    restore_ms: int | None = None  # reading the dump + pg_restore (counts toward the RTO)
-    timings_ms: dict[str, int] = Field(default_factory=dict)
-    local_version: str | None = None  # the PostgreSQL that restored it
-    problems: list[str] = Field(default_factory=list)
-    not_proven: str | None = None
 
 
 # -- per kind -----------------------------------------------------------------------------

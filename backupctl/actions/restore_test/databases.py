@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
+from typing import Literal
 
 from backupctl.actions.context import Context
 from backupctl.actions.restore_test import scratch
@@ -26,18 +27,20 @@ from backupctl.actions.restore_test.pipeline import Tested
 from backupctl.actions.restore_test.snapshot import PRIMARY, held
 from backupctl.actions.restore_test.verdict import Findings
 from backupctl.config.schema import Database, Job
-from backupctl.databases import DatabaseFindings, DumpManifest, account, prove_full, prove_quick
+from backupctl.databases import KINDS, DumpManifest, account, prove_full, prove_quick
 from backupctl.errors import ResticError
 from backupctl.execute import Counting
 from backupctl.restic.run import Repo
 from backupctl.state import dumps
+from backupctl.state.database_proof import DatabaseProof
 from backupctl.verify.listing import SnapshotRef
 
 
 def require_restore_user(ctx: Context, job: Job, *, mode: str) -> None:
-    """Exit 2 before anything is restored when a full restore test of the job's PostgreSQL
-    databases could not run its server as an unprivileged `restore_user`."""
-    if mode != "full" or not any(d.kind == "postgresql" for d in job.databases):
+    """Exit 2 before anything is restored when a full restore test of the job's databases
+    (of a kind whose proof runs a server: PostgreSQL) could not run its server as an
+    unprivileged `restore_user`."""
+    if mode != "full" or not any(KINDS[d.kind].RESTORE_USER for d in job.databases):
         return
     settings = ctx.config.settings
     account.require(settings.restore_user, scratch_dir=scratch.prepare(settings.scratch_dir),
@@ -65,7 +68,7 @@ def _copied_dumps(runner: Counting, repo: Repo, job: Job, timeout: float
 
 
 def prove(ctx: Context, job: Job, repo: Repo, snapshot: SnapshotRef, manifest_id: str, *,
-          mode: str) -> tuple[tuple[DatabaseFindings, ...], int]:
+          mode: str) -> tuple[tuple[DatabaseProof, ...], int]:
     """Prove every database of the job for this file snapshot; (findings, restic runs)."""
     if not job.databases:
         return (), 0
@@ -82,25 +85,26 @@ def prove(ctx: Context, job: Job, repo: Repo, snapshot: SnapshotRef, manifest_id
 
 def _one(ctx: Context, runner: Counting, job: Job, repo: Repo, database: Database,
          manifest: DumpManifest | None, copied: Mapping[str, str] | ResticError, *,
-         snapshot: SnapshotRef, mode: str) -> DatabaseFindings:
-    kind, mode = database.kind, "full" if mode == "full" else "quick"
+         snapshot: SnapshotRef, mode: str) -> DatabaseProof:
+    kind = database.kind
+    proof: Literal["quick", "full"] = "full" if mode == "full" else "quick"
     if manifest is None:
-        return DatabaseFindings(database.name, kind, mode, not_proven=(
+        return DatabaseProof(database.name, kind, proof, not_proven=(
             f"snapshot {snapshot.short_id} has no dump of this database recorded (the backup "
             "that made it did not dump it: it failed, or the database was added to the job "
             f"later); run `backupctl backup {job.name}` and verify the new snapshot"))
     dump_id = manifest.snapshot_id
     if isinstance(copied, ResticError):
-        return DatabaseFindings(database.name, kind, mode, not_proven=(
+        return DatabaseProof(database.name, kind, proof, not_proven=(
             f"listing the dumps in {repo.name} failed: {str(copied).splitlines()[0]}"))
     if repo.name != PRIMARY:
         if (found := copied.get(manifest.snapshot_id)) is None:
-            return DatabaseFindings(
-                database.name, kind, mode, sha256_match=False,
+            return DatabaseProof(
+                database.name, kind, proof, sha256_match=False,
                 read_error=(f"its snapshot {manifest.snapshot_id[:8]} (the dump made with "
                             f"snapshot {snapshot.short_id}) is not in {repo.name}"))
         dump_id = found
-    if mode == "full":
+    if proof == "full":
         return prove_full(runner, manifest, checks=database.checks, repo_url=repo.url,
                           password=repo.password, scratch_dir=ctx.config.settings.scratch_dir,
                           timeout=ctx.timeout, snapshot=dump_id,
@@ -127,7 +131,7 @@ def with_databases(ctx: Context, job: Job, repo: Repo, tested: Tested, *,
         restic_invocations=tested.restic_invocations + restic_runs)
 
 
-def describe(r: DatabaseFindings) -> str:
+def describe(r: DatabaseProof) -> str:
     """One line of what a database's restore test did and found."""
     if r.result == "not_proven":
         return f"database {r.name}: not proven"

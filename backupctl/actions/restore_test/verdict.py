@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from backupctl.databases import DatabaseFindings
+from backupctl.state.database_proof import DatabaseProof
 from backupctl.state.records import CommandRun, Mismatch, over_rto
 from backupctl.status import ExitStatus
 
@@ -40,7 +40,7 @@ class Findings:
     restore_ms: int | None = None
     files_restored: int | None = None
     bytes_restored: int | None = None
-    databases: tuple[DatabaseFindings, ...] = ()  # one per database of the job
+    databases: tuple[DatabaseProof, ...] = ()  # one per database of the job
 
     @property
     def rto_ms(self) -> int | None:

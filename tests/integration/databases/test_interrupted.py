@@ -42,7 +42,7 @@ manifest = DumpManifest(**task["manifest"])
 findings = prove_full(LocalRunner(), manifest, checks=["SELECT pg_sleep(120) IS NOT NULL"],
                       repo_url=task["repo"], password=Secret(task["password"]),
                       scratch_dir=Path(task["scratch"]), timeout=300)
-print(json.dumps(findings.to_dict()))
+print(json.dumps(findings.to_json()))
 """
 
 

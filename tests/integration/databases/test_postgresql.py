@@ -10,7 +10,6 @@ import pytest
 
 from backupctl.databases import (
     DumpResult,
-    TableMismatch,
     cleanup_leftovers,
     dump_database,
     prove_full,
@@ -19,6 +18,7 @@ from backupctl.databases import (
 from backupctl.execute import Runner, Secret
 from backupctl.execute.local import LocalRunner
 from backupctl.execute.ssh import SshRunner
+from backupctl.state.database_proof import TableCount
 from tests.conftest import restic
 from tests.integration.databases.conftest import (
     JAPANESE,
@@ -68,7 +68,7 @@ def test_dump_counts_every_table_and_a_full_prove_compares_them_all(
     assert [c.passed for c in findings.checks] == [True, True]
     assert findings.restore_ms is not None and findings.local_version is not None
     assert {"initdb", "server_start", "read_dump", "pg_restore", "count", "checks",
-            "stop_wipe"} <= set(findings.timings)
+            "stop_wipe"} <= set(findings.timings_ms)
     assert list(scratch.iterdir()) == [] and processes_under(scratch) == []
 
 
@@ -98,11 +98,11 @@ def test_rows_left_out_by_the_options_are_a_mismatch_naming_the_table(
     quick = prove_quick(LocalRunner(), result.manifest(), repo_url=str(repo),
                         password=password, timeout=300)
 
-    assert full.mismatches == [TableMismatch("public.pgbench_history", 20, 0, "rows")]
+    assert full.mismatches == [TableCount("public.pgbench_history", 20, 0, "rows")]
     assert full.bad_data and not full.proven
     assert full.findings() == ["database emr, table public.pgbench_history: expected 20 rows, "
                                "restored 0"]
-    assert quick.mismatches == [TableMismatch("public.pgbench_history", 20, None,
+    assert quick.mismatches == [TableCount("public.pgbench_history", 20, None,
                                               "no data in the dump")]
     assert quick.bad_data
     assert list(scratch.iterdir()) == []
@@ -164,7 +164,8 @@ def test_a_helper_killed_mid_stream_leaves_no_snapshot(
         source_db: SourceDb, repo: Path, password: Secret, pg_bin_with: Wrapper,
         tmp_path: Path) -> None:
     """SIGKILL of the helper itself: its guard kills restic before restic sees EOF."""
-    from backupctl.databases.dump import header, helper_argv
+    from backupctl.databases.dump import header
+    from backupctl.databases.helper import helper_argv
 
     bindir, pidfile = _hanging_pg_dump(pg_bin_with, tmp_path)
     head = header(source_db.database(), job=JOB, repo_url=str(repo), password=password,

@@ -65,7 +65,7 @@ def test_the_password_is_never_in_argv_environment_or_files_during_dumps_and_pro
 
     assert [r.error for r in results] == [None, None, None]
     assert all(p.proven for p in proofs), proofs
-    for value in [*(r.to_dict() for r in results), *(p.to_dict() for p in proofs)]:
+    for value in [*(r.to_dict() for r in results), *(p.to_json() for p in proofs)]:
         watch.text("a result", json.dumps(value, ensure_ascii=False))
     hits = watch.scan([Path("/tmp"), Path("/var/tmp"), Path("/dev/shm"), scratch,
                        Path.home() / ".cache" / "restic"])

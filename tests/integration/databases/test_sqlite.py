@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 
 from backupctl.config.schema import Database
-from backupctl.databases import DumpResult, TableMismatch, dump_database, prove_full, prove_quick
+from backupctl.databases import DumpResult, dump_database, prove_full, prove_quick
 from backupctl.execute import Runner, Secret
 from backupctl.execute.local import LocalRunner
 from backupctl.execute.ssh import SshRunner
+from backupctl.state.database_proof import TableCount
 from tests.conftest import restic
 from tests.integration.databases.conftest import JOB, make_sqlite, snapshots
 
@@ -96,7 +97,7 @@ def test_rows_that_differ_and_a_false_check_are_bad_data(
                       repo_url=str(repo), password=password, scratch_dir=scratch, timeout=300)
 
     assert full.bad_data
-    assert full.mismatches == [TableMismatch("results", 2 * ROWS + 1, 2 * ROWS, "rows")]
+    assert full.mismatches == [TableCount("results", 2 * ROWS + 1, 2 * ROWS, "rows")]
     assert full.findings() == [
         f"database lab, table results: expected {2 * ROWS + 1} rows, restored {2 * ROWS}",
         "database lab, check 1 ('SELECT count(*) = 0 FROM 患者'): FAILED: returned false"]

@@ -12,7 +12,7 @@ from backupctl.databases.compare import (
     tables_without_data,
     toc_header,
 )
-from backupctl.databases.model import TableMismatch
+from backupctl.state.database_proof import TableCount
 
 TOC = """;
 ; Archive created at 2026-11-30 22:52:56 UTC
@@ -36,9 +36,9 @@ def test_every_kind_of_difference_is_named_sorted() -> None:
     found = compare_counts({"public.a": 3, "public.b": 5, "public.c": 1},
                            {"public.a": 2, "public.c": 1, "public.d": 7})
 
-    assert found == [TableMismatch("public.a", 3, 2, "rows"),
-                     TableMismatch("public.b", 5, None, "missing"),
-                     TableMismatch("public.d", None, 7, "unexpected")]
+    assert found == [TableCount("public.a", 3, 2, "rows"),
+                     TableCount("public.b", 5, None, "missing"),
+                     TableCount("public.d", None, 7, "unexpected")]
     assert [m.describe("emr") for m in found] == [
         "database emr, table public.a: expected 3 rows, restored 2",
         "database emr, table public.b: expected 5 rows, the table is missing from the restored "
@@ -60,7 +60,7 @@ def test_every_kind_of_difference_is_named_sorted() -> None:
 ])
 def test_check_verdict(row: tuple[object, ...] | None, kind: str, passed: bool,
                        detail: str) -> None:
-    got_passed, got_detail = check_verdict(row, kind=kind)
+    got_passed, got_detail = check_verdict(row, integer_booleans=kind == "sqlite")
     assert got_passed is passed and got_detail.startswith(detail)
     assert "山田" not in got_detail  # a returned value is never shown
 
@@ -87,8 +87,8 @@ def test_tables_without_data_in_the_table_of_contents() -> None:
               "public.pgbench": 1}
 
     assert tables_without_data(tables, TOC) == [
-        TableMismatch("public.pgbench", 1, None, "no data in the dump"),
-        TableMismatch("public.pgbench_history", 20, None, "no data in the dump")]
+        TableCount("public.pgbench", 1, None, "no data in the dump"),
+        TableCount("public.pgbench_history", 20, None, "no data in the dump")]
 
 
 def test_toc_header() -> None:

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from backupctl.config.schema import Database
-from backupctl.databases.dump import dump_database, helper_deadline, helper_source, plan
+from backupctl.databases.dump import dump_database, plan
+from backupctl.databases.helper import helper_deadline, helper_source
 from backupctl.databases.model import DumpResult
 from backupctl.execute import Secret
 from backupctl.execute.fake import Call, FakeRunner

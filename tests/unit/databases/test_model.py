@@ -7,22 +7,16 @@ import json
 
 import pytest
 
-from backupctl.databases.model import (
-    CheckOutcome,
-    DatabaseFindings,
-    DumpManifest,
-    DumpResult,
-    TableMismatch,
-    tags,
-)
+from backupctl.databases.model import DumpManifest, DumpResult, tags
+from backupctl.state.database_proof import DatabaseCheck, DatabaseProof, TableCount
 
 MANIFEST = DumpManifest(job="emr-db", database="emr", kind="postgresql", snapshot_id="1f753783",
                         path="/emr-db/emr.pgdump", sha256="ab" * 32, size=286923,
                         tables={"public.a": 3, 'public."患者"': 2}, server_version=150018,
                         dump_version="15.18")
-PROVEN = DatabaseFindings(name="emr", kind="postgresql", mode="full", sha256_match=True,
-                          tables_checked=2, rows_expected=5, rows_restored=5,
-                          checks=[CheckOutcome("check 1", "SELECT true", True)])
+PROVEN = DatabaseProof(name="emr", kind="postgresql", mode="full", sha256_match=True,
+                       tables_checked=2, rows_expected=5, rows_restored=5,
+                       checks=[DatabaseCheck("check 1", "SELECT true", True)])
 
 
 def test_a_clean_proof_is_proven_and_not_bad_data() -> None:
@@ -31,8 +25,8 @@ def test_a_clean_proof_is_proven_and_not_bad_data() -> None:
 
 @pytest.mark.parametrize("change", [
     {"sha256_match": False},
-    {"mismatches": [TableMismatch("public.a", 3, 0, "rows")]},
-    {"checks": [CheckOutcome("check 1", "SELECT false", False, "returned false")]},
+    {"mismatches": [TableCount("public.a", 3, 0, "rows")]},
+    {"checks": [DatabaseCheck("check 1", "SELECT false", False, "returned false")]},
 ])
 def test_bad_data_is_never_proven(change: dict[str, object]) -> None:
     findings = dataclasses.replace(PROVEN, **change)  # type: ignore[arg-type]

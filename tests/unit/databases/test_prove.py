@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from backupctl.databases.cluster import PgBin
+from backupctl.databases.kinds.postgresql import version_gap
 from backupctl.databases.model import DumpManifest
-from backupctl.databases.prove import version_gap
 from backupctl.databases.reading import Draft, Read, judge_read
 from backupctl.execute import Result
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from backupctl.actions.restore_test.verdict import Findings, verdict
-from backupctl.databases import CheckOutcome, DatabaseFindings, TableMismatch
+from backupctl.state.database_proof import DatabaseCheck, DatabaseProof, TableCount
 from backupctl.state.records import CommandRun, Mismatch
 from backupctl.status import ExitStatus
 
@@ -81,11 +81,11 @@ def test_findings_add_up_and_keep_the_measured_restore() -> None:
 
 # -- databases (SPEC §10) ------------------------------------------------------------------
 
-def _db(**found: object) -> DatabaseFindings:
+def _db(**found: object) -> DatabaseProof:
     base: dict[str, object] = {"name": "emr", "kind": "postgresql", "mode": "full",
                                "sha256_match": True, "tables_checked": 5,
                                "rows_expected": 100, "rows_restored": 100, "restore_ms": 2000}
-    return DatabaseFindings(**{**base, **found})  # type: ignore[arg-type]
+    return DatabaseProof(**{**base, **found})  # type: ignore[arg-type]
 
 
 def test_a_proven_database_keeps_the_pass() -> None:
@@ -94,8 +94,8 @@ def test_a_proven_database_keeps_the_pass() -> None:
 
 def test_a_table_with_other_rows_and_a_false_check_are_bad_data_naming_them() -> None:
     found = GOOD + Findings(databases=(_db(
-        mismatches=[TableMismatch("public.pgbench_history", 40, 0, "rows")],
-        checks=[CheckOutcome("check 1", "SELECT false", False, "returned false")]),))
+        mismatches=[TableCount("public.pgbench_history", 40, 0, "rows")],
+        checks=[DatabaseCheck("check 1", "SELECT false", False, "returned false")]),))
     status, error = _judge(found)
     assert status is ExitStatus.BAD_DATA
     assert "database emr, table public.pgbench_history: expected 40 rows, restored 0" in error

@@ -1,4 +1,9 @@
-"""Restore tests of sqlite dumps (called through prove.prove_quick / prove_full).
+"""sqlite: copied with sqlite's online backup API on the host, proven in this process.
+
+Needs on the source host: python3 >= 3.7 (the helper's `sqlite` mode: the online backup API
+copies the database into memory, its rows are counted in that copy, and its image streams
+into restic). Needs on the orchestrator: nothing but Python's sqlite3 (no server, no
+`restore_user`).
 
 A sqlite dump is the database image made by sqlite's online backup API (`.sqlite`) or, from
 a host whose python3 is older than 3.11, the same copy as SQL text (`.sql`, iterdump). quick:
@@ -19,30 +24,53 @@ read-only connection and are rolled back.
 from __future__ import annotations
 
 import contextlib
+import shlex
 import sqlite3
 import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from backupctl.config.schema import Database
 from backupctl.databases import compare, streamer_modes
-from backupctl.databases.model import CheckOutcome, DumpManifest
+from backupctl.databases.kinds.protocol import Proving
 from backupctl.databases.reading import Draft, enough_space, judge_read, read_dump
 from backupctl.databases.reading import Read as ReadOutcome
-from backupctl.execute import Runner, Secret
+from backupctl.execute import Runner
 from backupctl.files import wipe
 from backupctl.restic import commands as restic
+from backupctl.state.database_proof import DatabaseCheck
 
+SUFFIX = "sqlite"  # the database image; `.sql` (SQL text) from a host's python3 < 3.11
+SQL_SUFFIX = "sql"
+HELPER_MODE = "sqlite"
+RESTORE_USER = False
+QUICK_PLAN = "its header read"
+FULL_PLAN = "copied, PRAGMA integrity_check"
 IMAGE_MAGIC = b"SQLite format 3\x00"
 SQL_MAGIC = b"BEGIN TRANSACTION;"
 PREFIX = ".sqlite-"
 _HEAD = max(len(IMAGE_MAGIC), len(SQL_MAGIC))
 
 
-def quick(runner: Runner, manifest: DumpManifest, draft: Draft, *, repo_url: str,
-          password: Secret, timeout: float | None) -> None:
+def dump_plan(database: Database, backup: str) -> list[str]:
+    return [f"  sqlite3 online backup of {database.dsn} into memory, count rows",
+            f"  | {backup}"]
+
+
+def restore_commands(database: str, dump: str) -> list[tuple[str, str]]:
+    """An image is the database file; SQL text is loaded into one first. Then checked."""
+    if not dump.endswith(f".{SQL_SUFFIX}"):
+        return [(shlex.join(["sqlite3", dump, "PRAGMA integrity_check"]), "db_sqlite_check")]
+    db = dump.removesuffix(f".{SQL_SUFFIX}") + f".{SUFFIX}"
+    return [(f"sqlite3 {shlex.quote(db)} < {shlex.quote(dump)}", "db_sqlite_sql"),
+            (shlex.join(["sqlite3", db, "PRAGMA integrity_check"]), "db_sqlite_check")]
+
+
+def quick(runner: Runner, draft: Draft, *, proving: Proving) -> None:
     import hashlib
 
+    manifest = draft.manifest
     digest = hashlib.sha256()
     head = bytearray()
     size = 0
@@ -54,11 +82,12 @@ def quick(runner: Runner, manifest: DumpManifest, draft: Draft, *, repo_url: str
         if len(head) < _HEAD:
             head.extend(chunk[:_HEAD - len(head)])
 
-    result = runner.run(restic.dump(repo_url, password, snapshot=draft.snapshot_id,
-                                    path=manifest.path), timeout=timeout, stdout_sink=sink)
+    result = runner.run(restic.dump(proving.repo_url, proving.password,
+                                    snapshot=draft.snapshot_id, path=manifest.path),
+                        timeout=proving.timeout, stdout_sink=sink)
     if not judge_read(manifest, draft, ReadOutcome(digest.hexdigest(), size, result)):
         return
-    magic = IMAGE_MAGIC if manifest.path.endswith(".sqlite") else SQL_MAGIC
+    magic = IMAGE_MAGIC if _image(manifest.path) else SQL_MAGIC
     if not bytes(head).startswith(magic):
         draft.not_proven = (f"{manifest.path} does not start like a sqlite "
                             f"{'database image' if magic is IMAGE_MAGIC else 'SQL dump'}")
@@ -66,22 +95,27 @@ def quick(runner: Runner, manifest: DumpManifest, draft: Draft, *, repo_url: str
     draft.tables_checked = len(manifest.tables)
 
 
-def full(runner: Runner, manifest: DumpManifest, draft: Draft, *, checks: Sequence[str],
-         repo_url: str, password: Secret, scratch_dir: Path, timeout: float | None) -> None:
+def _image(path: str) -> bool:
+    """The dump is a database image (else SQL text)."""
+    return path.endswith(f".{SUFFIX}")
+
+
+def full(runner: Runner, draft: Draft, *, proving: Proving, scratch_dir: Path,
+         checks: Sequence[str]) -> None:
+    manifest = draft.manifest
     if not enough_space(scratch_dir, manifest, draft):
         return
     root = Path(tempfile.mkdtemp(prefix=f"{manifest.job}{PREFIX}", dir=scratch_dir))
     try:
         root.chmod(0o700)
-        _restore_and_compare(runner, manifest, draft, root, checks=checks, repo_url=repo_url,
-                             password=password, timeout=timeout)
+        _restore_and_compare(runner, draft, root, proving=proving, checks=checks)
     finally:
         clock = time.monotonic()
         try:
             wipe(root)
         except OSError as exc:
             draft.problems.append(f"could not wipe {root}: {exc}; it is wiped on the next run")
-        draft.timings["wipe"] = round((time.monotonic() - clock) * 1000)
+        draft.timings_ms["wipe"] = round((time.monotonic() - clock) * 1000)
 
 
 def _authorize(action: int, arg1: str | None, arg2: str | None, _db: str | None,
@@ -103,14 +137,14 @@ def _open(database: Path, *, read_only: bool) -> sqlite3.Connection:
     return conn
 
 
-def _restore_and_compare(runner: Runner, manifest: DumpManifest, draft: Draft, root: Path, *,
-                         checks: Sequence[str], repo_url: str, password: Secret,
-                         timeout: float | None) -> None:
+def _restore_and_compare(runner: Runner, draft: Draft, root: Path, *, proving: Proving,
+                         checks: Sequence[str]) -> None:
+    manifest = draft.manifest
     clock = time.monotonic()
-    image = manifest.path.endswith(".sqlite")
+    image = _image(manifest.path)
     dumped = root / ("restored.sqlite3" if image else "dump.sql")
-    if not read_dump(runner, manifest, draft, repo_url=repo_url, password=password,
-                     timeout=timeout, target=dumped):
+    if not read_dump(runner, manifest, draft, repo_url=proving.repo_url,
+                     password=proving.password, timeout=proving.timeout, target=dumped):
         return
     database = dumped if image else root / "restored.sqlite3"
     if not image:
@@ -128,11 +162,11 @@ def _restore_and_compare(runner: Runner, manifest: DumpManifest, draft: Draft, r
         with contextlib.closing(_open(database, read_only=True)) as conn:
             integrity = conn.execute("PRAGMA integrity_check").fetchall()
             intact = [tuple(r) for r in integrity] == [("ok",)]
-            draft.checks.append(CheckOutcome(
+            draft.checks.append(DatabaseCheck(
                 "integrity_check", "PRAGMA integrity_check", intact,
                 "" if intact else f"sqlite reports {len(integrity)} problem(s) in the copy"))
-            restored = {str(n): int(c) for n, c in streamer_modes.sqlite_tables(conn)}
-            draft.timings["count"] = round((time.monotonic() - clock) * 1000)
+            restored = count_rows(conn)
+            draft.timings_ms["count"] = round((time.monotonic() - clock) * 1000)
             draft.tables_checked = len(set(manifest.tables) & set(restored))
             draft.rows_restored = sum(restored.values())
             draft.mismatches = compare.compare_counts(manifest.tables, restored)
@@ -141,15 +175,21 @@ def _restore_and_compare(runner: Runner, manifest: DumpManifest, draft: Draft, r
         draft.not_proven = f"the restored sqlite database could not be read: {exc}"
 
 
-def _check(conn: sqlite3.Connection, index: int, text: str) -> CheckOutcome:
+def count_rows(conn: sqlite3.Connection) -> dict[str, int]:
+    """Every table's rows, with the very statement the backup counted them with."""
+    return {str(n): int(c) for n, c in streamer_modes.sqlite_tables(conn)}
+
+
+def _check(conn: sqlite3.Connection, index: int, text: str) -> DatabaseCheck:
     name = f"check {index + 1}"
     try:
         row = conn.execute(text).fetchone()
     except sqlite3.Error as exc:
         # sqlite's messages name the SQL's problem (no such table/column, syntax), not data
-        return CheckOutcome(name, text, False, f"error: {exc}")
+        return DatabaseCheck(name, text, False, f"error: {exc}")
     finally:
         conn.rollback()
+    # sqlite has no boolean type: a comparison returns 1 or 0
     passed, detail = compare.check_verdict(tuple(row) if row is not None else None,
-                                           kind="sqlite")
-    return CheckOutcome(name, text, passed, detail)
+                                           integer_booleans=True)
+    return DatabaseCheck(name, text, passed, detail)

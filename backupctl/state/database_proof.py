@@ -1,0 +1,164 @@
+"""What a restore test proved of one database (SPEC §10): one model, its rules and its record.
+
+The proofs (backupctl.databases) build a `DatabaseProof`, the restore-test engine judges by
+its rules (`bad_data`, `proven`, `findings()`, `unproven()`), and the same value is stored in
+a verify's or a drill's details (`records.Proof.databases`), where metrics, reports, the
+runbook and `status` read it back. The fields are written once, here.
+
+`result` is decided once, when a proof is made (or `dataclasses.replace`d), by the rules
+over its fields, stored with them, and read back as it was stored: a reader never judges
+again (a later version's rules do not rewrite what an old run decided).
+
+Pydantic dataclasses: frozen values built like the engine's other values (positionally,
+`dataclasses.replace`), validated and serialised like the records (`records.Record`: unknown
+keys ignored, no floats). The stored JSON is key for key the one written before this model
+was one (`DatabaseFindings.record()` → `records.DatabaseProof`), so evidence hashes hold.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import field
+from functools import cache
+from typing import Any, Literal, get_args
+
+from pydantic import ConfigDict, TypeAdapter, model_validator
+from pydantic.dataclasses import dataclass
+
+_CONFIG = ConfigDict(extra="ignore")  # as records.Record: unknown keys are ignored
+Result = Literal["proven", "bad_data", "not_proven"]
+
+
+@dataclass(frozen=True, config=_CONFIG)
+class TableCount:
+    """A table whose restored rows differ from the backup's count (None: not there)."""
+
+    table: str
+    expected: int | None  # None: not in the manifest
+    restored: int | None  # None: missing from the restored database (or the dump)
+    reason: str  # rows | missing | unexpected | no data in the dump
+
+    @model_validator(mode="before")
+    @classmethod
+    def _absent_counts(cls, data: Any) -> Any:
+        """The record this replaces defaulted both counts to None."""
+        if isinstance(data, dict):
+            return {"expected": None, "restored": None, **data}
+        return data
+
+    def describe(self, database: str) -> str:
+        if self.reason == "rows":
+            return (f"database {database}, table {self.table}: expected {self.expected} rows, "
+                    f"restored {self.restored}")
+        if self.reason == "missing":
+            return (f"database {database}, table {self.table}: expected {self.expected} rows, "
+                    "the table is missing from the restored database")
+        if self.reason == "unexpected":
+            return (f"database {database}, table {self.table}: restored {self.restored} rows "
+                    "but the backup counted no such table")
+        return (f"database {database}, table {self.table}: expected {self.expected} rows, "
+                f"the dump holds no data for it ({self.reason})")
+
+
+@dataclass(frozen=True, config=_CONFIG)
+class DatabaseCheck:
+    """One check on the restored copy: a job's `checks` SQL (`check 1`, …) or a built-in
+    one (`integrity_check`). `detail` never shows a returned value."""
+
+    name: str
+    sql: str
+    passed: bool
+    detail: str = ""
+
+    def describe(self, database: str) -> str:
+        verdict = "passed" if self.passed else f"FAILED: {self.detail}"
+        return f"database {database}, {self.name} ({self.sql!r}): {verdict}"
+
+
+@dataclass(frozen=True, config=_CONFIG)
+class DatabaseProof:
+    """What one database restore test found (quick: the dump's SHA-256 and table of contents;
+    full: restored into a throwaway server or a read-only copy, every table's rows, the
+    checks). `result`: bad_data (changed bytes, a table's rows differ, a check failed) wins,
+    then proven (everything compared matched), else not_proven."""
+
+    name: str
+    kind: str
+    mode: Literal["quick", "full"] = "quick"
+    snapshot_id: str | None = None  # the dump's snapshot in the tested repository
+    sha256_match: bool | None = None  # None: not compared (could not read the dump)
+    read_error: str | None = None  # restic read damaged data where the dump should be
+    tables_checked: int = 0
+    rows_expected: int = 0
+    rows_restored: int = 0
+    mismatches: list[TableCount] = field(default_factory=list)
+    checks: list[DatabaseCheck] = field(default_factory=list)
+    restore_ms: int | None = None  # reading the dump + restoring (counts toward the RTO)
+    timings_ms: dict[str, int] = field(default_factory=dict)  # per step
+    local_version: str | None = None  # the PostgreSQL that restored it
+    problems: list[str] = field(default_factory=list)
+    not_proven: str | None = None
+    # decided when made (never an argument: `judged()`), stored, read back as stored
+    result: Result = field(default="not_proven", init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "result", self.judged())
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _as_stored(cls, data: Any, handler: Callable[[Any], DatabaseProof]) -> DatabaseProof:
+        """Read from a record (a dict), the stored decision stands."""
+        proof = handler(data)
+        if isinstance(data, dict) and data.get("result") in get_args(Result):
+            object.__setattr__(proof, "result", data["result"])
+        return proof
+
+    @property
+    def failed_checks(self) -> list[DatabaseCheck]:
+        return [c for c in self.checks if not c.passed]
+
+    @property
+    def bad_data(self) -> bool:
+        """The backup is wrong: changed bytes, a table's rows differ, or a check failed."""
+        return self.sha256_match is False or bool(self.mismatches) or bool(self.failed_checks)
+
+    @property
+    def proven(self) -> bool:
+        """Everything compared matched and nothing kept the test from proving it."""
+        return (not self.bad_data and self.not_proven is None and not self.problems
+                and self.sha256_match is True)
+
+    def judged(self) -> Result:
+        """proven | bad_data | not_proven (bad data wins: it is what was found)."""
+        return "bad_data" if self.bad_data else "proven" if self.proven else "not_proven"
+
+    def findings(self) -> list[str]:
+        """Every bad-data finding as one line naming the database (and table or check)."""
+        found = []
+        if self.read_error is not None:
+            found.append(f"database {self.name}: the dump cannot be read from the repository: "
+                         f"{self.read_error}")
+        elif self.sha256_match is False:
+            found.append(f"database {self.name}: the dump read from the repository differs "
+                         "from the one backed up (SHA-256)")
+        found += [m.describe(self.name) for m in self.mismatches]
+        found += [c.describe(self.name) for c in self.failed_checks]
+        return found
+
+    def unproven(self) -> list[str]:
+        """Why nothing bad was found yet the database is not proven (empty when proven)."""
+        if self.proven or self.bad_data:
+            return []
+        reasons = [f"database {self.name}: {p}" for p in self.problems]
+        if self.not_proven is not None:
+            reasons.insert(0, f"database {self.name}: {self.not_proven}")
+        return reasons or [f"database {self.name}: nothing was compared"]
+
+    def to_json(self) -> dict[str, Any]:
+        """The stored JSON (as in a run's details)."""
+        return _adapter().dump_python(self, mode="json")  # type: ignore[no-any-return]
+
+
+@cache
+def _adapter() -> TypeAdapter[DatabaseProof]:
+    return TypeAdapter(DatabaseProof)

@@ -1,0 +1,85 @@
+"""state/database_proof.py: one model for a database's proof, stored exactly as before."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+
+from backupctl.evidence.chain import canonical, canonical_v2
+from backupctl.state.database_proof import DatabaseCheck, DatabaseProof, TableCount
+from backupctl.state.records import DrillDetails, VerifyDetails, read
+
+PROOF = DatabaseProof(
+    name="emr", kind="postgresql", mode="full", snapshot_id="9f8e7d6c", sha256_match=True,
+    tables_checked=2, rows_expected=5, rows_restored=4,
+    mismatches=[TableCount("public.a", 3, 2, "rows"),
+                TableCount('public."患者"', 2, None, "missing")],
+    checks=[DatabaseCheck("check 1", "SELECT true", True),
+            DatabaseCheck("check 2", "SELECT false", False, "returned false")],
+    restore_ms=1234, timings_ms={"total": 2000, "pg_restore": 800}, local_version="15.18",
+    problems=["could not wipe x"])
+# What `DatabaseFindings.record().to_json()` wrote for the same proof before the model was
+# one (records.DatabaseProof, records.TableCount, records.DatabaseCheck).
+STORED = {
+    "name": "emr", "kind": "postgresql", "mode": "full", "result": "bad_data",
+    "snapshot_id": "9f8e7d6c", "sha256_match": True, "read_error": None, "tables_checked": 2,
+    "rows_expected": 5, "rows_restored": 4,
+    "mismatches": [{"table": "public.a", "expected": 3, "restored": 2, "reason": "rows"},
+                   {"table": 'public."患者"', "expected": 2, "restored": None,
+                    "reason": "missing"}],
+    "checks": [{"name": "check 1", "sql": "SELECT true", "passed": True, "detail": ""},
+               {"name": "check 2", "sql": "SELECT false", "passed": False,
+                "detail": "returned false"}],
+    "restore_ms": 1234, "timings_ms": {"total": 2000, "pg_restore": 800},
+    "local_version": "15.18", "problems": ["could not wipe x"], "not_proven": None}
+# sha256 of the canonical JSON of VerifyDetails(mode="full", databases=[that record]), as
+# written before: an evidence record holding it keeps its hash.
+DETAILS_HASH = "250408b9054f211bf6652f05f69f4b0c27b6ea7cdd4ae468489055b8edd1719c"
+
+
+def test_a_proof_is_stored_key_for_key_as_before() -> None:
+    assert PROOF.to_json() == STORED
+    details = VerifyDetails(mode="full", databases=[PROOF]).to_json()
+    assert details["databases"] == [STORED]
+    assert hashlib.sha256(canonical(details)).hexdigest() == DETAILS_HASH
+    assert hashlib.sha256(canonical_v2(details)).hexdigest() == DETAILS_HASH
+
+
+def test_a_stored_proof_reads_back_as_it_was_written() -> None:
+    for model in (VerifyDetails, DrillDetails):
+        [proof] = read(model, json.dumps({"databases": [STORED]})).databases
+        assert proof == PROOF and proof.to_json() == STORED
+
+
+def test_the_result_is_decided_when_made_and_again_when_replaced() -> None:
+    assert PROOF.result == "bad_data" and PROOF.bad_data and not PROOF.proven
+    fixed = dataclasses.replace(PROOF, mismatches=[], checks=[], problems=[])
+    assert fixed.result == "proven" and fixed.to_json()["result"] == "proven"
+    unread = dataclasses.replace(fixed, sha256_match=None, not_proven="no PostgreSQL")
+    assert unread.result == "not_proven"
+
+
+def test_a_stored_result_is_read_as_it_was_decided() -> None:
+    # A later version's rules never rewrite what an old run decided.
+    stored = {**STORED, "mismatches": [], "checks": [], "problems": [], "result": "not_proven"}
+    [proof] = read(VerifyDetails, {"databases": [stored]}).databases
+    assert proof.result == "not_proven" and proof.judged() == "proven"
+
+
+def test_what_the_old_record_allowed_still_reads() -> None:
+    # records.TableCount defaulted both counts; DatabaseFindings.to_dict() added two keys.
+    stored = {**STORED, "bad_data": True, "proven": False,
+              "mismatches": [{"table": "public.b", "reason": "missing"}]}
+    [proof] = read(VerifyDetails, {"databases": [stored]}).databases
+    assert proof.mismatches == [TableCount("public.b", None, None, "missing")]
+    assert proof.result == "bad_data"
+
+
+def test_the_findings_name_the_database_the_table_and_the_check() -> None:
+    assert PROOF.findings() == [
+        "database emr, table public.a: expected 3 rows, restored 2",
+        'database emr, table public."患者": expected 2 rows, the table is missing from the '
+        "restored database",
+        "database emr, check 2 ('SELECT false'): FAILED: returned false"]
+    assert PROOF.unproven() == []
