@@ -38,8 +38,11 @@ def prepare(base: Path) -> Path:
         problem = (f"is owned by uid {info.st_uid}, not by the user running backupctl "
                    f"(uid {os.geteuid()})")
     elif info.st_mode & 0o022:
+        # 0711, not 0700: jobs with databases need the restore user to pass through
+        # (databases/account.py), and 0711 is right for every other job too.
         problem = (f"is writable by group or others (mode {stat.S_IMODE(info.st_mode):04o}); "
-                   f"run: chmod 700 {base}")
+                   f"run: chmod 711 {base} (others may pass through, not list or write: the "
+                   "restore user of database restore tests needs to)")
     if problem:
         raise ConfigError([f"scratch_dir {base} {problem}: restored patient data must stay "
                            "private; nothing was restored"])

@@ -24,9 +24,13 @@ def test_a_scratch_dir_writable_by_others_is_refused(tmp_path: Path) -> None:
     base = tmp_path / "scratch"
     base.mkdir()
     base.chmod(0o777)
-    with pytest.raises(ConfigError, match="writable by group or others"):
+    with pytest.raises(ConfigError, match="writable by group or others") as refused:
         scratch.make(base, "emr", "quick")
     assert list(base.iterdir()) == [], "nothing was restored there"
+    # the hint gives what database restore tests need (0711), never a 0700 they would fail
+    assert f"run: chmod 711 {base}" in str(refused.value) and "700" not in str(refused.value)
+    base.chmod(0o711)  # following it works
+    assert scratch.make(base, "emr", "quick").parent == base
 
 
 def test_a_scratch_dir_owned_by_another_user_is_refused(tmp_path: Path) -> None:
