@@ -42,6 +42,7 @@ COMMANDS: Final = {
     "copy": "copy", "clear": "copy", "canary": "copy", "media": "copy",
     "report": "evidence", "evidence": "evidence",
     "runbook": "drill", "drill": "drill",
+    "restore": "restore",
     "schedule": "schedule",
     "metrics": "metrics", "exporter": "metrics",
     "notify": "notify",

@@ -1,0 +1,153 @@
+"""Everything a recovery decides before it runs: the target, the snapshot, the refusals.
+
+`prepare` returns a frozen `Prepared` or raises a usage error (exit 2, nothing run): a bad
+TARGET, an untrusted host key, a non-empty target or the job's own live source without
+`--overwrite`, no restic on the target, too little space, no proven snapshot, a `--path` the
+snapshot does not hold. `describe` is the plan `--dry-run` prints (secrets masked).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from backupctl.actions import repo as repos
+from backupctl.actions.context import Context
+from backupctl.actions.recovery import target as targets
+from backupctl.actions.recovery.target import Target
+from backupctl.actions.recovery.tree import Tree, missing_paths, nodes
+from backupctl.actions.restore_test.snapshot import References, held, references
+from backupctl.config.schema import Job
+from backupctl.config.served import local_directory, loopback_rest
+from backupctl.errors import UsageError
+from backupctl.execute import Runner
+from backupctl.restic.run import Repo
+from backupctl.secrets import display_url
+from backupctl.state.recovery import proven_snapshots
+from backupctl.verify.listing import SnapshotRef, pick
+
+PROVEN, LATEST = "proven", "latest"
+
+
+@dataclass(frozen=True)
+class Request:
+    """What the admin asked for (the command line, parsed)."""
+
+    target: Target
+    snapshot: str = PROVEN
+    paths: tuple[str, ...] = ()
+    overwrite: bool = False
+    identity: Path | None = None
+    started: float = field(default_factory=time.monotonic)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    request: Request
+    target: Target  # with its user resolved
+    identity: Path | None
+    repo: Repo
+    snap: SnapshotRef
+    refs: References
+    tree: Tree
+    served: bool  # the repository reaches the target through the SSH tunnel
+
+    @property
+    def paths(self) -> list[str]:
+        return list(self.request.paths)
+
+
+def check_paths(paths: tuple[str, ...], *, job: str) -> None:
+    for path in paths:
+        if not path.startswith("/") or "\x00" in path:
+            raise UsageError(f"{job}: --path {path!r} must be an absolute path of the "
+                             "snapshot (as `restic ls` shows it)")
+
+
+def choose(ctx: Context, job: Job, repo: Repo, wanted: str) -> SnapshotRef:
+    """`proven` (the newest snapshot a full verify passed that is still in the repository),
+    `latest` (the newest of the job's file snapshots), or an id."""
+    snapshots = held(ctx.local, repo, job=job.name, timeout=ctx.timeout)
+    if wanted != PROVEN:
+        found = pick(snapshots, wanted)
+        if found is None:
+            raise UsageError(f"{job.name}: no snapshot {wanted!r} of {job.name} in "
+                             f"{repo.name} ({display_url(repo.url)}); nothing was run")
+        return found
+    proven = ctx.store.query(proven_snapshots, job.name, repository=repo.name)
+    for snapshot_id in proven:
+        found = pick(snapshots, snapshot_id)
+        if found is not None:
+            return found
+    gone = f" ({len(proven)} proven snapshot(s) are no longer in it)" if proven else ""
+    raise UsageError(f"{job.name}: no snapshot of {job.name} in {repo.name} has passed a "
+                     f"full verify{gone}, so none is proven; run `backupctl verify "
+                     f"{job.name} --mode full` first, or pass --snapshot latest (or an id) "
+                     "knowingly (nothing was run)")
+
+
+def servable(url: str) -> bool:
+    """A repository the target cannot reach itself: served over the SSH connection."""
+    return local_directory(url) is not None or loopback_rest(url) is not None
+
+
+def open_target(ctx: Context, job: Job, request: Request) -> tuple[Target, Path | None,
+                                                                   Runner]:
+    """The resolved target and a runner on it (the host key checked first)."""
+    target, identity = targets.resolve(request.target, job, identity=request.identity)
+    targets.refuse_live(target, job, overwrite=request.overwrite)
+    if target.is_local:
+        return target, None, ctx.local
+    settings = ctx.config.settings
+    targets.require_trusted(target, known_hosts=settings.known_hosts, job=job.name)
+    assert identity is not None
+    return target, identity, targets.ssh_runner(
+        target, job=job.name, identity=identity, known_hosts=settings.known_hosts,
+        keepalive=settings.ssh_keepalive, dead_after=settings.ssh_dead_after)
+
+
+def prepare(ctx: Context, job: Job, request: Request, runner: Runner,
+            target: Target, identity: Path | None) -> Prepared:
+    """Choose and list the snapshot, look at the target; every refusal is exit 2."""
+    check_paths(request.paths, job=job.name)
+    repo = repos.primary(job)
+    snap = choose(ctx, job, repo, request.snapshot)
+    tree = nodes(ctx.local, repo, snap.id, job=job.name, paths=list(request.paths),
+                 timeout=ctx.timeout)
+    if absent := missing_paths(tree, list(request.paths)):
+        raise UsageError(f"{job.name}: snapshot {snap.short_id} holds no {', '.join(absent)} "
+                         "(--path); nothing was run")
+    refs = references(ctx.store, snap, job=job.name, repository=repo.name)
+    probed = targets.probe(runner, target, job=job.name, timeout=ctx.timeout)
+    targets.refuse(probed, target, job, overwrite=request.overwrite, needed=tree.bytes)
+    return Prepared(request, target, identity, repo, snap, refs, tree,
+                    served=not target.is_local and servable(repo.url))
+
+
+def describe(job: Job, request: Request) -> list[str]:
+    """The plan (--dry-run): what would run where; no secret, nothing contacted."""
+    target = request.target
+    url = job.repository.orchestrator_url
+    where = "orchestrator" if target.is_local else target.display()
+    lines = [f"snapshot: {request.snapshot}" + (
+        " (the newest snapshot whose full verify passed)" if request.snapshot == PROVEN
+        else ""),
+        f"target: {target.display()}" + (" (--overwrite)" if request.overwrite else
+                                         " (must be new or empty)")]
+    if not target.is_local and servable(url):
+        lines += [f"on orchestrator: rclone serve restic --append-only --addr "
+                  f"127.0.0.1:<port> --htpasswd <pipe: one-time credential> {display_url(url)}"
+                  " (stops with the run)" if loopback_rest(url) is None else
+                  f"on orchestrator: {display_url(url)} (its own server)",
+                  f"ssh {target.display()}: remote port forward, its 127.0.0.1:<port> → "
+                  "orchestrator (closed when the run ends)"]
+        url = "rest:http://backupctl:<one-time>@127.0.0.1:<port>/"
+    includes = "".join(f" --include {p}" for p in request.paths)
+    lines += [f"on {where}: restic --repository-file <{display_url(url)}> --password-file "
+              f"<pipe> --no-cache --no-lock restore --target {target.path}{includes} "
+              "<snapshot>",
+              f"on {where}: owners by name (chown -h where the uid differs), then the proof: "
+              "every node's type, size, mode, owner, group; SHA-256 of every referenced file",
+              "record: run and evidence record of kind recovery (restore_ms = the real RTO)"]
+    return lines

@@ -1,0 +1,47 @@
+"""`backupctl restore JOB --to TARGET` (SPEC §11): the real CLI, restic, sshd and rclone."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.conftest import Sshd, Workspace
+from tests.integration.recovery.conftest import (
+    proven_job,
+    recovery_evidence,
+    ssh_target,
+    tree_of,
+)
+
+
+def test_a_local_target_gets_the_whole_tree_proven_and_recorded(
+        workspace: Workspace, tmp_path: Path) -> None:
+    src = proven_job(workspace)
+    target = tmp_path / "new-server"
+
+    result = workspace.run("restore", "emr", "--to", f"local:{target}", "--operator",
+                           "山田", "--json")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    [job] = json.loads(result.stdout)["jobs"]
+    assert job["kind"] == "recovery" and job["result"] == "pass"
+    assert job["files_checked"] == job["files"] > 5 and job["mismatches"] == []
+    assert tree_of(target / str(src).lstrip("/")) == tree_of(src)
+    [record] = recovery_evidence(workspace)
+    assert record["operator"] == "山田" and record["result"] == "pass"
+    assert record["details"]["target"] == f"local:{target}"
+    assert record["details"]["restore_ms"] > 0
+
+
+def test_an_ssh_target_is_restored_through_the_tunnel_and_proven(
+        workspace: Workspace, replacement: Sshd, tmp_path: Path) -> None:
+    src = proven_job(workspace)
+    target = tmp_path / "replacement-data"
+
+    result = workspace.run("restore", "emr", "--to", ssh_target(replacement, target),
+                           "--identity", str(replacement.identity), "--json")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    [job] = json.loads(result.stdout)["jobs"]
+    assert job["served"] is True and job["result"] == "pass"
+    assert tree_of(target / str(src).lstrip("/")) == tree_of(src)
