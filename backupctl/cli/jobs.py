@@ -68,19 +68,31 @@ def init(job: JobArg, copies: Annotated[bool, typer.Option(
 
 
 @app.command()
-def trust(job: JobArg, fingerprint: Annotated[str | None, typer.Option(
+def trust(job: Annotated[str, typer.Argument(
+        help="job name, or a recovery TARGET ssh://[USER@]HOST[:PORT]/DIR")],
+          fingerprint: Annotated[str | None, typer.Option(
         "--fingerprint", help="the SHA256:… fingerprint you expect (checked, not trusted "
         "blindly)")] = None,
           yes: Annotated[bool, typer.Option("--yes", help="do not ask")] = False) -> None:
-    """Show the job's SSH host key fingerprint and add it to known_hosts."""
+    """Show an SSH host key fingerprint (the job's host, or a replacement server given as
+    TARGET) and add it to known_hosts."""
     from backupctl.execute import hostkeys  # paramiko: only the SSH commands pay its import
 
     config = load()
-    target = one(config, job)
-    if target.host.is_local:
-        raise UsageError(f"{job}: host is local; there is no host key to trust")
+    if job.startswith(("ssh://", "local:")):
+        from backupctl.actions.recovery.target import parse
+
+        where = parse(job)
+        if where.is_local:
+            raise UsageError(f"{job}: a local target has no host key to trust")
+        address, port, user = where.host, where.port, where.user
+    else:
+        target = one(config, job)
+        if target.host.is_local:
+            raise UsageError(f"{job}: host is local; there is no host key to trust")
+        address, port, user = target.host.address, target.host.port, target.host.user
     known_hosts = config.settings.known_hosts
-    offered = hostkeys.fetch(target.host.address, target.host.port, user=target.host.user)
+    offered = hostkeys.fetch(address, port, user=user)
     say(f"{job}: {offered.host} offers {offered.type} {offered.fingerprint}")
     old = hostkeys.current(known_hosts, offered.name, offered.type)
     if old is not None and old == offered.key:
