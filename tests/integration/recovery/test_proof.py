@@ -140,7 +140,8 @@ def test_a_rest_repository_with_a_password_never_leaks_it(
     data["repository"]["url"] = f"{server.url}emr/"
     path.write_text(yaml_helpers.dump(data))
     watch = LeakWatch(PASSWORD.encode(), also=(credential.encode(),), interval=0.002,
-                      allowed={workspace.root / "secrets" / "pw", path, *tmp_path.glob("htpasswd-*")})
+                      allowed={workspace.root / "secrets" / "pw", path,
+                               *tmp_path.glob("htpasswd-*")})
     target = tmp_path / "new"
 
     watch.start()
