@@ -21,7 +21,7 @@ from backupctl.clock import iso
 from backupctl.config import calendar
 from backupctl.config.validate import Config
 from backupctl.errors import UsageError
-from backupctl.evidence import audit, chain, summary
+from backupctl.evidence import audit, chain, reasons, summary
 from backupctl.evidence.period import Period, slice_for
 from backupctl.fmt import LANGS, local, ms_to_seconds
 from backupctl.log import mask
@@ -80,8 +80,8 @@ def build(*, config: Config, store: Store, period: Period, lang: str,
             for name in names]
     findings = [{"job": j["job"], "text": text} for j in jobs for text in j["findings"]]
     if checked.problem is not None:
-        findings.insert(0, {"job": None, "text": _t(lang, "finding_chain").format(
-            problem=checked.problem.message)})
+        findings.insert(0, {"job": None, "text": reasons.say(lang, "chain") + ": "
+                            + checked.problem.message})
     generated = now or datetime.now(period.tz)
     return {
         "schema": SCHEMA_ID,
@@ -109,7 +109,7 @@ def build(*, config: Config, store: Store, period: Period, lang: str,
             jobs=jobs, records=[e.record for e in in_period_all], history=entries,
             bounds=period.bounds(), chain_ok=checked.ok, chain_count=verdict.count,
             open_flags=state.open_flags, generations=state.generations,
-            limits=_limits(config), words=labels()[lang],
+            limits=_limits(config), lang=lang, words=labels()[lang],
             titles={item["id"]: item["title"][lang] for item in mapping()["items"]},
             now=iso(generated)),
     }
@@ -362,38 +362,42 @@ def _local(stamp: str, period: Period) -> str:
 
 def _findings(job: dict[str, Any], *, job_known: bool, by_kind: dict[str, list[dict[str, Any]]],
               lang: str, state: _State, name: str, tz: tzinfo) -> list[str]:
-    t = functools.partial(_t, lang)
+    """What needs action, in the words of the summary and the digest (reasons.yaml), with
+    the detail an inspector needs (when, which repository, the tripwire's reason)."""
+    t = functools.partial(reasons.say, lang)
     out = []
     if not job_known:
-        out.append(t("finding_not_configured"))
+        out.append(t("not_configured"))
     backups = by_kind.get("backup", [])
     if not backups:
-        out.append(t("finding_no_backup"))
+        out.append(t("no_backup"))
     elif backups[-1]["result"] != "pass":
-        out.append(t("finding_last_backup_failed"))
+        out.append(t("backup_failed"))
+    if job_known and (few := reasons.generations(lang, job["totals"]["generations"],
+                                                 job["policy"])):
+        out.append(few)
     verifies = by_kind.get("verify", [])
     if not verifies:
-        out.append(t("finding_no_restore_test"))
+        out.append(t("no_restore"))
     elif verifies[-1]["result"] != "pass":
-        out.append(t("finding_last_restore_test_failed"))
+        out.append(t("restore_failed"))
     for database in job["databases"]:
         if job_known and database["last_proven_restore"] is None:
-            out.append(t("finding_database_unproven").format(database=database["name"]))
+            out.append(t("database_unproven", database=database["name"]))
     if job_known and not any(c["kind"] in ("offline", "immutable") for c in job["copies"]):
-        out.append(t("finding_no_offline_copy"))
+        out.append(t("no_offline"))
     for copy in job["copies"]:
         if copy["kind"] and copy["runs"] == 0:
-            out.append(t("finding_copy_never").format(copy=copy["name"]))
+            out.append(t("copy_never", copy=copy["name"]))
         if copy["last_probe"] == "fail":
-            out.append(t("finding_probe_failed").format(copy=copy["name"]))
+            out.append(t("probe", copy=copy["name"]))
     for flag in state.open_flags:
         if flag["job"] == name:
-            out.append(t("finding_flag").format(since=local(flag["raised_at"], tz),
-                                                reason=mask(str(flag["reason"]))))
+            out.append(t("flag", since=local(flag["raised_at"], tz)) + ": "
+                       + mask(str(flag["reason"])))
     for (job_name, repository), row in sorted(state.generations.items()):
         if job_name == name and row.get("finding"):
-            out.append(t("finding_generations").format(repository=repository,
-                                                       finding=row["finding"]))
+            out.append(t("generations_lost", repository=repository) + f" ({row['finding']})")
     return out
 
 

@@ -6,7 +6,9 @@ tables behind it never disagree. Every text is from labels.yaml filled with coun
 job and copy names: no file names from a server, no free-text error (SPEC §7, §8).
 
 Verdicts are strict: an item is 達成 (achieved) only when every configured job shows it in
-the period; anything unproven is 要対応 (action needed).
+the period; anything unproven is 要対応 (action needed), and says why: the reasons
+(reasons.py, one wording with the report's findings and the digest) decide the verdict, are
+shown beside it and are the findings.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from backupctl.evidence import chain
+from backupctl.evidence import chain, reasons
+from backupctl.evidence.reasons import Reason
 from backupctl.fmt import ms_to_seconds
 from backupctl.state.records import Proof, read
 
@@ -23,10 +26,12 @@ MAX_CHART_JOBS = 6
 MAX_FINDINGS = 8
 
 
-def _verdict(words: dict[str, str], item: str, achieved: bool, evidence: str) -> dict[str, Any]:
-    return {"id": item, "achieved": achieved,
-            "verdict": words["mg_achieved"] if achieved else words["mg_action"],
-            "evidence": evidence}
+def _verdict(words: dict[str, str], item: str, why: list[str], evidence: str,
+             ) -> dict[str, Any]:
+    """Achieved exactly when there is no reason against it."""
+    return {"id": item, "achieved": not why,
+            "verdict": words["mg_action"] if why else words["mg_achieved"],
+            "evidence": evidence, "reasons": why}
 
 
 def _backup_points(records: Sequence[dict[str, Any]], job: str, *, low: str,
@@ -72,6 +77,8 @@ def _restore_points(records: Sequence[dict[str, Any]], job: str) -> list[list[An
 
 
 def _facts(j: dict[str, Any], records: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The newest backup's and restore test's result in the period, and whether the newest
+    timed restore exceeded its RTO (as that record decided)."""
     mine = [r for r in records if r["job"] == j["job"]]
     backups = [r for r in mine if r["kind"] == "backup"]
     tests = [r for r in mine if r["kind"] == "verify"]
@@ -81,72 +88,60 @@ def _facts(j: dict[str, Any], records: Sequence[dict[str, Any]]) -> dict[str, An
             "rto_exceeded": bool(timed) and bool(timed[-1].rto_exceeded)}
 
 
-def _job_findings(j: dict[str, Any], words: dict[str, str],
-                  open_flags: Sequence[dict[str, Any]],
-                  generations: dict[tuple[str, str], dict[str, Any]]) -> list[str]:
-    totals = j["totals"]
-    out = []
-    if totals["backups"] == 0:
-        out.append(words["mg_f_no_backup"])
-    elif j.get("last_backup_result") == "fail":
-        out.append(words["mg_f_backup_failed"])
-    if totals["restore_tests"] == 0:
-        out.append(words["mg_f_no_restore"])
-    elif j.get("last_restore_result") == "fail":
-        out.append(words["mg_f_restore_failed"])
-    if j.get("rto_exceeded"):
-        out.append(words["mg_f_rto"])
-    if not any(c["kind"] in ("offline", "immutable") for c in j["copies"]):
-        out.append(words["mg_f_no_offline"])
-    for copy in j["copies"]:
-        if copy["kind"] and copy["runs"] == 0:
-            out.append(words["mg_f_copy_never"].format(copy=copy["name"]))
-        if copy["last_probe"] == "fail":
-            out.append(words["mg_f_probe"].format(copy=copy["name"]))
-    for flag in open_flags:
-        if flag["job"] == j["job"]:
-            out.append(words["mg_f_flag"].format(since=str(flag["raised_at"])[:10]))
-    if any(job == j["job"] and row.get("finding") for (job, _), row in generations.items()):
-        out.append(words["mg_f_generations"])
-    return out
+def _reasons(configured: Sequence[dict[str, Any]], *, lang: str,
+             open_flags: Sequence[dict[str, Any]],
+             generations: dict[tuple[str, str], dict[str, Any]]) -> dict[str, list[Reason]]:
+    """job → why it needs action, per guideline item."""
+    return {j["job"]: reasons.of_job(
+        j, lang=lang, open_flags=open_flags,
+        lost=[repo for (job, repo), row in sorted(generations.items())
+              if job == j["job"] and row.get("finding")]) for j in configured}
 
 
 def _verdicts(jobs: Sequence[dict[str, Any]], configured: Sequence[dict[str, Any]], *,
-              words: dict[str, str], titles: dict[str, str], chain_ok: bool,
-              chain_count: int, flags_open: int) -> list[dict[str, Any]]:
-    """One verdict per guideline item: achieved only when every configured job shows it."""
+              why: dict[str, list[Reason]], lang: str, words: dict[str, str],
+              titles: dict[str, str], chain_ok: bool, chain_count: int,
+              open_flags: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One verdict per guideline item: achieved only when no configured job has a reason
+    against it; the reasons say why not ("job: reason")."""
     n = len(configured)
 
     def count(key: str) -> int:
         return sum(j["totals"][key] for j in jobs)
 
-    backups_ok = [j for j in configured if j["totals"]["backups"]
-                  and j["last_backup_result"] == "pass"
-                  and (j["totals"]["generations"] is None or j["totals"]["generations"] >= 2)]
-    copies_ok = [j for j in configured
-                 if any(c["kind"] in ("offline", "immutable") for c in j["copies"])
-                 and all(c["runs"] > c["failed"] and c["last_probe"] != "fail"
-                         for c in j["copies"] if c["kind"])]
-    restores_ok = [j for j in configured if j["last_restore_result"] == "pass"
-                   and not j["rto_exceeded"]]
+    def against(item: str) -> list[str]:
+        if n == 0:
+            return [reasons.say(lang, "no_jobs")]
+        return reasons.shown([f"{job}: {text}" for job, found in why.items()
+                              for it, text in found if it == item], lang)
+
+    def ok(item: str) -> int:
+        return sum(1 for found in why.values() if not any(it == item for it, _ in found))
+
     drills_passed = count("drills") - count("drills_failed")
+    # what the evidence line says: the newest backup succeeded (generations are a reason)
+    newest_ok = sum(1 for j in configured if j["totals"]["backups"]
+                    and j["last_backup_result"] == "pass")
     verdicts = [
-        _verdict(words, "backups", n > 0 and len(backups_ok) == n, words["mg_ev_backups"].format(
-            ok=len(backups_ok), jobs=n, count=count("backups"), failed=count("backups_failed"))),
-        _verdict(words, "offline-copies", n > 0 and len(copies_ok) == n,
-                 words["mg_ev_copies"].format(ok=len(copies_ok), jobs=n, count=count("copies"),
-                                              probes=count("probes"),
+        _verdict(words, "backups", against("backups"), words["mg_ev_backups"].format(
+            ok=newest_ok, jobs=n, count=count("backups"), failed=count("backups_failed"))),
+        _verdict(words, "offline-copies", against("offline-copies"),
+                 words["mg_ev_copies"].format(ok=ok("offline-copies"), jobs=n,
+                                              count=count("copies"), probes=count("probes"),
                                               probes_failed=count("probes_failed"))),
-        _verdict(words, "restore-tests", n > 0 and len(restores_ok) == n,
-                 words["mg_ev_restores"].format(ok=len(restores_ok), jobs=n,
+        _verdict(words, "restore-tests", against("restore-tests"),
+                 words["mg_ev_restores"].format(ok=ok("restore-tests"), jobs=n,
                                                 count=count("restore_tests"),
                                                 files=count("files_checked"),
                                                 mismatches=count("mismatches"))),
-        _verdict(words, "drills", drills_passed > 0, words["mg_ev_drills"].format(
-            count=count("drills"), passed=drills_passed)),
-        _verdict(words, "tripwires", flags_open == 0, words["mg_ev_tripwires"].format(
-            suspicious=count("suspicious"), clears=count("clears"), open=flags_open)),
-        _verdict(words, "evidence-integrity", chain_ok,
+        _verdict(words, "drills", [] if drills_passed > 0 else [reasons.say(lang, "no_drill")],
+                 words["mg_ev_drills"].format(count=count("drills"), passed=drills_passed)),
+        _verdict(words, "tripwires", reasons.shown(
+            [f"{flag['job']}: " + reasons.say(lang, "flag", since=str(flag["raised_at"])[:10])
+             for flag in open_flags], lang),
+            words["mg_ev_tripwires"].format(suspicious=count("suspicious"),
+                                            clears=count("clears"), open=len(open_flags))),
+        _verdict(words, "evidence-integrity", [] if chain_ok else [reasons.say(lang, "chain")],
                  words["mg_ev_chain_ok"].format(count=chain_count) if chain_ok
                  else words["mg_ev_chain_bad"]),
     ]
@@ -159,7 +154,8 @@ def build(*, jobs: Sequence[dict[str, Any]], records: Sequence[dict[str, Any]],
           history: Sequence[chain.Entry], bounds: tuple[str, str], chain_ok: bool,
           chain_count: int, open_flags: Sequence[dict[str, Any]],
           generations: dict[tuple[str, str], dict[str, Any]], limits: dict[str, float | None],
-          words: dict[str, str], titles: dict[str, str], now: str) -> dict[str, Any]:
+          lang: str, words: dict[str, str], titles: dict[str, str], now: str,
+          ) -> dict[str, Any]:
     """The summary part of the report model.
 
     `jobs` are report.py's job entries, `records` the period's records, `history` every
@@ -169,17 +165,19 @@ def build(*, jobs: Sequence[dict[str, Any]], records: Sequence[dict[str, Any]],
     high = min(high, now)
     # The report's job entries stay as they are (docs/report.schema.json): facts go beside.
     configured = [{**j, **_facts(j, records)} for j in jobs if j["in_config"]]
-    verdicts = _verdicts(jobs, configured, words=words, titles=titles, chain_ok=chain_ok,
-                         chain_count=chain_count, flags_open=len(open_flags))
+    why = _reasons(configured, lang=lang, open_flags=open_flags, generations=generations)
+    verdicts = _verdicts(jobs, configured, why=why, lang=lang, words=words, titles=titles,
+                         chain_ok=chain_ok, chain_count=chain_count, open_flags=open_flags)
     all_records = [e.record for e in history]
     findings: list[dict[str, str | None]] = []
     if not chain_ok:
-        findings.append({"job": None, "description": None, "text": words["mg_f_chain"]})
+        findings.append({"job": None, "description": None, "text": reasons.say(lang, "chain")})
     if not next(v for v in verdicts if v["id"] == "drills")["achieved"]:
-        findings.append({"job": None, "description": None, "text": words["mg_f_no_drill"]})
+        findings.append({"job": None, "description": None,
+                         "text": reasons.say(lang, "no_drill")})
     charts = []
     for j in configured:
-        texts = _job_findings(j, words, open_flags, generations)
+        texts = [text for _, text in why[j["job"]]]
         findings += [{"job": j["job"], "description": j["description"] or None, "text": text}
                      for text in texts]
         charts.append({

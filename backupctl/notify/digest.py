@@ -54,6 +54,7 @@ def compose(data: dict[str, Any], *, lang: str, attached: bool) -> Message:
                jobs=len(data["jobs"])), ""]
     for verdict in summary["verdicts"]:
         lines.append(f"[{verdict['verdict']}] {verdict['title']}: {verdict['evidence']}")
+        lines += [f"    - {why}" for why in verdict["reasons"]]  # the summary's own words
     lines.append("")
     open_by_job: dict[str | None, int] = {}
     for finding in summary["findings"]:

@@ -14,7 +14,7 @@ import jsonschema
 import pytest
 
 from backupctl.config.validate import load_config
-from backupctl.evidence import render, report
+from backupctl.evidence import reasons, render, report
 from backupctl.evidence.period import Period
 from backupctl.state.db import Store
 from tests import runs, yaml_helpers
@@ -111,7 +111,7 @@ def test_counts_per_job_and_month(filled: tuple[Any, Store]) -> None:
     assert job["restore_tests"][1]["mismatch_paths"] == ["/srv/emr.dump"]
     assert job["drills"][0]["operator"] == "佐藤"
     assert any(e["kind"] == "clear" and "誤検知" in e["what"] for e in job["events"])
-    assert "最新のリストア試験が不合格です" in job["findings"]
+    assert reasons.say("ja", "restore_failed") in job["findings"]
     assert data["chain"]["verified"] and data["chain"]["count"] == 10
 
 
@@ -178,7 +178,7 @@ def test_a_broken_chain_is_the_first_finding(filled: tuple[Any, Store]) -> None:
         conn.exec_driver_sql("UPDATE evidence SET result = 'pass' WHERE seq = 3")
     data = _build(filled, "en")
     assert not data["chain"]["verified"]
-    assert data["findings"][0]["text"].startswith("The evidence hash chain does not verify")
+    assert data["findings"][0]["text"].startswith(reasons.say("en", "chain") + ": record seq 3")
     assert "seq 3" in data["findings"][0]["text"]
 
 
