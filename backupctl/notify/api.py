@@ -159,14 +159,13 @@ def unit_failed(config: Config, store: Store, unit: str, *, exit_status: str | N
                                                       exit_status, service_result),
                           budget=budget, now=now)
     kind, job = match.group(1), match.group(2)
+    if exit_status == "2" and job in config.jobs and config.invalid:
+        # The job ran; the exit 2 was for other, invalid job files (their own timers may not
+        # exist yet): each is told once per `repeat`, as a failure of its backup.
+        return [r for bad in config.invalid for r in _config_failure(
+            config, store, bad.label, unit, "backup", moment, budget=budget, now=now)]
     if exit_status == "2":
-        event = _unit_event(job, unit, kind, lang, moment, here, exit_status, service_result,
-                            config_error=True)
-        last = record.last_delivered(store, job=job, kind=kind, repository="primary",
-                                     event="failure")
-        if not events.due(last, now=moment, repeat=config.settings.notify.repeat):
-            return []
-        return send_event(config, store, event, budget=budget, now=now)
+        return _config_failure(config, store, job, unit, kind, moment, budget=budget, now=now)
     kinds = ("copy", "probe") if kind == "copy" else (kind,)
     newest = store.query(queries.newest_run, job, kinds)
     if newest is None:
@@ -178,6 +177,19 @@ def unit_failed(config: Config, store: Store, unit: str, *, exit_status: str | N
     if decided is None:
         return []
     return send_event(config, store, decided, status=finished.status, budget=budget, now=now)
+
+
+def _config_failure(config: Config, store: Store, job: str, unit: str, kind: str,
+                    moment: datetime, *, budget: delivery.Budget,
+                    now: Now) -> list[DeliveryResult]:
+    """An invalid configuration kept `job`'s `kind` from running: told once per `repeat`."""
+    event = _unit_event(job, unit, kind, config.settings.notify.language, moment,
+                        store.orchestrator, "2", None, config_error=True)
+    last = record.last_delivered(store, job=job, kind=kind, repository="primary",
+                                 event="failure")
+    if not events.due(last, now=moment, repeat=config.settings.notify.repeat):
+        return []
+    return send_event(config, store, event, budget=budget, now=now)
 
 
 def _unit_event(job: str, unit: str, kind: str, lang: str, moment: datetime, here: str,

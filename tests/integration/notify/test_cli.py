@@ -192,3 +192,24 @@ def test_report_summary_is_the_one_page_alone(workspace: Workspace, tmp_path: Pa
     bad = workspace.run("report", "--from", "2026-01-01", "--to", "2026-01-31", "--summary",
                         "--format", "csv")
     assert bad.returncode == 2 and "--summary" in bad.stderr
+
+
+def test_a_valid_jobs_unit_failing_for_another_broken_job_file_tells_about_that_file(
+        workspace: Workspace, smtp_server: SmtpServer) -> None:
+    """Issue 29: emr-db's backup runs and exits 2 because pacs.yaml is invalid (pacs's own
+    timers cannot be installed yet): the mail names pacs, once per `repeat`, never
+    "emr-db failed"."""
+    needed = _site(workspace, mail_url=smtp_server.url())
+    needed.parent.mkdir(parents=True, exist_ok=True)
+    needed.write_text("x\n")
+    workspace.job("pacs", repository={"url": str(workspace.root / "repos" / "pacs"),
+                                      "password_file": "/etc/backupctl/secrets/pacs"})
+    ran = workspace.run("backup", "emr-db")
+    assert ran.returncode == 2 and "[OK] emr-db" in ran.stderr, ran.stderr
+    env = {"MONITOR_EXIT_STATUS": "2", "MONITOR_SERVICE_RESULT": "exit-code"}
+    for unit in ("backupctl-backup@emr-db.service", "backupctl-verify@emr-db.service"):
+        told = workspace.run("notify", "unit-failed", unit, env=env)
+        assert told.returncode == 0, told.stderr
+    subjects = [m["Subject"] for m in smtp_server.messages()]
+    assert subjects == ["[backupctl] 失敗: pacs のバックアップ"], subjects
+    assert "設定に誤りがあります" in _body(smtp_server.messages()[0])
