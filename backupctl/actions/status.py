@@ -15,6 +15,7 @@ from backupctl.config import calendar
 from backupctl.config.schema import Copy, Job
 from backupctl.state import queries
 from backupctl.state.records import BackupDetails, CopyDetails, ProbeDetails, read
+from backupctl.state.recovery import RecoveryDetails
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,8 @@ class JobStatus:
     running: dict[str, Any] | None = None
     job_file_sha256: str | None = None
     job_file_differs: dict[str, str] = field(default_factory=dict)
+    # the newest recovery onto a replacement server (`backupctl restore`), or None
+    last_recovery: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -74,7 +77,20 @@ def job_status(ctx: Context, job: Job) -> JobStatus:
         next_backup=iso(nxt) if nxt else None, findings=findings,
         copies=copies.copies, repositories=copies.repositories,
         suspicious=bool(copies.suspicious), suspicious_reasons=copies.suspicious,
-        last_backup_orchestrator=last.orchestrator if last is not None else None)
+        last_backup_orchestrator=last.orchestrator if last is not None else None,
+        last_recovery=last_recovery(ctx, job))
+
+
+def last_recovery(ctx: Context, job: Job) -> dict[str, Any] | None:
+    """The newest finished recovery: when, where to, from which snapshot, how long, result."""
+    row = ctx.store.query(queries.last_run, job.name, "recovery", finished=True)
+    if row is None:
+        return None
+    details = read(RecoveryDetails, row.details)
+    return {"at": row.finished_at, "status": row.status, "operator": row.operator,
+            "target": details.target or None, "snapshot_id": row.snapshot_id,
+            "restore_ms": details.restore_ms, "files": details.files,
+            "mismatches": len(details.mismatches), "error": row.error}
 
 
 @dataclass(frozen=True)

@@ -192,6 +192,13 @@ def status(as_json: JsonOpt = False) -> None:
                       *(["-"] if shared else []),
                       f"invalid job file {bad.path}: not run until fixed (backupctl validate)")
     out.print(table)
+    for r in rows:
+        if (done := r.last_recovery) is not None:
+            took = (f" in {fmt.duration(done['restore_ms'] / 1000)}"
+                    if done["restore_ms"] is not None else "")
+            say(f"{r.job}: last recovery {fmt.local(done['at'], tz)} onto {done['target']} "
+                f"from snapshot {(done['snapshot_id'] or '?')[:8]} by {done['operator']}: "
+                f"{done['status']}{took}")
     if key is None:
         say("evidence records are NOT signed: create the evidence key with "
             "`backupctl evidence init-key` (docs/audit.md)")

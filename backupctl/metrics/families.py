@@ -37,6 +37,9 @@ class Spec:
 GAUGES: tuple[Spec, ...] = (
     Spec("backupctl_state_up", "1 if the state database could be read for this scrape/write, "
          "else 0 (then no per-run series are exposed)", ()),
+    Spec("backupctl_job_file_invalid",
+         "1 per job file that does not validate: its job runs nowhere until it is fixed "
+         "(`backupctl validate`); the other jobs run", ("file",)),
     Spec("backupctl_backup_last_success_timestamp_seconds",
          "End time (Unix) of the newest successful backup; absent if none ever succeeded", REPO),
     Spec("backupctl_backup_last_run_timestamp_seconds",
@@ -84,6 +87,9 @@ GAUGES: tuple[Spec, ...] = (
          "Share (0..1) of the snapshot's files the newest restore test proved", REPO),
     Spec("backupctl_restore_duration_seconds",
          "Duration of the newest full restore (the measured recovery time)", REPO),
+    Spec("backupctl_recovery_duration_seconds",
+         "Start to proven target of the newest successful recovery onto a replacement server "
+         "(`backupctl restore`: the real RTO); absent if none", JOB),
     Spec("backupctl_restore_rto_seconds",
          "The job's recovery time objective (verify.rto); absent if the job sets none", JOB),
     Spec("backupctl_suspicious",
@@ -134,11 +140,13 @@ def _info(spec: Spec, rows: Iterable[Sequence[str]]) -> InfoMetricFamily:
 
 
 def families(jobs: Sequence[Job], view: StateView | None, *, now: float, version: str,
-             restic_version: str, channels: Sequence[str] | None = None) -> list[Metric]:
+             restic_version: str, channels: Sequence[str] | None = None,
+             invalid_files: Sequence[str] = ()) -> list[Metric]:
     """Every family for these jobs; `view` None means the state could not be read.
 
     `channels`: the notification channels to expose (the configured ones); None: every
-    channel the state knows."""
+    channel the state knows. `invalid_files`: job files left out because they do not
+    validate (exposed whether or not the state can be read)."""
     out = _Out()
     infos: list[Metric] = [
         _info(INFOS[0], [(version, restic_version)]),
@@ -146,6 +154,8 @@ def families(jobs: Sequence[Job], view: StateView | None, *, now: float, version
         _info(INFOS[2], [(j.name, c.name, c.kind) for j in jobs for c in j.copies]),
     ]
     out.set("backupctl_state_up", [], 1.0 if view is not None else 0.0)
+    for path in invalid_files:
+        out.set("backupctl_job_file_invalid", [path], 1.0)
     for job in jobs:
         out.set("backupctl_restore_rto_seconds", [job.name],
                 float(job.verify.rto) if job.verify.rto else None)
@@ -203,6 +213,10 @@ def _job(out: _Out, job: Job, view: StateView, *, now: float) -> None:
         if restore is not None:
             out.set("backupctl_restore_duration_seconds", labels,
                     ms_to_seconds(restore.restore_ms))
+    recovered = view.success.get(("recovery", name, "primary"))
+    if recovered is not None and recovered.restore_ms is not None:
+        out.set("backupctl_recovery_duration_seconds", [name],
+                ms_to_seconds(recovered.restore_ms))
     if job.databases:
         _databases(out, job, view)
 

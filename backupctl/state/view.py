@@ -169,7 +169,8 @@ def _view(conn: Connection, keys: Sequence[RunKey]) -> StateView:
 def run_keys(jobs: Sequence[Job]) -> list[RunKey]:
     keys: list[RunKey] = []
     for job in jobs:
-        keys += [("backup", job.name, "primary"), ("verify", job.name, "primary")]
+        keys += [("backup", job.name, "primary"), ("verify", job.name, "primary"),
+                 ("recovery", job.name, "primary")]
         for copy in job.copies:
             keys += [("copy", job.name, copy.name), ("verify", job.name, copy.name)]
             if copy.kind == "immutable":

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
-from tests.conftest import Sshd, Workspace
+from tests.conftest import Sshd, Workspace, need
 from tests.integration.recovery.conftest import (
     proven_job,
     recovery_evidence,
@@ -31,6 +32,24 @@ def test_a_local_target_gets_the_whole_tree_proven_and_recorded(
     assert record["operator"] == "山田" and record["result"] == "pass"
     assert record["details"]["target"] == f"local:{target}"
     assert record["details"]["restore_ms"] > 0
+    _status_and_metrics_show_it(workspace, target, job["restore_ms"])
+
+
+def _status_and_metrics_show_it(ws: Workspace, target: Path, restore_ms: int) -> None:
+    status = ws.run("status", "--json")
+    [row] = json.loads(status.stdout)["jobs"]
+    recovery = row["last_recovery"]
+    assert (recovery["status"], recovery["target"], recovery["operator"]) == (
+        "success", f"local:{target}", "山田")
+    assert "last recovery" in ws.run("status").stderr
+    metrics = ws.run("metrics")
+    assert metrics.returncode == 0, metrics.stderr
+    [line] = [x for x in metrics.stdout.splitlines()
+              if x.startswith("backupctl_recovery_duration_seconds{")]
+    assert line == f'backupctl_recovery_duration_seconds{{backup_job="emr"}} {restore_ms / 1000}'
+    check = subprocess.run([need("promtool"), "check", "metrics"], input=metrics.stdout,
+                           capture_output=True, text=True)
+    assert check.returncode == 0 and check.stdout + check.stderr == "", check
 
 
 def test_an_ssh_target_is_restored_through_the_tunnel_and_proven(
