@@ -11,7 +11,7 @@ import typer
 from backupctl.cli.common import exit_with, load, output_file, say
 from backupctl.errors import BackupctlError
 from backupctl.execute.local import LocalRunner
-from backupctl.metrics import Source, exposition, notify_channels
+from backupctl.metrics import Source, exposition, invalid_files, notify_channels
 from backupctl.metrics.exporter import DEFAULT_LISTEN, Exporter, JobsWatcher, parse_listen, serve
 from backupctl.metrics.textfile import write_textfile
 from backupctl.restic.run import installed_version
@@ -32,9 +32,9 @@ def metrics(textfile: Annotated[Path | None, typer.Option(
     config = load()
     jobs = [jf.job for _, jf in sorted(config.jobs.items())]
     reader = StateReader(config.settings.effective_database_url)
-    channels = notify_channels(config)
+    channels, invalid = notify_channels(config), invalid_files(config)
     source = Source(jobs=lambda: jobs, reader=reader, channels=lambda: channels,
-                    restic_version=installed_version(LocalRunner()))
+                    invalid=lambda: invalid, restic_version=installed_version(LocalRunner()))
     try:
         if textfile is None:
             text, state_ok = exposition(source)
@@ -65,7 +65,7 @@ def exporter(listen: Annotated[str, typer.Option(
     parse_listen(listen)
     config = load()
     watcher = JobsWatcher(config)
-    source = Source(jobs=watcher, channels=watcher.channels,
+    source = Source(jobs=watcher, channels=watcher.channels, invalid=watcher.invalid,
                     reader=StateReader(config.settings.effective_database_url),
                     restic_version=installed_version(LocalRunner()))
     secret = config.settings.web_password_file

@@ -26,7 +26,8 @@ from backupctl.state.view import StateReader, StateUnavailable, StateView
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Source", "StateCollector", "exposition", "notify_channels", "registry", "render"]
+__all__ = ["Source", "StateCollector", "exposition", "invalid_files", "notify_channels",
+           "registry", "render"]
 
 @dataclass
 class Source:
@@ -40,6 +41,8 @@ class Source:
     version: str = __version__
     # The notification channels to expose (notify_channels); None: all the state knows.
     channels: Callable[[], Sequence[str]] | None = None
+    # The job files that do not validate (left out of `jobs`), as paths.
+    invalid: Callable[[], Sequence[str]] = lambda: ()
 
 
 class StateCollector(Collector):
@@ -68,7 +71,13 @@ class StateCollector(Collector):
         return families(jobs, view,
                         now=self.source.clock().timestamp(), version=self.source.version,
                         restic_version=self.source.restic_version,
-                        channels=self.source.channels() if self.source.channels else None)
+                        channels=self.source.channels() if self.source.channels else None,
+                        invalid_files=self.source.invalid())
+
+
+def invalid_files(config: Config) -> list[str]:
+    """The job files of `config` that do not validate (partial loading), as paths."""
+    return [str(f.path) for f in config.invalid]
 
 
 def notify_channels(config: Config) -> list[str]:

@@ -2,8 +2,10 @@
 page (`/`, backupctl.web, handed in by the CLI) over HTTP; read-only (GET and HEAD).
 
 Job files are re-read when the configuration file, the jobs directory or a job file
-changes (checked by mtime on each scrape); an invalid edit keeps the previous jobs and is
-logged. SIGTERM/SIGINT stop the server cleanly (exit 0).
+changes (checked by mtime on each scrape); a job file that does not validate is left out and
+exposed as `backupctl_job_file_invalid` (the others are served), an invalid global
+configuration keeps the previous jobs and is logged. SIGTERM/SIGINT stop the server cleanly
+(exit 0).
 """
 
 from __future__ import annotations
@@ -24,7 +26,14 @@ from prometheus_client import CollectorRegistry
 from backupctl.config.schema import Job
 from backupctl.config.validate import Config, load_config
 from backupctl.errors import BackupctlError, ConfigError, UsageError
-from backupctl.metrics import Source, StateCollector, notify_channels, registry, render
+from backupctl.metrics import (
+    Source,
+    StateCollector,
+    invalid_files,
+    notify_channels,
+    registry,
+    render,
+)
 from backupctl.state.view import StateUnavailable
 
 log = logging.getLogger(__name__)
@@ -78,7 +87,7 @@ class JobsWatcher:
             if stamp != self._stamp:
                 self._stamp = stamp
                 try:
-                    self.config = load_config(self.config.path)
+                    self.config = load_config(self.config.path, partial=True)
                     log.info("exporter: reloaded %d job(s) from %s", len(self.config.jobs),
                              self.config.settings.jobs_dir)
                 except ConfigError as exc:
@@ -90,6 +99,11 @@ class JobsWatcher:
         """The notification channels of the (last loaded) configuration."""
         with self._lock:
             return notify_channels(self.config)
+
+    def invalid(self) -> list[str]:
+        """The job files of the (last loaded) configuration that do not validate."""
+        with self._lock:
+            return invalid_files(self.config)
 
 
 class _Server(ThreadingMixIn, WSGIServer):

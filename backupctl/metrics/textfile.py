@@ -19,7 +19,7 @@ from backupctl.clock import Clock
 from backupctl.config.validate import Config
 from backupctl.errors import BackupctlError
 from backupctl.files import write_atomic
-from backupctl.metrics import Source, exposition, notify_channels
+from backupctl.metrics import Source, exposition, invalid_files, notify_channels
 from backupctl.state.view import StateReader
 
 log = logging.getLogger(__name__)
@@ -59,9 +59,10 @@ def refresh(config: Config, *, clock: Clock, restic_version: str) -> None:
     jobs = [jf.job for _, jf in sorted(config.jobs.items())]
     reader = StateReader(config.settings.effective_database_url)
     try:
-        channels = notify_channels(config)
+        channels, invalid = notify_channels(config), invalid_files(config)
         source = Source(jobs=lambda: jobs, reader=reader, clock=clock,
-                        restic_version=restic_version, channels=lambda: channels)
+                        restic_version=restic_version, channels=lambda: channels,
+                        invalid=lambda: invalid)
         write_textfile(source, directory / TEXTFILE_NAME,
                        lock=config.settings.state_dir / "textfile.lock")
     except (OSError, BackupctlError) as exc:

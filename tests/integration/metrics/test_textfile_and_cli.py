@@ -47,6 +47,24 @@ def test_metrics_prints_the_exposition_to_stdout(workspace: Workspace) -> None:
     assert samples[("backupctl_state_up", ())] == 1
 
 
+def test_an_invalid_job_file_is_a_metric_beside_the_valid_jobs(workspace: Workspace) -> None:
+    """Issue 29: the metrics (command and the textfile a run refreshes) name each job file
+    that does not validate; the valid jobs keep their series."""
+    workspace.write_config(textfile_dir=str(workspace.root / "textfile"))
+    (workspace.root / "textfile").mkdir()
+    workspace.job("alpha")
+    pacs = workspace.jobs_dir / "pacs.yaml"
+    pacs.write_text("job: pacs\nhost: {address: local}\n")
+    assert workspace.run("backup", "alpha").returncode == 2  # ran; exit 2 for pacs.yaml
+    result = workspace.run("metrics")
+    assert result.returncode == 0, result.stderr
+    for text in (result.stdout, (workspace.root / "textfile" / "backupctl.prom").read_text()):
+        samples = _samples(text)
+        assert samples[("backupctl_job_file_invalid", (("file", str(pacs)),))] == 1
+        assert samples[("backupctl_backup_last_status",
+                        (("backup_job", "alpha"), ("repository", "primary")))] == 1
+
+
 def test_metrics_without_state_says_so_and_exits_1(workspace: Workspace) -> None:
     workspace.job("alpha")
     result = workspace.run("metrics")
@@ -146,10 +164,14 @@ def test_exporter_serves_metrics_healthz_and_404_then_stops_on_sigterm(
     status, body = http_get(exporter.url + "/metrics")
     assert 'backupctl_backup_last_status{backup_job="beta",repository="primary"} 0.0' in \
         body.decode()
-    # an invalid edit keeps the previous jobs
-    (workspace.jobs_dir / "broken.yaml").write_text("job: [\n")
+    # a broken job file spoils only itself: the others are served, it is a finding
+    broken = workspace.jobs_dir / "broken.yaml"
+    broken.write_text("job: [\n")
     status, body = http_get(exporter.url + "/metrics")
     assert status == 200 and 'backup_job="beta"' in body.decode()
+    assert f'backupctl_job_file_invalid{{file="{broken}"}} 1.0' in body.decode()
+    broken.unlink()  # fixed (removed): the finding goes
+    assert "backupctl_job_file_invalid{" not in http_get(exporter.url + "/metrics")[1].decode()
 
     exporter.proc.send_signal(signal.SIGTERM)
     assert exporter.proc.wait(timeout=15) == 0
