@@ -22,6 +22,7 @@ from backupctl.actions.context import Context
 from backupctl.actions.jobrun import job_run
 from backupctl.actions.recovery import proof
 from backupctl.actions.recovery.plan import Prepared
+from backupctl.actions.recovery.progress import polled
 from backupctl.actions.restore_test.verdict import Findings, verdict
 from backupctl.actions.results import RunResult
 from backupctl.actions.tunnel import serve
@@ -115,7 +116,8 @@ def restore_step(ctx: Context, job: Job, prepared: Prepared, runner: Runner,
     started = time.monotonic()
     tree = prepared.tree
     with reaching(runner, job, prepared) as url, \
-            ui.restoring(tree.bytes, len(tree.files)) as sink:
+            ui.restoring(tree.bytes, len(tree.files)) as shown, \
+            polled(runner, prepared.target.path, shown) as sink:
         problems = run_restore(runner, prepared, url, job=job.name, timeout=ctx.timeout,
                                sink=sink)
     ui.info(f"restored {len(tree.files)} file(s), {tree.bytes} bytes of snapshot "

@@ -90,3 +90,19 @@ def test_an_untrusted_replacement_server_is_refused_until_trusted(
     assert trusted.returncode == 0, trusted.stderr
     assert f"[127.0.0.1]:{server.port}" in workspace.known_hosts.read_text()
     assert restored.returncode == 0, restored.stdout + restored.stderr
+
+
+def test_dry_run_prints_the_plan_masked_and_runs_nothing(
+        workspace: Workspace, tmp_path: Path) -> None:
+    workspace.job("emr")
+    to = f"ssh://root@127.0.0.1:2222{tmp_path / 'new'}"
+
+    result = workspace.run("restore", "emr", "--to", to, "--path", "/srv/emr", "--dry-run")
+
+    assert result.returncode == 0, result.stderr
+    text = result.stdout
+    assert "rclone serve restic --append-only" in text and "remote port forward" in text
+    assert "--no-lock restore" in text and "--include /srv/emr" in text
+    assert "<rest:http://backupctl:***@127.0.0.1:<port>/>" in text
+    assert "newest snapshot whose full verify passed" in text
+    assert _recoveries(workspace) == 0 and not (tmp_path / "new").exists()

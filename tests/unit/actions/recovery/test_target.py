@@ -1,0 +1,82 @@
+"""actions.recovery.target: TARGET parsed strictly, the job's live source refused."""
+
+from __future__ import annotations
+
+import pytest
+
+from backupctl.actions.recovery.target import Probed, Target, live_source, parse, refuse
+from backupctl.config.schema import Job
+from backupctl.errors import UsageError
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("local:/srv/new", Target("local", "/srv/new")),
+    ("local:/srv/new/", Target("local", "/srv/new")),
+    ("ssh://10.0.0.9/mnt/data", Target("ssh", "/mnt/data", "10.0.0.9", 22, None)),
+    ("ssh://root@emr-new.example:2222/", Target("ssh", "/", "emr-new.example", 2222, "root")),
+    ("ssh://admin@[fd00::9]:22/d", Target("ssh", "/d", "fd00::9", 22, "admin")),
+])
+def test_good_targets(text: str, expected: Target) -> None:
+    assert parse(text) == expected
+
+
+@pytest.mark.parametrize(("text", "said"), [
+    ("/srv/new", "unknown form"),
+    ("local:srv", "absolute path"),
+    ("ssh://host", "absolute path"),
+    ("ssh://host:0/x", "port '0'"),
+    ("ssh://host:ssh/x", "port 'ssh'"),
+    ("ssh://host/a/../b", "`..`"),
+    ("ssh://-oProxyCommand=x/d", "not a host name"),
+    ("ssh://us;er@host/d", "not a user name"),
+    ("sftp://host/d", "unknown form"),
+])
+def test_bad_targets_name_what_is_wrong(text: str, said: str) -> None:
+    with pytest.raises(UsageError, match="give local:/ABS/DIR or ssh://") as caught:
+        parse(text)
+    assert said in str(caught.value)
+
+
+def test_display_round_trips() -> None:
+    assert parse("ssh://root@h:2222/d").display() == "ssh://root@h:2222/d"
+    assert parse("ssh://[fd00::9]/d").display() == "ssh://[fd00::9]:22/d"
+    assert parse("local:/x").root("/srv/data/a") == "/x/srv/data/a"
+
+
+def _job(address: str = "10.0.0.5", port: int = 22) -> Job:
+    return Job.model_validate({
+        "job": "emr", "host": {"address": address, "port": port, "user": "root",
+                               "identity_file": "/k"},
+        "source": {"paths": ["/srv/emr", "/etc/emr"]},
+        "repository": {"url": "/r", "password_file": "/p"}, "generations": {"last": 2},
+        "schedule": {"backup": "daily", "verify": "weekly"}})
+
+
+@pytest.mark.parametrize(("to", "live"), [
+    ("ssh://10.0.0.5/srv/emr", ["/srv/emr"]),
+    ("ssh://10.0.0.5/", ["/srv/emr", "/etc/emr"]),  # restic writes /SRC under TARGET/SRC
+    ("ssh://10.0.0.5/srv", ["/srv/emr"]),
+    ("ssh://10.0.0.5/srv/emr/sub", ["/srv/emr"]),
+    ("ssh://10.0.0.5/mnt/restore", []),
+    ("ssh://10.0.0.6/srv/emr", []),
+    ("ssh://10.0.0.5:2222/srv/emr", []),
+    ("local:/srv/emr", []),
+])
+def test_the_jobs_own_source_is_recognised(to: str, live: list[str]) -> None:
+    assert live_source(parse(to), _job()) == live
+
+
+@pytest.mark.parametrize(("probed", "overwrite", "said"), [
+    (Probed(True, False, True, 10**9, True), True, "not a directory"),
+    (Probed(True, True, False, 10**9, True), False, "not empty"),
+    (Probed(False, False, True, 10**9, False), False, "restic is not installed"),
+    (Probed(False, False, True, 10, True), False, "bytes free"),
+])
+def test_refusals(probed: Probed, overwrite: bool, said: str) -> None:
+    with pytest.raises(UsageError, match=said):
+        refuse(probed, parse("local:/x"), _job(), overwrite=overwrite, needed=1000)
+
+
+def test_a_non_empty_directory_is_accepted_with_overwrite() -> None:
+    refuse(Probed(True, True, False, 10**9, True), parse("local:/x"), _job(), overwrite=True,
+           needed=1000)
