@@ -32,7 +32,7 @@ from backupctl.state.view import Outcome, StateReader, StateUnavailable, StateVi
 from backupctl.web.cards import DAY_SYMBOLS, DAYS, RESTORE_KINDS, Card, Context, card, first_day
 from backupctl.web.schedules import Schedules
 from backupctl.web.verdict import LEVELS, SYMBOLS, Judge, SiteVerdict, Timing, ordered, site
-from backupctl.web.words import words
+from backupctl.web.words import say, words
 
 StartResponse = Callable[..., Any]
 REFRESH_SECONDS = 60
@@ -89,6 +89,7 @@ class Page:
     refresh: int
     style: str
     readable: bool
+    invalid: list[str]  # job files that do not validate: by job name, never by path
 
 
 def build(config: Config, jobs: Sequence[Job], reader: StateReader, *, lang: str,
@@ -113,13 +114,16 @@ def build(config: Config, jobs: Sequence[Job], reader: StateReader, *, lang: str
              for job in jobs] if readable else []
     rank = {name: i for i, (_, name) in enumerate(ordered((c.level, c.job) for c in cards))}
     cards.sort(key=lambda c: rank[c.job])
-    verdict = site([c.level for c in cards], lang=lang, readable=readable)
+    # A job file that does not validate is a job that is not backed up: failing, shown.
+    invalid = [say(lang, "problem.invalid_job_file", job=f.label) for f in config.invalid]
+    verdict = site([c.level for c in cards] + ["failing"] * len(invalid), lang=lang,
+                   readable=readable)
     w = words(lang)
     return Page(lang=lang, other_lang="en" if lang == "ja" else "ja", w=w, verdict=verdict,
                 symbol=SYMBOLS[verdict.level],
                 updated=w["updated"].format(time=local(now, tz), zone=zone_label(tz, now)),
                 cards=cards, days=DAYS, refresh=REFRESH_SECONDS, style=STYLE,
-                readable=readable)
+                readable=readable, invalid=invalid)
 
 
 def running_now(conn: Connection) -> dict[str, tuple[str, str, str]]:

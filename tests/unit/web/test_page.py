@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -123,3 +124,27 @@ def test_an_unreadable_state_says_so_with_503(fleet: Fleet, tmp_path: Path) -> N
     status, _, body = get(app, QUERY_STRING="lang=en")
     assert status == "503 Service Unavailable"
     assert "The state database cannot be read" in body and "data-job" not in body
+
+
+def test_an_invalid_job_file_is_shown_failing_by_its_name_never_its_path(
+        fleet: Fleet, tmp_path: Path) -> None:
+    """Issue 29: a job file that does not validate is a job nobody backs up; the page says so
+    (the other jobs keep their cards) and counts it in the site's verdict."""
+    from backupctl.config.load import Problem
+    from backupctl.config.validate import InvalidJobFile
+
+    path = tmp_path / "jobs" / "pacs.yaml"
+    config = replace(settings(tmp_path), invalid=(InvalidJobFile(
+        path, "pacs", (Problem(path, 9, "repository.password_file", "does not exist"),)),))
+    app = StatusPage(config=lambda: config, jobs=lambda: fleet.jobs,
+                     reader=fleet.source().reader, clock=fleet.clock,
+                     schedules=fixed_schedules())
+    for lang, text in (("ja", "pacs: ジョブファイルに誤りがあり、バックアップされていません"),
+                       ("en", "pacs: its job file does not validate, so it is not backed up")):
+        body = get(app, QUERY_STRING=f"lang={lang}")[2]
+        assert re.search(rf'<p class="invalid lv-failing" data-problem="invalid_job_file">'
+                         rf'<span aria-hidden="true">✗</span> {text}', body), body
+        assert str(path) not in body and "password_file" not in body
+        assert len(re.findall(r'data-job="[\w-]+"', body)) == 5  # the valid jobs' cards
+    verdict = re.search(r'id="verdict"[^>]*>(.*?)</p>', get(app)[2])
+    assert verdict is not None and "6 件のジョブに対応が必要です" in verdict.group(1)
