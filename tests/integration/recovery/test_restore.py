@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import shlex
 import subprocess
 from pathlib import Path
 
-from tests.conftest import Sshd, Workspace, need
+from tests.conftest import BACKUPCTL, Sshd, Workspace, need
 from tests.integration.recovery.conftest import (
     proven_job,
     recovery_evidence,
@@ -64,3 +66,26 @@ def test_an_ssh_target_is_restored_through_the_tunnel_and_proven(
     [job] = json.loads(result.stdout)["jobs"]
     assert job["served"] is True and job["result"] == "pass"
     assert tree_of(target / str(src).lstrip("/")) == tree_of(src)
+
+
+def _on_a_terminal(ws: Workspace, *args: str, env: dict[str, str]) -> str:
+    """The CLI under a pseudo-terminal (`script`): what the admin's terminal shows."""
+    command = shlex.join([*BACKUPCTL, "-c", str(ws.config), *args])
+    done = subprocess.run(["script", "-qefc", command, "/dev/null"], capture_output=True,
+                          text=True, timeout=300, env={**os.environ, **env},
+                          stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def test_a_terminal_shows_progress_and_systemd_stays_quiet(
+        workspace: Workspace, tmp_path: Path) -> None:
+    proven_job(workspace)
+
+    shown = _on_a_terminal(workspace, "restore", "emr", "--to", f"local:{tmp_path / 'a'}",
+                           env={})
+    quiet = _on_a_terminal(workspace, "restore", "emr", "--to", f"local:{tmp_path / 'b'}",
+                           env={"INVOCATION_ID": "0123456789abcdef"})
+
+    assert "restoring" in shown and "files" in shown and "[OK] emr: recovery pass" in shown
+    assert "restoring" not in quiet and "[OK] emr: recovery pass" in quiet
