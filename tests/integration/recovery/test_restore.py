@@ -35,6 +35,11 @@ def test_a_local_target_gets_the_whole_tree_proven_and_recorded(
     assert record["details"]["target"] == f"local:{target}"
     assert record["details"]["restore_ms"] > 0
     _status_and_metrics_show_it(workspace, target, job["restore_ms"])
+    chain = workspace.run("evidence", "verify", "--db")
+    assert chain.returncode == 0, chain.stdout + chain.stderr
+    report = workspace.run("report", "--from", "2000-01-01", "--to", "2100-01-01", "--format",
+                           "json")
+    assert report.returncode == 0, report.stderr
 
 
 def _status_and_metrics_show_it(ws: Workspace, target: Path, restore_ms: int) -> None:
