@@ -21,7 +21,7 @@ from backupctl.notify.reason import reason, suspicious_counts
 from backupctl.state import queries
 from backupctl.state.db import Store
 
-NOTIFIED_KINDS = ("backup", "copy", "probe", "verify", "drill")
+NOTIFIED_KINDS = ("backup", "copy", "probe", "verify", "drill", "recovery")
 # Timers fire with up to 10 min random delay: a reminder due "every 24h" must not slip a day.
 SLACK = timedelta(minutes=15)
 

@@ -21,7 +21,7 @@ class FinishedRun:
     """A run as it ended: what the run flow hands to `after_run` (SPEC §8)."""
 
     job: str
-    kind: str  # backup | copy | probe | verify | drill
+    kind: str  # backup | copy | probe | verify | drill | recovery
     repository: str  # primary or a copy name
     status: RunStatus
     exit_code: int

@@ -66,7 +66,7 @@ def reason(run: FinishedRun, details: dict[str, Any], lang: str) -> str:
                  spikes=counts[2])
     if run.kind == "probe" and run.status == "bad_data":
         return t(lang, "reason.probe", repository=run.repository)
-    if run.kind in ("verify", "drill") and run.status == "bad_data":
+    if run.kind in ("verify", "drill", "recovery") and run.status == "bad_data":
         return _bad_data(details, lang)
     category = run.reason or classify(run.error)
     if category is not None:
