@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime, timedelta, tzinfo
 from markupsafe import Markup
 
 from backupctl.config.schema import Job
-from backupctl.fmt import duration, local_ago
+from backupctl.fmt import duration, local_ago, ms_to_seconds
 from backupctl.state.records import VerifyDetails, read
 from backupctl.state.view import Outcome, Run
 from backupctl.web.schedules import Schedules
@@ -134,9 +134,21 @@ def _facts(j: Judge, ctx: Context) -> list[Fact]:
         value += " — " + say(lang, "card.proof_in", mode=say(lang, f"card.mode.{mode}"),
                              repository=repo)
     facts.append(Fact(say(lang, "card.last_proof"), value, "success" if best else "none"))
+    if (recovered := j.newest("recovery")) is not None:
+        facts.append(_recovery(recovered, ctx))
     if newest is not None and newest.orchestrator:
         facts.append(Fact(say(lang, "card.runs_on"), newest.orchestrator))
     return facts
+
+
+def _recovery(run: Run, ctx: Context) -> Fact:
+    """The newest recovery onto a replacement server: when, its result, the measured time
+    from start to a proven target (the real RTO)."""
+    value = f"{ctx.when(run)} — {ctx.status(run)}"
+    if (seconds := ms_to_seconds(run.restore_ms)) is not None:
+        value += " — " + say(ctx.lang, "card.recovery_time",
+                             time=duration(seconds, ctx.lang))
+    return Fact(say(ctx.lang, "card.last_recovery"), value, run.status)
 
 
 def _copies(j: Judge, ctx: Context) -> list[Fact]:

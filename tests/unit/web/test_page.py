@@ -11,7 +11,9 @@ from typing import Any
 import pytest
 
 from backupctl.execute import Secret
+from backupctl.state.recovery import RecoveryDetails
 from backupctl.web.page import StatusPage, authorized, negotiate
+from tests import runs
 from tests.unit.metrics.conftest import Fleet
 from tests.unit.web.conftest import fixed_schedules, settings
 
@@ -148,3 +150,22 @@ def test_an_invalid_job_file_is_shown_failing_by_its_name_never_its_path(
         assert len(re.findall(r'data-job="[\w-]+"', body)) == 5  # the valid jobs' cards
     verdict = re.search(r'id="verdict"[^>]*>(.*?)</p>', get(app)[2])
     assert verdict is not None and "6 件のジョブに対応が必要です" in verdict.group(1)
+
+
+def test_a_card_shows_the_last_recovery_with_its_result_and_measured_time(
+        page: StatusPage, fleet: Fleet) -> None:
+    body = get(page, QUERY_STRING="lang=en")[2]
+    assert "Last recovery" not in body  # none yet: no line
+    fleet.clock.at(29)
+    run_id = runs.start(fleet.store, job="ok", kind="recovery", operator="yamada")
+    runs.finish(fleet.store, run_id, status="success", evidence=False, restore_ms=754_000,
+                details=RecoveryDetails(result="pass", operator="yamada", restore_ms=754_000,
+                                        target="ssh://root@new-host:22/srv"))
+    fleet.clock.at(30)
+    ok = get(page, QUERY_STRING="lang=en")[2]
+    ok = ok[ok.index('data-job="ok"'):]
+    ok = ok[:ok.index("</article>")]
+    assert "Last recovery" in ok and "success — took 12m34s" in ok
+    assert "new-host" not in ok  # the target is no name of the configuration
+    ja = get(page)[2]
+    assert "最終復旧" in ja and "所要 12分34秒" in ja
