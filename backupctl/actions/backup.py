@@ -27,6 +27,7 @@ from backupctl.actions import repo as repos
 from backupctl.actions import tripwire, tunnel
 from backupctl.actions.context import Context
 from backupctl.actions.jobrun import job_run
+from backupctl.actions.repo import init_repository as init_repository  # `backupctl init`
 from backupctl.actions.restore_test.pipeline import list_snapshot
 from backupctl.actions.results import Outcome, RunResult
 from backupctl.config.schema import Job
@@ -39,11 +40,12 @@ from backupctl.errors import (
     Reason,
     ResticError,
 )
-from backupctl.execute import Result, Runner, tail
+from backupctl.execute import Result, Runner, program, tail
 from backupctl.restic import commands as restic
-from backupctl.restic import parse
+from backupctl.restic import parse, versions
 from backupctl.restic import run as restic_run
 from backupctl.restic.codes import ResticExit
+from backupctl.restic.commands import RESTIC
 from backupctl.state import dumps, queries
 from backupctl.state.records import BackupDetails, ms
 from backupctl.status import ExitStatus
@@ -76,28 +78,6 @@ def plan(job: Job) -> list[str]:
     return steps
 
 
-def init_repository(ctx: Context, job: Job, *, copies: bool = False) -> list[str]:
-    """Create the job's repository (and its copies) where missing; returns what was done."""
-    done = []
-    targets = [repos.primary(job)]
-    if copies:
-        targets += [repos.named(job, c.name) for c in job.copies]
-    for target in targets:
-        result, outcome = restic_run.attempt(
-            ctx.local, restic.snapshots(target.url, target.password), timeout=300)
-        shown = repos.display_url(target.url)
-        if outcome is ResticExit.OK:
-            done.append(f"{target.name}: {shown} already exists")
-            continue
-        if outcome is not ResticExit.NO_REPOSITORY:
-            raise ResticError(f"{job.name}: cannot check repository {target.name} "
-                              f"{result.describe()}")
-        restic_run.run(ctx.local, restic.init(target.url, target.password), job=job.name,
-                       what=f"creating repository {target.name}", timeout=300)
-        done.append(f"{target.name}: created {shown}")
-    return done
-
-
 # -- the values the steps pass on ---------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -116,6 +96,7 @@ class Taken:
     steps: tuple[str, ...] = ()
     outcome: Outcome = field(default_factory=Outcome)
     unreachable: bool = False  # the host could not be reached: `after` cannot run either
+    restic_version: str | None = None  # of the host's restic (refused before 0.14)
 
     @property
     def summary(self) -> parse.BackupSummary | None:
@@ -249,7 +230,7 @@ def dump_all(ctx: Context, job: Job, runner: Runner) -> tuple[DumpResult, ...]:
         try:
             dumped = dump_database(runner, database, job=job.name,
                                    repo_url=job.repository.host_url, password=password,
-                                   timeout=ctx.timeout)
+                                   timeout=ctx.timeout, restic_binary=program(runner, RESTIC))
         except BackupctlError as exc:  # the host went away: name the database too
             dumped = DumpResult(job=job.name, name=database.name, kind=database.kind,
                                 error=f"{job.name}: database {database.name}: {exc}")
@@ -361,9 +342,13 @@ def backup(ctx: Context, job: Job) -> BackupResult:
 
 
 def pipeline(ctx: Context, job: Job, runner: Runner, *, unlock: bool) -> Done:
+    try:  # the host's restic first: one older than 0.14 (or none) runs nothing
+        version = versions.require(runner, job=job.name)
+    except BackupctlError as exc:
+        return Done(Outcome().failed(exc), Taken())
     before = hooks(runner, job, "before", timeout=ctx.timeout)
-    taken = take_snapshot(ctx, job, runner) if before.outcome.ok else Taken(
-        outcome=before.outcome)
+    taken = replace(take_snapshot(ctx, job, runner) if before.outcome.ok else Taken(
+        outcome=before.outcome), restic_version=version)
     steps = [*before.steps, *taken.steps]
     outcome = taken.outcome
     if taken.unreachable and job.source.after:
@@ -424,7 +409,8 @@ def to_result(job: Job, done: Done) -> BackupResult:
         manifest=inspected.manifest.summary() if inspected and inspected.manifest else None,
         suspicious=list(done.suspicious), unreadable=output.errors if output else [],
         warnings=list(done.warnings), steps=list(done.steps),
-        databases=[d.record() for d in done.dumps], removed_snapshots=list(done.removed))
+        databases=[d.record() for d in done.dumps], removed_snapshots=list(done.removed),
+        host_restic_version=done.taken.restic_version)
     return BackupResult(job.name, "backup", done.outcome.status, details,
                         error=done.outcome.error, reason=done.outcome.reason,
                         snapshot_id=summary.snapshot_id if summary else None,

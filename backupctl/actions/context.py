@@ -11,8 +11,9 @@ from typing import Protocol
 from backupctl.clock import Clock, system_clock
 from backupctl.config.schema import Job
 from backupctl.config.validate import Config
-from backupctl.execute import Runner, cleaning_up
+from backupctl.execute import Programs, Runner, cleaning_up
 from backupctl.execute.local import LocalRunner
+from backupctl.restic.commands import RESTIC
 from backupctl.restic.run import cached_version
 from backupctl.signing import Signer, load_signer
 from backupctl.state.db import Store
@@ -33,19 +34,25 @@ class RunObserver(Protocol):
     def finished(self, ctx: Context, job: Job, row: RunRow) -> None: ...
 
 
+def with_restic(runner: Runner, binary: str) -> Runner:
+    """`runner`, starting `binary` for `restic` (host.restic, the global `restic`)."""
+    return runner if binary == RESTIC else Programs(runner, {RESTIC: binary})
+
+
 def ssh_runner_for(config: Config, job: Job) -> Runner:
     if job.host.is_local:
-        return LocalRunner()
+        binary = job.host.restic if job.host.restic != RESTIC else config.settings.restic
+        return with_restic(LocalRunner(), binary)
     # Imported here: paramiko and its dependencies cost ~0.1 s of start-up that a run on
     # local jobs only (the scheduled quick verify, `metrics`, `evidence`) never needs.
     from backupctl.execute.ssh import SshRunner
 
     assert job.host.user is not None and job.host.identity_file is not None
-    return SshRunner(job=job.name, address=job.host.address, port=job.host.port,
-                     user=job.host.user, identity_file=job.host.identity_file,
-                     known_hosts=config.settings.known_hosts,
-                     keepalive=config.settings.ssh_keepalive,
-                     dead_after=config.settings.ssh_dead_after)
+    return with_restic(SshRunner(job=job.name, address=job.host.address, port=job.host.port,
+                                 user=job.host.user, identity_file=job.host.identity_file,
+                                 known_hosts=config.settings.known_hosts,
+                                 keepalive=config.settings.ssh_keepalive,
+                                 dead_after=config.settings.ssh_dead_after), job.host.restic)
 
 
 @dataclass
@@ -61,6 +68,7 @@ class Context:
     due: bool = False  # --due: a session re-checks that its job is due once it holds the lock
 
     def __post_init__(self) -> None:
+        self.local = with_restic(self.local, self.config.settings.restic)
         if self.locks is None:
             self.locks = FileLocks(self.config.settings.state_dir)
 

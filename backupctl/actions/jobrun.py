@@ -34,8 +34,10 @@ from backupctl.config.identity import job_file_sha256
 from backupctl.config.schema import Job
 from backupctl.errors import BackupctlError
 from backupctl.evidence import anchor, chain, pin
-from backupctl.execute import Cancelled, job_scope, raise_if_cancelled
+from backupctl.execute import Cancelled, job_scope, program, raise_if_cancelled
 from backupctl.log import mask, mask_data
+from backupctl.restic import versions
+from backupctl.restic.commands import RESTIC
 from backupctl.state import queries
 from backupctl.state.db import StateError
 from backupctl.state.records import Aborted, Proof, Record
@@ -257,6 +259,9 @@ def job_session(ctx: Context, job: Job, kind: str, *,
     no run is started. `due_kind`: the schedule that decides, when not the run's kind
     (`verify-full` for `verify --mode full`)."""
     raise_if_cancelled()  # a stopped process (signal) starts nothing new
+    # restic older than 0.14 here: exit 1 naming it, before anything is started
+    versions.refuse_old(ctx.restic_version, job=job.name, where="the orchestrator",
+                        binary=program(ctx.local, RESTIC))
     due_kind = due_kind or kind
     with job_scope(), ctx.job_locks.hold(job.name, kind=kind):
         recovered = recover(ctx, job)

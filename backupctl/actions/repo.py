@@ -4,17 +4,18 @@ from __future__ import annotations
 
 from backupctl.actions.context import Context
 from backupctl.config.schema import Job
-from backupctl.errors import UsageError
+from backupctl.errors import ResticError, UsageError
 from backupctl.restic import commands as restic
 from backupctl.restic import parse
 from backupctl.restic import run as restic_run
+from backupctl.restic.codes import ResticExit
 from backupctl.restic.run import Repo
 from backupctl.secrets import display_url, read_secret
 
 PRIMARY = "primary"
 
-__all__ = ["PRIMARY", "Repo", "check_name", "display_url", "files", "named", "primary",
-           "snapshots"]
+__all__ = ["PRIMARY", "Repo", "check_name", "display_url", "files", "init_repository", "named",
+           "primary", "snapshots"]
 
 
 def primary(job: Job) -> Repo:
@@ -50,3 +51,25 @@ def snapshots(ctx: Context, job: Job, repo: Repo) -> list[parse.Snapshot]:
 def files(held: list[parse.Snapshot]) -> list[parse.Snapshot]:
     """The snapshots of the job's files (what generations count), without database dumps."""
     return [s for s in held if not restic.is_database(s.tags)]
+
+
+def init_repository(ctx: Context, job: Job, *, copies: bool = False) -> list[str]:
+    """Create the job's repository (and its copies) where missing; returns what was done."""
+    done = []
+    targets = [primary(job)]
+    if copies:
+        targets += [named(job, c.name) for c in job.copies]
+    for target in targets:
+        result, outcome = restic_run.attempt(
+            ctx.local, restic.snapshots(target.url, target.password), timeout=300)
+        shown = display_url(target.url)
+        if outcome is ResticExit.OK:
+            done.append(f"{target.name}: {shown} already exists")
+            continue
+        if outcome is not ResticExit.NO_REPOSITORY:
+            raise ResticError(f"{job.name}: cannot check repository {target.name} "
+                              f"{result.describe()}")
+        restic_run.run(ctx.local, restic.init(target.url, target.password), job=job.name,
+                       what=f"creating repository {target.name}", timeout=300)
+        done.append(f"{target.name}: created {shown}")
+    return done

@@ -39,11 +39,29 @@ from backupctl.config.values import (
 from backupctl.fmt import zone
 
 ORCHESTRATOR_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")  # a host name, or like one
+
+
+def _program(value: str) -> str:
+    """A command on PATH (`restic`) or an absolute path: a relative one would depend on the
+    directory backupctl or the SSH session starts in."""
+    if not value or any(ord(c) < 32 or c == "\x7f" for c in value):
+        raise ValueError("give a command name or an absolute path, without control characters")
+    if "/" in value and not value.startswith("/"):
+        raise ValueError(f"{value!r} is a relative path: give an absolute path "
+                         "(/usr/local/bin/restic) or a command on PATH (restic)")
+    return value
+
+
+Program = Annotated[str, AfterValidator(_program)]
+
+
 class Host(Strict):
     address: str = Field(min_length=1, description='host name or IP, or "local"')
     port: int = Field(default=22, ge=1, le=65535)
     user: str | None = Field(default=None, min_length=1)
     identity_file: Path | None = None
+    restic: Program = Field(default="restic", description="restic on this host (0.14 or "
+                            "newer): a command on its PATH or an absolute path")
 
     @property
     def is_local(self) -> bool:
@@ -275,6 +293,8 @@ class GlobalConfig(Strict):
         description="the unprivileged system user that runs the throwaway PostgreSQL server "
         "of database restore tests; never root, backupctl's own user or postgres")
     known_hosts: Path
+    restic: Program = Field(default="restic", description="restic on the orchestrator (0.14 or "
+                            "newer): a command on its PATH or an absolute path")
     textfile_dir: Path | None = None
     concurrency: int = Field(default=2, ge=1, le=64)
     database_url: str | None = None

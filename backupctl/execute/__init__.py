@@ -11,9 +11,9 @@ import contextlib
 import contextvars
 import shlex
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 
 class Secret:
@@ -59,6 +59,10 @@ class SecretFile:
 
 Arg = str | SecretFile
 StdoutSink = Callable[[bytes], None]
+# Told each chunk of a command's stderr as it arrives; True stops the command at once (it is
+# killed as at a timeout, and its Result says `stopped`). restic 0.17+ announces on stderr
+# that it keeps retrying a repository it cannot reach, for up to 15 minutes.
+StderrWatch = Callable[[bytes], bool]
 
 
 def display(argv: Sequence[Arg]) -> str:
@@ -75,14 +79,16 @@ class Result:
     duration: float = 0.0
     timed_out: bool = False
     host: str = "local"
+    stopped: bool = False  # its stderr_watch stopped it
 
     @property
     def ok(self) -> bool:
-        return self.returncode == 0 and not self.timed_out
+        return self.returncode == 0 and not self.timed_out and not self.stopped
 
     def describe(self) -> str:
         """A one-paragraph account of a failed command for error messages."""
-        what = "timed out" if self.timed_out else f"exited {self.returncode}"
+        what = ("timed out" if self.timed_out else "was stopped" if self.stopped
+                else f"exited {self.returncode}")
         last = tail(self.stderr.strip())
         return f"on {self.host}: `{self.argv}` {what}{': ' + last if last else ''}"
 
@@ -109,11 +115,13 @@ class Runner(Protocol):
 
     def run(self, argv: Sequence[Arg], *, stdin: bytes | None = None,
             timeout: float | None = None, stdout_sink: StdoutSink | None = None,
-            env: dict[str, str] | None = None) -> Result:
+            env: dict[str, str] | None = None,
+            stderr_watch: StderrWatch | None = None) -> Result:
         """Run argv (never through a shell unless argv says so) and wait for it.
 
         stdout_sink, when given, receives stdout in chunks instead of Result.stdout.
         env adds non-secret variables (local runs only; SSH refuses it).
+        stderr_watch sees stderr as it comes and may stop the command (StderrWatch).
         """
         ...
 
@@ -135,18 +143,58 @@ class Counting:
 
     def run(self, argv: Sequence[Arg], *, stdin: bytes | None = None,
             timeout: float | None = None, stdout_sink: StdoutSink | None = None,
-            env: dict[str, str] | None = None) -> Result:
+            env: dict[str, str] | None = None,
+            stderr_watch: StderrWatch | None = None) -> Result:
         name = str(argv[0]).rsplit("/", 1)[-1] if argv else ""
         with self._lock:
             self.counts[name] = self.counts.get(name, 0) + 1
         return self.runner.run(argv, stdin=stdin, timeout=timeout, stdout_sink=stdout_sink,
-                               env=env)
+                               env=env, stderr_watch=stderr_watch)
 
     def shell(self, command: str, *, timeout: float | None = None) -> Result:
         return self.run(["sh", "-c", command], timeout=timeout)
 
     def close(self) -> None:
         self.runner.close()
+
+
+class Programs:
+    """A Runner that starts the configured binary for a program's name: `restic` becomes
+    `host.restic` on a job's host, the global `restic` on the orchestrator. Everything else
+    (e.g. `forward_remote` of an SSH runner) is the wrapped runner's."""
+
+    def __init__(self, runner: Runner, paths: Mapping[str, str]) -> None:
+        self.runner = runner
+        self.host = runner.host
+        self.paths = dict(paths)
+
+    def run(self, argv: Sequence[Arg], *, stdin: bytes | None = None,
+            timeout: float | None = None, stdout_sink: StdoutSink | None = None,
+            env: dict[str, str] | None = None,
+            stderr_watch: StderrWatch | None = None) -> Result:
+        if argv and isinstance(argv[0], str) and argv[0] in self.paths:
+            argv = [self.paths[argv[0]], *argv[1:]]
+        return self.runner.run(argv, stdin=stdin, timeout=timeout, stdout_sink=stdout_sink,
+                               env=env, stderr_watch=stderr_watch)
+
+    def shell(self, command: str, *, timeout: float | None = None) -> Result:
+        return self.runner.shell(command, timeout=timeout)
+
+    def close(self) -> None:
+        self.runner.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.runner, name)
+
+
+def program(runner: object, name: str) -> str:
+    """What `runner` starts for `name` (through any wrappers: Counting, Programs): the path
+    a program inside a helper must use too."""
+    while runner is not None:
+        if isinstance(runner, Programs):
+            return runner.paths.get(name, name)
+        runner = getattr(runner, "runner", None)
+    return name
 
 
 # -- stopping commands: the whole process (SIGTERM/SIGINT) or one job (its lost lease) ------

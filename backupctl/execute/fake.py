@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from backupctl.execute import Arg, Result, Secret, SecretFile, StdoutSink, display
+from backupctl.execute import Arg, Result, Secret, SecretFile, StderrWatch, StdoutSink, display
 
 __all__ = ["Call", "FakeRunner", "Rule", "UnexpectedCommand"]
 
@@ -88,7 +88,8 @@ class FakeRunner:
 
     def run(self, argv: Sequence[Arg], *, stdin: bytes | None = None,
             timeout: float | None = None, stdout_sink: StdoutSink | None = None,
-            env: dict[str, str] | None = None) -> Result:
+            env: dict[str, str] | None = None,
+            stderr_watch: StderrWatch | None = None) -> Result:
         for arg in argv:
             if not isinstance(arg, str | SecretFile):
                 raise TypeError(f"argv element {arg!r} is neither str nor SecretFile")
@@ -106,10 +107,14 @@ class FakeRunner:
                             self.default.stderr, 0.0, self.default.timed_out, self.host)
         else:
             raise UnexpectedCommand(f"{self.host}: no scripted result for `{call.text}`")
+        if stderr_watch is not None and result.stderr and stderr_watch(result.stderr.encode()):
+            # stopped as a real runner would: killed (SIGKILL), whatever it would have said
+            result = Result(result.argv, -9, result.stdout, result.stderr, result.duration,
+                            result.timed_out, result.host, stopped=True)
         if stdout_sink is not None and result.stdout:
             stdout_sink(result.stdout)
             result = Result(result.argv, result.returncode, b"", result.stderr,
-                            result.duration, result.timed_out, result.host)
+                            result.duration, result.timed_out, result.host, result.stopped)
         return result
 
     def shell(self, command: str, *, timeout: float | None = None) -> Result:

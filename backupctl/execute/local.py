@@ -9,13 +9,14 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import IO
 
 from backupctl.execute import (
     Arg,
     Result,
     SecretFile,
+    StderrWatch,
     StdoutSink,
     display,
     raise_if_cancelled,
@@ -51,6 +52,22 @@ def _kill(proc: subprocess.Popen[bytes], *, group: bool) -> None:
     proc.kill()
 
 
+class _Watched:
+    """A command's stderr, kept in `into` and shown to its `watch`; the watch saying so
+    kills the command (once)."""
+
+    def __init__(self, into: list[bytes], watch: StderrWatch | None,
+                 kill: Callable[[], None]) -> None:
+        self.into, self.watch, self.kill = into, watch, kill
+        self.stopped = threading.Event()
+
+    def __call__(self, chunk: bytes) -> None:
+        self.into.append(chunk)
+        if self.watch is not None and not self.stopped.is_set() and self.watch(chunk):
+            self.stopped.set()
+            self.kill()
+
+
 def _drain(stream: IO[bytes], sink: StdoutSink | None, into: list[bytes]) -> None:
     for chunk in iter(lambda: os.read(stream.fileno(), 65536), b""):
         if sink is not None:
@@ -64,7 +81,8 @@ class LocalRunner:
 
     def run(self, argv: Sequence[Arg], *, stdin: bytes | None = None,
             timeout: float | None = None, stdout_sink: StdoutSink | None = None,
-            env: dict[str, str] | None = None, group: bool = False) -> Result:
+            env: dict[str, str] | None = None, group: bool = False,
+            stderr_watch: StderrWatch | None = None) -> Result:
         """`group`: run in a process group of its own, killed whole (see `shell`)."""
         fds: list[int] = []
         real: list[str] = []
@@ -76,14 +94,16 @@ class LocalRunner:
                 else:
                     real.append(arg)
             return self._spawn(argv, real, fds, stdin=stdin, timeout=timeout,
-                               stdout_sink=stdout_sink, env=env, group=group)
+                               stdout_sink=stdout_sink, env=env, group=group,
+                               stderr_watch=stderr_watch)
         finally:
             for fd in fds:
                 os.close(fd)
 
     def _spawn(self, argv: Sequence[Arg], real: list[str], fds: list[int], *,
                stdin: bytes | None, timeout: float | None, stdout_sink: StdoutSink | None,
-               env: dict[str, str] | None, group: bool) -> Result:
+               env: dict[str, str] | None, group: bool,
+               stderr_watch: StderrWatch | None = None) -> Result:
         shown = display(argv)
         log.debug("run: %s", shown)
         raise_if_cancelled()
@@ -99,8 +119,9 @@ class LocalRunner:
         out: list[bytes] = []
         err: list[bytes] = []
         assert proc.stdout is not None and proc.stderr is not None
+        watched = _Watched(err, stderr_watch, lambda: _kill(proc, group=group))
         threads = [threading.Thread(target=_drain, args=(proc.stdout, stdout_sink, out)),
-                   threading.Thread(target=_drain, args=(proc.stderr, None, err))]
+                   threading.Thread(target=_drain, args=(proc.stderr, watched, err))]
         if stdin is not None:
             threads.append(threading.Thread(target=_feed, args=(proc.stdin, stdin)))
         for t in threads:
@@ -134,7 +155,7 @@ class LocalRunner:
         raise_if_cancelled()  # killed by `cancel`: not a result to judge
         return Result(shown, proc.returncode, b"".join(out),
                       stderr_text(b"".join(err)),
-                      time.monotonic() - started, timed_out)
+                      time.monotonic() - started, timed_out, stopped=watched.stopped.is_set())
 
     def shell(self, command: str, *, timeout: float | None = None) -> Result:
         """An admin's command (hooks, verify.commands): it may start others (a dump piped to

@@ -32,6 +32,7 @@ from backupctl.execute import (
     Arg,
     Result,
     SecretFile,
+    StderrWatch,
     StdoutSink,
     display,
     raise_if_cancelled,
@@ -162,19 +163,20 @@ class SshRunner:
 
     def run(self, argv: Sequence[Arg], *, stdin: bytes | None = None,
             timeout: float | None = None, stdout_sink: StdoutSink | None = None,
-            env: dict[str, str] | None = None) -> Result:
+            env: dict[str, str] | None = None,
+            stderr_watch: StderrWatch | None = None) -> Result:
         if env:
             raise UsageError("environment variables are not sent over SSH (they would be "
                              "visible on the remote command line)")
         command, stdin = remote_command(argv, stdin)
         return self._exec(command, display(argv), stdin=stdin, timeout=timeout,
-                          stdout_sink=stdout_sink)
+                          stdout_sink=stdout_sink, stderr_watch=stderr_watch)
 
     def shell(self, command: str, *, timeout: float | None = None) -> Result:
         return self.run(["sh", "-c", command], timeout=timeout)
 
     def _exec(self, command: str, shown: str, *, stdin: bytes | None, timeout: float | None,
-              stdout_sink: StdoutSink | None) -> Result:
+              stdout_sink: StdoutSink | None, stderr_watch: StderrWatch | None = None) -> Result:
         client = self._connect()
         transport = client.get_transport()
         assert transport is not None
@@ -187,7 +189,14 @@ class SshRunner:
             raise ConnectError(f"{self.job}: cannot run a command on {self.host}: {exc}") from None
         out: list[bytes] = []
         err: list[bytes] = []
-        threads = [threading.Thread(target=_read_stderr, args=(channel, err), daemon=True),
+        stop = threading.Event()  # set when stderr_watch says so; the pump closes the channel
+
+        def watched(chunk: bytes) -> None:
+            err.append(chunk)
+            if stderr_watch is not None and not stop.is_set() and stderr_watch(chunk):
+                stop.set()
+
+        threads = [threading.Thread(target=_read_stderr, args=(channel, watched), daemon=True),
                    threading.Thread(target=_write_stdin, args=(channel, stdin), daemon=True)]
         for t in threads:
             t.start()
@@ -195,7 +204,7 @@ class SshRunner:
         try:
             with running(channel.close):
                 timed_out = _pump(channel, transport, deadline,
-                                  stdout_sink or out.append)
+                                  stdout_sink or out.append, stop)
         finally:
             if not channel.exit_status_ready():
                 channel.close()
@@ -204,16 +213,17 @@ class SshRunner:
         raise_if_cancelled()
         # paramiko reports -1 when the channel closed without an exit status: with the
         # transport gone too, the connection was lost (not a command failure to describe).
-        lost = not timed_out and (not channel.exit_status_ready() or (
+        stopped = stop.is_set() and not timed_out
+        lost = not timed_out and not stopped and (not channel.exit_status_ready() or (
             channel.recv_exit_status() == -1 and not transport.is_active()))
         if lost:
             channel.close()
             raise ConnectError(f"{self.job}: connection to {self.host} was lost while running "
                                f"`{shown}`")
-        code = -1 if timed_out else channel.recv_exit_status()
+        code = -1 if timed_out or stopped else channel.recv_exit_status()
         channel.close()
         return Result(shown, code, b"".join(out), stderr_text(b"".join(err)),
-                      time.monotonic() - started, timed_out, self.host)
+                      time.monotonic() - started, timed_out, self.host, stopped)
 
     @contextlib.contextmanager
     def forward_remote(self, local_port: int) -> Iterator[int]:
@@ -324,13 +334,14 @@ def _detect_dead_peer(client: paramiko.SSHClient, *, keepalive: int, dead_after:
 
 
 def _pump(channel: paramiko.Channel, transport: paramiko.Transport, deadline: float | None,
-          sink: StdoutSink) -> bool:
-    """Move stdout into `sink` until the command ends; True when the deadline passed first."""
+          sink: StdoutSink, stop: threading.Event) -> bool:
+    """Move stdout into `sink` until the command ends; True when the deadline passed or
+    `stop` was set first (the channel is then closed: the command's output ends)."""
     channel.settimeout(1.0)
     while True:
-        if deadline is not None and time.monotonic() > deadline:
+        if stop.is_set() or (deadline is not None and time.monotonic() > deadline):
             channel.close()
-            return True
+            return not stop.is_set()
         try:
             chunk = channel.recv(65536)
         except TimeoutError:
@@ -347,7 +358,7 @@ def _pump(channel: paramiko.Channel, transport: paramiko.Transport, deadline: fl
     return False
 
 
-def _read_stderr(channel: paramiko.Channel, into: list[bytes]) -> None:
+def _read_stderr(channel: paramiko.Channel, sink: StdoutSink) -> None:
     while True:
         try:
             chunk = channel.recv_stderr(65536)
@@ -359,7 +370,7 @@ def _read_stderr(channel: paramiko.Channel, into: list[bytes]) -> None:
             return
         if not chunk:
             return
-        into.append(chunk)
+        sink(chunk)
 
 
 def _write_stdin(channel: paramiko.Channel, data: bytes | None) -> None:

@@ -1,7 +1,11 @@
 """restic's exit codes, in one table. An unknown code is a failure, never a pass.
 
 restic 0.14 (Debian 12) uses only 0, 1, 3 and 130; 10, 11 and 12 arrived in 0.17. For older
-versions the cause is recognised from stderr (`classify`).
+versions the cause is recognised from stderr (`classify`). A repository that cannot be reached
+(`connection refused`, `no such host`) is UNREACHABLE, never "does not exist": restic 0.14
+says both with "Is there a repository at the following location?", and the hint to run
+`backupctl init` would be wrong. restic 0.17+ retries such a repository instead; watch.py
+stops it (the runner's Result is then `stopped`).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ class ResticExit(enum.Enum):
     LOCKED = "repository is locked"
     WRONG_PASSWORD = "wrong password or no key found"  # noqa: S105 (a message)
     INTERRUPTED = "interrupted"
+    UNREACHABLE = "repository unreachable"
     UNKNOWN = "unknown exit code"
 
 
@@ -31,6 +36,13 @@ EXIT_CODES: dict[int, ResticExit] = {
 }
 
 _STDERR_HINTS: list[tuple[str, ResticExit]] = [
+    # the network or the server, before the "Is there a repository …?" restic adds to them
+    ("connect: connection refused", ResticExit.UNREACHABLE),
+    ("no such host", ResticExit.UNREACHABLE),
+    ("no route to host", ResticExit.UNREACHABLE),
+    ("network is unreachable", ResticExit.UNREACHABLE),
+    ("i/o timeout", ResticExit.UNREACHABLE),
+    ("unable to start the sftp session", ResticExit.UNREACHABLE),
     ("Is there a repository at the following location?", ResticExit.NO_REPOSITORY),
     ("unable to open config file", ResticExit.NO_REPOSITORY),
     ("wrong password or no key found", ResticExit.WRONG_PASSWORD),

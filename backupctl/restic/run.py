@@ -20,11 +20,12 @@ from pathlib import Path
 from tenacity import Retrying, retry_if_result, stop_after_attempt
 
 from backupctl.errors import Reason, ResticError
-from backupctl.execute import Arg, Result, Runner, Secret, StdoutSink
+from backupctl.execute import Arg, Result, Runner, Secret, StdoutSink, program
 from backupctl.files import write_atomic
 from backupctl.restic import commands
 from backupctl.restic.codes import ResticExit, classify
 from backupctl.restic.parse import version as parse_version
+from backupctl.restic.watch import RetryWatch
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,10 @@ class Repo:
 
 
 def outcome_of(result: Result) -> ResticExit:
-    """restic's exit, from its code and stderr (a timeout is fatal, never a pass)."""
+    """restic's exit, from its code and stderr (a timeout is fatal, never a pass; a run the
+    RetryWatch stopped could not reach its repository)."""
+    if result.stopped:
+        return ResticExit.UNREACHABLE
     return ResticExit.FATAL if result.timed_out else classify(result.returncode, result.stderr)
 
 
@@ -51,7 +55,8 @@ def attempt(runner: Runner, argv: Sequence[Arg], *, timeout: float | None,
     restic can tell that a lock's process is gone. Never raises for restic's own outcome.
     """
     def run() -> tuple[Result, ResticExit]:
-        result = runner.run(argv, timeout=timeout, stdout_sink=stdout_sink)
+        result = runner.run(argv, timeout=timeout, stdout_sink=stdout_sink,
+                            stderr_watch=RetryWatch())
         return result, outcome_of(result)
 
     def remove_stale_locks(_state: object) -> None:
@@ -86,7 +91,8 @@ def run(runner: Runner, argv: Sequence[Arg], *, job: str, what: str,
 
 
 _REASONS = {ResticExit.NO_REPOSITORY: Reason.REPOSITORY,
-            ResticExit.WRONG_PASSWORD: Reason.PASSWORD, ResticExit.LOCKED: Reason.LOCKED}
+            ResticExit.WRONG_PASSWORD: Reason.PASSWORD, ResticExit.LOCKED: Reason.LOCKED,
+            ResticExit.UNREACHABLE: Reason.UNREACHABLE}
 
 
 def reason_of(result: Result, outcome: ResticExit) -> Reason | None:
@@ -103,6 +109,9 @@ def hint(job: str, outcome: ResticExit) -> str:
     if outcome is ResticExit.LOCKED:
         return ("\nAnother restic process holds the repository lock; if none is running, "
                 "remove a stale lock with `restic unlock`.")
+    if outcome is ResticExit.UNREACHABLE:
+        return ("\nCheck that the repository's server (or the disk or share holding it) is "
+                "up and reachable from where restic ran; nothing was changed.")
     return ""
 
 
@@ -116,7 +125,7 @@ def cached_version(runner: Runner, cache: Path) -> str:
     """The orchestrator's restic version, asked once per binary: `cache` keeps it with the
     binary's path, inode, size and modification time, so an upgrade asks again (a process
     start, ~30 ms, saved on every run)."""
-    binary = shutil.which(commands.RESTIC)
+    binary = shutil.which(program(runner, commands.RESTIC))
     try:
         info = os.stat(binary) if binary else None
     except OSError:

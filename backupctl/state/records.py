@@ -158,6 +158,8 @@ class BackupDetails(Record):
     # snapshots this (failed) run made and removed again: nothing of a failed run looks
     # like a backup to generations, copies or the next verify
     removed_snapshots: list[str] = Field(default_factory=list)
+    # `restic version` on the job's host (the orchestrator's is every record's restic_version)
+    host_restic_version: str | None = None
 
     @model_validator(mode="before")
     @classmethod

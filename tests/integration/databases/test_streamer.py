@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from backupctl.databases import dump_database
-from backupctl.execute import Arg, Result, Secret, StdoutSink
+from backupctl.execute import Arg, Result, Secret, StderrWatch, StdoutSink
 from backupctl.execute.local import LocalRunner
 from tests.integration.databases.conftest import JOB, SourceDb
 
@@ -25,9 +25,11 @@ class _BarePath:
 
     def run(self, argv: Sequence[Arg], *, stdin: bytes | None = None,
             timeout: float | None = None, stdout_sink: StdoutSink | None = None,
-            env: dict[str, str] | None = None) -> Result:
+            env: dict[str, str] | None = None,
+            stderr_watch: StderrWatch | None = None) -> Result:
         return self.inner.run(argv, stdin=stdin, timeout=timeout, stdout_sink=stdout_sink,
-                              env={**(env or {}), "PATH": "/var/empty"})
+                              env={**(env or {}), "PATH": "/var/empty"},
+                              stderr_watch=stderr_watch)
 
     def shell(self, command: str, *, timeout: float | None = None) -> Result:
         return self.run(["sh", "-c", command], timeout=timeout)

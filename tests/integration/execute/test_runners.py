@@ -78,6 +78,32 @@ def test_timeout_stops_the_command(runner: Runner) -> None:
     runner.close()
 
 
+def test_stderr_watch_stops_the_command_when_it_says_so(runner: Runner) -> None:
+    """What restic 0.17+ retrying an unreachable repository needs: stopped on its words,
+    not after its 15 minutes (restic.watch)."""
+    seen: list[bytes] = []
+
+    def watch(chunk: bytes) -> bool:
+        seen.append(chunk)
+        return b"retrying" in b"".join(seen)
+
+    started = time.monotonic()
+    result = runner.run(["sh", "-c", "echo starting >&2; sleep 1; echo retrying >&2; "
+                         "exec sleep 60"], timeout=120, stderr_watch=watch)
+    assert result.stopped and not result.ok and not result.timed_out
+    assert time.monotonic() - started < 30
+    assert "retrying" in result.stderr and "was stopped" in result.describe()
+    heard: list[bytes] = []
+
+    def listen(chunk: bytes) -> bool:
+        heard.append(chunk)
+        return False
+
+    quiet = runner.run(["sh", "-c", "echo fine >&2"], timeout=30, stderr_watch=listen)
+    assert quiet.ok and not quiet.stopped and b"".join(heard) == b"fine\n"
+    runner.close()
+
+
 def test_stdout_sink_streams(runner: Runner) -> None:
     chunks: list[bytes] = []
     result = runner.run(["head", "-c", "300000", "/dev/zero"], stdout_sink=chunks.append,

@@ -50,6 +50,7 @@ class Env:
     def __init__(self, tmp_path: Path) -> None:
         self.root = tmp_path
         self.remote = FakeRunner(host="backupctl@192.0.2.10:22")
+        self.remote.on("restic", "version", stdout=b"restic 0.18.0 compiled with go1.24.4\n")
         self.local = FakeRunner(host="local")
         self.local.on("version", stdout=b"restic 0.14.0 compiled with go1.19.8\n")
         self.local.on("snapshots", stdout=SNAPSHOTS)
@@ -91,7 +92,7 @@ class Env:
     def order(self) -> list[str]:
         """The commands run on the job's host, in order (hook text or restic subcommand)."""
         return [c.words[2] if c.words[:2] == ["sh", "-c"] else _subcommand(c)
-                for c in self.remote.calls]
+                for c in self.remote.calls if c.words != ["restic", "version"]]
 
 
 @pytest.fixture
@@ -126,6 +127,31 @@ def test_a_successful_backup_runs_before_backup_after_then_forget(env: Env) -> N
     assert env.remote.closed
     [row] = _rows(ctx)
     assert (row.status, row.exit_code, row.snapshot_id) == ("success", 0, "4a04c7b9")
+
+
+def test_the_hosts_restic_version_is_asked_first_and_recorded(env: Env) -> None:
+    env.remote.on("sh", "-c")
+    env.remote.on("backup", stdout=SUMMARY)
+
+    result, _ = env.run(source={"paths": ["/srv/data"], "before": ["dump"]})
+
+    assert result.status is ExitStatus.OK, result.error
+    assert env.remote.calls[0].words == ["restic", "version"]
+    assert result.details.host_restic_version == "0.18.0"
+
+
+def test_a_host_restic_older_than_0_14_runs_nothing_on_the_host(env: Env) -> None:
+    env.remote.on("restic", "version", stdout=b"restic 0.12.1 compiled with go1.18\n")
+
+    result, ctx = env.run(source={"paths": ["/srv/data"], "before": ["dump"], "after": ["x"]})
+
+    assert result.status is ExitStatus.FAILED and result.error is not None
+    assert "restic 0.12.1 on backupctl@192.0.2.10:22" in result.error
+    assert "0.14 or newer" in result.error and "host.restic" in result.error
+    assert [c.words for c in env.remote.calls] == [["restic", "version"]]
+    assert not env.local.commands("forget")
+    [row] = _rows(ctx)
+    assert row.status == "failed"
 
 
 def test_no_password_in_any_argv_env_or_stdin_of_any_command(env: Env) -> None:

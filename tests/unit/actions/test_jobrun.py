@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -11,14 +12,16 @@ from backupctl.actions.context import Context
 from backupctl.actions.jobrun import job_run, recover, recover_if_idle
 from backupctl.actions.results import RunResult
 from backupctl.config.schema import Job
-from backupctl.errors import CommandFailed, DataError, LockHeld
+from backupctl.errors import CommandFailed, DataError, LockHeld, ResticError
 from backupctl.evidence import chain
 from backupctl.execute import Cancelled
+from backupctl.execute.fake import FakeRunner
 from backupctl.state import queries
 from backupctl.state.records import VerifyDetails
 from backupctl.state.schema import runs
 from backupctl.status import ExitStatus
 from tests import runs as seed
+from tests.unit.actions.conftest import make_context
 
 Unit = tuple[Context, Job]
 
@@ -205,3 +208,15 @@ def test_observers_hear_of_runs_found_interrupted(unit_ctx: Unit) -> None:
     seed.start(ctx.store, job="emr", kind="backup")
     recover(ctx, job)
     assert watcher.seen == [("finished", "backup", "interrupted")]
+
+
+def test_an_orchestrator_restic_older_than_0_14_starts_nothing(tmp_path: Path) -> None:
+    local = FakeRunner(host="local")
+    ctx, job = make_context(tmp_path, local=local)
+    local.on("version", stdout=b"restic 0.12.1 compiled with go1.18\n")
+
+    with pytest.raises(ResticError) as raised, job_run(ctx, job, "verify", VerifyDetails):
+        raise AssertionError("the body ran")
+
+    assert "restic 0.12.1 on the orchestrator (restic) is too old" in str(raised.value)
+    assert raised.value.status is ExitStatus.FAILED and _rows(ctx) == []

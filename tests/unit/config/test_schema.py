@@ -138,3 +138,19 @@ def test_restore_user_is_a_plain_unprivileged_name(name: str, ok: bool) -> None:
     else:
         with pytest.raises(ValidationError):
             GlobalConfig.model_validate({**base, "restore_user": name})
+
+
+@pytest.mark.parametrize("value", ["restic", "restic-0.18", "/usr/local/bin/restic",
+                                   "/opt/restic 0.18/restic"])
+def test_host_restic_is_a_command_or_an_absolute_path(value: str) -> None:
+    assert Host(address="local", restic=value).restic == value
+    assert Host(address="local").restic == "restic"
+
+
+@pytest.mark.parametrize(("value", "words"), [
+    ("bin/restic", "relative path"), ("./restic", "relative path"),
+    ("", "command name or an absolute path"), ("/opt/restic\n", "control characters")])
+def test_host_restic_refuses_what_would_depend_on_the_working_directory(
+        value: str, words: str) -> None:
+    with pytest.raises(ValidationError, match=words):
+        Host(address="local", restic=value)

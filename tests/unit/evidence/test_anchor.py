@@ -12,7 +12,7 @@ from backupctl.execute import Secret
 from backupctl.execute.fake import FakeRunner
 from backupctl.restic.run import Repo
 
-REPO = Repo("vault", "/srv/vault", Secret("pw"))
+REPO = Repo("vault", "/srv/vault", Secret("unit-test-anchor-password-7c1e"))
 HASHES = ["a" * 64, "b" * 64]
 
 

@@ -32,6 +32,15 @@ def test_only_zero_is_ok() -> None:
     ("unable to create lock in backend: repository is already locked by PID 7 on h",
      ResticExit.LOCKED),
     ("Fatal: some other problem", ResticExit.FATAL),
+    # restic 0.14 against a dead REST server or an unknown host: unreachable, not missing
+    ('Fatal: unable to open config file: client.Head: Head "http://127.0.0.1:1/x/config": '
+     "dial tcp 127.0.0.1:1: connect: connection refused\nIs there a repository at the "
+     "following location?\nrest:http://127.0.0.1:1/x/", ResticExit.UNREACHABLE),
+    ('Fatal: unable to open config file: client.Head: Head "http://nas.invalid:8000/x/config":'
+     " dial tcp: lookup nas.invalid on 10.0.0.53:53: no such host\nIs there a repository at "
+     "the following location?", ResticExit.UNREACHABLE),
+    ("Fatal: unable to open repository at sftp:u@nas:/x: unable to start the sftp session, "
+     "error: EOF", ResticExit.UNREACHABLE),
 ])
 def test_exit_1_is_refined_from_stderr(stderr: str, outcome: ResticExit) -> None:
     assert classify(1, stderr) is outcome
