@@ -243,7 +243,7 @@ class SshRunner:
             raise ConnectError(
                 f"{self.job}: {self.host} refused to forward a port to the orchestrator "
                 f"({exc}): its sshd_config needs `AllowTcpForwarding yes` (or `remote`) for "
-                f"{self._user}, and a `restrict` in authorized_keys needs "
+                f"{self._user}, and a `restrict` in authorized_keys needs `port-forwarding,` and "
                 f"`permitlisten=\"127.0.0.1:*\"`; or give repository.url",
                 reason=Reason.CONFIG) from None
         log.debug("forwarding %s 127.0.0.1:%d to 127.0.0.1:%d here", self.host, port,

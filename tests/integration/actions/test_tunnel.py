@@ -244,3 +244,29 @@ def test_a_host_that_forbids_forwarding_is_a_clear_error(tmp_path: Path, repo: P
     finally:
         ssh.close()
         server.stop()
+
+
+@pytest.mark.parametrize("options", ['restrict,port-forwarding,permitlisten="127.0.0.1:*"',
+                                     'restrict,permitlisten="127.0.0.1:*"'])
+def test_a_restricted_key_opens_the_tunnel_only_with_port_forwarding(
+        tmp_path: Path, repo: Path, options: str) -> None:
+    """install.md's `restrict` line opens the tunnel; `restrict` with `permitlisten` alone is
+    refused by sshd, and the refusal names the `port-forwarding` it lacks (issue 29 walk)."""
+    server = make_sshd(tmp_path / "restricted")
+    authorized = server.root / "authorized_keys"
+    authorized.write_text(f"{options} {authorized.read_text()}")
+    server.start()
+    server.trust()
+    ssh = SshRunner(job="t", address="127.0.0.1", port=server.port, user="root",
+                    identity_file=server.identity, known_hosts=server.known_hosts, **TIMING)
+    try:
+        if "port-forwarding," in options:
+            with tunnel.serve(ssh, str(repo), job="t") as served:
+                assert served.url.startswith("rest:http://")
+        else:
+            with pytest.raises(ConnectError, match="port-forwarding"), \
+                    tunnel.serve(ssh, str(repo), job="t"):
+                pytest.fail("the tunnel opened")
+    finally:
+        ssh.close()
+        server.stop()
