@@ -16,9 +16,11 @@ is the pure rule; `latest_elapse` asks systemd-analyze (the timers' own calendar
 Restore tests have two schedules (`verify` quick, `verify_full` full; both record runs of
 kind `verify`). `verify --mode full --due` is the due kind `verify-full`: due by
 `schedule.verify_full` alone, against the newest *full* restore test (a quick one restores
-a sample only and never stands in for it). `verify --due` (quick) counts the newest restore
-test of either mode: a full test restores and hashes every file and runs `restic check`
-too, so one that started after the quick schedule fired has done the quick test's work.
+a sample only and never stands in for it); a job without `verify_full` keeps the rule of
+`verify --due` (a timer of one's own running full tests on the verify schedule). `verify
+--due` (quick) counts the newest restore test of either mode: a full test restores and
+hashes every file and runs `restic check` too, so one that started after the quick
+schedule fired has done the quick test's work.
 """
 
 from __future__ import annotations
@@ -128,10 +130,11 @@ def check(store: Store, job: Job, kind: str, *, now: datetime, runner: Runner,
     Before it (`under_lease=False`) only finished runs do: a `running` row may be what a dead
     orchestrator left, and only taking the lease tells (held: it is alive; free: the row is
     recorded interrupted and the job is due again)."""
+    if kind == FULL_VERIFY and job.schedule.verify_full is None:
+        kind = "verify"  # no calendar of its own: full tests run on the verify schedule
     expr = schedule_of(job, kind)
     if expr is None:
-        why = "no copies" if kind == "copy" and not job.copies else (
-            "no schedule.verify_full" if kind == FULL_VERIFY else f"no {kind} schedule")
+        why = "no copies" if kind == "copy" and not job.copies else f"no {kind} schedule"
         return Due(job.name, kind, False, None, None, f"{job.name}: {kind} not due: {why}")
     scheduled = latest_elapse(expr, now=now, runner=runner, tz=tz)
     run_kind, mode = ("verify", "full") if kind == FULL_VERIFY else (kind, None)

@@ -253,12 +253,15 @@ def run_each(command: str, config: Config, selected: Sequence[Job],
     `named`: the job names given; an invalid job file among them is refused (exit 2) while
     the valid jobs run; every invalid job file is reported and the command exits 2.
     `due_kind`: the schedule --due follows when not the command's (`verify-full`)."""
-    ctx = context(config, due=due)
-    kind = due_kind or command
-    results: list[JobResult] = [*run_jobs(
-        selected, lambda job: run_job(ctx, job, action, kind=kind, all_jobs=all_jobs),
-        concurrency=config.settings.concurrency), *invalid_results(config, named)]
-    report(command, results, as_json=as_json, text=text, invalid=config.invalid)
+    results: list[JobResult] = []
+    if selected:  # only invalid job files named: nothing to run, no state opened
+        ctx = context(config, due=due)
+        kind = due_kind or command
+        results += run_jobs(
+            selected, lambda job: run_job(ctx, job, action, kind=kind, all_jobs=all_jobs),
+            concurrency=config.settings.concurrency)
+    report(command, [*results, *invalid_results(config, named)], as_json=as_json, text=text,
+           invalid=config.invalid)
 
 
 def interactive() -> bool:

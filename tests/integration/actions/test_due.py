@@ -120,8 +120,6 @@ def test_a_full_verify_is_due_by_its_own_calendar_and_only_a_full_one_counts(
     """`verify --mode full --due` (issue 29): schedule.verify_full against the newest full
     restore test; quick ones (even newer) do not stand in for it."""
     job = _job(tmp_path, verify_full="*-*-01 05:00:00")  # fired 2026-11-01 05:00
-    assert not _check(url, _job(tmp_path), due.FULL_VERIFY).due  # no verify_full: never
-    assert "no schedule.verify_full" in _check(url, _job(tmp_path), due.FULL_VERIFY).reason
     assert _check(url, job, due.FULL_VERIFY).due  # never run
 
     _verify(url, datetime(2026, 11, 24, 4, tzinfo=UTC), "quick")
@@ -139,3 +137,14 @@ def test_a_full_verify_does_the_quick_verifys_work(url: str, tmp_path: Path) -> 
     _verify(url, datetime(2026, 11, 22, 5, 1, tzinfo=UTC), "full")
     assert not _check(url, job, "verify").due  # the full one restored and hashed it all
     assert _check(url, job, due.FULL_VERIFY).due  # its own calendar fired again 11-24 05:00
+
+
+def test_without_verify_full_a_full_verify_keeps_the_verify_schedule(
+        url: str, tmp_path: Path) -> None:
+    """A site's own timer running `verify --mode full --due` on the verify schedule (before
+    schedule.verify_full existed) keeps working: any restore test since it fired counts."""
+    job = _job(tmp_path)  # verify: Sun 04:00 → fired 2026-11-22 04:00
+    assert _check(url, job, due.FULL_VERIFY).due
+    _verify(url, datetime(2026, 11, 22, 4, 5, tzinfo=UTC), "quick")
+    decision = _check(url, job, due.FULL_VERIFY)
+    assert not decision.due and "verify not due" in decision.reason

@@ -65,7 +65,9 @@ def test_backup_of_an_invalid_job_exits_2_and_runs_nothing(workspace: Workspace)
     path = _three_mistakes(workspace)
 
     for args in (["backup", "emr-db"], ["backup", "--all"], ["backup", "--all", "--json"],
-                 ["status"], ["init", "emr-db"]):
+                 ["verify", "emr-db"], ["copy", "--all"], ["init", "emr-db"], ["status"]):
+        if args == ["status"]:  # status reads the state; nothing before it opened it
+            assert not workspace.state_dir.exists(), "state was opened for nothing to run"
         result = workspace.run(*args)
         assert result.returncode == 2, (args, result.stderr)
         assert f"{path}:6: source.exlude: unknown key" in result.stderr
