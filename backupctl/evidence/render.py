@@ -78,7 +78,8 @@ def pdf(report: dict[str, Any], *, summary_only: bool = False) -> bytes:
 CSV_COLUMNS = ("job", "description", "month", "backups", "backups_failed", "generations",
                "copies", "copies_failed", "probes", "probes_failed", "restore_tests",
                "restore_tests_failed", "files_checked", "mismatches", "max_restore_seconds",
-               "rto_seconds", "drills", "drills_failed", "suspicious", "clears")
+               "rto_seconds", "drills", "drills_failed", "recoveries", "recoveries_failed",
+               "suspicious", "clears")
 def csv_text(report: dict[str, Any]) -> str:
     """One row per job and month, headed in the report's language (labels.yaml csv_*)."""
     words = labels()[report["lang"]]

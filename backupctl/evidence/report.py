@@ -25,6 +25,7 @@ from backupctl.evidence import audit, chain, reasons, summary
 from backupctl.evidence.period import Period, slice_for
 from backupctl.fmt import LANGS, local, ms_to_seconds
 from backupctl.log import mask
+from backupctl.secrets import display_url
 from backupctl.state import queries
 from backupctl.state.db import Store
 from backupctl.state.records import (
@@ -36,6 +37,7 @@ from backupctl.state.records import (
     VerifyDetails,
     read,
 )
+from backupctl.state.recovery import RecoveryDetails
 
 SCHEMA_ID = "backupctl-report/1"
 
@@ -176,6 +178,8 @@ def _job(name: str, *, config: Config, period: Period, lang: str, state: _State,
                      for r in by_kind.get("verify", [])]
     drills = [{**_drill(r, period), "orchestrator": _orchestrator(r, state)}
               for r in by_kind.get("drill", [])]
+    recoveries = [{**_recovery(r, period), "orchestrator": _orchestrator(r, state)}
+                  for r in by_kind.get("recovery", [])]
     databases = _databases(job, records, period)
     events = [{**_event(r, period, lang), "orchestrator": _orchestrator(r, state)}
               for r in records if _is_event(r)]
@@ -196,6 +200,7 @@ def _job(name: str, *, config: Config, period: Period, lang: str, state: _State,
         "copies": copies,
         "restore_tests": restore_tests,
         "drills": drills,
+        "recoveries": recoveries,
         "databases": databases,
         "events": events,
         "orchestrators": dict(sorted(ran_by.items())),  # records in the period per orchestrator
@@ -209,7 +214,7 @@ def _job(name: str, *, config: Config, period: Period, lang: str, state: _State,
 def _totals(months: list[dict[str, Any]]) -> dict[str, Any]:
     keys = ("backups", "backups_failed", "copies", "copies_failed", "probes", "probes_failed",
             "restore_tests", "restore_tests_failed", "files_checked", "mismatches", "drills",
-            "drills_failed", "suspicious", "clears")
+            "drills_failed", "recoveries", "recoveries_failed", "suspicious", "clears")
     held = [m["generations"] for m in months if m["generations"] is not None]
     return {**{k: sum(m[k] for m in months) for k in keys},
             "generations": held[-1] if held else None}
@@ -247,6 +252,7 @@ def _month(month: str, records: list[dict[str, Any]], *, period: Period,
         "max_restore_seconds": max(restore_times) if restore_times else None,
         "rto_seconds": int(rtos[-1]) if rtos else job_rto,
         "drills": len(of("drill")), "drills_failed": failed("drill"),
+        "recoveries": len(of("recovery")), "recoveries_failed": failed("recovery"),
         "suspicious": sum(1 for b in backups if b.suspicious),
         "clears": len(of("clear")),
     }
@@ -305,6 +311,16 @@ def _drill(r: dict[str, Any], period: Period) -> dict[str, Any]:
     return {"at": _local(r["finished_at"], period), "operator": r["operator"],
             "restore_seconds": ms_to_seconds(d.restore_ms), "steps": len(d.steps),
             "result": r["result"], "id": r["id"]}
+
+
+def _recovery(r: dict[str, Any], period: Period) -> dict[str, Any]:
+    """A recovery onto a replacement server: where (masked), from which snapshot, by whom,
+    and its measured time from start to a proven target."""
+    d = read(RecoveryDetails, r["details"])
+    return {"at": _local(r["finished_at"], period), "operator": r["operator"],
+            "target": mask(display_url(d.target)), "snapshot_id": r.get("snapshot_id"),
+            "restore_seconds": ms_to_seconds(d.restore_ms), "files": d.files,
+            "mismatches": len(d.mismatches), "result": r["result"], "id": r["id"]}
 
 
 def _proofs(r: dict[str, Any]) -> list[DatabaseProof]:

@@ -63,10 +63,10 @@ def _backup_points(records: Sequence[dict[str, Any]], job: str, *, low: str,
 
 def _restore_points(records: Sequence[dict[str, Any]], job: str) -> list[list[Any]]:
     """[time, restore seconds, passed within the RTO] of the period's timed restores (full
-    tests, drills), as each record decided it."""
+    tests, drills, recoveries), as each record decided it."""
     out: list[list[Any]] = []
     for r in records:
-        if r["job"] != job or r["kind"] not in ("verify", "drill"):
+        if r["job"] != job or r["kind"] not in ("verify", "drill", "recovery"):
             continue
         proof = read(Proof, r["details"])
         seconds = ms_to_seconds(proof.restore_ms)
@@ -119,6 +119,11 @@ def _verdicts(jobs: Sequence[dict[str, Any]], configured: Sequence[dict[str, Any
         return sum(1 for found in why.values() if not any(it == item for it, _ in found))
 
     drills_passed = count("drills") - count("drills_failed")
+    # recoveries onto a replacement server (SPEC §11): told beside the drills when any ran
+    recoveries = sum(j["totals"].get("recoveries", 0) for j in jobs)
+    failed = sum(j["totals"].get("recoveries_failed", 0) for j in jobs)
+    recovered = words["mg_ev_recoveries"].format(
+        count=recoveries, passed=recoveries - failed) if recoveries else ""
     # what the evidence line says: the newest backup succeeded (generations are a reason)
     newest_ok = sum(1 for j in configured if j["totals"]["backups"]
                     and j["last_backup_result"] == "pass")
@@ -135,7 +140,8 @@ def _verdicts(jobs: Sequence[dict[str, Any]], configured: Sequence[dict[str, Any
                                                 files=count("files_checked"),
                                                 mismatches=count("mismatches"))),
         _verdict(words, "drills", [] if drills_passed > 0 else [reasons.say(lang, "no_drill")],
-                 words["mg_ev_drills"].format(count=count("drills"), passed=drills_passed)),
+                 words["mg_ev_drills"].format(count=count("drills"), passed=drills_passed)
+                 + recovered),
         _verdict(words, "tripwires", reasons.shown(
             [f"{flag['job']}: " + reasons.say(lang, "flag", since=str(flag["raised_at"])[:10])
              for flag in open_flags], lang),

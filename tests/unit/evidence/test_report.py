@@ -227,3 +227,36 @@ def test_html_shows_times_in_the_configured_zone_to_the_minute(
     assert "2026-02-10 10:30" in body  # the full restore test ended 01:30 UTC
     assert "2026-02-10T10:30" not in body and "+09:00" not in body.replace("UTC+09:00", "")
     assert "1分30秒" in body  # its restore time, in the report's language
+
+
+def test_recoveries_are_listed_counted_and_summarised(filled: tuple[Any, Store]) -> None:
+    """A recovery onto a replacement server is in the report like a drill: its target
+    (credentials masked), snapshot, operator and measured time; months, totals, the CSV and
+    the management summary count it; a failed one is an event the schema accepts."""
+    store = filled[1]
+    clock = store.clock
+    assert isinstance(clock, Clock)
+    clock.now = datetime(2026, 2, 20, 1, 0, tzinfo=UTC)
+    _run(store, clock, "recovery", status="bad_data", operator="田中", details={
+        "result": "fail", "target": "ssh://root:hunter2@new-host:22/srv", "files": 40,
+        "mismatches": [{"path": "/srv/emr.dump", "reason": "hash"}], "restore_ms": 61000,
+        "error": "mismatch"})
+    _run(store, clock, "recovery", operator="田中", details={
+        "result": "pass", "target": "ssh://root@new-host:22/srv", "files": 40,
+        "restore_ms": 754000})
+    data = _build(filled, "en")
+    jsonschema.Draft202012Validator(SCHEMA).validate(json.loads(render.render(data, "json")))
+    (job,) = data["jobs"]
+    failed, proven = job["recoveries"]
+    assert "hunter2" not in failed["target"] and "new-host" in failed["target"]
+    assert (failed["result"], failed["mismatches"]) == ("fail", 1)
+    assert (proven["operator"], proven["snapshot_id"], proven["restore_seconds"],
+            proven["files"], proven["result"]) == ("田中", "abcdef12", 754.0, 40, "pass")
+    assert (job["months"][0]["recoveries"], job["totals"]["recoveries_failed"]) == (2, 1)
+    assert any(e["kind"] == "recovery" for e in job["events"])
+    drills = next(v for v in data["summary"]["verdicts"] if v["id"] == "drills")
+    assert "2 recoveries onto a replacement server (1 proven)" in drills["evidence"]
+    body = "".join(ET.fromstring(render.html(data)).itertext())
+    assert "Recoveries onto a replacement server" in body and "new-host" in body
+    rows = list(csv.reader(io.StringIO(render.render(data, "csv").decode("utf-8-sig"))))
+    assert rows[1][rows[0].index("recoveries")] == "2"
