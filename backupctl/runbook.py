@@ -82,11 +82,23 @@ class RunbookData:
     evidence_key: str | None = None  # the fingerprint of the evidence signing key
     check_commands: list[str] = field(default_factory=list)
     databases: list[DatabaseInfo] = field(default_factory=list)
+    # the worst day: (command, what it does) onto a replacement server (SPEC §11)
+    recovery_commands: list[tuple[str, str]] = field(default_factory=list)
 
 
 def restore_target(job: Job) -> str:
     """Where the printed commands restore to (an example the admin replaces)."""
     return f"/srv/restore/{job.name}"
+
+
+def recovery_commands(job: Job, *, cli: str, target: str) -> list[tuple[str, str]]:
+    """`trust`, `restore --dry-run`, then `restore` onto a replacement server, with the
+    job's name, its SSH user and the runbook's restore directory filled in (NEW-SERVER is
+    the one word the admin replaces)."""
+    to = shlex.quote(f"ssh://{job.host.user or 'root'}@NEW-SERVER{target}")
+    restore = f"{cli} restore {job.name} --to {to}"
+    return [(f"{cli} trust {to}", "rec_trust"), (f"{restore} --dry-run", "rec_dry_run"),
+            (f"{restore} --operator NAME", "rec_restore")]
 
 
 def restic_commands(job: Job, *, url: str, password_file: str, target: str) -> list[str]:
@@ -259,6 +271,7 @@ def gather(config: Config, store: Store, job: Job) -> RunbookData:
         last_full_verify=_last_full_verify(store, job, tz),
         last_drill=_measured(drill, tz) if drill is not None else None,
         restore_target=target, check_commands=list(job.verify.commands),
+        recovery_commands=recovery_commands(job, cli=cli, target=target),
         evidence_key=key.fingerprint if (key := load_public(config.settings.evidence_key))
         else None, databases=_databases(store, job, target, tz))
 

@@ -1,0 +1,43 @@
+"""The runbook's recovery section: the exact commands onto a replacement server, ja and en."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from backupctl import runbook
+from backupctl.config.schema import Job
+from backupctl.state.db import Store
+from tests.unit.web.conftest import settings
+
+
+def _job() -> Job:
+    return Job.model_validate({
+        "job": "fileserver", "host": {"address": "192.0.2.10", "user": "backupctl",
+                                      "identity_file": "/etc/backupctl/id_ed25519"},
+        "source": {"paths": ["/srv/files"]},
+        "repository": {"url": "/var/backups/fileserver", "password_file": "/pw"},
+        "generations": {"last": 7},
+        "schedule": {"backup": "*-*-* 02:00:00", "verify": "Sun *-*-* 04:00:00"}})
+
+
+@pytest.mark.parametrize(("lang", "fmt", "words"), [
+    ("ja", "md", ("別のサーバへの復旧", "終了コード 3", "SHA-256")),
+    ("en", "md", ("Recovery onto a replacement server", "Exit 3 means", "SHA-256")),
+    ("ja", "html", ("別のサーバへの復旧", "終了コード 3", "SHA-256")),
+    ("en", "html", ("Recovery onto a replacement server", "Exit 3 means", "SHA-256")),
+])
+def test_the_recovery_section_is_the_restore_command_with_the_jobs_values(
+        tmp_path: Path, lang: str, fmt: str, words: tuple[str, ...]) -> None:
+    config = settings(tmp_path, evidence_key=str(tmp_path / "no-key"))
+    store = Store(f"sqlite:///{tmp_path / 'state.db'}")
+    text = runbook.runbook(config, store, _job(), lang=lang, fmt=fmt)
+    to = "ssh://backupctl@NEW-SERVER/srv/restore/fileserver"
+    cli = f"backupctl -c {config.path.resolve()}"
+    trust = text.index(f"{cli} trust {to}")
+    dry = text.index(f"{cli} restore fileserver --to {to} --dry-run")
+    real = text.index(f"{cli} restore fileserver --to {to} --operator NAME")
+    assert text.index(words[0]) < trust < dry < real
+    for word in words[1:]:
+        assert word in text[real:], word
