@@ -47,17 +47,37 @@ def _json_lines(data: bytes) -> Iterator[dict[str, Any]]:
             yield obj
 
 
+# Go's texts of errno values ("input/output error") → the number (os.strerror's words).
+_ERRNO = {os.strerror(n).lower(): n for n in range(1, 134)}
+
+
+def _message_text(item: str, message: str) -> str:
+    """restic 0.17+'s error message in 0.14's words, so a file's failure reads the same
+    whichever version backed it up: `failed to save /x: read /x: input/output error` →
+    `/x: read failed: Input/output error (errno 5)`."""
+    rest = message.removeprefix(f"failed to save {item}: ")
+    op, sep, reason = rest.partition(f" {item}: ")
+    if not sep or not op.isalpha():
+        return f"{item}: {message}"
+    errno = _ERRNO.get(reason.strip().lower())
+    if errno is None:
+        return f"{item}: {op} failed: {reason}"
+    return f"{item}: {op} failed: {os.strerror(errno)} (errno {errno})"
+
+
 def _error_text(obj: dict[str, Any]) -> str:
     """One per-file error of `restic backup --json` as `PATH: reason`.
 
     restic 0.14 writes them to stderr as `{"message_type": "error", "error": {"Op": "read",
-    "Path": "/x", "Err": 5}, "during": "archival", "item": "/x"}` (a Go *os.PathError).
+    "Path": "/x", "Err": 5}, "during": "archival", "item": "/x"}` (a Go *os.PathError);
+    0.17+ to stdout as `{"message_type": "error", "error": {"message": "failed to save /x:
+    read /x: input/output error"}, "item": "/x", …}`.
     """
     error = obj.get("error")
     item = obj.get("item") or (error.get("Path") if isinstance(error, dict) else None) or "?"
     if isinstance(error, dict):
         if error.get("message"):
-            return f"{item}: {error['message']}"
+            return _message_text(str(item), str(error["message"]))
         op = error.get("Op") or obj.get("during") or "error"
         errno = error.get("Err")
         if isinstance(errno, int):
@@ -141,6 +161,17 @@ def forget_kept(data: bytes) -> list[Snapshot] | None:
             return None
         return sorted(kept, key=lambda s: s.time)
     return None
+
+
+# `restic restore` first names the snapshot it restores (on stdout): 0.14–0.16
+# `restoring <Snapshot 1a2b3c4d of [/srv] at … by root@host> to /t`, 0.17 and later
+# `restoring snapshot 1a2b3c4d of [/srv] at … by root@host to /t`.
+_RESTORING = re.compile(rb"^restoring (?:<Snapshot|snapshot) ([0-9a-f]{8}) of ", re.MULTILINE)
+
+
+def restored_snapshots(stdout: bytes) -> set[str]:
+    """The short ids of the snapshots `restic restore` says it restored."""
+    return {m.decode() for m in _RESTORING.findall(stdout)}
 
 
 @dataclass(frozen=True)

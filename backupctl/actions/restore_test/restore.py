@@ -19,7 +19,7 @@ from pathlib import Path
 
 from backupctl.errors import CommandFailed, ResticError
 from backupctl.execute import Runner, tail
-from backupctl.restic import commands
+from backupctl.restic import commands, parse
 from backupctl.restic import run as restic
 from backupctl.restic.codes import ResticExit
 from backupctl.restic.run import Repo
@@ -27,7 +27,6 @@ from backupctl.state.records import Mismatch
 
 # restic gets the sample as --include arguments; keep each command line far below ARG_MAX.
 INCLUDE_ARGV_BYTES = 1 << 20
-_RESTORING = re.compile(rb"^restoring <Snapshot ([0-9a-f]{8}) of ", re.MULTILINE)
 # Errors of the restore target itself (errno texts as Go prints them).
 _LOCAL_FAILURE = re.compile(r"no space left on device|disk quota exceeded|read-only file system"
                             r"|too many open files", re.IGNORECASE)
@@ -61,7 +60,7 @@ def restore(runner: Runner, repo: Repo, target: Path, *, job: str, snapshot: str
                                 else ())
         result, outcome = restic.attempt(runner, argv, timeout=timeout, unlock=repo)
         runs += 1
-        restored.update(m.decode() for m in _RESTORING.findall(result.stdout))
+        restored |= parse.restored_snapshots(result.stdout)
         seconds += result.duration
         if outcome is ResticExit.OK:
             continue

@@ -1,4 +1,5 @@
-"""Parsers of restic 0.14's JSON output (samples captured from restic 0.14.0 on Debian 12)."""
+"""Parsers of restic's JSON output: samples captured from restic 0.14.0 (Debian 12) and
+0.18.0 (Debian 13), read the same."""
 
 from __future__ import annotations
 
@@ -39,6 +40,38 @@ def test_backup_errors_from_stderr_name_each_file_and_the_reason() -> None:
         "/srv/a b: open failed: Permission denied (errno 13)",
     ]
     assert out.summary is not None
+
+
+# restic 0.18 writes them to stdout, as messages.
+STDOUT_EXIT_3_018 = (
+    b'{"message_type":"error","error":{"message":"failed to save /proc/self/mem: read '
+    b'/proc/self/mem: input/output error"},"during":"archival","item":"/proc/self/mem"}\n'
+    b'{"message_type":"error","error":{"message":"failed to save /srv/a b: open /srv/a b: '
+    b'permission denied"},"during":"archival","item":"/srv/a b"}\n'
+    b'{"message_type":"error","error":{"message":"failed to save /srv/x: odd: trouble"},'
+    b'"during":"archival","item":"/srv/x"}\n'
+    b'{"message_type":"error","error":{"message":"lstat /srv/y: some new error"},'
+    b'"during":"scan","item":"/srv/y"}\n' + SUMMARY)
+
+
+def test_backup_errors_of_restic_0_18_read_as_0_14s() -> None:
+    out = parse.backup_output(STDOUT_EXIT_3_018, "")
+    assert out.errors == [
+        "/proc/self/mem: read failed: Input/output error (errno 5)",
+        "/srv/a b: open failed: Permission denied (errno 13)",
+        "/srv/x: failed to save /srv/x: odd: trouble",
+        "/srv/y: lstat failed: some new error",
+    ]
+    assert out.summary is not None
+
+
+@pytest.mark.parametrize("line", [
+    b"restoring <Snapshot 1a2b3c4d of [/srv/a b] at 2026-12-07 19:10:30 +0000 UTC by "
+    b"root@emr> to /scratch/emr.full\n",  # 0.14
+    b"restoring snapshot 1a2b3c4d of [/srv/a b] at 2026-12-07 19:10:30 +0000 UTC by "
+    b"root@emr to /scratch/emr.full\nSummary: Restored 40 files/dirs\n"])  # 0.18
+def test_the_snapshot_restore_names_is_read_from_every_version(line: bytes) -> None:
+    assert parse.restored_snapshots(b"noise\n" + line) == {"1a2b3c4d"}
 
 
 def test_backup_error_shapes() -> None:
@@ -151,3 +184,17 @@ def test_version() -> None:
     assert parse.version("restic 0.14.0 compiled with go1.19.8 on linux/amd64\n") == "0.14.0"
     assert parse.version("") == "unknown"
     assert parse.version("something else") == "unknown"
+
+
+def test_forget_kept_of_restic_0_18_with_prune() -> None:
+    """0.18's groups carry each snapshot's summary and program_version; prune's text (and
+    its progress) follows on the same stdout."""
+    kept = {"time": "2026-12-07T19:12:04.202627034Z", "tree": "c411", "paths": ["/srv"],
+            "hostname": "emr-db", "username": "root", "program_version": "restic 0.18.0",
+            "summary": {"files_new": 34, "total_bytes_processed": 2120367},
+            "id": "9" * 64, "short_id": "99999999", "tags": ["backupctl"]}
+    out = (json.dumps([{"tags": ["backupctl"], "host": "emr-db", "paths": None,
+                        "keep": [kept], "remove": None, "reasons": []}]).encode()
+           + b"\nloading indexes...\n[0:00] 100.00%  1 / 1 snapshots\nrepacking packs\ndone\n")
+    found = parse.forget_kept(out)
+    assert found is not None and [s.short_id for s in found] == ["99999999"]
