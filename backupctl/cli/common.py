@@ -201,8 +201,11 @@ def report(command: str, results: Sequence[JobResult], *, as_json: bool,
            invalid: Sequence[InvalidJobFile] = ()) -> NoReturn:
     """Render per-job results (text on stderr or one JSON object) and exit with the worst;
     invalid job files make it exit 2 after the valid jobs ran."""
-    status = ExitStatus.worst([r.status for r in results]
-                              + ([ExitStatus.USAGE] if invalid else []))
+    statuses = [r.status for r in results] + ([ExitStatus.USAGE] if invalid else [])
+    # Bad data found by a job that ran is the news (exit 3), even beside an invalid job file
+    # (exit 2: that one ran nothing); otherwise the worst as usual.
+    status = ExitStatus.BAD_DATA if ExitStatus.BAD_DATA in statuses \
+        else ExitStatus.worst(statuses)
     if as_json:
         emit_json({"command": command, "exit_code": int(status),
                    "status": status.name.lower(), "jobs": [r.to_dict() for r in results],

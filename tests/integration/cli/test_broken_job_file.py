@@ -160,3 +160,20 @@ def test_single_job_commands_name_an_invalid_job_and_ignore_the_others(
     assert other.returncode == 0, other.stderr
     assert "would create" in other.stdout
     assert "1 other job file(s) are invalid" in other.stderr
+
+
+def test_bad_data_beside_a_broken_job_file_is_still_exit_3(workspace: Workspace) -> None:
+    """A valid job's verify that finds bad data exits 3 (SPEC §4) even when another job
+    file is invalid (which alone is exit 2): the damaged backup is the news that night."""
+    from tests.repo_damage import flip_byte_in_largest_pack
+
+    workspace.job("emr-files", verify={"sample": "all"})
+    (workspace.root / "src" / "emr-files" / "a").write_bytes(b"x" * 100_000)
+    assert workspace.run("backup", "emr-files").returncode == 0
+    _broken_pacs(workspace, workspace.root / "marker")
+    flip_byte_in_largest_pack(workspace.root / "repos" / "emr-files")
+
+    verify = workspace.run("verify", "--all")
+
+    assert verify.returncode == 3, verify.stderr
+    assert "pacs.yaml" in verify.stderr and "BAD_DATA" in verify.stderr
