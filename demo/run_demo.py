@@ -14,7 +14,11 @@ loopback port) is reachable while the demo runs and its address is printed. Noti
 real SMTP server (aiosmtpd, its own process) writes every mail into demo/work/mail/; a third
 job's backup fails on purpose (its `before` hook finds the laboratory export unfinished) and
 the demo shows the Japanese mail that arrived, then the recovery mail, and writes the
-one-page management summary (PDF). sshd, the SMTP server, the exporter and the PostgreSQL
+one-page management summary (PDF). The worst day: a second sshd on loopback (its own
+directory demo/work/ssh-new, its own host key and authorized key) plays the replacement
+server; its host key is trusted, the `fileserver` job is recovered onto it with `backupctl
+restore` (the repository served over the SSH connection) and the proof's summary is printed.
+Both sshds, the SMTP server, the exporter and the PostgreSQL
 cluster are stopped at the end.
 
 Two PostgreSQL servers run as other users: the EMR's own (as `postgres` when the demo runs
@@ -109,6 +113,28 @@ def start_sshd(root: Path) -> tuple[subprocess.Popen[bytes], int]:
     subprocess.run([sshd, "-t", "-f", str(config)], check=True)
     proc = subprocess.Popen([sshd, "-D", "-f", str(config), "-E", str(root / "sshd.log")])
     return proc, wait_for(port, f"sshd did not start; see {root}/sshd.log")
+
+
+def recover_onto_replacement() -> subprocess.Popen[bytes]:
+    """The worst day in small: a second sshd (the rebuilt server), its host key trusted by
+    fingerprint, a plan, then `restore fileserver` onto it and the proof's summary."""
+    root = WORK / "ssh-new"
+    sshd, port = start_sshd(root)
+    fingerprint = subprocess.run(["ssh-keygen", "-lf", str(root / "host_key.pub")], check=True,
+                                 text=True, capture_output=True).stdout.split()[1]
+    user = os.environ.get("USER", "root")
+    to = f"ssh://{user}@127.0.0.1:{port}{WORK}/replacement/files"
+    run("trust", to, "--fingerprint", fingerprint)
+    run("restore", "fileserver", "--to", to, "--dry-run")
+    result = run("restore", "fileserver", "--to", to, "--identity", str(root / "id_ed25519"),
+                 "--operator", "山田", "--json")
+    (job,) = json.loads(result.stdout)["jobs"]
+    d = job  # the details are the job entry's own keys
+    say(f"proof on the replacement server: {d.get('result')} — {d.get('files')} file(s), "
+        f"{d.get('files_checked')} hashed against the source manifest, "
+        f"{len(d.get('mismatches') or [])} difference(s), "
+        f"{(d.get('restore_ms') or 0) / 1000:.1f}s from start to a proven target")
+    return sshd
 
 
 def wait_for(port: int, failure: str) -> int:
@@ -349,6 +375,7 @@ def main() -> None:
         shutil.rmtree(outside, ignore_errors=True)
         raise
     exporter: subprocess.Popen[bytes] | None = None
+    replacement: subprocess.Popen[bytes] | None = None
     try:
         write_config(port, pg_port, smtp_port, outside)
         fingerprint = subprocess.run(
@@ -378,6 +405,10 @@ def main() -> None:
         say("full restore test: the EMR database restored into a throwaway PostgreSQL")
         run("verify", "emr-db", "--mode", "full")
         run("verify", "emr-db", "--from", "usb-offline")
+        run("verify", "fileserver", "--mode", "full")
+        say("the worst day: `fileserver` recovered onto a replacement server (a second sshd "
+            "on loopback), its newest proven snapshot restored and proven there")
+        replacement = recover_onto_replacement()
         say("checking the evidence chain and writing the inspector's report (Japanese)")
         run("evidence", "verify", "--db")
         today = date.today()
@@ -407,8 +438,10 @@ def main() -> None:
         if exporter is not None:
             exporter.terminate()
             exporter.wait(timeout=10)
-        sshd.terminate()
-        sshd.wait(timeout=10)
+        for server in (sshd, replacement):
+            if server is not None:
+                server.terminate()
+                server.wait(timeout=10)
         smtp.terminate()
         smtp.wait(timeout=10)
         stop_postgres(outside / "pg")
