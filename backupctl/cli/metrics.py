@@ -10,6 +10,7 @@ import typer
 
 from backupctl.cli.common import exit_with, load, output_file, say
 from backupctl.errors import BackupctlError
+from backupctl.execute import Programs
 from backupctl.execute.local import LocalRunner
 from backupctl.metrics import Source, exposition, invalid_files, notify_channels
 from backupctl.metrics.exporter import DEFAULT_LISTEN, Exporter, JobsWatcher, parse_listen, serve
@@ -34,7 +35,8 @@ def metrics(textfile: Annotated[Path | None, typer.Option(
     reader = StateReader(config.settings.effective_database_url)
     channels, invalid = notify_channels(config), invalid_files(config)
     source = Source(jobs=lambda: jobs, reader=reader, channels=lambda: channels,
-                    invalid=lambda: invalid, restic_version=installed_version(LocalRunner()))
+                    invalid=lambda: invalid, restic_version=installed_version(
+                        Programs(LocalRunner(), {"restic": config.settings.restic})))
     try:
         if textfile is None:
             text, state_ok = exposition(source)
@@ -67,7 +69,8 @@ def exporter(listen: Annotated[str, typer.Option(
     watcher = JobsWatcher(config)
     source = Source(jobs=watcher, channels=watcher.channels, invalid=watcher.invalid,
                     reader=StateReader(config.settings.effective_database_url),
-                    restic_version=installed_version(LocalRunner()))
+                    restic_version=installed_version(
+                        Programs(LocalRunner(), {"restic": config.settings.restic})))
     secret = config.settings.web_password_file
     page = StatusPage(config=lambda: watcher.config, jobs=watcher, reader=source.reader,
                       password=read_secret(secret, what="web password file")

@@ -76,7 +76,8 @@ def restore(runner: Runner, repo: Repo, target: Path, *, job: str, snapshot: str
                          for path, message in errors]
             continue
         raise ResticError(f"{job}: restic restore from {repo.name} failed ({outcome.value}) "
-                          f"{result.describe()}")
+                          f"{result.describe()}" + restic.hint(job, outcome),
+                          reason=restic.reason_of(result, outcome))
     return Restored(round(seconds * 1000), tuple(problems), frozenset(restored), runs)
 
 

@@ -30,7 +30,8 @@ def held(runner: Runner, repo: Repo, *, job: str, timeout: float,
                                      timeout=timeout, unlock=repo)
     if outcome is not ResticExit.OK:
         raise ResticError(f"{job}: listing snapshots of {repo.name} failed ({outcome.value}) "
-                          f"{result.describe()}" + restic.hint(job, outcome))
+                          f"{result.describe()}" + restic.hint(job, outcome),
+                          reason=restic.reason_of(result, outcome))
     refs = listing.snapshot_refs(result.stdout)
     return refs if dumps else [r for r in refs if not commands.is_database(r.tags)]
 

@@ -41,7 +41,7 @@ from backupctl.databases.model import DumpManifest
 from backupctl.databases.reading import Draft, Read, enough_space, judge_read, read_dump
 from backupctl.databases.redact import redact
 from backupctl.errors import UsageError
-from backupctl.execute import Result, Runner
+from backupctl.execute import Result, Runner, program
 from backupctl.restic import commands as restic
 from backupctl.state.database_proof import DatabaseCheck
 
@@ -85,7 +85,8 @@ def quick(runner: Runner, draft: Draft, *, proving: Proving) -> None:
     manifest = draft.manifest
     head = json.dumps({"mode": LIST_MODE, "repo": proving.repo_url,
                        "password": proving.password.reveal(), "snapshot": draft.snapshot_id,
-                       "path": manifest.path, "pg_bin": str(pg.path), "restic": restic.RESTIC,
+                       "path": manifest.path, "pg_bin": str(pg.path),
+                       "restic": program(runner, restic.RESTIC),  # the configured one
                        "deadline": helper_deadline(proving.timeout)}).encode()
     # The helper pipes `restic dump` through SHA-256 into `pg_restore --list` (the Runner
     # runs one process; the password reaches it on stdin, restic through a pipe).

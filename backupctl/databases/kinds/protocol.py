@@ -34,7 +34,7 @@ class Proving:
 class Kind(Protocol):
     """One kind of database (the job file's `kind`)."""
 
-    # The dump's file in its snapshot is /JOB/NAME.SUFFIX (a kind may answer another one
+    # The dump's file in its snapshot is /JOB.NAME.SUFFIX (a kind may answer another one
     # from its helper, e.g. sqlite's `.sql` text from an old python3; the manifest keeps it).
     SUFFIX: str
     HELPER_MODE: str  # the stream helper's mode that dumps it (streamer_modes.MODES)
