@@ -46,6 +46,7 @@ from backupctl.restic import parse, versions
 from backupctl.restic import run as restic_run
 from backupctl.restic.codes import ResticExit
 from backupctl.restic.commands import RESTIC
+from backupctl.restic.watch import RetryWatch
 from backupctl.state import dumps, queries
 from backupctl.state.records import BackupDetails, ms
 from backupctl.status import ExitStatus
@@ -288,7 +289,8 @@ def prune(ctx: Context, job: Job, frozen: str | None, *, unlock: bool) -> Pruned
     if unlock:
         # A killed restic (SIGKILL, power cut, lost SSH) leaves its lock behind and restic
         # 0.14 never expires it; `restic unlock` removes only stale locks, never live ones.
-        ctx.local.run(restic.unlock(primary.url, primary.password), timeout=300)
+        ctx.local.run(restic.unlock(primary.url, primary.password), timeout=300,
+                      stderr_watch=RetryWatch())
         steps.append("unlock: stale locks of the interrupted run removed")
     if kept is None:
         kept = repos.snapshots(ctx, job, primary)

@@ -32,6 +32,7 @@ from backupctl.errors import UsageError
 from backupctl.execute import Secret, display
 from backupctl.restic import commands as restic
 from backupctl.restic.parse import parse_time
+from backupctl.restic.watch import RetryWatch
 from backupctl.state.records import VerifyDetails, ratio
 
 MODES = ("quick", "full")
@@ -94,7 +95,8 @@ def verify(ctx: Context, job: Job, *, mode: str = "quick", snapshot: str = "late
 def _unlock_stale(ctx: Context, repo: repos.Repo) -> tuple[str]:
     """After a killed restore test: its restic's lock stays (restic 0.14 never expires it);
     `restic unlock` removes only stale locks (dead process here, or > 30 min), never live."""
-    done = ctx.local.run(restic.unlock(repo.url, repo.password), timeout=600)
+    done = ctx.local.run(restic.unlock(repo.url, repo.password), timeout=600,
+                         stderr_watch=RetryWatch())
     return (f"repository {repo.name} after an interrupted run: restic unlock (stale locks "
             f"only) exited {done.returncode}",)
 

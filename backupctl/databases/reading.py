@@ -23,6 +23,7 @@ from backupctl.databases.redact import redact
 from backupctl.execute import Result, Runner, Secret
 from backupctl.restic import commands as restic
 from backupctl.restic.codes import ResticExit, classify
+from backupctl.restic.watch import RetryWatch
 from backupctl.state.database_proof import DatabaseCheck, DatabaseProof, TableCount
 
 FREE_SPACE_MARGIN = 64 << 20
@@ -87,7 +88,8 @@ def read_dump(runner: Runner, manifest: DumpManifest, draft: Draft, *, repo_url:
 
     try:
         result = runner.run(restic.dump(repo_url, password, snapshot=draft.snapshot_id,
-                                        path=manifest.path), timeout=timeout, stdout_sink=sink)
+                                        path=manifest.path), timeout=timeout, stdout_sink=sink,
+                            stderr_watch=RetryWatch())
     finally:
         if fd is not None:
             os.close(fd)

@@ -35,6 +35,7 @@ from backupctl.execute import Runner
 from backupctl.restic import commands
 from backupctl.restic import run as restic
 from backupctl.restic.run import Repo
+from backupctl.restic.watch import RetryWatch
 
 TAG = "backupctl-evidence"
 HOST = "backupctl-evidence"
@@ -88,7 +89,7 @@ def store(runner: Runner, repo: Repo, entries: Sequence[Entry], *, timeout: floa
     body = b"".join(rfc8785.dumps({"seq": e.seq, "record": e.record}) + b"\n" for e in entries)
     argv = [*commands.base(repo.url, repo.password), "backup", "--stdin",
             "--stdin-filename", name, "--host", HOST, "--tag", TAG, "--json"]
-    result = runner.run(argv, stdin=body, timeout=timeout)
+    result = runner.run(argv, stdin=body, timeout=timeout, stderr_watch=RetryWatch())
     if not result.ok:
         raise ResticError(f"storing evidence records {first.seq}–{last.seq} in copy "
                           f"{repo.name} failed {result.describe()}")

@@ -62,7 +62,7 @@ def attempt(runner: Runner, argv: Sequence[Arg], *, timeout: float | None,
     def remove_stale_locks(_state: object) -> None:
         assert unlock is not None
         done = (unlock_runner or runner).run(commands.unlock(unlock.url, unlock.password),
-                                             timeout=600)
+                                             timeout=600, stderr_watch=RetryWatch())
         if on_unlock is not None:
             on_unlock(done)
 

@@ -39,6 +39,7 @@ from backupctl.databases.reading import Read as ReadOutcome
 from backupctl.execute import Runner
 from backupctl.files import wipe
 from backupctl.restic import commands as restic
+from backupctl.restic.watch import RetryWatch
 from backupctl.state.database_proof import DatabaseCheck
 
 SUFFIX = "sqlite"  # the database image; `.sql` (SQL text) from a host's python3 < 3.11
@@ -84,7 +85,7 @@ def quick(runner: Runner, draft: Draft, *, proving: Proving) -> None:
 
     result = runner.run(restic.dump(proving.repo_url, proving.password,
                                     snapshot=draft.snapshot_id, path=manifest.path),
-                        timeout=proving.timeout, stdout_sink=sink)
+                        timeout=proving.timeout, stdout_sink=sink, stderr_watch=RetryWatch())
     if not judge_read(manifest, draft, ReadOutcome(digest.hexdigest(), size, result)):
         return
     magic = IMAGE_MAGIC if _image(manifest.path) else SQL_MAGIC

@@ -1,4 +1,5 @@
-"""restic/run.py: the version cache (one `restic version` per binary)."""
+"""restic/run.py: the version cache (one `restic version` per binary); a repository
+restic cannot reach is unreachable, never a 15-minute wait."""
 
 from __future__ import annotations
 
@@ -7,8 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from backupctl.errors import Reason, ResticError
+from backupctl.execute import Secret
 from backupctl.execute.fake import FakeRunner
-from backupctl.restic.run import cached_version
+from backupctl.restic import commands
+from backupctl.restic.run import Repo, attempt, cached_version, run
 
 
 @pytest.fixture
@@ -56,3 +60,38 @@ def test_a_damaged_cache_is_asked_again(restic_on_path: Path, tmp_path: Path) ->
     cache.write_text("{not json")
     assert cached_version(_runner("0.14.0"), cache) == "0.14.0"
     assert "0.14.0" in cache.read_text()
+
+
+RETRYING = ('Stat(<config/>) returned error, retrying after 720ms: Head "http://127.0.0.1:9/'
+            'x/config": dial tcp 127.0.0.1:9: connect: connection refused\n')
+
+
+def test_a_restic_retrying_its_repository_is_unreachable_with_a_hint(
+        tmp_path: Path) -> None:
+    runner = FakeRunner(host="backup@emr:22")
+    runner.on("snapshots", returncode=0, stderr=RETRYING)
+
+    with pytest.raises(ResticError) as raised:
+        run(runner, commands.snapshots("rest:http://127.0.0.1:9/x/", Secret("unit-pw-4b1d")),
+            job="emr-db", what="listing snapshots", timeout=60)
+
+    message = str(raised.value)
+    assert "(repository unreachable)" in message and "was stopped" in message
+    assert "reachable from where restic ran" in message and "backupctl init" not in message
+    assert raised.value.reason is Reason.UNREACHABLE
+
+
+def test_the_stale_lock_removal_is_watched_too(tmp_path: Path) -> None:
+    """After a locked run, `restic unlock` against a repository gone meanwhile must not
+    retry for 15 minutes either."""
+    repo = Repo("primary", "rest:http://127.0.0.1:9/x/", Secret("unit-pw-4b1d"))
+    runner = FakeRunner(host="local")
+    runner.on("snapshots", returncode=1, stderr="unable to create lock in backend: "
+              "repository is already locked by PID 7")
+    runner.on("unlock", returncode=0, stderr=RETRYING)
+    stopped = []
+
+    attempt(runner, commands.snapshots(repo.url, repo.password), timeout=60, unlock=repo,
+            on_unlock=lambda done: stopped.append(done.stopped))
+
+    assert stopped == [True]
