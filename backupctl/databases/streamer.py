@@ -30,6 +30,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import threading
@@ -309,25 +310,25 @@ def tool(head: Dict[str, Any], name: str) -> str:
     return os.path.join(bindir, name) if bindir else name
 
 
-def output_of(argv: List[str]) -> Tuple[int, str]:
-    """A short command's exit status and stdout; (127, "") when it does not start."""
+def output_of(argv: List[str]) -> Tuple[int, str, str]:
+    """A short command's exit status, stdout and stderr; 127 when it does not start."""
     try:
-        proc = subprocess.Popen(argv, stdin=DEVNULL, stdout=PIPE, stderr=DEVNULL)
-    except OSError:
-        return 127, ""
-    out = proc.communicate()[0].decode("utf-8", "replace")
-    return proc.returncode, out
+        proc = subprocess.Popen(argv, stdin=DEVNULL, stdout=PIPE, stderr=PIPE)
+    except OSError as exc:
+        return 127, "", str(exc)
+    out, err = proc.communicate()
+    return proc.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
 
 
 def installed_pg_bins() -> List[Tuple[Tuple[int, ...], str]]:
     """(version, bin directory) of every PostgreSQL client here, newest first: Debian's
     /usr/lib/postgresql/N/bin, PGDG's /usr/pgsql-N/bin, `pg_config --bindir`."""
-    code, config = output_of(["pg_config", "--bindir"])
+    code, config, _ = output_of(["pg_config", "--bindir"])
     dirs = sorted(glob.glob("/usr/lib/postgresql/*/bin") + glob.glob("/usr/pgsql-*/bin")) + (
         [config.strip()] if code == 0 and config.strip() else [])
     found = {}  # type: Dict[str, Tuple[Tuple[int, ...], str]]
     for bindir in dirs:
-        code, out = output_of([os.path.join(bindir, "pg_dump"), "--version"])
+        code, out, _ = output_of([os.path.join(bindir, "pg_dump"), "--version"])
         match = re.search(r"(\d+)(?:\.(\d+))?", out)
         if code == 0 and match and os.access(os.path.join(bindir, "psql"), os.X_OK):
             found.setdefault(os.path.realpath(bindir),
@@ -346,16 +347,11 @@ def pg_dump_bin(found: List[Tuple[Tuple[int, ...], str]], server: int) -> Option
 
 
 def pg_dump_version(head: Dict[str, Any]) -> str:
-    try:
-        proc = subprocess.Popen([tool(head, "pg_dump"), "--version"], stdin=DEVNULL,
-                                stdout=PIPE, stderr=PIPE)
-    except OSError as exc:
-        raise Failure("pg_dump", "cannot start pg_dump on this host: %s" % exc, 127)
-    out, err = proc.communicate()
-    if proc.returncode != 0:
-        raise Failure("pg_dump", "pg_dump --version exited %d" % proc.returncode,
-                      proc.returncode, err.decode("utf-8", "replace"))
-    match = re.search(r"(\d+(?:\.\d+)*)", out.decode("utf-8", "replace"))
+    code, out, err = output_of([tool(head, "pg_dump"), "--version"])
+    if code != 0:
+        raise Failure("pg_dump", "cannot start pg_dump on this host: %s" % err.strip()
+                      if code == 127 else "pg_dump --version exited %d" % code, code, err)
+    match = re.search(r"(\d+(?:\.\d+)*)", out)
     return match.group(1) if match else ""
 
 
@@ -386,10 +382,12 @@ class Deadline(object):
 
 
 def dump_postgresql(head: Dict[str, Any], deadline: Deadline) -> Dict[str, Any]:
-    # No pg_bin in the job: psql of the newest client installed (it reads every older
-    # server), pg_dump chosen by the server's version; never one hard-coded version.
+    # No pg_bin: PATH's psql and pg_dump while they are there and can dump the server; else
+    # the installed clients (psql the newest, pg_dump by the server's version), never one
+    # version written in code.
     found = [] if head.get("pg_bin") else installed_pg_bins()
-    if found:
+    on_path = bool(shutil.which("psql") and shutil.which("pg_dump"))
+    if found and not on_path:
         head = dict(head, pg_bin=found[0][1])
     psql = Psql(head)
     deadline.victims.append(psql.proc)
@@ -401,9 +399,10 @@ def dump_postgresql(head: Dict[str, Any], deadline: Deadline) -> Dict[str, Any]:
                            "SELECT pg_export_snapshot() || ' ' || "
                            "current_setting('server_version_num');")
         snapshot, server = first.split()
-        if found:
-            head = dict(head, pg_bin=pg_dump_bin(found, int(server)))
         version = pg_dump_version(head)
+        if found and (not on_path or int(version.split(".")[0] or 0) < int(server) // 10000):
+            head = dict(head, pg_bin=pg_dump_bin(found, int(server)))
+            version = pg_dump_version(head)
         tables = [(str(name), int(count)) for name, count in json.loads(psql.query(COUNT_SQL))]
         restic = ResticBackup(head, head["filename"] + ".pgdump")
         argv = [tool(head, "pg_dump"), "--format=custom", "--no-password",
