@@ -31,6 +31,7 @@ from backupctl.databases.kinds import KINDS
 from backupctl.databases.model import DumpResult
 from backupctl.databases.redact import redact
 from backupctl.execute import Result, Runner, Secret
+from backupctl.restic import parse
 from backupctl.restic.codes import classify
 from backupctl.restic.run import hint
 
@@ -98,7 +99,7 @@ def helper_failure(result: Result, *, job: str, python: str) -> str:
 def describe_failure(record: dict[str, Any], *, job: str, host: str) -> str:
     """One message from the helper's failure record; row data is redacted."""
     stage, message = str(record.get("stage")), str(record.get("error"))
-    detail = redact(str(record.get("stderr") or ""))
+    detail = redact(parse.plain_stderr(str(record.get("stderr") or "")))
     text = f"{message} on {host}" + (f": {detail}" if detail else "")
     if record.get("deadline_expired"):
         text += "; the dump ran out of time (command_timeout)"
@@ -116,7 +117,7 @@ def from_record(base: DumpResult, record: dict[str, Any], *, host: str) -> DumpR
         tables = {str(name): int(count) for name, count in record["tables"]}
         size = int(record["size"])
         sha256 = str(record["sha256"])
-        snapshot_id = str(record["snapshot_id"])
+        snapshot_id = parse.short_id(str(record["snapshot_id"]))
         suffix = str(record["suffix"])
     except (KeyError, TypeError, ValueError) as exc:
         return _failed(base, f"the dump helper on {host} answered an incomplete record ({exc})")

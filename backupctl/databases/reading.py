@@ -22,6 +22,7 @@ from backupctl.databases.model import DumpManifest
 from backupctl.databases.redact import redact
 from backupctl.execute import Result, Runner, Secret
 from backupctl.restic import commands as restic
+from backupctl.restic import parse
 from backupctl.restic.codes import ResticExit, classify
 from backupctl.restic.watch import RetryWatch
 from backupctl.state.database_proof import DatabaseCheck, DatabaseProof, TableCount
@@ -101,7 +102,7 @@ def judge_read(manifest: DumpManifest, draft: Draft, read: Read) -> bool:
     if not result.ok:
         outcome = (ResticExit.FATAL if result.timed_out
                    else classify(result.returncode, result.stderr))
-        detail = redact(result.stderr, lines=3) or (
+        detail = redact(parse.plain_stderr(result.stderr), lines=3) or (
             "timed out" if result.timed_out else f"exit {result.returncode}")
         # restic 0.14 exits 2 (not in its table) when a blob does not decrypt: the stderr
         # text, not the code, tells damage from a repository it could not open.

@@ -30,6 +30,32 @@ class BackupOutput:
     missing: list[str] = field(default_factory=list)  # source paths restic skipped
 
 
+def plain_stderr(stderr: str) -> str:
+    """restic's stderr as a person reads it: with `--json`, restic 0.17+ ends a failed run
+    with `{"message_type":"exit_error","code":12,"message":"Fatal: wrong password …"}`
+    where 0.14 printed the message itself; that line becomes its message."""
+    lines = []
+    for line in stderr.splitlines():
+        if line.lstrip().startswith("{") and '"exit_error"' in line:
+            try:
+                obj = json.loads(line)
+            except ValueError:
+                obj = None
+            if isinstance(obj, dict) and obj.get("message_type") == "exit_error":
+                lines.append(str(obj.get("message", "")).rstrip("\n"))
+                continue
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def short_id(snapshot_id: str) -> str:
+    """The snapshot a `backup --json` summary names, as backupctl records it: restic 0.14
+    prints the short id (`4a04c7b9`), 0.17+ the full one; both become the short form, so a
+    run's records read the same whichever version made the snapshot (ids are matched by
+    prefix everywhere)."""
+    return snapshot_id[:8]
+
+
 # restic 0.14 skips a source path that does not exist with only this warning and exit 0.
 _MISSING = re.compile(r"^(?P<path>/.*) does not exist, skipping$")
 
@@ -101,7 +127,7 @@ def backup_output(data: bytes, stderr: str = "") -> BackupOutput:
         kind = obj.get("message_type")
         if kind == "summary":
             out.summary = BackupSummary(
-                snapshot_id=str(obj.get("snapshot_id", "")),
+                snapshot_id=short_id(str(obj.get("snapshot_id", ""))),
                 files_new=int(obj.get("files_new", 0)),
                 files_changed=int(obj.get("files_changed", 0)),
                 files_unmodified=int(obj.get("files_unmodified", 0)),

@@ -10,6 +10,7 @@ minutes), never a live one.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import shutil
@@ -22,7 +23,7 @@ from tenacity import Retrying, retry_if_result, stop_after_attempt
 from backupctl.errors import Reason, ResticError
 from backupctl.execute import Arg, Result, Runner, Secret, StdoutSink, program
 from backupctl.files import write_atomic
-from backupctl.restic import commands
+from backupctl.restic import commands, parse
 from backupctl.restic.codes import ResticExit, classify
 from backupctl.restic.parse import version as parse_version
 from backupctl.restic.watch import RetryWatch
@@ -86,7 +87,8 @@ def run(runner: Runner, argv: Sequence[Arg], *, job: str, what: str,
                               unlock=unlock, unlock_runner=unlock_runner)
     if outcome is ResticExit.OK or outcome in allow:
         return result, outcome
-    raise ResticError(f"{job}: {what} failed ({outcome.value}) {result.describe()}"
+    shown = dataclasses.replace(result, stderr=parse.plain_stderr(result.stderr))
+    raise ResticError(f"{job}: {what} failed ({outcome.value}) {shown.describe()}"
                       + hint(job, outcome), reason=reason_of(result, outcome))
 
 

@@ -76,6 +76,12 @@ def test_the_helper_program_is_python36_syntax() -> None:
     ({"ok": False, "stage": "psql", "error": "psql failed (exit 2)", "returncode": 2,
       "stderr": 'psql: error: FATAL:  database "emr" does not exist'},
      "Check dsn and the backup user's access"),
+    # restic 0.18 with --json ends in an exit_error object, not its message
+    ({"ok": False, "stage": "restic", "error": "restic backup stopped reading the dump (exit 12)",
+      "returncode": 12, "stderr": '{"message_type":"exit_error","code":12,"message":"Fatal: '
+      'wrong password or no key found\\n"}\n'},
+     "exit 12) on backupctl@192.0.2.10:22: Fatal: wrong password or no key found\nCheck the "
+     "job's password_file"),
     ({"ok": False, "stage": "pg_dump", "error": "pg_dump was stopped at the helper's deadline",
       "returncode": -9, "stderr": "", "deadline_expired": True},
      "the dump ran out of time (command_timeout)"),
@@ -107,6 +113,12 @@ def test_bytes_that_restic_did_not_store_fail_the_dump() -> None:
 
     assert result.error == ("emr-db: database emr: restic stored 999 bytes but the dump had "
                             "1000 on backupctl@192.0.2.10:22")
+
+
+def test_a_dump_made_by_restic_0_18_is_recorded_by_its_short_id() -> None:
+    full = "1f753783" + "0c" * 28  # 0.17+'s summary gives the full id, 0.14 the short one
+    result, _ = run({**OK, "snapshot_id": full})
+    assert result.ok and result.snapshot_id == "1f753783"
 
 
 def test_an_incomplete_record_fails_the_dump() -> None:

@@ -198,3 +198,24 @@ def test_forget_kept_of_restic_0_18_with_prune() -> None:
            + b"\nloading indexes...\n[0:00] 100.00%  1 / 1 snapshots\nrepacking packs\ndone\n")
     found = parse.forget_kept(out)
     assert found is not None and [s.short_id for s in found] == ["99999999"]
+
+
+def test_a_summary_of_restic_0_18_names_its_snapshot_by_the_short_id_as_0_14() -> None:
+    full = ("737eac22b831d40bfc3f532824b75666307381d1e422889c194a4c06f19cb573")
+    summary = (b'{"message_type":"summary","files_new":0,"dirs_new":2,"data_added_packed":667,'
+               b'"total_files_processed":0,"total_bytes_processed":0,"total_duration":0.51,'
+               b'"backup_start":"2026-12-07T19:11:55.480762684Z","snapshot_id":"'
+               + full.encode() + b'"}\n')
+    out = parse.backup_output(summary)
+    assert out.summary is not None and out.summary.snapshot_id == "737eac22"
+    assert parse.short_id(full) == parse.short_id("737eac22") == "737eac22"
+
+
+def test_plain_stderr_unwraps_restic_0_18s_exit_error() -> None:
+    stderr = ('{"message_type":"exit_error","code":1,"message":"Fatal: unable to save '
+              'snapshot: open /emr-db: no such file or directory"}\n')
+    assert parse.plain_stderr("noise\n" + stderr + "{not json exit_error\n") == (
+        "noise\nFatal: unable to save snapshot: open /emr-db: no such file or directory\n"
+        "{not json exit_error")
+    assert parse.plain_stderr("Fatal: wrong password or no key found") == (
+        "Fatal: wrong password or no key found")

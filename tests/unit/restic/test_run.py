@@ -95,3 +95,16 @@ def test_the_stale_lock_removal_is_watched_too(tmp_path: Path) -> None:
             on_unlock=lambda done: stopped.append(done.stopped))
 
     assert stopped == [True]
+
+
+def test_a_failure_shows_restic_0_18s_exit_error_as_its_message() -> None:
+    runner = FakeRunner(host="local")
+    runner.on("snapshots", returncode=12, stderr='{"message_type":"exit_error","code":12,'
+              '"message":"Fatal: wrong password or no key found\\n"}\n')
+
+    with pytest.raises(ResticError) as raised:
+        run(runner, commands.snapshots("/srv/r", Secret("unit-pw-4b1d")), job="emr-db",
+            what="listing snapshots", timeout=60)
+
+    assert "exited 12: Fatal: wrong password or no key found" in str(raised.value)
+    assert "message_type" not in str(raised.value) and raised.value.reason is Reason.PASSWORD
