@@ -71,7 +71,7 @@ def _source(ws: Workspace) -> Path:
 
 
 def test_backup_copy_verify_and_recovery_work_with_this_pair_of_restic_versions(
-        ssh_workspace: Workspace, sshd: Sshd, scratch: Path, source_db: SourceDb,
+        ssh_workspace: Workspace, sshd: Sshd, scratch: Path, small_db: SourceDb,
         rest_server: Callable[..., RestServer], pair: tuple[Path, Path],
         tmp_path: Path) -> None:
     ws, (orchestrator, host) = ssh_workspace, pair
@@ -81,7 +81,7 @@ def test_backup_copy_verify_and_recovery_work_with_this_pair_of_restic_versions(
     worm = rest_server(ws.new_repo(f"{JOB}-worm"))
     ws.job(JOB, source=_source(ws), sshd=sshd, host={"restic": str(host)},
            verify={"sample": "all"},
-           databases=[{"name": "emr", "kind": "postgresql", "dsn": source_db.dsn}],
+           databases=[{"name": "emr", "kind": "postgresql", "dsn": small_db.dsn}],
            copies=[{"name": "worm", "kind": "immutable", "url": worm.url,
                     "password_file": str(ws.password_file()), "max_age": "2d"}])
 
@@ -136,13 +136,13 @@ def test_a_dead_repository_is_unreachable_within_a_minute_on_the_host_and_here(
 
 
 def test_a_dump_stored_under_the_old_path_form_is_read_by_every_version(
-        source_db: SourceDb, tmp_path: Path, restic_template: Path, restic_014: Path,
+        small_db: SourceDb, tmp_path: Path, restic_template: Path, restic_014: Path,
         restic_018: Path) -> None:
     """backupctl before issue 30 stored `/JOB/NAME.pgdump` (only restic up to 0.17 takes
     that name); its manifests keep that path, and both versions read the dump by it."""
     repo = tmp_path / "repo"
     subprocess.run(["cp", "-a", str(restic_template), str(repo)], check=True)
-    dump = subprocess.run([str(PG_BIN / "pg_dump"), "--format=custom", "-d", source_db.dsn],
+    dump = subprocess.run([str(PG_BIN / "pg_dump"), "--format=custom", "-d", small_db.dsn],
                           check=True, capture_output=True).stdout
     pw = tmp_path / "pw"
     pw.write_text(PASSWORD + "\n")
