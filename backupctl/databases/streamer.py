@@ -337,13 +337,22 @@ def installed_pg_bins() -> List[Tuple[Tuple[int, ...], str]]:
 
 
 def pg_dump_bin(found: List[Tuple[Tuple[int, ...], str]], server: int) -> Optional[str]:
-    """pg_dump of the server's major version (its dump restores on the orchestrator's
-    PostgreSQL of that version), else the oldest newer one (pg_dump refuses a server newer
-    than itself), else None: the PATH's."""
+    """pg_dump of the server's major version (its dump restores on a PostgreSQL of that
+    version), else the oldest newer one (none dumps a newer server), else None: PATH's."""
     major = server // 10000
     same = [d for v, d in found if v[0] == major]
     newer = [d for v, d in reversed(found) if v[0] > major]
     return (same + newer + [None])[0]
+
+
+def with_pg_dump(head: Dict[str, Any], found: List[Tuple[Tuple[int, ...], str]],
+                 on_path: bool, server: int) -> Tuple[Dict[str, Any], str]:
+    """`head` with the pg_dump for the server and its version: PATH's while it can dump it."""
+    version = pg_dump_version(head)
+    if found and (not on_path or int(version.split(".")[0] or 0) < server // 10000):
+        head = dict(head, pg_bin=pg_dump_bin(found, server))
+        version = pg_dump_version(head)
+    return head, version
 
 
 def pg_dump_version(head: Dict[str, Any]) -> str:
@@ -382,9 +391,7 @@ class Deadline(object):
 
 
 def dump_postgresql(head: Dict[str, Any], deadline: Deadline) -> Dict[str, Any]:
-    # No pg_bin: PATH's psql and pg_dump while they are there and can dump the server; else
-    # the installed clients (psql the newest, pg_dump by the server's version), never one
-    # version written in code.
+    # No pg_bin: PATH's programs, else the installed ones (never one version named in code)
     found = [] if head.get("pg_bin") else installed_pg_bins()
     on_path = bool(shutil.which("psql") and shutil.which("pg_dump"))
     if found and not on_path:
@@ -399,10 +406,7 @@ def dump_postgresql(head: Dict[str, Any], deadline: Deadline) -> Dict[str, Any]:
                            "SELECT pg_export_snapshot() || ' ' || "
                            "current_setting('server_version_num');")
         snapshot, server = first.split()
-        version = pg_dump_version(head)
-        if found and (not on_path or int(version.split(".")[0] or 0) < int(server) // 10000):
-            head = dict(head, pg_bin=pg_dump_bin(found, int(server)))
-            version = pg_dump_version(head)
+        head, version = with_pg_dump(head, found, on_path, int(server))
         tables = [(str(name), int(count)) for name, count in json.loads(psql.query(COUNT_SQL))]
         restic = ResticBackup(head, head["filename"] + ".pgdump")
         argv = [tool(head, "pg_dump"), "--format=custom", "--no-password",
