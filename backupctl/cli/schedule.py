@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from backupctl import schedule
+from backupctl import fmt, schedule
 from backupctl.cli.common import emit_json, load, out, say
 from backupctl.config import calendar
 from backupctl.config.validate import Config
@@ -102,7 +102,7 @@ def schedule_show(
             state = "installed" if dropin.read_text(encoding="utf-8") == wanted else "outdated"
         except OSError:
             state = "not installed"
-        nxt = calendar.next_elapse(entry.calendar)
+        nxt = calendar.next_elapse(entry.calendar, tz=None)  # as the timer fires
         rows.append({"job": entry.job, "action": entry.action,
                      "command": " ".join(entry.argv), "on_calendar": entry.calendar,
                      "timer": entry.timer, "next": nxt.isoformat() if nxt else None,
@@ -110,10 +110,12 @@ def schedule_show(
     if as_json:
         emit_json({"command": "schedule show", "unit_dir": str(unit_dir), "entries": rows})
         return
+    tz = config.settings.tz
     for row in rows:
+        shown = (f"{fmt.local(row['next'], tz)} ({fmt.zone_label(tz, fmt.moment(row['next']))})"
+                 if row["next"] else "-")
         out.print(f"{row['job']:<20} {row['action']:<11} OnCalendar={row['on_calendar']:<24} "
-                  f"next {row['next'] or '-':<26} {row['timer']} ({row['state']})",
-                  markup=False)
+                  f"next {shown:<26} {row['timer']} ({row['state']})", markup=False)
 
 
 @schedule_app.command("cron")

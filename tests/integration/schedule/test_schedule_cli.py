@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
 import sys
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -246,3 +247,18 @@ def test_dry_run_prints_the_systemctl_commands_and_units_point_at_real_docs(
     assert "#   systemctl enable --now backupctl-backup@emr-db.timer" in tail
     docs = set(re.findall(r"^Documentation=file://(\S+)$", result.stdout, re.M))
     assert docs and all(Path(d).is_file() for d in docs), docs
+
+
+def test_show_gives_the_next_run_as_the_timer_fires_in_the_machines_zone(
+        workspace: Workspace, tmp_path: Path) -> None:
+    """systemd reads OnCalendar in the machine's zone: 02:00 on a Tokyo machine is 17:00 UTC
+    the day before, and the text shows it on the configured zone's clock."""
+    workspace.job("emr-db", schedule={"backup": "*-*-* 02:00:00"})
+    tokyo = {"TZ": "Asia/Tokyo"}
+    shown = workspace.run("schedule", "show", "--json", "--unit-dir", str(tmp_path), env=tokyo)
+    assert shown.returncode == 0, shown.stderr
+    backup = next(e for e in json.loads(shown.stdout)["entries"] if e["action"] == "backup")
+    assert datetime.fromisoformat(backup["next"]).astimezone(UTC).hour == 17, backup
+    text = workspace.run("schedule", "show", "--unit-dir", str(tmp_path), env=tokyo)
+    assert re.search(r"emr-db +backup .*next \d{4}-\d\d-\d\d 02:00 \(Asia/Tokyo, UTC\+09:00\)",
+                     text.stdout), text.stdout
