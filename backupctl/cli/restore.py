@@ -29,6 +29,7 @@ from backupctl.cli.common import (
     report,
     show_plans,
 )
+from backupctl.databases.onto import DEFAULT_DSN
 from backupctl.execute import StdoutSink
 from backupctl.state.recovery import RecoveryDetails
 
@@ -114,7 +115,9 @@ def _text(result: JobResult) -> str:
             f"onto {d.target}{rto}: {d.files} file(s), {d.bytes} bytes, {d.directories} "
             f"director(ies), {d.symlinks} symlink(s); {d.files_checked} file(s) hashed "
             f"against the source manifest, {len(d.mismatches)} difference(s), "
-            f"{d.owners_mapped} owner(s) mapped by name")
+            f"{d.owners_mapped} owner(s) mapped by name"
+            + "".join(f"; database {p.name} → {p.name}_restored: {p.result.replace('_', ' ')}"
+                      for p in d.databases))
 
 
 @app.command()
@@ -128,6 +131,14 @@ def restore(
             "or an id")] = plans.PROVEN,
         path: Annotated[list[str] | None, typer.Option(
             "--path", help="bring back only this path of the snapshot (repeatable)")] = None,
+        databases: Annotated[bool, typer.Option(
+            "--databases", help="also restore each database dump into the target's "
+            "PostgreSQL as a new <name>_restored (refused when it exists) and prove it")]
+        = False,
+        target_dsn: Annotated[str, typer.Option(
+            "--target-dsn", help="libpq key=value connection string of the target's "
+            "PostgreSQL as seen on the target (no password: ~/.pgpass there); its role "
+            "needs CREATEDB")] = DEFAULT_DSN,
         overwrite: Annotated[bool, typer.Option(
             "--overwrite", help="write into a non-empty directory, or over the job's own "
             "source")] = False,
@@ -141,7 +152,8 @@ def restore(
     config = load()
     selected = one(config, job)
     request = plans.Request(targets.parse(to), snapshot=snapshot, paths=tuple(path or ()),
-                            overwrite=overwrite, identity=identity)
+                            overwrite=overwrite, identity=identity, databases=databases,
+                            target_dsn=target_dsn)
     plans.check_paths(request.paths, job=job)
     if dry_run:
         show_plans("restore", {job: plans.describe(selected, request)}, as_json=as_json)

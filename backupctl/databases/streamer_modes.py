@@ -104,6 +104,19 @@ def dump_sqlite(head: Dict[str, Any], deadline: Deadline) -> Dict[str, Any]:
 
 def list_pgdump(head: Dict[str, Any], deadline: Deadline) -> Dict[str, Any]:
     """restic dump → SHA-256 → pg_restore --list (which may stop reading before the end)."""
+    return pipe_pgdump(head, deadline, ["--list"])
+
+
+def restore_pgdump(head: Dict[str, Any], deadline: Deadline) -> Dict[str, Any]:
+    """(on a replacement server: restore --databases) restic dump → SHA-256 → pg_restore
+    into the new, empty database `dsn` names (no password in it: ~/.pgpass or peer)."""
+    return pipe_pgdump(head, deadline, ["--no-owner", "--no-privileges", "--no-password",
+                                        "--dbname=" + head["dsn"]])
+
+
+def pipe_pgdump(head: Dict[str, Any], deadline: Deadline,
+                options: List[str]) -> Dict[str, Any]:
+    """restic dump → SHA-256 → pg_restore OPTIONS reading the archive from its stdin."""
     argv, fds = restic_base(head)
     argv += ["--no-cache", "dump", head["snapshot"], head["path"]]
     try:
@@ -117,7 +130,7 @@ def list_pgdump(head: Dict[str, Any], deadline: Deadline) -> Dict[str, Any]:
     assert restic.stdout is not None and restic.stderr is not None
     restic_err = Tail(restic.stderr)
     try:
-        lister = subprocess.Popen([tool(head, "pg_restore"), "--list"], stdin=PIPE,
+        lister = subprocess.Popen([tool(head, "pg_restore")] + options, stdin=PIPE,
                                   stdout=PIPE, stderr=PIPE)
     except OSError as exc:
         restic.kill()
@@ -150,7 +163,7 @@ def list_pgdump(head: Dict[str, Any], deadline: Deadline) -> Dict[str, Any]:
 
 Mode = Callable[[Dict[str, Any], Deadline], Dict[str, Any]]
 MODES = {"postgresql": dump_postgresql, "sqlite": dump_sqlite,
-         "list": list_pgdump}  # type: Dict[str, Mode]
+         "list": list_pgdump, "restore": restore_pgdump}  # type: Dict[str, Mode]
 
 
 def main() -> None:

@@ -32,6 +32,9 @@ class RecoveryDetails(Proof):
     directories: int = 0
     symlinks: int = 0
     owners_mapped: int = 0  # entries chowned to the snapshot's user/group by name
+    # --databases: the libpq conninfo on the target (never a password: refused); each
+    # database `name` of `databases` (Proof) was restored there as `name_restored`
+    target_dsn: str | None = None
     # restore_ms (Proof): from the start of the command to a proven target, the real RTO
     timings_ms: dict[str, int] = Field(default_factory=dict)
 

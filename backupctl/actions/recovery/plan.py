@@ -14,12 +14,14 @@ from pathlib import Path
 
 from backupctl.actions import repo as repos
 from backupctl.actions.context import Context
+from backupctl.actions.recovery import databases as ontos
 from backupctl.actions.recovery import target as targets
 from backupctl.actions.recovery.target import Target
 from backupctl.actions.recovery.tree import Tree, missing_paths, nodes
 from backupctl.actions.restore_test.snapshot import References, held, references
 from backupctl.config.schema import Job
 from backupctl.config.served import local_directory, loopback_rest
+from backupctl.databases.onto import DEFAULT_DSN
 from backupctl.errors import UsageError
 from backupctl.execute import Runner
 from backupctl.restic.run import Repo
@@ -39,6 +41,8 @@ class Request:
     paths: tuple[str, ...] = ()
     overwrite: bool = False
     identity: Path | None = None
+    databases: bool = False  # --databases: each dump into the target's PostgreSQL
+    target_dsn: str = DEFAULT_DSN  # --target-dsn: libpq, as seen on the target
     started: float = field(default_factory=time.monotonic)
 
 
@@ -52,6 +56,7 @@ class Prepared:
     refs: References
     tree: Tree
     served: bool  # the repository reaches the target through the SSH tunnel
+    databases: ontos.Planned | None = None  # --databases
 
     @property
     def paths(self) -> list[str]:
@@ -121,8 +126,10 @@ def prepare(ctx: Context, job: Job, request: Request, runner: Runner,
     refs = references(ctx.store, snap, job=job.name, repository=repo.name)
     probed = targets.probe(runner, target, job=job.name, timeout=ctx.timeout)
     targets.refuse(probed, target, job, overwrite=request.overwrite, needed=tree.bytes)
+    planned = ontos.plan(ctx, job, runner, snap=snap, refs=refs, dsn=request.target_dsn,
+                         shown=target.display()) if request.databases else None
     return Prepared(request, target, identity, repo, snap, refs, tree,
-                    served=not target.is_local and servable(repo.url))
+                    served=not target.is_local and servable(repo.url), databases=planned)
 
 
 def describe(job: Job, request: Request) -> list[str]:
@@ -149,5 +156,6 @@ def describe(job: Job, request: Request) -> list[str]:
               "<snapshot>",
               f"on {where}: owners by name (chown -h where the uid differs), then the proof: "
               "every node's type, size, mode, owner, group; SHA-256 of every referenced file",
+              *([ontos.describe(request.target_dsn)] if request.databases else []),
               "record: run and evidence record of kind recovery (restore_ms = the real RTO)"]
     return lines

@@ -20,13 +20,16 @@ from typing import Protocol
 
 from backupctl.actions.context import Context
 from backupctl.actions.jobrun import job_run
+from backupctl.actions.recovery import databases as ontos
 from backupctl.actions.recovery import proof
 from backupctl.actions.recovery.plan import Prepared
 from backupctl.actions.recovery.progress import polled
+from backupctl.actions.restore_test.databases import describe
 from backupctl.actions.restore_test.verdict import Findings, verdict
 from backupctl.actions.results import RunResult
 from backupctl.actions.tunnel import serve
 from backupctl.config.schema import Job
+from backupctl.databases.onto import restored_name
 from backupctl.errors import ResticError
 from backupctl.execute import Arg, Runner, StdoutSink
 from backupctl.restic import commands
@@ -158,6 +161,21 @@ def proof_step(ctx: Context, job: Job, prepared: Prepared, runner: Runner,
     return state.timed("proof", started, findings=state.findings + found)
 
 
+def databases_step(ctx: Context, job: Job, prepared: Prepared, runner: Runner,
+                   ui: RecoveryUI, state: Recovery) -> Recovery:
+    """--databases: each dump into a new `<name>_restored` on the target, proven there."""
+    if prepared.databases is None:
+        return state
+    started = time.monotonic()
+    with reaching(runner, job, prepared) as url:
+        proven = tuple(ontos.restore_all(ctx, runner, prepared.databases, repo=prepared.repo,
+                                         url=url))
+    for found in proven:
+        ui.info(f"{describe(found)} (as {restored_name(found.name)})")
+    return state.timed("databases", started,
+                       findings=state.findings + Findings(databases=proven))
+
+
 def details(ctx: Context, job: Job, prepared: Prepared, state: Recovery, *,
             result: str) -> RecoveryDetails:
     found, request, tree = state.findings, prepared.request, prepared.tree
@@ -172,7 +190,8 @@ def details(ctx: Context, job: Job, prepared: Prepared, state: Recovery, *,
         bytes_checked=found.bytes_checked, mismatches=list(found.mismatches),
         failures=list(found.failures), changed_since_snapshot=list(found.changed),
         unverifiable=list(found.unverifiable), files_restored=found.files_restored,
-        bytes_restored=found.bytes_restored)
+        bytes_restored=found.bytes_restored, databases=list(found.databases),
+        target_dsn=prepared.databases.dsn if prepared.databases else None)
 
 
 def judged(ctx: Context, job: Job, prepared: Prepared, state: Recovery) -> RecoveryResult:
@@ -197,5 +216,6 @@ def recover(ctx: Context, job: Job, prepared: Prepared, runner: Runner,
         state = owners_step(ctx, job, prepared, runner, ui, state)
         between_restore_and_proof(runner, prepared)
         state = proof_step(ctx, job, prepared, runner, ui, state)
+        state = databases_step(ctx, job, prepared, runner, ui, state)
         run.finish(judged(ctx, job, prepared, state))
     return run.result

@@ -49,6 +49,7 @@ SUFFIX = "pgdump"
 HELPER_MODE = "postgresql"
 LIST_MODE = "list"  # the helper's quick proof: restic dump → SHA-256 → pg_restore --list
 RESTORE_USER = True
+ONTO_TARGET = True  # restore --databases: databases/onto.py on the target's server
 QUICK_PLAN = "pg_restore --list (every counted table has its data)"
 FULL_PLAN = "restored into a throwaway PostgreSQL (pg_restore --jobs 2)"
 

@@ -39,6 +39,7 @@ class Kind(Protocol):
     SUFFIX: str
     HELPER_MODE: str  # the stream helper's mode that dumps it (streamer_modes.MODES)
     RESTORE_USER: bool  # its full proof runs a server as `restore_user` (SPEC §10a)
+    ONTO_TARGET: bool  # `restore --databases` restores it into the target's server (§11)
     QUICK_PLAN: str  # what its quick proof does, for verify --dry-run
     FULL_PLAN: str  # what its full proof does, for verify --dry-run
 

@@ -46,6 +46,7 @@ SUFFIX = "sqlite"  # the database image; `.sql` (SQL text) from a host's python3
 SQL_SUFFIX = "sql"
 HELPER_MODE = "sqlite"
 RESTORE_USER = False
+ONTO_TARGET = False  # a file: restore --databases does not restore it
 QUICK_PLAN = "its header read"
 FULL_PLAN = "copied, PRAGMA integrity_check"
 IMAGE_MAGIC = b"SQLite format 3\x00"
