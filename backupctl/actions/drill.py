@@ -93,6 +93,7 @@ class DrillPlan:
     wanted: str
     target: Path | None
     started: float = field(default_factory=time.monotonic)
+    onto: str | None = None  # drill --to: the replacement server (recovery/rehearse.py)
 
 
 @dataclass(frozen=True)
@@ -292,9 +293,11 @@ def _result(plan: DrillPlan, state: Drilled, *, status: ExitStatus, error: str |
     found = state.findings
     details = DrillDetails(
         result=outcome, operator=plan.ctx.operator,  # type: ignore[arg-type]
-        target=str(state.root) if state.root else None,
-        target_kind="scratch" if target is None else "real",
-        wiped=target is None and state.root is not None, restore_ms=found.rto_ms,
+        target=plan.onto or (str(state.root) if state.root else None),
+        target_kind=("replacement" if plan.onto else "scratch" if target is None
+                     else "real"),
+        wiped=target is None and state.root is not None and plan.onto is None,
+        restore_ms=found.rto_ms,
         rto_seconds=job.verify.rto, files_restored=found.files_restored,
         bytes_restored=found.bytes_restored, files_checked=found.files_checked,
         bytes_checked=found.bytes_checked, mismatches=list(found.mismatches),
@@ -332,23 +335,31 @@ def drill(ctx: Context, job: Job, ui: DrillUI, *, target: Path | None = None,
                                  "nothing was run")
     with job_run(ctx, job, "drill", DrillDetails, repository=repo.name) as run:
         plan = DrillPlan(ctx, job, repo, ui, snapshot, target)
-        try:
-            state = run_steps(plan)
-        except StepFailed as failed:
-            state, exc = failed.state, failed.__cause__
-        else:
-            exc = None
-        if target is None and state.root is not None:
-            scratch.wipe(state.root)
-        if isinstance(exc, BackupctlError):
-            run.finish(_result(plan, state, status=exc.status, error=str(exc), outcome=FAIL))
-        elif exc is not None:  # Ctrl-C, SIGTERM, a bug: record the aborted drill, re-raise
-            kept = (f"; data restored so far is kept in {target}" if target is not None
-                    else "; scratch data was wiped")
-            run.finish(_result(plan, state, status=ExitStatus.FAILED,
-                               error=f"{job.name}: drill aborted ({exc.__class__.__name__})"
-                               f"{kept}", outcome="aborted"))
-            raise exc
-        else:
-            run.finish(_judged(plan, state))
+        finish(run, plan, run_steps)
     return run.result
+
+
+def finish(run: Any, plan: DrillPlan, steps: Callable[[DrillPlan], Drilled]) -> None:
+    """Run the steps and record the drill: judged, failed, or aborted (then re-raised);
+    scratch data is wiped, a real target's and a replacement server's kept."""
+    try:
+        state = steps(plan)
+    except StepFailed as failed:
+        state, exc = failed.state, failed.__cause__
+    else:
+        exc = None
+    target, job = plan.target, plan.job
+    if target is None and plan.onto is None and state.root is not None:
+        scratch.wipe(state.root)
+    if isinstance(exc, BackupctlError):
+        run.finish(_result(plan, state, status=exc.status, error=str(exc), outcome=FAIL))
+    elif exc is not None:  # Ctrl-C, SIGTERM, a bug: record the aborted drill, re-raise
+        where = plan.onto or target
+        kept = (f"; data restored so far is kept in {where}" if where is not None
+                else "; scratch data was wiped")
+        run.finish(_result(plan, state, status=ExitStatus.FAILED,
+                           error=f"{job.name}: drill aborted ({exc.__class__.__name__})"
+                           f"{kept}", outcome="aborted"))
+        raise exc
+    else:
+        run.finish(_judged(plan, state))

@@ -17,8 +17,10 @@ import typer
 from backupctl import execute
 from backupctl.actions import drill as drill_action
 from backupctl.actions import repo as repos
-from backupctl.actions.context import manual_operator
+from backupctl.actions.context import Context, manual_operator
 from backupctl.actions.drill import FAIL, PASS, SKIPPED
+from backupctl.actions.recovery import plan as plans
+from backupctl.actions.recovery import target as targets
 from backupctl.actions.results import JobResult, RunResult
 from backupctl.cli.common import (
     JsonOpt,
@@ -31,6 +33,8 @@ from backupctl.cli.common import (
     report,
     say,
 )
+from backupctl.config.schema import Job
+from backupctl.databases.onto import DEFAULT_DSN
 from backupctl.errors import ConfigError, UsageError
 from backupctl.files import write_atomic
 from backupctl.fmt import LANGS
@@ -187,6 +191,34 @@ def _no_answers_possible() -> bool:
     return (stdin.st_dev, stdin.st_ino) == (null.st_dev, null.st_ino)
 
 
+def _onto(to: str | None, *, target: Path | None, source: str, snapshot: str | None,
+          identity: Path | None, databases: bool, target_dsn: str) -> plans.Request | None:
+    """drill --to: the recovery's request (TARGET parsed strictly: exit 2, nothing run)."""
+    if to is None:
+        if identity is not None or databases or target_dsn != DEFAULT_DSN:
+            raise UsageError("--identity, --databases and --target-dsn go with --to")
+        return None
+    if target is not None or source != repos.PRIMARY:
+        raise UsageError("--to rehearses the recovery from the primary repository onto a "
+                         "spare server; it goes with neither --target nor --from")
+    return plans.Request(targets.parse(to), snapshot=snapshot or plans.PROVEN,
+                         identity=identity, databases=databases, target_dsn=target_dsn)
+
+
+def _drill_onto(ctx: Context, job: Job, ui: drill_action.DrillUI,
+                request: plans.Request) -> JobResult:
+    """The recovery's plan (every refusal exit 2 before anything runs), then the drill."""
+    from backupctl.actions.recovery import rehearse
+
+    target, key, runner = plans.open_target(ctx, job, request)
+    try:
+        prepared = plans.prepare(ctx, job, request, runner, target, key)
+        return rehearse.drill_onto(ctx, job, ui, prepared, runner)
+    finally:
+        if runner is not ctx.local:
+            runner.close()
+
+
 @app.command()
 def drill(
         job: Annotated[str, typer.Argument(help="job name")],
@@ -195,8 +227,9 @@ def drill(
         target: Annotated[Path | None, typer.Option(
             "--target", help="restore into this real, new or empty directory (asks first; "
             "kept afterwards). Default: a 0700 scratch directory, wiped afterwards")] = None,
-        snapshot: Annotated[str, typer.Option("--snapshot", help="snapshot id or latest")]
-        = "latest",
+        snapshot: Annotated[str | None, typer.Option(
+            "--snapshot", help="snapshot id, latest, or proven (default: latest; with --to "
+            "proven, as restore)", show_default=False)] = None,
         source: Annotated[str, typer.Option("--from", help="repository: primary or a copy "
                                             "name")] = repos.PRIMARY,
         yes: Annotated[bool, typer.Option(
@@ -204,10 +237,25 @@ def drill(
             "recorded as not performed")] = False,
         remarks: Annotated[str | None, typer.Option(
             "--remarks", help="remarks recorded with the drill")] = None,
+        to: Annotated[str | None, typer.Option(
+            "--to", help="rehearse the recovery onto a spare server: local:/DIR or "
+            "ssh://[USER@]HOST[:PORT]/DIR, new or empty (as `restore --to`; kept afterwards)",
+            show_default=False)] = None,
+        identity: Annotated[Path | None, typer.Option(
+            "--identity", help="with --to: SSH key for the target (default: the job's)")]
+        = None,
+        databases: Annotated[bool, typer.Option(
+            "--databases", help="with --to: each dump into the target's PostgreSQL as "
+            "<name>_restored (as `restore --databases`)")] = False,
+        target_dsn: Annotated[str, typer.Option(
+            "--target-dsn", help="with --to --databases: libpq connection string of the "
+            "target's PostgreSQL, as seen on the target (no password)")] = DEFAULT_DSN,
         as_json: JsonOpt = False) -> None:
     """Restore drill, step by step: restore, verify, checks, manual steps; timed, recorded."""
     config = load()
     selected = one(config, job)
+    onto = _onto(to, target=target, source=source, snapshot=snapshot, identity=identity,
+                 databases=databases, target_dsn=target_dsn)
     if not yes and _no_answers_possible():
         raise UsageError(f"{job}: the drill asks the operator questions but stdin is /dev/null "
                          "(systemd, cron); use --yes (manual steps are then recorded as not "
@@ -219,10 +267,14 @@ def drill(
     ui: drill_action.DrillUI = (UnattendedUI(job=job, remarks=remarks) if yes
                                 else TerminalUI(progress=interactive(), remarks=remarks))
     try:
-        result = drill_action.drill(ctx, selected, ui, target=target, snapshot=snapshot,
-                                    source=source)
+        if onto is not None:
+            result = _drill_onto(ctx, selected, ui, onto)
+        else:
+            result = drill_action.drill(ctx, selected, ui, target=target,
+                                        snapshot=snapshot or "latest", source=source)
     except (typer.Abort, execute.Cancelled):
-        kept = f"; data restored so far is kept in {target}" if target else (
+        where = onto.target.display() if onto is not None else target
+        kept = f"; data restored so far is kept in {where}" if where else (
             "; scratch data was wiped")
         say(f"{job}: drill aborted and recorded as aborted{kept} (use --yes for a "
             "non-interactive drill)")

@@ -233,7 +233,8 @@ class DrillDetails(Proof):
     result: Literal["pass", "fail", "aborted"] = "fail"
     operator: str = ""
     target: str | None = None
-    target_kind: Literal["scratch", "real"] = "scratch"
+    # replacement: drill --to, the recovery rehearsed on a spare server (target: its URL)
+    target_kind: Literal["scratch", "real", "replacement"] = "scratch"
     wiped: bool = False
     steps: list[DrillStep] = Field(default_factory=list)
     manual_steps_confirmed: bool = False
