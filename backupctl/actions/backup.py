@@ -28,6 +28,7 @@ from backupctl.actions import tripwire, tunnel
 from backupctl.actions.context import Context
 from backupctl.actions.jobrun import job_run
 from backupctl.actions.repo import init_repository as init_repository  # `backupctl init`
+from backupctl.actions.restore_test import freshness
 from backupctl.actions.restore_test.pipeline import list_snapshot
 from backupctl.actions.results import Outcome, RunResult
 from backupctl.config.schema import Job
@@ -51,6 +52,7 @@ from backupctl.state import dumps, queries
 from backupctl.state.records import BackupDetails, ms
 from backupctl.status import ExitStatus
 from backupctl.verify import manifest
+from backupctl.verify.freshness import TreeUpdate
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +114,7 @@ class Inspected:
     manifest: manifest.Manifest | None
     suspicious: tuple[str, ...]
     frozen: str | None  # why pruning is frozen (a tripwire raised now or earlier)
+    tree: TreeUpdate | None = None  # verify.prove_within: the snapshot's files for `proofs`
 
 
 @dataclass(frozen=True)
@@ -259,13 +262,16 @@ def inspect(ctx: Context, job: Job, runner: Runner,
     primary = repos.primary(job)
     listing = list_snapshot(ctx.local, primary, summary.snapshot_id, job=job.name,
                             timeout=ctx.timeout)
+    prepared = freshness.prepare(ctx, job)
     built = manifest.build(job, runner, listing, timeout=ctx.timeout, history=lambda window:
-                           ctx.store.query(queries.sampled_before, job.name, window=window))
+                           ctx.store.query(queries.sampled_before, job.name, window=window),
+                           choose=prepared.chooser() if prepared else None)
     suspicious = tuple(tripwire.inspect(ctx, job, summary, built))
     frozen = tripwire.frozen_reason(ctx, job) or ("; ".join(suspicious) or None)
     taken_at = listing.snapshot_time
     return Inspected(parse.parse_time(taken_at).isoformat() if taken_at else None, built,
-                     suspicious, frozen)
+                     suspicious, frozen, prepared.update(listing, built, at=ctx.store.now())
+                     if prepared else None)
 
 
 def prune(ctx: Context, job: Job, frozen: str | None, *, unlock: bool) -> Pruned:
@@ -426,6 +432,9 @@ def _record(conn: Connection, ctx: Context, job: Job, result: BackupResult, done
     built = done.inspected.manifest if done.inspected and not done.removed else None
     if built is not None:
         queries.insert_manifest(conn, job.name, built.snapshot_id, built.entries)
+        if done.inspected is not None and done.inspected.tree is not None:
+            freshness.record_tree(conn, job.name, built.snapshot_id, done.inspected.tree,
+                                  at=ctx.store.now())
     dumps.insert_database_manifests(conn, [] if done.removed else [
         d.manifest().row(run_id=run_id, files_snapshot_id=result.snapshot_id,
                          created_at=ctx.store.now()) for d in done.dumps if d.ok])

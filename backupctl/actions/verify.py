@@ -20,6 +20,7 @@ from backupctl.actions import capacity, due
 from backupctl.actions import repo as repos
 from backupctl.actions.context import Context
 from backupctl.actions.jobrun import job_run
+from backupctl.actions.restore_test import freshness
 from backupctl.actions.restore_test.databases import require_restore_user, with_databases
 from backupctl.actions.restore_test.full import full
 from backupctl.actions.restore_test.pipeline import Tested
@@ -88,7 +89,8 @@ def verify(ctx: Context, job: Job, *, mode: str = "quick", snapshot: str = "late
         steps = _unlock_stale(ctx, repo) if run.recovered else ()
         tested = (full if mode == "full" else quick)(ctx, job, repo, wanted=snapshot)
         tested = with_databases(ctx, job, repo, tested, mode=mode)
-        run.finish(result(job, repo.name, mode, tested, steps=steps))
+        run.finish(result(job, repo.name, mode, tested, steps=steps),
+                   extra=lambda conn: freshness.record_proven(conn, ctx, job, repo, tested))
     return run.result
 
 

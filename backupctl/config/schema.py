@@ -176,6 +176,10 @@ class Verify(Strict):
     read_data_subset: Percent | None = None
     commands: list[str] = Field(default_factory=list)
     rto: Duration | None = None
+    prove_within: Duration | None = Field(
+        default=None, description="every file of the newest snapshot proven by a restore "
+        "test within this long (SPEC §12): samples and quick verifies take unproven and "
+        "longest-unproven files first, enough per run for the job's schedules")
 
 
 class Runbook(Strict):

@@ -11,6 +11,7 @@ Conventions (docs/metrics.md):
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -19,7 +20,7 @@ from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily, Metric
 from backupctl.config.schema import Job
 from backupctl.fmt import ms_to_seconds
 from backupctl.state.records import BackupDetails, DatabaseProof, VerifyDetails, read
-from backupctl.state.view import Run, StateView
+from backupctl.state.view import Run, StateView, unix
 
 JOB = ("backup_job",)
 REPO = ("backup_job", "repository")
@@ -111,6 +112,23 @@ GAUGES: tuple[Spec, ...] = (
          "Tables whose restored rows differed from the backup's count (or were missing) in "
          "the newest restore test of the database", DATABASE),
 )
+# Proof freshness (SPEC §12): jobs with verify.prove_within, once a backup recorded its files.
+PROOF_GAUGES: tuple[Spec, ...] = (
+    Spec("backupctl_files_unproven",
+         "Files of the newest snapshot whose current content (path, size, mtime) no restore "
+         "test has restored and matched against its source hash yet", JOB),
+    Spec("backupctl_proof_oldest_seconds",
+         "Age of the oldest proof among the newest snapshot's files; +Inf while any file is "
+         "unproven", JOB),
+    Spec("backupctl_proof_age_seconds",
+         "How long the longest-waiting file of the newest snapshot has gone without proof: "
+         "since its proof, or since it was first backed up if it is unproven (compare with "
+         "backupctl_proof_within_seconds)", JOB),
+    Spec("backupctl_proof_within_seconds",
+         "The job's verify.prove_within: every file must be proven within this long", JOB),
+    Spec("backupctl_proof_files", "Files of the newest snapshot whose proofs are tracked", JOB),
+)
+GAUGES += PROOF_GAUGES
 INFOS: tuple[Spec, ...] = (
     Spec("backupctl_info", "backupctl and restic versions (value always 1)",
          ("version", "restic_version")),
@@ -219,6 +237,27 @@ def _job(out: _Out, job: Job, view: StateView, *, now: float) -> None:
                 ms_to_seconds(recovered.restore_ms))
     if job.databases:
         _databases(out, job, view)
+    _proofs(out, job, view, now=now)
+
+
+def _proofs(out: _Out, job: Job, view: StateView, *, now: float) -> None:
+    """Proof freshness, from the state's index alone (no per-file work in a scrape)."""
+    if job.verify.prove_within is None:
+        return
+    labels = [job.name]
+    out.set("backupctl_proof_within_seconds", labels, float(job.verify.prove_within))
+    fresh = view.proofs.get(job.name)
+    if fresh is None:
+        return
+    out.set("backupctl_proof_files", labels, float(fresh.files))
+    out.set("backupctl_files_unproven", labels, float(fresh.unproven))
+    oldest = now - unix(fresh.oldest_proof) if fresh.oldest_proof else None
+    out.set("backupctl_proof_oldest_seconds", labels,
+            0.0 if not fresh.files else math.inf if fresh.unproven or oldest is None
+            else max(0.0, oldest))
+    waiting = now - unix(fresh.oldest_unproven) if fresh.oldest_unproven else None
+    ages = [a for a in (oldest, waiting) if a is not None]
+    out.set("backupctl_proof_age_seconds", labels, max(0.0, *ages) if ages else None)
 
 
 def _newest_proofs(runs: Iterable[Run], *, restored: bool) -> dict[str, DatabaseProof]:

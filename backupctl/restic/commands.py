@@ -106,10 +106,13 @@ def restore(repo: str, password: Secret, *, snapshot: str, target: str,
 
 
 def check(repo: str, password: Secret, *, read_data_subset: float | None,
-          no_lock: bool = False) -> list[Arg]:
-    """`no_lock`: beside a restore of ours (which holds restic's shared lock)."""
+          no_lock: bool = False, read_data_group: tuple[int, int] | None = None) -> list[Arg]:
+    """`no_lock`: beside a restore of ours (which holds restic's shared lock);
+    `read_data_group` (n, t): read pack group n of t (instead of a share)."""
     argv = [*base(repo, password, cache=False), *(["--no-lock"] if no_lock else []), "check"]
-    if read_data_subset is not None:
+    if read_data_group is not None:
+        argv.append(f"--read-data-subset={read_data_group[0]}/{read_data_group[1]}")
+    elif read_data_subset is not None:
         argv.append(f"--read-data-subset={read_data_subset * 100:g}%")
     return argv
 

@@ -70,6 +70,38 @@ manifest = Table(
     Index("manifest_job_snapshot", "job", "snapshot_id"),
 )
 
+# Proof freshness (SPEC §12, `verify.prove_within`): one row per file of the job's newest
+# snapshot, kept in step with it by each backup (only new, changed and removed files are
+# written): the file's content identity (size, mtime), the SHA-256 taken on the source for
+# that identity (NULL until sampled), since when the identity is backed up, and when a restore
+# test last restored it and matched the hash (NULL: unproven).
+proofs = Table(
+    "proofs", metadata,
+    Column("job", String(64), nullable=False),
+    Column("path", Text, nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("mtime", String(40), nullable=False),
+    Column("sha256", String(64)),
+    Column("seen_at", String(40), nullable=False),
+    Column("proven_at", String(40)),
+    Index("proofs_job_path", "job", "path", unique=True),
+    # the selection (unproven first, oldest proof next) and the metrics (unproven count,
+    # oldest proof, oldest unproven) are ranges of this index, not scans of the table
+    Index("proofs_job_proven", "job", "proven_at", "seen_at"),
+)
+
+# Which snapshot `proofs` mirrors, per job, and how many files it holds.
+proof_trees = Table(
+    "proof_trees", metadata,
+    Column("job", String(64), primary_key=True),
+    Column("snapshot_id", String(64), nullable=False),
+    Column("files", BigInteger, nullable=False),
+    Column("changed", BigInteger, nullable=False),  # new or changed in that backup
+    # files a name cannot key (restic lists two names that are not UTF-8 alike): unproven
+    Column("untracked", BigInteger, nullable=False, server_default="0"),
+    Column("updated_at", String(40), nullable=False),
+)
+
 # Append-only, hash-chained audit evidence (SPEC §6). Never updated or deleted by the tool.
 evidence = Table(
     "evidence", metadata,

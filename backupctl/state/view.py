@@ -12,7 +12,7 @@ import functools
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import TypeVar
@@ -25,6 +25,7 @@ from backupctl.config.schema import Job
 from backupctl.errors import BackupctlError
 from backupctl.state.db import safe_url
 from backupctl.state.pgconn import sqlalchemy_url
+from backupctl.state.proofs import Freshness, freshness
 from backupctl.state.schema import flags, generations, notices, runs
 
 RunKey = tuple[str, str, str]  # (kind, job, repository)
@@ -61,6 +62,8 @@ class StateView:
     suspicious: frozenset[str] = frozenset()
     # channel → (newest delivery succeeded, Unix time of the newest success or None)
     channels: dict[str, tuple[bool, float | None]] = field(default_factory=dict)
+    # job (with verify.prove_within) → how fresh the proofs of its newest snapshot are
+    proofs: dict[str, Freshness] = field(default_factory=dict)
 
     def repositories(self, kind: str, job: str) -> set[str]:
         return {repo for (k, j, repo) in self.newest if k == kind and j == job}
@@ -138,7 +141,9 @@ class StateReader:
         """The view and `extra(conn)` (named queries of state.queries) from one read
         snapshot, so a page built from both never mixes two moments."""
         with self._snapshot() as conn:
-            return _view(conn, run_keys(jobs)), extra(conn)
+            view = replace(_view(conn, run_keys(jobs)), proofs=freshness(
+                conn, [j.name for j in jobs if j.verify.prove_within is not None]))
+            return view, extra(conn)
 
     def ping(self) -> None:
         """Raise StateUnavailable unless the runs table can be read."""

@@ -135,9 +135,14 @@ def _entry(node: FileNode, role: str, record: dict[str, Any]) -> dict[str, Any]:
     return entry
 
 
+# With `verify.prove_within`: the sample of a pool (freshness.choose_for_backup).
+Chooser = Callable[[list[FileNode]], list[FileNode]]
+
+
 def build(job: Job, runner: Runner, listing: Listing, *, history: History,
-          timeout: float | None) -> Manifest:
-    """Hash the chosen files of the listed snapshot on the source host (through `runner`)."""
+          timeout: float | None, choose: Chooser | None = None) -> Manifest:
+    """Hash the chosen files of the listed snapshot on the source host (through `runner`);
+    `choose` picks the sample instead of the rotation (proof freshness)."""
     files = [f for f in listing.files if NOT_UTF8 not in f.path]
     unverifiable = [f.path for f in listing.files if NOT_UTF8 in f.path]
     always, absent = _select(files, job.verify.always)
@@ -152,9 +157,9 @@ def build(job: Job, runner: Runner, listing: Listing, *, history: History,
     rounds = sampling.rounds(job.verify.sample, len(pool))
     count, seen = history(rounds - 1)
     by_path = {f.path: f for f in files}
-    sampled = [by_path[p] for p in sampling.choose(pool, sample=job.verify.sample,
-                                                    seed=sampling.seed_for(job.name),
-                                                    round_no=count)]
+    sampled = choose([by_path[p] for p in pool]) if choose is not None else [
+        by_path[p] for p in sampling.choose(pool, sample=job.verify.sample,
+                                            seed=sampling.seed_for(job.name), round_no=count)]
     chosen: list[tuple[FileNode, str]] = [(f, "always") for f in always]
     chosen += [(f, "canary") for f in canaries if f.path not in {a.path for a in always}]
     chosen += [(f, "sample") for f in sampled]

@@ -55,10 +55,11 @@ class CheckOutcome:
 
 
 def restic_check(runner: Runner, repo: Repo, *, job: str, read_data_subset: float | None,
-                 no_lock: bool, timeout: float) -> CheckOutcome:
+                 no_lock: bool, timeout: float,
+                 read_data_group: tuple[int, int] | None = None) -> CheckOutcome:
     """Run `restic check`; damage is a finding, a check that could not run raises."""
     argv = commands.check(repo.url, repo.password, read_data_subset=read_data_subset,
-                          no_lock=no_lock)
+                          no_lock=no_lock, read_data_group=read_data_group)
     unlocked: list[Result] = []
     result, outcome = restic.attempt(runner, argv, timeout=timeout, unlock=repo,
                                      on_unlock=unlocked.append)
@@ -66,7 +67,8 @@ def restic_check(runner: Runner, repo: Repo, *, job: str, read_data_subset: floa
     output = tail("\n".join(line for line in text.splitlines() if not line.startswith("[")),
                   40)
     ms = round(result.duration * 1000)
-    subset = (f" --read-data-subset={read_data_subset * 100:g}%"
+    subset = (f" --read-data-subset={read_data_group[0]}/{read_data_group[1]}"
+              if read_data_group else f" --read-data-subset={read_data_subset * 100:g}%"
               if read_data_subset else "")
     if unlocked:  # a killed run's lock (restic 0.14 never expires them)
         subset += (f" (after a stale lock: restic unlock, stale locks only, exited "
@@ -91,13 +93,14 @@ def restic_check(runner: Runner, repo: Repo, *, job: str, read_data_subset: floa
 
 
 def check_beside_restore(ctx: Context, runner: Runner, job: str, repo: Repo, *,
-                         read_data_subset: float | None) -> CheckOutcome:
+                         read_data_subset: float | None,
+                         read_data_group: tuple[int, int] | None = None) -> CheckOutcome:
     """`restic check --no-lock` beside our restore, which holds restic's shared lock (the
     job's lock keeps backupctl's prune away). `restic version` for the run's evidence
     first, so that start is not paid later."""
     _ = ctx.restic_version
     return restic_check(runner, repo, job=job, read_data_subset=read_data_subset,
-                        no_lock=True, timeout=ctx.timeout)
+                        no_lock=True, timeout=ctx.timeout, read_data_group=read_data_group)
 
 
 def _check_errors(text: str) -> list[str]:

@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from backupctl.actions.context import Context
-from backupctl.actions.restore_test import scratch
+from backupctl.actions.restore_test import freshness, scratch
 from backupctl.actions.restore_test.checks import check_beside_restore
 from backupctl.actions.restore_test.compare import compare
 from backupctl.actions.restore_test.pipeline import Tested
@@ -41,7 +41,8 @@ def quick(ctx: Context, job: Job, repo: Repo, *, wanted: str) -> Tested:
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="check",
                             initializer=adopt, initargs=(current(),)) as pool:
         check = pool.submit(check_beside_restore, ctx, runner, job.name, repo,
-                            read_data_subset=job.verify.read_data_subset)
+                            read_data_subset=job.verify.read_data_subset,
+                            read_data_group=freshness.read_data(ctx, job, repo))
         sample = _sample(ctx, runner, job, repo, wanted=wanted)
         outcome = check.result()
     refs = sample.references
@@ -58,7 +59,8 @@ def _sample(ctx: Context, runner: Counting, job: Job, repo: Repo, *, wanted: str
     guess = None if job.databases else guess_latest(ctx.store, repo, job=job.name,
                                                     wanted=wanted)
     if guess is not None:
-        refs = references(ctx.store, guess, job=job.name, repository=repo.name)
+        refs = freshness.with_due(ctx, job, repo, references(ctx.store, guess, job=job.name,
+                                                             repository=repo.name))
         try:
             restored, findings = _restore_and_hash(ctx, runner, job, repo, refs,
                                                    snapshot="latest", latest=True)
@@ -67,7 +69,8 @@ def _sample(ctx: Context, runner: Counting, job: Job, repo: Repo, *, wanted: str
         if restored is not None and restored.snapshots == {guess.short_id}:
             return _Sample(guess, refs, restored, findings, (_step(refs, restored),))
     snap = resolve(runner, ctx.store, repo, job=job.name, wanted=wanted, timeout=ctx.timeout)
-    refs = references(ctx.store, snap, job=job.name, repository=repo.name)
+    refs = freshness.with_due(ctx, job, repo, references(ctx.store, snap, job=job.name,
+                                                         repository=repo.name))
     restored, findings = _restore_and_hash(ctx, runner, job, repo, refs, snapshot=snap.id,
                                            latest=False)
     moved = ("the latest snapshot is not the newest manifest's; verified the latest",) \

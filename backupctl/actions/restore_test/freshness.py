@@ -1,0 +1,129 @@
+"""Proof freshness in the pipelines (SPEC §12, `verify.prove_within`).
+
+The backup: its sample is `freshness.choose_for_backup` of the files the state knows
+(`Prepared.chooser`), and its snapshot's files are written to `proofs` as a diff
+(`Prepared.update`, recorded with the run). The quick verify: besides the newest manifest's
+references it restores the due files (`with_due`: unproven first, then the longest-unproven,
+at least its share), records those that matched as proven with the run (`record_proven`),
+and `restic check` reads pack group n/t in turn (`read_data`), so every pack is read within
+the window too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+
+from sqlalchemy import Connection
+
+from backupctl.actions.context import Context
+from backupctl.actions.restore_test.pipeline import Tested
+from backupctl.actions.restore_test.snapshot import PRIMARY, Reference, References
+from backupctl.config.schema import Job
+from backupctl.restic.run import Repo
+from backupctl.state import proofs
+from backupctl.verify import freshness
+from backupctl.verify.listing import NOT_UTF8, FileNode, Listing
+from backupctl.verify.manifest import Chooser, Manifest
+
+
+def runs(ctx: Context, job: Job, schedule: str) -> freshness.Runs:
+    assert job.verify.prove_within is not None
+    return freshness.runs_within(schedule, job.verify.prove_within, base=ctx.clock())
+
+
+def take(files: int, runs_: int, *, churn: int) -> int:
+    """A run's share, plus (up to another share) the files changed since the run before:
+    changes must not push the longest-unproven files out of the window."""
+    share = freshness.share(files, runs_)
+    return share + min(churn, share)
+
+
+# -- the backup ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Prepared:
+    """What the state knows of the job's newest snapshot, read before the backup's sample."""
+
+    job: Job
+    known: Mapping[str, proofs.Known]
+    runs: int
+
+    def chooser(self) -> Chooser:
+        def choose(pool: list[FileNode]) -> list[FileNode]:
+            churn = 0 if not self.known else sum(
+                1 for n in pool if freshness.backup_key(n, self.known.get(n.path))[0] == 0)
+            count = max(self.job.verify.sample.size(len(pool)),
+                        take(len(pool), self.runs, churn=churn))
+            return freshness.choose_for_backup(pool, self.known, take=min(count, len(pool)))
+        return choose
+
+    def update(self, listing: Listing, built: Manifest, *, at: str) -> freshness.TreeUpdate:
+        hashed = {e["path"]: (e["size"], e["mtime"], e["sha256"]) for e in built.entries
+                  if e["state"] == "ok" and e["sha256"]}
+        return freshness.tree_update(listing.files, self.known, hashed, at=at)
+
+
+def prepare(ctx: Context, job: Job) -> Prepared | None:
+    """None unless the job sets `verify.prove_within`."""
+    if job.verify.prove_within is None:
+        return None
+    known = ctx.store.query(proofs.known, job.name)
+    return Prepared(job, known, runs(ctx, job, job.schedule.backup).count)
+
+
+def record_tree(conn: Connection, job: str, snapshot_id: str, update: freshness.TreeUpdate,
+                *, at: str) -> None:
+    proofs.apply(conn, job, snapshot_id=snapshot_id, remove=update.remove, add=update.add,
+                 files=update.files, changed=update.changed, untracked=update.untracked,
+                 at=at)
+
+
+# -- the quick verify ---------------------------------------------------------------------
+
+def with_due(ctx: Context, job: Job, repo: Repo, refs: References) -> References:
+    """`refs` and the due files of the snapshot, when `proofs` mirrors that snapshot."""
+    if job.verify.prove_within is None or repo.name != PRIMARY:
+        return refs
+    with ctx.store.read() as conn:
+        tree = proofs.tree(conn, job.name)
+        if tree is None or tree.snapshot_id != refs.manifest_id:
+            return refs
+        count = take(tree.files, runs(ctx, job, job.schedule.verify).count,
+                     churn=tree.changed)
+        due = proofs.due(conn, job.name, limit=count)
+    have = {r.path for r in refs.refs}
+    extra = tuple(Reference(d.path, d.size, d.sha256) for d in due if d.path not in have)
+    return replace(refs, refs=refs.refs + extra)
+
+
+def proven(tested: Tested) -> list[tuple[str, int, str]]:
+    """(path, size, sha256) of the references that came back and matched. A name that is
+    not UTF-8 counts only when every mismatch names another reference (a mismatch shows a
+    name in its own safe form, which is not the listed one)."""
+    bad = {m.path for m in tested.findings.mismatches}
+    plain = {r.path for r in tested.references.refs if NOT_UTF8 not in r.path}
+    lossy_ok = bad <= plain
+    return [(r.path, r.size, r.sha256) for r in tested.references.refs
+            if r.path not in bad and (NOT_UTF8 not in r.path or lossy_ok)]
+
+
+def record_proven(conn: Connection, ctx: Context, job: Job, repo: Repo,
+                  tested: Tested) -> None:
+    """The matched references are proven now, if `proofs` still mirrors their snapshot."""
+    if job.verify.prove_within is None or repo.name != PRIMARY:
+        return
+    tree = proofs.tree(conn, job.name)
+    if tree is None or tree.snapshot_id != tested.references.manifest_id:
+        return
+    proofs.mark_proven(conn, job.name, proven(tested), at=ctx.store.now())
+
+
+def read_data(ctx: Context, job: Job, repo: Repo) -> tuple[int, int] | None:
+    """`restic check --read-data-subset n/t`: t = the quick verifies the window holds, n
+    the next group in turn; None: the job's `read_data_subset` (no prove_within)."""
+    if job.verify.prove_within is None:
+        return None
+    groups = max(1, runs(ctx, job, job.schedule.verify).count)
+    done = ctx.store.query(proofs.verifies_of, job.name, repo.name)
+    return (done % groups) + 1, groups

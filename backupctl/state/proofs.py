@@ -1,0 +1,145 @@
+"""Proof freshness in the state database (SPEC §12): the reads and writes of `proofs`.
+
+`proofs` mirrors the files of each job's newest snapshot (`proof_trees` says which one): a
+backup writes only what changed (`apply`), a restore test only the files it proved
+(`mark_proven`). Everything the metrics, `status` and the report show is a range of the
+`(job, proven_at, seen_at)` index (`freshness`), so it costs the same after years.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, func, select
+
+from backupctl.state.schema import proof_trees, proofs, runs
+
+NOT_UTF8 = "\ufffd"  # as verify.listing: restic's stand-in for bytes that are not UTF-8
+
+BATCH = 500  # paths per DELETE … IN (…): far below every backend's parameter limit
+
+
+@dataclass(frozen=True)
+class Known:
+    """What the state says of one file of the newest snapshot."""
+
+    size: int
+    mtime: str
+    sha256: str | None
+    seen_at: str
+    proven_at: str | None
+
+
+@dataclass(frozen=True)
+class Tree:
+    snapshot_id: str
+    files: int
+    changed: int
+    updated_at: str
+    untracked: int = 0
+
+
+@dataclass(frozen=True)
+class Due:
+    """A file a restore test can prove: its identity has a source hash."""
+
+    path: str
+    size: int
+    sha256: str
+    proven_at: str | None
+
+
+@dataclass(frozen=True)
+class Freshness:
+    """How fresh the proofs of a job's newest snapshot are."""
+
+    files: int
+    unproven: int
+    oldest_proof: str | None  # the oldest proven_at (None: nothing proven)
+    oldest_unproven: str | None  # seen_at of the longest-unproven file (None: none)
+    snapshot_id: str
+
+
+def tree(conn: Connection, job: str) -> Tree | None:
+    row = conn.execute(select(proof_trees).where(proof_trees.c.job == job)).first()
+    return Tree(row.snapshot_id, int(row.files), int(row.changed), row.updated_at,
+                int(row.untracked)) if row is not None else None
+
+
+def known(conn: Connection, job: str) -> dict[str, Known]:
+    """Every file the state holds for the job's newest snapshot."""
+    p = proofs.c
+    return {r.path: Known(int(r.size), r.mtime, r.sha256, r.seen_at, r.proven_at)
+            for r in conn.execute(select(p.path, p.size, p.mtime, p.sha256, p.seen_at,
+                                         p.proven_at).where(p.job == job))}
+
+
+def apply(conn: Connection, job: str, *, snapshot_id: str, remove: Sequence[str],
+          add: Sequence[dict[str, Any]], files: int, changed: int, untracked: int,
+          at: str) -> None:
+    """Bring the job's rows to a new snapshot: `remove` paths, then insert `add` rows
+    (path, size, mtime, sha256, seen_at, proven_at)."""
+    for start in range(0, len(remove), BATCH):
+        conn.execute(proofs.delete().where(proofs.c.job == job,
+                                           proofs.c.path.in_(remove[start:start + BATCH])))
+    if add:
+        conn.execute(proofs.insert(), [{"job": job, **row} for row in add])
+    conn.execute(proof_trees.delete().where(proof_trees.c.job == job))
+    conn.execute(proof_trees.insert().values(job=job, snapshot_id=snapshot_id, files=files,
+                                             changed=changed, untracked=untracked,
+                                             updated_at=at))
+
+
+def due(conn: Connection, job: str, *, limit: int | None) -> list[Due]:
+    """Files with a source hash, unproven first, then the longest-unproven. A name
+    restic lists with U+FFFD is left to the backup's sample, whose manifest keeps its bytes."""
+    p = proofs.c
+    query = (select(p.path, p.size, p.sha256, p.proven_at)
+             .where(p.job == job, p.sha256.is_not(None), ~p.path.contains(NOT_UTF8))
+             .order_by(p.proven_at.asc().nulls_first(), p.seen_at))
+    if limit is not None:
+        query = query.limit(limit)
+    return [Due(r.path, int(r.size), r.sha256, r.proven_at) for r in conn.execute(query)]
+
+
+def mark_proven(conn: Connection, job: str, proven: Iterable[tuple[str, int, str]], *,
+                at: str) -> int:
+    """Record (path, size, sha256) as proven at `at`; a row whose identity or hash changed
+    meanwhile is left alone. Returns how many were given."""
+    rows = [{"j": job, "p": path, "s": size, "h": sha256, "at": at}
+            for path, size, sha256 in proven]
+    if rows:
+        p = proofs.c
+        conn.execute(proofs.update().where(
+            p.job == bindparam("j"), p.path == bindparam("p"), p.size == bindparam("s"),
+            p.sha256 == bindparam("h")).values(proven_at=bindparam("at")), rows)
+    return len(rows)
+
+
+def freshness(conn: Connection, jobs: Iterable[str]) -> dict[str, Freshness]:
+    """Per job with a proof tree: unproven count, oldest proof, longest-unproven file."""
+    found: dict[str, Freshness] = {}
+    p = proofs.c
+    for job in jobs:
+        current = tree(conn, job)
+        if current is None:
+            continue
+        unproven = conn.execute(select(func.count()).select_from(proofs).where(
+            p.job == job, p.proven_at.is_(None))).scalar_one()
+        oldest = conn.execute(select(func.min(p.proven_at)).where(
+            p.job == job, p.proven_at.is_not(None))).scalar()
+        waiting = conn.execute(select(func.min(p.seen_at)).where(
+            p.job == job, p.proven_at.is_(None))).scalar()
+        found[job] = Freshness(current.files, int(unproven) + current.untracked, oldest,
+                               waiting or (current.updated_at if current.untracked else None),
+                               current.snapshot_id)
+    return found
+
+
+def verifies_of(conn: Connection, job: str, repository: str) -> int:
+    """How many restore tests of the repository the job has run (the read-data rotation)."""
+    return int(conn.execute(select(func.count()).select_from(runs).where(
+        runs.c.job == job, runs.c.kind == "verify",
+        runs.c.repository == repository)).scalar_one())
