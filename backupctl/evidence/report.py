@@ -419,7 +419,8 @@ def _findings(job: dict[str, Any], *, job_known: bool, by_kind: dict[str, list[d
 
 def _mapping(jobs: list[dict[str, Any]], *, lang: str, verified: bool) -> list[dict[str, Any]]:
     keys = {"backup": "backups", "copy": "copies", "probe": "probes", "verify": "restore_tests",
-            "drill": "drills", "suspicious": "suspicious", "clear": "clears"}
+            "drill": "drills", "recovery": "recoveries", "suspicious": "suspicious",
+            "clear": "clears"}
     totals = {kind: sum(j["totals"][key] for j in jobs) for kind, key in keys.items()}
     out = []
     for item in mapping()["items"]:

@@ -31,7 +31,9 @@ from backupctl.web.verdict import (
 from backupctl.web.words import say
 
 DAYS = 30
-RESTORE_KINDS = ("verify", "drill")
+# the strip's restore row: restore tests, drills (also onto a spare server, drill --to) and
+# recoveries onto a replacement server, each proven where it restored
+RESTORE_KINDS = ("verify", "drill", "recovery")
 DAY_SYMBOLS = {"ok": "✓", "failed": "✗", "mixed": "!", "none": "·"}
 
 

@@ -256,6 +256,10 @@ def test_recoveries_are_listed_counted_and_summarised(filled: tuple[Any, Store])
     assert any(e["kind"] == "recovery" for e in job["events"])
     drills = next(v for v in data["summary"]["verdicts"] if v["id"] == "drills")
     assert "2 recoveries onto a replacement server (1 proven)" in drills["evidence"]
+    counted = {i["id"]: (i["evidence"], i["count"]) for i in data["mapping"]}
+    assert counted["drills"][0] == ["drill", "recovery"] and counted["drills"][1] >= 2
+    assert counted["restore-tests"][0] == ["verify", "recovery"]
+    assert counted["restore-tests"][1] == job["totals"]["restore_tests"] + 2
     body = "".join(ET.fromstring(render.html(data)).itertext())
     assert "Recoveries onto a replacement server" in body and "new-host" in body
     rows = list(csv.reader(io.StringIO(render.render(data, "csv").decode("utf-8-sig"))))

@@ -104,6 +104,27 @@ def test_the_strip_has_thirty_days_with_words_not_only_colour(page: StatusPage) 
     assert cells[58] == ("ok", "2026-11-20 成功")  # the restore tests of that day
 
 
+def _restore_row(page: StatusPage) -> list[tuple[str, str]]:
+    body = get(page, QUERY_STRING="lang=en")[2]
+    ok = body[body.index('data-job="ok"'):]
+    return re.findall(r'<li class="d-(\w+)" title="([^"]+)">', ok[:ok.index("</article>")])[30:]
+
+
+def test_recoveries_and_drills_onto_a_spare_server_count_in_the_restore_row(
+        page: StatusPage, fleet: Fleet) -> None:
+    before = _restore_row(page)
+    fleet.clock.at(29)
+    run_id = runs.start(fleet.store, job="ok", kind="recovery", operator="yamada")
+    runs.finish(fleet.store, run_id, status="bad_data", evidence=False,
+                details=RecoveryDetails(result="fail", operator="yamada"))
+    fleet.clock.at(30)
+
+    after = _restore_row(page)
+
+    changed = [(a, b) for a, b in zip(before, after, strict=True) if a != b]
+    assert len(changed) == 1 and changed[0][1][0] in ("failed", "mixed"), changed
+
+
 def test_no_form_no_script_no_url_no_error_text(page: StatusPage, fleet: Fleet) -> None:
     for lang in ("ja", "en"):
         body = get(page, QUERY_STRING=f"lang={lang}")[2]
