@@ -62,7 +62,9 @@ def _database(db: DatabaseProof) -> str:
         return f"database {db.name}: not proven"
     if db.mode == "full":
         line = (f"database {db.name}: {db.tables_checked} table(s) compared, "
-                f"{db.rows_restored} of {db.rows_expected} row(s) restored")
+                f"{db.rows_restored} of {db.rows_expected} row(s) restored, "
+                + (f"{db.schema_checked} schema object(s) compared" if db.schema_checked
+                   is not None else "no schema fingerprint recorded (rows only)"))
     else:
         line = (f"database {db.name}: dump SHA-256 "
                 f"{'matches' if db.sha256_match else 'DIFFERS'}, {db.tables_checked} "

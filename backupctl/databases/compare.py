@@ -1,12 +1,14 @@
-"""Pure helpers of the restore tests: compare row counts, judge a check's value, read a
-pg_restore table of contents, classify a failed `restic dump`. No process, no I/O."""
+"""Pure helpers of the restore tests: compare row counts and schema fingerprints, judge a
+check's value, read a pg_restore table of contents, classify a failed `restic dump`. No
+process, no I/O."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 
-from backupctl.state.database_proof import TableCount
+from backupctl.state.database_proof import SchemaMismatch, SchemaObject, TableCount
 
 # restic read something, but not the bytes it stored: the repository is damaged.
 _DAMAGED = re.compile(r"ciphertext verification failed|hash mismatch|decrypting blob|"
@@ -29,6 +31,56 @@ def compare_counts(expected: Mapping[str, int], restored: Mapping[str, int]
         elif want != got:
             found.append(TableCount(table, want, got, "rows"))
     return found
+
+
+def compare_schema(expected: Iterable[SchemaObject], restored: Iterable[SchemaObject], *,
+                   definitions: bool = True) -> list[SchemaMismatch]:
+    """Every object of the backup's schema fingerprint the restored copy lacks or has with
+    another definition, and every object it has beyond it, sorted (kind, table, name).
+
+    The one comparison of schema fingerprints (SPEC §10a): full verify, drill and `restore
+    --databases` call it on what `KINDS[kind].fingerprint` read from their restored copy.
+    `definitions=False` compares names only (a dump restored on another PostgreSQL major
+    version, whose catalog may print the same definition differently)."""
+    want = {o.key: o.digest for o in expected}
+    got = {o.key: o.digest for o in restored}
+    found = []
+    for key in sorted(want.keys() | got.keys()):
+        if key not in got:
+            found.append(SchemaMismatch(*key, "missing"))
+        elif key not in want:
+            found.append(SchemaMismatch(*key, "unexpected"))
+        elif definitions and want[key] != got[key]:
+            found.append(SchemaMismatch(*key, "definition"))
+    return found
+
+
+NO_FINGERPRINT = ("the backup recorded no schema fingerprint (made by an older backupctl): "
+                  "compared on rows only")
+
+
+@dataclass(frozen=True)
+class SchemaComparison:
+    """A proof's schema fields (`DatabaseProof.schema_checked`, `schema_mismatches`,
+    `schema_note`): what was compared, what differed, what was not compared and why."""
+
+    checked: int | None
+    mismatches: list[SchemaMismatch] = field(default_factory=list)
+    note: str | None = None
+
+
+def judge_schema(expected: Sequence[SchemaObject] | None, restored: Sequence[SchemaObject],
+                 *, names_only: str | None = None) -> SchemaComparison:
+    """The backup's fingerprint (None: it recorded none) against a restored copy's.
+
+    `names_only`: why definitions cannot be compared (e.g. restored on another PostgreSQL
+    major version); the names still are, and the note says so."""
+    if expected is None:
+        return SchemaComparison(None, note=NO_FINGERPRINT)
+    return SchemaComparison(len(expected), compare_schema(expected, restored,
+                                                          definitions=names_only is None),
+                            None if names_only is None else
+                            f"definitions not compared ({names_only}); names compared")
 
 
 def check_verdict(row: tuple[object, ...] | None, *, integer_booleans: bool = False

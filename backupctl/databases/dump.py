@@ -1,12 +1,13 @@
 """Backup side: one database dumped into the repository by one helper process on its host.
 
-`dump_database` runs the stream helper (streamer.py + streamer_modes.py, started by
-helper.py) as `python3 -I -c SOURCE` in the kind's mode (`kinds.KINDS`) through the job's
-Runner (SSH or local) and feeds it one JSON header on stdin, which carries the repository
-password and URL (never argv, environment or the host's disk: the helper hands both to
-restic through pipes, since a `rest:` URL can hold a password). The helper counts every
-table's rows in the dump's own snapshot, streams the dump into `restic backup --stdin` while
-hashing it, and answers with one JSON line; nothing touches the host's disk.
+`dump_database` runs the stream helper (streamer_schema.py + streamer.py + streamer_modes.py,
+started by helper.py) as `python3 -I -c SOURCE` in the kind's mode (`kinds.KINDS`) through
+the job's Runner (SSH or local) and feeds it one JSON header on stdin, which carries the
+repository password and URL (never argv, environment or the host's disk: the helper hands
+both to restic through pipes, since a `rest:` URL can hold a password). The helper counts
+every table's rows and takes the schema fingerprint (SPEC §10a) in the dump's own snapshot,
+streams the dump into `restic backup --stdin` while hashing it, and answers with one JSON
+line; nothing touches the host's disk.
 
 Snapshots: each database is its own restic snapshot `/JOB.NAME.pgdump` (sqlite:
 `/JOB.NAME.sqlite`, or `/JOB.NAME.sql` from a host whose python3 is older than 3.11; an
@@ -34,6 +35,7 @@ from backupctl.execute import Result, Runner, Secret
 from backupctl.restic import parse
 from backupctl.restic.codes import classify
 from backupctl.restic.run import hint
+from backupctl.state.database_proof import SchemaObject
 
 
 def header(database: Database, *, job: str, repo_url: str, password: Secret,
@@ -115,6 +117,8 @@ def from_record(base: DumpResult, record: dict[str, Any], *, host: str) -> DumpR
     """A successful helper record as a DumpResult; an inconsistent one is a failure."""
     try:
         tables = {str(name): int(count) for name, count in record["tables"]}
+        schema = (tuple(SchemaObject(*map(str, o)) for o in record["schema"])
+                  if record.get("schema") is not None else None)
         size = int(record["size"])
         sha256 = str(record["sha256"])
         snapshot_id = parse.short_id(str(record["snapshot_id"]))
@@ -128,6 +132,7 @@ def from_record(base: DumpResult, record: dict[str, Any], *, host: str) -> DumpR
     return DumpResult(
         job=base.job, name=base.name, kind=base.kind, snapshot_id=snapshot_id,
         path=f"/{model.stdin_filename(base.job, base.name, suffix)}", sha256=sha256,
-        size=size, tables=tables, server_version=int(server) if server else None,
+        size=size, tables=tables, schema=schema,
+        server_version=int(server) if server else None,
         dump_version=str(record["dump_version"]) if record.get("dump_version") else None,
         seconds=base.seconds)

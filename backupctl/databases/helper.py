@@ -1,9 +1,10 @@
 """The stream helper as backupctl starts it: its program text, argv, deadline and reply.
 
-The helper (streamer.py + streamer_modes.py) runs as `python3 -I -c SOURCE` through a Runner,
-on a source host (a dump, dump.py) or on the orchestrator (PostgreSQL's quick proof, which
-pipes `restic dump` into `pg_restore --list`); it reads one JSON header on stdin and answers
-with one JSON line. Which of its modes runs is the kind's (`kinds.Kind.HELPER_MODE`).
+The helper (streamer_schema.py + streamer.py + streamer_modes.py) runs as `python3 -I -c
+SOURCE` through a Runner, on a source host (a dump, dump.py) or on the orchestrator
+(PostgreSQL's quick proof, which pipes `restic dump` into `pg_restore --list`); it reads
+one JSON header on stdin and answers with one JSON line. Which of its modes runs is the
+kind's (`kinds.Kind.HELPER_MODE`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 from backupctl.execute import Result
 
 PYTHON = "python3"
-PARTS = ("streamer.py", "streamer_modes.py")
+PARTS = ("streamer_schema.py", "streamer.py", "streamer_modes.py")
 # The helper stops itself a little before the runner would: a remote helper outlives a
 # closed SSH channel and must not go on to make a snapshot that nobody records. The margin
 # (5 %, at least 2 s, at most half) leaves it time to say so before the runner gives up.
@@ -33,8 +34,8 @@ def helper_deadline(timeout: float | None) -> float | None:
 
 @cache
 def helper_source() -> str:
-    """The stream helper's program text (sent as `python3 -I -c`): its two files, in order,
-    as one program."""
+    """The stream helper's program text (sent as `python3 -I -c`): its files, in order, as
+    one program."""
     here = Path(__file__).parent
     return "\n".join((here / part).read_text(encoding="utf-8") for part in PARTS)
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from backupctl.restic.commands import DATABASE_TAG
 from backupctl.state import records
+from backupctl.state.database_proof import SchemaObject, schema_to_json
 from backupctl.state.dumps import DatabaseManifestRow
 
 TAG_ALL = DATABASE_TAG  # every database snapshot carries this tag …
@@ -50,7 +51,8 @@ class DumpResult:
 
     `tables` maps each table (`schema.table`, identifiers quoted as PostgreSQL's
     quote_ident does; sqlite: the table name) to its exact row count, counted in the same
-    snapshot the dump was taken from. No row data is ever part of a result.
+    snapshot the dump was taken from; `schema` is the schema fingerprint taken there (SPEC
+    §10a; None: the helper recorded none). No row data is ever part of a result.
     """
 
     job: str
@@ -61,6 +63,7 @@ class DumpResult:
     sha256: str | None = None
     size: int | None = None
     tables: dict[str, int] = field(default_factory=dict)
+    schema: tuple[SchemaObject, ...] | None = None
     server_version: int | None = None  # PostgreSQL server_version_num, e.g. 150018
     dump_version: str | None = None  # pg_dump --version, e.g. "15.18"
     seconds: float = 0.0
@@ -76,7 +79,7 @@ class DumpResult:
         assert self.snapshot_id is not None
         return DumpManifest(job=self.job, database=self.name, kind=self.kind,
                             snapshot_id=self.snapshot_id, path=self.path, sha256=self.sha256,
-                            size=self.size, tables=dict(self.tables),
+                            size=self.size, tables=dict(self.tables), schema=self.schema,
                             server_version=self.server_version,
                             dump_version=self.dump_version)
 
@@ -105,6 +108,7 @@ class DumpManifest:
     sha256: str
     size: int
     tables: dict[str, int]
+    schema: tuple[SchemaObject, ...] | None = None  # None: recorded by an older backupctl
     server_version: int | None = None
     dump_version: str | None = None
 
@@ -126,6 +130,7 @@ class DumpManifest:
                 "snapshot_id": self.snapshot_id, "path": self.path, "sha256": self.sha256,
                 "size": self.size, "tables": json.dumps(self.tables, sort_keys=True,
                                                         ensure_ascii=False),
+                "schema_objects": schema_to_json(self.schema),
                 "server_version": self.server_version, "dump_version": self.dump_version,
                 **extra}
 
@@ -134,5 +139,6 @@ class DumpManifest:
         """From a `database_manifest` row (state.queries)."""
         return cls(job=row.job, database=row.database, kind=row.kind,
                    snapshot_id=row.snapshot_id, path=row.path, sha256=row.sha256,
-                   size=row.size, tables=dict(row.tables), server_version=row.server_version,
+                   size=row.size, tables=dict(row.tables), schema=row.schema,
+                   server_version=row.server_version,
                    dump_version=row.dump_version)

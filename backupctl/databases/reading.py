@@ -25,7 +25,7 @@ from backupctl.restic import commands as restic
 from backupctl.restic import parse
 from backupctl.restic.codes import ResticExit, classify
 from backupctl.restic.watch import RetryWatch
-from backupctl.state.database_proof import DatabaseCheck, DatabaseProof, TableCount
+from backupctl.state.database_proof import DatabaseCheck, DatabaseProof, SchemaMismatch, TableCount
 
 FREE_SPACE_MARGIN = 64 << 20
 _UNREACHABLE = (ResticExit.NO_REPOSITORY, ResticExit.WRONG_PASSWORD, ResticExit.LOCKED)
@@ -50,6 +50,15 @@ class Draft:
     local_version: str | None = None
     problems: list[str] = field(default_factory=list)
     not_proven: str | None = None
+    schema_checked: int | None = None
+    schema_mismatches: list[SchemaMismatch] = field(default_factory=list)
+    schema_note: str | None = None
+    restore_error: str | None = None
+
+    def take_schema(self, found: compare.SchemaComparison) -> None:
+        """The schema fingerprint's comparison (compare.judge_schema) into the proof."""
+        self.schema_checked, self.schema_note = found.checked, found.note
+        self.schema_mismatches = list(found.mismatches)
 
     def done(self) -> DatabaseProof:
         drafted = {f.name: copy.copy(getattr(self, f.name)) for f in dataclasses.fields(self)

@@ -8,15 +8,11 @@ one JSON line on stdout. Modes:
 
 - `dump`, kind `postgresql` (on the source host): psql opens `BEGIN ISOLATION LEVEL
   REPEATABLE READ READ ONLY` and exports its snapshot; every user table's rows are counted
-  in that snapshot; `pg_dump --snapshot=ID --format=custom` streams, hashed and counted on the
-  way, into `restic backup --stdin`. restic reads the password and the repository from
-  pipes (`--password-file /dev/fd/N`, `--repository-file /dev/fd/M`), because its stdin
-  carries the data and a repository URL can hold a password of its own.
-- `dump`, kind `sqlite` (on the source host): sqlite's online backup API copies the database
-  into memory; the rows are counted in that copy and its image (`serialize()`, python3 >=
-  3.11; older: `iterdump()` SQL text) streams into `restic backup --stdin`.
-- `list` (on the orchestrator, quick restore test): `restic dump` of a pgdump, hashed on the
-  way into `pg_restore --list`.
+  and the schema fingerprinted (streamer_schema.py) in that snapshot; `pg_dump --snapshot=ID
+  --format=custom` streams, hashed on the way, into `restic backup --stdin`. restic reads the
+  password and the repository from pipes (`--password-file /dev/fd/N`, `--repository-file
+  /dev/fd/M`): its stdin carries the data, and a repository URL can hold a password.
+- streamer_modes.py: `sqlite` (on the source host), `list` (a pgdump into `pg_restore --list`).
 
 A dump that fails (pg_dump exits non-zero, is killed, or the helper dies) must never become
 a snapshot: restic makes its snapshot when its stdin reaches EOF, so it is killed *before* its
@@ -35,6 +31,9 @@ import subprocess
 import sys
 import threading
 from typing import IO, Any, Dict, List, Optional, Tuple
+
+if __name__ != "__main__":  # imported; sent as one program, streamer_schema.py came first
+    from backupctl.databases.streamer_schema import SCHEMA_SQL, SEARCH_PATH
 
 CHUNK = 1 << 20
 TAIL = 16384  # bytes of a child's stderr kept for messages
@@ -86,13 +85,56 @@ class Failure(Exception):
         self.stderr = stderr
 
 
-class Tail(object):
-    """Drains a child's pipe in a thread; keeps its end (or all of it)."""
+# restic 0.17+ retries a repository it cannot reach for up to 15 minutes, saying so on stderr
+# (backupctl.restic.watch reads the same lines for every other restic run): opening it (its
+# config or keys) retried means unreachable now; other requests may be retried for a minute.
+RETRY = re.compile(r"^\w+\((.*?)\) returned error, retrying after ")
+RETRY_OK = re.compile(r"^\w+\(.*\) operation successful after \d+ retries")
+OPENING = re.compile(r"^<(config|key)/|^key$")
+RETRY_BUDGET = 60.0
 
-    def __init__(self, stream: IO[bytes], keep: Optional[int] = TAIL) -> None:
+
+class RetryLines(object):
+    """Told restic's stderr as it comes; `stopped` holds the line that gave the repository
+    up (then True is returned once, and restic is killed)."""
+
+    def __init__(self, budget: float = RETRY_BUDGET) -> None:
+        self.budget = budget
+        self.since = None  # type: Optional[float]
+        self.partial = b""
+        self.stopped = ""
+
+    def __call__(self, chunk: bytes) -> bool:
+        lines = (self.partial + chunk).split(b"\n")
+        self.partial = lines.pop()[-4096:]
+        for raw in lines:
+            line = raw.decode("utf-8", "replace").strip()
+            if RETRY_OK.match(line):
+                self.since = None
+                continue
+            match = RETRY.match(line)
+            if match is None:
+                continue
+            now = time.monotonic()
+            self.since = now if self.since is None else self.since
+            if OPENING.match(match.group(1)) or now - self.since >= self.budget:
+                self.stopped = line
+                return True
+        return False
+
+
+class Tail(object):
+    """Drains a child's pipe in a thread; keeps its end (or all of it). `watch`, told every
+    chunk, may `stop` the child."""
+
+    def __init__(self, stream: IO[bytes], keep: Optional[int] = TAIL,
+                 watch: Optional[RetryLines] = None,
+                 stop: Optional[Callable[[], None]] = None) -> None:
         self.data = b""
         self.keep = keep
         self.stream = stream
+        self.watch = watch
+        self.stop = stop
         self.thread = threading.Thread(target=self._run)
         self.thread.daemon = True
         self.thread.start()
@@ -108,6 +150,9 @@ class Tail(object):
                 break
             if not chunk:
                 break
+            if self.watch is not None and not self.watch.stopped and self.watch(chunk):
+                if self.stop is not None:
+                    self.stop()
             parts.append(chunk)
             kept += len(chunk)
             if self.keep is not None and kept > 4 * self.keep:
@@ -140,8 +185,10 @@ def restic_base(head: Dict[str, Any]) -> Tuple[List[str], List[int]]:
     except BaseException:
         os.close(repo)
         raise
-    return ([head.get("restic") or "restic", "--repository-file", "/dev/fd/%d" % repo,
-             "--password-file", "/dev/fd/%d" % password], [repo, password])
+    # restic_options: --stuck-request-timeout where this restic takes it (restic.reach)
+    return ([head.get("restic") or "restic"] + [str(o) for o in head.get("restic_options") or []]
+            + ["--repository-file", "/dev/fd/%d" % repo, "--password-file",
+               "/dev/fd/%d" % password], [repo, password])
 
 
 def close_all(fds: List[int]) -> None:
@@ -182,7 +229,8 @@ class ResticBackup(object):
         assert self.proc.stdin is not None and self.proc.stdout is not None
         assert self.proc.stderr is not None
         self.out = Tail(self.proc.stdout, 1 << 20)
-        self.err = Tail(self.proc.stderr)
+        self.retries = RetryLines()
+        self.err = Tail(self.proc.stderr, watch=self.retries, stop=self.proc.kill)
         self.stdin_fd = self.proc.stdin.fileno()
         life_read, self.life = os.pipe()
         try:
@@ -205,7 +253,15 @@ class ResticBackup(object):
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 code = self.proc.wait()
+            self.unreachable(code)
             raise Failure("restic", "restic backup stopped reading the dump (exit %d)" % code,
+                          code, self.err.text())
+
+    def unreachable(self, code: int) -> None:
+        """Failure `unreachable` when the retry watch stopped restic."""
+        if self.retries.stopped:
+            raise Failure("unreachable", "restic backup could not reach the repository and "
+                          "was stopped (repository unreachable): " + self.retries.stopped,
                           code, self.err.text())
 
     def abort(self) -> None:
@@ -219,6 +275,7 @@ class ResticBackup(object):
         self._close(commit=True)
         code = self.proc.wait()
         output = self.out.text()
+        self.unreachable(code)
         if code != 0:
             raise Failure("restic", "restic backup exited %d" % code, code, self.err.text())
         summary = None
@@ -408,6 +465,7 @@ def dump_postgresql(head: Dict[str, Any], deadline: Deadline) -> Dict[str, Any]:
         snapshot, server = first.split()
         head, version = with_pg_dump(head, found, on_path, int(server))
         tables = [(str(name), int(count)) for name, count in json.loads(psql.query(COUNT_SQL))]
+        schema = json.loads(psql.query(SEARCH_PATH + ";\n" + SCHEMA_SQL))
         restic = ResticBackup(head, head["filename"] + ".pgdump")
         argv = [tool(head, "pg_dump"), "--format=custom", "--no-password",
                 "--snapshot=" + snapshot, "--dbname=" + head["dsn"]] + list(head["options"])
@@ -445,5 +503,5 @@ def dump_postgresql(head: Dict[str, Any], deadline: Deadline) -> Dict[str, Any]:
         psql.close()
     return {"snapshot_id": summary["snapshot_id"], "sha256": hasher.digest.hexdigest(),
             "size": hasher.size, "restic_bytes": summary.get("total_bytes_processed"),
-            "tables": tables, "server_version": int(server), "dump_version": version,
-            "suffix": "pgdump", "warnings": first_line(dump_err.text())}
+            "tables": tables, "schema": schema, "server_version": int(server),
+            "dump_version": version, "suffix": "pgdump", "warnings": first_line(dump_err.text())}

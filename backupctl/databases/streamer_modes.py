@@ -28,6 +28,7 @@ if __name__ != "__main__":  # imported; sent as one program, these are already d
         tool,
         write_all,
     )
+    from backupctl.databases.streamer_schema import sqlite_schema
 
 
 def sqlite_tables(conn: Any) -> List[List[Any]]:
@@ -78,6 +79,7 @@ def dump_sqlite(head: Dict[str, Any], deadline: Deadline) -> Dict[str, Any]:
         finally:
             source.close()
         tables = sqlite_tables(copy)
+        schema = sqlite_schema(copy)
     except sqlite3.Error as exc:
         raise Failure("sqlite", "cannot read %s: %s" % (path, exc))
     serialize = hasattr(copy, "serialize")
@@ -99,7 +101,8 @@ def dump_sqlite(head: Dict[str, Any], deadline: Deadline) -> Dict[str, Any]:
     copy.close()
     return {"snapshot_id": summary["snapshot_id"], "sha256": hasher.digest.hexdigest(),
             "size": hasher.size, "restic_bytes": summary.get("total_bytes_processed"),
-            "tables": tables, "suffix": suffix, "sqlite_version": sqlite3.sqlite_version}
+            "tables": tables, "schema": schema, "suffix": suffix,
+            "sqlite_version": sqlite3.sqlite_version}
 
 
 def list_pgdump(head: Dict[str, Any], deadline: Deadline) -> Dict[str, Any]:

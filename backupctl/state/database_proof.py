@@ -12,7 +12,13 @@ again (a later version's rules do not rewrite what an old run decided).
 Pydantic dataclasses: frozen values built like the engine's other values (positionally,
 `dataclasses.replace`), validated and serialised like the records (`records.Record`: unknown
 keys ignored, no floats). The stored JSON is key for key the one written before this model
-was one (`DatabaseFindings.record()` → `records.DatabaseProof`), so evidence hashes hold.
+was one (`DatabaseFindings.record()` → `records.DatabaseProof`), so evidence hashes hold; the
+schema fingerprint's fields (SPEC §10a) are written only when a proof has them.
+
+The schema fingerprint: what a backup recorded of a database's schema in the dump's own
+snapshot (`SchemaObject`: per table its indexes, constraints and triggers, and every
+sequence, each with a digest of its definition), compared with the restored copy's by
+`databases.compare.compare_schema` into `SchemaMismatch`es: a missing object is bad data.
 """
 
 from __future__ import annotations
@@ -22,11 +28,86 @@ from dataclasses import field
 from functools import cache
 from typing import Any, Literal, get_args
 
-from pydantic import ConfigDict, TypeAdapter, model_validator
+from pydantic import (
+    ConfigDict,
+    SerializerFunctionWrapHandler,
+    TypeAdapter,
+    model_serializer,
+    model_validator,
+)
 from pydantic.dataclasses import dataclass
 
 _CONFIG = ConfigDict(extra="ignore")  # as records.Record: unknown keys are ignored
 Result = Literal["proven", "bad_data", "not_proven"]
+# Written only when set (a proof without them is stored key for key as before).
+_SCHEMA_FIELDS = ("schema_checked", "schema_mismatches", "schema_note", "restore_error")
+
+
+@dataclass(frozen=True, config=_CONFIG)
+class SchemaObject:
+    """One object of a database's schema fingerprint (SPEC §10a).
+
+    `kind`: index | constraint | trigger | sequence (sqlite: index | trigger); `table` the
+    table it belongs to, written like `TableCount.table` ('' for a sequence, whose `name` is
+    schema-qualified); `digest`: the first 16 hex digits of the SHA-256 of its definition
+    (PostgreSQL's pg_get_indexdef/pg_get_constraintdef/pg_get_triggerdef, a sequence's
+    parameters; sqlite's CREATE statement): the definition itself is never stored."""
+
+    kind: str
+    table: str
+    name: str
+    digest: str
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return self.kind, self.table, self.name
+
+    def to_list(self) -> list[str]:
+        return [self.kind, self.table, self.name, self.digest]
+
+
+def schema_from_json(text: str | None) -> tuple[SchemaObject, ...] | None:
+    """A manifest's stored fingerprint (a JSON list of [kind, table, name, digest]); None:
+    the backup recorded none (an older backupctl)."""
+    if text is None:
+        return None
+    import json
+
+    return tuple(SchemaObject(*map(str, item)) for item in json.loads(text))
+
+
+def schema_to_json(objects: tuple[SchemaObject, ...] | None) -> str | None:
+    import json
+
+    if objects is None:
+        return None
+    return json.dumps([o.to_list() for o in objects], ensure_ascii=False)
+
+
+def describe_object(kind: str, table: str, name: str) -> str:
+    """`constraint pgbench_accounts_pkey of table public.pgbench_accounts`, `sequence s`."""
+    return f"{kind} {name}" + (f" of table {table}" if table else "")
+
+
+@dataclass(frozen=True, config=_CONFIG)
+class SchemaMismatch:
+    """An object of the backup's schema fingerprint the restored copy lacks (`missing`), has
+    with another definition (`definition`), or has beyond it (`unexpected`)."""
+
+    kind: str
+    table: str
+    name: str
+    reason: str  # missing | definition | unexpected
+
+    def describe(self, database: str) -> str:
+        what = describe_object(self.kind, self.table, self.name)
+        if self.reason == "missing":
+            return f"database {database}, {what}: missing from the restored database"
+        if self.reason == "definition":
+            return (f"database {database}, {what}: restored with another definition than the "
+                    "backup recorded")
+        return (f"database {database}, {what}: restored but the backup recorded no such "
+                "object")
 
 
 @dataclass(frozen=True, config=_CONFIG)
@@ -98,6 +179,12 @@ class DatabaseProof:
     local_version: str | None = None  # the PostgreSQL that restored it
     problems: list[str] = field(default_factory=list)
     not_proven: str | None = None
+    # the schema fingerprint (SPEC §10a), full proofs only: objects of the backup's
+    # fingerprint compared (None: none compared), what differed, what was not compared
+    schema_checked: int | None = None
+    schema_mismatches: list[SchemaMismatch] = field(default_factory=list)
+    schema_note: str | None = None
+    restore_error: str | None = None  # the restore exited non-zero: its redacted error
     # decided when made (never an argument: `judged()`), stored, read back as stored
     result: Result = field(default="not_proven", init=False)
 
@@ -113,14 +200,25 @@ class DatabaseProof:
             object.__setattr__(proof, "result", data["result"])
         return proof
 
+    @model_serializer(mode="wrap")
+    def _schema_when_set(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """The schema fields only when a proof has them: older proofs' JSON is unchanged."""
+        data: dict[str, Any] = handler(self)
+        for key in _SCHEMA_FIELDS:
+            if data.get(key) in (None, []):
+                data.pop(key, None)
+        return data
+
     @property
     def failed_checks(self) -> list[DatabaseCheck]:
         return [c for c in self.checks if not c.passed]
 
     @property
     def bad_data(self) -> bool:
-        """The backup is wrong: changed bytes, a table's rows differ, or a check failed."""
-        return self.sha256_match is False or bool(self.mismatches) or bool(self.failed_checks)
+        """The backup is wrong: changed bytes, a table's rows differ, a check failed, an
+        object of the schema is missing or differs, or the restore exited non-zero."""
+        return (self.sha256_match is False or bool(self.mismatches) or bool(self.failed_checks)
+                or bool(self.schema_mismatches) or self.restore_error is not None)
 
     @property
     def proven(self) -> bool:
@@ -141,7 +239,10 @@ class DatabaseProof:
         elif self.sha256_match is False:
             found.append(f"database {self.name}: the dump read from the repository differs "
                          "from the one backed up (SHA-256)")
+        if self.restore_error is not None:
+            found.append(f"database {self.name}: {self.restore_error}")
         found += [m.describe(self.name) for m in self.mismatches]
+        found += [m.describe(self.name) for m in self.schema_mismatches]
         found += [c.describe(self.name) for c in self.failed_checks]
         return found
 

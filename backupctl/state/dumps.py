@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
+from backupctl.state.database_proof import SchemaObject, schema_from_json
 from backupctl.state.schema import database_manifest
 
 
@@ -27,6 +28,7 @@ class DatabaseManifestRow:
     sha256: str
     size: int
     tables: dict[str, int]  # table → exact row count in the dump's snapshot
+    schema: tuple[SchemaObject, ...] | None  # its fingerprint there (None: not recorded)
     server_version: int | None
     dump_version: str | None
     files_snapshot_id: str | None  # the job's file snapshot of the same backup run
@@ -39,6 +41,7 @@ def _database_manifest_row(r: Any) -> DatabaseManifestRow:
     return DatabaseManifestRow(
         job=r.job, database=r.database, kind=r.kind, snapshot_id=r.snapshot_id, path=r.path,
         sha256=r.sha256, size=int(r.size), tables={str(k): int(v) for k, v in tables.items()},
+        schema=schema_from_json(r.schema_objects),
         server_version=r.server_version, dump_version=r.dump_version,
         files_snapshot_id=r.files_snapshot_id, run_id=r.run_id, created_at=r.created_at)
 

@@ -222,6 +222,9 @@ database_manifest = Table(
     Column("sha256", String(64), nullable=False),
     Column("size", BigInteger, nullable=False),
     Column("tables", Text, nullable=False),
+    # the schema fingerprint (SPEC §10a): JSON [[kind, table, name, digest], …]; NULL: the
+    # backup recorded none (an older backupctl), compared on rows only
+    Column("schema_objects", Text),
     Column("server_version", Integer),  # server_version_num
     Column("dump_version", String(32)),
     Column("created_at", String(40), nullable=False),

@@ -18,8 +18,18 @@ each of the job's `checks` must return true inside a read-only transaction that 
 back (statement_timeout set). The time of reading + restoring is measured (it counts toward
 the RTO). The server is stopped and the directory wiped whatever happens. A dump whose code
 needs more than that role may do (`COPY ... TO PROGRAM`, a server file) fails in
-pg_restore: not proven, never a pass. A PostgreSQL on the orchestrator older than the
-dump's is "not proven", never bad data.
+pg_restore. A PostgreSQL on the orchestrator older than the dump's is "not proven", never
+bad data.
+
+Schema, not only rows (SPEC §10a): the restored copy's schema fingerprint (`fingerprint`:
+the backup's own statement, streamer_schema.SCHEMA_SQL) is compared with the one recorded
+in the dump's snapshot (compare.judge_schema): a missing index, constraint, trigger or
+sequence is bad data naming it; definitions are compared when the dump's server and the
+orchestrator's have the same major version (another major may print one differently:
+names only then, and the proof says so). A pg_restore that exits non-zero is bad data with
+its redacted error, even when every row came back; the rows and the schema are still
+compared, so the findings name what is missing. One that timed out, was killed or did not
+start proved nothing: not proven.
 """
 
 from __future__ import annotations
@@ -33,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from backupctl.config.schema import Database
-from backupctl.databases import account, compare, streamer
+from backupctl.databases import account, compare, streamer, streamer_schema
 from backupctl.databases.cluster import Cluster, ClusterError, PgBin, find_pg_bin, throwaway
 from backupctl.databases.helper import helper_argv, helper_deadline, parse_reply
 from backupctl.databases.kinds.protocol import Proving
@@ -43,7 +53,7 @@ from backupctl.databases.redact import redact
 from backupctl.errors import UsageError
 from backupctl.execute import Result, Runner, program
 from backupctl.restic import commands as restic
-from backupctl.state.database_proof import DatabaseCheck
+from backupctl.state.database_proof import DatabaseCheck, SchemaObject
 
 SUFFIX = "pgdump"
 HELPER_MODE = "postgresql"
@@ -168,11 +178,7 @@ def _restore_and_compare(runner: Runner, draft: Draft, cluster: Cluster, *, prov
                          manifest.database, str(target)], timeout=proving.timeout)
     draft.timings_ms["pg_restore"] = _ms(restore_clock)
     draft.restore_ms = _ms(clock)
-    if not result.ok:
-        how = "timed out" if result.timed_out else f"exit {result.returncode}"
-        draft.not_proven = (f"pg_restore {cluster.pg.version} did not restore the dump "
-                            f"cleanly ({how}); its tables were not compared: "
-                            f"{redact(result.stderr, lines=6)}")
+    if not restore_failed(draft, result, version=cluster.pg.version):
         return
     target.unlink()  # the restored database is the copy now; free the space early
     clock = time.monotonic()
@@ -185,9 +191,45 @@ def _restore_and_compare(runner: Runner, draft: Draft, cluster: Cluster, *, prov
         draft.tables_checked = len(set(manifest.tables) & set(restored))
         draft.rows_restored = sum(restored.values())
         draft.mismatches = compare.compare_counts(manifest.tables, restored)
+        draft.take_schema(compare.judge_schema(manifest.schema, fingerprint(conn),
+                                               names_only=_other_major(manifest, cluster.pg)))
         clock = time.monotonic()
         draft.checks = [_check(conn, i, text, proving.timeout) for i, text in enumerate(checks)]
         draft.timings_ms["checks"] = _ms(clock)
+
+
+def restore_failed(draft: Draft, result: Result, *, version: str) -> bool:
+    """False when pg_restore proved nothing (timed out, killed, did not start: not proven);
+    else True, with a non-zero exit recorded as bad data (its redacted error): the rows may
+    all be back, yet the restore is not the database that was backed up."""
+    if result.ok:
+        return True
+    if result.timed_out or result.stopped or result.returncode < 0 or result.returncode >= 126:
+        how = "timed out" if result.timed_out else f"exit {result.returncode}"
+        draft.not_proven = (f"pg_restore {version} did not restore the dump ({how}); its "
+                            f"tables were not compared: {redact(result.stderr, lines=6)}")
+        return False
+    draft.restore_error = (f"pg_restore {version} exited {result.returncode}: "
+                           f"{redact(result.stderr, lines=6)}")
+    return True
+
+
+def _other_major(manifest: DumpManifest, pg: PgBin) -> str | None:
+    """Why definitions cannot be compared (the dump's server had another major version than
+    the restoring one), or None."""
+    if manifest.server_version is None or manifest.server_version // 10000 == pg.major:
+        return None
+    return (f"dumped from PostgreSQL {manifest.server_version // 10000}, restored on "
+            f"{pg.version}, which may print a definition differently")
+
+
+def fingerprint(conn: Any) -> tuple[SchemaObject, ...]:
+    """A restored copy's schema fingerprint, with the very statement the backup took it with
+    (SPEC §10a; search_path pg_catalog: every name printed schema-qualified alike)."""
+    with conn.transaction():
+        conn.execute(streamer_schema.SEARCH_PATH)
+        row = conn.execute(streamer_schema.SCHEMA_SQL).fetchone()
+    return tuple(SchemaObject(*map(str, o)) for o in (row[0] if row else []))
 
 
 def count_rows(conn: Any) -> dict[str, int]:

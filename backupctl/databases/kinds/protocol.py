@@ -12,12 +12,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from backupctl.config.schema import Database
 from backupctl.databases import account
 from backupctl.databases.reading import Draft
 from backupctl.execute import Runner, Secret
+from backupctl.state.database_proof import SchemaObject
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,13 @@ class Kind(Protocol):
 
     def full(self, runner: Runner, draft: Draft, *, proving: Proving, scratch_dir: Path,
              checks: Sequence[str]) -> None:
-        """Restore the dump in `scratch_dir`, compare every table's rows, run `checks`."""
+        """Restore the dump in `scratch_dir`, compare every table's rows and the schema
+        fingerprint (`fingerprint`, compare.judge_schema), run `checks`."""
+        ...
+
+    def fingerprint(self, conn: Any) -> tuple[SchemaObject, ...]:
+        """The schema fingerprint of a restored copy (`conn`: the kind's connection to it,
+        psycopg or sqlite3), read with the statement the backup took it with (SPEC §10a)."""
         ...
 
     def restore_commands(self, database: str, dump: str) -> list[tuple[str, str]]:

@@ -10,8 +10,11 @@ a host whose python3 is older than 3.11, the same copy as SQL text (`.sql`, iter
 the stream's SHA-256 and its first bytes (an image header or SQL text). full: the image is
 read into `scratch_dir/JOB.sqlite-XXXXXXXX` (0700; SQL text is loaded into a new database
 file there), `PRAGMA integrity_check` must say ok, every table's rows are counted with the
-backup's own statement and compared, and the job's `checks` run (1 is true, 0 false). The
-directory is wiped whatever happens. sqlite runs in this process: no server.
+backup's own statement and compared, so is the schema fingerprint (every index and trigger
+with a CREATE statement in sqlite_master, by the digest of that statement: SPEC §10a; the
+SQL text path rebuilds them, an image carries them byte for byte), and the job's `checks` run
+(1 is true, 0 false). The directory is wiped whatever happens. sqlite runs in this process:
+no server.
 
 A dump is hostile input (SPEC §10a), and this process is backupctl's, with every secret: a
 restored image is opened read-only (`mode=ro`), and every connection (also the one loading
@@ -32,7 +35,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from backupctl.config.schema import Database
-from backupctl.databases import compare, streamer_modes
+from backupctl.databases import compare, streamer_modes, streamer_schema
 from backupctl.databases.kinds.protocol import Proving
 from backupctl.databases.reading import Draft, enough_space, judge_read, read_dump
 from backupctl.databases.reading import Read as ReadOutcome
@@ -40,7 +43,7 @@ from backupctl.execute import Runner
 from backupctl.files import wipe
 from backupctl.restic import commands as restic
 from backupctl.restic.watch import RetryWatch
-from backupctl.state.database_proof import DatabaseCheck
+from backupctl.state.database_proof import DatabaseCheck, SchemaObject
 
 SUFFIX = "sqlite"  # the database image; `.sql` (SQL text) from a host's python3 < 3.11
 SQL_SUFFIX = "sql"
@@ -172,6 +175,7 @@ def _restore_and_compare(runner: Runner, draft: Draft, root: Path, *, proving: P
             draft.tables_checked = len(set(manifest.tables) & set(restored))
             draft.rows_restored = sum(restored.values())
             draft.mismatches = compare.compare_counts(manifest.tables, restored)
+            draft.take_schema(compare.judge_schema(manifest.schema, fingerprint(conn)))
             draft.checks += [_check(conn, i, text) for i, text in enumerate(checks)]
     except sqlite3.Error as exc:
         draft.not_proven = f"the restored sqlite database could not be read: {exc}"
@@ -180,6 +184,11 @@ def _restore_and_compare(runner: Runner, draft: Draft, root: Path, *, proving: P
 def count_rows(conn: sqlite3.Connection) -> dict[str, int]:
     """Every table's rows, with the very statement the backup counted them with."""
     return {str(n): int(c) for n, c in streamer_modes.sqlite_tables(conn)}
+
+
+def fingerprint(conn: sqlite3.Connection) -> tuple[SchemaObject, ...]:
+    """The copy's schema fingerprint, with the very statement the backup took it with."""
+    return tuple(SchemaObject(*o) for o in streamer_schema.sqlite_schema(conn))
 
 
 def _check(conn: sqlite3.Connection, index: int, text: str) -> DatabaseCheck:

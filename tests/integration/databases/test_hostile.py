@@ -86,16 +86,18 @@ def test_a_hostile_check_constraint_runs_no_program_in_verify_or_drill(
         drilled = run_json(workspace, "drill", JOB, "--yes", "--operator", "test")
 
     assert not marker.exists(), marker.read_text()
-    # pg_restore could not load the table (the COPY TO PROGRAM was refused): not proven,
-    # exit 1, never "data proven good".
-    assert code == 1, (verified, stderr)
+    # pg_restore could not load the table (the COPY TO PROGRAM was refused) and exited 1:
+    # bad data (SPEC §10a), exit 3, with its redacted error; never "data proven good".
+    assert code == 3, (verified, stderr)
     [proof] = verified["databases"]
-    assert proof["result"] == "not_proven", proof
-    assert "pg_restore" in proof["not_proven"] and "did not restore the dump" in \
-        proof["not_proven"]
-    assert "pg_execute_server_program" in proof["not_proven"]
-    assert drilled[0] == 1, drilled
-    assert drilled[1]["databases"][0]["result"] == "not_proven"
+    assert proof["result"] == "bad_data", proof
+    assert proof["restore_error"].startswith("pg_restore ") and " exited 1: " in \
+        proof["restore_error"]
+    assert "pg_execute_server_program" in proof["restore_error"]
+    assert proof["mismatches"] == [{"table": "public.vitals", "expected": 3, "restored": 0,
+                                    "reason": "rows"}]
+    assert drilled[0] == 3, drilled
+    assert drilled[1]["databases"][0]["result"] == "bad_data"
     assert list(scratch.iterdir()) == [] and processes_under(scratch) == []
 
 

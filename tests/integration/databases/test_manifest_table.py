@@ -1,6 +1,6 @@
 """The database manifest round-trips through the state database's `database_manifest`
-table on SQLite and PostgreSQL (the reference a restore test reads back), found by the file
-snapshot of its backup run."""
+table on SQLite and PostgreSQL (the reference a restore test reads back: row counts and the
+schema fingerprint), found by the file snapshot of its backup run."""
 
 from __future__ import annotations
 
@@ -11,13 +11,18 @@ from sqlalchemy import create_engine
 
 from backupctl.databases import DumpManifest
 from backupctl.state import dumps
+from backupctl.state.database_proof import SchemaObject
 from backupctl.state.schema import metadata
 from tests.conftest import Postgres
 
 MANIFEST = DumpManifest(job="emr-db", database="emr", kind="postgresql", snapshot_id="1f753783",
                         path="/emr-db/emr.pgdump", sha256="ab" * 32, size=5 << 30,
                         tables={"public.pgbench_accounts": 6_500_000, 'public."患者"': 3},
-                        server_version=150018, dump_version="15.18")
+                        server_version=150018, dump_version="15.18",
+                        schema=(SchemaObject("constraint", "public.pgbench_accounts",
+                                             "pgbench_accounts_pkey", "cd6797a1545702b6"),
+                                SchemaObject("sequence", "", 'public."番号"',
+                                             "0123456789abcdef")))
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])

@@ -9,15 +9,19 @@ import pytest
 
 from backupctl.config.schema import Database
 from backupctl.databases import DumpResult, dump_database, prove_full, prove_quick
+from backupctl.databases.streamer_schema import digest_of
 from backupctl.execute import Runner, Secret
 from backupctl.execute.local import LocalRunner
 from backupctl.execute.ssh import SshRunner
-from backupctl.state.database_proof import TableCount
+from backupctl.state.database_proof import SchemaObject, TableCount
 from tests.conftest import restic
 from tests.integration.databases.conftest import JOB, make_sqlite, snapshots
 
 ROWS = 500
 TABLES = {"results": 2 * ROWS, "患者": ROWS}
+# make_sqlite's index (its tables' own PRIMARY KEY indexes have no statement: not recorded)
+INDEXES = (SchemaObject("index", "results", "results_patient",
+                        digest_of("CREATE INDEX results_patient ON results(patient)")),)
 PY310 = Path("/root/.pyenv/versions/3.10.13/bin/python3")
 PY36 = Path("/root/.pyenv/versions/3.6.15/bin/python3")
 
@@ -56,6 +60,8 @@ def test_a_sqlite_image_is_dumped_counted_and_proven(lab: Database, repo: Path,
     assert quick.proven, quick
     assert full.proven, full
     assert full.tables_checked == 2 and full.rows_restored == 3 * ROWS
+    assert result.schema == INDEXES and full.schema_checked == 1
+    assert full.schema_mismatches == []
     assert [(c.name, c.passed) for c in full.checks] == [
         ("integrity_check", True), ("check 1", True), ("check 2", True)]
     assert list(scratch.iterdir()) == []
@@ -70,6 +76,7 @@ def test_a_host_without_serialize_sends_sql_text_that_proves_the_same(
 
     assert result.error is None, result.error
     assert result.path == f"/{JOB}.lab.sql" and result.tables == TABLES
+    assert result.schema == INDEXES
     full = prove_full(LocalRunner(), result.manifest(), checks=lab.checks, repo_url=str(repo),
                       password=password, scratch_dir=scratch, timeout=300)
     quick = prove_quick(LocalRunner(), result.manifest(), repo_url=str(repo),
@@ -91,7 +98,9 @@ def test_a_sqlite_dump_over_ssh(lab: Database, repo: Path, password: Secret,
 def test_rows_that_differ_and_a_false_check_are_bad_data(
         lab: Database, repo: Path, password: Secret, scratch: Path) -> None:
     result = dump(LocalRunner(), lab, repo, password)
-    manifest = dataclasses.replace(result.manifest(), tables={**TABLES, "results": 2 * ROWS + 1})
+    gone = SchemaObject("trigger", "患者", "患者_audit", "0123456789abcdef")
+    manifest = dataclasses.replace(result.manifest(), tables={**TABLES, "results": 2 * ROWS + 1},
+                                   schema=(*INDEXES, gone))
 
     full = prove_full(LocalRunner(), manifest, checks=["SELECT count(*) = 0 FROM 患者"],
                       repo_url=str(repo), password=password, scratch_dir=scratch, timeout=300)
@@ -100,6 +109,7 @@ def test_rows_that_differ_and_a_false_check_are_bad_data(
     assert full.mismatches == [TableCount("results", 2 * ROWS + 1, 2 * ROWS, "rows")]
     assert full.findings() == [
         f"database lab, table results: expected {2 * ROWS + 1} rows, restored {2 * ROWS}",
+        "database lab, trigger 患者_audit of table 患者: missing from the restored database",
         "database lab, check 1 ('SELECT count(*) = 0 FROM 患者'): FAILED: returned false"]
 
 

@@ -1,18 +1,23 @@
-"""Pure helpers of database restore tests: row counts, check values, tables of contents."""
+"""Pure helpers of database restore tests: row counts, schema fingerprints, check values,
+tables of contents."""
 
 from __future__ import annotations
 
 import pytest
 
 from backupctl.databases.compare import (
+    NO_FINGERPRINT,
+    SchemaComparison,
     check_verdict,
     compare_counts,
+    compare_schema,
+    judge_schema,
     parse_qualified,
     restic_read_damaged,
     tables_without_data,
     toc_header,
 )
-from backupctl.state.database_proof import TableCount
+from backupctl.state.database_proof import SchemaMismatch, SchemaObject, TableCount
 
 TOC = """;
 ; Archive created at 2026-11-30 22:52:56 UTC
@@ -106,3 +111,47 @@ def test_toc_header() -> None:
 ])
 def test_restic_read_damaged(stderr: str, damaged: bool) -> None:
     assert restic_read_damaged(stderr) is damaged
+
+
+def _objects(*items: tuple[str, str, str, str]) -> list[SchemaObject]:
+    return [SchemaObject(*item) for item in items]
+
+
+PKEY = ("constraint", "public.pgbench_accounts", "pgbench_accounts_pkey", "cd6797a1545702b6")
+TRIGGER = ("trigger", 'public."患者"', '"患者_touch"', "6a45dc53e5f19dc9")
+SEQUENCE = ("sequence", "", "public.receipt_no", "0123456789abcdef")
+
+
+def test_the_same_schema_has_no_mismatch() -> None:
+    assert compare_schema(_objects(PKEY, TRIGGER, SEQUENCE),
+                          _objects(SEQUENCE, PKEY, TRIGGER)) == []
+
+
+def test_a_missing_object_an_unexpected_one_and_another_definition_are_named_in_order(
+        ) -> None:
+    changed = (*TRIGGER[:3], "ffffffffffffffff")
+    extra = ("index", "public.pgbench_accounts", "planted", "1111111111111111")
+    assert compare_schema(_objects(PKEY, TRIGGER, SEQUENCE), _objects(changed, extra)) == [
+        SchemaMismatch(*PKEY[:3], "missing"),
+        SchemaMismatch(*extra[:3], "unexpected"),
+        SchemaMismatch(*SEQUENCE[:3], "missing"),
+        SchemaMismatch(*TRIGGER[:3], "definition")]
+
+
+def test_names_only_leaves_definitions_alone_and_says_so() -> None:
+    changed = (*TRIGGER[:3], "ffffffffffffffff")
+    assert compare_schema(_objects(TRIGGER), _objects(changed), definitions=False) == []
+    judged = judge_schema(_objects(PKEY, TRIGGER), _objects(changed),
+                          names_only="dumped from PostgreSQL 13, restored on 15.18")
+    assert judged == SchemaComparison(2, [SchemaMismatch(*PKEY[:3], "missing")], (
+        "definitions not compared (dumped from PostgreSQL 13, restored on 15.18); names "
+        "compared"))
+    assert judge_schema(_objects(PKEY), _objects(changed)).mismatches == [
+        SchemaMismatch(*PKEY[:3], "missing"), SchemaMismatch(*TRIGGER[:3], "unexpected")]
+
+
+def test_a_backup_without_a_fingerprint_is_compared_on_rows_only_and_says_so() -> None:
+    judged = judge_schema(None, _objects(PKEY))
+    assert judged.checked is None and judged.mismatches == []
+    assert judged.note == NO_FINGERPRINT and "compared on rows only" in NO_FINGERPRINT
+    assert judge_schema([], []) == SchemaComparison(0, [], None)  # recorded: nothing there

@@ -11,9 +11,11 @@ import pytest
 from backupctl.config.schema import Database
 from backupctl.databases.dump import dump_database, plan
 from backupctl.databases.helper import helper_deadline, helper_source
-from backupctl.databases.model import DumpResult
+from backupctl.databases.model import DumpManifest, DumpResult
 from backupctl.execute import Secret
 from backupctl.execute.fake import Call, FakeRunner
+from backupctl.state.database_proof import SchemaObject, schema_from_json
+from backupctl.state.dumps import DatabaseManifestRow
 
 PASSWORD = "unit-test-password-3b1f"
 EMR = Database(name="emr", kind="postgresql", dsn="host=/run/postgresql dbname=emr",
@@ -152,3 +154,24 @@ def test_plan_names_what_runs_without_the_password() -> None:
            "--exclude-table-data=audit -Z6" in steps[2]
     assert "--stdin-filename emr-db.emr.pgdump --host emr-db --tag backupctl-db --tag "\
            "backupctl-db:emr" in steps[3]
+
+
+def test_the_schema_fingerprint_reaches_the_manifest_and_its_row() -> None:
+    schema = [["constraint", "public.a", "a_pkey", "cd6797a1545702b6"],
+              ["trigger", 'public."患者"', '"患者_touch"', "6a45dc53e5f19dc9"]]
+    result, _ = run({**OK, "schema": schema})
+
+    assert result.ok and result.schema == tuple(SchemaObject(*o) for o in schema)
+    row = result.manifest().row(run_id=1, files_snapshot_id="deadbeef", created_at="t")
+    assert json.loads(row["schema_objects"]) == schema
+    stored = DatabaseManifestRow(**{**{k: v for k, v in row.items()
+                                       if k not in ("tables", "schema_objects")},
+                                    "tables": json.loads(row["tables"]),
+                                    "schema": schema_from_json(row["schema_objects"])})
+    assert DumpManifest.from_row(stored).schema == result.schema
+
+
+def test_a_helper_of_an_older_backupctl_records_no_fingerprint() -> None:
+    result, _ = run(OK)  # no "schema" in its answer
+    assert result.ok and result.schema is None
+    assert result.manifest().row()["schema_objects"] is None

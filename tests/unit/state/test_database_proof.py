@@ -7,7 +7,15 @@ import hashlib
 import json
 
 from backupctl.evidence.chain import canonical, canonical_v2
-from backupctl.state.database_proof import DatabaseCheck, DatabaseProof, TableCount
+from backupctl.state.database_proof import (
+    DatabaseCheck,
+    DatabaseProof,
+    SchemaMismatch,
+    SchemaObject,
+    TableCount,
+    schema_from_json,
+    schema_to_json,
+)
 from backupctl.state.records import DrillDetails, VerifyDetails, read
 
 PROOF = DatabaseProof(
@@ -83,3 +91,59 @@ def test_the_findings_name_the_database_the_table_and_the_check() -> None:
         "restored database",
         "database emr, check 2 ('SELECT false'): FAILED: returned false"]
     assert PROOF.unproven() == []
+
+
+SCHEMA = DatabaseProof(
+    name="emr", kind="postgresql", mode="full", snapshot_id="9f8e7d6c", sha256_match=True,
+    tables_checked=2, rows_expected=5, rows_restored=5, schema_checked=7,
+    schema_mismatches=[SchemaMismatch("constraint", "public.pgbench_accounts",
+                                      "pgbench_accounts_pkey", "missing"),
+                       SchemaMismatch("trigger", 'public."患者"', '"患者_touch"', "definition"),
+                       SchemaMismatch("index", "public.a", "planted", "unexpected")])
+
+
+def test_the_schema_fields_are_stored_only_when_a_proof_has_them() -> None:
+    assert not set(PROOF.to_json()) & {"schema_checked", "schema_mismatches", "schema_note",
+                                       "restore_error"}
+    stored = SCHEMA.to_json()
+    assert stored["schema_checked"] == 7 and "schema_note" not in stored
+    assert stored["schema_mismatches"][0] == {
+        "kind": "constraint", "table": "public.pgbench_accounts",
+        "name": "pgbench_accounts_pkey", "reason": "missing"}
+    [back] = read(VerifyDetails, {"databases": [stored]}).databases
+    assert back == SCHEMA and back.to_json() == stored
+    noted = dataclasses.replace(PROOF, schema_note="compared on rows only")
+    assert noted.to_json()["schema_note"] == "compared on rows only"
+
+
+def test_a_missing_or_changed_object_is_bad_data_named_after_the_rows() -> None:
+    assert SCHEMA.result == "bad_data" and not SCHEMA.proven
+    assert SCHEMA.findings() == [
+        "database emr, constraint pgbench_accounts_pkey of table public.pgbench_accounts: "
+        "missing from the restored database",
+        'database emr, trigger "患者_touch" of table public."患者": restored with another '
+        "definition than the backup recorded",
+        "database emr, index planted of table public.a: restored but the backup recorded no "
+        "such object"]
+    sequence = SchemaMismatch("sequence", "", "public.receipt_no", "missing")
+    assert sequence.describe("emr") == ("database emr, sequence public.receipt_no: missing "
+                                        "from the restored database")
+
+
+def test_a_restore_that_exited_non_zero_is_bad_data_even_with_every_row_back() -> None:
+    clean = dataclasses.replace(SCHEMA, schema_mismatches=[])
+    assert clean.result == "proven"
+    failed = dataclasses.replace(clean, restore_error="pg_restore 15.18 exited 1: ERROR:  x")
+    assert failed.result == "bad_data" and failed.bad_data and failed.unproven() == []
+    assert failed.findings() == ["database emr: pg_restore 15.18 exited 1: ERROR:  x"]
+
+
+def test_a_fingerprint_is_stored_as_a_compact_list_and_read_back() -> None:
+    objects = (SchemaObject("constraint", "public.a", "a_pkey", "cd6797a1545702b6"),
+               SchemaObject("sequence", "", 'public."番号"', "0123456789abcdef"))
+    text = schema_to_json(objects)
+    assert text is not None and '番号' in text  # readable JSON, not \\u escapes
+    assert json.loads(text)[0] == ["constraint", "public.a", "a_pkey", "cd6797a1545702b6"]
+    assert schema_from_json(text) == objects
+    assert schema_from_json(None) is None and schema_to_json(None) is None
+    assert schema_from_json("[]") == ()
