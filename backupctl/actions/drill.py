@@ -189,10 +189,16 @@ def restore_all(plan: DrillPlan, state: Drilled) -> tuple[Drilled, str, str]:
               f"{restored.ms / 1000:.1f}s")
     plan.ui.info(detail)
     found = Findings(mismatches=restored.problems + counted.mismatches,
-                     unverifiable=counted.unverifiable, restore_ms=restored.ms,
+                     unverifiable=_unverifiable(state), restore_ms=restored.ms,
                      files_restored=counted.files, bytes_restored=counted.bytes)
     return (replace(state, findings=state.findings + found),
             FAIL if restored.problems or counted.mismatches else PASS, detail)
+
+
+def _unverifiable(state: Drilled) -> tuple[str, ...]:
+    """Names the backup could not hash on the source (restic lists several alike)."""
+    summary = state.refs.summary if state.refs is not None else None
+    return tuple(summary.unverifiable) if summary is not None else ()
 
 
 def verify_hashes(plan: DrillPlan, state: Drilled) -> tuple[Drilled, str, str]:

@@ -49,7 +49,8 @@ def _line(result: JobResult) -> str:
         parts.append(f"{len(d.changed_since_snapshot)} changed since snapshot (not compared): "
                      + ", ".join(repr(p) for p in d.changed_since_snapshot))
     if d.unverifiable:
-        parts.append(f"{len(d.unverifiable)} name(s) not verifiable (not UTF-8): "
+        parts.append(f"{len(d.unverifiable)} name(s) not verifiable (not UTF-8, not told "
+                     "apart on the source): "
                      + ", ".join(repr(p) for p in d.unverifiable[:10]))
     if d.coverage is not None:
         parts.append(f"coverage {float(d.coverage):.1%}")

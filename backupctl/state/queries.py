@@ -198,6 +198,7 @@ class ManifestRow:
     sha256: str | None
     role: str
     state: str
+    raw_path: str | None = None  # base64 of the name's bytes when they are not UTF-8
 
 
 def insert_manifest(conn: Connection, job: str, snapshot_id: str,
@@ -210,9 +211,10 @@ def insert_manifest(conn: Connection, job: str, snapshot_id: str,
 def manifest_of(conn: Connection, job: str, snapshot_ids: Sequence[str]) -> list[ManifestRow]:
     """The manifest rows stored for any of `snapshot_ids`, oldest first."""
     m = manifest.c
-    return [ManifestRow(r.snapshot_id, r.path, int(r.size), r.mtime, r.sha256, r.role, r.state)
+    return [ManifestRow(r.snapshot_id, r.path, int(r.size), r.mtime, r.sha256, r.role, r.state,
+                        r.raw_path)
             for r in conn.execute(select(m.snapshot_id, m.path, m.size, m.mtime, m.sha256,
-                                         m.role, m.state)
+                                         m.role, m.state, m.raw_path)
                                   .where(m.job == job, m.snapshot_id.in_(sorted(snapshot_ids)))
                                   .order_by(m.id))]
 

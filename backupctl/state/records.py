@@ -108,11 +108,15 @@ class ManifestSummary(Record):
     round: int = 0
     rounds: int = 1
     coverage: str | None = None  # share of the snapshot's files hashed at least once
-    unverifiable: list[str] = Field(default_factory=list)  # names not valid UTF-8 (first 100)
+    # names the source could not tell apart in restic's listing (first 100); before
+    # files_digest_version 2: every name not valid UTF-8
+    unverifiable: list[str] = Field(default_factory=list)
     unverifiable_count: int = 0
     # SHA-256 of the snapshot's (path, size) list (verify/listing.files_digest): a full
     # restore whose tree has the same needs no `restic ls`; "" for older manifests
     files_digest: str = ""
+    # 1: names not valid UTF-8 left out of files_digest; 2: in it, as restic lists them
+    files_digest_version: int = 1
 
     @model_validator(mode="before")
     @classmethod

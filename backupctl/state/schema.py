@@ -60,13 +60,16 @@ manifest = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("job", String(64), nullable=False),
     Column("snapshot_id", String(64), nullable=False),
-    Column("path", Text, nullable=False),
+    Column("path", Text, nullable=False),  # as restic lists it (U+FFFD for bytes not UTF-8)
     Column("size", BigInteger, nullable=False),
     Column("mtime", String(40), nullable=False),
     Column("sha256", String(64)),
     Column("role", String(16), nullable=False),  # always | canary | sample
     Column("state", String(16), nullable=False),  # ok | changed | unreadable
     Column("note", Text),
+    # the name's bytes on the source (base64) when they are not UTF-8: what is restored and
+    # hashed (verify/names.py); NULL: `path` is the name
+    Column("raw_path", Text),
     Index("manifest_job_snapshot", "job", "snapshot_id"),
 )
 

@@ -80,19 +80,89 @@ def sha256_many(paths: Iterable[Path], *, workers: int = WORKERS) -> Iterator[Di
             yield window.popleft().result()
 
 
-# Runs on the source host (python3 ≥ 3.6, standard library only). Input: a JSON list of
-# paths on stdin. Output: one JSON object per path, {"i": index, "size", "mtime_ns",
-# "sha256", "stable"} or {"i": index, "error"}; "stable" is false when the file changed while
-# it was being read.
-REMOTE_SCRIPT = r"""
-import hashlib, json, os, sys
+# Runs on the source host (python3 ≥ 3.6, standard library only). Input: a JSON list on
+# stdin, one item per file: a path (UTF-8), {"raw": base64 of the path's bytes}, or
+# {"lossy": path as restic lists it, "size", "mtime_ns"}: a name with U+FFFD for bytes that
+# are not UTF-8, found by its bytes among the directory's entries whose listed form it is
+# (several: the one with the snapshot's size and mtime). Paths are opened as bytes, whatever
+# the host's locale. Output: one JSON object per item, {"i": index, "size", "mtime_ns",
+# "sha256", "stable"} or {"i": index, "error"} (+ "ambiguous": true when several names on
+# the host are listed alike), with "raw" (base64 of the bytes opened) for a lossy item;
+# "stable" is false when the file changed while it was being read.
+# `find(item)`: the paths on this host whose listed form is item["lossy"] (the one of
+# item's size and mtime when several are), for the helpers here and on a recovery target.
+FIND_SCRIPT = r"""
+import base64, os, stat
+def lossy(b):
+    out, i = [], 0
+    while i < len(b):
+        c = b[i]
+        w = 1 if c < 0x80 else 2 if 0xc2 <= c <= 0xdf else 3 if 0xe0 <= c <= 0xef \
+            else 4 if 0xf0 <= c <= 0xf4 else 0
+        if w:
+            try:
+                out.append(b[i:i + w].decode("utf-8"))
+                i += w
+                continue
+            except UnicodeDecodeError:
+                pass
+        out.append("\ufffd")
+        i += 1
+    return "".join(out)
+seen = {}
+def find(item):
+    parts = item["lossy"].split("/")
+    found = [parts[0].encode("utf-8")]
+    for part in parts[1:]:
+        if "\ufffd" not in part:
+            found = [f + b"/" + part.encode("utf-8") for f in found]
+            continue
+        nxt = []
+        for f in found:
+            if f not in seen:  # a directory's names, by listed form, read once
+                if len(seen) > 256:
+                    seen.clear()
+                seen[f] = {}
+                try:
+                    for n in os.listdir(f or b"/"):
+                        seen[f].setdefault(lossy(n), []).append(n)
+                except OSError:
+                    pass
+            nxt += [f + b"/" + n for n in seen[f].get(part, ())]
+        found = nxt[:64]
+    if len(found) > 1:
+        def same(p):
+            try:
+                st = os.lstat(p)
+            except OSError:
+                return False
+            return stat.S_ISREG(st.st_mode) and st.st_size == item.get("size") \
+                and st.st_mtime_ns == item.get("mtime_ns")
+        found = [p for p in found if same(p)] or found
+    return found
+"""
+REMOTE_SCRIPT = FIND_SCRIPT + r"""
+import hashlib, json, sys
 paths = json.loads(sys.stdin.buffer.read().decode("utf-8"))
 buf = bytearray(1 << 20)
 view = memoryview(buf)
 out = sys.stdout
-for i, path in enumerate(paths):
+for i, item in enumerate(paths):
     rec = {"i": i}
     try:
+        if isinstance(item, str):
+            path = item.encode("utf-8")
+        elif "raw" in item:
+            path = base64.b64decode(item["raw"])
+        else:
+            found = find(item)
+            if len(found) != 1:
+                rec.update(ambiguous=len(found) > 1, error=(
+                    "%d names on the host are listed as this one" % len(found)
+                    if found else "No such file or directory"))
+                raise LookupError
+            path = found[0]
+            rec["raw"] = base64.b64encode(path).decode("ascii")
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
         with os.fdopen(fd, "rb", buffering=0) as f:
             before = os.fstat(f.fileno())
@@ -108,6 +178,8 @@ for i, path in enumerate(paths):
         rec.update(size=before.st_size, mtime_ns=before.st_mtime_ns, sha256=h.hexdigest(),
                    stable=(n == before.st_size == after.st_size
                            and before.st_mtime_ns == after.st_mtime_ns))
+    except LookupError:
+        pass
     except OSError as exc:
         rec["error"] = exc.strerror or str(exc)
     out.write(json.dumps(rec) + "\n")

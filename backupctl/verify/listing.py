@@ -15,8 +15,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 _NS = 1_000_000_000
-# restic 0.14 shows a name that is not valid UTF-8 with U+FFFD in its JSON: such a file
-# cannot be found under that name, so it is listed as not verifiable, never as missing.
+# restic (0.14 to 0.18) shows a byte that is not part of valid UTF-8 as U+FFFD in its JSON:
+# such a name is found by its bytes on the source (verify/names.py, manifest.py)
 NOT_UTF8 = "\ufffd"
 
 
@@ -96,11 +96,13 @@ class Listing:
 
 
 def files_digest(files: Iterable[tuple[str, int]]) -> str:
-    """SHA-256 of the (path, size) of regular files, in path order, names that are not
-    valid UTF-8 left out (they are counted apart). Taken of the listing at backup time and
-    of the restored tree: equal, every file came back with its size, as restic listed it."""
+    """SHA-256 of the (path, size) of regular files, in path order, each path as restic lists
+    it (names.listed: U+FFFD for bytes that are not UTF-8). Taken of the listing at backup
+    time and of the restored tree: equal, every file came back with its size, as restic
+    listed it (a manifest's `files_digest_version` 2; version 1 left out the names with
+    U+FFFD)."""
     digest = hashlib.sha256()
-    for path, size in sorted(f for f in files if NOT_UTF8 not in f[0]):
+    for path, size in sorted(files):
         digest.update(json.dumps([path, size], ensure_ascii=False).encode() + b"\n")
     return digest.hexdigest()
 

@@ -8,8 +8,11 @@ list on stdin. A file whose size or mtime on the source no longer matches the sn
 that changed while being hashed) is recorded as `changed` and never used as a reference, so
 live data cannot raise false alarms.
 
-A name restic shows with U+FFFD (not valid UTF-8 on the source) cannot be hashed under that
-name nor found after a restore: it is never chosen, and is listed as not verifiable.
+A name that is not valid UTF-8 (restic lists it with U+FFFD) is found on the source by its
+bytes (hashing.REMOTE_SCRIPT) and hashed like any other; the entry keeps the listed form as
+`path` and the bytes as `raw_path` (names.py), which restore tests restore and compare. Only
+a name that several files on the source share in restic's listing, and that their size and
+mtime cannot tell apart, is `unverifiable`.
 
 A manifest that cannot be built raises (the backup then fails with the reason): a restore
 test without references could never prove anything.
@@ -18,7 +21,7 @@ test without references could never prove anything.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,12 +29,12 @@ from backupctl.config.schema import Job
 from backupctl.errors import CommandFailed
 from backupctl.execute import Runner
 from backupctl.state.records import ManifestSummary, ratio
-from backupctl.verify import sampling
+from backupctl.verify import names, sampling
 from backupctl.verify.hashing import REMOTE_SCRIPT
 from backupctl.verify.listing import NOT_UTF8, FileNode, Listing, ns_iso
 
 ROLES = ("always", "canary", "sample")
-STATES = ("ok", "changed", "unreadable", "missing")
+STATES = ("ok", "changed", "unreadable", "missing", "unverifiable")
 UNVERIFIABLE_LISTED = 100  # names kept in the summary (the count is always complete)
 
 # (how many manifests the job has, the (path, size, mtime) references of the newest
@@ -56,7 +59,9 @@ class Manifest:
                    and (state is None or e["state"] == state))
 
     def paths(self, state: str) -> list[str]:
-        return [e["path"] for e in self.entries if e["state"] == state]
+        """The names (shown safely, names.shown) of the entries in `state`."""
+        return [names.shown(names.decode_raw(e["path"], e.get("raw_path")))
+                for e in self.entries if e["state"] == state]
 
     def summary(self) -> ManifestSummary:
         return ManifestSummary(
@@ -67,7 +72,8 @@ class Manifest:
             missing=self.paths("missing"), files_total=self.files_total,
             bytes_total=self.bytes_total, round=self.round_no, rounds=self.rounds,
             coverage=ratio(self.coverage), unverifiable=self.unverifiable[:UNVERIFIABLE_LISTED],
-            unverifiable_count=len(self.unverifiable), files_digest=self.files_digest)
+            unverifiable_count=len(self.unverifiable), files_digest=self.files_digest,
+            files_digest_version=2)
 
 
 def _under(path: str, wanted: str) -> bool:
@@ -87,9 +93,24 @@ def _select(files: list[FileNode], wanted: list[str]) -> tuple[list[FileNode], l
     return list(chosen.values()), absent
 
 
-def hash_on_source(runner: Runner, paths: list[str], *, job: str,
+def item(node: FileNode) -> str | dict[str, Any]:
+    """What the helper is asked for a listed file: its path, or, for a name restic lists
+    with U+FFFD, the listed form with its size and mtime to find its bytes by."""
+    if NOT_UTF8 not in node.path:
+        return node.path
+    return {"lossy": node.path, "size": node.size, "mtime_ns": node.mtime_ns}
+
+
+def by_name(name: str) -> str | dict[str, Any]:
+    """What the helper is asked for a file known by its name (bytes as surrogate escapes)."""
+    raw = names.encode_raw(name)
+    return name if raw is None else {"raw": raw}
+
+
+def hash_on_source(runner: Runner, paths: Sequence[str | dict[str, Any]], *, job: str,
                    timeout: float | None) -> list[dict[str, Any]]:
-    """One python3 process on the source host hashes every path (list on stdin)."""
+    """One python3 process on the source host hashes every path (list on stdin; an item is
+    `item(node)` or `by_name(name)`)."""
     if not paths:
         return []
     records: list[dict[str, Any]] = [{} for _ in paths]
@@ -113,16 +134,21 @@ def hash_on_source(runner: Runner, paths: list[str], *, job: str,
                             f"{result.describe()}")
     missing = [paths[i] for i, r in enumerate(records) if not r]
     if missing:
+        first = missing[0]
+        shown = first if isinstance(first, str) else first.get("lossy", first.get("raw"))
         raise CommandFailed(f"{job}: the source manifest helper on {runner.host} returned no "
-                            f"result for {len(missing)} file(s), e.g. {missing[0]!r}")
+                            f"result for {len(missing)} file(s), e.g. {names.shown(str(shown))!r}")
     return records
 
 
 def _entry(node: FileNode, role: str, record: dict[str, Any]) -> dict[str, Any]:
     entry: dict[str, Any] = {"path": node.path, "size": node.size,
                              "mtime": ns_iso(node.mtime_ns), "sha256": None, "role": role,
-                             "state": "ok", "note": None}
-    if "error" in record:
+                             "state": "ok", "note": None, "raw_path": record.get("raw")}
+    if record.get("ambiguous"):
+        entry.update(state="unverifiable", note=f"not told apart on the source: "
+                     f"{record['error']}")
+    elif "error" in record:
         entry.update(state="unreadable", note=f"cannot read on the source: {record['error']}")
     elif (record["size"], record["mtime_ns"]) != (node.size, node.mtime_ns):
         entry.update(state="changed", note=(
@@ -143,8 +169,7 @@ def build(job: Job, runner: Runner, listing: Listing, *, history: History,
           timeout: float | None, choose: Chooser | None = None) -> Manifest:
     """Hash the chosen files of the listed snapshot on the source host (through `runner`);
     `choose` picks the sample instead of the rotation (proof freshness)."""
-    files = [f for f in listing.files if NOT_UTF8 not in f.path]
-    unverifiable = [f.path for f in listing.files if NOT_UTF8 in f.path]
+    files = listing.files
     always, absent = _select(files, job.verify.always)
     if absent:
         raise CommandFailed(
@@ -163,11 +188,11 @@ def build(job: Job, runner: Runner, listing: Listing, *, history: History,
     chosen: list[tuple[FileNode, str]] = [(f, "always") for f in always]
     chosen += [(f, "canary") for f in canaries if f.path not in {a.path for a in always}]
     chosen += [(f, "sample") for f in sampled]
-    records = hash_on_source(runner, [f.path for f, _ in chosen], job=job.name,
+    records = hash_on_source(runner, [item(f) for f, _ in chosen], job=job.name,
                              timeout=timeout)
     entries = [_entry(node, role, rec) for (node, role), rec in zip(chosen, records, strict=True)]
     entries += [{"path": c, "size": 0, "mtime": "", "sha256": None, "role": "canary",
-                 "state": "missing", "note": "canary not in the snapshot"}
+                 "state": "missing", "note": "canary not in the snapshot", "raw_path": None}
                 for c in absent_canaries]
     _refuse_unreadable(job, entries)
     seen |= {(e["path"], e["size"], e["mtime"]) for e in entries if e["state"] == "ok"}
@@ -177,7 +202,8 @@ def build(job: Job, runner: Runner, listing: Listing, *, history: History,
                     files_total=len(everything), bytes_total=listing.total_bytes,
                     round_no=count % rounds, rounds=rounds,
                     coverage=covered / len(everything) if everything else 0.0,
-                    unverifiable=unverifiable, files_digest=listing.digest)
+                    unverifiable=[e["path"] for e in entries if e["state"] == "unverifiable"],
+                    files_digest=listing.digest)
 
 
 def _refuse_unreadable(job: Job, entries: Iterable[dict[str, Any]]) -> None:

@@ -205,7 +205,8 @@ def _prove(ctx: Context, runner: Counting, repo: Repo, job: Job, done: _Restored
         files_checked=compared.files, bytes_checked=compared.bytes,
         mismatches=_unique(restored.problems + counted.mismatches + compared.mismatches),
         failures=commands.failures, changed=refs.changed,
-        unverifiable=counted.unverifiable, commands=commands.runs, restore_ms=restored.ms,
+        unverifiable=tuple(refs.summary.unverifiable) if refs.summary else (),
+        commands=commands.runs, restore_ms=restored.ms,
         files_restored=counted.files, bytes_restored=counted.bytes)
     steps = (f"restored snapshot {done.snapshot.short_id} in {restored.ms / 1000:.1f}s",
              f"{counted.files} file(s) counted, {compared.files} hashed", outcome.step)

@@ -6,7 +6,8 @@ full disk on the orchestrator, is a failure (the data is not proven either way).
 restic 0.14's `restore` takes the files to restore only as `--include` arguments (no include
 file; that came in 0.17), so the sample's paths are on restic's command line, visible to
 local users in `ps` while it runs; scratch_dir and the orchestrator are the admin's own
-(docs/verify.md).
+(docs/verify.md). A name that is not UTF-8 is given as its bytes (restic matches them); the
+command line in an error is shown with `names.shown`.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from backupctl.restic import run as restic
 from backupctl.restic.codes import ResticExit
 from backupctl.restic.run import Repo
 from backupctl.state.records import Mismatch
+from backupctl.verify import names
 
 # restic gets the sample as --include arguments; keep each command line far below ARG_MAX.
 INCLUDE_ARGV_BYTES = 1 << 20
@@ -70,13 +72,13 @@ def restore(runner: Runner, repo: Repo, target: Path, *, job: str, snapshot: str
             raise CommandFailed(
                 f"{job}: restoring into scratch_dir {target.parent} failed on the "
                 f"orchestrator ({local}); the data is not proven. Free space/inodes there or "
-                f"point scratch_dir at a larger disk {result.describe()}")
+                f"point scratch_dir at a larger disk {names.shown(result.describe())}")
         if outcome is ResticExit.FATAL and not result.timed_out and errors:
             problems += [Mismatch(path=path, got=message, reason="restore error")
                          for path, message in errors]
             continue
         raise ResticError(f"{job}: restic restore from {repo.name} failed ({outcome.value}) "
-                          f"{result.describe()}" + restic.hint(job, outcome),
+                          f"{names.shown(result.describe())}" + restic.hint(job, outcome),
                           reason=restic.reason_of(result, outcome))
     return Restored(round(seconds * 1000), tuple(problems), frozenset(restored), runs)
 

@@ -15,7 +15,7 @@ from backupctl.restic.run import Repo
 from backupctl.state import queries
 from backupctl.state.db import Store
 from backupctl.state.records import BackupDetails, ManifestSummary, read
-from backupctl.verify import listing
+from backupctl.verify import listing, names
 from backupctl.verify.listing import SnapshotRef
 
 PRIMARY = "primary"
@@ -82,9 +82,15 @@ def guess_latest(store: Store, repo: Repo, *, job: str, wanted: str) -> Snapshot
 class Reference:
     """A file whose content was hashed on the source right after the backup."""
 
-    path: str
+    path: str  # as restic lists it (the manifest's key)
     size: int
     sha256: str
+    name: str = ""  # the name's bytes (surrogate escapes) when they are not UTF-8
+
+    @property
+    def on_disk(self) -> str:
+        """What to restore and open: the name itself, not restic's listed form of it."""
+        return self.name or self.path
 
 
 @dataclass(frozen=True)
@@ -98,7 +104,8 @@ class References:
 
     @property
     def paths(self) -> list[str]:
-        return [r.path for r in self.refs]
+        """The names to restore (their bytes, for names that are not UTF-8)."""
+        return [r.on_disk for r in self.refs]
 
 
 def references(store: Store, snap: SnapshotRef, *, job: str, repository: str) -> References:
@@ -122,9 +129,10 @@ def references(store: Store, snap: SnapshotRef, *, job: str, repository: str) ->
         if row.snapshot_id != manifest_id:
             continue
         if row.state == "ok" and row.sha256:
-            refs[row.path] = Reference(row.path, row.size, row.sha256)
+            name = names.decode_raw(row.path, row.raw_path) if row.raw_path else ""
+            refs[name or row.path] = Reference(row.path, row.size, row.sha256, name)
         elif row.state == "changed":
-            changed.append(row.path)
+            changed.append(names.shown(names.decode_raw(row.path, row.raw_path)))
     return References(manifest_id, tuple(refs.values()), tuple(changed), summary)
 
 

@@ -1,56 +1,66 @@
-"""A file whose name is not valid UTF-8 (any local user can make one) is a listed finding,
-never bad data and never silently left out: restic 0.14's JSON shows it with U+FFFD."""
+"""Names that are not valid UTF-8 (Shift_JIS/cp932 names from a Windows share) are hashed on
+the source, restored and compared by their bytes, like any other name (SPEC §12): restic's
+JSON shows them with U+FFFD, and backupctl finds them by their bytes on the source and in
+the restored tree. Real restic, the real CLI, over the real sshd."""
 
 from __future__ import annotations
 
+import json
 import os
+import sqlite3
 from pathlib import Path
 
-import pytest
-
 from tests.conftest import Sshd, Workspace
+from tests.repo_damage import flip_byte_in_largest_pack
 
-from .conftest import backup, fill, run_json
+from .conftest import backup, run_json
 
-BAD_NAME = b"\xff\xfe-karte-\xe3.txt"  # not UTF-8; a Shift_JIS-era file server has many
+KARTE = "カルテ.txt".encode("cp932")  # b"\x83J\x83\x8b\x83e.txt"
+FOLDER = "患者".encode("cp932")
+SHOWN = "\\x83J\\x83\\x8b\\x83e.txt"  # how reports name it: escaped, readable, valid UTF-8
 
 
 def _source(ws: Workspace, name: str) -> Path:
+    """Only names that are not UTF-8 hold data, so any damaged data blob is theirs."""
     src = ws.root / "src" / name
-    fill(src, big=64 * 1024)
-    fd = os.open(os.fsencode(src) + b"/" + BAD_NAME, os.O_WRONLY | os.O_CREAT, 0o600)
-    os.write(fd, b"a patient's record under an unreadable name\n")
-    os.close(fd)
+    folder = os.fsencode(src) + b"/" + FOLDER
+    os.makedirs(folder)
+    for path, data in ((folder + b"/" + KARTE, os.urandom(3 * 1024 * 1024)),
+                       (os.fsencode(src) + b"/" + KARTE, b"a patient's record\n" * 50)):
+        with open(path, "wb") as handle:
+            handle.write(data)
     return src
 
 
-@pytest.mark.parametrize("mode", ["quick", "full"])
-def test_a_name_that_is_not_utf8_is_listed_and_the_rest_is_proven(workspace: Workspace,
-                                                                   mode: str) -> None:
-    src = _source(workspace, f"names-{mode}")
-    workspace.job(f"names-{mode}", source=src, verify={"sample": "all"})
-    made = backup(workspace, f"names-{mode}")
-    assert made["manifest"]["unverifiable_count"] == 1
-
-    code, result, stderr = run_json(workspace, "verify", f"names-{mode}", "--mode", mode)
-
-    assert code == 0, (result, stderr)
-    assert result["mismatches"] == [], "never a missing or changed file"
-    (name,) = result["unverifiable"]
-    assert "\ufffd" in name and name.endswith("-karte-\ufffd.txt")
-    others = sum(1 for p in src.rglob("*") if p.is_file()) - 1
-    assert result["files_checked"] == others
-    assert float(result["coverage"]) < 1.0, "the unverifiable file is not counted as covered"
-    if mode == "full":
-        assert result["restic_invocations"] == 2, "told by the backup's listing digest"
-    proc = workspace.run("verify", f"names-{mode}", "--mode", mode)
-    assert "1 name(s) not verifiable (not UTF-8)" in proc.stderr
+def _manifest_rows(ws: Workspace) -> list[tuple[str, str | None, str]]:
+    with sqlite3.connect(ws.state_dir / "state.db") as conn:
+        return list(conn.execute("SELECT path, raw_path, state FROM manifest ORDER BY path"))
 
 
-def test_over_ssh_too(ssh_workspace: Workspace, sshd: Sshd) -> None:
-    src = _source(ssh_workspace, "names-ssh")
-    ssh_workspace.job("names-ssh", source=src, sshd=sshd, verify={"sample": "all"})
-    backup(ssh_workspace, "names-ssh")
-    code, result, stderr = run_json(ssh_workspace, "verify", "names-ssh", "--mode", "full")
-    assert code == 0, (result, stderr)
-    assert len(result["unverifiable"]) == 1 and result["mismatches"] == []
+def test_a_cp932_name_is_proven_by_its_bytes_in_quick_and_full_verify(
+        ssh_workspace: Workspace, sshd: Sshd) -> None:
+    ws = ssh_workspace
+    ws.job("names", source=_source(ws, "names"), sshd=sshd, verify={"sample": "all"})
+    made = backup(ws, "names")
+    assert made["manifest"]["unverifiable_count"] == 0
+    assert made["manifest"]["references"] == 2, made["manifest"]
+    rows = _manifest_rows(ws)
+    assert all("\ufffd" in path and raw and state == "ok" for path, raw, state in rows), rows
+
+    for mode in ("quick", "full"):
+        code, result, stderr = run_json(ws, "verify", "names", "--mode", mode)
+        assert code == 0, (mode, result, stderr)
+        assert result["files_checked"] == 2 and result["unverifiable"] == [], result
+        assert result["mismatches"] == [] and result["coverage"] == "1.000000"
+    assert result["files_restored"] == 2 and result["restic_invocations"] == 2, \
+        "counted by the backup's listing digest, the names that are not UTF-8 in it"
+
+    flip_byte_in_largest_pack(ws.root / "repos" / "names")  # the big cp932 file's data
+    code, result, stderr = run_json(ws, "verify", "names", "--mode", "full")
+
+    assert code == 3, (result, stderr)
+    named = [m["path"] for m in result["mismatches"]]
+    inside = "/\\x8a\\xb3\\x8e\\xd2/" + SHOWN  # 患者/カルテ.txt, each byte escaped
+    assert any(p.endswith(inside) for p in named), named
+    assert inside in (result["error"] or ""), result["error"]
+    json.dumps(result, ensure_ascii=False).encode("utf-8")  # nothing a JSON reader chokes on

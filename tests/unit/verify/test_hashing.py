@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -9,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from backupctl.verify import names
 from backupctl.verify.hashing import REMOTE_SCRIPT, sha256_file, sha256_many
 
 NAMES = ["plain", "スキャン 001.pdf", "a'b\"c", "x;y$(touch pwned)", "new\nline",
@@ -58,3 +60,50 @@ def test_remote_script_hashes_nasty_names_from_stdin(tmp_path: Path) -> None:
         assert record["stable"] is True
     assert "error" in records[-1]
     assert not list(tmp_path.glob("pwned*"))
+
+
+def _remote(items: list[object], *, env: dict[str, str] | None = None) -> list[dict[str, object]]:
+    proc = subprocess.run([sys.executable, "-I", "-c", REMOTE_SCRIPT], env=env,
+                          input=json.dumps(items).encode(), capture_output=True, check=True)
+    return [json.loads(line) for line in proc.stdout.splitlines()]
+
+
+def test_remote_script_finds_a_name_not_utf8_by_the_form_restic_lists_it(
+        tmp_path: Path) -> None:
+    """A cp932 directory and file name: given as restic lists them (U+FFFD), found by their
+    bytes on the host, hashed, and the bytes handed back; or given as the bytes themselves.
+    Under the C locale too (the host's locale never decides how a name is opened)."""
+    folder = os.fsencode(tmp_path) + b"/" + "カルテ".encode("cp932")
+    os.mkdir(folder)
+    path = folder + b"/" + "患者.txt".encode("cp932")
+    Path(os.fsdecode(path)).write_bytes(b"record")
+    info = os.stat(path)
+    listed = names.lossy(path)
+    items: list[object] = [
+        {"lossy": listed, "size": info.st_size, "mtime_ns": info.st_mtime_ns},
+        {"raw": base64.b64encode(path).decode()},
+        {"lossy": listed.replace(".txt", ".doc"), "size": 1, "mtime_ns": 1}]
+
+    found, raw, absent = _remote(items, env={"LANG": "C", "LC_ALL": "C", "PATH": "/usr/bin"})
+
+    assert base64.b64decode(str(found["raw"])) == path
+    assert found["sha256"] == raw["sha256"] == hashlib.sha256(b"record").hexdigest()
+    assert "raw" not in raw and absent["error"] == "No such file or directory"
+
+
+def test_remote_script_tells_names_listed_alike_apart_by_size_and_mtime(
+        tmp_path: Path) -> None:
+    """\\x83 and \\x84 are both one U+FFFD in restic's listing."""
+    first, second = (os.fsencode(tmp_path) + b"/" + b for b in (b"\x83.txt", b"\x84.txt"))
+    Path(os.fsdecode(first)).write_bytes(b"one")
+    Path(os.fsdecode(second)).write_bytes(b"other")
+    listed = names.lossy(first)
+    assert listed == names.lossy(second)
+    info = os.stat(second)
+
+    told, alike = _remote([
+        {"lossy": listed, "size": info.st_size, "mtime_ns": info.st_mtime_ns},
+        {"lossy": listed, "size": 99, "mtime_ns": 1}])
+
+    assert base64.b64decode(str(told["raw"])) == second
+    assert alike["ambiguous"] is True and "sha256" not in alike

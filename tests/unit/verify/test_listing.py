@@ -54,11 +54,12 @@ def test_pick_latest_prefix_and_copies() -> None:
     assert pick([], "latest") is None
 
 
-def test_files_digest_is_of_paths_and_sizes_in_path_order_without_unverifiable_names() -> None:
+def test_files_digest_is_of_paths_and_sizes_in_path_order_names_not_utf8_included() -> None:
     files = [("/b", 2), ("/a\nb", 1), ("/カルテ", 0)]
     assert files_digest(files) == files_digest(reversed(files))
     assert files_digest(files) != files_digest([("/b", 3), ("/a\nb", 1), ("/カルテ", 0)])
     assert files_digest(files) != files_digest(files[:2])
-    assert files_digest([*files, ("/x\ufffd", 5)]) == files_digest(files)
+    # a name that is not UTF-8 counts as restic lists it (version 2 of the digest)
+    assert files_digest([*files, ("/x\ufffd", 5)]) != files_digest(files)
     # a name crafted with a newline cannot pass for two entries
     assert files_digest([("/a", 1), ("/b", 1)]) != files_digest([('/a", 1]\n["/b', 1)])
