@@ -85,56 +85,13 @@ class Failure(Exception):
         self.stderr = stderr
 
 
-# restic 0.17+ retries a repository it cannot reach for up to 15 minutes, saying so on stderr
-# (backupctl.restic.watch reads the same lines for every other restic run): opening it (its
-# config or keys) retried means unreachable now; other requests may be retried for a minute.
-RETRY = re.compile(r"^\w+\((.*?)\) returned error, retrying after ")
-RETRY_OK = re.compile(r"^\w+\(.*\) operation successful after \d+ retries")
-OPENING = re.compile(r"^<(config|key)/|^key$")
-RETRY_BUDGET = 60.0
-
-
-class RetryLines(object):
-    """Told restic's stderr as it comes; `stopped` holds the line that gave the repository
-    up (then True is returned once, and restic is killed)."""
-
-    def __init__(self, budget: float = RETRY_BUDGET) -> None:
-        self.budget = budget
-        self.since = None  # type: Optional[float]
-        self.partial = b""
-        self.stopped = ""
-
-    def __call__(self, chunk: bytes) -> bool:
-        lines = (self.partial + chunk).split(b"\n")
-        self.partial = lines.pop()[-4096:]
-        for raw in lines:
-            line = raw.decode("utf-8", "replace").strip()
-            if RETRY_OK.match(line):
-                self.since = None
-                continue
-            match = RETRY.match(line)
-            if match is None:
-                continue
-            now = time.monotonic()
-            self.since = now if self.since is None else self.since
-            if OPENING.match(match.group(1)) or now - self.since >= self.budget:
-                self.stopped = line
-                return True
-        return False
-
-
 class Tail(object):
-    """Drains a child's pipe in a thread; keeps its end (or all of it). `watch`, told every
-    chunk, may `stop` the child."""
+    """Drains a child's pipe in a thread; keeps its end (or all of it)."""
 
-    def __init__(self, stream: IO[bytes], keep: Optional[int] = TAIL,
-                 watch: Optional[RetryLines] = None,
-                 stop: Optional[Callable[[], None]] = None) -> None:
+    def __init__(self, stream: IO[bytes], keep: Optional[int] = TAIL) -> None:
         self.data = b""
         self.keep = keep
         self.stream = stream
-        self.watch = watch
-        self.stop = stop
         self.thread = threading.Thread(target=self._run)
         self.thread.daemon = True
         self.thread.start()
@@ -150,9 +107,6 @@ class Tail(object):
                 break
             if not chunk:
                 break
-            if self.watch is not None and not self.watch.stopped and self.watch(chunk):
-                if self.stop is not None:
-                    self.stop()
             parts.append(chunk)
             kept += len(chunk)
             if self.keep is not None and kept > 4 * self.keep:
@@ -185,10 +139,8 @@ def restic_base(head: Dict[str, Any]) -> Tuple[List[str], List[int]]:
     except BaseException:
         os.close(repo)
         raise
-    # restic_options: --stuck-request-timeout where this restic takes it (restic.reach)
-    return ([head.get("restic") or "restic"] + [str(o) for o in head.get("restic_options") or []]
-            + ["--repository-file", "/dev/fd/%d" % repo, "--password-file",
-               "/dev/fd/%d" % password], [repo, password])
+    return ([head.get("restic") or "restic", "--repository-file", "/dev/fd/%d" % repo,
+             "--password-file", "/dev/fd/%d" % password], [repo, password])
 
 
 def close_all(fds: List[int]) -> None:
@@ -229,8 +181,7 @@ class ResticBackup(object):
         assert self.proc.stdin is not None and self.proc.stdout is not None
         assert self.proc.stderr is not None
         self.out = Tail(self.proc.stdout, 1 << 20)
-        self.retries = RetryLines()
-        self.err = Tail(self.proc.stderr, watch=self.retries, stop=self.proc.kill)
+        self.err = Tail(self.proc.stderr)
         self.stdin_fd = self.proc.stdin.fileno()
         life_read, self.life = os.pipe()
         try:
@@ -253,15 +204,7 @@ class ResticBackup(object):
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 code = self.proc.wait()
-            self.unreachable(code)
             raise Failure("restic", "restic backup stopped reading the dump (exit %d)" % code,
-                          code, self.err.text())
-
-    def unreachable(self, code: int) -> None:
-        """Failure `unreachable` when the retry watch stopped restic."""
-        if self.retries.stopped:
-            raise Failure("unreachable", "restic backup could not reach the repository and "
-                          "was stopped (repository unreachable): " + self.retries.stopped,
                           code, self.err.text())
 
     def abort(self) -> None:
@@ -275,7 +218,6 @@ class ResticBackup(object):
         self._close(commit=True)
         code = self.proc.wait()
         output = self.out.text()
-        self.unreachable(code)
         if code != 0:
             raise Failure("restic", "restic backup exited %d" % code, code, self.err.text())
         summary = None
