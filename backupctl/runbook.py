@@ -21,13 +21,14 @@ from ruamel.yaml import YAML
 
 from backupctl import __version__, fmt
 from backupctl.clock import parse_iso
-from backupctl.config.schema import Database, Job
+from backupctl.config.schema import Copy, Database, Job
 from backupctl.config.validate import DEFAULT_CONFIG, Config
 from backupctl.config.values import format_duration
 from backupctl.databases.kinds import KINDS
 from backupctl.databases.model import database_tag, stdin_filename
 from backupctl.fmt import LANGS, ms_to_seconds
 from backupctl.log import mask
+from backupctl.restic import s3
 from backupctl.restic.commands import FILES_TAG, escape_glob
 from backupctl.secrets import display_url
 from backupctl.signing import load_public
@@ -53,6 +54,47 @@ class RepoInfo:
     snapshot_id: str | None = None
     media: list[str] = field(default_factory=list)
     commands: list[str] = field(default_factory=list)
+    s3: S3Info | None = None
+
+
+@dataclass(frozen=True)
+class S3Info:
+    """An S3 Object Lock copy: where it is, whose keys, and how to read it as it was before
+    an attack that wrote delete markers (SPEC §14)."""
+
+    bucket: str
+    prefix: str
+    endpoint: str
+    credentials_file: str
+    lock: str  # "compliance, 30 day(s)"
+    attack_commands: list[tuple[str, str]]  # (command, string key)
+
+
+_MARKERS = "DeleteMarkers[?LastModified>=`ATTACK-TIME`].[Key,VersionId]"
+
+
+def _with_keys(credentials: str, command: str) -> str:
+    """restic and the aws CLI read S3 keys from the environment: export the file's lines in
+    a subshell (shell builtins: the keys never reach a command line)."""
+    return f"(set -a; . {shlex.quote(credentials)}; set +a; {command})"
+
+
+def s3_info(copy: Copy) -> S3Info | None:
+    if not copy.is_s3 or copy.s3_credentials_file is None:
+        return None
+    where = s3.location(copy.url)
+    keys = str(copy.s3_credentials_file)
+    aws = ["aws", "s3api", "--endpoint-url", where.endpoint]
+    listing = shlex.join([*aws, "list-object-versions", "--bucket", where.bucket, "--prefix",
+                          where.key(""), "--query", _MARKERS, "--output", "text"])
+    remove = shlex.join([*aws, "delete-object", "--bucket", where.bucket])
+    lock = copy.object_lock
+    return S3Info(where.bucket, where.prefix, where.endpoint, keys,
+                  f"{lock.mode}, {lock.min_days} day(s)" if lock else "-", [
+        (_with_keys(keys, f"{listing} > delete-markers.txt"), "s3_list_markers"),
+        (_with_keys(keys, 'while read -r key version; do ' + remove +
+                    ' --key "$key" --version-id "$version"; done < delete-markers.txt'),
+         "s3_remove_markers")])
 
 
 @dataclass(frozen=True)
@@ -248,9 +290,11 @@ def gather(config: Config, store: Store, job: Job) -> RunbookData:
             last_success=_local_time(last.finished_at, tz) if last else None,
             snapshot_id=last.snapshot_id if last else None,
             media=_media(store, job, copy.name, tz) if copy.kind == "offline" else [],
-            commands=restic_commands(job, url=display_url(copy.url),
-                                     password_file=str(copy.password_file),
-                                     target=target)))
+            commands=[_with_keys(str(copy.s3_credentials_file), c) if copy.is_s3 else c
+                      for c in restic_commands(job, url=display_url(copy.url),
+                                               password_file=str(copy.password_file),
+                                               target=target)],
+            s3=s3_info(copy)))
     drill = store.query(queries.last_run, job.name, "drill", finished=True)
     name = job.name
     cli = "backupctl"

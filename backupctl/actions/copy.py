@@ -10,8 +10,10 @@ Per copy, each recorded as a run of kind `copy` (repository = copy name) with ev
 5. the generation policy: `forget --prune` on offline copies (unless a ransomware tripwire
    froze pruning); never on immutable copies (reported instead);
 6. the generation assertion (actions/generations.py): lost snapshots → exit 3;
-7. immutable copies: the immutability probe (actions/probe.py), a run of kind `probe`;
-   not refused → exit 3.
+7. S3 Object Lock copies: every object the copy needs keeps its lock `min_days` ahead
+   (actions/objectlock/extend.py), recorded in the copy's details;
+8. immutable copies: the immutability probe (actions/probe.py; S3 Object Lock copies:
+   actions/objectlock/checks.py), a run of kind `probe`; not refused → exit 3.
 The primary's generations are assessed too (a primary that lost snapshots → exit 3).
 """
 
@@ -19,9 +21,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any
 
-from backupctl.actions import anchors, generations, media, probe, tripwire
+from backupctl.actions import anchors, generations, media, objectlock, probe, tripwire
 from backupctl.actions import repo as repos
 from backupctl.actions.context import Context
 from backupctl.actions.jobrun import job_session, recorded
@@ -34,7 +37,7 @@ from backupctl.restic import parse
 from backupctl.restic import run as restic_run
 from backupctl.restic.codes import ResticExit
 from backupctl.state import queries
-from backupctl.state.records import CopyDetails, GenerationCheck, ProbeDetails
+from backupctl.state.records import CopyDetails, GenerationCheck, ProbeCheck, ProbeDetails
 from backupctl.status import ExitStatus
 
 _SAVED = re.compile(rb"^snapshot ([0-9a-f]+) saved$", re.MULTILINE)
@@ -109,7 +112,13 @@ def plan(job: Job) -> list[str]:
                 copy.url, masked, host=job.name, policy=job.generations.policy())))
         else:
             steps.append(f"{copy.name}: not pruned (immutable); generations reported")
-        if copy.kind == "immutable":
+        if objectlock.uses_lock(copy):
+            steps.append(f"{copy.name}: extend the Object Lock of every object the copy needs "
+                         "to min_days ahead (HeadObject, PutObjectRetention)")
+        if copy.kind == "immutable" and copy.is_s3:
+            steps.append(f"{copy.name}: Object Lock probe (versioning, Object Lock, default "
+                         "retention, locks of the objects, delete of a locked version refused)")
+        elif copy.kind == "immutable":
             steps.append(f"{copy.name}: immutability probe (write, delete, overwrite a probe "
                          "object; refusal expected)")
     return steps
@@ -140,20 +149,33 @@ def _one(ctx: Context, job: Job, target: Copy, primary: repos.Repo,
          source: list[parse.Snapshot], frozen: str | None) -> CopyOutcome:
     with recorded(ctx, job, "copy", CopyDetails, repository=target.name) as run:
         work = CopyPlan(ctx, job, target, primary, repos.named(job, target.name),
-                         tuple(source), frozen)
+                        tuple(source), frozen, ctx.clock())
         done, outcome = pipeline(work)
         run.finish(to_result(work, done, outcome),
                    extra=lambda conn: _record_generations(conn, work, done))
     if target.kind != "immutable" or run.result.status is ExitStatus.FAILED:
         return CopyOutcome(run.result)
     with recorded(ctx, job, "probe", ProbeDetails, repository=target.name) as probed:
-        found = probe.probe(target.name, target.url, runner=ctx.local,
-                            sealed=target.seal == "chattr")
+        found, checks = _probe(ctx, target, done)
         probed.finish(ProbeRun(job.name, "probe", found.status, ProbeDetails(
-            ok=found.ok, url=repos.display_url(target.url), attempts=found.attempts),
+            ok=found.ok, url=repos.display_url(target.url), attempts=found.attempts,
+            checks=checks),
             error=f"{job.name}: {found.error}" if found.error else None,
             repository=target.name))
     return CopyOutcome(run.result, probed.result)
+
+
+def _probe(ctx: Context, target: Copy,
+           done: Copied) -> tuple[probe.ProbeResult, list[ProbeCheck]]:
+    if objectlock.uses_lock(target):
+        try:
+            return objectlock.probe(target, done.locks)
+        except BackupctlError as exc:
+            return probe.ProbeResult(target.name, ExitStatus.FAILED, False,
+                                     f"copy {target.name}: immutability could not be proven "
+                                     f"({exc})"), []
+    return probe.probe(target.name, target.url, runner=ctx.local,
+                       sealed=target.seal == "chattr"), []
 
 
 def _dump_of(snapshot: parse.Snapshot) -> str:
@@ -175,6 +197,7 @@ class CopyPlan:
     dest: repos.Repo
     source: tuple[parse.Snapshot, ...]
     frozen: str | None
+    started: datetime  # an S3 copy's objects are locked at least min_days past it
 
     @property
     def source_files(self) -> list[parse.Snapshot]:
@@ -192,6 +215,7 @@ class Copied:
     held_all: tuple[parse.Snapshot, ...] = ()  # the copy's snapshots, dumps included
     pruned: str | None = None
     assessment: generations.Assessment | None = None
+    locks: objectlock.Extended | None = None
 
     @property
     def held(self) -> list[parse.Snapshot]:
@@ -299,7 +323,19 @@ def assess(plan: CopyPlan, done: Copied) -> Copied:
     return done
 
 
-STEPS = (attach, copy_snapshots, anchor_evidence, seal, check_complete, prune, assess)
+def extend_locks(plan: CopyPlan, done: Copied) -> Copied:
+    """S3 Object Lock copies: the lock of every object the copy needs reaches min_days."""
+    if not objectlock.uses_lock(plan.target):
+        return done
+    extended = objectlock.extend_locks(plan.target, started=plan.started, now=plan.ctx.clock())
+    record = extended.record
+    return done.step(f"Object Lock: {record.objects} object(s) needed, {record.extended} "
+                     f"extended to {record.until} ({record.api_calls} S3 request(s))",
+                     locks=extended)
+
+
+STEPS = (attach, copy_snapshots, anchor_evidence, seal, check_complete, prune, assess,
+         extend_locks)
 
 
 def pipeline(plan: CopyPlan) -> tuple[Copied, Outcome]:
@@ -325,7 +361,8 @@ def to_result(plan: CopyPlan, done: Copied, outcome: Outcome) -> CopyRun:
         medium=done.medium.record() if done.medium else None, pruned=done.pruned,
         generations=done.assessment.record() if done.assessment else None,
         source_snapshots=[s.time.isoformat() for s in source],
-        warnings=list(done.warnings), steps=list(done.steps))
+        warnings=list(done.warnings), steps=list(done.steps),
+        locks=done.locks.record if done.locks else None)
     return CopyRun(plan.job.name, "copy", outcome.status, details, error=outcome.error,
                    reason=outcome.reason,
                    repository=plan.target.name, snapshot_id=newest.id if newest else None,

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from backupctl.actions import objectlock
 from backupctl.actions.context import Context
 from backupctl.config.schema import Job
 from backupctl.errors import ResticError, UsageError
 from backupctl.restic import commands as restic
-from backupctl.restic import parse
+from backupctl.restic import parse, s3
 from backupctl.restic import run as restic_run
 from backupctl.restic.codes import ResticExit
 from backupctl.restic.run import Repo
@@ -36,6 +37,9 @@ def named(job: Job, name: str) -> Repo:
     if name == PRIMARY:
         return primary(job)
     copy = job.copy_named(name)
+    if copy.s3_credentials_file is not None and s3.credentials_for(copy.url) is None:
+        # every restic command for this URL carries them in its environment from now on
+        s3.register(copy.url, s3.read_credentials(copy.s3_credentials_file))
     return Repo(copy.name, copy.url, read_secret(copy.password_file))
 
 
@@ -59,6 +63,9 @@ def init_repository(ctx: Context, job: Job, *, copies: bool = False) -> list[str
     targets = [primary(job)]
     if copies:
         targets += [named(job, c.name) for c in job.copies]
+    for copy in job.copies if copies else []:
+        if objectlock.uses_lock(copy):  # before restic writes anything into the bucket
+            done.append(objectlock.require_lock(copy))
     for target in targets:
         result, outcome = restic_run.attempt(
             ctx.local, restic.snapshots(target.url, target.password), timeout=300)

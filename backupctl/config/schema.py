@@ -37,6 +37,7 @@ from backupctl.config.values import (
     repeated,
 )
 from backupctl.fmt import zone
+from backupctl.restic.s3 import location
 
 ORCHESTRATOR_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")  # a host name, or like one
 
@@ -153,6 +154,18 @@ class Generations(Strict):
         return {k: v for k, v in self.model_dump().items() if v is not None}
 
 
+class ObjectLock(Strict):
+    """An S3 copy's Object Lock, checked by the probe after every copy (SPEC §14)."""
+
+    mode: Literal["compliance", "governance"]
+    min_days: int = Field(ge=1, le=36500, description="the bucket's default retention must "
+                          "be at least this, and every object the copy needs stays locked "
+                          "at least this long ahead (its lock is extended after every copy)")
+    extend_margin_days: int = Field(
+        default=7, ge=0, le=3650, description="a lock is extended to min_days plus this "
+        "margin, so an old object is extended about once a margin, not after every copy")
+
+
 class Copy(Strict):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
     kind: Literal["offline", "immutable"]
@@ -160,6 +173,11 @@ class Copy(Strict):
     password_file: Path
     max_age: Duration
     seal: Literal["none", "chattr"] = "none"
+    s3_credentials_file: Path | None = Field(
+        default=None, description="s3: URLs: AWS_ACCESS_KEY_ID=… and AWS_SECRET_ACCESS_KEY=… "
+        "lines (optionally AWS_DEFAULT_REGION=…), 0600; they reach restic through its "
+        "environment only")
+    object_lock: ObjectLock | None = None
 
     @field_validator("name")
     @classmethod
@@ -167,6 +185,37 @@ class Copy(Strict):
         if name == "primary":
             raise ValueError("'primary' is reserved for the job's own repository")
         return name
+
+    @model_validator(mode="after")
+    def _s3(self) -> Copy:
+        if (problem := s3_copy_problem(self)) is not None:
+            raise ValueError(problem)
+        return self
+
+    @property
+    def is_s3(self) -> bool:
+        return self.url.startswith("s3:")
+
+
+def s3_copy_problem(copy: Copy) -> str | None:
+    """What an S3 copy's keys must look like together (SPEC §14), or None."""
+    if not copy.is_s3:
+        if copy.s3_credentials_file is not None or copy.object_lock is not None:
+            return "s3_credentials_file and object_lock need an s3: url"
+        return None
+    try:
+        location(copy.url)
+    except ValueError as exc:
+        return f"url: {exc}"
+    if copy.s3_credentials_file is None:
+        return ("an s3: copy needs s3_credentials_file (AWS_ACCESS_KEY_ID= and "
+                "AWS_SECRET_ACCESS_KEY= lines, 0600)")
+    if copy.seal != "none":
+        return "seal: chattr needs a local directory; an S3 copy is sealed by object_lock"
+    if copy.kind == "immutable" and copy.object_lock is None:
+        return ("an immutable s3: copy needs object_lock: {mode: compliance|governance, "
+                "min_days: N}: the probe checks the bucket against it")
+    return None
 
 
 class Verify(Strict):

@@ -25,6 +25,7 @@ from backupctl.config.notify import PingFileError, read_ping_url
 from backupctl.config.schema import GlobalConfig, Job
 from backupctl.errors import ConfigError
 from backupctl.log import register_secret
+from backupctl.restic.s3 import credentials_problem
 from backupctl.secrets import private_file_problem, register_url_secrets
 
 DEFAULT_CONFIG = Path("/etc/backupctl/backupctl.yaml")
@@ -210,7 +211,8 @@ def _load_job(path: Path, doc: Document | Problem, duplicates: list[Path], *,
     data = plain(doc.data)
     _absolutize(data, path.parent.resolve(),
                 [("host", "identity_file"), ("repository", "password_file"),
-                 ("copies", "password_file"), ("notify", "ping", "backup"),
+                 ("copies", "password_file"), ("copies", "s3_credentials_file"),
+                 ("notify", "ping", "backup"),
                  ("notify", "ping", "copy"), ("notify", "ping", "verify")])
     problems = [doc.problem(["job"], f"duplicate job name {data.get('job')!r} (also in "
                                      f"{', '.join(map(str, duplicates))})")] if duplicates else []
@@ -282,6 +284,9 @@ def _check_files(data: dict[str, Any]) -> list[Finding]:
         if isinstance(password, str) and password and (
                 msg := _private_file(Path(password), "password file")):
             found.append((["copies", i, "password_file"], msg))
+        keys = copy.get("s3_credentials_file") if isinstance(copy, dict) else None
+        if isinstance(keys, str) and keys and (msg := credentials_problem(Path(keys))):
+            found.append((["copies", i, "s3_credentials_file"], msg))
     identity = _mapping(data, "host").get("identity_file")
     if isinstance(identity, str) and identity and (
             msg := _private_file(Path(identity), "identity file")):

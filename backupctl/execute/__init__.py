@@ -57,7 +57,33 @@ class SecretFile:
         return f"<{self.label}>"
 
 
-Arg = str | SecretFile
+@dataclass(frozen=True)
+class SecretEnv:
+    """An argv placeholder for secrets a program reads only from its environment (restic's
+    S3 credentials: it has no file option for them). Never part of the command line: local
+    runs put the values in the child's environment (readable by its own user and root
+    only), the SSH runner refuses it (a remote environment is set on a command line)."""
+
+    values: tuple[tuple[str, Secret], ...]
+    label: str = "credentials"
+
+    def __str__(self) -> str:
+        return ""
+
+
+Arg = str | SecretFile | SecretEnv
+
+
+def split_env(argv: Sequence[Arg]) -> tuple[list[str | SecretFile], dict[str, str]]:
+    """argv without its SecretEnv placeholders, and the variables they carry."""
+    words: list[str | SecretFile] = []
+    env: dict[str, str] = {}
+    for arg in argv:
+        if isinstance(arg, SecretEnv):
+            env.update((name, secret.reveal()) for name, secret in arg.values)
+        else:
+            words.append(arg)
+    return words, env
 StdoutSink = Callable[[bytes], None]
 # Told each chunk of a command's stderr as it arrives; True stops the command at once (it is
 # killed as at a timeout, and its Result says `stopped`). restic 0.17+ announces on stderr
@@ -67,7 +93,7 @@ StderrWatch = Callable[[bytes], bool]
 
 def display(argv: Sequence[Arg]) -> str:
     """The command as a human reads it, secrets masked."""
-    return shlex.join(str(a) for a in argv)
+    return shlex.join(str(a) for a in argv if not isinstance(a, SecretEnv))
 
 
 @dataclass(frozen=True)

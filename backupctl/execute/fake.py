@@ -12,7 +12,16 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from backupctl.execute import Arg, Result, Secret, SecretFile, StderrWatch, StdoutSink, display
+from backupctl.execute import (
+    Arg,
+    Result,
+    Secret,
+    SecretEnv,
+    SecretFile,
+    StderrWatch,
+    StdoutSink,
+    display,
+)
 
 __all__ = ["Call", "FakeRunner", "Rule", "UnexpectedCommand"]
 
@@ -91,7 +100,7 @@ class FakeRunner:
             env: dict[str, str] | None = None,
             stderr_watch: StderrWatch | None = None) -> Result:
         for arg in argv:
-            if not isinstance(arg, str | SecretFile):
+            if not isinstance(arg, str | SecretFile | SecretEnv):
                 raise TypeError(f"argv element {arg!r} is neither str nor SecretFile")
         call = Call(tuple(argv), stdin, timeout, dict(env) if env else None)
         with self._lock:

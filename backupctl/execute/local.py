@@ -21,6 +21,7 @@ from backupctl.execute import (
     display,
     raise_if_cancelled,
     running,
+    split_env,
     stderr_text,
 )
 
@@ -86,8 +87,11 @@ class LocalRunner:
         """`group`: run in a process group of its own, killed whole (see `shell`)."""
         fds: list[int] = []
         real: list[str] = []
+        words, secret_env = split_env(argv)
+        if secret_env:  # after the caller's: a credential is never overridden by accident
+            env = {**(env or {}), **secret_env}
         try:
-            for arg in argv:
+            for arg in words:
                 if isinstance(arg, SecretFile):
                     fds.append(_secret_pipe(arg))
                     real.append(f"/dev/fd/{fds[-1]}")

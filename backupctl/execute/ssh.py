@@ -37,6 +37,7 @@ from backupctl.execute import (
     display,
     raise_if_cancelled,
     running,
+    split_env,
     stderr_text,
 )
 from backupctl.execute.forward import LOOPBACK, Bridges
@@ -165,10 +166,11 @@ class SshRunner:
             timeout: float | None = None, stdout_sink: StdoutSink | None = None,
             env: dict[str, str] | None = None,
             stderr_watch: StderrWatch | None = None) -> Result:
-        if env:
+        words, secret_env = split_env(argv)
+        if env or secret_env:
             raise UsageError("environment variables are not sent over SSH (they would be "
                              "visible on the remote command line)")
-        command, stdin = remote_command(argv, stdin)
+        command, stdin = remote_command(words, stdin)
         return self._exec(command, display(argv), stdin=stdin, timeout=timeout,
                           stdout_sink=stdout_sink, stderr_watch=stderr_watch)
 
@@ -291,7 +293,8 @@ except OSError as exc:
 """
 
 
-def remote_command(argv: Sequence[Arg], stdin: bytes | None) -> tuple[str, bytes | None]:
+def remote_command(argv: Sequence[str | SecretFile],
+                   stdin: bytes | None) -> tuple[str, bytes | None]:
     """The shell command line and stdin that run argv on the server with its secrets.
 
     One secret and no input: the secret is the command's stdin (`/dev/stdin`). More secrets,

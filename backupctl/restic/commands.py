@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from backupctl.execute import Arg, Secret, SecretFile
+from backupctl.restic import s3
 from backupctl.secrets import display_url, url_password
 
 RESTIC = "restic"
@@ -23,10 +24,12 @@ def is_database(tags: Sequence[str]) -> bool:
 def repository(repo: str, *, option: str = "--repo") -> list[Arg]:
     """`--repo URL`; a URL holding a password (rest:http://user:pass@…) goes through a file
     descriptor instead (`--repository-file`), so it is never on a command line (`ps`)."""
+    creds = s3.credentials_for(repo) if s3.is_s3(repo) else None
+    env: list[Arg] = [creds.env()] if creds is not None else []  # S3 keys: environment only
     if url_password(repo) is None:
-        return [option, repo]
+        return [option, repo, *env]
     return [option.replace("-repo", "-repository-file"),
-            SecretFile(Secret(repo), label=display_url(repo))]
+            SecretFile(Secret(repo), label=display_url(repo)), *env]
 
 
 def base(repo: str, password: Secret, *, cache: bool = True) -> list[Arg]:

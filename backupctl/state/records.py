@@ -278,6 +278,7 @@ class CopyDetails(Record):
     source_snapshots: list[str] = Field(default_factory=list)
     warnings: list[str] = Field(default_factory=list)
     steps: list[str] = Field(default_factory=list)
+    locks: LockExtension | None = None  # S3 Object Lock copies
 
     @model_validator(mode="before")
     @classmethod
@@ -295,10 +296,32 @@ class Attempt(Record):
     detail: str = ""
 
 
+class ProbeCheck(Record):
+    """One named check of an S3 Object Lock probe (SPEC §14)."""
+
+    name: str  # versioning | object-lock | default-retention-mode | … (actions/objectlock)
+    ok: bool
+    detail: str = ""
+
+
 class ProbeDetails(Record):
     ok: bool = False
     url: str = ""
     attempts: list[Attempt] = Field(default_factory=list)
+    checks: list[ProbeCheck] = Field(default_factory=list)
+
+
+class LockExtension(Record):
+    """An S3 copy's lock extension after a copy: the objects its snapshots need, how many
+    were extended, the earliest retention left (ISO 8601 UTC), the S3 calls it cost."""
+
+    objects: int = 0
+    extended: int = 0
+    until: str = ""  # the date extended objects are now locked until
+    earliest: str | None = None  # the earliest retention of any needed object, after it
+    short: list[str] = Field(default_factory=list)  # keys still locked for too short (≤ 20)
+    api_calls: int = 0
+    duration_ms: int = 0
 
 
 class Flag(Record):

@@ -38,7 +38,7 @@ def _models_in(annotation: object, *, in_list: bool = False) -> list[tuple[type[
 
 def documented() -> set[str]:
     """Keys in the first column of the reference tables."""
-    return set(re.findall(r"^\| `([a-z_\[\].]+)` \|", DOC.read_text(), flags=re.MULTILINE))
+    return set(re.findall(r"^\| `([a-z0-9_\[\].]+)` \|", DOC.read_text(), flags=re.MULTILINE))
 
 
 def test_walker_finds_nested_and_aliased_keys() -> None:

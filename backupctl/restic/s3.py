@@ -1,0 +1,133 @@
+"""S3 repositories: where an `s3:` URL points, its credentials file, restic's environment.
+
+restic reads S3 credentials only from its environment (`AWS_ACCESS_KEY_ID`,
+`AWS_SECRET_ACCESS_KEY`, `AWS_DEFAULT_REGION`). A copy's `s3_credentials_file` (0600,
+owned by the user running backupctl) holds them as `NAME=value` lines; they reach restic
+as a `SecretEnv` in its argv, which the local runner turns into the child's environment
+(never a command line, never a log line: every value is a registered Secret).
+
+`register(url, credentials)` ties a repository URL to its credentials once they are read
+(actions/repo.py does it when it opens a copy), so every restic command built for that URL
+(`commands.repository`) carries them, whichever action builds it.
+"""
+
+from __future__ import annotations
+
+import threading
+import urllib.parse
+from dataclasses import dataclass
+from pathlib import Path
+
+from backupctl.errors import UsageError
+from backupctl.execute import Secret, SecretEnv
+from backupctl.secrets import private_file_problem
+
+KEY_ID = "AWS_ACCESS_KEY_ID"
+SECRET_KEY = "AWS_SECRET_ACCESS_KEY"  # noqa: S105 (a variable name, not a secret)
+REGION = "AWS_DEFAULT_REGION"
+ENDPOINT = "AWS_ENDPOINT_URL"  # optional: the probes' endpoint when the URL's differs
+NAMES = (KEY_ID, SECRET_KEY, REGION, ENDPOINT)
+DEFAULT_REGION = "us-east-1"  # what restic (minio-go) and boto3 assume without one
+
+
+def is_s3(url: str) -> bool:
+    return url.startswith("s3:")
+
+
+@dataclass(frozen=True)
+class Location:
+    """`s3:https://host[:port]/bucket/prefix` (or `s3:host/bucket/prefix`, https)."""
+
+    endpoint: str  # scheme://host[:port]
+    bucket: str
+    prefix: str  # without slashes at either end; "" for the bucket's root
+
+    def key(self, name: str) -> str:
+        return f"{self.prefix}/{name}" if self.prefix else name
+
+    def shown(self) -> str:
+        return f"s3:{self.endpoint}/{self.bucket}" + (f"/{self.prefix}" if self.prefix else "")
+
+
+def location(url: str) -> Location:
+    """Where an `s3:` URL points; ValueError naming what is wrong."""
+    rest = url.removeprefix("s3:")
+    if not rest.startswith(("http://", "https://")):
+        rest = "https://" + rest  # restic's own default for s3:host/bucket
+    parts = urllib.parse.urlsplit(rest)
+    if not parts.hostname:
+        raise ValueError("an s3: URL needs a host: s3:https://HOST/BUCKET/PREFIX")
+    if parts.username is not None or parts.query:
+        raise ValueError("an s3: URL holds no credentials or query: put the keys in "
+                         "s3_credentials_file")
+    bucket, _, prefix = parts.path.strip("/").partition("/")
+    if not bucket:
+        raise ValueError("an s3: URL needs a bucket: s3:https://HOST/BUCKET/PREFIX")
+    return Location(f"{parts.scheme}://{parts.netloc}", bucket, prefix.strip("/"))
+
+
+@dataclass(frozen=True)
+class Credentials:
+    key_id: Secret
+    secret_key: Secret
+    region: str
+    endpoint: str | None = None
+
+    def env(self) -> SecretEnv:
+        """restic's environment: the keys and the region (minio-go asks for one)."""
+        return SecretEnv(((KEY_ID, self.key_id), (SECRET_KEY, self.secret_key),
+                          (REGION, Secret(self.region))), label="s3 credentials")
+
+
+def credentials_problem(path: Path) -> str | None:
+    """Why `path` cannot be a credentials file (permissions, lines), or None."""
+    try:
+        read_credentials(path)
+    except UsageError as exc:
+        return str(exc)
+    return None
+
+
+def read_credentials(path: Path) -> Credentials:
+    """The file's `NAME=value` lines (blank lines and `#` comments allowed); a problem is a
+    usage error (exit 2) naming the file, the line and the name, never a value."""
+    what = "s3_credentials_file"
+    if (problem := private_file_problem(path, what)) is not None:
+        raise UsageError(problem)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{what} {path} cannot be read: "
+                         f"{getattr(exc, 'strerror', None) or 'not UTF-8 text'}") from None
+    values: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        name, equals, value = line.removeprefix("export ").partition("=")
+        name = name.strip()
+        if not equals or name not in NAMES:
+            shown = name if name.isidentifier() else "this line"
+            raise UsageError(f"{path}:{number}: {shown}: not one of {', '.join(NAMES)} "
+                             "(NAME=value lines)")
+        values[name] = value.strip().strip("'\"")
+    missing = [n for n in (KEY_ID, SECRET_KEY) if not values.get(n)]
+    if missing:
+        raise UsageError(f"{path}: {', '.join(missing)} missing (NAME=value lines)")
+    return Credentials(Secret(values[KEY_ID]), Secret(values[SECRET_KEY]),
+                       values.get(REGION) or DEFAULT_REGION, values.get(ENDPOINT) or None)
+
+
+_KNOWN: dict[str, Credentials] = {}
+_LOCK = threading.Lock()
+
+
+def register(url: str, credentials: Credentials) -> None:
+    """restic commands for `url` carry these credentials from now on."""
+    with _LOCK:
+        _KNOWN[url] = credentials
+
+
+def credentials_for(url: str) -> Credentials | None:
+    with _LOCK:
+        return _KNOWN.get(url)
