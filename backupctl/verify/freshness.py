@@ -63,10 +63,15 @@ def identity(node: FileNode) -> tuple[int, str]:
     return node.size, ns_iso(node.mtime_ns)
 
 
+def same(node: FileNode, known: Known | None) -> bool:
+    """Whether the state holds this content of the file (same size and mtime)."""
+    return known is not None and (known.size, known.mtime) == identity(node)
+
+
 def backup_key(node: FileNode, known: Known | None) -> tuple[int, str, str, str]:
     """A backup hashes first the files without a hash of their current content (they can
     never be proven without one), then the unproven, then the longest-unproven."""
-    if known is None or known.sha256 is None or (known.size, known.mtime) != identity(node):
+    if known is None or known.sha256 is None or not same(node, known):
         return (0, "", "", node.path)
     return (1, known.proven_at or "", known.seen_at, node.path)
 

@@ -51,8 +51,8 @@ class Prepared:
 
     def chooser(self) -> Chooser:
         def choose(pool: list[FileNode]) -> list[FileNode]:
-            churn = 0 if not self.known else sum(
-                1 for n in pool if freshness.backup_key(n, self.known.get(n.path))[0] == 0)
+            churn = 0 if not self.known else sum(  # new or changed since the last backup
+                1 for n in pool if not freshness.same(n, self.known.get(n.path)))
             count = max(self.job.verify.sample.size(len(pool)),
                         take(len(pool), self.runs, churn=churn))
             return freshness.choose_for_backup(pool, self.known, take=min(count, len(pool)))
