@@ -139,8 +139,15 @@ def recovery_commands(job: Job, *, cli: str, target: str) -> list[tuple[str, str
     the one word the admin replaces)."""
     to = shlex.quote(f"ssh://{job.host.user or 'root'}@NEW-SERVER{target}")
     restore = f"{cli} restore {job.name} --to {to}"
-    return [(f"{cli} trust {to}", "rec_trust"), (f"{restore} --dry-run", "rec_dry_run"),
-            (f"{restore} --operator NAME", "rec_restore")]
+    commands = [(f"{cli} trust {to}", "rec_trust"), (f"{restore} --dry-run", "rec_dry_run"),
+                (f"{restore} --operator NAME", "rec_restore")]
+    if job.databases and all(KINDS[d.kind].ONTO_TARGET for d in job.databases):
+        dsn = shlex.quote("host=/var/run/postgresql dbname=postgres")
+        commands.append((f"{restore} --databases --target-dsn {dsn} --operator NAME",
+                         "rec_databases"))
+    spare = shlex.quote(f"ssh://{job.host.user or 'root'}@SPARE-SERVER{target}")
+    return [*commands, (f"{cli} drill {job.name} --to {spare} --operator NAME",
+                        "rec_drill_to")]
 
 
 def restic_commands(job: Job, *, url: str, password_file: str, target: str) -> list[str]:

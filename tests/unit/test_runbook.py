@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from backupctl import runbook
-from backupctl.config.schema import Job
+from backupctl.config.schema import Database, Job
 from backupctl.state.db import Store
 from tests.unit.web.conftest import settings
 
@@ -39,5 +39,21 @@ def test_the_recovery_section_is_the_restore_command_with_the_jobs_values(
     dry = text.index(f"{cli} restore fileserver --to {to} --dry-run")
     real = text.index(f"{cli} restore fileserver --to {to} --operator NAME")
     assert text.index(words[0]) < trust < dry < real
+    drill_to = text.index(f"{cli} drill fileserver --to "
+                          "ssh://backupctl@SPARE-SERVER/srv/restore/fileserver --operator NAME")
+    assert real < drill_to and "--databases" not in text  # the job has no databases
     for word in words[1:]:
         assert word in text[real:], word
+
+
+def test_the_recovery_section_restores_postgresql_databases_onto_the_new_server(
+        tmp_path: Path) -> None:
+    config = settings(tmp_path, evidence_key=str(tmp_path / "no-key"))
+    store = Store(f"sqlite:///{tmp_path / 'state.db'}")
+    job = _job().model_copy(update={"databases": [Database(
+        name="emr", kind="postgresql", dsn="host=/var/run/postgresql dbname=emr")]})
+    text = runbook.runbook(config, store, job, lang="en", fmt="md")
+    assert ("restore fileserver --to ssh://backupctl@NEW-SERVER/srv/restore/fileserver "
+            "--databases --target-dsn 'host=/var/run/postgresql dbname=postgres' "
+            "--operator NAME") in text
+    assert "NAME_restored" in text
