@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
@@ -35,6 +36,7 @@ from backupctl.errors import UsageError
 from backupctl.signing import load_public
 from backupctl.state.records import BackupDetails
 from backupctl.status import ExitStatus
+from backupctl.verify.freshness import warnings
 
 app = typer.Typer()
 
@@ -45,6 +47,10 @@ def validate(strict: Annotated[bool, typer.Option(
         "2 generations")] = False) -> None:
     """Check the configuration and every job file; errors as FILE:LINE: key: message."""
     config = load(strict=strict, whole=True)
+    now = datetime.now(UTC)  # proof freshness: the schedules' runs from now on
+    for job_file in sorted(config.jobs.values(), key=lambda f: f.job.name):
+        for loc, message in warnings(job_file.job, base=now):
+            say(str(job_file.document.problem(loc, message)))
     say(f"{config.path}: OK, {len(config.jobs)} job(s): {', '.join(sorted(config.jobs))}")
 
 

@@ -19,6 +19,8 @@ from datetime import datetime
 from typing import Any
 
 from backupctl.config import calendar
+from backupctl.config.schema import Job
+from backupctl.config.values import format_duration
 from backupctl.state.proofs import Known
 from backupctl.verify.listing import FileNode, ns_iso
 
@@ -124,3 +126,33 @@ def tree_update(files: Sequence[FileNode], known: Mapping[str, Known],
         add.append({"path": node.path, "size": size, "mtime": mtime, "sha256": sha, **row})
     remove += [path for path in known if path not in present]
     return TreeUpdate(remove, add, len(files), changed, untracked)
+
+
+def warnings(job: Job, *, base: datetime) -> list[tuple[list[str | int], str]]:
+    """Why the job's schedules cannot meet `verify.prove_within` (`validate` says it), as
+    (key, message): a schedule that does not run within the window, or so rarely that each
+    run must take over 1/SANE_RUNS of the files, and a read_data_subset it replaces."""
+    window = job.verify.prove_within
+    if window is None:
+        return []
+    found: list[tuple[list[str | int], str]] = []
+    shown = format_duration(window)
+    for key, expr, what in (("backup", job.schedule.backup, "hashes on the source"),
+                            ("verify", job.schedule.verify, "restores and hashes")):
+        runs = runs_within(expr, window, base=base)
+        if runs.assumed:
+            continue  # no systemd-analyze: the schedule cannot be read here
+        if runs.count == 0:
+            found.append((["schedule", key], (
+                f"warning: {expr!r} does not run within verify.prove_within {shown}, so "
+                "files cannot all be proven in time; run it more often or widen the window")))
+        elif runs.count < SANE_RUNS:
+            found.append((["schedule", key], (
+                f"warning: {expr!r} runs only {runs.count} time(s) within verify.prove_within "
+                f"{shown}, so each run {what} 1/{runs.count} of the files (more than "
+                f"1/{SANE_RUNS}); run it more often or widen the window")))
+    if job.verify.read_data_subset is not None:
+        found.append((["verify", "read_data_subset"], (
+            "warning: with verify.prove_within, restic check reads pack group n/t in turn "
+            "(every pack within the window); read_data_subset is not used")))
+    return found

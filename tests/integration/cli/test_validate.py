@@ -119,3 +119,37 @@ def test_yaml_syntax_error_through_the_cli(workspace: Workspace) -> None:
     result = workspace.run("validate")
     assert result.returncode == 2
     assert f"{path}:" in result.stderr and "invalid YAML" in result.stderr
+
+
+def test_prove_within_bad_value_is_exit_2_naming_file_line_and_key(
+        workspace: Workspace) -> None:
+    workspace.job("fresh", verify={"prove_within": "a month"})
+    path = workspace.jobs_dir / "fresh.yaml"
+    line = next(i for i, text in enumerate(path.read_text().splitlines(), 1)
+                if text.strip().startswith("prove_within:"))
+
+    result = workspace.run("validate")
+
+    assert result.returncode == 2
+    assert (f"{path}:{line}: verify.prove_within: invalid duration 'a month': use a positive "
+            "number with s, m, h or d") in result.stderr
+
+
+def test_validate_warns_when_the_schedules_cannot_meet_prove_within(
+        workspace: Workspace) -> None:
+    workspace.job("weekly", verify={"prove_within": "30d"})  # verify on Sundays: 4 in 30 days
+    workspace.job("never", verify={"prove_within": "10d"},
+                  schedule={"backup": "*-*-* 02:00:00", "verify": "*-01-01 04:00:00"})
+    workspace.job("daily", verify={"prove_within": "30d"},
+                  schedule={"backup": "*-*-* 02:00:00", "verify": "*-*-* 04:00:00"})
+    weekly, never = workspace.jobs_dir / "weekly.yaml", workspace.jobs_dir / "never.yaml"
+
+    result = workspace.run("validate")
+
+    assert result.returncode == 0, result.stderr
+    warned = [line for line in result.stderr.splitlines() if "warning:" in line]
+    assert len(warned) == 2, result.stderr
+    assert warned[0].startswith(f"{never}:") and "schedule.verify: warning:" in warned[0]
+    assert "does not run within verify.prove_within 10d" in warned[0]
+    assert warned[1].startswith(f"{weekly}:") and "runs only 4 time(s)" in warned[1]
+    assert "daily.yaml" not in result.stderr
