@@ -7,6 +7,8 @@ from typing import Any
 import pytest
 
 from backupctl.actions.recovery import databases as ontos
+from backupctl.actions.recovery import plan as plans
+from backupctl.actions.recovery.target import parse
 from backupctl.config.schema import Job
 from backupctl.databases import DumpManifest
 from backupctl.databases.onto import Looked
@@ -58,3 +60,13 @@ def test_a_job_without_postgresql_dumps_or_with_a_password_in_the_dsn_is_refused
     with pytest.raises(UsageError, match="holds a password") as caught:
         ontos._dsn(_job(PG), "user=x password=hunter2")
     assert "hunter2" not in str(caught.value)
+
+
+def test_the_dry_run_plan_says_what_databases_would_do_on_the_target() -> None:
+    request = plans.Request(parse("ssh://root@new/srv/r"), databases=True,
+                            target_dsn="host=/run/postgresql user=restorer dbname=postgres")
+    lines = plans.describe(_job(PG), request)
+    [line] = [x for x in lines if "pg_restore" in x]
+    assert "CREATE DATABASE <name>_restored" in line and "user=restorer" in line
+    assert not any("pg_restore" in x for x in plans.describe(
+        _job(PG), plans.Request(parse("ssh://root@new/srv/r"))))
