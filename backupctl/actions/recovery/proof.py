@@ -11,7 +11,11 @@ Three passes on the target, each one process fed its paths as data on stdin:
 3. the proof itself: `stat` again, and the SHA-256 of every file the source manifest has a
    reference for, hashed on the target by the streaming helper (`hash_on_source`).
 
-Every difference is a `Mismatch` naming the target's path.
+Every difference is a `Mismatch` naming the target's path (`names.shown`: a name that is not
+UTF-8 escaped). A node restic lists with U+FFFD is found on the target by its bytes (STAT
+runs hashing.FIND_SCRIPT's `find`), compared, given its owner (by OWN, its bytes on stdin:
+an SSH command line carries only UTF-8) and hashed by its bytes; only one that several
+names on the target are listed as is not verifiable.
 """
 
 from __future__ import annotations
@@ -27,12 +31,15 @@ from backupctl.actions.restore_test.snapshot import References
 from backupctl.errors import CommandFailed
 from backupctl.execute import Runner
 from backupctl.state.records import Mismatch
-from backupctl.verify.manifest import hash_on_source
+from backupctl.verify import names
+from backupctl.verify.hashing import FIND_SCRIPT
+from backupctl.verify.listing import NOT_UTF8
+from backupctl.verify.manifest import by_name, hash_on_source
 
 ARGV_BYTES = 1 << 17  # per chown/chmod command line (SSH sends it as one string)
 
-STAT = r"""
-import grp, json, os, pwd, stat, sys
+STAT = FIND_SCRIPT + r"""
+import grp, json, pwd, sys
 req = json.loads(sys.stdin.buffer.read().decode("utf-8"))
 def look(table, names):
     out = {}
@@ -53,7 +60,19 @@ KINDS = {stat.S_IFREG: "file", stat.S_IFDIR: "dir", stat.S_IFLNK: "symlink",
 out = sys.stdout
 out.write(json.dumps({"users": look(pwd.getpwnam, req["users"]),
                       "groups": look(grp.getgrnam, req["groups"])}) + "\n")
-for i, path in enumerate(req["paths"]):
+for i, item in enumerate(req["paths"]):
+    raw = None
+    if isinstance(item, str):
+        path = item.encode("utf-8")
+    else:
+        found = find(item)
+        if len(found) != 1:
+            out.write(json.dumps({"i": i, "ambiguous": len(found) > 1, "error": (
+                "%d names are listed as this one" % len(found) if found
+                else "No such file or directory")}) + "\n")
+            continue
+        path = found[0]
+        raw = base64.b64encode(path).decode("ascii")
     try:
         st = os.lstat(path)
     except OSError as exc:
@@ -63,9 +82,39 @@ for i, path in enumerate(req["paths"]):
            "mode": stat.S_IMODE(st.st_mode), "uid": st.st_uid, "gid": st.st_gid,
            "user": name(pwd.getpwuid, st.st_uid), "group": name(grp.getgrgid, st.st_gid)}
     if rec["type"] == "symlink":
-        rec["link"] = os.readlink(path)
+        rec["link"] = lossy(os.readlink(path))  # as restic lists a link's target
+    if raw is not None:
+        rec["raw"] = raw
     out.write(json.dumps(rec) + "\n")
 """
+
+# Owners (and set-id bits) for names that are not UTF-8: [[base64 path, uid, gid, mode|null]]
+OWN = r"""
+import base64, json, os, sys
+failed = 0
+for raw, uid, gid, mode in json.loads(sys.stdin.buffer.read().decode("utf-8")):
+    path = base64.b64decode(raw)
+    try:
+        os.lchown(path, uid, gid)
+        if mode is not None:
+            os.chmod(path, mode)
+    except OSError as exc:
+        failed += 1
+        sys.stderr.write("%r: %s\n" % (path, exc.strerror))
+sys.exit(1 if failed else 0)
+"""
+
+
+def _item(target: Target, node: Node) -> str | dict[str, Any]:
+    """How STAT is asked for a node: its path, or its listed form to find its bytes by."""
+    path = target.root(node.path)
+    return path if NOT_UTF8 not in node.path else {"lossy": path, "size": node.size}
+
+
+def on_target(target: Target, node: Node, rec: dict[str, Any]) -> str:
+    """The node's path on the target: the name STAT found by its bytes, else its own."""
+    raw = rec.get("raw")
+    return names.decode_raw(target.root(node.path), raw) if raw else target.root(node.path)
 
 
 @dataclass(frozen=True)
@@ -79,8 +128,8 @@ class Stats:
 
 def stat_all(runner: Runner, target: Target, tree: Tree, *, job: str,
              timeout: float) -> Stats:
-    nodes = [n for n in tree.nodes if n.readable_name]
-    request = {"paths": [target.root(n.path) for n in nodes],
+    nodes = tree.nodes
+    request = {"paths": [_item(target, n) for n in nodes],
                "users": sorted({n.user for n in nodes if n.user}),
                "groups": sorted({n.group for n in nodes if n.group})}
     lines: list[bytes] = []
@@ -111,10 +160,12 @@ class Fix:
 
     chown: dict[str, list[str]] = field(default_factory=dict)  # "user:group" → paths
     chmod: dict[int, list[str]] = field(default_factory=dict)  # mode → paths
+    # names that are not UTF-8: (base64 of the path, uid, gid, set-id mode or None), by OWN
+    raw: list[tuple[str, int, int, int | None]] = field(default_factory=list)
 
     @property
     def count(self) -> int:
-        return sum(len(v) for v in self.chown.values())
+        return sum(len(v) for v in self.chown.values()) + len(self.raw)
 
 
 def _wanted(node: Node, stats: Stats) -> tuple[int, int]:
@@ -125,12 +176,15 @@ def _wanted(node: Node, stats: Stats) -> tuple[int, int]:
 
 def owner_fixes(target: Target, tree: Tree, stats: Stats) -> Fix:
     fix = Fix()
-    nodes = [n for n in tree.nodes if n.readable_name]
-    for node, rec in zip(nodes, stats.records, strict=True):
+    for node, rec in zip(tree.nodes, stats.records, strict=True):
         if "error" in rec or not rec:
             continue
         uid, gid = _wanted(node, stats)
         if (rec["uid"], rec["gid"]) == (uid, gid):
+            continue
+        if rec.get("raw"):
+            setid = node.mode if node.type == "file" and node.mode & 0o6000 else None
+            fix.raw.append((str(rec["raw"]), uid, gid, setid))
             continue
         path = target.root(node.path)
         fix.chown.setdefault(f"{uid}:{gid}", []).append(path)
@@ -163,6 +217,12 @@ def apply(runner: Runner, fix: Fix, *, job: str, timeout: float) -> None:
         if not result.ok:
             raise CommandFailed(f"{job}: giving the restored files their owners by name "
                                 f"failed {result.describe()}")
+    if fix.raw:
+        result = runner.run(["python3", "-I", "-c", OWN], stdin=json.dumps(fix.raw).encode(),
+                            timeout=timeout)
+        if not result.ok:
+            raise CommandFailed(f"{job}: giving the restored files their owners by name "
+                                f"failed on {result.host}: {names.shown(result.stderr)}")
 
 
 def _differences(node: Node, rec: dict[str, Any], stats: Stats, path: str) -> list[Mismatch]:
@@ -198,11 +258,17 @@ def _differences(node: Node, rec: dict[str, Any], stats: Stats, path: str) -> li
 
 def compare(target: Target, tree: Tree, stats: Stats) -> list[Mismatch]:
     """Every node present with its type, size, mode, owner and group (a symlink's target)."""
-    nodes = [n for n in tree.nodes if n.readable_name]
     found: list[Mismatch] = []
-    for node, rec in zip(nodes, stats.records, strict=True):
-        found += _differences(node, rec, stats, target.root(node.path))
+    for node, rec in zip(tree.nodes, stats.records, strict=True):
+        if not rec.get("ambiguous"):
+            found += _differences(node, rec, stats, names.shown(on_target(target, node, rec)))
     return found
+
+
+def unverifiable(tree: Tree, stats: Stats) -> tuple[str, ...]:
+    """Nodes several names on the target are listed as (restic's listed form)."""
+    return tuple(node.path for node, rec in zip(tree.nodes, stats.records, strict=True)
+                 if rec.get("ambiguous"))
 
 
 @dataclass(frozen=True)
@@ -218,12 +284,12 @@ def hash_references(runner: Runner, target: Target, refs: References, *, paths: 
     from backupctl.actions.recovery.tree import under
 
     chosen = [r for r in refs.refs if not paths or any(under(r.path, p) for p in paths)]
-    records = hash_on_source(runner, [target.root(r.path) for r in chosen], job=job,
-                             timeout=timeout)
+    records = hash_on_source(runner, [by_name(target.root(r.on_disk)) for r in chosen],
+                             job=job, timeout=timeout)
     found: list[Mismatch] = []
     files = size = 0
     for ref, rec in zip(chosen, records, strict=True):
-        path = target.root(ref.path)
+        path = names.shown(target.root(ref.on_disk))
         if "error" in rec:
             found.append(Mismatch(path=path, expected=ref.sha256, got=str(rec["error"]),
                                   reason="unreadable"))

@@ -64,6 +64,9 @@ class Recovery:
     findings: Findings = field(default_factory=Findings)
     owners_mapped: int = 0
     timings_ms: dict[str, int] = field(default_factory=dict)
+    # the owners pass's look at the tree when it changed nothing: the proof's too (one stat
+    # pass over every node saved); None after a chown, so the proof looks again
+    unchanged: proof.Stats | None = None
 
     def timed(self, name: str, started: float, **changes: object) -> Recovery:
         spent = round((time.monotonic() - started) * 1000)
@@ -140,18 +143,20 @@ def owners_step(ctx: Context, job: Job, prepared: Prepared, runner: Runner,
     if fix.count:
         ui.info(f"{fix.count} node(s) given their owner by name (the uid or gid differs on "
                 "the target)")
-    return state.timed("owners", started, owners_mapped=fix.count)
+    return state.timed("owners", started, owners_mapped=fix.count,
+                       unchanged=None if fix.count or fix.chmod else stats)
 
 
 def proof_step(ctx: Context, job: Job, prepared: Prepared, runner: Runner,
                ui: RecoveryUI, state: Recovery) -> Recovery:
     started = time.monotonic()
     target, tree = prepared.target, prepared.tree
-    stats = proof.stat_all(runner, target, tree, job=job.name, timeout=ctx.timeout)
+    stats = state.unchanged or proof.stat_all(runner, target, tree, job=job.name,
+                                              timeout=ctx.timeout)
     differences = proof.compare(target, tree, stats)
     hashed = proof.hash_references(runner, target, prepared.refs, paths=prepared.paths,
                                    job=job.name, timeout=ctx.timeout)
-    unverifiable = tuple(n.path for n in tree.nodes if not n.readable_name)
+    unverifiable = proof.unverifiable(tree, stats)
     ui.info(f"proof: {len(tree.nodes)} node(s) compared, {hashed.files} file(s) hashed "
             f"against the source manifest, {len(differences) + len(hashed.mismatches)} "
             "difference(s)")

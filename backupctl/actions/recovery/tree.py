@@ -16,7 +16,6 @@ from backupctl.execute import Arg, Runner
 from backupctl.restic import commands
 from backupctl.restic import run as restic
 from backupctl.restic.run import Repo
-from backupctl.verify.listing import NOT_UTF8
 
 # Go's os.FileMode bits for the special permission bits (restic stores FileMode).
 _GO_SETUID, _GO_SETGID, _GO_STICKY = 1 << 23, 1 << 22, 1 << 20
@@ -34,7 +33,7 @@ def permissions(go_mode: int) -> int:
 
 @dataclass(frozen=True)
 class Node:
-    path: str  # absolute, as in the snapshot
+    path: str  # absolute, as restic lists it (U+FFFD for bytes that are not UTF-8)
     type: str  # file | dir | symlink | dev | chardev | fifo | socket
     size: int
     mode: int  # 0o7777 bits
@@ -43,12 +42,6 @@ class Node:
     user: str
     group: str
     link: str | None = None  # a symlink's target
-
-    @property
-    def readable_name(self) -> bool:
-        """restic shows a name that is not valid UTF-8 with U+FFFD: it cannot be found
-        under that name (counted as not verifiable, never as missing)."""
-        return NOT_UTF8 not in self.path
 
 
 @dataclass(frozen=True)

@@ -8,11 +8,14 @@ import os
 import pwd
 from pathlib import Path
 
+import pytest
+
 from backupctl.actions.recovery import proof
 from backupctl.actions.recovery.target import Target
 from backupctl.actions.recovery.tree import Node, Tree
 from backupctl.actions.restore_test.snapshot import Reference, References
 from backupctl.execute.local import LocalRunner
+from backupctl.verify import names
 
 ME = pwd.getpwuid(os.getuid()).pw_name
 
@@ -96,3 +99,67 @@ def test_chown_paths_are_argv_words_in_chunks() -> None:
     paths = [f"/t/-rf {i:04d}" + "x" * 100 for i in range(3000)]
     chunks = list(proof._chunks(paths))
     assert len(chunks) > 1 and sum(len(c) for c in chunks) == 3000
+
+
+def _cp932(tmp_path: Path) -> tuple[Target, Tree, bytes]:
+    """A restored cp932 directory and file (names that are not UTF-8), as restic lists them
+    (U+FFFD for each byte that is not UTF-8), plus a file listed alike twice."""
+    root = tmp_path / "t"
+    folder = os.fsencode(root) + b"/" + "患者".encode("cp932")
+    os.makedirs(folder)
+    path = folder + b"/" + "カルテ.txt".encode("cp932")
+    with open(path, "wb") as handle:
+        handle.write(b"hello")
+    for twin in (b"\x83.txt", b"\x84.txt"):
+        with open(os.fsencode(root) + b"/" + twin, "wb") as handle:
+            handle.write(b"x")
+    uid, gid = os.getuid(), os.getgid()
+    group = __import__("grp").getgrgid(gid).gr_name
+    listed = "/" + names.lossy("患者".encode("cp932"))
+    nodes = (Node(listed, "dir", 0, 0o755, uid, gid, ME, group),
+             Node(listed + "/" + names.lossy("カルテ.txt".encode("cp932")), "file", 5,
+                  0o644, uid, gid, ME, group),
+             Node("/\ufffd.txt", "file", 1, 0o644, uid, gid, ME, group),
+             Node("/\ufffd.txt", "file", 1, 0o644, uid, gid, ME, group))
+    os.chmod(folder, 0o755)
+    os.chmod(path, 0o644)
+    return Target("local", str(root)), Tree("snap", nodes), path
+
+
+def test_names_not_utf8_are_found_compared_and_hashed_by_their_bytes(tmp_path: Path) -> None:
+    target, tree, path = _cp932(tmp_path)
+    stats = proof.stat_all(LocalRunner(), target, tree, job="j", timeout=60)
+    assert proof.compare(target, tree, stats) == []
+    assert proof.unverifiable(tree, stats) == ("/\ufffd.txt", "/\ufffd.txt"), \
+        "two names listed alike cannot be told apart: not verifiable, never a pass by guess"
+    name = os.fsdecode(path.removeprefix(os.fsencode(target.path)))
+    ref = Reference(tree.nodes[1].path, 5, hashlib.sha256(b"hello").hexdigest(), name)
+    refs = References("snap", (ref,), (), None)
+    assert proof.hash_references(LocalRunner(), target, refs, paths=[], job="j",
+                                 timeout=60).mismatches == ()
+    with open(path, "wb") as handle:
+        handle.write(b"HELLO")
+    [bad] = proof.hash_references(LocalRunner(), target, refs, paths=[], job="j",
+                                  timeout=60).mismatches
+    assert bad.reason == "hash"
+    assert bad.path.endswith("\\x8a\\xb3\\x8e\\xd2/\\x83J\\x83\\x8b\\x83e.txt")
+    os.chmod(path, 0o600)
+    stats = proof.stat_all(LocalRunner(), target, tree, job="j", timeout=60)
+    [mode] = proof.compare(target, tree, stats)
+    assert mode.reason == "mode" and mode.path == bad.path
+
+
+def test_owners_of_names_not_utf8_are_fixed_by_their_bytes(tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("chown to another uid needs root")
+    target, tree, path = _cp932(tmp_path)
+    # no owner names: the snapshot's numbers are wanted
+    tree = Tree("snap", tuple(Node(n.path, n.type, n.size, n.mode, 4242, 4243, "", "")
+                              for n in tree.nodes[:2]))
+    stats = proof.stat_all(LocalRunner(), target, tree, job="j", timeout=60)
+    fix = proof.owner_fixes(target, tree, stats)
+    assert fix.count == 2 and not fix.chown, "by their bytes on stdin, not on a command line"
+    proof.apply(LocalRunner(), fix, job="j", timeout=60)
+    assert (os.lstat(path).st_uid, os.lstat(path).st_gid) == (4242, 4243)
+    stats = proof.stat_all(LocalRunner(), target, tree, job="j", timeout=60)
+    assert proof.compare(target, tree, stats) == []
