@@ -10,14 +10,18 @@ import os
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import Sshd, Workspace
 from tests.repo_damage import flip_byte_in_largest_pack
+from tests.restic_versions import restic_014, restic_018
 
 from .conftest import backup, run_json
 
 KARTE = "カルテ.txt".encode("cp932")  # b"\x83J\x83\x8b\x83e.txt"
 FOLDER = "患者".encode("cp932")
 SHOWN = "\\x83J\\x83\\x8b\\x83e.txt"  # how reports name it: escaped, readable, valid UTF-8
+__all__ = ["restic_014", "restic_018"]  # the fixtures, for getfixturevalue
 
 
 def _source(ws: Workspace, name: str) -> Path:
@@ -37,10 +41,16 @@ def _manifest_rows(ws: Workspace) -> list[tuple[str, str | None, str]]:
         return list(conn.execute("SELECT path, raw_path, state FROM manifest ORDER BY path"))
 
 
+@pytest.mark.parametrize("version", ["0.14", "0.18"])
 def test_a_cp932_name_is_proven_by_its_bytes_in_quick_and_full_verify(
-        ssh_workspace: Workspace, sshd: Sshd) -> None:
+        ssh_workspace: Workspace, sshd: Sshd, version: str,
+        request: pytest.FixtureRequest) -> None:
+    """restic 0.14 and 0.18 (on the orchestrator and the host) list the name alike."""
     ws = ssh_workspace
-    ws.job("names", source=_source(ws, "names"), sshd=sshd, verify={"sample": "all"})
+    binary = request.getfixturevalue(f"restic_0{version[2:]}")
+    ws.write_config(restic=str(binary))
+    ws.job("names", source=_source(ws, "names"), sshd=sshd, verify={"sample": "all"},
+           host={"restic": str(binary)})
     made = backup(ws, "names")
     assert made["manifest"]["unverifiable_count"] == 0
     assert made["manifest"]["references"] == 2, made["manifest"]
