@@ -13,7 +13,8 @@ from backupctl.actions.jobrun import recover_if_idle
 from backupctl.clock import iso, parse_iso
 from backupctl.config import calendar
 from backupctl.config.schema import Copy, Job
-from backupctl.state import queries
+from backupctl.config.values import format_duration
+from backupctl.state import proofs, queries
 from backupctl.state.records import BackupDetails, CopyDetails, ProbeDetails, read
 from backupctl.state.recovery import RecoveryDetails
 
@@ -46,6 +47,8 @@ class JobStatus:
     job_file_differs: dict[str, str] = field(default_factory=dict)
     # the newest recovery onto a replacement server (`backupctl restore`), or None
     last_recovery: dict[str, Any] | None = None
+    # verify.prove_within: proofs.Standing of the newest snapshot's files, or None
+    proof: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -65,6 +68,11 @@ def job_status(ctx: Context, job: Job) -> JobStatus:
         findings.append(f"last backup {last.status}")
     copies = copies_overview(ctx, job)
     findings += copies.findings
+    proof = proof_standing(ctx, job)
+    if proof is not None and not proof.met:
+        findings.append(f"files not proven within verify.prove_within "
+                        f"{format_duration(proof.window_seconds)}: {proof.unproven} of "
+                        f"{proof.files} unproven")
     nxt = calendar.next_elapse(job.schedule.backup, tz=None)  # as the timer fires
     return JobStatus(
         job=job.name, description=job.description, host=job.host.display(),
@@ -78,7 +86,17 @@ def job_status(ctx: Context, job: Job) -> JobStatus:
         copies=copies.copies, repositories=copies.repositories,
         suspicious=bool(copies.suspicious), suspicious_reasons=copies.suspicious,
         last_backup_orchestrator=last.orchestrator if last is not None else None,
-        last_recovery=last_recovery(ctx, job))
+        last_recovery=last_recovery(ctx, job),
+        proof=proof.to_json() if proof is not None else None)
+
+
+def proof_standing(ctx: Context, job: Job) -> proofs.Standing | None:
+    """Proof freshness of the newest snapshot (None: no prove_within, or no backup yet)."""
+    if job.verify.prove_within is None:
+        return None
+    fresh = ctx.store.query(proofs.freshness, [job.name]).get(job.name)
+    return proofs.standing(fresh, window=job.verify.prove_within, now=ctx.clock()) \
+        if fresh is not None else None
 
 
 def last_recovery(ctx: Context, job: Job) -> dict[str, Any] | None:

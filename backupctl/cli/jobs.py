@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
-from typing import Annotated
+from datetime import UTC, datetime, tzinfo
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -32,6 +32,7 @@ from backupctl.cli.common import (
     select,
     show_plans,
 )
+from backupctl.config.values import format_duration
 from backupctl.errors import UsageError
 from backupctl.signing import load_public
 from backupctl.state.records import BackupDetails
@@ -52,6 +53,17 @@ def validate(strict: Annotated[bool, typer.Option(
         for loc, message in warnings(job_file.job, base=now):
             say(str(job_file.document.problem(loc, message)))
     say(f"{config.path}: OK, {len(config.jobs)} job(s): {', '.join(sorted(config.jobs))}")
+
+
+def proven_within(proof: dict[str, Any], *, tz: tzinfo) -> str:
+    """`status`'s line on proof freshness (verify.prove_within)."""
+    window = format_duration(proof["window_seconds"])
+    oldest = (f", oldest proof {fmt.local(proof['oldest_proof'], tz)}"
+              if proof["oldest_proof"] else "")
+    waiting = (f"; {proof['unproven']} of {proof['files']} file(s) unproven (waiting since "
+               f"{fmt.local(proof['waiting_since'], tz)})" if proof["unproven"] else "")
+    verdict = "yes" if proof["met"] else "NO"
+    return f"proven within {window}: {verdict}, {proof['files']} file(s){oldest}{waiting}"
 
 
 @app.command()
@@ -205,6 +217,9 @@ def status(as_json: JsonOpt = False) -> None:
             say(f"{r.job}: last recovery {fmt.local(done['at'], tz)} onto {done['target']} "
                 f"from snapshot {(done['snapshot_id'] or '?')[:8]} by {done['operator']}: "
                 f"{done['status']}{took}")
+    for r in rows:
+        if r.proof is not None:
+            say(f"{r.job}: {proven_within(r.proof, tz=tz)}")
     if key is None:
         say("evidence records are NOT signed: create the evidence key with "
             "`backupctl evidence init-key` (docs/audit.md)")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, func, select
@@ -143,3 +144,35 @@ def verifies_of(conn: Connection, job: str, repository: str) -> int:
     return int(conn.execute(select(func.count()).select_from(runs).where(
         runs.c.job == job, runs.c.kind == "verify",
         runs.c.repository == repository)).scalar_one())
+
+
+@dataclass(frozen=True)
+class Standing:
+    """Whether every file of the newest snapshot was proven within the window, and since
+    when (what `status`, the status page and the inspector's report say)."""
+
+    window_seconds: int
+    files: int
+    unproven: int
+    oldest_proof: str | None
+    waiting_since: str | None  # the longest-unproven file's first backup
+    age_seconds: float | None  # the longest wait for a proof (as backupctl_proof_age_seconds)
+    # no file has waited longer than the window for a proof (its newest proof, or its first
+    # backup while unproven, is within it): the policy held; `unproven` says how many newer
+    # files still wait, inside their window
+    met: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return {"window_seconds": self.window_seconds, "files": self.files,
+                "unproven": self.unproven, "oldest_proof": self.oldest_proof,
+                "waiting_since": self.waiting_since, "age_seconds": self.age_seconds,
+                "met": self.met}
+
+
+def standing(fresh: Freshness, *, window: int, now: datetime) -> Standing:
+    ages = [(now - datetime.fromisoformat(t)).total_seconds()
+            for t in (fresh.oldest_proof, fresh.oldest_unproven) if t]
+    age = max(0.0, *ages) if ages else None
+    met = age is None or age <= window
+    return Standing(window, fresh.files, fresh.unproven, fresh.oldest_proof,
+                    fresh.oldest_unproven, age, met)

@@ -36,7 +36,8 @@ def test_ten_days_prove_every_file_and_a_change_is_unproven_again(
     workspace.state_dir.mkdir(mode=0o700, exist_ok=True)
     config = load_config(workspace.config)
     job = config.job("fresh")
-    now = [datetime(2026, 12, 1, 2, 0, tzinfo=UTC)]
+    # ten days that end now: `status` and `metrics` (the CLI, on the real clock) see them
+    now = [datetime.now(UTC).replace(microsecond=0) - timedelta(days=10)]
 
     def clock() -> datetime:
         return now[0]
@@ -60,12 +61,16 @@ def test_ten_days_prove_every_file_and_a_change_is_unproven_again(
         [f"{n}/10" for n in range(1, 11)]
     assert _metric(workspace, "backupctl_files_unproven", "fresh") == 0
     assert _metric(workspace, "backupctl_proof_files", "fresh") == FILES
-    assert _metric(workspace, "backupctl_proof_oldest_seconds", "fresh") < float("inf")
+    assert _metric(workspace, "backupctl_proof_oldest_seconds", "fresh") < 10 * 86400
+    status = workspace.run("status")
+    assert "fresh: proven within 10d: yes, 40 file(s), oldest proof" in status.stderr, \
+        status.stderr
 
     (src / "f07.txt").write_text("changed on day eleven\n")
     assert backup_action.backup(ctx, job).status is ExitStatus.OK
     assert _metric(workspace, "backupctl_files_unproven", "fresh") == 1
     assert _metric(workspace, "backupctl_proof_oldest_seconds", "fresh") == float("inf")
+    assert "1 of 40 file(s) unproven" in workspace.run("status").stderr
     now[0] += timedelta(hours=2)
     assert verify_action.verify(ctx, job).status is ExitStatus.OK
     assert _metric(workspace, "backupctl_files_unproven", "fresh") == 0

@@ -60,3 +60,18 @@ def test_a_backup_rewrites_only_what_changed_and_untracked_names_stay_unproven(
     assert (fresh.files, fresh.unproven, fresh.snapshot_id) == (3, 2, "s2")
     assert s.query(proofs.known, "emr")["/a"].proven_at == T1
     assert s.query(proofs.tree, "emr") == proofs.Tree("s2", 3, 1, T2, 1)
+
+
+def test_standing_is_met_while_no_file_waited_longer_than_the_window() -> None:
+    from datetime import datetime
+
+    now = datetime.fromisoformat(T2)
+    fresh = proofs.Freshness(files=3, unproven=1, oldest_proof=T1, oldest_unproven=T0,
+                             snapshot_id="s")
+    waited_two_days = proofs.standing(fresh, window=2 * 86400, now=now)
+    assert waited_two_days.met and waited_two_days.age_seconds == 2 * 86400
+    assert not proofs.standing(fresh, window=86400, now=now).met
+    proven = proofs.Freshness(files=3, unproven=0, oldest_proof=T1, oldest_unproven=None,
+                              snapshot_id="s")
+    assert proofs.standing(proven, window=86400, now=now).met
+    assert not proofs.standing(proven, window=3600, now=now).met
