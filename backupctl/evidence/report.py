@@ -21,13 +21,14 @@ from backupctl.clock import iso
 from backupctl.config import calendar
 from backupctl.config.validate import Config
 from backupctl.errors import UsageError
-from backupctl.evidence import audit, chain, reasons, summary
+from backupctl.evidence import audit, chain, proofs, reasons, summary
 from backupctl.evidence.period import Period, slice_for
 from backupctl.fmt import LANGS, local, ms_to_seconds
 from backupctl.log import mask
 from backupctl.secrets import display_url
 from backupctl.state import queries
 from backupctl.state.db import Store
+from backupctl.state.proofs import Freshness, freshness
 from backupctl.state.records import (
     BackupDetails,
     ClearDetails,
@@ -75,16 +76,16 @@ def build(*, config: Config, store: Store, period: Period, lang: str,
                      if period.contains(e.record.get("finished_at"))]
     # Notices (who was told what) are not runs of a job: counted in the summary only.
     in_period = [e for e in in_period_all if e.record["kind"] != "notice"]
-    state = _state(store, period)
+    state = _state(store, period, config)
     names = sorted({*config.jobs, *(e.record["job"] for e in in_period)})
+    generated = now or datetime.now(period.tz)
     jobs = [_job(name, config=config, period=period, lang=lang, state=state,
-                 records=[e.record for e in in_period if e.record["job"] == name])
+                 records=[e.record for e in in_period if e.record["job"] == name], now=generated)
             for name in names]
     findings = [{"job": j["job"], "text": text} for j in jobs for text in j["findings"]]
     if checked.problem is not None:
         findings.insert(0, {"job": None, "text": reasons.say(lang, "chain") + ": "
                             + checked.problem.message})
-    generated = now or datetime.now(period.tz)
     return {
         "schema": SCHEMA_ID,
         "lang": lang,
@@ -137,9 +138,10 @@ class _State:
     media: list[dict[str, Any]]
     generations: dict[tuple[str, str], dict[str, Any]]
     orchestrators: dict[str, str]  # record id → the orchestrator of its run (runs table)
+    proofs: dict[str, Freshness]  # verify.prove_within: the newest snapshot's, read now
 
 
-def _state(store: Store, period: Period) -> _State:
+def _state(store: Store, period: Period, config: Config) -> _State:
     since, until = period.bounds()
     with store.read() as conn:
         raised = [{"job": f.job, "raised_at": f.raised_at, "reason": f.reason}
@@ -151,7 +153,8 @@ def _state(store: Store, period: Period) -> _State:
                                           "finding": g.finding}
                   for g in queries.newest_generations(conn)}
         ran = queries.evidence_orchestrators(conn, since=since, until=until)
-    return _State(raised, labels_seen, latest, ran)
+        fresh = freshness(conn, [n for n, f in config.jobs.items() if f.job.verify.prove_within])
+    return _State(raised, labels_seen, latest, ran, fresh)
 
 
 def _orchestrator(r: dict[str, Any], state: _State) -> str | None:
@@ -166,7 +169,7 @@ def _medium(details: dict[str, Any]) -> str | None:
 
 
 def _job(name: str, *, config: Config, period: Period, lang: str, state: _State,
-         records: list[dict[str, Any]]) -> dict[str, Any]:
+         records: list[dict[str, Any]], now: datetime) -> dict[str, Any]:
     job = config.jobs[name].job if name in config.jobs else None
     by_kind: dict[str, list[dict[str, Any]]] = {}
     for r in records:
@@ -204,6 +207,8 @@ def _job(name: str, *, config: Config, period: Period, lang: str, state: _State,
         "databases": databases,
         "events": events,
         "orchestrators": dict(sorted(ran_by.items())),  # records in the period per orchestrator
+        "proof": proofs.statement(state.proofs.get(name), window=job.verify.prove_within
+                                  if job else None, lang=lang, now=now, tz=period.tz),
     }
     out["totals"] = _totals(months)
     out["findings"] = _findings(out, job_known=job is not None, by_kind=by_kind, lang=lang,
@@ -397,6 +402,8 @@ def _findings(job: dict[str, Any], *, job_known: bool, by_kind: dict[str, list[d
         out.append(t("no_restore"))
     elif verifies[-1]["result"] != "pass":
         out.append(t("restore_failed"))
+    if job["proof"] is not None and not job["proof"]["met"]:
+        out.append(job["proof"]["statement"])
     for database in job["databases"]:
         if job_known and database["last_proven_restore"] is None:
             out.append(t("database_unproven", database=database["name"]))
