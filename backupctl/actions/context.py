@@ -14,6 +14,7 @@ from backupctl.config.validate import Config
 from backupctl.execute import Programs, Runner, cleaning_up
 from backupctl.execute.local import LocalRunner
 from backupctl.restic.commands import RESTIC
+from backupctl.restic.reach import Bounded
 from backupctl.restic.run import cached_version
 from backupctl.signing import Signer, load_signer
 from backupctl.state.db import Store
@@ -34,9 +35,13 @@ class RunObserver(Protocol):
     def finished(self, ctx: Context, job: Job, row: RunRow) -> None: ...
 
 
-def with_restic(runner: Runner, binary: str) -> Runner:
-    """`runner`, starting `binary` for `restic` (host.restic, the global `restic`)."""
-    return runner if binary == RESTIC else Programs(runner, {RESTIC: binary})
+def with_restic(runner: Runner, binary: str, *,
+                version: Callable[[], str] | None = None) -> Runner:
+    """`runner`, starting `binary` for `restic` (host.restic, the global `restic`), bounded
+    against a silent repository server (restic.reach; `version`: restic's version there,
+    when known without asking)."""
+    return Bounded(runner if binary == RESTIC else Programs(runner, {RESTIC: binary}),
+                   version=version)
 
 
 def ssh_runner_for(config: Config, job: Job) -> Runner:
@@ -68,7 +73,8 @@ class Context:
     due: bool = False  # --due: a session re-checks that its job is due once it holds the lock
 
     def __post_init__(self) -> None:
-        self.local = with_restic(self.local, self.config.settings.restic)
+        self.local = with_restic(self.local, self.config.settings.restic,
+                                 version=lambda: self.restic_version)
         if self.locks is None:
             self.locks = FileLocks(self.config.settings.state_dir)
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from backupctl.config.schema import Database
@@ -32,17 +33,18 @@ from backupctl.databases.kinds import KINDS
 from backupctl.databases.model import DumpResult
 from backupctl.databases.redact import redact
 from backupctl.execute import Result, Runner, Secret
-from backupctl.restic import parse
-from backupctl.restic.codes import classify
+from backupctl.restic import parse, reach
+from backupctl.restic.codes import ResticExit, classify
 from backupctl.restic.run import hint
 from backupctl.state.database_proof import SchemaObject
 
 
 def header(database: Database, *, job: str, repo_url: str, password: Secret,
            deadline: float | None, pg_bin: str | None = None,
-           restic_binary: str = "restic") -> bytes:
+           restic_binary: str = "restic", restic_options: Sequence[str] = ()) -> bytes:
     """The helper's stdin: what to dump, where to, and the password."""
     return json.dumps({
+        **({"restic_options": list(restic_options)} if restic_options else {}),
         "mode": KINDS[database.kind].HELPER_MODE, "dsn": database.dsn,
         "options": list(database.options),
         "repo": repo_url, "password": password.reveal(), "host": job,
@@ -69,10 +71,13 @@ def dump_database(runner: Runner, database: Database, *, job: str, repo_url: str
     """Dump one database into the repository on the runner's host; never raises for a
     failed dump (the result's `error` names the database and what failed)."""
     started = time.monotonic()
+    base = model.DumpResult(job=job, name=database.name, kind=database.kind)
+    if (silent := reach.silent_before(runner, repo_url)) is not None:
+        return _failed(base, silent + hint(job, ResticExit.UNREACHABLE))
     deadline = helper_deadline(timeout)
     result = runner.run(helper_argv(python), timeout=timeout, stdin=header(
         database, job=job, repo_url=repo_url, password=password, deadline=deadline,
-        pg_bin=pg_bin, restic_binary=restic_binary))
+        pg_bin=pg_bin, restic_binary=restic_binary, restic_options=reach.options(runner)))
     seconds = time.monotonic() - started
     record = parse_reply(result)
     base = model.DumpResult(job=job, name=database.name, kind=database.kind, seconds=seconds)
@@ -105,7 +110,9 @@ def describe_failure(record: dict[str, Any], *, job: str, host: str) -> str:
     text = f"{message} on {host}" + (f": {detail}" if detail else "")
     if record.get("deadline_expired"):
         text += "; the dump ran out of time (command_timeout)"
-    if stage == "restic" and isinstance(record.get("returncode"), int):
+    if stage == "unreachable":  # the helper's retry watch stopped restic (streamer_watch)
+        text += hint(job, ResticExit.UNREACHABLE)
+    elif stage == "restic" and isinstance(record.get("returncode"), int):
         text += hint(job, classify(record["returncode"], str(record.get("stderr") or "")))
     if stage == "psql":
         text += ("\nCheck dsn and the backup user's access on the host (~/.pgpass or peer "

@@ -17,7 +17,7 @@ from typing import Any
 from backupctl.execute import Result
 
 PYTHON = "python3"
-PARTS = ("streamer_schema.py", "streamer.py", "streamer_modes.py")
+PARTS = ("streamer_schema.py", "streamer_watch.py", "streamer.py", "streamer_modes.py")
 # The helper stops itself a little before the runner would: a remote helper outlives a
 # closed SSH channel and must not go on to make a snapshot that nobody records. The margin
 # (5 %, at least 2 s, at most half) leaves it time to say so before the runner gives up.

@@ -30,13 +30,15 @@ import shutil
 import subprocess
 import sys
 import threading
-from typing import IO, Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 if __name__ != "__main__":  # imported; sent as one program, streamer_schema.py came first
     from backupctl.databases.streamer_schema import SCHEMA_SQL, SEARCH_PATH
+    from backupctl.databases.streamer_watch import TAIL as TAIL  # for streamer_modes
+    from backupctl.databases.streamer_watch import RetryLines
+    from backupctl.databases.streamer_watch import Tail as Tail
 
 CHUNK = 1 << 20
-TAIL = 16384  # bytes of a child's stderr kept for messages
 PIPE = subprocess.PIPE
 DEVNULL = subprocess.DEVNULL
 
@@ -85,41 +87,6 @@ class Failure(Exception):
         self.stderr = stderr
 
 
-class Tail(object):
-    """Drains a child's pipe in a thread; keeps its end (or all of it)."""
-
-    def __init__(self, stream: IO[bytes], keep: Optional[int] = TAIL) -> None:
-        self.data = b""
-        self.keep = keep
-        self.stream = stream
-        self.thread = threading.Thread(target=self._run)
-        self.thread.daemon = True
-        self.thread.start()
-
-    def _run(self) -> None:
-        parts = []  # type: List[bytes]
-        kept = 0
-        fd = self.stream.fileno()
-        while True:
-            try:
-                chunk = os.read(fd, 65536)
-            except OSError:
-                break
-            if not chunk:
-                break
-            parts.append(chunk)
-            kept += len(chunk)
-            if self.keep is not None and kept > 4 * self.keep:
-                joined = b"".join(parts)[-self.keep:]
-                parts, kept = [joined], len(joined)
-        data = b"".join(parts)
-        self.data = data[-self.keep:] if self.keep is not None else data
-
-    def text(self) -> str:
-        self.thread.join(30)
-        return self.data.decode("utf-8", "replace")
-
-
 def secret_fd(value: str) -> int:
     """A pipe holding one line (a password, a repository URL); the read end is passed to
     restic as /dev/fd/N. Far below the pipe buffer, so the write never blocks."""
@@ -139,8 +106,10 @@ def restic_base(head: Dict[str, Any]) -> Tuple[List[str], List[int]]:
     except BaseException:
         os.close(repo)
         raise
-    return ([head.get("restic") or "restic", "--repository-file", "/dev/fd/%d" % repo,
-             "--password-file", "/dev/fd/%d" % password], [repo, password])
+    # restic_options: --stuck-request-timeout where this restic takes it (restic.reach)
+    return ([head.get("restic") or "restic"] + [str(o) for o in head.get("restic_options") or []]
+            + ["--repository-file", "/dev/fd/%d" % repo, "--password-file",
+               "/dev/fd/%d" % password], [repo, password])
 
 
 def close_all(fds: List[int]) -> None:
@@ -181,7 +150,8 @@ class ResticBackup(object):
         assert self.proc.stdin is not None and self.proc.stdout is not None
         assert self.proc.stderr is not None
         self.out = Tail(self.proc.stdout, 1 << 20)
-        self.err = Tail(self.proc.stderr)
+        self.retries = RetryLines()
+        self.err = Tail(self.proc.stderr, watch=self.retries, stop=self.proc.kill)
         self.stdin_fd = self.proc.stdin.fileno()
         life_read, self.life = os.pipe()
         try:
@@ -204,7 +174,15 @@ class ResticBackup(object):
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 code = self.proc.wait()
+            self.unreachable(code)
             raise Failure("restic", "restic backup stopped reading the dump (exit %d)" % code,
+                          code, self.err.text())
+
+    def unreachable(self, code: int) -> None:
+        """Failure `unreachable` when the retry watch stopped restic."""
+        if self.retries.stopped:
+            raise Failure("unreachable", "restic backup could not reach the repository and "
+                          "was stopped (repository unreachable): " + self.retries.stopped,
                           code, self.err.text())
 
     def abort(self) -> None:
@@ -218,6 +196,7 @@ class ResticBackup(object):
         self._close(commit=True)
         code = self.proc.wait()
         output = self.out.text()
+        self.unreachable(code)
         if code != 0:
             raise Failure("restic", "restic backup exited %d" % code, code, self.err.text())
         summary = None

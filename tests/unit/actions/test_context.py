@@ -10,6 +10,7 @@ from backupctl.execute import Counting, Programs, program
 from backupctl.execute.fake import FakeRunner
 from backupctl.execute.local import LocalRunner
 from backupctl.execute.ssh import SshRunner
+from backupctl.restic.reach import Bounded
 from backupctl.state.db import Store
 
 
@@ -32,10 +33,16 @@ def _config(root: Path, settings: str, host: str) -> Config:
 REMOTE = "{address: 192.0.2.10, user: backupctl, identity_file: ../id}"
 
 
+def _inner(runner: object) -> object:
+    """Every runner of a host is bounded against a silent repository server (reach)."""
+    assert isinstance(runner, Bounded)
+    return runner.runner
+
+
 def test_the_ssh_timing_settings_reach_the_runner(tmp_path: Path) -> None:
     config = _config(tmp_path, "ssh_keepalive: 3s\nssh_dead_after: 45s\n", REMOTE)
 
-    runner = ssh_runner_for(config, config.job("emr"))
+    runner = _inner(ssh_runner_for(config, config.job("emr")))
 
     assert isinstance(runner, SshRunner)
     assert (runner.keepalive, runner.dead_after) == (3, 45)
@@ -45,7 +52,7 @@ def test_the_ssh_timing_settings_reach_the_runner(tmp_path: Path) -> None:
 def test_without_the_settings_the_runner_gets_the_documented_defaults(tmp_path: Path) -> None:
     config = _config(tmp_path, "", REMOTE)
 
-    runner = ssh_runner_for(config, config.job("emr"))
+    runner = _inner(ssh_runner_for(config, config.job("emr")))
 
     assert isinstance(runner, SshRunner)
     assert (runner.keepalive, runner.dead_after) == (15, 120)
@@ -53,7 +60,7 @@ def test_without_the_settings_the_runner_gets_the_documented_defaults(tmp_path: 
 
 def test_a_local_job_gets_a_local_runner(tmp_path: Path) -> None:
     config = _config(tmp_path, "ssh_keepalive: 3s\n", "{address: local}")
-    assert isinstance(ssh_runner_for(config, config.job("emr")), LocalRunner)
+    assert isinstance(_inner(ssh_runner_for(config, config.job("emr"))), LocalRunner)
 
 
 def test_host_restic_is_what_the_hosts_runner_starts(tmp_path: Path) -> None:
@@ -62,9 +69,10 @@ def test_host_restic_is_what_the_hosts_runner_starts(tmp_path: Path) -> None:
 
     runner = ssh_runner_for(config, config.job("emr"))
 
-    assert isinstance(runner, Programs) and isinstance(runner.runner, SshRunner)
+    assert isinstance(programs := _inner(runner), Programs)
+    assert isinstance(programs.runner, SshRunner)
     assert program(runner, "restic") == "/opt/r/restic"
-    assert runner.host == "backupctl@192.0.2.10:22" and runner.keepalive == 15
+    assert runner.host == "backupctl@192.0.2.10:22" and programs.runner.keepalive == 15
 
 
 def test_the_global_restic_is_the_orchestrators_and_a_local_jobs(tmp_path: Path) -> None:
@@ -85,4 +93,4 @@ def test_the_global_restic_is_the_orchestrators_and_a_local_jobs(tmp_path: Path)
 def test_without_restic_settings_no_runner_is_wrapped(tmp_path: Path) -> None:
     config = _config(tmp_path, "", "{address: local}")
     runner = ssh_runner_for(config, config.job("emr"))
-    assert isinstance(runner, LocalRunner) and program(runner, "restic") == "restic"
+    assert isinstance(_inner(runner), LocalRunner) and program(runner, "restic") == "restic"
