@@ -327,11 +327,13 @@ def extend_locks(plan: CopyPlan, done: Copied) -> Copied:
     """S3 Object Lock copies: the lock of every object the copy needs reaches min_days."""
     if not objectlock.uses_lock(plan.target):
         return done
-    extended = objectlock.extend_locks(plan.target, started=plan.started, now=plan.ctx.clock())
+    since = objectlock.known(plan.ctx, plan.job.name, plan.target)
+    extended = objectlock.extend_locks(plan.target, started=plan.started,
+                                       now=plan.ctx.clock(), since=since)
     record = extended.record
-    return done.step(f"Object Lock: {record.objects} object(s) needed, {record.extended} "
-                     f"extended to {record.until} ({record.api_calls} S3 request(s))",
-                     locks=extended)
+    return done.step(f"Object Lock: {record.objects} object(s) needed, {record.asked} read, "
+                     f"{record.extended} extended to {record.until} ({record.api_calls} S3 "
+                     "request(s))", locks=extended)
 
 
 STEPS = (attach, copy_snapshots, anchor_evidence, seal, check_complete, prune, assess,

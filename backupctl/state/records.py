@@ -316,6 +316,7 @@ class LockExtension(Record):
     were extended, the earliest retention left (ISO 8601 UTC), the S3 calls it cost."""
 
     objects: int = 0
+    asked: int = 0  # read with HeadObject (the others were known locked long enough)
     extended: int = 0
     until: str = ""  # the date extended objects are now locked until
     earliest: str | None = None  # the earliest retention of any needed object, after it

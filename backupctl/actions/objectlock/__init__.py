@@ -6,26 +6,40 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from backupctl.actions.context import Context
 from backupctl.actions.objectlock import checks, client
-from backupctl.actions.objectlock.extend import Extended, extend
+from backupctl.actions.objectlock.extend import Extended, Known, extend
 from backupctl.actions.probe import PROBE_DIR, ProbeResult
+from backupctl.clock import parse_iso
 from backupctl.config.schema import Copy
 from backupctl.errors import BackupctlError, UsageError
 from backupctl.restic import s3
-from backupctl.state.records import ProbeCheck
+from backupctl.state import queries
+from backupctl.state.records import CopyDetails, ProbeCheck, read
 
-__all__ = ["Extended", "extend_locks", "probe", "require_lock", "uses_lock"]
+__all__ = ["Extended", "Known", "extend_locks", "known", "probe", "require_lock", "uses_lock"]
 
 
 def uses_lock(copy: Copy) -> bool:
     return copy.is_s3 and copy.object_lock is not None
 
 
-def extend_locks(copy: Copy, *, started: datetime, now: datetime) -> Extended:
+def extend_locks(copy: Copy, *, started: datetime, now: datetime,
+                 since: Known | None = None) -> Extended:
     """Extend the locks of every object the copy needs (see extend.py)."""
     assert copy.object_lock is not None
     return extend(client.connect(copy), copy.object_lock, started=started, now=now,
-                  probe_prefix=PROBE_DIR + "/")
+                  probe_prefix=PROBE_DIR + "/", known=since)
+
+
+def known(ctx: Context, job: str, copy: Copy) -> Known | None:
+    """What the previous successful copy proved about the locks, if it proved all of them."""
+    row = ctx.store.query(queries.last_run, job, "copy", repository=copy.name,
+                          status="success")
+    locks = read(CopyDetails, row.details).locks if row is not None else None
+    if row is None or locks is None or locks.short or not locks.earliest:
+        return None
+    return Known(at=parse_iso(row.started_at), until=parse_iso(locks.earliest))
 
 
 def probe(copy: Copy, extended: Extended | None) -> tuple[ProbeResult, list[ProbeCheck]]:

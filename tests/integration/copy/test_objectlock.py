@@ -53,7 +53,7 @@ def oldest_pack(server: S3Server, bucket: str) -> str:
 def test_compliance_bucket_passes_every_check_extends_old_locks_and_never_shows_the_secret(
         workspace: Workspace, s3_server: S3Server) -> None:
     ws, server = workspace, s3_server
-    server.bucket("worm-ok", mode="COMPLIANCE", days=2)
+    server.bucket("worm-ok", mode="COMPLIANCE", days=4)
     ws.job("cloud", copies=[s3_copy(ws, server, "cloud", "worm-ok", mode="compliance",
                                     min_days=2)])
     watch = LeakWatch(SECRET.encode())
@@ -81,14 +81,19 @@ def test_compliance_bucket_passes_every_check_extends_old_locks_and_never_shows_
             Bucket="worm-ok", Key=pack, VersionId=head["VersionId"],
             Retention={"Mode": "COMPLIANCE", "RetainUntilDate": soon})
         assert retention(server, "worm-ok", pack) < datetime.now(UTC) + timedelta(days=1)
+        # The copy trusts the locks the previous copy saw (a retention only grows on a real
+        # S3) until they come within the horizon: raising min_days does what time would.
+        ws.job("cloud", repo=ws.root / "repos" / "cloud", copies=[
+            s3_copy(ws, server, "cloud", "worm-ok", mode="compliance", min_days=4)])
         touch_source(ws, "cloud", "more.bin")
         outputs.append(ws.run("backup", "cloud"))
         code, result, stderr = run_json(ws, "copy", "cloud")
         assert code == 0, stderr
-        # extended to now + min_days (2) + margin (1)
-        assert retention(server, "worm-ok", pack) > datetime.now(UTC) + timedelta(days=2.9)
+        # extended to now + min_days (4) + margin (1)
+        assert retention(server, "worm-ok", pack) > datetime.now(UTC) + timedelta(days=4.9)
         locks = copy_of(result, "cloud")["locks"]
         assert locks["extended"] >= 1 and locks["short"] == []
+        assert locks["asked"] == locks["objects"]
 
         # verify reads from the bucket
         code, verified, stderr = run_json(ws, "verify", "cloud", "--from", "cloud")
