@@ -151,6 +151,15 @@ DETAIL: list[tuple[str, list[tuple[str, str]], str, str]] = [
      [(f"backupctl_immutable_probe_ok{{{SEL}}}", "{{backup_job}} {{repository}} probe refused"),
       (f"backupctl_suspicious{{{SEL}}}", "{{backup_job}} suspicious")],
      "none", "probe: 1 = delete/overwrite refused as it should be"),
+    ("Files not yet proven",
+     [(f"backupctl_files_unproven{{{SEL}}}", "{{backup_job}} unproven"),
+      (f"backupctl_proof_files{{{SEL}}}", "{{backup_job}} files")],
+     "none", "Files of the newest snapshot no restore test has restored and matched yet "
+     "(verify.prove_within); new and changed files wait here for their first proof"),
+    ("Proof age vs prove_within",
+     [(f"backupctl_proof_age_seconds{{{SEL}}}", "{{backup_job}} longest wait for a proof"),
+      (f"backupctl_proof_within_seconds{{{SEL}}}", "{{backup_job}} prove_within")],
+     "s", "Alert when the longest wait passes the window (BackupctlProofStale)"),
 ]
 
 

@@ -71,3 +71,12 @@ def test_dashboard_uses_only_exposed_metrics() -> None:
     exposed = {spec.name for spec in ALL}
     used = {m for e in dashboard.expressions(_data()) for m in re.findall(r"backupctl_[a-z_]+", e)}
     assert used and used <= exposed, sorted(used - exposed)
+
+
+def test_proof_freshness_panels_show_unproven_files_and_the_wait_against_the_window() -> None:
+    panels = {p["title"]: p for p in _data()["panels"]}
+    exprs = {title: " ".join(t["expr"] for t in panels[title]["targets"])
+             for title in ("Files not yet proven", "Proof age vs prove_within")}
+    assert "backupctl_files_unproven" in exprs["Files not yet proven"]
+    assert {"backupctl_proof_age_seconds", "backupctl_proof_within_seconds"} <= set(
+        re.findall(r"backupctl_[a-z_]+", exprs["Proof age vs prove_within"]))
