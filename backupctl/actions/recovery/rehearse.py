@@ -33,6 +33,7 @@ from backupctl.actions.drill import (
 from backupctl.actions.jobrun import job_run
 from backupctl.actions.recovery import run as recovery
 from backupctl.actions.recovery.plan import Prepared
+from backupctl.actions.recovery.proof import Stats
 from backupctl.actions.restore_test.databases import describe, require_restore_user
 from backupctl.actions.restore_test.verdict import Findings
 from backupctl.config.schema import Job
@@ -65,6 +66,7 @@ class Rehearsal:
     def __init__(self, prepared: Prepared, runner: Runner) -> None:
         self.prepared = prepared
         self.runner = runner
+        self.unchanged: Stats | None = None  # the owners pass's stat, when it changed nothing
 
     def chosen(self, plan: DrillPlan, state: Drilled) -> tuple[Drilled, str, str]:
         snap, refs = self.prepared.snap, self.prepared.refs
@@ -78,6 +80,7 @@ class Rehearsal:
         done = recovery.restore_step(ctx, job, self.prepared, self.runner, ui,
                                      recovery.Recovery())
         done = recovery.owners_step(ctx, job, self.prepared, self.runner, ui, done)
+        self.unchanged = done.unchanged
         detail = (f"{done.findings.files_restored} file(s), {done.findings.bytes_restored} "
                   f"bytes onto {self.prepared.target.display()}; {done.owners_mapped} "
                   "owner(s) mapped by name")
@@ -88,7 +91,7 @@ class Rehearsal:
         ctx, job = plan.ctx, plan.job
         recovery.between_restore_and_proof(self.runner, self.prepared)
         done = recovery.proof_step(ctx, job, self.prepared, self.runner, _Shown(plan.ui),
-                                   recovery.Recovery())
+                                   recovery.Recovery(unchanged=self.unchanged))
         found = done.findings
         # the recovery's RTO: from the start of the command to a proven target
         found = replace(found, restore_ms=round((time.monotonic() - plan.started) * 1000))
