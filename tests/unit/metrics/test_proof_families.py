@@ -28,10 +28,11 @@ def _fresh_job() -> Job:
 
 
 def _seed(fleet: Fleet, *, proven: list[str]) -> None:
+    paths = ["/a", "/b", "/c"]
     rows = [{"path": p, "size": 1, "mtime": M, "sha256": "a" * 64, "seen_at": SEEN,
-             "proven_at": None} for p in ("/a", "/b", "/c")]
+             "proven_at": None} for p in paths]
     with fleet.store.transaction() as conn:
-        proofs.apply(conn, "fresh", snapshot_id="s1", remove=[p["path"] for p in rows],
+        proofs.apply(conn, "fresh", snapshot_id="s1", remove=paths,
                      add=rows, files=3, changed=3, untracked=0, at=SEEN)
         proofs.mark_proven(conn, "fresh", [(p, 1, "a" * 64) for p in proven], at=PROVEN)
 
