@@ -11,11 +11,13 @@ key=value conninfo without a password: ~/.pgpass or peer authentication on the t
    the target's own `restic dump` through SHA-256 into `pg_restore --dbname` (the password
    in the helper's stdin header, the dump never on the target's disk); every table's rows
    counted with the backup's own statement (`streamer.COUNT_SQL`) and compared with the
-   manifest; the job's `checks` each in a read-only transaction that is rolled back.
+   manifest, so is the schema fingerprint (SPEC §10a: `streamer_schema.SCHEMA_SQL`,
+   `compare.judge_schema`; definitions compared only on the dump's own major version); the
+   job's `checks` each in a read-only transaction that is rolled back.
 
-Builds a `DatabaseProof` (mode full) as a full verify does; decides no exit code. The schema
-fingerprint (SPEC §10a) is compared by `compare_schema`, the seam for the manifest's
-fingerprint (not recorded by this version: nothing to compare yet).
+Builds a `DatabaseProof` (mode full) by the rules of a full verify (a pg_restore that exits
+non-zero is bad data with its redacted error, rows and schema still compared); decides no
+exit code.
 """
 
 from __future__ import annotations
@@ -25,15 +27,16 @@ import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from backupctl.config.dsn import ConninfoError, conninfo_pairs
-from backupctl.databases import compare, streamer
+from backupctl.databases import compare, streamer, streamer_schema
 from backupctl.databases.helper import helper_argv, helper_deadline, parse_reply
 from backupctl.databases.model import DumpManifest
 from backupctl.databases.reading import Draft, Read, judge_read
 from backupctl.databases.redact import redact
 from backupctl.execute import Result, Runner, Secret
-from backupctl.state.database_proof import DatabaseCheck, DatabaseProof
+from backupctl.state.database_proof import DatabaseCheck, DatabaseProof, SchemaObject
 
 SUFFIX = "_restored"
 DEFAULT_DSN = "dbname=postgres"  # libpq's defaults on the target: its socket, the SSH user
@@ -122,9 +125,10 @@ def look(runner: Runner, dsn: str, names: Sequence[str], *, timeout: float | Non
 
 
 def restore(runner: Runner, manifest: DumpManifest, *, dsn: str, repo_url: str,
-            password: Secret, snapshot_id: str, checks: Sequence[str],
+            password: Secret, snapshot_id: str, checks: Sequence[str], server_major: int,
             timeout: float | None) -> DatabaseProof:
-    """Restore the dump into a new `<name>_restored` on the target and prove it there."""
+    """Restore the dump into a new `<name>_restored` on the target (its PostgreSQL of
+    `server_major`) and prove it there."""
     draft = Draft(manifest, "full", snapshot_id)
     clock = time.monotonic()
     name = restored_name(manifest.database)
@@ -136,7 +140,8 @@ def restore(runner: Runner, manifest: DumpManifest, *, dsn: str, repo_url: str,
     elif _piped(runner, draft, dsn=with_dbname(dsn, name), repo_url=repo_url,
                 password=password, timeout=timeout):
         draft.restore_ms = _ms(clock)
-        _compare(runner, draft, with_dbname(dsn, name), checks=checks, timeout=timeout)
+        _compare(runner, draft, with_dbname(dsn, name), checks=checks,
+                 server_major=server_major, timeout=timeout)
     draft.timings_ms["total"] = _ms(clock)
     return draft.done()
 
@@ -163,38 +168,56 @@ def _piped(runner: Runner, draft: Draft, *, dsn: str, repo_url: str, password: S
                        host=result.host))
     if not judge_read(manifest, draft, read):
         return False
-    if record["list_rc"] != 0:
-        draft.not_proven = (f"pg_restore on the target did not restore the dump cleanly (exit "
-                            f"{record['list_rc']}); its tables were not compared: "
-                            f"{redact(str(record['list_stderr']), lines=6)}")
+    code, errors = int(record["list_rc"]), redact(str(record["list_stderr"]), lines=6)
+    if code < 0 or code >= 126 or record["stopped"]:  # killed, or never started
+        draft.not_proven = (f"pg_restore on the target did not restore the dump (exit "
+                            f"{code}); its tables were not compared: {errors}")
         return False
+    if code != 0:  # as a full verify: not the database that was backed up
+        draft.restore_error = f"pg_restore on the target exited {code}: {errors}"
     return True
 
 
+def _json(result: Result) -> Any:
+    """psql -A -t's one value (BEGIN, SET and ROLLBACK print nothing under -q)."""
+    return json.loads(result.stdout.decode("utf-8").strip())
+
+
 def _compare(runner: Runner, draft: Draft, dsn: str, *, checks: Sequence[str],
-             timeout: float | None) -> None:
+             server_major: int, timeout: float | None) -> None:
     clock = time.monotonic()
-    counted = _psql(runner, dsn, streamer.COUNT_SQL, timeout=timeout)
+    counted = _psql(runner, dsn, "BEGIN READ ONLY", streamer.COUNT_SQL, "ROLLBACK",
+                    timeout=timeout)
     if not counted.ok:
         draft.not_proven = f"counting the restored rows on the target failed ({failed(counted)})"
         return
-    rows = json.loads(counted.stdout.decode().strip().splitlines()[-1])
-    restored = {str(table): int(n) for table, n in rows}
+    restored = {str(table): int(n) for table, n in _json(counted)}
     draft.timings_ms["count"] = _ms(clock)
     draft.tables_checked = len(set(draft.manifest.tables) & set(restored))
     draft.rows_restored = sum(restored.values())
     draft.mismatches = compare.compare_counts(draft.manifest.tables, restored)
-    compare_schema(runner, draft, dsn, timeout=timeout)
+    compare_schema(runner, draft, dsn, server_major=server_major, timeout=timeout)
     draft.checks = [_check(runner, dsn, i, text, timeout) for i, text in enumerate(checks)]
 
 
-def compare_schema(runner: Runner, draft: Draft, dsn: str, *, timeout: float | None) -> None:
+def compare_schema(runner: Runner, draft: Draft, dsn: str, *, server_major: int,
+                   timeout: float | None) -> None:
     """The schema fingerprint (SPEC §10a: per table its indexes, constraints and triggers,
-    every sequence) of the restored database against the manifest's.
-
-    The seam: this version's manifest records no fingerprint, so there is nothing to
-    compare yet; when it does, read the fingerprint here with the backup's own statement
-    (as `COUNT_SQL` for the rows) and add its differences to `draft.mismatches`."""
+    every sequence) of the restored database, read with the very statement the backup took
+    it with, against the manifest's."""
+    manifest = draft.manifest
+    read = _psql(runner, dsn, "BEGIN READ ONLY", streamer_schema.SEARCH_PATH,
+                 streamer_schema.SCHEMA_SQL, "ROLLBACK", timeout=timeout)
+    if not read.ok:
+        draft.problems.append(f"reading the restored schema on the target failed "
+                              f"({failed(read)})")
+        return
+    found = tuple(SchemaObject(*map(str, o)) for o in _json(read))
+    source = manifest.server_version // 10000 if manifest.server_version else None
+    other = None if source in (None, server_major) else (
+        f"dumped from PostgreSQL {source}, restored on the target's {server_major}, which may "
+        "print a definition differently")
+    draft.take_schema(compare.judge_schema(manifest.schema, found, names_only=other))
 
 
 def _check(runner: Runner, dsn: str, index: int, text: str,

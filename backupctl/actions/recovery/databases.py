@@ -5,14 +5,15 @@ can be restored onto a server (`Kind.ONTO_TARGET`), the snapshot has each one's 
 recorded, `--target-dsn` holds no password, the target's PostgreSQL answers, its role may
 create databases, pg_restore is there and not older than the dump, and no
 `<name>_restored` exists yet (never restored over a live database). `restore_all` (after the
-files' proof, inside the repository's tunnel): `databases.onto.restore` per database, a
-`DatabaseProof` each, judged by the engine like a full verify's.
+files' proof, inside the repository's tunnel): `databases.onto.restore` per database (rows,
+schema fingerprint, checks), a `DatabaseProof` each, judged by the engine like a full
+verify's.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from backupctl.actions.context import Context
 from backupctl.actions.restore_test import databases as proofs
@@ -42,6 +43,7 @@ class Onto:
 class Planned:
     dsn: str  # --target-dsn (no password: refused)
     databases: tuple[Onto, ...]
+    server_major: int = 0  # the target's PostgreSQL (definitions compared on the same major)
 
 
 def _kinds(job: Job) -> None:
@@ -106,7 +108,7 @@ def plan(ctx: Context, job: Job, runner: Runner, *, snap: SnapshotRef, refs: Ref
         raise UsageError(f"{job.name}: --databases: {exc} (--target-dsn {dsn!r}); nothing "
                          "was run") from None
     refuse(job, planned, looked, shown=shown)
-    return planned
+    return replace(planned, server_major=looked.server_major)
 
 
 def restore_all(ctx: Context, runner: Runner, planned: Planned, *, repo: Repo, url: str,
@@ -114,7 +116,8 @@ def restore_all(ctx: Context, runner: Runner, planned: Planned, *, repo: Repo, u
     """Each dump into its new database on the target, proven there."""
     return [onto.restore(runner, item.manifest, dsn=planned.dsn, repo_url=url,
                          password=repo.password, snapshot_id=item.manifest.snapshot_id,
-                         checks=item.database.checks, timeout=ctx.timeout)
+                         checks=item.database.checks, server_major=planned.server_major,
+                         timeout=ctx.timeout)
             for item in planned.databases]
 
 

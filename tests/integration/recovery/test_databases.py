@@ -1,8 +1,8 @@
 """`restore --databases` (SPEC §11): each dump restored into the target's PostgreSQL as
 `<name>_restored` over the recovery's own SSH connection (pg_restore on the target reading
-the target's `restic dump` through a pipe), rows compared with the manifest; refused when
-that database exists. Real sshd (the replacement server), restic, rclone and PostgreSQL
-(the worker's server plays the target's, reached on the target's side as a CREATEDB role).
+the target's `restic dump` through a pipe), rows and the schema fingerprint compared with the
+manifest; refused when that database exists. Real sshd (the replacement server), restic,
+rclone and PostgreSQL (the worker's server plays the target's, reached as a CREATEDB role).
 """
 
 from __future__ import annotations
@@ -74,6 +74,8 @@ def test_databases_come_back_into_the_targets_postgresql_proven_and_never_over_o
     assert (proof["name"], proof["mode"], proof["result"]) == (name, "full", "proven")
     assert proof["tables_checked"] == 2 and proof["rows_restored"] == 502
     assert proof["sha256_match"] is True and [c["passed"] for c in proof["checks"]] == [True]
+    # 2 primary keys, a unique and a foreign key constraint, the serial's sequence
+    assert proof["schema_checked"] == 5 and not proof.get("schema_mismatches")
     assert job["target_dsn"] == target_dsn and job["result"] == "pass"
     restored = f"{name}_restored"
     assert _psql(postgres, "SELECT count(*) FROM 患者 WHERE 名前 = '患者 7'",

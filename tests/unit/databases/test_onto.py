@@ -3,13 +3,19 @@ restored database's checks (a FakeRunner plays the target)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+from dataclasses import replace
+from typing import Any
 
 import pytest
 
 from backupctl.config.dsn import conninfo_pairs
-from backupctl.databases import onto
+from backupctl.databases import onto, streamer, streamer_schema
+from backupctl.databases.model import DumpManifest
+from backupctl.execute import Secret
 from backupctl.execute.fake import FakeRunner
+from backupctl.state.database_proof import DatabaseProof, SchemaObject
 
 
 @pytest.mark.parametrize(("dsn", "said"), [
@@ -76,3 +82,63 @@ def test_a_check_passes_only_on_true_and_never_shows_a_value(
     assert call.words[-8:] == ["-c", "BEGIN READ ONLY", "-c",
                                "SET LOCAL statement_timeout = 10000", "-c", "SELECT true",
                                "-c", "ROLLBACK"]
+
+
+def _manifest(**changes: Any) -> DumpManifest:
+    return DumpManifest(job="emr", database="emr", kind="postgresql", snapshot_id="ab12cd34",
+                        path="/emr.emr.pgdump", sha256="0" * 64, size=3,
+                        tables={"public.t": 2}, server_version=150004,
+                        schema=(SchemaObject("index", "public.t", "t_idx", "1" * 16),
+                                SchemaObject("sequence", "", "public.s", "2" * 16)),
+                        **changes)
+
+
+def _target(*, restore_rc: int = 0, schema: list[list[str]] | None = None) -> FakeRunner:
+    """The target: psql answers CREATE DATABASE, the counts and the fingerprint; the helper
+    restores (pg_restore exiting `restore_rc`)."""
+    runner = FakeRunner()
+    runner.on("psql", stdout=b"")
+    runner.on("psql", streamer.COUNT_SQL, stdout=b'[["public.t", 2]]\n')
+    runner.on("psql", streamer_schema.SCHEMA_SQL, stdout=json.dumps(
+        schema if schema is not None else [["index", "public.t", "t_idx", "1" * 16],
+                                           ["sequence", "", "public.s", "2" * 16]]).encode())
+    reply = {"ok": True, "sha256": hashlib.sha256(b"abc").hexdigest(), "size": 3,
+             "restic_rc": 0, "restic_stderr": "", "list_rc": restore_rc, "list": "",
+             "list_stderr": "pg_restore: error: could not execute query: ERROR: value 'x'",
+             "stopped": False}
+    runner.on("python3", stdout=json.dumps(reply).encode() + b"\n")
+    return runner
+
+
+def _restored(runner: FakeRunner, **changes: Any) -> DatabaseProof:
+    manifest = _manifest(**changes)
+    manifest = replace(manifest, sha256=hashlib.sha256(b"abc").hexdigest())
+    return onto.restore(runner, manifest, dsn="dbname=postgres", repo_url="rest:http://x/",
+                        password=Secret("s3cr3t-pw-zz"), snapshot_id="ab12cd34", checks=[],
+                        server_major=15, timeout=10)
+
+
+def test_rows_and_the_schema_fingerprint_are_compared_on_the_target() -> None:
+    proof = _restored(_target())
+    assert (proof.result, proof.tables_checked, proof.schema_checked) == ("proven", 1, 2)
+    missing = _restored(_target(schema=[["sequence", "", "public.s", "2" * 16]]))
+    assert missing.result == "bad_data"
+    assert [m.name for m in missing.schema_mismatches] == ["t_idx"]
+    assert any("t_idx" in line for line in missing.findings())
+
+
+def test_a_pg_restore_that_exits_non_zero_is_bad_data_without_the_value() -> None:
+    proof = _restored(_target(restore_rc=1))
+    assert proof.result == "bad_data" and proof.restore_error is not None
+    assert "exited 1" in proof.restore_error and "'x'" not in proof.restore_error
+    killed = _restored(_target(restore_rc=-9))
+    assert killed.result == "not_proven" and killed.tables_checked == 0
+
+
+def test_the_password_reaches_the_target_on_stdin_only() -> None:
+    runner = _target()
+    _restored(runner)
+    [helper] = runner.commands("python3")
+    assert "s3cr3t-pw-zz" not in helper.text and helper.stdin is not None
+    assert b"s3cr3t-pw-zz" in helper.stdin and all("s3cr3t" not in c.text for c in runner.calls)
+    assert b"--dbname" not in helper.stdin and b'"dbname=\'emr_restored\'"' in helper.stdin
