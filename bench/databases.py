@@ -55,6 +55,7 @@ from backupctl.config.schema import Database
 from backupctl.databases import DumpManifest, dump_database, prove_full
 from backupctl.execute import Secret
 from backupctl.execute.local import LocalRunner
+from backupctl.state.database_proof import schema_from_json, schema_to_json
 
 task = json.loads(Path(sys.argv[1]).read_text())
 password = Secret(task["password"])
@@ -64,9 +65,12 @@ if task["what"] == "dump":
                            password=password, timeout=6 * 3600)
     if result.error:
         sys.exit(result.error)
-    Path(sys.argv[2]).write_text(json.dumps(vars(result.manifest())))
+    Path(sys.argv[2]).write_text(json.dumps({**vars(result.manifest()),
+                                             "schema": schema_to_json(result.schema)}))
 else:
-    findings = prove_full(LocalRunner(), DumpManifest(**task["manifest"]), checks=[],
+    manifest = DumpManifest(**{**task["manifest"],
+                              "schema": schema_from_json(task["manifest"]["schema"])})
+    findings = prove_full(LocalRunner(), manifest, checks=[],
                           repo_url=task["repo"], password=password,
                           scratch_dir=Path(task["scratch"]), timeout=6 * 3600)
     if not findings.proven:

@@ -6,13 +6,14 @@ reads a restored copy's fingerprint with the very same statement (kinds/postgres
 kinds/sqlite.py), so both sides print every definition alike.
 
 A fingerprint is a list of [kind, table, name, digest]: per table its indexes, constraints
-(primary key, unique, foreign key, check, exclusion) and triggers, and every sequence, with
-the first 16 hex digits of the SHA-256 of its definition (never the definition itself: a
-CHECK may quote a value). Left out, like the row counts leave them out: temporary tables,
-objects of extensions, and what PostgreSQL derives from another recorded object rather than
-pg_dump restoring it by itself (the index behind a primary key, unique or exclusion
-constraint, which is the constraint; a partition's copy of its parent's index, foreign key
-or trigger; a foreign key's internal triggers; NOT NULL, which is part of the table).
+(kinds `primary key`, `unique constraint`, `foreign key`, `check constraint`, `exclusion
+constraint`) and triggers, and every sequence, with the first 16 hex digits of the SHA-256 of
+its definition (never the definition itself: a CHECK may quote a value). Left out, like the
+row counts leave them out: temporary tables, objects of extensions; and what PostgreSQL
+derives from another recorded object rather than pg_dump restoring it by itself (the index
+behind a primary key, unique or exclusion constraint, which is the constraint; a partition's
+copy of its parent's index, foreign key or trigger; a foreign key's internal triggers; NOT
+NULL, which is part of the table).
 """
 
 import hashlib
@@ -40,8 +41,10 @@ WITH t AS (
     AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conrelid = t.oid
                     AND k.conindid = i.indexrelid AND k.contype IN ('p', 'u', 'x'))
   UNION ALL
-  SELECT 'constraint', t.qualified, quote_ident(k.conname),
-         k.contype::text || ' ' || pg_get_constraintdef(k.oid)
+  SELECT CASE k.contype WHEN 'p' THEN 'primary key' WHEN 'u' THEN 'unique constraint'
+           WHEN 'f' THEN 'foreign key' WHEN 'c' THEN 'check constraint'
+           ELSE 'exclusion constraint' END, t.qualified, quote_ident(k.conname),
+         pg_get_constraintdef(k.oid)
   FROM t JOIN pg_constraint k ON k.conrelid = t.oid
   WHERE k.contype IN ('p', 'u', 'f', 'c', 'x') AND k.conparentid = 0
   UNION ALL

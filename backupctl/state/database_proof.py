@@ -47,7 +47,8 @@ _SCHEMA_FIELDS = ("schema_checked", "schema_mismatches", "schema_note", "restore
 class SchemaObject:
     """One object of a database's schema fingerprint (SPEC §10a).
 
-    `kind`: index | constraint | trigger | sequence (sqlite: index | trigger); `table` the
+    `kind`: index | primary key | unique constraint | foreign key | check constraint |
+    exclusion constraint | trigger | sequence (sqlite: index | trigger); `table` the
     table it belongs to, written like `TableCount.table` ('' for a sequence, whose `name` is
     schema-qualified); `digest`: the first 16 hex digits of the SHA-256 of its definition
     (PostgreSQL's pg_get_indexdef/pg_get_constraintdef/pg_get_triggerdef, a sequence's
@@ -85,7 +86,7 @@ def schema_to_json(objects: tuple[SchemaObject, ...] | None) -> str | None:
 
 
 def describe_object(kind: str, table: str, name: str) -> str:
-    """`constraint pgbench_accounts_pkey of table public.pgbench_accounts`, `sequence s`."""
+    """`primary key pgbench_accounts_pkey of table public.pgbench_accounts`, `sequence s`."""
     return f"{kind} {name}" + (f" of table {table}" if table else "")
 
 

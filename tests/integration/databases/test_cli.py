@@ -89,7 +89,8 @@ def test_a_local_job_backs_up_and_proves_every_table_in_json_evidence_report_and
     assert list(scratch.iterdir()) == [] and processes_under(scratch) == []
 
     text = ws.run("verify", JOB, "--mode", "full")
-    assert f"database emr: {len(TABLES)} table(s) compared, {ROWS} of {ROWS}" in text.stderr
+    assert (f"database emr: {len(TABLES)} table(s) compared, {ROWS} of {ROWS} row(s) restored, "
+            "4 schema object(s) compared") in text.stderr  # pgbench's and 患者's primary keys
 
     report = _report(ws)
     [emr] = report["jobs"][0]["databases"]

@@ -18,6 +18,7 @@ import pytest
 from backupctl.databases import cleanup_leftovers, dump_database
 from backupctl.execute import Secret
 from backupctl.execute.local import LocalRunner
+from backupctl.state.database_proof import schema_to_json
 from tests.conftest import PASSWORD
 from tests.integration.databases.conftest import JOB, SourceDb, processes_under
 
@@ -29,6 +30,7 @@ from pathlib import Path
 from backupctl.databases import DumpManifest, prove_full
 from backupctl.execute import Secret
 from backupctl.execute.local import LocalRunner
+from backupctl.state.database_proof import schema_from_json
 
 class Terminated(BaseException):
     pass
@@ -38,7 +40,8 @@ def on_sigterm(signum, frame):
 
 signal.signal(signal.SIGTERM, on_sigterm)
 task = json.loads(sys.stdin.read())
-manifest = DumpManifest(**task["manifest"])
+manifest = DumpManifest(**{**task["manifest"],
+                          "schema": schema_from_json(task["manifest"]["schema"])})
 findings = prove_full(LocalRunner(), manifest, checks=["SELECT pg_sleep(120) IS NOT NULL"],
                       repo_url=task["repo"], password=Secret(task["password"]),
                       scratch_dir=Path(task["scratch"]), timeout=300)
@@ -52,7 +55,7 @@ def prover(source_db: SourceDb, repo: Path, password: Secret,
     """A full restore test running in a subprocess, stopped inside its slow check."""
     result = dump_database(LocalRunner(), source_db.database(), job=JOB, repo_url=str(repo),
                            password=password, timeout=300)
-    manifest = vars(result.manifest())
+    manifest = {**vars(result.manifest()), "schema": schema_to_json(result.schema)}
     proc = subprocess.Popen([sys.executable, "-c", PROVER], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert proc.stdin is not None

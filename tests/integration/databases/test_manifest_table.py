@@ -19,7 +19,7 @@ MANIFEST = DumpManifest(job="emr-db", database="emr", kind="postgresql", snapsho
                         path="/emr-db/emr.pgdump", sha256="ab" * 32, size=5 << 30,
                         tables={"public.pgbench_accounts": 6_500_000, 'public."患者"': 3},
                         server_version=150018, dump_version="15.18",
-                        schema=(SchemaObject("constraint", "public.pgbench_accounts",
+                        schema=(SchemaObject("primary key", "public.pgbench_accounts",
                                              "pgbench_accounts_pkey", "cd6797a1545702b6"),
                                 SchemaObject("sequence", "", 'public."番号"',
                                              "0123456789abcdef")))

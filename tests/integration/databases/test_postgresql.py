@@ -66,6 +66,13 @@ def test_dump_counts_every_table_and_a_full_prove_compares_them_all(
     assert findings.sha256_match is True
     assert findings.tables_checked == 5 and findings.mismatches == []
     assert findings.rows_expected == findings.rows_restored == 100011 + len(JAPANESE)
+    # the schema fingerprint, taken beside the counts: pgbench's and 患者's primary keys
+    assert result.schema is not None
+    assert {(o.kind, o.name) for o in result.schema} == {
+        ("primary key", name) for name in ("pgbench_accounts_pkey", "pgbench_branches_pkey",
+                                           "pgbench_tellers_pkey", '"患者_pkey"')}
+    assert findings.schema_checked == 4 and findings.schema_mismatches == []
+    assert findings.schema_note is None and findings.restore_error is None
     assert [c.passed for c in findings.checks] == [True, True]
     assert findings.restore_ms is not None and findings.local_version is not None
     assert {"initdb", "server_start", "read_dump", "pg_restore", "count", "checks",

@@ -8,12 +8,17 @@ dumps once and restores once or twice (~4 s each).
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from pathlib import Path
 
-from backupctl.databases import dump_database, prove_full
+from backupctl.actions.restore_test.databases import describe
+from backupctl.databases import DumpManifest, dump_database, prove_full
+from backupctl.databases.compare import NO_FINGERPRINT
 from backupctl.execute import Secret
 from backupctl.execute.local import LocalRunner
-from backupctl.state.database_proof import SchemaMismatch
+from backupctl.state.database_proof import SchemaMismatch, schema_from_json
+from backupctl.state.dumps import DatabaseManifestRow
 from tests.conftest import Workspace
 from tests.integration.databases.conftest import JOB, SourceDb, processes_under
 from tests.integration.databases.test_cli import db_job
@@ -22,11 +27,11 @@ from tests.integration.verify.conftest import run_json
 # what pg_dump --section=post-data would have restored: pgbench's primary keys, and what the
 # test adds (an index, a trigger, a foreign key); names quoted as quote_ident quotes them
 POST_DATA = sorted([
-    SchemaMismatch("constraint", "public.pgbench_accounts", "pgbench_accounts_pkey", "missing"),
-    SchemaMismatch("constraint", "public.pgbench_branches", "pgbench_branches_pkey", "missing"),
-    SchemaMismatch("constraint", "public.pgbench_tellers", "pgbench_tellers_pkey", "missing"),
-    SchemaMismatch("constraint", 'public."患者"', '"患者_pkey"', "missing"),
-    SchemaMismatch("constraint", 'public."患者"', '"患者_branch_fkey"', "missing"),
+    SchemaMismatch("primary key", "public.pgbench_accounts", "pgbench_accounts_pkey", "missing"),
+    SchemaMismatch("primary key", "public.pgbench_branches", "pgbench_branches_pkey", "missing"),
+    SchemaMismatch("primary key", "public.pgbench_tellers", "pgbench_tellers_pkey", "missing"),
+    SchemaMismatch("primary key", 'public."患者"', '"患者_pkey"', "missing"),
+    SchemaMismatch("foreign key", 'public."患者"', '"患者_branch_fkey"', "missing"),
     SchemaMismatch("index", 'public."患者"', '"患者_名前"', "missing"),
     SchemaMismatch("trigger", 'public."患者"', '"患者_touch"', "missing")],
     key=lambda m: (m.kind, m.table, m.name))  # as compare_schema sorts them
@@ -63,7 +68,7 @@ def test_a_dump_without_post_data_restores_every_row_but_is_bad_data_naming_the_
     assert proof["schema_checked"] == len(POST_DATA)  # all of them lost
     # the drill restores the same way, and says what is missing
     assert drilled.returncode == 3, (drilled.stdout, drilled.stderr)
-    assert ("database emr, constraint pgbench_accounts_pkey of table public.pgbench_accounts: "
+    assert ("database emr, primary key pgbench_accounts_pkey of table public.pgbench_accounts: "
             "missing from the restored database") in drilled.stdout + drilled.stderr
     assert '"患者_touch"' in drilled.stdout + drilled.stderr
     assert list(scratch.iterdir()) == [] and processes_under(scratch) == []
@@ -88,7 +93,7 @@ def test_a_trigger_and_a_sequence_left_out_and_a_failed_pg_restore_are_bad_data_
     assert dumped.schema is not None
     assert {(o.kind, o.name) for o in dumped.schema} >= {
         ("trigger", '"患者_touch"'), ("sequence", "public.receipt_no"),
-        ("constraint", "pgbench_accounts_pkey")}
+        ("primary key", "pgbench_accounts_pkey")}
 
     found = prove_full(LocalRunner(), dumped.manifest(), checks=[], repo_url=str(repo),
                        password=password, scratch_dir=scratch, timeout=300)
@@ -104,3 +109,28 @@ def test_a_trigger_and_a_sequence_left_out_and_a_failed_pg_restore_are_bad_data_
     assert "schema \"aux\" does not exist" in found.restore_error
     assert found.findings()[0] == f"database emr: {found.restore_error}"
     assert list(scratch.iterdir()) == [] and processes_under(scratch) == []
+
+
+def test_a_backup_recorded_without_a_fingerprint_is_proven_on_rows_only_and_says_so(
+        source_db: SourceDb, repo: Path, password: Secret, scratch: Path) -> None:
+    dumped = dump_database(LocalRunner(), source_db.database(), job=JOB, repo_url=str(repo),
+                           password=password, timeout=300)
+    assert dumped.error is None and dumped.schema, dumped
+    # what an older backupctl recorded: the manifest row has no schema_objects
+    old = DumpManifest.from_row(dataclasses.replace(_stored(dumped.manifest()), schema=None))
+
+    found = prove_full(LocalRunner(), old, checks=[], repo_url=str(repo), password=password,
+                       scratch_dir=scratch, timeout=300)
+
+    assert found.result == "proven", found
+    assert found.schema_checked is None and found.schema_mismatches == []
+    assert found.schema_note == NO_FINGERPRINT
+    assert "no schema fingerprint recorded (rows only)" in describe(found)
+    assert list(scratch.iterdir()) == [] and processes_under(scratch) == []
+
+
+def _stored(manifest: DumpManifest) -> DatabaseManifestRow:
+    """The manifest as the state database gives it back (state.dumps)."""
+    row = manifest.row(run_id=1, files_snapshot_id="deadbeef", created_at="t")
+    tables, schema = json.loads(row.pop("tables")), schema_from_json(row.pop("schema_objects"))
+    return DatabaseManifestRow(**row, tables=tables, schema=schema)

@@ -117,7 +117,7 @@ def _objects(*items: tuple[str, str, str, str]) -> list[SchemaObject]:
     return [SchemaObject(*item) for item in items]
 
 
-PKEY = ("constraint", "public.pgbench_accounts", "pgbench_accounts_pkey", "cd6797a1545702b6")
+PKEY = ("primary key", "public.pgbench_accounts", "pgbench_accounts_pkey", "cd6797a1545702b6")
 TRIGGER = ("trigger", 'public."患者"', '"患者_touch"', "6a45dc53e5f19dc9")
 SEQUENCE = ("sequence", "", "public.receipt_no", "0123456789abcdef")
 
@@ -132,8 +132,8 @@ def test_a_missing_object_an_unexpected_one_and_another_definition_are_named_in_
     changed = (*TRIGGER[:3], "ffffffffffffffff")
     extra = ("index", "public.pgbench_accounts", "planted", "1111111111111111")
     assert compare_schema(_objects(PKEY, TRIGGER, SEQUENCE), _objects(changed, extra)) == [
-        SchemaMismatch(*PKEY[:3], "missing"),
         SchemaMismatch(*extra[:3], "unexpected"),
+        SchemaMismatch(*PKEY[:3], "missing"),
         SchemaMismatch(*SEQUENCE[:3], "missing"),
         SchemaMismatch(*TRIGGER[:3], "definition")]
 

@@ -157,7 +157,7 @@ def test_plan_names_what_runs_without_the_password() -> None:
 
 
 def test_the_schema_fingerprint_reaches_the_manifest_and_its_row() -> None:
-    schema = [["constraint", "public.a", "a_pkey", "cd6797a1545702b6"],
+    schema = [["primary key", "public.a", "a_pkey", "cd6797a1545702b6"],
               ["trigger", 'public."患者"', '"患者_touch"', "6a45dc53e5f19dc9"]]
     result, _ = run({**OK, "schema": schema})
 

@@ -96,7 +96,7 @@ def test_the_findings_name_the_database_the_table_and_the_check() -> None:
 SCHEMA = DatabaseProof(
     name="emr", kind="postgresql", mode="full", snapshot_id="9f8e7d6c", sha256_match=True,
     tables_checked=2, rows_expected=5, rows_restored=5, schema_checked=7,
-    schema_mismatches=[SchemaMismatch("constraint", "public.pgbench_accounts",
+    schema_mismatches=[SchemaMismatch("primary key", "public.pgbench_accounts",
                                       "pgbench_accounts_pkey", "missing"),
                        SchemaMismatch("trigger", 'public."患者"', '"患者_touch"', "definition"),
                        SchemaMismatch("index", "public.a", "planted", "unexpected")])
@@ -108,7 +108,7 @@ def test_the_schema_fields_are_stored_only_when_a_proof_has_them() -> None:
     stored = SCHEMA.to_json()
     assert stored["schema_checked"] == 7 and "schema_note" not in stored
     assert stored["schema_mismatches"][0] == {
-        "kind": "constraint", "table": "public.pgbench_accounts",
+        "kind": "primary key", "table": "public.pgbench_accounts",
         "name": "pgbench_accounts_pkey", "reason": "missing"}
     [back] = read(VerifyDetails, {"databases": [stored]}).databases
     assert back == SCHEMA and back.to_json() == stored
@@ -119,7 +119,7 @@ def test_the_schema_fields_are_stored_only_when_a_proof_has_them() -> None:
 def test_a_missing_or_changed_object_is_bad_data_named_after_the_rows() -> None:
     assert SCHEMA.result == "bad_data" and not SCHEMA.proven
     assert SCHEMA.findings() == [
-        "database emr, constraint pgbench_accounts_pkey of table public.pgbench_accounts: "
+        "database emr, primary key pgbench_accounts_pkey of table public.pgbench_accounts: "
         "missing from the restored database",
         'database emr, trigger "患者_touch" of table public."患者": restored with another '
         "definition than the backup recorded",
@@ -139,11 +139,11 @@ def test_a_restore_that_exited_non_zero_is_bad_data_even_with_every_row_back() -
 
 
 def test_a_fingerprint_is_stored_as_a_compact_list_and_read_back() -> None:
-    objects = (SchemaObject("constraint", "public.a", "a_pkey", "cd6797a1545702b6"),
+    objects = (SchemaObject("primary key", "public.a", "a_pkey", "cd6797a1545702b6"),
                SchemaObject("sequence", "", 'public."番号"', "0123456789abcdef"))
     text = schema_to_json(objects)
     assert text is not None and '番号' in text  # readable JSON, not \\u escapes
-    assert json.loads(text)[0] == ["constraint", "public.a", "a_pkey", "cd6797a1545702b6"]
+    assert json.loads(text)[0] == ["primary key", "public.a", "a_pkey", "cd6797a1545702b6"]
     assert schema_from_json(text) == objects
     assert schema_from_json(None) is None and schema_to_json(None) is None
     assert schema_from_json("[]") == ()
