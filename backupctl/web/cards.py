@@ -112,7 +112,7 @@ def card(job: Job, judge: Judge, days: Sequence[Outcome], ctx: Context) -> Card:
         job=job.name, description=job.description, host=job.host.display(), level=level,
         level_word=say(ctx.lang, f"level.{level}"), symbol=SYMBOLS[level], problems=found,
         facts=_facts(judge, ctx), copies=_copies(judge, ctx), next_runs=_next(job, ctx),
-        strip=strip(days, job=job.name, ctx=ctx),
+        strip=strip(days, job=job.name, ctx=ctx), freshness=_freshness(judge, ctx),
         running=say(ctx.lang, "card.running", orchestrator=lease[0],
                     kind=say(ctx.lang, f"kind.{lease[1]}"), since=local_ago(
                         lease[2], now=ctx.now, tz=ctx.tz, lang=ctx.lang))
@@ -141,6 +141,16 @@ def _facts(j: Judge, ctx: Context) -> list[Fact]:
     if newest is not None and newest.orchestrator:
         facts.append(Fact(say(lang, "card.runs_on"), newest.orchestrator))
     return facts
+
+
+def _freshness(j: Judge, ctx: Context) -> Freshness | None:
+    """verify.prove_within: unproven files and the oldest proof, once a backup recorded them."""
+    fresh = j.view.proofs.get(j.job.name) if j.job.verify.prove_within else None
+    if fresh is None:
+        return None
+    oldest = local_ago(fresh.oldest_proof, now=ctx.now, tz=ctx.tz, lang=ctx.lang) \
+        if fresh.oldest_proof else say(ctx.lang, "card.never")
+    return Freshness(unproven=fresh.unproven, oldest=oldest)
 
 
 def _recovery(run: Run, ctx: Context) -> Fact:

@@ -20,6 +20,7 @@ from backupctl.fmt import duration
 from backupctl.notify.model import FinishedRun, RunStatus
 from backupctl.notify.reason import reason
 from backupctl.notify.stale import overdue_seconds
+from backupctl.state.proofs import standing
 from backupctl.state.view import Run, StateView
 from backupctl.web.words import say
 
@@ -157,13 +158,23 @@ def generation_problems(j: Judge) -> list[Problem]:
     return found
 
 
+def freshness_problems(j: Judge) -> list[Problem]:
+    """verify.prove_within (SPEC §12): a file waited longer than the window for a proof
+    (the rule of the BackupctlProofStale alert)."""
+    window, fresh = j.job.verify.prove_within, j.view.proofs.get(j.job.name)
+    if window is None or fresh is None or standing(fresh, window=window, now=j.now).met:
+        return []
+    return [j.problem("attention", "proof_stale", window=duration(window, j.lang),
+                      unproven=fresh.unproven, files=fresh.files)]
+
+
 def problems(j: Judge) -> list[Problem]:
     """Everything that needs action for one job, worst first."""
     found = [j.problem("suspicious", "suspicious")] if j.job.name in j.view.suspicious else []
     found += backup_problems(j) + proof_problems(j)
     for copy in j.job.copies:
         found += copy_problems(j, copy)
-    found += generation_problems(j)
+    found += generation_problems(j) + freshness_problems(j)
     return sorted(found, key=lambda p: LEVELS.index(p.level))
 
 

@@ -137,3 +137,39 @@ def test_the_site_verdict_is_one_line(levels: list[str], lang: str, level: str,
 def test_an_unreadable_state_is_never_all_good() -> None:
     verdict = site(["ok"], lang="en", readable=False)
     assert verdict.level == "failing" and "cannot be read" in verdict.text
+
+
+def _fresh_judge(*, unproven: int, proof_days: float, waiting_days: float | None,
+                 lang: str = "en") -> Judge:
+    from backupctl.state.proofs import Freshness
+
+    job = make_job("emr")
+    job = job.model_copy(update={"verify": job.verify.model_copy(
+        update={"prove_within": 30 * DAY})})
+    fresh = Freshness(files=1000, unproven=unproven,
+                      oldest_proof=(NOW - timedelta(days=proof_days)).isoformat(),
+                      oldest_unproven=(NOW - timedelta(days=waiting_days)).isoformat()
+                      if waiting_days is not None else None, snapshot_id="s1")
+    view = healthy()
+    view = StateView(newest=view.newest, success=view.success, proofs={"emr": fresh})
+    return Judge(job=job, view=view, now=NOW, lang=lang, timing=TIMING)
+
+
+@pytest.mark.parametrize("lang", ["en", "ja"])
+def test_a_file_waiting_longer_than_prove_within_needs_attention_and_shows_on_the_card(
+        lang: str) -> None:
+    from backupctl.web import cards
+
+    fine = _fresh_judge(unproven=5, proof_days=20, waiting_days=2, lang=lang)
+    assert keys(problems(fine)) == []
+    late = _fresh_judge(unproven=5, proof_days=20, waiting_days=31, lang=lang)
+    assert keys(problems(late)) == ["proof_stale"]
+    assert level_of(problems(late)) == "attention"
+    assert "5" in problems(late)[0].text and "1000" in problems(late)[0].text
+    stale = _fresh_judge(unproven=0, proof_days=31, waiting_days=None, lang=lang)
+    assert keys(problems(stale)) == ["proof_stale"]
+    ctx = cards.Context(now=NOW, tz=UTC, lang=lang, schedules=None,  # type: ignore[arg-type]
+                        grace=0)
+    shown = cards._freshness(late, ctx)
+    assert shown is not None and shown.unproven == 5 and "2026-11-17" in shown.oldest
+    assert cards._freshness(judge(healthy()), ctx) is None
