@@ -35,6 +35,8 @@ class RecoveryDetails(Proof):
     # --databases: the libpq conninfo on the target (never a password: refused); each
     # database `name` of `databases` (Proof) was restored there as `name_restored`
     target_dsn: str | None = None
+    # `restic version` on the target (its PATH's restic ran the restore; refused before 0.14)
+    target_restic_version: str | None = None
     # restore_ms (Proof): from the start of the command to a proven target, the real RTO
     timings_ms: dict[str, int] = Field(default_factory=dict)
 

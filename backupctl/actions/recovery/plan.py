@@ -2,8 +2,9 @@
 
 `prepare` returns a frozen `Prepared` or raises a usage error (exit 2, nothing run): a bad
 TARGET, an untrusted host key, a non-empty target or the job's own live source without
-`--overwrite`, no restic on the target, too little space, no proven snapshot, a `--path` the
-snapshot does not hold. `describe` is the plan `--dry-run` prints (secrets masked).
+`--overwrite`, no restic on the target (or one older than 0.14: its version is recorded),
+too little space, no proven snapshot, a `--path` the snapshot does not hold. `describe` is
+the plan `--dry-run` prints (secrets masked).
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ class Prepared:
     tree: Tree
     served: bool  # the repository reaches the target through the SSH tunnel
     databases: ontos.Planned | None = None  # --databases
+    target_restic_version: str | None = None  # `restic version` on the target
 
     @property
     def paths(self) -> list[str]:
@@ -129,7 +131,8 @@ def prepare(ctx: Context, job: Job, request: Request, runner: Runner,
     planned = ontos.plan(ctx, job, runner, snap=snap, refs=refs, dsn=request.target_dsn,
                          shown=target.display()) if request.databases else None
     return Prepared(request, target, identity, repo, snap, refs, tree,
-                    served=not target.is_local and servable(repo.url), databases=planned)
+                    served=not target.is_local and servable(repo.url), databases=planned,
+                    target_restic_version=probed.restic_version)
 
 
 def describe(job: Job, request: Request) -> list[str]:

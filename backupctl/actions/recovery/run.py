@@ -196,7 +196,8 @@ def details(ctx: Context, job: Job, prepared: Prepared, state: Recovery, *,
         failures=list(found.failures), changed_since_snapshot=list(found.changed),
         unverifiable=list(found.unverifiable), files_restored=found.files_restored,
         bytes_restored=found.bytes_restored, databases=list(found.databases),
-        target_dsn=prepared.databases.dsn if prepared.databases else None)
+        target_dsn=prepared.databases.dsn if prepared.databases else None,
+        target_restic_version=prepared.target_restic_version)
 
 
 def judged(ctx: Context, job: Job, prepared: Prepared, state: Recovery) -> RecoveryResult:

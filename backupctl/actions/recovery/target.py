@@ -16,8 +16,10 @@ from pathlib import Path
 
 from backupctl.config.schema import Job
 from backupctl.errors import UsageError
-from backupctl.execute import Runner
+from backupctl.execute import Runner, program
 from backupctl.execute.local import LocalRunner
+from backupctl.restic import versions
+from backupctl.restic.commands import RESTIC
 
 FORMS = "local:/ABS/DIR or ssh://[USER@]HOST[:PORT]/ABS/DIR"
 _SSH = re.compile(r"^ssh://(?:(?P<user>[^@/:\s]+)@)?(?P<host>\[[0-9A-Fa-f:.]+\]|[^@/:\[\]\s]+)"
@@ -140,7 +142,17 @@ else:
     while parent != "/" and not os.path.isdir(parent):
         parent = os.path.dirname(parent)
     out["free"] = shutil.disk_usage(parent).free
-out["restic"] = shutil.which("restic") is not None
+restic = shutil.which(sys.argv[1])
+out["restic"] = restic is not None
+if restic is not None:
+    import re, subprocess
+    try:
+        said = subprocess.run([restic, "version"], stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, timeout=60)
+        found = re.match(rb"restic (\d+\.\d+(?:\.\d+)?)", said.stdout)
+        out["restic_version"] = found.group(1).decode() if found else None
+    except (OSError, subprocess.SubprocessError):
+        out["restic_version"] = None
 print(json.dumps(out))
 """
 
@@ -152,18 +164,19 @@ class Probed:
     empty: bool
     free: int
     restic: bool
+    restic_version: str | None = None  # `restic version` there (None: it did not say)
 
 
 def probe(runner: Runner, target: Target, *, job: str, timeout: float) -> Probed:
     """The target directory's state and whether restic is installed there."""
-    result = runner.run(["python3", "-I", "-c", PROBE], stdin=target.path.encode(),
-                        timeout=timeout)
+    result = runner.run(["python3", "-I", "-c", PROBE, program(runner, RESTIC)],
+                        stdin=target.path.encode(), timeout=timeout)
     if not result.ok:
         hint = " (python3 is required on the target)" if result.returncode == 127 else ""
         raise UsageError(f"{job}: cannot look at {target.display()}{hint} {result.describe()}")
     data = json.loads(result.stdout)
     return Probed(bool(data["exists"]), bool(data["dir"]), bool(data.get("empty", True)),
-                  int(data["free"]), bool(data["restic"]))
+                  int(data["free"]), bool(data["restic"]), data.get("restic_version"))
 
 
 def refuse(probed: Probed, target: Target, job: Job, *, overwrite: bool,
@@ -179,6 +192,12 @@ def refuse(probed: Probed, target: Target, job: Job, *, overwrite: bool,
     if not probed.restic:
         raise UsageError(f"{name}: restic is not installed on {shown} (apt install restic "
                          "there); nothing was run")
+    if probed.restic_version and not versions.at_least(probed.restic_version,
+                                                       versions.MINIMUM):
+        raise UsageError(f"{name}: restic {probed.restic_version} on {shown} is too old: the "
+                         f"recovery needs restic {'.'.join(map(str, versions.MINIMUM))} or "
+                         "newer there (Debian 12 ships 0.14, Debian 13 0.18); install a "
+                         "newer one first; nothing was run")
     if probed.free < needed:
         raise UsageError(f"{name}: {shown} has {probed.free} bytes free, the restore needs "
                          f"{needed}; nothing was run")

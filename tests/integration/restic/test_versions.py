@@ -113,6 +113,8 @@ def test_backup_copy_verify_and_recovery_work_with_this_pair_of_restic_versions(
     assert recovered.returncode == 0, recovered.stdout + recovered.stderr
     [job] = json.loads(recovered.stdout)["jobs"]
     assert job["result"] == "pass" and job["mismatches"] == []
+    # the target's restic (here the orchestrator's, a local target) is in the evidence
+    assert _evidence(ws, "recovery")[1]["target_restic_version"] == version_of(orchestrator)
 
     metrics = ws.run("metrics").stdout
     assert f'restic_version="{version_of(orchestrator)}"' in metrics

@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from backupctl.actions.recovery.target import Probed, Target, live_source, parse, refuse
+from backupctl.actions.recovery.target import (
+    Probed,
+    Target,
+    live_source,
+    parse,
+    probe,
+    refuse,
+)
 from backupctl.config.schema import Job
 from backupctl.errors import UsageError
+from backupctl.execute import Programs
+from backupctl.execute.fake import FakeRunner
+from backupctl.execute.local import LocalRunner
 
 
 @pytest.mark.parametrize(("text", "expected"), [
@@ -71,6 +83,8 @@ def test_the_jobs_own_source_is_recognised(to: str, live: list[str]) -> None:
     (Probed(True, True, False, 10**9, True), False, "not empty"),
     (Probed(False, False, True, 10**9, False), False, "restic is not installed"),
     (Probed(False, False, True, 10, True), False, "bytes free"),
+    (Probed(False, False, True, 10**9, True, "0.12.1"), False,
+     "restic 0.12.1 on local:/x is too old: the recovery needs restic 0.14 or newer there"),
 ])
 def test_refusals(probed: Probed, overwrite: bool, said: str) -> None:
     with pytest.raises(UsageError, match=said):
@@ -80,3 +94,26 @@ def test_refusals(probed: Probed, overwrite: bool, said: str) -> None:
 def test_a_non_empty_directory_is_accepted_with_overwrite() -> None:
     refuse(Probed(True, True, False, 10**9, True), parse("local:/x"), _job(), overwrite=True,
            needed=1000)
+
+
+def test_the_targets_restic_version_is_asked_and_a_supported_one_accepted() -> None:
+    runner = FakeRunner(host="backupctl@10.0.0.9:22")
+    runner.on("python3", stdout=b'{"exists": false, "dir": false, "free": 1000000000, '
+              b'"restic": true, "restic_version": "0.18.0"}')
+
+    probed = probe(runner, parse("ssh://10.0.0.9/srv/new"), job="emr", timeout=60)
+
+    assert probed.restic_version == "0.18.0"
+    assert runner.calls[0].words[-1] == "restic"  # the program the restore will start
+    refuse(probed, parse("ssh://10.0.0.9/srv/new"), _job(), overwrite=False, needed=1000)
+
+
+def test_the_probe_program_reports_the_version_of_the_restic_it_is_given(
+        tmp_path: Path) -> None:
+    fake = tmp_path / "restic"
+    fake.write_text("#!/bin/sh\necho 'restic 0.12.1 compiled with go1.16 on linux/amd64'\n")
+    fake.chmod(0o755)
+    probed = probe(Programs(LocalRunner(), {"restic": str(fake)}), parse(f"local:{tmp_path}/t"),
+                   job="emr", timeout=60)
+    assert probed.restic and probed.restic_version == "0.12.1"
+
