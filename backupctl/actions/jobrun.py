@@ -259,9 +259,10 @@ def job_session(ctx: Context, job: Job, kind: str, *,
     no run is started. `due_kind`: the schedule that decides, when not the run's kind
     (`verify-full` for `verify --mode full`)."""
     raise_if_cancelled()  # a stopped process (signal) starts nothing new
-    # restic older than 0.14 here: exit 1 naming it, before anything is started
+    # restic older than 0.14 here: backupctl is misconfigured, exit 2 naming it before any
+    # run is started (the job's runs stay as they were, so its staleness alerts fire)
     versions.refuse_old(ctx.restic_version, job=job.name, where="the orchestrator",
-                        binary=program(ctx.local, RESTIC))
+                        binary=program(ctx.local, RESTIC), orchestrator=True)
     due_kind = due_kind or kind
     with job_scope(), ctx.job_locks.hold(job.name, kind=kind):
         recovered = recover(ctx, job)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 
-from backupctl.errors import Reason, ResticError
+from backupctl.errors import Reason, ResticError, UsageError
 from backupctl.execute import Runner, program
 from backupctl.restic.run import installed_version
 
@@ -32,16 +32,20 @@ def at_least(version: str, wanted: tuple[int, ...]) -> bool:
     return found is not None and found >= wanted
 
 
-def refuse_old(version: str, *, job: str, where: str, binary: str) -> None:
-    """ResticError (exit 1) when `version` is older than 0.14 (`unknown` passes here: a
-    restic that does not run fails the command that needs it, naming it)."""
+def refuse_old(version: str, *, job: str, where: str, binary: str,
+               orchestrator: bool = False) -> None:
+    """ResticError (exit 1: the job's host, a failed run) when `version` is older than 0.14;
+    on the `orchestrator` a UsageError (exit 2: backupctl itself is misconfigured, no run is
+    started or recorded). `unknown` passes here: a restic that does not run fails the
+    command that needs it, naming it."""
     if numbers(version) is not None and not at_least(version, MINIMUM):
-        raise ResticError(
+        error = UsageError if orchestrator else ResticError
+        raise error(
             f"{job}: restic {version} on {where} ({binary}) is too old: backupctl needs "
             f"restic {'.'.join(map(str, MINIMUM))} or newer (Debian 12 ships 0.14, Debian 13 "
             "0.18). Install a newer restic there, or give the path of one (host.restic in "
-            "the job file; `restic` in the configuration for the orchestrator)",
-            reason=Reason.CONFIG)
+            "the job file; `restic` in the configuration for the orchestrator)"
+            + ("; nothing was run" if orchestrator else ""), reason=Reason.CONFIG)
 
 
 def require(runner: Runner, *, job: str) -> str:

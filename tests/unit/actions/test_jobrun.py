@@ -12,7 +12,7 @@ from backupctl.actions.context import Context
 from backupctl.actions.jobrun import job_run, recover, recover_if_idle
 from backupctl.actions.results import RunResult
 from backupctl.config.schema import Job
-from backupctl.errors import CommandFailed, DataError, LockHeld, ResticError
+from backupctl.errors import CommandFailed, DataError, LockHeld, UsageError
 from backupctl.evidence import chain
 from backupctl.execute import Cancelled
 from backupctl.execute.fake import FakeRunner
@@ -215,8 +215,9 @@ def test_an_orchestrator_restic_older_than_0_14_starts_nothing(tmp_path: Path) -
     ctx, job = make_context(tmp_path, local=local)
     local.on("version", stdout=b"restic 0.12.1 compiled with go1.18\n")
 
-    with pytest.raises(ResticError) as raised, job_run(ctx, job, "verify", VerifyDetails):
+    with pytest.raises(UsageError) as raised, job_run(ctx, job, "verify", VerifyDetails):
         raise AssertionError("the body ran")
 
     assert "restic 0.12.1 on the orchestrator (restic) is too old" in str(raised.value)
-    assert raised.value.status is ExitStatus.FAILED and _rows(ctx) == []
+    assert str(raised.value).endswith("nothing was run")
+    assert raised.value.status is ExitStatus.USAGE and _rows(ctx) == []

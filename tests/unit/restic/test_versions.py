@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from backupctl.errors import ResticError
+from backupctl.errors import ResticError, UsageError
 from backupctl.execute import Programs
 from backupctl.execute.fake import FakeRunner
 from backupctl.restic import versions
@@ -48,5 +48,8 @@ def test_a_host_without_restic_is_refused() -> None:
 
 def test_refuse_old_lets_an_unknown_version_pass() -> None:
     versions.refuse_old("unknown", job="j", where="the orchestrator", binary="restic")
-    with pytest.raises(ResticError, match=r"restic 0\.13\.1 on the orchestrator"):
-        versions.refuse_old("0.13.1", job="j", where="the orchestrator", binary="restic")
+    with pytest.raises(ResticError, match=r"restic 0\.13\.1 on backup@emr:22"):
+        versions.refuse_old("0.13.1", job="j", where="backup@emr:22", binary="restic")
+    with pytest.raises(UsageError, match=r"restic 0\.13\.1 on the orchestrator"):
+        versions.refuse_old("0.13.1", job="j", where="the orchestrator", binary="restic",
+                            orchestrator=True)
