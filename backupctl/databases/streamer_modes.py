@@ -9,7 +9,7 @@ import json
 import os
 import subprocess
 import sys
-from typing import Any, Callable, Dict, Iterator, List, Optional  # noqa: F401 (type comments)
+from typing import Any, Callable, Dict, Iterator, List, Optional
 
 if __name__ != "__main__":  # imported; sent as one program, these are already defined
     from backupctl.databases.streamer import (
@@ -114,14 +114,15 @@ def restore_pgdump(head: Dict[str, Any], deadline: Deadline) -> Dict[str, Any]:
     """(on a replacement server: restore --databases) restic dump → SHA-256 → pg_restore
     into the new, empty database `dsn` names (no password in it: ~/.pgpass or peer)."""
     return pipe_pgdump(head, deadline, ["--no-owner", "--no-privileges", "--no-password",
-                                        "--dbname=" + head["dsn"]])
+                                        "--dbname=" + head["dsn"]], ["--no-lock"])
 
 
-def pipe_pgdump(head: Dict[str, Any], deadline: Deadline,
-                options: List[str]) -> Dict[str, Any]:
-    """restic dump → SHA-256 → pg_restore OPTIONS reading the archive from its stdin."""
+def pipe_pgdump(head: Dict[str, Any], deadline: Deadline, options: List[str],
+                reading: Optional[List[str]] = None) -> Dict[str, Any]:
+    """restic dump → SHA-256 → pg_restore OPTIONS reading the archive from its stdin
+    (`reading`: restic's own options, e.g. --no-lock for a repository served read-only)."""
     argv, fds = restic_base(head)
-    argv += ["--no-cache", "dump", head["snapshot"], head["path"]]
+    argv += ["--no-cache"] + (reading or []) + ["dump", head["snapshot"], head["path"]]
     try:
         restic = subprocess.Popen(argv, stdin=DEVNULL, stdout=PIPE, stderr=PIPE,
                                   pass_fds=fds)

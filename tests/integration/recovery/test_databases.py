@@ -46,7 +46,7 @@ def clinic(postgres: Postgres) -> Iterator[tuple[str, str]]:
     _psql(postgres, f"DROP ROLE IF EXISTS {role}")
 
 
-def test_databases_come_back_into_the_targets_postgresql_proven_and_never_over_one(
+def test_databases_come_back_into_the_targets_postgresql_proven_never_over_one_and_drilled(
         workspace: Workspace, replacement: Sshd, postgres: Postgres, tmp_path: Path,
         clinic: tuple[str, str]) -> None:
     source, role = clinic
@@ -89,3 +89,17 @@ def test_databases_come_back_into_the_targets_postgresql_proven_and_never_over_o
     assert f"{restored} already exist" in again.stderr and "nothing was run" in again.stderr
     assert not (tmp_path / "again").exists()
     assert len(rows(workspace, "SELECT id FROM runs WHERE kind = 'recovery'")) == 1
+
+    # the same onto a spare server as a drill, once the first copy is out of the way
+    _psql(postgres, f'DROP DATABASE "{restored}" WITH (FORCE)')
+    drilled = workspace.run("drill", "emr", "--to", ssh_target(replacement, tmp_path / "spare"),
+                            "--identity", str(replacement.identity), "--snapshot", "latest",
+                            "--databases", "--target-dsn", target_dsn, "--yes", "--json")
+
+    assert drilled.returncode == 0, drilled.stdout + drilled.stderr
+    [drill] = json.loads(drilled.stdout)["jobs"]
+    assert drill["target_kind"] == "replacement" and drill["result"] == "pass"
+    [step] = [s for s in drill["steps"] if s["name"].startswith("database ")]
+    assert step["name"] == f"database {name} → {restored} on the target"
+    assert step["result"] == "pass" and drill["databases"][0]["result"] == "proven"
+    assert _psql(postgres, "SELECT count(*) FROM 患者", dbname=restored) == "500"
