@@ -4,15 +4,15 @@ Per copy, each recorded as a run of kind `copy` (repository = copy name) with ev
 1. offline copy on a local path: is the medium attached, and which one (actions/media.py)?
    Not attached → this copy fails (exit 1) with a clear message; the others continue;
 2. `restic copy` (`--repo` the copy, `--from-repo` the primary; both passwords on pipes);
+   S3 Object Lock copies, right after the upload: every object the copy needs keeps its
+   lock `min_days` ahead (actions/objectlock/extend.py), recorded in the copy's details;
 3. `seal: chattr`: `chattr +i` every file except `locks/`;
 4. every primary snapshot (files and database dumps) must now be in the copy (by snapshot
    time), else the copy failed;
 5. the generation policy: `forget --prune` on offline copies (unless a ransomware tripwire
    froze pruning); never on immutable copies (reported instead);
 6. the generation assertion (actions/generations.py): lost snapshots → exit 3;
-7. S3 Object Lock copies: every object the copy needs keeps its lock `min_days` ahead
-   (actions/objectlock/extend.py), recorded in the copy's details;
-8. immutable copies: the immutability probe (actions/probe.py; S3 Object Lock copies:
+7. immutable copies: the immutability probe (actions/probe.py; S3 Object Lock copies:
    actions/objectlock/checks.py), a run of kind `probe`; not refused → exit 3.
 The primary's generations are assessed too (a primary that lost snapshots → exit 3).
 """
@@ -336,8 +336,10 @@ def extend_locks(plan: CopyPlan, done: Copied) -> Copied:
                      "request(s))", locks=extended)
 
 
-STEPS = (attach, copy_snapshots, anchor_evidence, seal, check_complete, prune, assess,
-         extend_locks)
+# The lock extension right after the upload: what the copy holds stays locked even when a
+# later step finds it incomplete or short of generations.
+STEPS = (attach, copy_snapshots, anchor_evidence, extend_locks, seal, check_complete, prune,
+         assess)
 
 
 def pipeline(plan: CopyPlan) -> tuple[Copied, Outcome]:

@@ -166,11 +166,10 @@ class SshRunner:
             timeout: float | None = None, stdout_sink: StdoutSink | None = None,
             env: dict[str, str] | None = None,
             stderr_watch: StderrWatch | None = None) -> Result:
-        words, secret_env = split_env(argv)
-        if env or secret_env:
+        if env:
             raise UsageError("environment variables are not sent over SSH (they would be "
                              "visible on the remote command line)")
-        command, stdin = remote_command(words, stdin)
+        command, stdin = remote_command(argv, stdin)
         return self._exec(command, display(argv), stdin=stdin, timeout=timeout,
                           stdout_sink=stdout_sink, stderr_watch=stderr_watch)
 
@@ -293,12 +292,17 @@ except OSError as exc:
 """
 
 
-def remote_command(argv: Sequence[str | SecretFile],
+def remote_command(command_argv: Sequence[Arg],
                    stdin: bytes | None) -> tuple[str, bytes | None]:
     """The shell command line and stdin that run argv on the server with its secrets.
 
     One secret and no input: the secret is the command's stdin (`/dev/stdin`). More secrets,
-    or a secret and input: the launcher above (python3 is required on servers anyway)."""
+    or a secret and input: the launcher above (python3 is required on servers anyway). A
+    SecretEnv is refused: a remote environment is set on the command line."""
+    argv, secret_env = split_env(command_argv)
+    if secret_env:
+        raise UsageError("environment variables are not sent over SSH (they would be "
+                         "visible on the remote command line)")
     secrets = [a.secret.reveal().encode() + b"\n" for a in argv if isinstance(a, SecretFile)]
     if not secrets:
         return shlex.join(str(a) for a in argv), stdin
