@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, select
+from sqlalchemy import Connection, bindparam, case, func, select
 
 from backupctl.state.schema import proof_trees, proofs, runs
 
@@ -176,3 +176,15 @@ def standing(fresh: Freshness, *, window: int, now: datetime) -> Standing:
     met = age is None or age <= window
     return Standing(window, fresh.files, fresh.unproven, fresh.oldest_proof,
                     fresh.oldest_unproven, age, met)
+
+
+def directory_files(conn: Connection, job: str, directory: str) -> tuple[int, int]:
+    """(files under `directory`, of them in its subdirectories) in the newest snapshot: a
+    range of the (job, path) index, not a scan."""
+    p = proofs.c
+    prefix = directory.rstrip("/") + "/"
+    escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    deeper = p.path.like(escaped + "%/%", escape="\\")
+    row = conn.execute(select(func.count(), func.count(case((deeper, 1)))).where(
+        p.job == job, p.path >= prefix, p.path < prefix[:-1] + "0")).one()
+    return int(row[0]), int(row[1])

@@ -97,6 +97,36 @@ def with_due(ctx: Context, job: Job, repo: Repo, refs: References) -> References
     return replace(refs, refs=refs.refs + extra)
 
 
+# A directory with at least this many of a run's files, all of them directly in it (no
+# subdirectory) and at least half of its files, is restored whole: restic 0.14 matches every
+# file it walks against every --include, so a due share of 33 000 files as single patterns
+# would cost hours on a tree of a million; the files not chosen are restored, not hashed.
+DENSE = 64
+
+
+def includes(ctx: Context, job: Job, refs: References) -> list[str]:
+    """What the quick verify restores: `refs.paths`, with dense directories as one
+    pattern each (prove_within only: the state knows the tree)."""
+    paths = refs.paths
+    if job.verify.prove_within is None or len(paths) < DENSE:
+        return paths
+    by_dir: dict[str, int] = {}
+    for ref in refs.refs:
+        if ref.on_disk == ref.path and NOT_UTF8 not in ref.path:
+            parent = ref.path.rpartition("/")[0]
+            by_dir[parent] = by_dir.get(parent, 0) + 1
+    dense = [d for d, n in by_dir.items() if n >= DENSE and d]
+    if not dense:
+        return paths
+    whole: set[str] = set()
+    with ctx.store.read() as conn:
+        for directory in dense:
+            files, deeper = proofs.directory_files(conn, job.name, directory)
+            if not deeper and files <= 2 * by_dir[directory]:
+                whole.add(directory)
+    return [p for p in paths if p.rpartition("/")[0] not in whole] + sorted(whole)
+
+
 def proven(tested: Tested) -> list[tuple[str, int, str]]:
     """(path, size, sha256) of the references that came back and matched. A name that is
     not UTF-8 counts only when every mismatch names another reference (a mismatch shows a

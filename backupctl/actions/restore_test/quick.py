@@ -84,7 +84,8 @@ def _restore_and_hash(ctx: Context, runner: Counting, job: Job, repo: Repo,
     root = scratch.make(ctx.config.settings.scratch_dir, job.name, "quick")
     try:
         restored = restore(runner, repo, root, job=job.name, snapshot=snapshot,
-                           includes=refs.paths, latest_of_host=latest, timeout=ctx.timeout)
+                           includes=freshness.includes(ctx, job, refs), latest_of_host=latest,
+                           timeout=ctx.timeout)
         compared = compare(root, refs.refs)
     finally:
         scratch.wipe(root)

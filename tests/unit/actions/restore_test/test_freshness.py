@@ -1,0 +1,65 @@
+"""The quick verify's due files and what it restores (proof freshness, SPEC §12)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from backupctl.actions import repo as repos
+from backupctl.actions.context import Context
+from backupctl.actions.restore_test import freshness
+from backupctl.actions.restore_test.snapshot import Reference, References
+from backupctl.state import proofs
+from tests.unit.actions.conftest import make_context
+
+T0 = "2026-12-01T00:00:00.000000+00:00"
+M = "2026-11-01T00:00:00.000000000+00:00"
+SHA = "a" * 64
+
+
+def _tree(ctx: Context, paths: list[str]) -> None:
+    with ctx.store.transaction() as conn:
+        proofs.apply(conn, "emr", snapshot_id="s1", remove=[], add=[
+            {"path": p, "size": 1, "mtime": M, "sha256": SHA, "seen_at": T0,
+             "proven_at": None} for p in paths], files=len(paths), changed=len(paths),
+            untracked=0, at=T0)
+
+
+def _refs(paths: list[str]) -> References:
+    return References("s1", tuple(Reference(p, 1, SHA) for p in paths), (), None)
+
+
+def test_dense_leaf_directories_are_restored_whole(tmp_path: Path) -> None:
+    ctx, job = make_context(tmp_path, verify={"prove_within": "30d"})
+    dense = [f"/srv/a/f{i:03d}" for i in range(100)]
+    half = [f"/srv/b/f{i:03d}" for i in range(200)]
+    nested = [f"/srv/c/f{i:03d}" for i in range(100)] + ["/srv/c/sub/x"]
+    sparse = [f"/srv/d/f{i:03d}" for i in range(10)]
+    _tree(ctx, dense + half + nested + sparse)
+    chosen = dense + half[:100] + nested[:100] + sparse[:3]
+
+    restored = freshness.includes(ctx, job, _refs(chosen))
+
+    # /srv/a: all of it; /srv/b: half of it; /srv/c has a subdirectory; /srv/d: too few
+    assert restored == nested[:100] + sparse[:3] + ["/srv/a", "/srv/b"]
+
+
+def test_without_prove_within_every_file_is_its_own_include(tmp_path: Path) -> None:
+    ctx, job = make_context(tmp_path)
+    paths = [f"/srv/a/f{i:03d}" for i in range(100)]
+    _tree(ctx, paths)
+    assert freshness.includes(ctx, job, _refs(paths)) == paths
+
+
+def test_due_files_join_the_manifest_only_for_the_snapshot_the_state_mirrors(
+        tmp_path: Path) -> None:
+    ctx, job = make_context(tmp_path, verify={"prove_within": "30d"},
+                            schedule={"backup": "*-*-* 02:00:00", "verify": "*-*-* 04:00:00"})
+    _tree(ctx, [f"/srv/f{i:02d}" for i in range(60)])
+    primary = repos.named(job, repos.PRIMARY)
+    refs = freshness.with_due(ctx, job, primary, _refs(["/srv/f00"]))
+    # 60 files / 30 daily runs = 2, plus up to 2 more for the 60 new files: 4 due files
+    # beside the manifest's one (which may be among them)
+    assert refs.refs[0].path == "/srv/f00" and len(refs.refs) in (4, 5)
+    assert len({r.path for r in refs.refs}) == len(refs.refs)
+    other = References("s0", (Reference("/srv/f00", 1, SHA),), (), None)
+    assert freshness.with_due(ctx, job, primary, other) == other
