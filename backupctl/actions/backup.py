@@ -43,7 +43,7 @@ from backupctl.errors import (
 )
 from backupctl.execute import Result, Runner, program, tail
 from backupctl.restic import commands as restic
-from backupctl.restic import parse, versions
+from backupctl.restic import parse, reach, versions
 from backupctl.restic import run as restic_run
 from backupctl.restic.codes import ResticExit
 from backupctl.restic.commands import RESTIC
@@ -351,7 +351,11 @@ def backup(ctx: Context, job: Job) -> BackupResult:
 
 def pipeline(ctx: Context, job: Job, runner: Runner, *, unlock: bool) -> Done:
     try:  # the host's restic first: one older than 0.14 (or none) runs nothing
-        version = versions.require(runner, job=job.name)
+        version = versions.require(runner, job=job.name, known=ctx.restic_version if (
+            job.host.is_local and program(runner, RESTIC) == program(ctx.local, RESTIC))
+            else None)  # a local job's restic is the orchestrator's: asked once, cached
+        if (guard := reach.bounded(runner)) is not None:
+            guard.know(version)
     except BackupctlError as exc:
         return Done(Outcome().failed(exc), Taken())
     before = hooks(runner, job, "before", timeout=ctx.timeout)

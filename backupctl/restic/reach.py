@@ -138,6 +138,10 @@ class Bounded:
         return self.runner.run(argv, stdin=stdin, timeout=timeout, stdout_sink=stdout_sink,
                                env=env, stderr_watch=stderr_watch)
 
+    def know(self, version: str) -> None:
+        """restic's version here, learnt elsewhere (the orchestrator's cached one)."""
+        self._version = version
+
     def version(self) -> str:
         if self._version is None:
             if self._ask_version is not None:

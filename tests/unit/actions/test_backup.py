@@ -461,3 +461,15 @@ def test_a_suspicious_run_keeps_its_snapshot(env: Env, monkeypatch: pytest.Monke
 def _subcommand(call: Call) -> str:
     words = [w for w in call.words if w != "--no-cache"]
     return words[words.index("--password-file") + 2] if "--password-file" in words else words[1]
+
+
+def test_a_local_jobs_restic_version_is_the_orchestrators_cached_one(env: Env) -> None:
+    """A local job's restic is the orchestrator's: its cached version stands in for a
+    `restic version` on the host (one process start saved per backup, issue #25)."""
+    env.remote.on("backup", stdout=SUMMARY)
+
+    result, ctx = env.run(host={"address": "local"})
+
+    assert result.status is ExitStatus.OK, result.error
+    assert not env.remote.commands("version")
+    assert result.details.host_restic_version == ctx.restic_version
