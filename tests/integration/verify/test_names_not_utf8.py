@@ -20,6 +20,8 @@ from .conftest import backup, run_json
 
 KARTE = "カルテ.txt".encode("cp932")  # b"\x83J\x83\x8b\x83e.txt"
 FOLDER = "患者".encode("cp932")
+# b"\x83\\\x95\\[1].txt": cp932's second bytes include `\` and `[`, restic's glob characters
+FIVE_C = "ソ表[1].txt".encode("cp932")
 SHOWN = "\\x83J\\x83\\x8b\\x83e.txt"  # how reports name it: escaped, readable, valid UTF-8
 __all__ = ["restic_014", "restic_018"]  # the fixtures, for getfixturevalue
 
@@ -30,7 +32,8 @@ def _source(ws: Workspace, name: str) -> Path:
     folder = os.fsencode(src) + b"/" + FOLDER
     os.makedirs(folder)
     for path, data in ((folder + b"/" + KARTE, os.urandom(3 * 1024 * 1024)),
-                       (os.fsencode(src) + b"/" + KARTE, b"a patient's record\n" * 50)):
+                       (os.fsencode(src) + b"/" + KARTE, b"a patient's record\n" * 50),
+                       (os.fsencode(src) + b"/" + FIVE_C, b"table\n")):
         with open(path, "wb") as handle:
             handle.write(data)
     return src
@@ -53,16 +56,16 @@ def test_a_cp932_name_is_proven_by_its_bytes_in_quick_and_full_verify(
            host={"restic": str(binary)})
     made = backup(ws, "names")
     assert made["manifest"]["unverifiable_count"] == 0
-    assert made["manifest"]["references"] == 2, made["manifest"]
+    assert made["manifest"]["references"] == 3, made["manifest"]
     rows = _manifest_rows(ws)
     assert all("\ufffd" in path and raw and state == "ok" for path, raw, state in rows), rows
 
     for mode in ("quick", "full"):
         code, result, stderr = run_json(ws, "verify", "names", "--mode", mode)
         assert code == 0, (mode, result, stderr)
-        assert result["files_checked"] == 2 and result["unverifiable"] == [], result
+        assert result["files_checked"] == 3 and result["unverifiable"] == [], result
         assert result["mismatches"] == [] and result["coverage"] == "1.000000"
-    assert result["files_restored"] == 2 and result["restic_invocations"] == 2, \
+    assert result["files_restored"] == 3 and result["restic_invocations"] == 2, \
         "counted by the backup's listing digest, the names that are not UTF-8 in it"
 
     flip_byte_in_largest_pack(ws.root / "repos" / "names")  # the big cp932 file's data
