@@ -191,8 +191,9 @@ def _no_answers_possible() -> bool:
     return (stdin.st_dev, stdin.st_ino) == (null.st_dev, null.st_ino)
 
 
-def _onto(to: str | None, *, target: Path | None, source: str, snapshot: str | None,
-          identity: Path | None, databases: bool, target_dsn: str) -> plans.Request | None:
+def _onto(to: str | None, *, job: str, target: Path | None, source: str,
+          snapshot: str | None, identity: Path | None, databases: bool,
+          target_dsn: str) -> plans.Request | None:
     """drill --to: the recovery's request (TARGET parsed strictly: exit 2, nothing run)."""
     if to is None:
         if identity is not None or databases or target_dsn != DEFAULT_DSN:
@@ -201,8 +202,10 @@ def _onto(to: str | None, *, target: Path | None, source: str, snapshot: str | N
     if target is not None or source != repos.PRIMARY:
         raise UsageError("--to rehearses the recovery from the primary repository onto a "
                          "spare server; it goes with neither --target nor --from")
-    return plans.Request(targets.parse(to), snapshot=snapshot or plans.PROVEN,
-                         identity=identity, databases=databases, target_dsn=target_dsn)
+    request = plans.Request(targets.parse(to), snapshot=snapshot or plans.PROVEN,
+                            identity=identity, databases=databases, target_dsn=target_dsn)
+    plans.check_request(request, job=job)
+    return request
 
 
 def _drill_onto(ctx: Context, job: Job, ui: drill_action.DrillUI,
@@ -254,8 +257,8 @@ def drill(
     """Restore drill, step by step: restore, verify, checks, manual steps; timed, recorded."""
     config = load()
     selected = one(config, job)
-    onto = _onto(to, target=target, source=source, snapshot=snapshot, identity=identity,
-                 databases=databases, target_dsn=target_dsn)
+    onto = _onto(to, job=job, target=target, source=source, snapshot=snapshot,
+                 identity=identity, databases=databases, target_dsn=target_dsn)
     if not yes and _no_answers_possible():
         raise UsageError(f"{job}: the drill asks the operator questions but stdin is /dev/null "
                          "(systemd, cron); use --yes (manual steps are then recorded as not "

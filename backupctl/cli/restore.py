@@ -154,7 +154,7 @@ def restore(
     request = plans.Request(targets.parse(to), snapshot=snapshot, paths=tuple(path or ()),
                             overwrite=overwrite, identity=identity, databases=databases,
                             target_dsn=target_dsn)
-    plans.check_paths(request.paths, job=job)
+    plans.check_request(request, job=job)
     if dry_run:
         show_plans("restore", {job: plans.describe(selected, request)}, as_json=as_json)
         return

@@ -72,6 +72,13 @@ def check_paths(paths: tuple[str, ...], *, job: str) -> None:
                              "snapshot (as `restic ls` shows it)")
 
 
+def check_request(request: Request, *, job: str) -> None:
+    """What the command line alone can get wrong (exit 2 before anything is contacted)."""
+    check_paths(request.paths, job=job)
+    if request.target_dsn != DEFAULT_DSN and not request.databases:
+        raise UsageError(f"{job}: --target-dsn goes with --databases; nothing was run")
+
+
 def choose(ctx: Context, job: Job, repo: Repo, wanted: str) -> SnapshotRef:
     """`proven` (the newest snapshot a full verify passed that is still in the repository),
     `latest` (the newest of the job's file snapshots), or an id."""
@@ -117,7 +124,7 @@ def open_target(ctx: Context, job: Job, request: Request) -> tuple[Target, Path 
 def prepare(ctx: Context, job: Job, request: Request, runner: Runner,
             target: Target, identity: Path | None) -> Prepared:
     """Choose and list the snapshot, look at the target; every refusal is exit 2."""
-    check_paths(request.paths, job=job.name)
+    check_request(request, job=job.name)
     repo = repos.primary(job)
     snap = choose(ctx, job, repo, request.snapshot)
     tree = nodes(ctx.local, repo, snap.id, job=job.name, paths=list(request.paths),

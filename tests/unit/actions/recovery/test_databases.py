@@ -70,3 +70,11 @@ def test_the_dry_run_plan_says_what_databases_would_do_on_the_target() -> None:
     assert "CREATE DATABASE <name>_restored" in line and "user=restorer" in line
     assert not any("pg_restore" in x for x in plans.describe(
         _job(PG), plans.Request(parse("ssh://root@new/srv/r"))))
+
+
+def test_a_target_dsn_without_databases_is_refused_before_anything_is_contacted() -> None:
+    request = plans.Request(parse("ssh://root@new/srv/r"), target_dsn="user=x dbname=y")
+    with pytest.raises(UsageError, match="--target-dsn goes with --databases"):
+        plans.check_request(request, job="emr")
+    plans.check_request(plans.Request(parse("ssh://root@new/srv/r"), databases=True,
+                                      target_dsn="user=x dbname=y"), job="emr")
