@@ -8,7 +8,7 @@ A bucket's Object Lock is checked, never trusted, with the copy's own credential
 | `object-lock` | GetObjectLockConfiguration says Enabled |
 | `default-retention-mode` | the default retention's mode is the configured one |
 | `default-retention-days` | the default retention is at least `min_days` |
-| `newest-object-retention` | the newest object, as uploaded, is locked past start + min_days |
+| `newest-object-retention` | the newest object is locked min_days from its upload |
 | `needed-objects-retention` | after the lock extension no needed object is locked for less |
 | `version-delete` | deleting a probe object's version (DeleteObject with VersionId) is refused |
 | `governance-bypass` | governance: the same with the bypass header is refused |
@@ -26,6 +26,7 @@ import hashlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from backupctl.actions.objectlock.client import Bucket, error_code
 from backupctl.actions.objectlock.extend import Extended
@@ -61,6 +62,7 @@ class Probing:
             return None
 
 
+UPLOAD_SLACK = timedelta(hours=1)
 NOT_CONFIGURED = ("ObjectLockConfigurationNotFoundError", "NoSuchObjectLockConfiguration")
 
 
@@ -104,9 +106,12 @@ def object_checks(p: Probing, extended: Extended) -> None:
         p.unasked.append(f"newest-object-retention: {newest.key}: {newest.problem}")
     else:
         held = iso(newest.until) if newest.until else "not locked"
-        p.check("newest-object-retention", newest.until is not None and
-                newest.until >= extended.horizon,
-                f"{newest.key} (uploaded {iso(newest.modified)}): {held}, needed {horizon}")
+        # From its upload (a copy that uploaded nothing new checks the newest it has); the
+        # server stamps the retention when the upload starts, the time when it ends.
+        needed = newest.modified + timedelta(days=p.lock.min_days) - UPLOAD_SLACK
+        p.check("newest-object-retention", newest.until is not None and newest.until >= needed,
+                f"{newest.key} (uploaded {iso(newest.modified)}): {held}, needed "
+                f"{p.lock.min_days} day(s) from its upload")
     record = extended.record
     p.check("needed-objects-retention", extended.short == 0,
             f"{record.objects} object(s), {record.extended} extended to {record.until}; "

@@ -3,7 +3,7 @@ version's delete, lets any bypass header through, and does not refuse shortening
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from backupctl.actions import objectlock
@@ -69,3 +69,17 @@ def test_an_unreachable_endpoint_is_never_a_pass(tmp_path: Path) -> None:
     found, _checks = checks.probe("gone", bucket, copy.object_lock, None)
     assert found.status is ExitStatus.FAILED and not found.ok
     assert "could not be proven" in (found.error or "")
+
+
+def test_a_copy_that_uploaded_nothing_new_checks_its_newest_object_from_its_upload(
+        tmp_path: Path, mocked_s3: None) -> None:
+    """Days after the upload (nothing new copied): the newest object was locked min_days
+    from its upload, which is what the bucket's default retention promises."""
+    copy = make_copy(tmp_path, "quiet", min_days=2)
+    s3 = make_bucket(copy, days=5)
+    s3.put_object(Bucket="quiet", Key="repo/config", Body=b"c")
+    later = NOW + timedelta(days=4)  # past the lock the upload got: 5 days
+    extended = objectlock.extend_locks(copy, started=later, now=later)
+    found, checked = objectlock.probe(copy, extended)
+    assert {c.name: c.ok for c in checked}["newest-object-retention"] is True
+    assert found.ok, found.error
