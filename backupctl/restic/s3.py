@@ -25,6 +25,7 @@ from backupctl.secrets import private_file_problem
 KEY_ID = "AWS_ACCESS_KEY_ID"
 SECRET_KEY = "AWS_SECRET_ACCESS_KEY"  # noqa: S105 (a variable name, not a secret)
 REGION = "AWS_DEFAULT_REGION"
+SESSION_TOKEN = "AWS_SESSION_TOKEN"  # noqa: S105 (a variable name, not a secret)
 ENDPOINT = "AWS_ENDPOINT_URL"  # optional: the probes' endpoint when the URL's differs
 NAMES = (KEY_ID, SECRET_KEY, REGION, ENDPOINT)
 DEFAULT_REGION = "us-east-1"  # what restic (minio-go) and boto3 assume without one
@@ -74,9 +75,12 @@ class Credentials:
     endpoint: str | None = None
 
     def env(self) -> SecretEnv:
-        """restic's environment: the keys and the region (minio-go asks for one)."""
+        """restic's environment: the keys and the region (minio-go asks for one); a session
+        token the orchestrator's own environment may hold is emptied (it belongs to other
+        keys and would spoil these)."""
         return SecretEnv(((KEY_ID, self.key_id), (SECRET_KEY, self.secret_key),
-                          (REGION, Secret(self.region))), label="s3 credentials")
+                          (REGION, Secret(self.region)), (SESSION_TOKEN, Secret(""))),
+                         label="s3 credentials")
 
 
 def credentials_problem(path: Path) -> str | None:

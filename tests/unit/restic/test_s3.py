@@ -68,5 +68,5 @@ def test_commands_for_a_registered_url_carry_the_keys_in_the_environment(
     assert argv[:2] == ["--repo", url] and len(env) == 1
     assert {k: v.reveal() for k, v in env[0].values} == {
         "AWS_ACCESS_KEY_ID": "AKIA2", "AWS_SECRET_ACCESS_KEY": SECRET,
-        "AWS_DEFAULT_REGION": "ap-northeast-1"}
+        "AWS_DEFAULT_REGION": "ap-northeast-1", "AWS_SESSION_TOKEN": ""}
     assert SECRET not in " ".join(str(a) for a in argv)
