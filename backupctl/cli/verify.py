@@ -69,7 +69,8 @@ def _database(db: DatabaseProof) -> str:
     else:
         line = (f"database {db.name}: dump SHA-256 "
                 f"{'matches' if db.sha256_match else 'DIFFERS'}, {db.tables_checked} "
-                "table(s) listed")
+                "table(s) listed" + (f", {db.schema_checked} schema object(s) listed"
+                                     if db.schema_checked is not None else ""))
     if db.checks:
         passed = sum(1 for c in db.checks if c.passed)
         line += f", {passed}/{len(db.checks)} check(s) passed"

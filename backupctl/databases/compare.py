@@ -160,6 +160,55 @@ def tables_without_data(tables: Mapping[str, int], toc: str) -> list[TableCount]
     return missing
 
 
+# How pg_restore --list names each kind of the fingerprint: `DESC SCHEMA [TABLE] NAME OWNER`.
+# A check constraint is part of its table's CREATE TABLE (no entry of its own), so only a
+# restore shows whether it came back.
+_TOC_DESC = {"index": "INDEX", "primary key": "CONSTRAINT", "unique constraint": "CONSTRAINT",
+             "exclusion constraint": "CONSTRAINT", "foreign key": "FK CONSTRAINT",
+             "trigger": "TRIGGER", "sequence": "SEQUENCE"}
+_TOC_ENTRY = re.compile(r"^\d+; \d+ \d+ (.*)$")
+
+
+def unquote_ident(name: str) -> str:
+    """`"患者_pkey"` → `患者_pkey` (quote_ident's quoting undone)."""
+    if len(name) >= 2 and name[0] == name[-1] == '"':
+        return name[1:-1].replace('""', '"')
+    return name
+
+
+def toc_prefix(obj: SchemaObject) -> str | None:
+    """The start of the object's entry in `pg_restore --list`, or None (no entry of its own:
+    a check constraint; or a kind this version does not know)."""
+    desc = _TOC_DESC.get(obj.kind)
+    if desc is None:
+        return None
+    try:
+        schema, table = parse_qualified(obj.name if obj.kind == "sequence" else obj.table)
+    except ValueError:
+        return None
+    if obj.kind == "sequence":
+        return f"{desc} {schema} {table} "
+    if obj.kind == "index":
+        return f"{desc} {schema} {unquote_ident(obj.name)} "
+    return f"{desc} {schema} {table} {unquote_ident(obj.name)} "
+
+
+def schema_not_in_toc(schema: Iterable[SchemaObject], toc: str
+                      ) -> tuple[int, list[SchemaMismatch]]:
+    """(objects looked for, those without an entry) of the backup's fingerprint in the dump's
+    table of contents: the quick verify's view of the schema (check constraints need a
+    restore)."""
+    entries = [m.group(1) + " " for line in toc.splitlines() if (m := _TOC_ENTRY.match(line))]
+    looked, missing = 0, []
+    for obj in sorted(schema, key=lambda o: o.key):
+        if (prefix := toc_prefix(obj)) is None:
+            continue
+        looked += 1
+        if not any(e.startswith(prefix) for e in entries):
+            missing.append(SchemaMismatch(*obj.key, "not in the dump"))
+    return looked, missing
+
+
 def toc_header(toc: str, key: str) -> str | None:
     """A `;     Key: value` header line of `pg_restore --list` (e.g. "Dumped from …")."""
     for line in toc.splitlines():

@@ -93,17 +93,20 @@ def describe_object(kind: str, table: str, name: str) -> str:
 @dataclass(frozen=True, config=_CONFIG)
 class SchemaMismatch:
     """An object of the backup's schema fingerprint the restored copy lacks (`missing`), has
-    with another definition (`definition`), or has beyond it (`unexpected`)."""
+    with another definition (`definition`), or has beyond it (`unexpected`); or, in a quick
+    proof, one the dump's table of contents lacks (`not in the dump`)."""
 
     kind: str
     table: str
     name: str
-    reason: str  # missing | definition | unexpected
+    reason: str  # missing | definition | unexpected | not in the dump
 
     def describe(self, database: str) -> str:
         what = describe_object(self.kind, self.table, self.name)
         if self.reason == "missing":
             return f"database {database}, {what}: missing from the restored database"
+        if self.reason == "not in the dump":
+            return f"database {database}, {what}: the dump holds no definition of it"
         if self.reason == "definition":
             return (f"database {database}, {what}: restored with another definition than the "
                     "backup recorded")
@@ -180,8 +183,9 @@ class DatabaseProof:
     local_version: str | None = None  # the PostgreSQL that restored it
     problems: list[str] = field(default_factory=list)
     not_proven: str | None = None
-    # the schema fingerprint (SPEC §10a), full proofs only: objects of the backup's
-    # fingerprint compared (None: none compared), what differed, what was not compared
+    # the schema fingerprint (SPEC §10a): objects of the backup's fingerprint compared (None:
+    # none compared; a quick proof looks in the table of contents), what differed, what was
+    # not compared
     schema_checked: int | None = None
     schema_mismatches: list[SchemaMismatch] = field(default_factory=list)
     schema_note: str | None = None

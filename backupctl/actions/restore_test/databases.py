@@ -139,9 +139,10 @@ def describe(r: DatabaseProof) -> str:
             f"backup's counts" if r.mode == "full" else
             f"SHA-256 {'matches' if r.sha256_match else 'DIFFERS'}, {r.tables_checked} "
             "table(s) in the table of contents")
-    if r.mode == "full":
-        what += (f", {r.schema_checked} schema object(s)" if r.schema_checked is not None
-                 else ", no schema fingerprint recorded (rows only)")
+    if r.schema_checked is not None:
+        what += f", {r.schema_checked} schema object(s)"
+    elif r.mode == "full":
+        what += ", no schema fingerprint recorded (rows only)"
     checks = f", {len(r.checks) - len(r.failed_checks)}/{len(r.checks)} check(s) passed" \
         if r.checks else ""
     took = f" in {r.restore_ms / 1000:.1f}s" if r.restore_ms is not None else ""

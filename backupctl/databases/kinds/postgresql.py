@@ -7,7 +7,9 @@ version (cluster.find_pg_bin), and the unprivileged `restore_user` for full proo
 
 quick: the dump streams out of the repository (`restic dump`), its SHA-256 is compared with
 the one recorded at backup, and `pg_restore --list` reads its table of contents: every table
-the backup counted must have its data in the dump. Nothing is written to disk.
+the backup counted must have its data in the dump, and every index, constraint (but a check
+constraint, which is inside its table's definition), trigger and sequence of the schema
+fingerprint its entry. Nothing is written to disk.
 
 full: the dump is read into the throwaway server's directory (SHA-256 compared on the
 way; a file of backupctl's user the server cannot touch) and restored into a throwaway
@@ -60,7 +62,8 @@ HELPER_MODE = "postgresql"
 LIST_MODE = "list"  # the helper's quick proof: restic dump → SHA-256 → pg_restore --list
 RESTORE_USER = True
 ONTO_TARGET = True  # restore --databases: databases/onto.py on the target's server
-QUICK_PLAN = "pg_restore --list (every counted table has its data)"
+QUICK_PLAN = ("pg_restore --list (every counted table has its data, every recorded index, "
+              "constraint, trigger and sequence its entry)")
 FULL_PLAN = "restored into a throwaway PostgreSQL (pg_restore --jobs 2)"
 
 
@@ -121,6 +124,9 @@ def quick(runner: Runner, draft: Draft, *, proving: Proving) -> None:
         return
     draft.mismatches = compare.tables_without_data(manifest.tables, toc)
     draft.tables_checked = len(manifest.tables)
+    if manifest.schema is not None:  # every object of the fingerprint has its entry
+        draft.schema_checked, draft.schema_mismatches = compare.schema_not_in_toc(
+            manifest.schema, toc)
 
 
 def full(runner: Runner, draft: Draft, *, proving: Proving, scratch_dir: Path,

@@ -92,6 +92,7 @@ def test_a_dump_over_ssh_passes_a_quick_prove(source_db: SourceDb, repo: Path,
 
     assert findings.proven, findings
     assert findings.tables_checked == 5 and findings.mismatches == []
+    assert findings.schema_checked == 4 and findings.schema_mismatches == []  # primary keys
 
 
 def test_rows_left_out_by_the_options_are_a_mismatch_naming_the_table(

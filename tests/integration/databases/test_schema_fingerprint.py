@@ -1,5 +1,6 @@
 """Schema, not only rows (SPEC §10a, issue #27): the schema fingerprint taken in the dump's
-own snapshot, compared after the throwaway restore of full verify and drill.
+own snapshot, compared after the throwaway restore of full verify and drill (and with the
+dump's table of contents by the quick verify).
 
 Real PostgreSQL 15 (`pgbench -i`: pgbench_accounts has the primary key
 pgbench_accounts_pkey), real restic, the real throwaway server as `restore_user`. Each test
@@ -56,6 +57,7 @@ def test_a_dump_without_post_data_restores_every_row_but_is_bad_data_naming_the_
     code, done, stderr = run_json(workspace, "backup", JOB)
     assert code == 0 and done["databases"][0]["error"] is None, (done, stderr)
 
+    quick = workspace.run("verify", JOB)  # the table of contents lacks the post-data entries
     code, verified, stderr = run_json(workspace, "verify", JOB, "--mode", "full")
     drilled = workspace.run("drill", JOB, "--yes", "--operator", "test")
 
@@ -66,6 +68,10 @@ def test_a_dump_without_post_data_restores_every_row_but_is_bad_data_naming_the_
     assert proof["rows_restored"] == proof["rows_expected"]
     assert [SchemaMismatch(**m) for m in proof["schema_mismatches"]] == POST_DATA
     assert proof["schema_checked"] == len(POST_DATA)  # all of them lost
+    assert quick.returncode == 3, (quick.stdout, quick.stderr)
+    assert ("database emr, primary key pgbench_accounts_pkey of table public.pgbench_accounts: "
+            "the dump holds no definition of it") in quick.stdout + quick.stderr
+    assert '"患者_branch_fkey"' in quick.stdout + quick.stderr
     # the drill restores the same way, and says what is missing
     assert drilled.returncode == 3, (drilled.stdout, drilled.stderr)
     assert ("database emr, primary key pgbench_accounts_pkey of table public.pgbench_accounts: "

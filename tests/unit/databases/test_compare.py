@@ -14,6 +14,7 @@ from backupctl.databases.compare import (
     judge_schema,
     parse_qualified,
     restic_read_damaged,
+    schema_not_in_toc,
     tables_without_data,
     toc_header,
 )
@@ -155,3 +156,50 @@ def test_a_backup_without_a_fingerprint_is_compared_on_rows_only_and_says_so() -
     assert judged.checked is None and judged.mismatches == []
     assert judged.note == NO_FINGERPRINT and "compared on rows only" in NO_FINGERPRINT
     assert judge_schema([], []) == SchemaComparison(0, [], None)  # recorded: nothing there
+
+
+# pg_restore --list of a dump with every kind the fingerprint records (PostgreSQL 15)
+SCHEMA_TOC = """;
+; Archive created at 2026-12-07 21:00:00 UTC
+;
+216; 1259 16390 TABLE public pgbench_accounts postgres
+3211; 2606 16405 CONSTRAINT public pgbench_accounts pgbench_accounts_pkey postgres
+3212; 2606 16406 CONSTRAINT public 患者 患者_pkey postgres
+3215; 1259 16409 INDEX public 患者_名前 postgres
+3216; 1259 16410 INDEX ATTACH public parted_1_k_idx postgres
+3220; 2620 16411 TRIGGER my schema Odd Table touch it emr owner
+3221; 2606 16412 FK CONSTRAINT public 患者 患者_branch_fkey postgres
+220; 1259 16400 SEQUENCE public receipt_no postgres
+3370; 0 16400 SEQUENCE SET public gone_seq postgres
+"""
+
+
+def test_the_quick_proof_finds_every_recorded_object_in_the_table_of_contents() -> None:
+    schema = _objects(
+        ("primary key", "public.pgbench_accounts", "pgbench_accounts_pkey", "0" * 16),
+        ("primary key", 'public."患者"', '"患者_pkey"', "0" * 16),
+        ("index", 'public."患者"', '"患者_名前"', "0" * 16),
+        ("trigger", '"my schema"."Odd Table"', '"touch it"', "0" * 16),
+        ("foreign key", 'public."患者"', '"患者_branch_fkey"', "0" * 16),
+        ("sequence", "", "public.receipt_no", "0" * 16),
+        ("check constraint", 'public."患者"', "inline_check", "0" * 16))  # no entry: skipped
+
+    assert schema_not_in_toc(schema, SCHEMA_TOC) == (6, [])
+
+
+def test_an_object_without_its_entry_is_named_not_in_the_dump() -> None:
+    schema = _objects(
+        ("primary key", "public.pgbench_tellers", "pgbench_tellers_pkey", "0" * 16),
+        ("index", "public.parted_1", "parted_1_k", "0" * 16),  # only an INDEX ATTACH of another
+        ("trigger", 'public."患者"', "touch", "0" * 16),
+        ("sequence", "", "public.gone_seq", "0" * 16),  # only its SEQUENCE SET
+        ("unique constraint", "public.pgbench_accounts", "pgbench_accounts", "0" * 16))
+
+    looked, missing = schema_not_in_toc(schema, SCHEMA_TOC)
+
+    assert looked == 5 and [m.reason for m in missing] == ["not in the dump"] * 5
+    assert missing[0].describe("emr") == (
+        "database emr, index parted_1_k of table public.parted_1: the dump holds no "
+        "definition of it")
+    assert [m.name for m in missing] == ["parted_1_k", "pgbench_tellers_pkey", "public.gone_seq",
+                                         "touch", "pgbench_accounts"]
