@@ -5,8 +5,9 @@ restic on this machine, then each simulated day runs a backup (source hashing of
 day's share) and a quick verify (restore and hash of the day's due files), with
 --churn files changed per day. Measured per day: backup time and its source hashing,
 the quick verify, the state database's growth; after the days, `status` and one metrics
-scrape (the proof metrics read from a table of --files rows). Goals (issue #27): quick
-verify < 2 min and scrape < 1 s at 1 000 000 files. Run:
+scrape (the proof metrics read from a table of --files rows), and the bench process's peak
+memory (backups and verifies run in it: the listing and the proof rows of every file).
+Goals (issue #27): quick verify < 2 min and scrape < 1 s at 1 000 000 files. Run:
     .venv/bin/python bench/prove_within.py [--files 1000000] [--days 3] [--churn 100]
       [--dir /var/tmp]   (the tree, repository and state go there; removed afterwards)
 """
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -143,7 +145,8 @@ def reads(ctx: Context, config_path: Path, scrapes: int) -> dict[str, Any]:
         timings.append((time.perf_counter() - started) * 1000)
         assert ok, text
     return {"status_ms": round(status_ms), "scrape_median_ms": round(statistics.median(timings)),
-            "scrape_max_ms": round(max(timings)), "standing": standing}
+            "scrape_max_ms": round(max(timings)), "standing": standing,
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
 
 
 def main() -> None:

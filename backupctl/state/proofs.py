@@ -22,7 +22,7 @@ NOT_UTF8 = "\ufffd"  # as verify.listing: restic's stand-in for bytes that are n
 BATCH = 500  # paths per DELETE … IN (…): far below every backend's parameter limit
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # a backup holds one per file: a million of them
 class Known:
     """What the state says of one file of the newest snapshot."""
 
@@ -72,7 +72,10 @@ def tree(conn: Connection, job: str) -> Tree | None:
 def known(conn: Connection, job: str) -> dict[str, Known]:
     """Every file the state holds for the job's newest snapshot."""
     p = proofs.c
-    return {r.path: Known(int(r.size), r.mtime, r.sha256, r.seen_at, r.proven_at)
+    times: dict[str | None, str | None] = {}  # a few runs' times, shared by many rows
+    return {r.path: Known(int(r.size), r.mtime, r.sha256,
+                          times.setdefault(r.seen_at, r.seen_at) or "",
+                          times.setdefault(r.proven_at, r.proven_at))
             for r in conn.execute(select(p.path, p.size, p.mtime, p.sha256, p.seen_at,
                                          p.proven_at).where(p.job == job))}
 
