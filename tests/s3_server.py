@@ -32,6 +32,7 @@ SECRET = "s3cret-Kq7vN2pX9wLmR4tY8zB1cD6fH3jG5"  # the secret that must appear n
 class S3Server:
     port: int
     proc: subprocess.Popen[bytes]
+    log: Path | None = None  # moto's own request log
 
     @property
     def endpoint(self) -> str:
@@ -102,7 +103,7 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
                                 env={**os.environ, "MOTO_ALLOW_NONEXISTENT_REGION": "true"})
     try:
         _wait(port, proc, log)
-        yield S3Server(port, proc)
+        yield S3Server(port, proc, log)
     finally:
         proc.terminate()
         try:

@@ -117,6 +117,7 @@ def test_compliance_bucket_passes_every_check_extends_old_locks_and_never_shows_
     with sqlite3.connect(ws.state_dir / "state.db") as db:
         rows = db.execute("SELECT details FROM runs").fetchall()
     assert rows and all(SECRET not in (r[0] or "") for r in rows)
+    assert server.log is not None and SECRET not in server.log.read_text(errors="replace")
     assert PASSWORD not in runbook
 
 
