@@ -56,10 +56,16 @@ def plan(job: Job, *, mode: str, snapshot: str = "latest", source: str = repos.P
         steps += [f"on orchestrator: sh -c {c.replace('{restored}', shlex.quote(target))!r}"
                   for c in job.verify.commands]
     else:
-        steps.append(restore + " --include <manifest files>")
+        steps.append(restore + " --include <manifest files>" + (
+            " <due files: unproven, then longest-unproven>" if job.verify.prove_within else ""))
     steps.append(f"hash the manifest files under {target}, compare, wipe {target}")
-    steps.append("on orchestrator: " + display(restic.check(
-        url, masked, read_data_subset=job.verify.read_data_subset)))
+    if job.verify.prove_within is not None and mode == "quick":  # the pack groups rotate
+        steps.append("on orchestrator: " + display(restic.check(
+            url, masked, read_data_subset=None)) + " --read-data-subset=N/T (pack group N "
+            "of T in turn, T = the quick verifies within verify.prove_within)")
+    else:
+        steps.append("on orchestrator: " + display(restic.check(
+            url, masked, read_data_subset=job.verify.read_data_subset)))
     steps += [_database_plan(d, mode=mode, scratch_dir=scratch_dir) for d in job.databases]
     return steps
 
