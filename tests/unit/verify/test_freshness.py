@@ -84,11 +84,13 @@ def test_tree_update_writes_only_new_changed_rehashed_and_removed_files() -> Non
     assert update.files == 5 and update.changed == 3
 
 
-def test_names_restic_lists_alike_are_counted_untracked() -> None:
+def test_names_restic_lists_alike_or_too_long_to_index_are_counted_untracked() -> None:
     lossy = "/data/\ufffd\ufffd.txt"
-    update = freshness.tree_update([node(lossy, size=1), node(lossy, size=2)], {}, {}, at=T0)
+    long = "/data/" + "カ" * 700  # 2 100 bytes
+    update = freshness.tree_update([node(lossy, size=1), node(lossy, size=2), node(long)],
+                                   {}, {}, at=T0)
     assert [r["path"] for r in update.add] == [lossy]
-    assert update.untracked == 1 and update.files == 2
+    assert update.untracked == 2 and update.files == 3
 
 
 def test_runs_within_a_window_count_the_longest_gap() -> None:
