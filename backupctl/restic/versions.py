@@ -48,10 +48,11 @@ def refuse_old(version: str, *, job: str, where: str, binary: str,
             + ("; nothing was run" if orchestrator else ""), reason=Reason.CONFIG)
 
 
-def require(runner: Runner, *, job: str) -> str:
-    """The version of restic on the runner's host (`restic version`); ResticError (exit 1,
+def require(runner: Runner, *, job: str, known: str | None = None) -> str:
+    """The version of restic on the runner's host (`restic version`, or `known`: a local
+    job's restic is the orchestrator's, whose version is cached); ResticError (exit 1,
     nothing else run) when it does not run there or is older than 0.14."""
-    version = installed_version(runner)
+    version = known if known and numbers(known) is not None else installed_version(runner)
     binary = program(runner, "restic")
     if numbers(version) is None:
         raise ResticError(
