@@ -143,10 +143,11 @@ def freshness(conn: Connection, jobs: Iterable[str]) -> dict[str, Freshness]:
 
 
 def verifies_of(conn: Connection, job: str, repository: str) -> int:
-    """How many restore tests of the repository the job has run (the read-data rotation)."""
+    """How many quick restore tests of the repository the job has run (the read-data
+    rotation): a full one measured its restore (`restore_ms`) and does not take a turn."""
     return int(conn.execute(select(func.count()).select_from(runs).where(
-        runs.c.job == job, runs.c.kind == "verify",
-        runs.c.repository == repository)).scalar_one())
+        runs.c.job == job, runs.c.kind == "verify", runs.c.repository == repository,
+        runs.c.restore_ms.is_(None))).scalar_one())
 
 
 @dataclass(frozen=True)

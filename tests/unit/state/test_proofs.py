@@ -75,3 +75,18 @@ def test_standing_is_met_while_no_file_waited_longer_than_the_window() -> None:
                               snapshot_id="s")
     assert proofs.standing(proven, window=86400, now=now).met
     assert not proofs.standing(proven, window=3600, now=now).met
+
+
+def test_the_read_data_rotation_counts_quick_verifies_of_the_repository_only(
+        tmp_path: Path) -> None:
+    from tests import runs
+
+    s = store(tmp_path)
+    ran: list[tuple[str, str, int | None]] = [
+        ("verify", "primary", None), ("verify", "usb", None), ("verify", "primary", 90_000),
+        ("backup", "primary", None), ("verify", "primary", None)]
+    for kind, repository, restore_ms in ran:
+        run_id = runs.start(s, job="emr", kind=kind, repository=repository)
+        runs.finish(s, run_id, status="success", evidence=False, restore_ms=restore_ms)
+    assert s.query(proofs.verifies_of, "emr", "primary") == 2
+    assert s.query(proofs.verifies_of, "emr", "usb") == 1
