@@ -27,15 +27,16 @@ from backupctl.verify.listing import NOT_UTF8, FileNode, Listing
 from backupctl.verify.manifest import Chooser, Manifest
 
 
-def runs(ctx: Context, job: Job, schedule: str) -> freshness.Runs:
+def scheduled_runs(ctx: Context, job: Job, schedule: str) -> freshness.Runs:
+    """The runs `schedule` is sure to give within the job's window, from now on."""
     assert job.verify.prove_within is not None
     return freshness.runs_within(schedule, job.verify.prove_within, base=ctx.clock())
 
 
-def take(files: int, runs_: int, *, churn: int) -> int:
+def take(files: int, runs: int, *, churn: int) -> int:
     """A run's share, plus (up to another share) the files changed since the run before:
     changes must not push the longest-unproven files out of the window."""
-    share = freshness.share(files, runs_)
+    share = freshness.share(files, runs)
     return share + min(churn, share)
 
 
@@ -69,7 +70,7 @@ def prepare(ctx: Context, job: Job) -> Prepared | None:
     if job.verify.prove_within is None:
         return None
     known = ctx.store.query(proofs.known, job.name)
-    return Prepared(job, known, runs(ctx, job, job.schedule.backup).count)
+    return Prepared(job, known, scheduled_runs(ctx, job, job.schedule.backup).count)
 
 
 def record_tree(conn: Connection, job: str, snapshot_id: str, update: freshness.TreeUpdate,
@@ -89,7 +90,7 @@ def with_due(ctx: Context, job: Job, repo: Repo, refs: References) -> References
         tree = proofs.tree(conn, job.name)
         if tree is None or tree.snapshot_id != refs.manifest_id:
             return refs
-        count = take(tree.files, runs(ctx, job, job.schedule.verify).count,
+        count = take(tree.files, scheduled_runs(ctx, job, job.schedule.verify).count,
                      churn=tree.changed)
         due = proofs.due(conn, job.name, limit=count)
     have = {r.path for r in refs.refs}
@@ -154,6 +155,6 @@ def read_data(ctx: Context, job: Job, repo: Repo) -> tuple[int, int] | None:
     the next group in turn; None: the job's `read_data_subset` (no prove_within)."""
     if job.verify.prove_within is None:
         return None
-    groups = max(1, runs(ctx, job, job.schedule.verify).count)
+    groups = max(1, scheduled_runs(ctx, job, job.schedule.verify).count)
     done = ctx.store.query(proofs.verifies_of, job.name, repo.name)
     return (done % groups) + 1, groups
