@@ -18,7 +18,9 @@ registered secret, masked in every log and message (`Served.shown` is the masked
 - `url` a directory here (`/DIR`, `local:/DIR`): `rclone serve restic --append-only` on
   127.0.0.1 (execute.serve: dies with backupctl, even on SIGKILL) with a one-time random
   credential (one user, a new 256-bit token per block), and a remote port forward on the
-  runner's SSH connection to the host's 127.0.0.1 (`SshRunner.forward_remote`).
+  runner's SSH connection to the host's 127.0.0.1 (`SshRunner.forward_remote`). The
+  recovery starts rclone ahead (`started`: its start overlaps the plan; one token for the
+  command) and `serve(early=)` then only forwards to it.
   **Append-only** is the strongest mode rclone has (no read-only one): the host can add
   snapshots and remove its own locks, never delete or overwrite a snapshot, index, pack,
   key or the config, so a host that falls to ransomware cannot destroy its own history. A
@@ -43,7 +45,7 @@ from backupctl.config.schema import Job
 from backupctl.config.served import local_directory, loopback_rest
 from backupctl.errors import UsageError
 from backupctl.execute import Runner, Secret
-from backupctl.execute.serve import Forwarder, rest_server
+from backupctl.execute.serve import Forwarder, Pending, rest_server, starting
 from backupctl.secrets import display_url
 
 log = logging.getLogger(__name__)
@@ -68,12 +70,36 @@ class Served:
         return display_url(self.url)
 
 
+@dataclass(frozen=True)
+class Early:
+    """A directory's rclone started ahead of `serve` (`started`): what the caller does
+    meanwhile overlaps rclone's start; one credential for the command's blocks."""
+
+    pending: Pending
+    credential: Secret
+
+
 @contextlib.contextmanager
-def serve(runner: Runner, url: str, *, job: str,
-          token: Callable[[], str] | None = None) -> Iterator[Served]:
+def started(url: str, *, token: Callable[[], str] | None = None) -> Iterator[Early | None]:
+    """rclone for `url`, a directory on the orchestrator, started now and stopped when the
+    block ends; None for anything else (a loopback rest: server has its own). It listens
+    on the orchestrator's loopback only: nothing reaches it before `serve` forwards it."""
+    directory = local_directory(url)
+    if directory is None:
+        yield None
+        return
+    credential = Secret((token or new_token)())  # registered: masked wherever printed
+    with starting(directory, user=USER, password=credential) as pending:
+        yield Early(pending, credential)
+
+
+@contextlib.contextmanager
+def serve(runner: Runner, url: str, *, job: str, token: Callable[[], str] | None = None,
+          early: Early | None = None) -> Iterator[Served]:
     """`url` (the repository as the orchestrator reaches it: a directory, or a rest:http://
     server on its loopback) reachable by restic on `runner`'s host while the block runs.
-    `token` makes the one-time credential (default `new_token`, looked up at each call)."""
+    `token` makes the one-time credential (default `new_token`, looked up at each call);
+    `early`, the directory's rclone already started (`started`; stopped by its owner)."""
     if not isinstance(runner, Forwarder):
         raise UsageError(f"{job}: {runner.host} is not reached over SSH: nothing to serve "
                          "the repository through")
@@ -86,12 +112,17 @@ def serve(runner: Runner, url: str, *, job: str,
         raise UsageError(f"{job}: {display_url(url)} is neither a directory on the "
                          "orchestrator nor a rest:http:// server on its loopback: the host "
                          "must reach it itself (repository.url)")
-    credential = Secret((token or new_token)())  # registered: masked wherever printed
-    with rest_server(directory, user=USER, password=credential) as server, \
-            runner.forward_remote(server.port) as port:
+    with contextlib.ExitStack() as stack:
+        if early is None:
+            credential = Secret((token or new_token)())  # registered: masked when printed
+            server = stack.enter_context(rest_server(directory, user=USER,
+                                                     password=credential))
+        else:
+            credential, server = early.credential, early.pending.ready()
+        port = stack.enter_context(runner.forward_remote(server.port))
         served = Served(f"rest:http://{USER}:{credential.reveal()}@127.0.0.1:{port}/", port)
         log.debug("%s: %s served to %s on its 127.0.0.1:%d (append-only, over SSH)", job,
-                 directory, runner.host, port)
+                  directory, runner.host, port)
         yield served
 
 

@@ -213,13 +213,8 @@ def _drill_onto(ctx: Context, job: Job, ui: drill_action.DrillUI,
     """The recovery's plan (every refusal exit 2 before anything runs), then the drill."""
     from backupctl.actions.recovery import rehearse
 
-    target, key, runner = plans.open_target(ctx, job, request)
-    try:
-        prepared = plans.prepare(ctx, job, request, runner, target, key)
+    with plans.opened(ctx, job, request) as (prepared, runner):
         return rehearse.drill_onto(ctx, job, ui, prepared, runner)
-    finally:
-        if runner is not ctx.local:
-            runner.close()
 
 
 @app.command()

@@ -162,13 +162,8 @@ def restore(
     ctx = context(config, operator=manual_operator(name))
     ui: recovery.RecoveryUI = (TerminalUI(progress=True) if interactive() and not as_json
                                else QuietUI(job=job))
-    target, key, runner = plans.open_target(ctx, selected, request)
-    try:
-        prepared = plans.prepare(ctx, selected, request, runner, target, key)
+    with plans.opened(ctx, selected, request) as (prepared, runner):
         ui.info(f"snapshot {prepared.snap.short_id} of {prepared.snap.time} ({snapshot}) → "
                 f"{prepared.target.display()}")
         result = recovery.recover(ctx, selected, prepared, runner, ui)
-    finally:
-        if runner is not ctx.local:
-            runner.close()
     report("restore", [result], as_json=as_json, text=_text)

@@ -100,6 +100,36 @@ def argv(root: Path, *, htpasswd_path: str, rclone: str = RCLONE) -> list[str]:
 def rest_server(root: Path, *, user: str, password: Secret,
                 rclone: str = RCLONE) -> Iterator[RestServer]:
     """`rclone serve restic --append-only` for `root` on 127.0.0.1 while the block runs."""
+    with starting(root, user=user, password=password, rclone=rclone) as pending:
+        yield pending.ready()
+
+
+class Pending:
+    """A started rclone that may not listen yet: `ready()` waits until it does (its log
+    line says the port), so what else the caller has to do overlaps rclone's start."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], root: Path, *, rclone: str) -> None:
+        assert proc.stderr is not None
+        self.proc, self.root, self.rclone = proc, root, rclone
+        self._output = _Output(proc.stderr)  # reads from now on: no log line is missed
+        self._server: RestServer | None = None
+
+    def ready(self) -> RestServer:
+        """The listening server (waits for it once, up to START_TIMEOUT); an error with
+        rclone's own words when it ended or said nothing."""
+        if self._server is None:
+            port = _listening(self.proc, self._output, self.root, rclone=self.rclone)
+            log.debug("serving %s on 127.0.0.1:%d (rclone pid %d)", self.root, port,
+                      self.proc.pid)
+            self._server = RestServer(port=port, pid=self.proc.pid)
+        return self._server
+
+
+@contextlib.contextmanager
+def starting(root: Path, *, user: str, password: Secret,
+             rclone: str = RCLONE) -> Iterator[Pending]:
+    """rclone started for the block without waiting until it listens (`Pending.ready`);
+    stopped when the block ends, whatever ends it."""
     raise_if_cancelled()
     read_fd, write_fd = os.pipe()
     try:
@@ -119,9 +149,7 @@ def rest_server(root: Path, *, user: str, password: Secret,
     finally:
         os.close(read_fd)
     try:
-        port = _listening(proc, root, rclone=rclone)
-        log.debug("serving %s on 127.0.0.1:%d (rclone pid %d)", root, port, proc.pid)
-        yield RestServer(port=port, pid=proc.pid)
+        yield Pending(proc, root, rclone=rclone)
     finally:
         _stop(proc)
 
@@ -150,9 +178,8 @@ class _Output:
         return tail(b"".join(self.lines).decode("utf-8", "replace").strip(), 10)
 
 
-def _listening(proc: subprocess.Popen[bytes], root: Path, *, rclone: str) -> int:
-    assert proc.stderr is not None
-    output = _Output(proc.stderr)
+def _listening(proc: subprocess.Popen[bytes], output: _Output, root: Path, *,
+               rclone: str) -> int:
     output.ready.wait(START_TIMEOUT)
     if output.port is None:
         _stop(proc)

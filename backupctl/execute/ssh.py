@@ -64,6 +64,23 @@ def connection(user: str | None, address: str, port: int) -> str:
     return f"{user}@{address}:{port}" if user else f"{address}:{port}"
 
 
+class UnknownHostKey(HostKeyError):
+    """The server's key is not in known_hosts; `offered` is the key it showed."""
+
+    def __init__(self, message: str, *, offered: paramiko.PKey) -> None:
+        super().__init__(message)
+        self.offered = offered
+
+
+class ChangedHostKey(HostKeyError):
+    """known_hosts holds another key of that type for the server."""
+
+    def __init__(self, message: str, *, offered: paramiko.PKey,
+                 expected: paramiko.PKey) -> None:
+        super().__init__(message)
+        self.offered, self.expected = offered, expected
+
+
 class _Refuse(paramiko.MissingHostKeyPolicy):
     """Like RejectPolicy, but the refusal says which key was offered and how to trust it."""
 
@@ -72,13 +89,14 @@ class _Refuse(paramiko.MissingHostKeyPolicy):
 
     def missing_host_key(self, client: paramiko.SSHClient, hostname: str,
                          key: paramiko.PKey) -> None:
-        raise HostKeyError(
+        raise UnknownHostKey(
             f"{self.job}: host key of {self.host} is unknown ({key.get_name()} "
             f"{fingerprint(key)}; {self.known_hosts} has no key for {hostname}); refusing to "
             "connect. Compare "
             "this fingerprint with the one the server itself shows (on its console: "
             "ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub), by a channel an attacker on "
-            f"this network cannot change; only if they match, run: backupctl trust {self.job}")
+            f"this network cannot change; only if they match, run: backupctl trust {self.job}",
+            offered=key)
 
 
 _TRANSIENT = (socket.timeout, ConnectionRefusedError, ConnectionResetError,
@@ -142,14 +160,15 @@ class SshRunner:
         except HostKeyError:
             raise
         except paramiko.BadHostKeyException as exc:
-            raise HostKeyError(
+            raise ChangedHostKey(
                 f"{self.job}: host key of {self.host} CHANGED: the server offered "
                 f"{exc.key.get_name()} {fingerprint(exc.key)} but {self._known_hosts} expects "
                 f"{fingerprint(exc.expected_key)} for "
                 f"{known_hosts_name(self._address, self._port)}. This can be an attack; "
                 "refusing to connect. If the server was reinstalled, check the new fingerprint "
                 "on its "
-                f"console and run: backupctl trust {self.job}") from None
+                f"console and run: backupctl trust {self.job}", offered=exc.key,
+                expected=exc.expected_key) from None
         except paramiko.AuthenticationException as exc:
             raise ConnectError(f"{self.job}: authentication as {self._user} on {self.host} "
                                f"with {self._identity} failed: {exc}") from None
@@ -161,6 +180,10 @@ class SshRunner:
                                f"the server is up and sshd listens on port {self._port}") \
                 from None
         return self._client
+
+    def connect(self) -> None:
+        """Connect now (else the first command does): the host key is checked here."""
+        self._connect()
 
     def run(self, argv: Sequence[Arg], *, stdin: bytes | None = None,
             timeout: float | None = None, stdout_sink: StdoutSink | None = None,

@@ -9,15 +9,20 @@ the plan `--dry-run` prints (secrets masked).
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from backupctl.actions import repo as repos
+from backupctl.actions import tunnel
 from backupctl.actions.context import Context
 from backupctl.actions.recovery import databases as ontos
 from backupctl.actions.recovery import target as targets
-from backupctl.actions.recovery.target import Target
+from backupctl.actions.recovery.target import Probed, Target
 from backupctl.actions.recovery.tree import Tree, missing_paths, nodes
 from backupctl.actions.restore_test.snapshot import References, held, references
 from backupctl.config.schema import Job
@@ -59,6 +64,8 @@ class Prepared:
     served: bool  # the repository reaches the target through the SSH tunnel
     databases: ontos.Planned | None = None  # --databases
     target_restic_version: str | None = None  # `restic version` on the target
+    # the repository's rclone, started while the plan ran (owned by `opened`), or None
+    early: tunnel.Early | None = field(default=None, compare=False, repr=False)
 
     @property
     def paths(self) -> list[str]:
@@ -108,38 +115,110 @@ def servable(url: str) -> bool:
 
 def open_target(ctx: Context, job: Job, request: Request) -> tuple[Target, Path | None,
                                                                    Runner]:
-    """The resolved target and a runner on it (the host key checked first)."""
+    """The resolved target and a runner on it, not connected yet: `prepare` connects it
+    (its host key checked on that connection) beside the orchestrator's own work."""
     target, identity = targets.resolve(request.target, job, identity=request.identity)
     targets.refuse_live(target, job, overwrite=request.overwrite)
     if target.is_local:
         return target, None, ctx.local
     settings = ctx.config.settings
-    targets.require_trusted(target, known_hosts=settings.known_hosts, job=job.name)
     assert identity is not None
     return target, identity, targets.ssh_runner(
         target, job=job.name, identity=identity, known_hosts=settings.known_hosts,
         keepalive=settings.ssh_keepalive, dead_after=settings.ssh_dead_after)
 
 
+@contextlib.contextmanager
+def looking(ctx: Context, job: Job, runner: Runner,
+            target: Target) -> Iterator[Callable[[], Probed]]:
+    """The target's side of the plan on a thread of its own while the block does the
+    orchestrator's (the SSH handshake and the probe overlap `restic snapshots`/`ls`);
+    yields what waits for the probe. A refused host key (or no connection) is raised
+    first, whatever the block raised: it comes first when the steps run one by one."""
+    box: dict[str, object] = {}
+
+    def work() -> None:
+        try:
+            if not target.is_local:
+                targets.require_trusted(runner, target, job=job.name,
+                                        known_hosts=ctx.config.settings.known_hosts)
+        except BaseException as exc:  # handed to the main thread, raised there
+            box["refused"] = exc
+            return
+        try:
+            box["probed"] = targets.probe(runner, target, job=job.name, timeout=ctx.timeout)
+        except BaseException as exc:
+            box["failed"] = exc
+
+    # the copied context: the thread's commands belong to this scope (a signal stops them)
+    thread = threading.Thread(target=contextvars.copy_context().run, args=(work,),
+                              daemon=True, name="recovery-target")
+    thread.start()
+
+    def probed() -> Probed:
+        thread.join()
+        if "failed" in box:
+            raise box["failed"]  # type: ignore[misc]
+        return box["probed"]  # type: ignore[return-value]
+
+    try:
+        yield probed
+    except Exception:
+        thread.join()
+        if "refused" in box:
+            raise box["refused"] from None  # type: ignore[misc]
+        raise
+    except BaseException:  # stopped (a signal): no waiting for a connection to time out
+        thread.join(timeout=5)
+        raise
+    thread.join()
+    if "refused" in box:
+        raise box["refused"]  # type: ignore[misc]
+
+
 def prepare(ctx: Context, job: Job, request: Request, runner: Runner,
-            target: Target, identity: Path | None) -> Prepared:
+            target: Target, identity: Path | None, *,
+            early: tunnel.Early | None = None) -> Prepared:
     """Choose and list the snapshot, look at the target; every refusal is exit 2."""
     check_request(request, job=job.name)
     repo = repos.primary(job)
-    snap = choose(ctx, job, repo, request.snapshot)
-    tree = nodes(ctx.local, repo, snap.id, job=job.name, paths=list(request.paths),
-                 timeout=ctx.timeout)
-    if absent := missing_paths(tree, list(request.paths)):
-        raise UsageError(f"{job.name}: snapshot {snap.short_id} holds no {', '.join(absent)} "
-                         "(--path); nothing was run")
-    refs = references(ctx.store, snap, job=job.name, repository=repo.name)
-    probed = targets.probe(runner, target, job=job.name, timeout=ctx.timeout)
+    with looking(ctx, job, runner, target) as probed_target:
+        snap = choose(ctx, job, repo, request.snapshot)
+        tree = nodes(ctx.local, repo, snap.id, job=job.name, paths=list(request.paths),
+                     timeout=ctx.timeout)
+        if absent := missing_paths(tree, list(request.paths)):
+            raise UsageError(f"{job.name}: snapshot {snap.short_id} holds no "
+                             f"{', '.join(absent)} (--path); nothing was run")
+        refs = references(ctx.store, snap, job=job.name, repository=repo.name)
+        probed = probed_target()
     targets.refuse(probed, target, job, overwrite=request.overwrite, needed=tree.bytes)
     planned = ontos.plan(ctx, job, runner, snap=snap, refs=refs, dsn=request.target_dsn,
                          shown=target.display()) if request.databases else None
     return Prepared(request, target, identity, repo, snap, refs, tree,
-                    served=not target.is_local and servable(repo.url), databases=planned,
-                    target_restic_version=probed.restic_version)
+                    served=served(target, repo.url), databases=planned,
+                    target_restic_version=probed.restic_version, early=early)
+
+
+def served(target: Target, url: str) -> bool:
+    """The repository (`url`, as the orchestrator reaches it) is served to the target."""
+    return not target.is_local and servable(url)
+
+
+@contextlib.contextmanager
+def opened(ctx: Context, job: Job, request: Request) -> Iterator[tuple[Prepared, Runner]]:
+    """`prepare`d, with what the recovery keeps open until the block ends: the runner on
+    the target (closed after) and, for a repository served to it, rclone started before
+    the plan (it listens on the orchestrator's loopback only until the restore forwards
+    it; stopped after), so its start overlaps the plan."""
+    target, identity, runner = open_target(ctx, job, request)
+    url = job.repository.orchestrator_url
+    try:
+        with (tunnel.started(url) if served(target, url)
+              else contextlib.nullcontext()) as early:
+            yield prepare(ctx, job, request, runner, target, identity, early=early), runner
+    finally:
+        if runner is not ctx.local:
+            runner.close()
 
 
 def describe(job: Job, request: Request) -> list[str]:

@@ -111,7 +111,7 @@ def reaching(runner: Runner, job: Job, prepared: Prepared) -> Iterator[str]:
     if prepared.target.is_local:
         yield prepared.repo.url
     elif prepared.served:
-        with serve(runner, prepared.repo.url, job=job.name) as served:
+        with serve(runner, prepared.repo.url, job=job.name, early=prepared.early) as served:
             yield served.url
     else:
         yield job.repository.url or prepared.repo.url

@@ -215,24 +215,33 @@ def local_runner() -> Runner:
     return LocalRunner()
 
 
-def require_trusted(target: Target, *, known_hosts: Path, job: str) -> None:
-    """The target's host key must already be in known_hosts (never trusted on first use)."""
-    from backupctl.execute import hostkeys  # paramiko: only ssh targets pay its import
+def require_trusted(runner: Runner, target: Target, *, known_hosts: Path, job: str) -> None:
+    """Connect `runner`; the target's host key must already be in known_hosts (never
+    trusted on first use). Checked on the runner's own connection: one SSH handshake."""
+    from backupctl.execute.ssh import (  # paramiko: only ssh targets pay its import
+        ChangedHostKey,
+        SshRunner,
+        UnknownHostKey,
+        fingerprint,
+        known_hosts_name,
+    )
 
-    offered = hostkeys.fetch(target.host, target.port, user=target.user)
-    known = hostkeys.current(known_hosts, offered.name, offered.type)
+    assert isinstance(runner, SshRunner)
+    name = known_hosts_name(target.host, target.port)
     hint = (f"compare it with the fingerprint the replacement server shows on its console "
             f"(ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub); only if they match, run: "
             f"backupctl trust {target.display()}")
-    if known is None:
-        raise UsageError(f"{job}: the host key of {offered.host} is not trusted "
-                         f"({offered.type} {offered.fingerprint}; {known_hosts} has no key for "
-                         f"{offered.name}); {hint} (nothing was run)")
-    if known != offered.key:
-        raise UsageError(f"{job}: the host key of {offered.host} CHANGED: it offers "
-                         f"{offered.type} {offered.fingerprint}, {known_hosts} expects "
-                         f"{hostkeys.fingerprint(known)}. This can be an attack; if the server "
-                         f"was reinstalled, {hint} (nothing was run)")
+    try:
+        runner.connect()
+    except UnknownHostKey as exc:
+        raise UsageError(f"{job}: the host key of {runner.host} is not trusted "
+                         f"({exc.offered.get_name()} {fingerprint(exc.offered)}; {known_hosts} "
+                         f"has no key for {name}); {hint} (nothing was run)") from None
+    except ChangedHostKey as exc:
+        raise UsageError(f"{job}: the host key of {runner.host} CHANGED: it offers "
+                         f"{exc.offered.get_name()} {fingerprint(exc.offered)}, {known_hosts} "
+                         f"expects {fingerprint(exc.expected)}. This can be an attack; if the "
+                         f"server was reinstalled, {hint} (nothing was run)") from None
 
 
 def ssh_runner(target: Target, *, job: str, identity: Path, known_hosts: Path,

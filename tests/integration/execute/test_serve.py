@@ -18,7 +18,7 @@ import pytest
 
 from backupctl.errors import BackupctlError
 from backupctl.execute import Secret
-from backupctl.execute.serve import rest_server
+from backupctl.execute.serve import rest_server, starting
 from tests.leaks import LeakWatch
 
 # Starts a server the way backupctl does, says where, then waits to be killed.
@@ -111,3 +111,17 @@ def test_a_missing_rclone_is_a_clear_error(tmp_path: Path) -> None:
         pytest.fail("served")
     assert raised.value.reason == "repository"
     assert os.environ.get("RCLONE_QUIET") is None
+
+
+def test_a_started_rclone_is_waited_for_only_when_needed_and_stopped_with_the_block(
+        tmp_path: Path) -> None:
+    (tmp_path / "repo").mkdir()
+    with starting(tmp_path / "repo", user="u", password=Secret("p" * 43)) as pending:
+        began = time.monotonic()  # the caller's own work would go here, beside rclone's start
+        server = pending.ready()
+        again = pending.ready()
+        answered = _status(server.port, "u", "p" * 43, path="/")
+
+    assert again == server and server.pid == pending.proc.pid
+    assert answered != 401 and time.monotonic() - began < 30
+    assert not _alive(server.pid)

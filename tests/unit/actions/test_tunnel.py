@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ from backupctl.actions import tunnel
 from backupctl.config.schema import Job
 from backupctl.errors import UsageError
 from backupctl.execute.fake import FakeRunner
+from backupctl.execute.serve import RestServer
 
 
 def job(*, host: str = "192.0.2.10", **repository: str) -> Job:
@@ -98,3 +100,35 @@ def test_new_tokens_are_long_random_and_url_safe() -> None:
     tokens = {tunnel.new_token() for _ in range(50)}
     assert len(tokens) == 50
     assert all(len(t) >= 43 and t.replace("-", "").replace("_", "").isalnum() for t in tokens)
+
+
+def test_a_directorys_rclone_started_early_is_forwarded_with_its_one_credential(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The recovery starts rclone before its plan: `serve` then only forwards to it, and
+    every block of the command uses the one credential it was started with."""
+    started: list[str] = []
+
+    class Pending:
+        def ready(self) -> RestServer:
+            return RestServer(port=40123, pid=1)
+
+    @contextlib.contextmanager
+    def starting(root: Path, **_kw: object) -> Iterator[Pending]:
+        started.append(str(root))
+        yield Pending()
+
+    def no_new_server(*_args: object, **_kw: object) -> None:
+        raise AssertionError("a second rclone was started")
+
+    monkeypatch.setattr(tunnel, "starting", starting)
+    monkeypatch.setattr(tunnel, "rest_server", no_new_server)
+    runner = FakeForwarder()
+    with tunnel.started("/srv/restic/emr", token=lambda: "t" * 43) as early:
+        assert early is not None and started == ["/srv/restic/emr"]
+        with tunnel.serve(runner, "/srv/restic/emr", job="emr", early=early) as first, \
+                tunnel.serve(runner, "/srv/restic/emr", job="emr", early=early) as second:
+            urls = {first.url, second.url}
+    assert runner.forwarded == [40123, 40123]
+    assert urls == {f"rest:http://backupctl:{'t' * 43}@127.0.0.1:41000/"}
+    with tunnel.started("rest:http://u:p@127.0.0.1:8000/") as none:
+        assert none is None and started == ["/srv/restic/emr"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import paramiko
 import pytest
 
 from backupctl.actions.recovery.target import (
@@ -13,12 +14,14 @@ from backupctl.actions.recovery.target import (
     parse,
     probe,
     refuse,
+    require_trusted,
 )
 from backupctl.config.schema import Job
 from backupctl.errors import UsageError
-from backupctl.execute import Programs
+from backupctl.execute import Programs, hostkeys
 from backupctl.execute.fake import FakeRunner
 from backupctl.execute.local import LocalRunner
+from backupctl.execute.ssh import ChangedHostKey, SshRunner, UnknownHostKey, fingerprint
 
 
 @pytest.mark.parametrize(("text", "expected"), [
@@ -117,3 +120,54 @@ def test_the_probe_program_reports_the_version_of_the_restic_it_is_given(
                    job="emr", timeout=60)
     assert probed.restic and probed.restic_version == "0.12.1"
 
+
+
+class _Connecting(SshRunner):
+    """An SshRunner whose handshake ends as scripted (no network)."""
+
+    def __init__(self, failure: Exception | None) -> None:
+        super().__init__(job="emr", address="192.0.2.9", port=2222, user="root",
+                         identity_file=Path("/id"), known_hosts=Path("/kh"), keepalive=15,
+                         dead_after=60)
+        self.failure, self.handshakes = failure, 0
+
+    def connect(self) -> None:
+        self.handshakes += 1
+        if self.failure is not None:
+            raise self.failure
+
+
+def _trusting(runner: _Connecting, monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_second_handshake(*_args: object, **_kw: object) -> None:
+        raise AssertionError("the host key was fetched by a handshake of its own")
+
+    monkeypatch.setattr(hostkeys, "fetch", no_second_handshake)
+    require_trusted(runner, parse("ssh://root@192.0.2.9:2222/new"), known_hosts=Path("/kh"),
+                    job="emr")
+
+
+def test_the_host_key_is_checked_on_the_runners_own_connection(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    runner = _Connecting(None)
+    _trusting(runner, monkeypatch)
+    assert runner.handshakes == 1
+
+
+def test_an_unknown_or_changed_host_key_is_refused_saying_how_to_trust_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    offered, expected = paramiko.RSAKey.generate(1024), paramiko.RSAKey.generate(1024)
+    trust = "backupctl trust ssh://root@192.0.2.9:2222/new"
+    unknown = _Connecting(UnknownHostKey("unknown", offered=offered))
+    changed = _Connecting(ChangedHostKey("changed", offered=offered, expected=expected))
+
+    with pytest.raises(UsageError) as untrusted:
+        _trusting(unknown, monkeypatch)
+    with pytest.raises(UsageError) as other:
+        _trusting(changed, monkeypatch)
+
+    said = str(untrusted.value)
+    assert "not trusted" in said and fingerprint(offered) in said and trust in said
+    assert "/kh has no key for [192.0.2.9]:2222" in said and "nothing was run" in said
+    said = str(other.value)
+    assert "CHANGED" in said and "attack" in said and trust in said
+    assert fingerprint(offered) in said and fingerprint(expected) in said

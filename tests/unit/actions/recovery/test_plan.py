@@ -1,0 +1,73 @@
+"""actions.recovery.plan: the target's side of the plan (host key, probe) runs beside the
+orchestrator's, and a refused host key still comes first."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import pytest
+
+from backupctl.actions.recovery import plan, target
+from backupctl.errors import UsageError
+from backupctl.execute import Result
+from backupctl.execute.fake import Call, FakeRunner
+from tests.unit.actions.conftest import make_context
+
+PROBED = json.dumps({"exists": False, "dir": False, "free": 1 << 40, "restic": True,
+                     "restic_version": "0.14.0"}).encode()
+
+
+def _waiting_probe(started: threading.Event) -> FakeRunner:
+    """A target whose probe answers only once the orchestrator's side has begun."""
+    runner = FakeRunner(host="target")
+
+    def respond(call: Call) -> Result:
+        began = started.wait(timeout=30)
+        return Result(call.text, 0 if began else 1, PROBED if began else b"", "", 0.0,
+                      False, "target")
+
+    runner.on("python3", respond=respond)
+    return runner
+
+
+def test_the_probe_runs_beside_the_orchestrators_side_of_the_plan(tmp_path: Path) -> None:
+    ctx, job = make_context(tmp_path)
+    started = threading.Event()
+    runner = _waiting_probe(started)
+
+    with plan.looking(ctx, job, runner, target.parse("local:/srv/new")) as probed:
+        started.set()  # were the probe run first, it would have waited in vain
+        found = probed()
+
+    assert found.restic and found.restic_version == "0.14.0"
+
+
+def _refusing(monkeypatch: pytest.MonkeyPatch) -> FakeRunner:
+    def refused(*_args: object, **_kw: object) -> None:
+        raise UsageError("emr: the host key of root@192.0.2.9:22 is not trusted")
+
+    monkeypatch.setattr(target, "require_trusted", refused)
+    return FakeRunner(host="target")
+
+
+def test_a_refused_host_key_comes_first_whatever_the_orchestrator_found(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ctx, job = make_context(tmp_path)
+    runner = _refusing(monkeypatch)
+
+    with pytest.raises(UsageError, match="not trusted"), \
+            plan.looking(ctx, job, runner, target.parse("ssh://root@192.0.2.9/new")):
+        raise UsageError("emr: no snapshot of emr has passed a full verify")
+    assert runner.calls == []  # nothing ran on a server whose key is not trusted
+
+
+def test_the_orchestrators_refusal_stands_when_the_target_is_fine(tmp_path: Path) -> None:
+    ctx, job = make_context(tmp_path)
+    runner = FakeRunner(host="target")
+    runner.on("python3", stdout=PROBED)
+
+    with pytest.raises(UsageError, match="full verify"), \
+            plan.looking(ctx, job, runner, target.parse("local:/srv/new")):
+        raise UsageError("emr: no snapshot of emr has passed a full verify")
