@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, replace
 
 from sqlalchemy import Connection
 
+from backupctl import databases  # its modules load when a job with databases uses them
 from backupctl.actions import generations as gen_check
 from backupctl.actions import repo as repos
 from backupctl.actions import tripwire, tunnel
@@ -32,8 +33,6 @@ from backupctl.actions.restore_test import freshness
 from backupctl.actions.restore_test.pipeline import list_snapshot
 from backupctl.actions.results import Outcome, RunResult
 from backupctl.config.schema import Job
-from backupctl.databases import DumpResult, dump_database
-from backupctl.databases import dump as database_dump
 from backupctl.errors import (
     BackupctlError,
     ConnectError,
@@ -63,6 +62,7 @@ UNREADABLE_SHOWN = 20  # paths an error message lists; the result keeps every on
 
 def plan(job: Job) -> list[str]:
     """What `backup` would run, secrets masked (for --dry-run)."""
+    from backupctl.databases import dump as database_dump
     from backupctl.execute import Secret, display
 
     masked = Secret("<password>")
@@ -134,7 +134,7 @@ class Done:
     taken: Taken
     steps: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
-    dumps: tuple[DumpResult, ...] = ()
+    dumps: tuple[databases.DumpResult, ...] = ()
     inspected: Inspected | None = None
     held: tuple[parse.Snapshot, ...] | None = None
     assessment: gen_check.Assessment | None = None
@@ -226,23 +226,23 @@ def _incomplete(job: Job, runner: Runner, output: parse.BackupOutput, outcome: R
     return None
 
 
-def dump_all(ctx: Context, job: Job, runner: Runner) -> tuple[DumpResult, ...]:
+def dump_all(ctx: Context, job: Job, runner: Runner) -> tuple[databases.DumpResult, ...]:
     """Dump each of the job's databases into its own snapshot (after the files)."""
     password = repos.primary(job).password
     done = []
     for database in job.databases:
         try:
-            dumped = dump_database(runner, database, job=job.name,
+            dumped = databases.dump_database(runner, database, job=job.name,
                                    repo_url=job.repository.host_url, password=password,
                                    timeout=ctx.timeout, restic_binary=program(runner, RESTIC))
         except BackupctlError as exc:  # the host went away: name the database too
-            dumped = DumpResult(job=job.name, name=database.name, kind=database.kind,
+            dumped = databases.DumpResult(job=job.name, name=database.name, kind=database.kind,
                                 error=f"{job.name}: database {database.name}: {exc}")
         done.append(dumped)
     return tuple(done)
 
 
-def dump_steps(dumped: tuple[DumpResult, ...]) -> tuple[tuple[str, ...], str | None]:
+def dump_steps(dumped: tuple[databases.DumpResult, ...]) -> tuple[tuple[str, ...], str | None]:
     """The steps the dumps add, and their failures, each naming its database."""
     steps, failed = [], []
     for d in dumped:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from backupctl.actions import objectlock
 from backupctl.actions.context import Context
 from backupctl.config.schema import Job
 from backupctl.errors import ResticError, UsageError
@@ -64,6 +63,9 @@ def init_repository(ctx: Context, job: Job, *, copies: bool = False) -> list[str
     if copies:
         targets += [named(job, c.name) for c in job.copies]
     for copy in job.copies if copies else []:
+        # objectlock (urllib, the S3 probes): only `init --copies` of an S3 copy uses it
+        from backupctl.actions import objectlock
+
         if objectlock.uses_lock(copy):  # before restic writes anything into the bucket
             done.append(objectlock.require_lock(copy))
     for target in targets:

@@ -11,7 +11,6 @@ from rich.table import Table
 
 from backupctl import fmt
 from backupctl.actions import backup as backup_action
-from backupctl.actions import status as status_action
 from backupctl.actions.results import JobResult, RunResult
 from backupctl.cli.common import (
     AllOpt,
@@ -173,7 +172,9 @@ def backup(jobs: JobsArg = None, all_jobs: AllOpt = False, as_json: JsonOpt = Fa
 def status(as_json: JsonOpt = False) -> None:
     """Per job: last backup, result, generations, age, next run, findings; with several
     orchestrators also who ran the last backup and who runs the job now."""
+    # fleet, and status's readers of copies, media and probes: only `status` pays them
     from backupctl.actions import fleet
+    from backupctl.actions import status as status_action
 
     config = load()
     ctx = context(config)

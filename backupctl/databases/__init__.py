@@ -13,12 +13,34 @@ its UsageError (exit 2) is the only exit code decided here. Values: model.py; wh
 found: state.database_proof.
 """
 
-from backupctl.databases import account
-from backupctl.databases.cluster import cleanup_leftovers, leftovers
-from backupctl.databases.dump import dump_database
-from backupctl.databases.kinds import KINDS, Kind
-from backupctl.databases.model import DumpManifest, DumpResult
-from backupctl.databases.prove import prove_full, prove_quick
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from backupctl.databases import account
+    from backupctl.databases.cluster import cleanup_leftovers, leftovers
+    from backupctl.databases.dump import dump_database
+    from backupctl.databases.kinds import KINDS, Kind
+    from backupctl.databases.model import DumpManifest, DumpResult
+    from backupctl.databases.prove import prove_full, prove_quick
 
 __all__ = ["KINDS", "DumpManifest", "DumpResult", "Kind", "account", "cleanup_leftovers",
            "dump_database", "leftovers", "prove_full", "prove_quick"]
+
+# Each name's module, imported when first used (PEP 562): every run wipes a killed restore
+# test's leftovers (cluster), only a job with databases needs the dump and the kinds' modules
+# (~15 ms of start-up on 2 cores, docs/benchmarks.md issue #25).
+_WHERE = {"account": "", "cleanup_leftovers": "cluster", "leftovers": "cluster",
+          "dump_database": "dump", "KINDS": "kinds", "Kind": "kinds",
+          "DumpManifest": "model", "DumpResult": "model", "prove_full": "prove",
+          "prove_quick": "prove"}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    if not _WHERE[name]:
+        return importlib.import_module(f"{__name__}.{name}")
+    return getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)

@@ -28,7 +28,9 @@ from backupctl.state.database_proof import DatabaseProof as DatabaseProof
 
 
 class Record(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    # defer_build: a model's validator is built when a run first uses it, not at import;
+    # each command uses a few of these models and every command imports them all (issue 25).
+    model_config = ConfigDict(frozen=True, extra="ignore", defer_build=True)
 
     def to_json(self) -> dict[str, Any]:
         return self.model_dump(mode="json", by_alias=True)

@@ -63,6 +63,23 @@ def test_a_verify_does_not_import_the_other_commands_machinery() -> None:
         assert other not in loaded
 
 
+
+def test_a_backup_does_not_import_what_only_other_commands_or_databases_need() -> None:
+    """Issue 25: a backup of a job without databases pays no start-up for the S3 Object Lock
+    and probe code (urllib), `status`'s readers, or the database dumps and provers."""
+    code = ("import sys; from backupctl.cli.main import build; build(['backup', 'x']); "
+            "import backupctl.actions.backup; print(' '.join(sorted(sys.modules)))")
+    loaded = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
+                            text=True, timeout=120).stdout.split()
+    assert "backupctl.actions.backup" in loaded and "backupctl.databases" in loaded
+    for other in ("backupctl.actions.objectlock", "backupctl.actions.probe",
+                  "backupctl.actions.status", "backupctl.actions.media", "urllib.request",
+                  "backupctl.databases.dump", "backupctl.databases.kinds",
+                  "backupctl.databases.prove", "backupctl.databases.cluster",
+                  "sqlalchemy.orm", "psycopg"):
+        assert other not in loaded
+
+
 def test_flags_show_no_value_in_help_and_options_with_values_keep_theirs() -> None:
     """Help once said `-v, --verbose <bool>` while `--verbose true` is a usage error
     (issue 29): a flag takes no value and shows none."""

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from backupctl.state.records import Proof, VerifyDetails, over_rto
@@ -27,3 +30,17 @@ def test_a_stored_decision_is_read_as_it_was_made() -> None:
 
 def test_an_older_record_is_judged_from_its_own_numbers() -> None:
     assert Proof.model_validate({"restore_seconds": 7300.0, "rto_seconds": 7200}).rto_exceeded
+
+
+
+def test_importing_the_records_builds_no_model_until_one_is_used() -> None:
+    """Every command imports every record model and uses a few (issue 25): a model's
+    validator is built when it is first used (in a fresh interpreter: none is yet)."""
+    code = ("from backupctl.state import records as r; "
+            "models = [m for m in vars(r).values() if isinstance(m, type) "
+            "and issubclass(m, r.Record)]; "
+            "print(len(models), sum(m.__pydantic_complete__ for m in models))")
+    count, built = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
+                                  text=True, timeout=120).stdout.split()
+    assert int(count) > 10 and built == "0"
+    assert VerifyDetails.model_validate({"restore_ms": 5}).restore_ms == 5  # built on use
