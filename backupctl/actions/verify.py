@@ -95,8 +95,10 @@ def verify(ctx: Context, job: Job, *, mode: str = "quick", snapshot: str = "late
         steps = _unlock_stale(ctx, repo) if run.recovered else ()
         tested = (full if mode == "full" else quick)(ctx, job, repo, wanted=snapshot)
         tested = with_databases(ctx, job, repo, tested, mode=mode)
-        run.finish(result(job, repo.name, mode, tested, steps=steps),
-                   extra=lambda conn: freshness.record_proven(conn, ctx, job, repo, tested))
+        proved = freshness.to_prove(ctx, job, repo, tested)  # prove_within: with the record
+        run.finish(result(job, repo.name, mode, tested, steps=(
+            *steps, *freshness.steps(job, proved))), extra=lambda conn: freshness.record_proven(
+                conn, job.name, proved, at=ctx.store.now()))
     return run.result
 
 

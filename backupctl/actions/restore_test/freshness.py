@@ -4,7 +4,8 @@ The backup: its sample is `freshness.choose_for_backup` of the files the state k
 (`Prepared.chooser`), and its snapshot's files are written to `proofs` as a diff
 (`Prepared.update`, recorded with the run). The quick verify: besides the newest manifest's
 references it restores the due files (`with_due`: unproven first, then the longest-unproven,
-at least its share), records those that matched as proven with the run (`record_proven`),
+at least its share), records those that matched as proven with the run (`to_prove`,
+`record_proven`; its evidence says how many: `steps`),
 and `restic check` reads pack group n/t in turn (`read_data`), so every pack is read within
 the window too.
 """
@@ -139,15 +140,34 @@ def proven(tested: Tested) -> list[tuple[str, int, str]]:
             if r.path not in bad and (NOT_UTF8 not in r.path or lossy_ok)]
 
 
-def record_proven(conn: Connection, ctx: Context, job: Job, repo: Repo,
-                  tested: Tested) -> None:
-    """The matched references are proven now, if `proofs` still mirrors their snapshot."""
+def to_prove(ctx: Context, job: Job, repo: Repo,
+             tested: Tested) -> list[tuple[str, int, str]] | None:
+    """The files a restore test proved, if `proofs` mirrors its snapshot (None: no
+    prove_within, another repository, or an older snapshot: nothing is recorded)."""
     if job.verify.prove_within is None or repo.name != PRIMARY:
-        return
-    tree = proofs.tree(conn, job.name)
+        return None
+    tree = ctx.store.query(proofs.tree, job.name)
     if tree is None or tree.snapshot_id != tested.references.manifest_id:
-        return
-    proofs.mark_proven(conn, job.name, proven(tested), at=ctx.store.now())
+        return None
+    return proven(tested)
+
+
+def steps(job: Job, proved: list[tuple[str, int, str]] | None) -> tuple[str, ...]:
+    """What the run's evidence record says of it."""
+    if job.verify.prove_within is None:
+        return ()
+    if proved is None:
+        return ("prove_within: not the newest snapshot of the primary repository, no proof "
+                "recorded",)
+    return (f"prove_within: {len(proved)} file(s) of the newest snapshot restored and "
+            "matched their source hash, recorded as proven",)
+
+
+def record_proven(conn: Connection, job: str, proved: list[tuple[str, int, str]] | None, *,
+                  at: str) -> None:
+    """Record `to_prove`'s files as proven at `at` (in the run's own transaction)."""
+    if proved:
+        proofs.mark_proven(conn, job, proved, at=at)
 
 
 def read_data(ctx: Context, job: Job, repo: Repo) -> tuple[int, int] | None:

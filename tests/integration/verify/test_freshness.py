@@ -52,6 +52,8 @@ def test_ten_days_prove_every_file_and_a_change_is_unproven_again(
         tested = verify_action.verify(ctx, job)
         assert tested.status is ExitStatus.OK, tested.error
         checked.append(tested.details.files_checked)
+        assert "prove_within: 4 file(s) of the newest snapshot restored and matched their " \
+            "source hash, recorded as proven" in tested.details.steps
         groups += re.findall(r"--read-data-subset=(\d+/\d+)", " ".join(tested.details.steps))
         now[0] += timedelta(hours=22)
 
