@@ -76,7 +76,7 @@ def test_a_backup_does_not_import_what_only_other_commands_or_databases_need() -
                   "backupctl.actions.status", "backupctl.actions.media", "urllib.request",
                   "backupctl.databases.dump", "backupctl.databases.kinds",
                   "backupctl.databases.prove", "backupctl.databases.cluster",
-                  "sqlalchemy.orm", "psycopg"):
+                  "tenacity", "sqlalchemy.orm", "psycopg"):
         assert other not in loaded
 
 

@@ -12,6 +12,7 @@ from backupctl.errors import Reason, ResticError
 from backupctl.execute import Secret
 from backupctl.execute.fake import FakeRunner
 from backupctl.restic import commands
+from backupctl.restic.codes import ResticExit
 from backupctl.restic.run import Repo, attempt, cached_version, run
 
 
@@ -108,3 +109,23 @@ def test_a_failure_shows_restic_0_18s_exit_error_as_its_message() -> None:
 
     assert "exited 12: Fatal: wrong password or no key found" in str(raised.value)
     assert "message_type" not in str(raised.value) and raised.value.reason is Reason.PASSWORD
+
+
+def test_a_locked_run_is_retried_once_after_unlock_and_only_with_a_repository() -> None:
+    repo = Repo("primary", "/srv/r", Secret("unit-pw-4b1d"))
+    locked = "unable to create lock in backend: repository is already locked by PID 7"
+    runner = FakeRunner(host="local")
+    runner.on("snapshots", returncode=1, stderr=locked)
+    runner.on("unlock", returncode=0)
+
+    result, outcome = attempt(runner, commands.snapshots(repo.url, repo.password), timeout=60,
+                              unlock=repo)
+    assert outcome is ResticExit.LOCKED and result.returncode == 1  # still locked: told so
+    assert [next(w for w in map(str, c.argv) if w in ("snapshots", "unlock"))
+            for c in runner.calls] == ["snapshots", "unlock", "snapshots"]
+
+    alone = FakeRunner(host="local")
+    alone.on("snapshots", returncode=1, stderr=locked)
+    assert attempt(alone, commands.snapshots(repo.url, repo.password),
+                   timeout=60)[1] is ResticExit.LOCKED
+    assert len(alone.calls) == 1

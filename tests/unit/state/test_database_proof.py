@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import subprocess
+import sys
 
 from backupctl.evidence.chain import canonical, canonical_v2
 from backupctl.state.database_proof import (
@@ -147,3 +149,13 @@ def test_a_fingerprint_is_stored_as_a_compact_list_and_read_back() -> None:
     assert schema_from_json(text) == objects
     assert schema_from_json(None) is None and schema_to_json(None) is None
     assert schema_from_json("[]") == ()
+
+
+def test_importing_the_proof_models_builds_none_until_one_is_used() -> None:
+    """Every command imports them, only a restore test's proof uses them (issue 25)."""
+    code = ("from backupctl.state import database_proof as d; print(sum(c.__pydantic_complete__ "
+            "for c in (d.SchemaObject, d.SchemaMismatch, d.TableCount, d.DatabaseCheck, "
+            "d.DatabaseProof)))")
+    built = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
+                           text=True, timeout=120).stdout.strip()
+    assert built == "0"
