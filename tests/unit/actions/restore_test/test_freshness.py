@@ -63,3 +63,25 @@ def test_due_files_join_the_manifest_only_for_the_snapshot_the_state_mirrors(
     assert len({r.path for r in refs.refs}) == len(refs.refs)
     other = References("s0", (Reference("/srv/f00", 1, SHA),), (), None)
     assert freshness.with_due(ctx, job, primary, other) == other
+
+
+def test_only_references_that_came_back_and_matched_are_proven() -> None:
+    from backupctl.actions.restore_test.pipeline import Tested
+    from backupctl.actions.restore_test.verdict import Findings
+    from backupctl.state.records import Mismatch
+    from backupctl.verify.listing import SnapshotRef
+
+    lossy = "/srv/\ufffd.txt"
+    refs = References("s1", (Reference("/srv/a", 1, SHA), Reference("/srv/b", 1, SHA),
+                             Reference(lossy, 1, SHA, "/srv/\udc83.txt")), (), None)
+    snap = SnapshotRef("s1", "s1", "2026-12-01T00:00:00Z", None)
+
+    def tested(*bad: str) -> Tested:
+        return Tested(snap, refs, Findings(mismatches=tuple(
+            Mismatch(path=p, reason="hash") for p in bad)), None)
+
+    assert freshness.proven(tested("/srv/b")) == [("/srv/a", 1, SHA), (lossy, 1, SHA)]
+    # a mismatch in a name's own safe form (not the listed one): the lossy name is not
+    # credited, the plain ones that came back are
+    assert freshness.proven(tested("/srv/\\x83.txt")) == [("/srv/a", 1, SHA),
+                                                          ("/srv/b", 1, SHA)]
