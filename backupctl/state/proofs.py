@@ -97,15 +97,23 @@ def apply(conn: Connection, job: str, *, snapshot_id: str, remove: Sequence[str]
 
 
 def due(conn: Connection, job: str, *, limit: int | None) -> list[Due]:
-    """Files with a source hash, unproven first, then the longest-unproven. A name
-    restic lists with U+FFFD is left to the backup's sample, whose manifest keeps its bytes."""
+    """Files with a source hash, unproven first (longest-waiting first), then the
+    longest-unproven. A name restic lists with U+FFFD is left to the backup's sample, whose
+    manifest keeps its bytes. Two ranges of the (job, proven_at, seen_at) index in its own
+    order (ascending sorts NULL first on SQLite and last on PostgreSQL), no sort."""
     p = proofs.c
-    query = (select(p.path, p.size, p.sha256, p.proven_at)
-             .where(p.job == job, p.sha256.is_not(None), ~p.path.contains(NOT_UTF8))
-             .order_by(p.proven_at.asc().nulls_first(), p.seen_at))
-    if limit is not None:
-        query = query.limit(limit)
-    return [Due(r.path, int(r.size), r.sha256, r.proven_at) for r in conn.execute(query)]
+    found: list[Due] = []
+    for unproven in (True, False):
+        if limit is not None and len(found) >= limit:
+            break
+        query = (select(p.path, p.size, p.sha256, p.proven_at)
+                 .where(p.job == job, p.sha256.is_not(None), ~p.path.contains(NOT_UTF8),
+                        p.proven_at.is_(None) if unproven else p.proven_at.is_not(None))
+                 .order_by(p.seen_at if unproven else p.proven_at))
+        if limit is not None:
+            query = query.limit(limit - len(found))
+        found += [Due(r.path, int(r.size), r.sha256, r.proven_at) for r in conn.execute(query)]
+    return found
 
 
 def mark_proven(conn: Connection, job: str, proven: Iterable[tuple[str, int, str]], *,
