@@ -7,7 +7,6 @@ from datetime import UTC, datetime, tzinfo
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from backupctl import fmt
 from backupctl.actions import backup as backup_action
@@ -172,7 +171,9 @@ def backup(jobs: JobsArg = None, all_jobs: AllOpt = False, as_json: JsonOpt = Fa
 def status(as_json: JsonOpt = False) -> None:
     """Per job: last backup, result, generations, age, next run, findings; with several
     orchestrators also who ran the last backup and who runs the job now."""
-    # fleet, and status's readers of copies, media and probes: only `status` pays them
+    # fleet, status's readers of copies, media and probes, the table: only `status` pays them
+    from rich.table import Table
+
     from backupctl.actions import fleet
     from backupctl.actions import status as status_action
 

@@ -73,7 +73,8 @@ def test_a_backup_does_not_import_what_only_other_commands_or_databases_need() -
                             text=True, timeout=120).stdout.split()
     assert "backupctl.actions.backup" in loaded and "backupctl.databases" in loaded
     for other in ("backupctl.actions.objectlock", "backupctl.actions.probe",
-                  "backupctl.actions.status", "backupctl.actions.media", "urllib.request",
+                  "backupctl.actions.status", "backupctl.actions.media", "rich.table",
+                  "urllib.request",
                   "backupctl.databases.dump", "backupctl.databases.kinds",
                   "backupctl.databases.prove", "backupctl.databases.cluster",
                   "tenacity", "sqlalchemy.orm", "psycopg"):
