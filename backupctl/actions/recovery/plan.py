@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -30,6 +31,7 @@ from backupctl.config.served import local_directory, loopback_rest
 from backupctl.databases.onto import DEFAULT_DSN
 from backupctl.errors import UsageError
 from backupctl.execute import Runner
+from backupctl.restic import s3
 from backupctl.restic.run import Repo
 from backupctl.secrets import display_url
 from backupctl.state.recovery import proven_snapshots
@@ -49,6 +51,7 @@ class Request:
     identity: Path | None = None
     databases: bool = False  # --databases: each dump into the target's PostgreSQL
     target_dsn: str = DEFAULT_DSN  # --target-dsn: libpq, as seen on the target
+    source: str = repos.PRIMARY  # --from: the repository read (primary or a copy's name)
     started: float = field(default_factory=time.monotonic)
 
 
@@ -102,15 +105,19 @@ def choose(ctx: Context, job: Job, repo: Repo, wanted: str) -> SnapshotRef:
         if found is not None:
             return found
     gone = f" ({len(proven)} proven snapshot(s) are no longer in it)" if proven else ""
+    # a copy's snapshots have ids of their own: proven by a full verify read from that copy
+    source = "" if repo.name == repos.PRIMARY else f" --from {repo.name}"
     raise UsageError(f"{job.name}: no snapshot of {job.name} in {repo.name} has passed a "
                      f"full verify{gone}, so none is proven; run `backupctl verify "
-                     f"{job.name} --mode full` first, or pass --snapshot latest (or an id) "
-                     "knowingly (nothing was run)")
+                     f"{job.name}{source} --mode full` first, or pass --snapshot latest (or an "
+                     "id) knowingly (nothing was run)")
 
 
 def servable(url: str) -> bool:
-    """A repository the target cannot reach itself: served over the SSH connection."""
-    return local_directory(url) is not None or loopback_rest(url) is not None
+    """A repository the target cannot reach itself, or must not (an S3 copy opened with its
+    credentials file: its keys stay on the orchestrator): served over the SSH connection."""
+    return (local_directory(url) is not None or loopback_rest(url) is not None
+            or (s3.is_s3(url) and s3.credentials_for(url) is not None))
 
 
 def open_target(ctx: Context, job: Job, request: Request) -> tuple[Target, Path | None,
@@ -176,16 +183,64 @@ def looking(ctx: Context, job: Job, runner: Runner,
         raise box["refused"]  # type: ignore[misc]
 
 
+def likely(ctx: Context, job: Job, repo: Repo, wanted: str) -> str | None:
+    """The snapshot `choose` will most likely pick, known before restic lists them: the
+    newest proven one, or a full id given (None for `latest` or a short id)."""
+    if wanted == PROVEN:
+        proven = ctx.store.query(proven_snapshots, job.name, repository=repo.name)
+        return proven[0] if proven else None
+    return wanted if re.fullmatch(r"[0-9a-f]{64}", wanted) else None
+
+
+@contextlib.contextmanager
+def listing_ahead(ctx: Context, job: Job, repo: Repo,
+                  request: Request) -> Iterator[Callable[[str], Tree]]:
+    """`nodes` of the likely snapshot on a thread while `choose` lists the snapshots (two
+    restic runs, each paying its key derivation, overlap); yields what gives the tree of
+    the snapshot chosen: the one listed ahead only when it is that very snapshot (restic
+    names it by its full id), else listed then."""
+    guess = likely(ctx, job, repo, request.snapshot)
+    box: dict[str, Tree] = {}
+
+    def list_nodes(snapshot_id: str) -> Tree:
+        return nodes(ctx.local, repo, snapshot_id, job=job.name, paths=list(request.paths),
+                     timeout=ctx.timeout)
+
+    def work(snapshot_id: str) -> None:
+        # a guess that fails (gone, a signal) is only a guess: listed again then, in the
+        # main thread, which reports what goes wrong
+        with contextlib.suppress(BaseException):
+            box["tree"] = list_nodes(snapshot_id)
+
+    thread = threading.Thread(target=contextvars.copy_context().run, args=(work, guess),
+                              daemon=True, name="recovery-listing") if guess else None
+    if thread is not None:
+        thread.start()
+
+    def tree_of(snapshot_id: str) -> Tree:
+        if thread is not None:
+            thread.join()
+        ahead = box.get("tree")
+        return ahead if ahead is not None and ahead.snapshot_id == snapshot_id \
+            else list_nodes(snapshot_id)
+
+    try:
+        yield tree_of
+    finally:
+        if thread is not None:
+            thread.join()  # no restic outlives the plan (a signal kills it: a quick end)
+
+
 def prepare(ctx: Context, job: Job, request: Request, runner: Runner,
             target: Target, identity: Path | None, *,
             early: tunnel.Early | None = None) -> Prepared:
     """Choose and list the snapshot, look at the target; every refusal is exit 2."""
     check_request(request, job=job.name)
-    repo = repos.primary(job)
-    with looking(ctx, job, runner, target) as probed_target:
+    repo = repos.named(job, request.source)
+    with looking(ctx, job, runner, target) as probed_target, \
+            listing_ahead(ctx, job, repo, request) as tree_of:
         snap = choose(ctx, job, repo, request.snapshot)
-        tree = nodes(ctx.local, repo, snap.id, job=job.name, paths=list(request.paths),
-                     timeout=ctx.timeout)
+        tree = tree_of(snap.id)
         if absent := missing_paths(tree, list(request.paths)):
             raise UsageError(f"{job.name}: snapshot {snap.short_id} holds no "
                              f"{', '.join(absent)} (--path); nothing was run")
@@ -210,8 +265,9 @@ def opened(ctx: Context, job: Job, request: Request) -> Iterator[tuple[Prepared,
     the target (closed after) and, for a repository served to it, rclone started before
     the plan (it listens on the orchestrator's loopback only until the restore forwards
     it; stopped after), so its start overlaps the plan."""
+    repos.check_name(job, request.source)  # exit 2 naming the job's copies, nothing run
     target, identity, runner = open_target(ctx, job, request)
-    url = job.repository.orchestrator_url
+    url = repos.named(job, request.source).url  # an S3 copy's keys registered: rclone's
     try:
         with (tunnel.started(url) if served(target, url)
               else contextlib.nullcontext()) as early:
@@ -221,20 +277,31 @@ def opened(ctx: Context, job: Job, request: Request) -> Iterator[tuple[Prepared,
             runner.close()
 
 
+def source_url(job: Job, source: str) -> str:
+    """The repository `--from` names as the orchestrator reaches it (no secret read)."""
+    repos.check_name(job, source)
+    return (job.repository.orchestrator_url if source == repos.PRIMARY
+            else job.copy_named(source).url)
+
+
 def describe(job: Job, request: Request) -> list[str]:
     """The plan (--dry-run): what would run where; no secret, nothing contacted."""
     target = request.target
-    url = job.repository.orchestrator_url
+    url = source_url(job, request.source)
     where = "orchestrator" if target.is_local else target.display()
-    lines = [f"snapshot: {request.snapshot}" + (
+    lines = [f"repository: {request.source} ({display_url(url)})",
+             f"snapshot: {request.snapshot}" + (
         " (the newest snapshot whose full verify passed)" if request.snapshot == PROVEN
         else ""),
         f"target: {target.display()}" + (" (--overwrite)" if request.overwrite else
                                          " (must be new or empty)")]
-    if not target.is_local and servable(url):
+    keyed = request.source != repos.PRIMARY and \
+        job.copy_named(request.source).s3_credentials_file is not None
+    if not target.is_local and (servable(url) or keyed):
+        keys = " (the S3 keys in its environment only)" if s3.is_s3(url) else ""
         lines += [f"on orchestrator: rclone serve restic --append-only --addr "
                   f"127.0.0.1:<port> --htpasswd <pipe: one-time credential> {display_url(url)}"
-                  " (stops with the run)" if loopback_rest(url) is None else
+                  f"{keys} (stops with the run)" if loopback_rest(url) is None else
                   f"on orchestrator: {display_url(url)} (its own server)",
                   f"ssh {target.display()}: remote port forward, its 127.0.0.1:<port> → "
                   "orchestrator (closed when the run ends)"]

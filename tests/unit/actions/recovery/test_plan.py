@@ -1,5 +1,6 @@
 """actions.recovery.plan: the target's side of the plan (host key, probe) runs beside the
-orchestrator's, and a refused host key still comes first."""
+orchestrator's, and a refused host key still comes first; the snapshot likely chosen is
+listed while restic lists the snapshots."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from backupctl.actions import repo as repos
 from backupctl.actions.recovery import plan, target
 from backupctl.errors import UsageError
 from backupctl.execute import Result
@@ -71,3 +73,47 @@ def test_the_orchestrators_refusal_stands_when_the_target_is_fine(tmp_path: Path
     with pytest.raises(UsageError, match="full verify"), \
             plan.looking(ctx, job, runner, target.parse("local:/srv/new")):
         raise UsageError("emr: no snapshot of emr has passed a full verify")
+
+
+GIVEN, OTHER = "a" * 64, "b" * 64
+
+
+def _listing(began: threading.Event) -> tuple[FakeRunner, list[str]]:
+    """The orchestrator's restic: `find` says it began, then lists the snapshot asked for."""
+    local, asked = FakeRunner(host="local"), []
+
+    def respond(call: Call) -> Result:
+        snapshot = call.words[call.words.index("--snapshot") + 1]
+        asked.append(snapshot)
+        began.set()
+        listed = [{"snapshot": snapshot, "matches": [
+            {"path": "/srv/emr", "type": "dir", "mode": 0o40750}]}]
+        return Result(call.text, 0, json.dumps(listed).encode(), "", 0.0, False, "local")
+
+    local.on("find", respond=respond)
+    return local, asked
+
+
+def test_the_snapshot_given_is_listed_while_the_snapshots_are(tmp_path: Path) -> None:
+    began = threading.Event()
+    local, asked = _listing(began)
+    ctx, job = make_context(tmp_path, local=local)
+    request = plan.Request(target.parse("local:/srv/new"), snapshot=GIVEN)
+
+    with plan.listing_ahead(ctx, job, repos.primary(job), request) as tree_of:
+        beside = began.wait(timeout=30)  # here `choose` runs restic snapshots
+        tree = tree_of(GIVEN)
+
+    assert beside and asked == [GIVEN]  # listed once, ahead
+    assert tree.snapshot_id == GIVEN and [n.path for n in tree.nodes] == ["/srv/emr"]
+
+
+def test_a_guess_that_is_not_the_snapshot_chosen_is_listed_again(tmp_path: Path) -> None:
+    local, asked = _listing(threading.Event())
+    ctx, job = make_context(tmp_path, local=local)
+    request = plan.Request(target.parse("local:/srv/new"), snapshot=GIVEN)
+
+    with plan.listing_ahead(ctx, job, repos.primary(job), request) as tree_of:
+        tree = tree_of(OTHER)
+
+    assert sorted(asked) == [GIVEN, OTHER] and tree.snapshot_id == OTHER
