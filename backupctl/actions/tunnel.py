@@ -37,15 +37,19 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import secrets
+import urllib.parse
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 from backupctl.config.schema import Job
 from backupctl.config.served import local_directory, loopback_rest
 from backupctl.errors import UsageError
 from backupctl.execute import Runner, Secret
 from backupctl.execute.serve import Forwarder, Pending, rest_server, starting
+from backupctl.restic import s3
 from backupctl.secrets import display_url
 
 log = logging.getLogger(__name__)
@@ -71,6 +75,51 @@ class Served:
 
 
 @dataclass(frozen=True)
+class Backend:
+    """What rclone serves for a repository URL: a directory, or an rclone remote (an S3
+    bucket) with the variables it needs in rclone's environment (never its argv)."""
+
+    root: Path | str
+    shown: str
+    env: dict[str, Secret] = field(default_factory=dict)
+
+
+_AWS_HOST = re.compile(r"^s3[.-]([a-z0-9-]+)\.amazonaws\.com$")
+
+
+def s3_remote(where: s3.Location, *, region: str) -> str:
+    """rclone's on-the-fly S3 remote (rclone >= 1.55 connection string; Debian 12 has 1.60)
+    for the bucket and prefix of an `s3:` URL, no key in it. Path-style requests as restic
+    (minio-go) makes them to any endpoint but AWS's; AWS's region read from its host name
+    (SigV4 needs the bucket's own; minio-go asks the bucket, rclone does not)."""
+    host = urllib.parse.urlsplit(where.endpoint).hostname or ""
+    if (aws := _AWS_HOST.match(host)) is not None:
+        region = aws.group(1)
+    path_style = "false" if host.endswith(".amazonaws.com") else "true"
+
+    def quoted(value: str) -> str:  # a value holding `:` or `,` is quoted; `'` doubled
+        return "'" + value.replace("'", "''") + "'"
+
+    path = f"{where.bucket}/{where.prefix}" if where.prefix else where.bucket
+    return (f":s3,provider=Other,env_auth=false,endpoint={quoted(where.endpoint)},"
+            f"region={quoted(region)},force_path_style={path_style}:{path}")
+
+
+def backend(url: str) -> Backend | None:
+    """What `rclone serve restic` serves for `url`: a directory on the orchestrator, or an
+    S3 bucket whose credentials are known (`restic.s3.register`: a copy opened by
+    `actions.repo.named`), its keys in rclone's environment only; None for anything else."""
+    if (directory := local_directory(url)) is not None:
+        return Backend(directory, str(directory))
+    if s3.is_s3(url) and (keys := s3.credentials_for(url)) is not None:
+        where = s3.location(url)
+        return Backend(s3_remote(where, region=keys.region), where.shown(), {
+            "RCLONE_S3_ACCESS_KEY_ID": keys.key_id,
+            "RCLONE_S3_SECRET_ACCESS_KEY": keys.secret_key})
+    return None
+
+
+@dataclass(frozen=True)
 class Early:
     """A directory's rclone started ahead of `serve` (`started`): what the caller does
     meanwhile overlaps rclone's start; one credential for the command's blocks."""
@@ -84,12 +133,13 @@ def started(url: str, *, token: Callable[[], str] | None = None) -> Iterator[Ear
     """rclone for `url`, a directory on the orchestrator, started now and stopped when the
     block ends; None for anything else (a loopback rest: server has its own). It listens
     on the orchestrator's loopback only: nothing reaches it before `serve` forwards it."""
-    directory = local_directory(url)
-    if directory is None:
+    served = backend(url)
+    if served is None:
         yield None
         return
     credential = Secret((token or new_token)())  # registered: masked wherever printed
-    with starting(directory, user=USER, password=credential) as pending:
+    with starting(served.root, user=USER, password=credential,
+                  extra_env=served.env) as pending:
         yield Early(pending, credential)
 
 
@@ -107,22 +157,23 @@ def serve(runner: Runner, url: str, *, job: str, token: Callable[[], str] | None
         with runner.forward_remote(rest.port) as port:
             yield Served(rest.through(port), port)
         return
-    directory = local_directory(url)
-    if directory is None:
+    served_root = backend(url)
+    if served_root is None:
         raise UsageError(f"{job}: {display_url(url)} is neither a directory on the "
-                         "orchestrator nor a rest:http:// server on its loopback: the host "
-                         "must reach it itself (repository.url)")
+                         "orchestrator, an S3 copy opened with its credentials, nor a "
+                         "rest:http:// server on its loopback: the host must reach it itself "
+                         "(repository.url)")
     with contextlib.ExitStack() as stack:
         if early is None:
             credential = Secret((token or new_token)())  # registered: masked when printed
-            server = stack.enter_context(rest_server(directory, user=USER,
-                                                     password=credential))
+            server = stack.enter_context(rest_server(
+                served_root.root, user=USER, password=credential, extra_env=served_root.env))
         else:
             credential, server = early.credential, early.pending.ready()
         port = stack.enter_context(runner.forward_remote(server.port))
         served = Served(f"rest:http://{USER}:{credential.reveal()}@127.0.0.1:{port}/", port)
         log.debug("%s: %s served to %s on its 127.0.0.1:%d (append-only, over SSH)", job,
-                  directory, runner.host, port)
+                  served_root.shown, runner.host, port)
         yield served
 
 

@@ -199,11 +199,12 @@ def _onto(to: str | None, *, job: str, target: Path | None, source: str,
         if identity is not None or databases or target_dsn != DEFAULT_DSN:
             raise UsageError("--identity, --databases and --target-dsn go with --to")
         return None
-    if target is not None or source != repos.PRIMARY:
-        raise UsageError("--to rehearses the recovery from the primary repository onto a "
-                         "spare server; it goes with neither --target nor --from")
+    if target is not None:
+        raise UsageError("--to rehearses the recovery onto a spare server (from the primary "
+                         "or --from a copy); it does not go with --target")
     request = plans.Request(targets.parse(to), snapshot=snapshot or plans.PROVEN,
-                            identity=identity, databases=databases, target_dsn=target_dsn)
+                            identity=identity, databases=databases, target_dsn=target_dsn,
+                            source=source)
     plans.check_request(request, job=job)
     return request
 

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
+from backupctl.actions import repo as repos
 from backupctl.actions.context import manual_operator
 from backupctl.actions.recovery import plan as plans
 from backupctl.actions.recovery import run as recovery
@@ -129,6 +130,9 @@ def restore(
         snapshot: Annotated[str, typer.Option(
             "--snapshot", help="proven (the newest snapshot a full verify passed), latest, "
             "or an id")] = plans.PROVEN,
+        source: Annotated[str, typer.Option(
+            "--from", help="the repository to read: primary or one of the job's copies (the "
+            "primary is gone or encrypted: its offline or immutable copy)")] = "primary",
         path: Annotated[list[str] | None, typer.Option(
             "--path", help="bring back only this path of the snapshot (repeatable)")] = None,
         databases: Annotated[bool, typer.Option(
@@ -153,8 +157,9 @@ def restore(
     selected = one(config, job)
     request = plans.Request(targets.parse(to), snapshot=snapshot, paths=tuple(path or ()),
                             overwrite=overwrite, identity=identity, databases=databases,
-                            target_dsn=target_dsn)
+                            target_dsn=target_dsn, source=source)
     plans.check_request(request, job=job)
+    repos.check_name(selected, source)
     if dry_run:
         show_plans("restore", {job: plans.describe(selected, request)}, as_json=as_json)
         return

@@ -1,6 +1,7 @@
 """A restic REST server on the orchestrator's loopback for one block (`rclone serve restic`).
 
-`rest_server(root, user=, password=)` serves the repository in directory `root` on
+`rest_server(root, user=, password=)` serves the repository in directory `root` (or an
+rclone remote: an S3 copy's bucket, its keys only in rclone's environment) on
 127.0.0.1 (a port the kernel picks, read back from rclone's first log line) to one user:
 
 - **append-only** (`--append-only`): clients add objects and remove their own locks; every
@@ -29,7 +30,7 @@ import re
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,17 +91,20 @@ def htpasswd(user: str, password: Secret) -> bytes:
     return f"{user}:{{SHA}}{base64.b64encode(digest).decode()}\n".encode()
 
 
-def argv(root: Path, *, htpasswd_path: str, rclone: str = RCLONE) -> list[str]:
-    """rclone's command line (no secret in it: the htpasswd is a pipe's path)."""
+def argv(root: Path | str, *, htpasswd_path: str, rclone: str = RCLONE) -> list[str]:
+    """rclone's command line (no secret in it: the htpasswd is a pipe's path). `root` is a
+    directory or an rclone remote (an S3 bucket's `:s3,…:bucket/prefix`, its keys in
+    rclone's environment)."""
     return [rclone, "serve", "restic", "--append-only", "--addr", "127.0.0.1:0", "--config",
             "/dev/null", "--htpasswd", htpasswd_path, "--", str(root)]
 
 
 @contextlib.contextmanager
-def rest_server(root: Path, *, user: str, password: Secret,
-                rclone: str = RCLONE) -> Iterator[RestServer]:
+def rest_server(root: Path | str, *, user: str, password: Secret, rclone: str = RCLONE,
+                extra_env: Mapping[str, Secret] | None = None) -> Iterator[RestServer]:
     """`rclone serve restic --append-only` for `root` on 127.0.0.1 while the block runs."""
-    with starting(root, user=user, password=password, rclone=rclone) as pending:
+    with starting(root, user=user, password=password, rclone=rclone,
+                  extra_env=extra_env) as pending:
         yield pending.ready()
 
 
@@ -108,7 +112,8 @@ class Pending:
     """A started rclone that may not listen yet: `ready()` waits until it does (its log
     line says the port), so what else the caller has to do overlaps rclone's start."""
 
-    def __init__(self, proc: subprocess.Popen[bytes], root: Path, *, rclone: str) -> None:
+    def __init__(self, proc: subprocess.Popen[bytes], root: Path | str, *,
+                 rclone: str) -> None:
         assert proc.stderr is not None
         self.proc, self.root, self.rclone = proc, root, rclone
         self._output = _Output(proc.stderr)  # reads from now on: no log line is missed
@@ -126,10 +131,11 @@ class Pending:
 
 
 @contextlib.contextmanager
-def starting(root: Path, *, user: str, password: Secret,
-             rclone: str = RCLONE) -> Iterator[Pending]:
+def starting(root: Path | str, *, user: str, password: Secret, rclone: str = RCLONE,
+             extra_env: Mapping[str, Secret] | None = None) -> Iterator[Pending]:
     """rclone started for the block without waiting until it listens (`Pending.ready`);
-    stopped when the block ends, whatever ends it."""
+    stopped when the block ends, whatever ends it. `extra_env`: variables for rclone alone (an S3
+    remote's keys: its environment, never its command line)."""
     raise_if_cancelled()
     read_fd, write_fd = os.pipe()
     try:
@@ -139,7 +145,11 @@ def starting(root: Path, *, user: str, password: Secret,
                    *argv(root, htpasswd_path=f"/dev/fd/{read_fd}", rclone=rclone)]
         # rclone takes any RCLONE_* variable as a flag: none of the admin's may add a user,
         # change the mode or hide the log line that says the port (-q, --log-level).
-        env = {k: v for k, v in os.environ.items() if not k.startswith("RCLONE_")}
+        # AWS_* too: the S3 backend would take the admin's (e.g. AWS_CA_BUNDLE) over the
+        # copy's own settings.
+        inherited = {k: v for k, v in os.environ.items()
+                     if not k.startswith(("RCLONE_", "AWS_"))}
+        env = {**inherited, **{k: v.reveal() for k, v in (extra_env or {}).items()}}
         proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.PIPE, pass_fds=(read_fd,), env=env,
                                 start_new_session=True)
@@ -178,7 +188,7 @@ class _Output:
         return tail(b"".join(self.lines).decode("utf-8", "replace").strip(), 10)
 
 
-def _listening(proc: subprocess.Popen[bytes], output: _Output, root: Path, *,
+def _listening(proc: subprocess.Popen[bytes], output: _Output, root: Path | str, *,
                rclone: str) -> int:
     output.ready.wait(START_TIMEOUT)
     if output.port is None:

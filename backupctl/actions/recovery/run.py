@@ -24,6 +24,7 @@ from backupctl.actions.recovery import databases as ontos
 from backupctl.actions.recovery import proof
 from backupctl.actions.recovery.plan import Prepared
 from backupctl.actions.recovery.progress import polled
+from backupctl.actions.repo import PRIMARY
 from backupctl.actions.restore_test.databases import describe
 from backupctl.actions.restore_test.verdict import Findings, verdict
 from backupctl.actions.results import RunResult
@@ -106,13 +107,16 @@ def run_restore(runner: Runner, prepared: Prepared, url: str, *, job: str,
 @contextlib.contextmanager
 def reaching(runner: Runner, job: Job, prepared: Prepared) -> Iterator[str]:
     """The repository URL restic on the target uses: the orchestrator's for a local target;
-    served over the SSH connection for the block when it lies on the orchestrator; else the
-    job's `repository.url` (e.g. an S3 bucket or a REST server the target reaches itself)."""
+    served over the SSH connection for the block when it lies on the orchestrator (or is an
+    S3 copy: its keys stay here); else the job's `repository.url` (a REST server or bucket
+    the target reaches itself), or a copy's `url`."""
     if prepared.target.is_local:
         yield prepared.repo.url
     elif prepared.served:
         with serve(runner, prepared.repo.url, job=job.name, early=prepared.early) as served:
             yield served.url
+    elif prepared.repo.name != PRIMARY:
+        yield prepared.repo.url
     else:
         yield job.repository.url or prepared.repo.url
 

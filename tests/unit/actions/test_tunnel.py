@@ -132,3 +132,29 @@ def test_a_directorys_rclone_started_early_is_forwarded_with_its_one_credential(
     assert urls == {f"rest:http://backupctl:{'t' * 43}@127.0.0.1:41000/"}
     with tunnel.started("rest:http://u:p@127.0.0.1:8000/") as none:
         assert none is None and started == ["/srv/restic/emr"]
+
+
+def test_an_s3_copy_is_served_from_an_rclone_remote_its_keys_in_the_environment_only(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The recovery --from an S3 copy: rclone's on-the-fly S3 remote (no key in it), the
+    keys handed to rclone as RCLONE_S3_* variables; unknown keys: nothing to serve."""
+    from backupctl.execute import Secret
+    from backupctl.restic import s3
+
+    url = "s3:http://127.0.0.1:9000/worm-bucket/emr"
+    assert tunnel.backend(url) is None  # keys not registered: not served
+    monkeypatch.setattr(s3, "_KNOWN", {})
+    s3.register(url, s3.Credentials(Secret("AKIAKEY"), Secret("sk-secret"), "eu-west-1"))
+    served = tunnel.backend(url)
+    assert served is not None
+    assert served.root == (":s3,provider=Other,env_auth=false,endpoint='http://127.0.0.1:9000',"
+                           "region='eu-west-1',force_path_style=true:worm-bucket/emr")
+    assert {k: v.reveal() for k, v in served.env.items()} == {
+        "RCLONE_S3_ACCESS_KEY_ID": "AKIAKEY", "RCLONE_S3_SECRET_ACCESS_KEY": "sk-secret"}
+    assert "sk-secret" not in served.shown + str(served.root)
+    aws = s3.location("s3:https://s3.ap-northeast-1.amazonaws.com/hospital/emr-db")
+    assert tunnel.s3_remote(aws, region="us-east-1") == (
+        ":s3,provider=Other,env_auth=false,endpoint='https://s3.ap-northeast-1.amazonaws.com',"
+        "region='ap-northeast-1',force_path_style=false:hospital/emr-db")
+    assert tunnel.backend("/srv/restic/emr") == tunnel.Backend(Path("/srv/restic/emr"),
+                                                               "/srv/restic/emr")
