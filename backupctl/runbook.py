@@ -141,6 +141,10 @@ def recovery_commands(job: Job, *, cli: str, target: str) -> list[tuple[str, str
     restore = f"{cli} restore {job.name} --to {to}"
     commands = [(f"{cli} trust {to}", "rec_trust"), (f"{restore} --dry-run", "rec_dry_run"),
                 (f"{restore} --operator NAME", "rec_restore")]
+    # the primary encrypted or gone: the same from a copy, the immutable one first
+    fallback = sorted(job.copies, key=lambda c: c.kind != "immutable")[:1]
+    commands += [(f"{restore} --from {shlex.quote(c.name)} --operator NAME", "rec_from_copy")
+                 for c in fallback]
     if job.databases and all(KINDS[d.kind].ONTO_TARGET for d in job.databases):
         dsn = shlex.quote("host=/var/run/postgresql dbname=postgres")
         commands.append((f"{restore} --databases --target-dsn {dsn} --operator NAME",

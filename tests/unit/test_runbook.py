@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from backupctl import runbook
-from backupctl.config.schema import Database, Job
+from backupctl.config.schema import Copy, Database, Job
 from backupctl.state.db import Store
 from tests.unit.web.conftest import settings
 
@@ -57,3 +57,21 @@ def test_the_recovery_section_restores_postgresql_databases_onto_the_new_server(
             "--databases --target-dsn 'host=/var/run/postgresql dbname=postgres' "
             "--operator NAME") in text
     assert "NAME_restored" in text
+
+
+@pytest.mark.parametrize(("lang", "word"), [("ja", "不変コピーを優先"),
+                                            ("en", "the immutable one first")])
+def test_the_recovery_section_falls_back_to_the_immutable_copy(
+        tmp_path: Path, lang: str, word: str) -> None:
+    config = settings(tmp_path, evidence_key=str(tmp_path / "no-key"))
+    store = Store(f"sqlite:///{tmp_path / 'state.db'}")
+    copies = [Copy(name="usb", kind="offline", url="/mnt/usb/fileserver", password_file="/pw",
+                   max_age="7d"),
+              Copy(name="cloud-worm", kind="immutable", url="rest:https://worm.example/fs/",
+                   password_file="/pw", max_age="2d")]
+    job = _job().model_copy(update={"copies": copies})
+    text = runbook.runbook(config, store, job, lang=lang, fmt="md")
+    to = "ssh://backupctl@NEW-SERVER/srv/restore/fileserver"
+    real = text.index(f"restore fileserver --to {to} --operator NAME")
+    fallback = text.index(f"restore fileserver --to {to} --from cloud-worm --operator NAME")
+    assert real < fallback and f"--to {to} --from usb" not in text and word in text
