@@ -65,10 +65,11 @@ def test_the_recovery_section_falls_back_to_the_immutable_copy(
         tmp_path: Path, lang: str, word: str) -> None:
     config = settings(tmp_path, evidence_key=str(tmp_path / "no-key"))
     store = Store(f"sqlite:///{tmp_path / 'state.db'}")
-    copies = [Copy(name="usb", kind="offline", url="/mnt/usb/fileserver", password_file="/pw",
-                   max_age="7d"),
-              Copy(name="cloud-worm", kind="immutable", url="rest:https://worm.example/fs/",
-                   password_file="/pw", max_age="2d")]
+    copies = [Copy.model_validate({"name": "usb", "kind": "offline", "password_file": "/pw",
+                                   "url": "/mnt/usb/fileserver", "max_age": "7d"}),
+              Copy.model_validate({"name": "cloud-worm", "kind": "immutable", "max_age": "2d",
+                                   "url": "rest:https://worm.example/fs/",
+                                   "password_file": "/pw"})]
     job = _job().model_copy(update={"copies": copies})
     text = runbook.runbook(config, store, job, lang=lang, fmt="md")
     to = "ssh://backupctl@NEW-SERVER/srv/restore/fileserver"
