@@ -117,3 +117,24 @@ def test_a_guess_that_is_not_the_snapshot_chosen_is_listed_again(tmp_path: Path)
         tree = tree_of(OTHER)
 
     assert sorted(asked) == [GIVEN, OTHER] and tree.snapshot_id == OTHER
+
+
+def test_the_plan_from_an_s3_copy_serves_it_with_the_keys_in_rclones_environment() -> None:
+    from backupctl.config.schema import Job
+
+    job = Job.model_validate({
+        "job": "emr", "host": {"address": "local"}, "source": {"paths": ["/srv/emr"]},
+        "repository": {"url": "/srv/restic/emr", "password_file": "/pw"},
+        "generations": {"last": 3}, "schedule": {"backup": "daily", "verify": "weekly"},
+        "copies": [{"name": "cloud-worm", "kind": "immutable", "password_file": "/pw2",
+                    "url": "s3:https://s3.example.jp/worm/emr", "max_age": "2d",
+                    "s3_credentials_file": "/etc/backupctl/secrets/s3",
+                    "object_lock": {"mode": "compliance", "min_days": 30}}]})
+    request = plan.Request(target.parse("ssh://root@192.0.2.20/srv/restore"),
+                           source="cloud-worm")
+    lines = plan.describe(job, request)
+    assert lines[0] == "repository: cloud-worm (s3:https://s3.example.jp/worm/emr)"
+    assert any("rclone serve restic --append-only" in line and "S3 keys in its environment"
+               in line for line in lines)
+    with pytest.raises(UsageError, match="primary, cloud-worm"):
+        plan.describe(job, plan.Request(request.target, source="nope"))
