@@ -1,6 +1,6 @@
 """The proofs table on PostgreSQL (the several-orchestrator state, SPEC §9 and §12): the same
-diff, due order (unproven first: NULLS FIRST, which PostgreSQL's ascending order does not do
-by itself), guarded proofs and freshness read as on SQLite."""
+diff, due order (unproven first, although PostgreSQL's ascending index puts NULL last),
+guarded proofs and freshness read as on SQLite."""
 
 from __future__ import annotations
 
