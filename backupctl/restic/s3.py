@@ -58,13 +58,49 @@ def location(url: str) -> Location:
     parts = urllib.parse.urlsplit(rest)
     if not parts.hostname:
         raise ValueError("an s3: URL needs a host: s3:https://HOST/BUCKET/PREFIX")
-    if parts.username is not None or parts.query:
-        raise ValueError("an s3: URL holds no credentials or query: put the keys in "
-                         "s3_credentials_file")
+    if parts.username is not None or parts.query or parts.fragment or "#" in rest:
+        raise ValueError("an s3: URL holds no credentials, query or fragment: put the keys "
+                         "in s3_credentials_file")
+    _port(parts)
     bucket, _, prefix = parts.path.strip("/").partition("/")
     if not bucket:
         raise ValueError("an s3: URL needs a bucket: s3:https://HOST/BUCKET/PREFIX")
     return Location(f"{parts.scheme}://{parts.netloc}", bucket, prefix.strip("/"))
+
+
+def _port(parts: urllib.parse.SplitResult) -> None:
+    """A port that is not a number is refused without quoting it (it may be a misplaced
+    secret: `host:SECRET@`)."""
+    try:
+        parts.port  # noqa: B018 (urllib checks the port only when asked)
+    except ValueError:
+        raise ValueError("the port after the host must be a number from 1 to 65535") from None
+
+
+def _endpoint_problem(value: str) -> str | None:
+    """AWS_ENDPOINT_URL: scheme://host[:port] only (botocore prints it in its errors)."""
+    parts = urllib.parse.urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "must be http(s)://HOST[:PORT]"
+    if parts.username is not None or parts.query or parts.fragment or "#" in value:
+        return "holds credentials, a query or a fragment: only http(s)://HOST[:PORT]"
+    try:
+        _port(parts)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+def _value(raw: str) -> str | None:
+    """A line's value without one pair of matching quotes; None when it cannot be a key,
+    region or endpoint (whitespace or control characters: an inline comment, a paste)."""
+    value = raw.strip()
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+        value = value[1:-1]
+    if value[:1] in ("'", '"') or value[-1:] in ("'", '"') \
+            or any(c.isspace() or not c.isprintable() for c in value):
+        return None
+    return value
 
 
 @dataclass(frozen=True)
@@ -99,7 +135,7 @@ def read_credentials(path: Path) -> Credentials:
     if (problem := private_file_problem(path, what)) is not None:
         raise UsageError(problem)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # an editor's byte order mark
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"{what} {path} cannot be read: "
                          f"{getattr(exc, 'strerror', None) or 'not UTF-8 text'}") from None
@@ -111,10 +147,19 @@ def read_credentials(path: Path) -> Credentials:
         name, equals, value = line.removeprefix("export ").partition("=")
         name = name.strip()
         if not equals or name not in NAMES:
-            shown = name if name.isidentifier() else "this line"
+            # A line without `=` may be a pasted key (letters and digits only): never shown.
+            shown = name if equals and name.isidentifier() and "_" in name else "this line"
             raise UsageError(f"{path}:{number}: {shown}: not one of {', '.join(NAMES)} "
                              "(NAME=value lines)")
-        values[name] = value.strip().strip("'\"")
+        if name in values:
+            raise UsageError(f"{path}:{number}: {name}: given twice (one NAME=value line each)")
+        found = _value(value)
+        if found is None:
+            raise UsageError(f"{path}:{number}: {name}: the value holds spaces, quotes that do "
+                             "not match or control characters (no inline comments)")
+        if name == ENDPOINT and found and (problem := _endpoint_problem(found)) is not None:
+            raise UsageError(f"{path}:{number}: {name}: {problem}")
+        values[name] = found
     missing = [n for n in (KEY_ID, SECRET_KEY) if not values.get(n)]
     if missing:
         raise UsageError(f"{path}: {', '.join(missing)} missing (NAME=value lines)")

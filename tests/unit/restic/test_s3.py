@@ -56,6 +56,45 @@ def test_a_bad_credentials_file_is_a_usage_error_that_never_shows_a_value(
     assert str(tmp_path / "s3-keys") in str(caught.value)
 
 
+PASTED = "wJalrXUtnFEMIK7MDENGbPxRfiCYEXAMPLEKEY"  # a secret key with no / or +: an identifier
+
+
+@pytest.mark.parametrize("url", [
+    f"s3:https://host/bucket/x#{PASTED}", f"s3:https://host:{PASTED}/bucket/x",
+    f"s3:https://host/bucket/x?X-Amz-Signature={PASTED}"])
+def test_a_url_with_a_fragment_or_a_port_that_is_no_number_is_refused_unquoted(
+        url: str) -> None:
+    with pytest.raises(ValueError) as caught:
+        location(url)
+    assert PASTED not in str(caught.value)
+
+
+@pytest.mark.parametrize(("text", "said"), [
+    (f"AWS_ACCESS_KEY_ID=a\n{PASTED}\n", ":2: this line: not one of"),
+    (f"AWS_ACCESS_KEY_ID=a\nAWS_SECRET_ACCESS_KEY={PASTED}  # prod\n",
+     ":2: AWS_SECRET_ACCESS_KEY: the value holds spaces"),
+    (f"AWS_ACCESS_KEY_ID=a\nAWS_SECRET_ACCESS_KEY=\"{PASTED}'\n", ":2: AWS_SECRET_ACCESS_KEY: "),
+    (f"AWS_ACCESS_KEY_ID=a\nAWS_SECRET_ACCESS_KEY={PASTED}\x00\n", ":2: AWS_SECRET_ACCESS_KEY"),
+    (f"AWS_ACCESS_KEY_ID=a\nAWS_SECRET_ACCESS_KEY=x\nAWS_SECRET_ACCESS_KEY={PASTED}\n",
+     ":3: AWS_SECRET_ACCESS_KEY: given twice"),
+    (f"AWS_ACCESS_KEY_ID=a\nAWS_SECRET_ACCESS_KEY=x\nAWS_ENDPOINT_URL=https://u:{PASTED}@h/\n",
+     ":3: AWS_ENDPOINT_URL: holds credentials"),
+    ("AWS_ACCESS_KEY_ID=a\nAWS_SECRET_ACCESS_KEY=x\nAWS_ENDPOINT_URL=minio:9000\n",
+     ":3: AWS_ENDPOINT_URL: must be http(s)://HOST[:PORT]"),
+])
+def test_a_credentials_line_an_admin_got_wrong_names_line_and_key_never_the_value(
+        tmp_path: Path, text: str, said: str) -> None:
+    with pytest.raises(UsageError) as caught:
+        read_credentials(keys_file(tmp_path, text))
+    assert said in str(caught.value) and PASTED not in str(caught.value)
+
+
+def test_crlf_lines_and_a_byte_order_mark_are_read(tmp_path: Path) -> None:
+    found = read_credentials(keys_file(
+        tmp_path, f"\ufeffAWS_ACCESS_KEY_ID=a\r\nAWS_SECRET_ACCESS_KEY=\"{PASTED}\"\r\n"))
+    assert (found.key_id.reveal(), found.secret_key.reveal()) == ("a", PASTED)
+
+
 def test_commands_for_a_registered_url_carry_the_keys_in_the_environment(
         tmp_path: Path) -> None:
     url = "s3:https://s3.example.net/registered/repo"
