@@ -41,7 +41,8 @@ def conninfo_pairs(dsn: str) -> list[tuple[str, str]]:
         while i < n and dsn[i].isspace():
             i += 1
         if i >= n or dsn[i] != "=" or not key:
-            raise ConninfoError(f"missing '=' after {key or dsn[start:start + 20]!r}")
+            # Said by its place, never quoted: the word may be a URI or a pasted password.
+            raise ConninfoError(f"missing '=' after the word at character {start + 1}")
         i += 1
         while i < n and dsn[i].isspace():
             i += 1
@@ -78,7 +79,8 @@ def dsn_problem(kind: str, dsn: str) -> str | None:
         return "the connection string must be one line"
     if dsn.startswith(_URI_PREFIXES):
         parts = urlsplit(dsn)
-        if parts.password is not None or "password" in parse_qs(parts.query):
+        if parts.password is not None or any("password" in key.lower()
+                                             for key in parse_qs(parts.query)):
             return f"the connection URI contains a password; {_WHERE_IT_BELONGS}"
         return None
     if "=" not in dsn:
@@ -88,7 +90,7 @@ def dsn_problem(kind: str, dsn: str) -> str | None:
     except ConninfoError as exc:
         return (f"not a libpq connection string ({exc}); write it as "
                 "\"host=/var/run/postgresql dbname=emr user=backup\"")
-    if "password" in keys:
+    if any("password" in key.lower() for key in keys):  # sslpassword= is one too
         return f"the connection string contains password=; {_WHERE_IT_BELONGS}"
     return None
 

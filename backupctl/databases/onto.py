@@ -50,11 +50,16 @@ def restored_name(name: str) -> str:
 
 def dsn_problem(dsn: str) -> str | None:
     """Why `--target-dsn` cannot be used (never quoting a value), or None."""
+    if "://" in dsn.split("=", 1)[0]:  # a URI (postgresql://u:pw@h/db): it is not echoed
+        return ("is a URI; write it as libpq key=value words (host=/var/run/postgresql "
+                "dbname=postgres user=NAME), never with a password")
     try:
         keys = [key for key, _ in conninfo_pairs(dsn)]
     except ConninfoError as exc:
         return f"not a libpq key=value connection string ({exc})"
-    if "password" in keys:
+    # sslpassword (the client key's) is a password too; a keyword libpq does not know
+    # (PASSWORD) would fail there with the whole string in the error: refused here.
+    if any("password" in key.lower() for key in keys):
         return ("holds a password; put it in ~/.pgpass of the SSH user on the target (or use "
                 "peer authentication): it would show in the target's process list")
     return None

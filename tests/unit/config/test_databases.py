@@ -102,7 +102,7 @@ databases:
     assert found[3] == (f"{path}:29: databases[1].options: options are pg_dump arguments; "
                         "a sqlite database has none")
     assert found[4].startswith(f"{path}:32: databases[2].dsn: not a libpq connection string "
-                               "(missing '=' after 'dbname')")
+                               "(missing '=' after the word at character")
     assert found[5] == (f"{path}:34: databases[2].options[0]: --file writes the dump to a file "
                         "on the host; backupctl streams it into restic")
     assert found[6].startswith(f"{path}:35: databases[2].options[1]: 'pgbench_history' is not "

@@ -39,7 +39,8 @@ def test_malformed_conninfo(dsn: str) -> None:
 
 @pytest.mark.parametrize("dsn", [
     "host=db01 password=s3cret", "host=db01 password = 's3 cret'",
-    "postgresql://backup:s3cret@db01/emr", "postgres://db01/emr?password=s3cret"])
+    "postgresql://backup:s3cret@db01/emr", "postgres://db01/emr?password=s3cret",
+    "host=db01 sslpassword=s3cret", "postgres://db01/emr?sslpassword=s3cret"])
 def test_a_password_in_the_dsn_is_refused(dsn: str) -> None:
     problem = dsn_problem("postgresql", dsn)
     assert problem is not None and "password" in problem and "~/.pgpass" in problem

@@ -21,6 +21,11 @@ from backupctl.state.database_proof import DatabaseProof, SchemaObject
 @pytest.mark.parametrize(("dsn", "said"), [
     ("host=/run/postgresql user=backup password=s3cret", "holds a password"),
     ("host=/run/postgresql user", "not a libpq key=value"),
+    ("postgresql://backup:s3cret@db01/emr", "is a URI"),
+    ("s3cret host=/run/postgresql", "missing '=' after the word at character 1"),
+    ("host=/run/postgresql  password = 's3cret'", "holds a password"),
+    ("host=/run/postgresql sslpassword=s3cret", "holds a password"),
+    ("host=/run/postgresql PASSWORD=s3cret", "holds a password"),
 ])
 def test_a_bad_target_dsn_is_named_without_its_values(dsn: str, said: str) -> None:
     problem = onto.dsn_problem(dsn)
