@@ -270,6 +270,11 @@ def run_steps(plan: DrillPlan) -> Drilled:
             state = body(plan, state)
         except BaseException as exc:
             raise StepFailed(state) from exc
+    return manual_steps(plan, state)
+
+
+def manual_steps(plan: DrillPlan, state: Drilled) -> Drilled:
+    """The runbook's manual steps, then the operator's remarks: how every drill ends."""
     total = len(plan.job.runbook.steps)
     for index, text in enumerate(plan.job.runbook.steps, start=1):
         state = timed(plan, state, text, _manual(index, total, text), kind="manual")

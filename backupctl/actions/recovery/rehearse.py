@@ -25,8 +25,8 @@ from backupctl.actions.drill import (
     DrillResult,
     DrillUI,
     StepFailed,
-    _manual,
     finish,
+    manual_steps,
     restore_databases,
     timed,
 )
@@ -118,14 +118,7 @@ class Rehearsal:
         state = timed(plan, state, f"restore onto {self.prepared.target.display()}",
                       self.restored)
         state = timed(plan, state, "proof on the target", self.proven)
-        state = self.databases(plan, state)
-        total = len(plan.job.runbook.steps)
-        for index, text in enumerate(plan.job.runbook.steps, start=1):
-            state = timed(plan, state, text, _manual(index, total, text), kind="manual")
-        try:
-            return replace(state, remarks=plan.ui.remarks())
-        except BaseException as exc:
-            raise StepFailed(state) from exc
+        return manual_steps(plan, self.databases(plan, state))
 
 
 def _database_step(proof: DatabaseProof, ms: int) -> DrillStep:
