@@ -184,14 +184,30 @@ class Counting:
         self.runner.close()
 
 
-class Programs:
-    """A Runner that starts the configured binary for a program's name: `restic` becomes
-    `host.restic` on a job's host, the global `restic` on the orchestrator. Everything else
-    (e.g. `forward_remote` of an SSH runner) is the wrapped runner's."""
+class Wrapping:
+    """Base of a Runner that wraps another: what it does not change (`shell`, `close`, and
+    anything else, e.g. `forward_remote` of an SSH runner) is the wrapped runner's."""
 
-    def __init__(self, runner: Runner, paths: Mapping[str, str]) -> None:
+    def __init__(self, runner: Runner) -> None:
         self.runner = runner
         self.host = runner.host
+
+    def shell(self, command: str, *, timeout: float | None = None) -> Result:
+        return self.runner.shell(command, timeout=timeout)
+
+    def close(self) -> None:
+        self.runner.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.runner, name)
+
+
+class Programs(Wrapping):
+    """A Runner that starts the configured binary for a program's name: `restic` becomes
+    `host.restic` on a job's host, the global `restic` on the orchestrator."""
+
+    def __init__(self, runner: Runner, paths: Mapping[str, str]) -> None:
+        super().__init__(runner)
         self.paths = dict(paths)
 
     def run(self, argv: Sequence[Arg], *, stdin: bytes | None = None,
@@ -202,15 +218,6 @@ class Programs:
             argv = [self.paths[argv[0]], *argv[1:]]
         return self.runner.run(argv, stdin=stdin, timeout=timeout, stdout_sink=stdout_sink,
                                env=env, stderr_watch=stderr_watch)
-
-    def shell(self, command: str, *, timeout: float | None = None) -> Result:
-        return self.runner.shell(command, timeout=timeout)
-
-    def close(self) -> None:
-        self.runner.close()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.runner, name)
 
 
 def program(runner: object, name: str) -> str:

@@ -27,7 +27,6 @@ import urllib.parse
 from collections.abc import Callable, Sequence
 from functools import cache
 from pathlib import Path
-from typing import Any
 
 from backupctl.execute import (
     Arg,
@@ -36,6 +35,7 @@ from backupctl.execute import (
     SecretFile,
     StderrWatch,
     StdoutSink,
+    Wrapping,
     display,
 )
 from backupctl.restic import answer
@@ -102,7 +102,7 @@ def ask(runner: Runner, where: Endpoint, *, within: float) -> int:
         not done.timed_out else answer.NOT_CONNECTED
 
 
-class Bounded:
+class Bounded(Wrapping):
     """A Runner that bounds restic's wait for a silent repository server (module text).
 
     The restic version is the one `restic version` answered through this runner (the host's
@@ -112,8 +112,7 @@ class Bounded:
     def __init__(self, runner: Runner, *, version: Callable[[], str] | None = None,
                  clock: Callable[[], float] = time.monotonic,
                  within: float = ANSWER_WITHIN) -> None:
-        self.runner = runner
-        self.host = runner.host
+        super().__init__(runner)
         self.within = within
         self._ask_version = version
         self._version: str | None = None
@@ -178,14 +177,6 @@ class Bounded:
         return Result(display(argv), 1, stderr=self.silent_text(where), host=self.host,
                       stopped=True)
 
-    def shell(self, command: str, *, timeout: float | None = None) -> Result:
-        return self.runner.shell(command, timeout=timeout)
-
-    def close(self) -> None:
-        self.runner.close()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.runner, name)
 
 
 def options(runner: object) -> list[str]:
