@@ -248,3 +248,16 @@ def test_ssh_connection_detects_a_silently_dead_peer(sshd: Sshd) -> None:
         assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT) == 42_000
     finally:
         runner.close()
+
+
+def test_ssh_prefers_aes_gcm_for_its_throughput(sshd: Sshd) -> None:
+    """A served repository's bytes all pass through paramiko: an AEAD cipher, no MAC pass."""
+    runner = _ssh(sshd)
+    try:
+        runner.connect()
+        transport = runner._client.get_transport() if runner._client else None
+        assert transport is not None
+        # the stubs know only local_cipher (what this side sends with: the served bytes)
+        assert transport.local_cipher == "aes128-gcm@openssh.com"
+    finally:
+        runner.close()
