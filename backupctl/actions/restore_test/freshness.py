@@ -26,6 +26,7 @@ from backupctl.state import proofs
 from backupctl.verify import freshness
 from backupctl.verify.listing import NOT_UTF8, FileNode, Listing
 from backupctl.verify.manifest import Chooser, Manifest
+from backupctl.verify.names import shown
 
 
 def scheduled_runs(ctx: Context, job: Job, schedule: str) -> freshness.Runs:
@@ -133,11 +134,13 @@ def proven(tested: Tested) -> list[tuple[str, int, str]]:
     """(path, size, sha256) of the references that came back and matched. A name that is
     not UTF-8 counts only when every mismatch names another reference (a mismatch shows a
     name in its own safe form, which is not the listed one)."""
+    # Compared in the mismatches' own form: names.shown escapes control characters, so a
+    # name with a newline is not its shown form.
     bad = {m.path for m in tested.findings.mismatches}
-    plain = {r.path for r in tested.references.refs if NOT_UTF8 not in r.path}
+    plain = {shown(r.on_disk) for r in tested.references.refs if NOT_UTF8 not in r.path}
     lossy_ok = bad <= plain
     return [(r.path, r.size, r.sha256) for r in tested.references.refs
-            if r.path not in bad and (NOT_UTF8 not in r.path or lossy_ok)]
+            if shown(r.on_disk) not in bad and (NOT_UTF8 not in r.path or lossy_ok)]
 
 
 def to_prove(ctx: Context, job: Job, repo: Repo,

@@ -7,7 +7,7 @@ restic 0.14's `restore` takes the files to restore only as `--include` arguments
 file; that came in 0.17), so the sample's paths are on restic's command line, visible to
 local users in `ps` while it runs; scratch_dir and the orchestrator are the admin's own
 (docs/verify.md). A name that is not UTF-8 is given as its bytes (restic matches them); the
-command line in an error is shown with `names.shown`.
+command line in an error is shown with `names.message`.
 """
 
 from __future__ import annotations
@@ -72,13 +72,13 @@ def restore(runner: Runner, repo: Repo, target: Path, *, job: str, snapshot: str
             raise CommandFailed(
                 f"{job}: restoring into scratch_dir {target.parent} failed on the "
                 f"orchestrator ({local}); the data is not proven. Free space/inodes there or "
-                f"point scratch_dir at a larger disk {names.shown(result.describe())}")
+                f"point scratch_dir at a larger disk {names.message(result.describe())}")
         if outcome is ResticExit.FATAL and not result.timed_out and errors:
             problems += [Mismatch(path=path, got=message, reason="restore error")
                          for path, message in errors]
             continue
         raise ResticError(f"{job}: restic restore from {repo.name} failed ({outcome.value}) "
-                          f"{names.shown(result.describe())}" + restic.hint(job, outcome),
+                          f"{names.message(result.describe())}" + restic.hint(job, outcome),
                           reason=restic.reason_of(result, outcome))
     return Restored(round(seconds * 1000), tuple(problems), frozenset(restored), runs)
 

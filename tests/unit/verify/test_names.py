@@ -33,6 +33,14 @@ def test_bytes_round_trip_and_are_shown_escaped() -> None:
     assert names.listed(CP932) == "\ufffdJ\ufffd\ufffd\ufffde.txt"
 
 
+def test_control_characters_are_shown_escaped_so_a_name_cannot_forge_a_line() -> None:
+    hostile = names.from_bytes(b"\x83\r\x1b[2K\x1b[1Gverify: OK\nnext" + "\u202e".encode())
+    assert names.shown(hostile) == "\\x83\\x0d\\x1b[2K\\x1b[1Gverify: OK\\x0anext\\u202e"
+    assert names.shown(hostile).isprintable()
+    assert names.shown("スキャン\u3000001.pdf") == "スキャン\u3000001.pdf"  # a full-width space
+    assert names.message("Fatal: x\n\x1b[31mline two\n") == "Fatal: x\n\\x1b[31mline two\n"
+
+
 def test_the_manifest_keeps_the_bytes_as_base64_and_old_rows_read_as_they_were() -> None:
     raw = names.encode_raw(CP932)
     assert raw is not None and raw.isascii()

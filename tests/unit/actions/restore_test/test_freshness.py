@@ -85,3 +85,22 @@ def test_only_references_that_came_back_and_matched_are_proven() -> None:
     # credited, the plain ones that came back are
     assert freshness.proven(tested("/srv/\\x83.txt")) == [("/srv/a", 1, SHA),
                                                           ("/srv/b", 1, SHA)]
+
+
+def test_a_name_with_a_newline_that_mismatched_is_never_proven() -> None:
+    """A mismatch names the file in its shown form (control characters escaped): the
+    reference it stands for is found by that form, not by the raw name."""
+    from backupctl.actions.restore_test.pipeline import Tested
+    from backupctl.actions.restore_test.verdict import Findings
+    from backupctl.state.records import Mismatch
+    from backupctl.verify.listing import SnapshotRef
+    from backupctl.verify.names import shown
+
+    hostile = "/srv/ok\nverify: all proven"
+    refs = References("s1", (Reference("/srv/a", 1, SHA), Reference(hostile, 1, SHA)), (),
+                      None)
+    snap = SnapshotRef("s1", "s1", "2026-12-01T00:00:00Z", None)
+    tested = Tested(snap, refs, Findings(mismatches=(
+        Mismatch(path=shown(hostile), reason="hash"),)), None)
+
+    assert freshness.proven(tested) == [("/srv/a", 1, SHA)]
