@@ -104,3 +104,12 @@ def test_a_name_with_a_newline_that_mismatched_is_never_proven() -> None:
         Mismatch(path=shown(hostile), reason="hash"),)), None)
 
     assert freshness.proven(tested) == [("/srv/a", 1, SHA)]
+
+
+def test_the_read_data_rotation_never_asks_restic_for_more_than_256_groups(
+        tmp_path: Path) -> None:
+    """400 daily quick verifies within prove_within: restic 0.14-0.18 refuse t > 256."""
+    ctx, job = make_context(tmp_path, verify={"prove_within": "400d"},
+                            schedule={"backup": "*-*-* 02:00:00", "verify": "*-*-* 04:00:00"})
+    primary = repos.named(job, repos.PRIMARY)
+    assert freshness.read_data(ctx, job, primary) == (1, 256)
