@@ -65,6 +65,12 @@ def location(url: str) -> Location:
     bucket, _, prefix = parts.path.strip("/").partition("/")
     if not bucket:
         raise ValueError("an s3: URL needs a bucket: s3:https://HOST/BUCKET/PREFIX")
+    odd_prefix = bool(prefix) and any(p in ("", ".", "..") for p in prefix.split("/"))
+    if odd_prefix or not bucket.isprintable() or " " in bucket:
+        # restic cleans the prefix (path.Clean): the probe and the lock extension would
+        # look at other keys than restic writes (a//b is a/b to restic)
+        raise ValueError("the bucket and prefix are plain names: no spaces, no empty, '.' "
+                         "or '..' parts (s3:https://HOST/BUCKET/DIR/SUBDIR)")
     return Location(f"{parts.scheme}://{parts.netloc}", bucket, prefix.strip("/"))
 
 

@@ -61,8 +61,9 @@ PASTED = "wJalrXUtnFEMIK7MDENGbPxRfiCYEXAMPLEKEY"  # a secret key with no / or +
 
 @pytest.mark.parametrize("url", [
     f"s3:https://host/bucket/x#{PASTED}", f"s3:https://host:{PASTED}/bucket/x",
-    f"s3:https://host/bucket/x?X-Amz-Signature={PASTED}"])
-def test_a_url_with_a_fragment_or_a_port_that_is_no_number_is_refused_unquoted(
+    f"s3:https://host/bucket/x?X-Amz-Signature={PASTED}", "s3:https://host/bucket/a//b",
+    "s3:https://host/bucket/../x", "s3:https://host/bucket/a/./b", "s3:https://host/bu cket/x"])
+def test_a_url_restic_would_read_otherwise_or_holding_a_secret_is_refused_unquoted(
         url: str) -> None:
     with pytest.raises(ValueError) as caught:
         location(url)
