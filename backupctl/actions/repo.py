@@ -36,9 +36,9 @@ def named(job: Job, name: str) -> Repo:
     if name == PRIMARY:
         return primary(job)
     copy = job.copy_named(name)
-    if copy.s3_credentials_file is not None and s3.credentials_for(copy.url) is None:
+    if copy.s3_credentials_file is not None:
         # every restic command for this URL carries them in its environment from now on
-        s3.register(copy.url, s3.read_credentials(copy.s3_credentials_file))
+        s3.use(copy.url, copy.s3_credentials_file)
     return Repo(copy.name, copy.url, read_secret(copy.password_file))
 
 

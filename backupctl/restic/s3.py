@@ -174,7 +174,25 @@ def read_credentials(path: Path) -> Credentials:
 
 
 _KNOWN: dict[str, Credentials] = {}
+_FROM: dict[str, Path] = {}  # the file each registered URL's credentials were read from
 _LOCK = threading.Lock()
+
+
+def use(url: str, path: Path) -> Credentials:
+    """The credentials for `url` from `path`, registered once. Another file for the same URL
+    (two jobs' copies sharing a bucket prefix with other keys) is exit 2: restic commands
+    are matched to their keys by URL, so one job would silently run with the other's."""
+    with _LOCK:
+        known, source = _KNOWN.get(url), _FROM.get(url)
+        if known is not None and source is not None:
+            if source != path:
+                raise UsageError(f"{url}: s3_credentials_file {path} and {source} are both "
+                                 "given for this URL; copies sharing a bucket prefix share "
+                                 "one credentials file")
+            return known
+        found = read_credentials(path)  # a usage error naming the file and line
+        _KNOWN[url], _FROM[url] = found, path
+        return found
 
 
 def register(url: str, credentials: Credentials) -> None:

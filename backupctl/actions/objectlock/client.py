@@ -51,14 +51,9 @@ def quiet_logging() -> None:
 
 def credentials(copy: Copy) -> s3.Credentials:
     """The copy's credentials (read once, registered for its restic commands)."""
-    known = s3.credentials_for(copy.url)
-    if known is not None:
-        return known
     if copy.s3_credentials_file is None:
         raise UsageError(f"copy {copy.name}: an s3: copy needs s3_credentials_file")
-    found = s3.read_credentials(copy.s3_credentials_file)
-    s3.register(copy.url, found)
-    return found
+    return s3.use(copy.url, copy.s3_credentials_file)
 
 
 def connect(copy: Copy) -> Bucket:

@@ -110,3 +110,21 @@ def test_commands_for_a_registered_url_carry_the_keys_in_the_environment(
         "AWS_ACCESS_KEY_ID": "AKIA2", "AWS_SECRET_ACCESS_KEY": SECRET,
         "AWS_DEFAULT_REGION": "ap-northeast-1", "AWS_SESSION_TOKEN": ""}
     assert SECRET not in " ".join(str(a) for a in argv)
+
+
+def test_two_credentials_files_for_one_url_are_refused_naming_both(tmp_path: Path) -> None:
+    """Two jobs' copies sharing a bucket prefix with other keys: restic commands find their
+    keys by URL, so one job would run with the other's keys; exit 2 instead."""
+    url = "s3:https://s3.example.net/shared/repo"
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first = keys_file(tmp_path / "a", f"AWS_ACCESS_KEY_ID=A\nAWS_SECRET_ACCESS_KEY={SECRET}\n")
+    other = keys_file(tmp_path / "b", "AWS_ACCESS_KEY_ID=B\nAWS_SECRET_ACCESS_KEY=other\n")
+    assert s3.use(url, first).key_id.reveal() == "A"
+    assert s3.use(url, first).key_id.reveal() == "A"
+    with pytest.raises(UsageError) as caught:
+        s3.use(url, other)
+    assert str(first) in str(caught.value) and str(other) in str(caught.value)
+    assert SECRET not in str(caught.value)
+    known = s3.credentials_for(url)
+    assert known is not None and known.key_id.reveal() == "A"  # the first file's, kept
