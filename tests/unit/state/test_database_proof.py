@@ -132,6 +132,17 @@ def test_a_missing_or_changed_object_is_bad_data_named_after_the_rows() -> None:
                                         "from the restored database")
 
 
+def test_a_hostile_object_name_cannot_forge_a_line_or_move_the_cursor() -> None:
+    """A name is the database's to choose (CREATE INDEX "x<LF>..."): a finding stays one
+    printable line."""
+    hostile = "idx\n\x1b[2K\rdatabase emr: proven\u202e"
+    found = dataclasses.replace(SCHEMA, schema_mismatches=[
+        SchemaMismatch("index", 'public."患者"', hostile, "missing")]).findings()
+    assert found == ['database emr, index idx\\x0a\\x1b[2K\\x0ddatabase emr: proven\\u202e '
+                     'of table public."患者": missing from the restored database']
+    assert all(line.isprintable() for line in found)
+
+
 def test_a_restore_that_exited_non_zero_is_bad_data_even_with_every_row_back() -> None:
     clean = dataclasses.replace(SCHEMA, schema_mismatches=[])
     assert clean.result == "proven"
