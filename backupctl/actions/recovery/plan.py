@@ -164,8 +164,9 @@ def looking(ctx: Context, job: Job, runner: Runner,
 
     def probed() -> Probed:
         thread.join()
-        if "failed" in box:
-            raise box["failed"]  # type: ignore[misc]
+        for failure in ("refused", "failed"):
+            if failure in box:
+                raise box[failure]  # type: ignore[misc]
         return box["probed"]  # type: ignore[return-value]
 
     try:
