@@ -62,15 +62,34 @@ def private_file_problem(path: Path, what: str) -> str | None:
     return None
 
 
-def read_secret(path: Path, *, what: str = "password file") -> Secret:
-    """The first line of `path` (restic's own rule), as a Secret; the file must be private
-    (a usage error, exit 2, when anyone else could read it)."""
+SECRET_FILE_LIMIT = 1 << 20  # a password or a credentials file, never a disk image
+
+
+def read_private(path: Path, what: str) -> bytes:
+    """The bytes of a file that holds a secret, checked on the descriptor it is read from:
+    the path checked first (`private_file_problem`, exit 2) may be swapped between the check
+    and the open (a FIFO there would hang the read, someone else's file would be read), so
+    the open never blocks and the opened file must still be a private regular file."""
     if (problem := private_file_problem(path, what)) is not None:
         raise UsageError(problem)
     try:
-        text = path.read_text(encoding="utf-8")
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
     except OSError as exc:
         raise BackupctlError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if (not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid()
+                or stat.S_IMODE(info.st_mode) & 0o077):
+            raise UsageError(f"{what} {path} changed while it was opened (no longer a private "
+                             "regular file of this user); nothing was read")
+        return handle.read(SECRET_FILE_LIMIT)
+
+
+def read_secret(path: Path, *, what: str = "password file") -> Secret:
+    """The first line of `path` (restic's own rule), as a Secret; the file must be private
+    (a usage error, exit 2, when anyone else could read it)."""
+    try:
+        text = read_private(path, what).decode("utf-8")
     except UnicodeDecodeError:
         # Never echo the bytes: they are (part of) the password.
         raise BackupctlError(f"{what} {path} is not UTF-8 text") from None

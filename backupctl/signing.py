@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 )
 
 from backupctl.errors import BackupctlError, UsageError
-from backupctl.secrets import private_file_problem
+from backupctl.secrets import read_private
 
 
 def public_path(private: Path) -> Path:
@@ -128,11 +128,10 @@ def load_signer(path: Path) -> Signer | None:
     `status`/`evidence verify` say so). A key others can read is refused (exit 2)."""
     if not path.exists():
         return None
-    if (problem := private_file_problem(path, "evidence key")) is not None:
-        raise UsageError(problem)
+    data = read_private(path, "evidence key")  # exit 2 when others could read it
     try:
-        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-    except (OSError, ValueError) as exc:
+        key = serialization.load_pem_private_key(data, password=None)
+    except ValueError as exc:
         raise BackupctlError(f"evidence key {path} cannot be read: {exc}") from None
     if not isinstance(key, Ed25519PrivateKey):
         raise BackupctlError(f"evidence key {path} is not an Ed25519 key")

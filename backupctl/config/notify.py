@@ -17,8 +17,9 @@ from urllib.parse import unquote, urlsplit
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from backupctl.config.values import JOB_NAME, Duration, Strict, named, repeated
+from backupctl.errors import BackupctlError
 from backupctl.execute import Secret
-from backupctl.secrets import private_file_problem
+from backupctl.secrets import read_private
 
 PING_FILE_MAX = 4096  # bytes: a check URL is far shorter; anything longer is not one
 
@@ -57,14 +58,10 @@ def read_ping_url(path: Path) -> Secret:
     """The check URL in `path`, stripped and checked, as a Secret (masked in every message
     and record from now on, with and without a trailing slash). Raises PingFileError."""
     what = f"ping URL file {path}"
-    if (problem := private_file_problem(path, "ping URL file")) is not None:
-        raise PingFileError(problem, unreadable=True)
     try:
-        with path.open("rb") as handle:
-            data = handle.read(PING_FILE_MAX + 1)
-    except OSError as exc:
-        raise PingFileError(f"{what} cannot be read: {exc.strerror or exc.__class__.__name__}",
-                            unreadable=True) from None
+        data = read_private(path, "ping URL file")
+    except BackupctlError as exc:
+        raise PingFileError(str(exc), unreadable=True) from None
     if len(data) > PING_FILE_MAX:
         raise PingFileError(f"{what}: larger than {PING_FILE_MAX} bytes, not a check URL")
     try:

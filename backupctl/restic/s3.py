@@ -18,9 +18,9 @@ import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
-from backupctl.errors import UsageError
+from backupctl.errors import BackupctlError, UsageError
 from backupctl.execute import Secret, SecretEnv
-from backupctl.secrets import private_file_problem
+from backupctl.secrets import read_private
 
 KEY_ID = "AWS_ACCESS_KEY_ID"
 SECRET_KEY = "AWS_SECRET_ACCESS_KEY"  # noqa: S105 (a variable name, not a secret)
@@ -138,13 +138,12 @@ def read_credentials(path: Path) -> Credentials:
     """The file's `NAME=value` lines (blank lines and `#` comments allowed); a problem is a
     usage error (exit 2) naming the file, the line and the name, never a value."""
     what = "s3_credentials_file"
-    if (problem := private_file_problem(path, what)) is not None:
-        raise UsageError(problem)
     try:
-        text = path.read_text(encoding="utf-8-sig")  # an editor's byte order mark
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"{what} {path} cannot be read: "
-                         f"{getattr(exc, 'strerror', None) or 'not UTF-8 text'}") from None
+        text = read_private(path, what).decode("utf-8-sig")  # an editor's byte order mark
+    except BackupctlError as exc:
+        raise UsageError(str(exc)) from None
+    except UnicodeDecodeError:
+        raise UsageError(f"{what} {path} cannot be read: not UTF-8 text") from None
     values: dict[str, str] = {}
     for number, line in enumerate(text.splitlines(), start=1):
         line = line.strip()
