@@ -225,7 +225,9 @@ class Verify(Strict):
     read_data_subset: Percent | None = None
     commands: list[str] = Field(default_factory=list)
     rto: Duration | None = None
-    prove_within: Duration | None = Field(
+    # An hour is below any schedule (validate warns); ten years is no window an inspector
+    # can use, and a larger number would overflow the clock's arithmetic.
+    prove_within: Annotated[Duration, duration_within(3600, 3650 * 86400)] | None = Field(
         default=None, description="every file of the newest snapshot proven by a restore "
         "test within this long (SPEC §12): samples and quick verifies take unproven and "
         "longest-unproven files first, enough per run for the job's schedules")

@@ -154,3 +154,14 @@ def test_host_restic_refuses_what_would_depend_on_the_working_directory(
         value: str, words: str) -> None:
     with pytest.raises(ValidationError, match=words):
         Host(address="local", restic=value)
+
+
+@pytest.mark.parametrize(("value", "accepted"), [
+    ("1h", True), ("30d", True), ("3650d", True),
+    ("59m", False), ("3651d", False), ("99999999999999999999999d", False)])
+def test_prove_within_is_bounded(value: str, accepted: bool) -> None:
+    if accepted:
+        assert Verify.model_validate({"prove_within": value}).prove_within is not None
+        return
+    with pytest.raises(ValidationError, match=r"out of range: use 1h to 3650d"):
+        Verify.model_validate({"prove_within": value})
