@@ -30,7 +30,8 @@ registered secret, masked in every log and message (`Served.shown` is the masked
 
 Whatever ends the block (success, failure, Cancelled by SIGTERM or a lost lease) closes the
 forward (the host's port refuses from then on) and stops the server; a SIGKILLed backupctl
-takes both with it (the SSH connection drops, rclone gets PR_SET_PDEATHSIG).
+takes both with it (the SSH connection drops; rclone, and OpenSSH's `ssh` when it makes the
+forward (execute.openssh), get PR_SET_PDEATHSIG).
 """
 
 from __future__ import annotations

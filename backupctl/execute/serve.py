@@ -99,6 +99,11 @@ def argv(root: Path | str, *, htpasswd_path: str, rclone: str = RCLONE) -> list[
             "/dev/null", "--htpasswd", htpasswd_path, "--", str(root)]
 
 
+def dying_with(command: list[str]) -> list[str]:
+    """`command` started through the launcher: SIGKILLed when the starting thread ends."""
+    return [sys.executable, "-I", "-S", "-c", _LAUNCHER, str(os.getpid()), *command]
+
+
 @contextlib.contextmanager
 def rest_server(root: Path | str, *, user: str, password: Secret, rclone: str = RCLONE,
                 extra_env: Mapping[str, Secret] | None = None) -> Iterator[RestServer]:
@@ -141,8 +146,7 @@ def starting(root: Path | str, *, user: str, password: Secret, rclone: str = RCL
     try:
         os.write(write_fd, htpasswd(user, password))  # far below a pipe's buffer
         os.close(write_fd)
-        command = [sys.executable, "-I", "-S", "-c", _LAUNCHER, str(os.getpid()),
-                   *argv(root, htpasswd_path=f"/dev/fd/{read_fd}", rclone=rclone)]
+        command = dying_with(argv(root, htpasswd_path=f"/dev/fd/{read_fd}", rclone=rclone))
         # rclone takes any RCLONE_* variable as a flag: none of the admin's may add a user,
         # change the mode or hide the log line that says the port (-q, --log-level).
         # AWS_* too: the S3 backend would take the admin's (e.g. AWS_CA_BUNDLE) over the
@@ -161,7 +165,7 @@ def starting(root: Path | str, *, user: str, password: Secret, rclone: str = RCL
     try:
         yield Pending(proc, root, rclone=rclone)
     finally:
-        _stop(proc)
+        stop(proc)
 
 
 class _Output:
@@ -192,7 +196,7 @@ def _listening(proc: subprocess.Popen[bytes], output: _Output, root: Path | str,
                rclone: str) -> int:
     output.ready.wait(START_TIMEOUT)
     if output.port is None:
-        _stop(proc)
+        stop(proc)
         said = output.text() or ("no output" if proc.poll() is not None
                                  else f"nothing within {START_TIMEOUT:.0f} s")
         hint = " (apt install rclone)" if proc.returncode == 127 else ""
@@ -201,7 +205,7 @@ def _listening(proc: subprocess.Popen[bytes], output: _Output, root: Path | str,
     return output.port
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
+def stop(proc: subprocess.Popen[bytes]) -> None:
     if proc.poll() is None:
         proc.terminate()
         try:

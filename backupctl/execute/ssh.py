@@ -35,6 +35,7 @@ from backupctl.execute import (
     StderrWatch,
     StdoutSink,
     display,
+    openssh,
     raise_if_cancelled,
     running,
     split_env,
@@ -264,13 +265,24 @@ class SshRunner:
 
     @contextlib.contextmanager
     def forward_remote(self, local_port: int) -> Iterator[int]:
-        """127.0.0.1:`local_port` of the orchestrator, reachable on the server's own loopback
-        for the block (`ssh -R 127.0.0.1:0:127.0.0.1:PORT`); yields the server's port.
+        """127.0.0.1:`local_port` here on the server's 127.0.0.1 for the block; yields its port.
+        OpenSSH's client when it can (execute.openssh: C speed), else `_forward_here`."""
+        self._connect()  # the host key checked here first: its errors are paramiko's
+        target = openssh.Target(address=self._address, port=self._port, user=self._user,
+                                identity=self._identity, known_hosts=self._known_hosts,
+                                keepalive=self.keepalive, dead_after=self.dead_after)
+        with openssh.forward(target, local_port=local_port) as port:
+            if port is not None:
+                yield port
+                return
+        with self._forward_here(local_port) as port:
+            yield port
 
-        Bound to the server's 127.0.0.1 only (asked for explicitly), so nothing on its network
-        reaches it. Each connection to it becomes a channel of this connection, bridged to a
-        new socket to the local port. On leaving, the forward is cancelled (the server's
-        port refuses from then on) and every bridged connection is closed."""
+    @contextlib.contextmanager
+    def _forward_here(self, local_port: int) -> Iterator[int]:
+        """paramiko's forward on this connection, bound to the server's 127.0.0.1 only: each
+        connection to it a channel bridged to a new socket to the local port. On leaving, the
+        forward is cancelled (the port refuses) and every bridged connection is closed."""
         transport = self._connect().get_transport()
         assert transport is not None
         bridges = Bridges(local_port)
@@ -283,8 +295,7 @@ class SshRunner:
                 f"{self._user}, and a `restrict` in authorized_keys needs `port-forwarding,` and "
                 f"`permitlisten=\"127.0.0.1:*\"`; or give repository.url",
                 reason=Reason.CONFIG) from None
-        log.debug("forwarding %s 127.0.0.1:%d to 127.0.0.1:%d here", self.host, port,
-                  local_port)
+        log.debug("forwarding %s 127.0.0.1:%d to 127.0.0.1:%d here", self.host, port, local_port)
         try:
             yield port
         finally:
@@ -425,8 +436,7 @@ def _write_stdin(channel: paramiko.Channel, data: bytes | None) -> None:
         pass
 
 
-# -- remote port forwards (SshRunner.forward_remote) ---------------------------------------
-
+# -- remote port forwards (SshRunner._forward_here) ---------------------------------------
 def _cancel_forward(transport: paramiko.Transport, port: int) -> None:
     """Cancel the forward, waiting at most CONNECT_TIMEOUT for the server's answer (a dead
     peer must not hold up a run's cleanup; its forward ends with the connection anyway)."""
