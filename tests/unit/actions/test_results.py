@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import _thread
 import concurrent.futures
+import signal
 import threading
 import time
 from dataclasses import dataclass
@@ -74,7 +75,7 @@ def test_failures_are_outcomes_and_the_worst_wins() -> None:
 
 
 def test_a_stop_waits_for_the_running_jobs_only_and_starts_no_other(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> None:
     """KeyboardInterrupt (the SIGINT/SIGTERM handler's exception) in the main thread while
     two of three jobs run: both finish their stop, the third never starts, and the wait is
     over as soon as the running ones are (a job never started must not hold it up)."""
@@ -102,6 +103,10 @@ def test_a_stop_waits_for_the_running_jobs_only_and_starts_no_other(
 
     monkeypatch.setattr(results, "wait", spy_wait)
     monkeypatch.setattr(execute, "_PROCESS", execute.Scope())  # this test's stop only
+    # interrupt_main() does nothing when SIGINT is ignored or default, and raises what the
+    # handler raises: an earlier test in this worker may have left another one installed.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    request.addfinalizer(lambda: signal.signal(signal.SIGINT, previous))
     def stop() -> None:
         both_running.wait(timeout=60)
         waiting.wait(timeout=60)
