@@ -216,6 +216,10 @@ def test_a_session_ended_by_the_server_is_a_lost_lease(url: str) -> None:
                               "AND datname = current_database()"),
                          {"name": f"backupctl lease {JOB}"})
         assert lease.lost.wait(60), "the watchdog never noticed"
+        # the watchdog sets `lost` and then calls on_lost: give the callback its moment
+        deadline = time.monotonic() + 30
+        while not lost and time.monotonic() < deadline:
+            time.sleep(0.05)
         assert lost == [lease]
         assert lease.lost_reason is not None and lease.lost_reason.startswith(
             "lease lost: the connection to the state database was lost")
