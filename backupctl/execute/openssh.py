@@ -21,20 +21,17 @@ The same rules as the paramiko connection, enforced by OpenSSH itself:
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import logging
 import re
 import shutil
 import subprocess
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 
 from backupctl.execute import raise_if_cancelled
-from backupctl.execute.serve import dying_with, stop
+from backupctl.execute.serve import PortLog, dying_with, stop
 
 log = logging.getLogger(__name__)
 
@@ -94,12 +91,12 @@ def forward(target: Target, *, local_port: int, ssh: str = SSH,
         return
     try:
         assert proc.stderr is not None
-        said = _Said(proc.stderr)
-        said.up.wait(up_within)
+        said = PortLog(proc.stderr, pattern=_ALLOCATED, name="ssh-forward-log", keep=10)
+        said.found.wait(up_within)
         raise_if_cancelled()
         if said.port is None:
             log.debug("ssh -R to %s did not come up (%s): paramiko's forward instead",
-                      target.address, said.text() or f"nothing within {up_within:.0f} s")
+                      target.address, _text(said) or f"nothing within {up_within:.0f} s")
             stop(proc)
             yield None
             return
@@ -110,24 +107,6 @@ def forward(target: Target, *, local_port: int, ssh: str = SSH,
         stop(proc)
 
 
-class _Said:
-    """ssh's messages, read by a thread: the allocated port, and the last lines."""
-
-    def __init__(self, stream: IO[bytes]) -> None:
-        self.lines: collections.deque[bytes] = collections.deque(maxlen=10)
-        self.port: int | None = None
-        self.up = threading.Event()
-        threading.Thread(target=self._read, args=(stream,), daemon=True,
-                         name="ssh-forward-log").start()
-
-    def _read(self, stream: IO[bytes]) -> None:
-        with stream:  # until ssh ends
-            for line in stream:
-                self.lines.append(line)
-                if self.port is None and (found := _ALLOCATED.search(line)):
-                    self.port = int(found.group(1))
-                    self.up.set()
-        self.up.set()  # ended without the forward: the caller falls back
-
-    def text(self) -> str:
-        return b" ".join(line.strip() for line in self.lines).decode("utf-8", "replace")
+def _text(said: PortLog) -> str:
+    """ssh's last lines, on one line for the log."""
+    return b" ".join(line.strip() for line in said.lines).decode("utf-8", "replace")

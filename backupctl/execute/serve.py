@@ -121,7 +121,7 @@ class Pending:
                  rclone: str) -> None:
         assert proc.stderr is not None
         self.proc, self.root, self.rclone = proc, root, rclone
-        self._output = _Output(proc.stderr)  # reads from now on: no log line is missed
+        self._output = _rclone_log(proc.stderr)  # reads from now on: no log line is missed
         self._server: RestServer | None = None
 
     def ready(self) -> RestServer:
@@ -168,36 +168,44 @@ def starting(root: Path | str, *, user: str, password: Secret, rclone: str = RCL
         stop(proc)
 
 
-class _Output:
-    """rclone's log, read by a thread: the port it listens on, and its tail for errors."""
+class PortLog:
+    """A child's log read by a thread (from the start: no line is missed): the first port
+    `pattern` finds in it (`found` is set then, or when the child ends without one) and the
+    last `keep` lines. rclone's "Serving … :PORT/", ssh's "Allocated port PORT"."""
 
-    def __init__(self, stream: IO[bytes]) -> None:
-        self.lines: collections.deque[bytes] = collections.deque(maxlen=50)
+    def __init__(self, stream: IO[bytes], *, pattern: re.Pattern[bytes], name: str,
+                 keep: int) -> None:
+        self.lines: collections.deque[bytes] = collections.deque(maxlen=keep)
         self.port: int | None = None
-        self.ready = threading.Event()
-        self._thread = threading.Thread(target=self._read, args=(stream,), daemon=True,
-                                        name="rclone-log")
-        self._thread.start()
+        self.found = threading.Event()
+        self._pattern = pattern
+        threading.Thread(target=self._read, args=(stream,), daemon=True, name=name).start()
 
     def _read(self, stream: IO[bytes]) -> None:
-        with stream:  # until rclone ends
+        with stream:  # until the child ends
             for line in stream:
                 self.lines.append(line)
-                if self.port is None and (found := _LISTENING.search(line)):
+                if self.port is None and (found := self._pattern.search(line)):
                     self.port = int(found.group(1))
-                    self.ready.set()
-        self.ready.set()  # ended without listening: the caller reads the tail
-
-    def text(self) -> str:
-        return tail(b"".join(self.lines).decode("utf-8", "replace").strip(), 10)
+                    self.found.set()
+        self.found.set()  # ended without a port: the caller reads the lines
 
 
-def _listening(proc: subprocess.Popen[bytes], output: _Output, root: Path | str, *,
+def _rclone_log(stream: IO[bytes]) -> PortLog:
+    return PortLog(stream, pattern=_LISTENING, name="rclone-log", keep=50)
+
+
+def _text(log_: PortLog) -> str:
+    """rclone's tail for an error message."""
+    return tail(b"".join(log_.lines).decode("utf-8", "replace").strip(), 10)
+
+
+def _listening(proc: subprocess.Popen[bytes], output: PortLog, root: Path | str, *,
                rclone: str) -> int:
-    output.ready.wait(START_TIMEOUT)
+    output.found.wait(START_TIMEOUT)
     if output.port is None:
         stop(proc)
-        said = output.text() or ("no output" if proc.poll() is not None
+        said = _text(output) or ("no output" if proc.poll() is not None
                                  else f"nothing within {START_TIMEOUT:.0f} s")
         hint = " (apt install rclone)" if proc.returncode == 127 else ""
         raise BackupctlError(f"cannot serve the repository {root} with {rclone}{hint}: "
