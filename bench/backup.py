@@ -41,6 +41,8 @@ from bench.verify import PASSWORD, grow, settle
 
 BACKUPCTL = [sys.executable, "-P", "-m", "backupctl"]
 KEEP_LAST = 7
+COMMANDS = {"backup", "cat", "check", "copy", "dump", "find", "forget", "init", "ls",
+            "prune", "restore", "snapshots", "unlock", "version"}
 
 
 class Site:
@@ -114,7 +116,9 @@ class Site:
         return elapsed
 
     def restic_starts(self) -> list[str]:
-        return [line.split(" --")[-1] for line in self.log.read_text().splitlines()]
+        """The command word of each restic start logged (backup, ls, forget, ...)."""
+        return [next((w for w in line.split() if w in COMMANDS), line.split()[-1])
+                for line in self.log.read_text().splitlines()]
 
     def change(self, share: float, rng: random.Random) -> None:
         small = sorted(p for p in self.src.rglob("*.bin"))

@@ -6,20 +6,24 @@ backupctl into a repository on the orchestrator (untimed), and starts a loopback
 server playing the replacement server (its own host key, trusted in known_hosts first). Then,
 alternating which goes first, `--repeat` times each, into a fresh directory every time:
   plain    : ssh TARGET restic -r REPO restore SNAPSHOT --target DIR   (what the admin types
-             by hand on the target; the repository read directly, nothing proven)
+             by hand on the target, nothing proven), the repository read two ways: `disk`,
+             straight from the orchestrator's disk (possible only because target and
+             orchestrator are one machine here: the lower bound), and `sftp`, restic's own
+             way to a repository on another host (`-r sftp:ORCHESTRATOR:/REPO`)
   backupctl: backupctl restore JOB --to ssh://root@127.0.0.1:PORT/DIR --snapshot ID
              (the repository served over the SSH connection by rclone, restic on the
              target, owners by name, the proof: every node stat'ed and every file's SHA-256
              on the target against the source manifest; state and signed evidence)
-Prints the best of each and the ratio (goal ≤ 1.25×), and where backupctl's time went (the
-recovery record's own step timings: restore, owners, proof; the rest is start-up, the plan
-and the record).
+Prints the best of each and the ratios (goal ≤ 1.25× against the restore a replacement
+server can type by hand, `sftp`), and where backupctl's time went (the recovery record's own
+step timings: restore, owners, proof; the rest is start-up, the plan and the record).
 
     .venv/bin/python bench/recovery.py [--gib 1] [--repeat 3] [--workdir DIR] [--keep]
         [--code DIR]
 
-Both run on this machine (the target is loopback), so the plain restore reads the repository
-from disk where backupctl's goes through rclone and the tunnel: the ratio includes that.
+Both run on this machine (the target is loopback), so the `disk` contender reads the
+repository from disk where backupctl's goes through rclone and the tunnel, and all of them
+share two cores with the transport's processes: the ratios include that.
 Prints Markdown (docs/benchmarks.md holds a run). A few minutes on 2 cores at 1 GiB.
 """
 
@@ -73,7 +77,8 @@ class Target:
             f"Port {self.port}\nListenAddress 127.0.0.1\nHostKey {self.host_key}\n"
             f"PidFile {self.root}/sshd.pid\nAuthorizedKeysFile {self.root}/authorized_keys\n"
             "StrictModes no\nUsePAM no\nPasswordAuthentication no\n"
-            "PermitRootLogin prohibit-password\nMaxSessions 50\n")
+            "PermitRootLogin prohibit-password\nMaxSessions 50\n"
+            "Subsystem sftp /usr/lib/openssh/sftp-server\n")
         Path("/run/sshd").mkdir(exist_ok=True)
         self.proc = subprocess.Popen(["/usr/sbin/sshd", "-D", "-f", str(config), "-E",
                                       str(self.root / "sshd.log")])
@@ -153,11 +158,19 @@ class Site:
         self.runs += 1
         return self.work / "restored" / f"{who}-{self.runs}"
 
-    def plain(self) -> float:
-        into = self.fresh("plain")
+    def plain(self, over: str = "disk") -> float:
+        """restic restore typed by hand on the target: the repository read from the disk
+        (only possible here, where target and orchestrator are one machine), or `sftp`:
+        over SSH from the orchestrator, restic's own way to a repository on another host."""
+        into = self.fresh(f"plain-{over}")
+        repo = ["-r", str(self.repo)] if over == "disk" else [
+            "-r", f"sftp:root@127.0.0.1:{self.repo}", "-o", "sftp.command=" + shlex.join([
+                "ssh", "-i", str(self.target.identity), "-p", str(self.target.port), "-o",
+                f"UserKnownHostsFile={self.target.root / 'known_hosts'}", "-o",
+                "BatchMode=yes", "root@127.0.0.1", "-s", "sftp"])]
         started = time.monotonic()
-        self.target.ssh(["restic", "-q", "-r", str(self.repo), "--password-file",
-                         str(self.pw), "restore", self.snapshot, "--target", str(into)])
+        self.target.ssh(["restic", "-q", *repo, "--password-file", str(self.pw), "restore",
+                         self.snapshot, "--target", str(into)])
         elapsed = time.monotonic() - started
         shutil.rmtree(into)
         return elapsed
@@ -177,24 +190,28 @@ class Site:
         return elapsed, job
 
 
-def contest(site: Site, repeat: int) -> tuple[list[tuple[float, dict[str, Any]]], list[float]]:
-    """`repeat` runs each, alternating which goes first, after one untimed plain restore
-    (the first restore after a backup finds a file system that freed no inodes lately)."""
+Runs = tuple[list[tuple[float, dict[str, Any]]], dict[str, list[float]]]
+
+
+def contest(site: Site, repeat: int) -> Runs:
+    """`repeat` runs each, rotating which goes first, after one untimed plain restore (the
+    first restore after a backup finds a file system that freed no inodes lately)."""
     site.plain()
     ours: list[tuple[float, dict[str, Any]]] = []
-    plain: list[float] = []
+    plain: dict[str, list[float]] = {"disk": [], "sftp": []}
+    turns = ["ours", "disk", "sftp"]
     for i in range(repeat):
-        for turn in ("ours", "plain") if i % 2 == 0 else ("plain", "ours"):
+        for turn in turns[i % 3:] + turns[:i % 3]:
             settle()
             if turn == "ours":
                 ours.append(site.ours())
             else:
-                plain.append(site.plain())
+                plain[turn].append(site.plain(turn))
     return ours, plain
 
 
 def report(args: argparse.Namespace, files: int, ours: list[tuple[float, dict[str, Any]]],
-           plain: list[float]) -> None:
+           plain: dict[str, list[float]]) -> None:
     best, job = min(ours, key=lambda r: r[0])
     steps = job.get("timings_ms") or {}
     restore_ms = int(job.get("restore_ms") or 0)
@@ -202,11 +219,16 @@ def report(args: argparse.Namespace, files: int, ours: list[tuple[float, dict[st
     version = subprocess.run(["restic", "version"], capture_output=True, text=True).stdout
     print(f"{args.gib:g} GiB, {files} files (mixed shape); {version.strip()}; cores: "
           f"{os.cpu_count()}; best of {args.repeat} alternating; backupctl: {args.code}\n")
-    print("| recovery onto a loopback ssh target | plain `restic restore` on the target | "
-          "backupctl restore --to (incl. proof) | ratio (best / best) |")
-    print("|---|---|---|---|")
-    print(f"| {job['files']} files, {job['bytes'] / (1 << 20):.0f} MiB | {min(plain):.2f} s | "
-          f"{best:.2f} s | **{best / min(plain):.2f}×** |\n")
+    print(f"{job['files']} files, {job['bytes'] / (1 << 20):.0f} MiB; backupctl restore --to "
+          f"(incl. proof), best: {best:.2f} s\n")
+    print("| plain `restic restore` by hand on the target, the repository read | plain, best "
+          "| ratio (backupctl / plain) |")
+    print("|---|---|---|")
+    for over, seen in plain.items():
+        how = ("from the orchestrator's disk (loopback only)" if over == "disk" else
+               "over SSH from the orchestrator (`-r sftp:HOST:/REPO`)")
+        print(f"| {how} | {min(seen):.2f} s | **{best / min(seen):.2f}×** |")
+    print()
     print("Where backupctl's best run went (its recovery record's timings):\n")
     print("| step | seconds |")
     print("|---|---|")
