@@ -70,6 +70,17 @@ def test_restore_from_an_append_only_rest_copy_when_the_primary_is_gone(
     [evidence] = recovery_evidence(ws)
     assert evidence["repository"] == "worm"
 
+    # the rehearsal of the same worst day on a spare server, from the copy
+    spare = tmp_path / "spare"
+    drill = ws.run("drill", "emr", "--from", "worm", "--to", ssh_target(replacement, spare),
+                   "--identity", str(replacement.identity), "--yes", "--json")
+    ok(drill)
+    [rehearsed] = json.loads(drill.stdout)["jobs"]
+    assert (rehearsed["kind"], rehearsed["result"], rehearsed["target_kind"]) == (
+        "drill", "pass", "replacement")
+    assert rehearsed["repository"] == "worm" and rehearsed["mismatches"] == []
+    assert tree_of(spare / str(src).lstrip("/")) == tree_of(src)
+
 
 def test_restore_from_an_s3_object_lock_copy_never_sends_its_keys_to_the_target(
         workspace: Workspace, replacement: Sshd, tmp_path: Path,
@@ -96,14 +107,22 @@ def test_restore_from_an_s3_object_lock_copy_never_sends_its_keys_to_the_target(
         outputs.append(ws.run("-v", "restore", "emr", "--from", "cloud", "--to",
                               ssh_target(replacement, target), "--identity",
                               str(replacement.identity), "--json"))
+        # onto the orchestrator itself: restic here reads the bucket with the keys in its
+        # environment (no tunnel)
+        outputs.append(ws.run("restore", "emr", "--from", "cloud", "--to",
+                              f"local:{tmp_path / 'here'}", "--json"))
     finally:
         watch.stop()
-    proc = outputs[-1]
+    proc, here = outputs[-2:]
     ok(proc)
     [job] = json.loads(proc.stdout)["jobs"]
     assert job["result"] == "pass" and job["served"] is True
     assert tree_of(target / str(src).lstrip("/")) == tree_of(src)
-    assert recovery_evidence(ws)[0]["repository"] == "cloud"
+    ok(here)
+    [local] = json.loads(here.stdout)["jobs"]
+    assert local["result"] == "pass" and local["served"] is False
+    assert tree_of(tmp_path / "here" / str(src).lstrip("/")) == tree_of(src)
+    assert [e["repository"] for e in recovery_evidence(ws)] == ["cloud", "cloud"]
     # the keys: never in any argv (rclone's and restic's environment on the orchestrator
     # hold them by design), outputs, the sshd's log, files, the target's disk, the records
     assert not [h for h in watch.hits if "/cmdline" in h], watch.hits
