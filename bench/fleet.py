@@ -27,7 +27,12 @@ configuration, prints the commands it would time and keeps the work directory.
 
     .venv/bin/python bench/fleet.py [--jobs 50] [--sleep 2] [--orchestrators 1 2 3]
                                     [--concurrency 4] [--workdir DIR] [--keep] [--pin]
-                                    [--setup-only | --no-due]
+                                    [--cpus F] [--setup-only | --no-due]
+
+--cpus F puts each orchestrator (and every process it starts: restic, hooks) in a cgroup of
+its own limited to F CPUs: N such orchestrators against one is the scaling of N separate
+machines of F CPUs each, as long as N × F stays below the machine's cores (the servers'
+side, sshd and PostgreSQL use the rest).
 
 Runs as root (initdb via runuser, sshd). Prints a Markdown report on stdout for
 docs/benchmarks.md. Deletes its work directory at the end unless --keep.
@@ -251,6 +256,7 @@ class Orchestrator:
     config: Path
     due: bool = True
     core: int | None = None  # --pin: this orchestrator (and its children) on one core
+    cpus: float | None = None  # --cpus: its own CPU quota (a cgroup), children included
     proc: subprocess.Popen[str] | None = None
     out: str = ""
     err: str = ""
@@ -263,9 +269,12 @@ class Orchestrator:
 
     def start(self) -> None:
         # Under systemd the operator is `scheduler`; INVOCATION_ID makes a shell run the same.
-        self.proc = subprocess.Popen(self.argv(), stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True,
-                                     env={**os.environ, "INVOCATION_ID": "bench"})
+        group = cpu_group(f"backupctl-bench-{self.name}", self.cpus) if self.cpus else None
+        self.proc = subprocess.Popen(
+            self.argv(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env={**os.environ, "INVOCATION_ID": "bench"},
+            preexec_fn=(lambda: (group / "cgroup.procs").write_text(str(os.getpid())))
+            if group else None)
 
     def wait(self, started: float) -> None:
         assert self.proc is not None
@@ -288,6 +297,25 @@ class Orchestrator:
                        for job in payload.get("jobs", []))
 
 
+def cpu_group(name: str, cpus: float) -> Path:
+    """A cgroup whose processes (and their children) get at most `cpus` CPUs: one machine
+    of that size, as far as one machine can play several (cgroup v2 `cpu.max`, or v1's
+    CFS quota)."""
+    period = 100_000
+    quota = max(1000, round(cpus * period))
+    v2 = Path("/sys/fs/cgroup/cgroup.controllers")
+    if v2.exists():
+        group = Path("/sys/fs/cgroup") / name
+        group.mkdir(exist_ok=True)
+        (group / "cpu.max").write_text(f"{quota} {period}")
+        return group
+    group = Path("/sys/fs/cgroup/cpu") / name
+    group.mkdir(exist_ok=True)
+    (group / "cpu.cfs_period_us").write_text(str(period))
+    (group / "cpu.cfs_quota_us").write_text(str(quota))
+    return group
+
+
 @dataclass
 class Round:
     orchestrators: int
@@ -298,15 +326,16 @@ class Round:
 
 
 def one_round(site: Site, count: int, *, concurrency: int, due: bool = True,
-              pin: bool = False) -> Round:
-    """With `pin`, orchestrator i runs on core i (its restic and hooks too; sshd, the
-    source side and PostgreSQL stay unpinned): separate machines, as far as one can show."""
+              pin: bool = False, cpus: float | None = None) -> Round:
+    """With `pin`, orchestrator i runs on core i; with `cpus`, each orchestrator in a cgroup
+    of its own with that CPU quota (its restic and hooks too; sshd, the source side and
+    PostgreSQL stay outside): separate machines, as far as one can show."""
     site.postgres.empty()
     cores = os.cpu_count() or 1
     members = [Orchestrator(f"backup{i + 1:02d}",
                             site.orchestrator_config(f"backup{i + 1:02d}",
                                                      concurrency=concurrency), due=due,
-                            core=i % cores if pin else None)
+                            core=i % cores if pin else None, cpus=cpus)
                for i in range(count)]
     started = time.monotonic()
     try:
@@ -403,6 +432,10 @@ def main() -> None:
     parser.add_argument("--pin", action="store_true",
                         help="hold orchestrator i to core i (taskset): the scaling of separate "
                         "machines, up to the number of cores")
+    parser.add_argument("--cpus", type=float, default=None,
+                        help="give each orchestrator (and the processes it starts) a CPU "
+                        "quota of its own (a cgroup): N orchestrators of that size against "
+                        "one, as separate machines would be; root")
     parser.add_argument("--setup-only", action="store_true")
     parser.add_argument("--no-due", action="store_true",
                         help="run `backup --all` without --due: one orchestrator without the "
@@ -428,7 +461,7 @@ def main() -> None:
                     print("  would run: " + " ".join(Orchestrator(name, config).argv()))
                 return
             rounds = [one_round(site, n, concurrency=args.concurrency, due=not args.no_due,
-                                pin=args.pin) for n in args.orchestrators]
+                                pin=args.pin, cpus=args.cpus) for n in args.orchestrators]
         finally:
             site.stop()
     print(report(site, rounds, concurrency=args.concurrency))
