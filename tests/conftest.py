@@ -26,7 +26,7 @@ from typing import Any, LiteralString, TypedDict
 import pytest
 
 from backupctl.config.schema import GlobalConfig
-from tests import restic_kdf, yaml_helpers
+from tests import cli_fork, restic_kdf, yaml_helpers
 
 # Like backupctl itself (and a careful admin): files the tests write are private.
 os.umask(0o077)
@@ -152,12 +152,35 @@ class Sshd:
         self.start()
 
 
+def contain_temp(root: Path) -> dict[str, str]:
+    """TMPDIR and XDG_CACHE_HOME (restic's cache) under `root`, created."""
+    env = {"TMPDIR": str(root / "tmp"), "XDG_CACHE_HOME": str(root / "cache")}
+    for path in env.values():
+        Path(path).mkdir(mode=0o700, exist_ok=True)
+    return env
+
+
+@pytest.fixture
+def contained(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """This test's processes (the CLI, restic, hooks) keep their temporary files and
+    restic's cache under the test's directory, so a leak scan of that directory sees every
+    file they wrote, and none of other tests' in /tmp."""
+    root = tmp_path / "own"
+    root.mkdir()
+    for name, value in contain_temp(root).items():
+        monkeypatch.setenv(name, value)
+    return root
+
+
 def _keygen(path: Path) -> None:
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)], check=True)
 
 
 def make_sshd(root: Path) -> Sshd:
+    """Sessions keep their temporary files and restic's cache under `root` (SetEnv TMPDIR,
+    XDG_CACHE_HOME): the "server's disk" a test scans is its own directory, not /tmp."""
     root.mkdir(parents=True, exist_ok=True)
+    env = contain_temp(root)
     host_key, identity = root / "host_key", root / "id_ed25519"
     _keygen(host_key)
     _keygen(identity)
@@ -170,7 +193,8 @@ def make_sshd(root: Path) -> Sshd:
         f"AuthorizedKeysFile {authorized}\nStrictModes no\nUsePAM no\n"
         "PasswordAuthentication no\nKbdInteractiveAuthentication no\n"
         "PermitRootLogin prohibit-password\nSubsystem sftp internal-sftp\n"
-        "MaxSessions 50\nMaxStartups 50\n")
+        "MaxSessions 50\nMaxStartups 50\n"
+        + "".join(f"SetEnv {name}={value}\n" for name, value in env.items()))
     return Sshd(port=port, root=root, identity=identity, known_hosts=root / "known_hosts",
                 host_key=host_key, config=config, log=root / "sshd.log")
 
@@ -349,10 +373,10 @@ class Workspace:
     def run(self, *args: str, check: bool = False, timeout: float = 300,
             env: dict[str, str] | None = None, input: str | None = None,
             ) -> subprocess.CompletedProcess[str]:
-        """The real CLI, as a subprocess."""
-        return subprocess.run([*BACKUPCTL, "-c", str(self.config), *args], text=True,
-                              capture_output=True, timeout=timeout, check=check,
-                              env={**os.environ, **(env or {})}, input=input)
+        """The real CLI in a process of its own (forked from one that imported it once:
+        tests/cli_fork.py)."""
+        return cli_fork.run(["-c", str(self.config), *args], timeout=timeout, check=check,
+                            env={**os.environ, **(env or {})}, input=input)
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from tests.leaks import LeakWatch
 
 
 def test_password_never_in_proc_output_logs_or_remote_disk(
-        ssh_workspace: Workspace, sshd: Sshd) -> None:
+        ssh_workspace: Workspace, sshd: Sshd, contained: Path) -> None:
     # A password unique to this test, so other tests' files on this machine cannot match.
     password = f"leak-canary-{secrets.token_hex(16)}"
     pw_file = ssh_workspace.password_file("unique", password)
@@ -50,5 +50,5 @@ def test_password_never_in_proc_output_logs_or_remote_disk(
     watch.text("stdout", result.stdout)
     watch.text("stderr", result.stderr)
     watch.text("sshd log", sshd.log.read_text())
-    roots = [src, Path("/tmp"), Path.home() / ".cache" / "restic", ssh_workspace.root]
+    roots = [src, contained, sshd.root, ssh_workspace.root]  # every process's temp, cache
     assert watch.scan(roots) == []

@@ -41,7 +41,7 @@ def secret_repo(tmp_path: Path) -> Path:
 
 def test_the_password_is_never_in_argv_environment_or_files_during_dumps_and_proofs(
         source_db: SourceDb, secret_repo: Path, ssh_runner: SshRunner, scratch: Path,
-        tmp_path: Path) -> None:
+        tmp_path: Path, contained: Path) -> None:
     password = Secret(SECRET)
     lab_path = tmp_path / "lab.sqlite3"
     make_sqlite(lab_path, rows=50)
@@ -67,8 +67,7 @@ def test_the_password_is_never_in_argv_environment_or_files_during_dumps_and_pro
     assert all(p.proven for p in proofs), proofs
     for value in [*(r.to_dict() for r in results), *(p.to_json() for p in proofs)]:
         watch.text("a result", json.dumps(value, ensure_ascii=False))
-    hits = watch.scan([Path("/tmp"), Path("/var/tmp"), Path("/dev/shm"), scratch,
-                       Path.home() / ".cache" / "restic"])
+    hits = watch.scan([contained, Path("/var/tmp"), Path("/dev/shm"), scratch])
     assert watch.sweeps > 0
     assert hits == [], "repository password leaked:\n" + "\n".join(hits)
     # The watcher saw restic run, reading its password from a pipe, not from stdin.
@@ -80,7 +79,7 @@ def test_the_password_is_never_in_argv_environment_or_files_during_dumps_and_pro
 
 def test_a_password_in_the_repository_url_never_reaches_the_source_hosts_argv_logs_or_state(
         ssh_workspace: Workspace, sshd: Sshd, source_db: SourceDb, scratch: Path,
-        secret_repo: Path, rest_server: Callable[..., RestServer]) -> None:
+        secret_repo: Path, rest_server: Callable[..., RestServer], contained: Path) -> None:
     """A `rest:http://user:PASSWORD@…` repository: the database helper on the source host
     hands it to restic through a pipe (`--repository-file /dev/fd/N`), never argv."""
     ws = ssh_workspace
@@ -121,7 +120,6 @@ def test_a_password_in_the_repository_url_never_reaches_the_source_hosts_argv_lo
     for i, proc in enumerate(outputs):
         watch.text(f"output of command {i}", proc.stdout + proc.stderr)
     watch.text("sshd log", sshd.log.read_text())
-    hits = watch.scan([ws.state_dir, ws.scratch_dir, scratch, sshd.root,
-                       Path.home() / ".cache" / "restic"])
+    hits = watch.scan([ws.state_dir, ws.scratch_dir, scratch, sshd.root, contained])
     assert watch.sweeps > 20
     assert hits == [], "a password leaked:\n" + "\n".join(hits)

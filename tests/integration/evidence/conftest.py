@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import sqlite3
 import subprocess
@@ -10,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests import yaml_helpers
-from tests.conftest import BACKUPCTL, Workspace
+from tests import cli_fork, yaml_helpers
+from tests.conftest import Workspace
 
 
 def _ok(ws: Workspace, *args: str) -> None:
@@ -58,8 +59,8 @@ class Clone:
     db: Path
 
     def run(self, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([*BACKUPCTL, "-c", str(self.config), *args], text=True,
-                              capture_output=True, timeout=300, input=input, check=False)
+        return cli_fork.run(["-c", str(self.config), *args], env=os.environ, timeout=300,
+                            input=input)
 
     def sql(self, *statements: str) -> None:
         with sqlite3.connect(self.db) as conn:

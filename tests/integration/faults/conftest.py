@@ -43,16 +43,18 @@ PASSWORD_FILES: set[Path] = set()
 # -- the leak watcher ---------------------------------------------------------------------
 
 @pytest.fixture(autouse=True)
-def leak_watch() -> Iterator[LeakWatch]:
-    """Fails the test if the repository password leaked anywhere while it ran."""
+def leak_watch(tmp_path: Path, contained: Path) -> Iterator[LeakWatch]:
+    """Fails the test if the repository password leaked anywhere while it ran.
+
+    The source host is this machine: its temp directory and restic's cache are its disk.
+    The test's processes have their own under the test's directory (`contained`; fsshd's
+    sessions too), so the scan reads what this test made, not other tests' files in /tmp."""
     watch = LeakWatch(SECRET.encode())
     watch.start()
     yield watch
     watch.stop()
     watch.allowed |= PASSWORD_FILES
-    # The source host is this machine: its temp dirs and restic's cache are its disk.
-    hits = watch.scan([Path("/tmp"), Path("/var/tmp"), Path("/dev/shm"),
-                       Path.home() / ".cache" / "restic"])
+    hits = watch.scan([tmp_path, Path("/var/tmp"), Path("/dev/shm")])
     assert watch.sweeps > 0, "the leak watcher never sampled /proc"
     assert hits == [], "repository password leaked:\n" + "\n".join(hits)
 
@@ -105,8 +107,12 @@ class FaultWorkspace(Workspace):
                                 start_new_session=True)
 
     def finish(self, proc: subprocess.Popen[str], timeout: float = 120) -> tuple[str, str]:
+        """Its output, once it and every process of its session are gone and reaped: a
+        killed restic stays a zombie (empty cmdline) until init reaps it, and restic counts
+        a lock whose PID exists as live, so a run started at once would find it locked."""
         out, err = proc.communicate(timeout=timeout)
         self.record(out, err, proc.args)
+        wait_for(lambda: not session_members(proc.pid), f"session {proc.pid} to be reaped", 60)
         return out, err
 
     def repo(self, name: str) -> Path:
@@ -269,6 +275,19 @@ def processes_mentioning(marker: str) -> list[str]:
             continue
         if marker.encode() in data:
             found.append(data.replace(b"\0", b" ").decode(errors="replace"))
+    return found
+
+
+def session_members(sid: int) -> list[int]:
+    """Every process of session `sid` (zombies too: they keep their /proc entry)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()  # the name may hold ')'
+        except OSError:
+            continue
+        if int(fields[3]) == sid:  # state, ppid, pgrp, session
+            found.append(int(stat.parent.name))
     return found
 
 

@@ -129,7 +129,7 @@ def test_a_path_restore_brings_back_and_proves_only_that_subtree(
 
 
 def test_a_rest_repository_with_a_password_never_leaks_it(
-        workspace: Workspace, replacement: Sshd, tmp_path: Path,
+        workspace: Workspace, replacement: Sshd, tmp_path: Path, contained: Path,
         rest_server: Callable[..., RestServer]) -> None:
     src = proven_job(workspace)
     credential = f"rest-pass-{secrets.token_hex(12)}"
@@ -160,7 +160,7 @@ def test_a_rest_repository_with_a_password_never_leaks_it(
     for what, text in (("stdout", proc.stdout), ("stderr", proc.stderr),
                        ("sshd log", replacement.log.read_text())):
         watch.text(what, text)
-    leaks = watch.scan([workspace.root, tmp_path, Path.home() / ".cache" / "restic"])
+    leaks = watch.scan([workspace.root, tmp_path])  # `contained`: every temp and cache
     assert leaks == [], leaks
     assert watch.sweeps > 20
     assert rows(workspace, "SELECT status FROM runs WHERE kind = 'recovery'")[0][0] == "success"
