@@ -44,12 +44,12 @@ $(VENV)/.installed: pyproject.toml
 demo: install
 	$(VENV)/bin/python demo/run_demo.py
 
-# The suite mostly waits on real servers (sshd, restic, PostgreSQL): three workers keep two
+# The suite mostly waits on real servers (sshd, restic, PostgreSQL): four workers keep two
 # cores busy; each worker takes whole test files (module fixtures start once). Files go out
 # in collection order, integration before unit (xdist would otherwise hand out the files
 # with the most tests first: the many quick unit files, leaving the few-test heavy
 # integration files for the end, where one of them runs alone on an idle machine).
-TEST_WORKERS ?= 3
+TEST_WORKERS ?= 4
 XDIST := -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 test: install lint

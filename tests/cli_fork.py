@@ -42,8 +42,13 @@ def _modules() -> list[str]:
 _CONTEXT.set_forkserver_preload(_modules())
 
 
-def _child(args: Sequence[str], env: Mapping[str, str], streams: Sequence[str]) -> None:
-    """In the forked child: the environment, the three streams, then `backupctl ARGS`."""
+def _child(args: Sequence[str], env: Mapping[str, str], streams: Sequence[str],
+           status: str) -> None:
+    """In the forked child: the environment, the three streams, then `backupctl ARGS`; its
+    exit status written to `status`. multiprocessing's own `exitcode` was sometimes 255 for
+    a child whose stderr showed exit 2 when several threads ran commands at once
+    (tests/integration/cli/test_usage_errors.py, 3 runs in 4; likely another thread's
+    `Process.start()` clean-up polling the same child's status pipe)."""
     os.environ.clear()
     os.environ.update(env)
     time.tzset()
@@ -59,12 +64,18 @@ def _child(args: Sequence[str], env: Mapping[str, str], streams: Sequence[str]) 
     sys.argv = ["backupctl", *args]
     from backupctl.cli.main import main
 
+    code = 1
     try:
         main()
+        code = 0
+    except SystemExit as exc:  # as the interpreter turns it into an exit status
+        code = exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
+        raise
     finally:
         logging.shutdown()
         sys.stdout.flush()
         sys.stderr.flush()
+        Path(status).write_text(str(code))
 
 
 def run(args: Sequence[str], *, env: Mapping[str, str], input: str | None = None,
@@ -73,11 +84,12 @@ def run(args: Sequence[str], *, env: Mapping[str, str], input: str | None = None
     """`backupctl ARGS` as subprocess.run(..., capture_output=True, text=True) would run it."""
     with tempfile.TemporaryDirectory(prefix="backupctl-cli-") as tmp:
         streams = [Path(tmp) / name for name in ("stdin", "stdout", "stderr")]
+        status = Path(tmp) / "status"
         streams[0].write_text(input or "", encoding="utf-8")
         for path in streams[1:]:
             path.touch()
-        child = _CONTEXT.Process(target=_child, args=(list(args), dict(env),
-                                                      [str(p) for p in streams]))
+        child = _CONTEXT.Process(target=_child, args=(
+            list(args), dict(env), [str(p) for p in streams], str(status)))
         child.start()
         child.join(timeout)
         timed_out = child.exitcode is None
@@ -86,10 +98,11 @@ def run(args: Sequence[str], *, env: Mapping[str, str], input: str | None = None
             child.join()
         stdout, stderr = (p.read_text(encoding="utf-8", errors="replace")
                           for p in streams[1:])
+        written = status.read_text() if status.exists() else ""
     argv = ["backupctl", *args]
     if timed_out:
         raise subprocess.TimeoutExpired(argv, timeout or 0, stdout, stderr)
-    code = child.exitcode
+    code = int(written) if written else child.exitcode  # killed by a signal: -N
     assert code is not None
     if check and code != 0:
         raise subprocess.CalledProcessError(code, argv, stdout, stderr)

@@ -58,3 +58,4 @@ def test_check_raises_like_subprocess_run(tmp_path: Path) -> None:
                      timeout=60, check=True)
 
     assert failed.value.returncode == 2
+

@@ -1,17 +1,20 @@
 """Every command, given bad input, exits 2 with one line and no traceback; nothing runs.
 
-The real CLI as a subprocess (its one error door is `cli.main`), run a few at a time.
+The real CLI in processes of its own (tests/cli_fork.py; its one error door is `cli.main`),
+run a few at a time.
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import BACKUPCTL, Workspace
+from tests import cli_fork
+from tests.conftest import Workspace
 
 NOWHERE = "/nonexistent-dir/out"
 
@@ -63,8 +66,7 @@ def _run_all(config: Path, commands: list[list[str]],
              pw: Path) -> list[tuple[list[str], subprocess.CompletedProcess[str]]]:
     def one(args: list[str]) -> tuple[list[str], subprocess.CompletedProcess[str]]:
         argv = [a.replace("{pw}", str(pw)) for a in args]
-        return argv, subprocess.run([*BACKUPCTL, "-c", str(config), *argv], text=True,
-                                    capture_output=True, timeout=120, stdin=subprocess.DEVNULL)
+        return argv, cli_fork.run(["-c", str(config), *argv], env=os.environ, timeout=120)
 
     with ThreadPoolExecutor(max_workers=4) as pool:
         return list(pool.map(one, commands))
