@@ -282,9 +282,14 @@ class Orchestrator:
         self.seconds = time.monotonic() - started
 
     def kill(self) -> None:
+        """Stop it if it still runs, and remove its cgroup (empty once its processes end)."""
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+        if self.cpus:
+            for root in (Path("/sys/fs/cgroup"), Path("/sys/fs/cgroup/cpu")):
+                with contextlib.suppress(OSError):
+                    (root / f"backupctl-bench-{self.name}").rmdir()
 
     def job_statuses(self) -> Counter[str]:
         """How this orchestrator's --json output describes each job: ran (its exit status)
