@@ -144,7 +144,8 @@ class _State:
 def _state(store: Store, period: Period, config: Config) -> _State:
     since, until = period.bounds()
     with store.read() as conn:
-        raised = [{"job": f.job, "raised_at": f.raised_at, "reason": f.reason}
+        # in the report's time zone (the summary and the reasons show its date)
+        raised = [{"job": f.job, "raised_at": str(period.local(f.raised_at)), "reason": f.reason}
                   for f in queries.open_flags(conn)]
         labels_seen = [{"job": job, "copy": copy, "label": m.label,
                         "last_attached": m.last_attached}

@@ -16,6 +16,7 @@ import pytest
 from backupctl.config.validate import load_config
 from backupctl.evidence import reasons, render, report
 from backupctl.evidence.period import Period
+from backupctl.state import queries
 from backupctl.state.db import Store
 from tests import runs, yaml_helpers
 
@@ -123,6 +124,21 @@ def test_dates_are_local_days(filled: tuple[Any, Store]) -> None:
                         lang="en")["records_in_period"] == 1
     assert report.build(config=config, store=store, period=january_utc,
                         lang="en")["records_in_period"] == 0
+
+
+def test_an_open_tripwire_is_dated_in_the_reports_time_zone(
+        filled: tuple[Any, Store]) -> None:
+    _, store = filled
+    with store.transaction() as conn:  # 2026-02-10 20:30 UTC is the 11th in Tokyo
+        queries.raise_flag(conn, "emr-db", raised_at="2026-02-10T20:30:00+00:00",
+                           reason="canary changed")
+
+    data = _build(filled)
+
+    tripwires = next(v for v in data["summary"]["verdicts"] if v["id"] == "tripwires")
+    assert any("2026-02-11" in text for text in tripwires["reasons"]), tripwires
+    assert not any("2026-02-10" in text for text in tripwires["reasons"]), tripwires
+    assert any("2026-02-11 05:30" in text for text in data["jobs"][0]["findings"])
 
 
 def test_mapping_covers_every_framework_for_every_item() -> None:
