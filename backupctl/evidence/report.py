@@ -23,7 +23,7 @@ from backupctl.config.validate import Config
 from backupctl.errors import UsageError
 from backupctl.evidence import audit, chain, proofs, reasons, summary
 from backupctl.evidence.period import Period, slice_for
-from backupctl.fmt import LANGS, local, ms_to_seconds
+from backupctl.fmt import LANGS, local, moment, ms_to_seconds
 from backupctl.log import mask
 from backupctl.secrets import display_url
 from backupctl.state import queries
@@ -141,12 +141,19 @@ class _State:
     proofs: dict[str, Freshness]  # verify.prove_within: the newest snapshot's, read now
 
 
+def _in_zone(stamp: str, tz: tzinfo) -> str:
+    """A stored time in the report's time zone (the summary and the reasons show its date);
+    the text as stored when it is not a time (a row someone edited must not stop the
+    report)."""
+    when = moment(stamp)
+    return when.astimezone(tz).isoformat() if when is not None else stamp
+
+
 def _state(store: Store, period: Period, config: Config) -> _State:
     since, until = period.bounds()
     with store.read() as conn:
-        # in the report's time zone (the summary and the reasons show its date)
-        raised = [{"job": f.job, "raised_at": str(period.local(f.raised_at)), "reason": f.reason}
-                  for f in queries.open_flags(conn)]
+        raised = [{"job": f.job, "raised_at": _in_zone(f.raised_at, period.tz),
+                   "reason": f.reason} for f in queries.open_flags(conn)]
         labels_seen = [{"job": job, "copy": copy, "label": m.label,
                         "last_attached": m.last_attached}
                        for job, copy, m in queries.all_media(conn)]

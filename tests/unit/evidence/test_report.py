@@ -141,6 +141,18 @@ def test_an_open_tripwire_is_dated_in_the_reports_time_zone(
     assert any("2026-02-11 05:30" in text for text in data["jobs"][0]["findings"])
 
 
+def test_a_tampered_tripwire_time_is_shown_as_stored_and_the_report_still_builds(
+        filled: tuple[Any, Store]) -> None:
+    _, store = filled
+    with store.transaction() as conn:  # someone with write access to the state database
+        queries.raise_flag(conn, "emr-db", raised_at="\x1b[2Jnot-a-time", reason="x")
+
+    data = _build(filled)
+
+    tripwires = next(v for v in data["summary"]["verdicts"] if v["id"] == "tripwires")
+    assert not tripwires["achieved"] and len(tripwires["reasons"]) == 1, tripwires
+
+
 def test_mapping_covers_every_framework_for_every_item() -> None:
     data = report.mapping()
     ids = {f["id"] for f in data["frameworks"]}
