@@ -257,6 +257,7 @@ class Orchestrator:
     due: bool = True
     core: int | None = None  # --pin: this orchestrator (and its children) on one core
     cpus: float | None = None  # --cpus: its own CPU quota (a cgroup), children included
+    group: Path | None = None  # that cgroup, made by start()
     proc: subprocess.Popen[str] | None = None
     out: str = ""
     err: str = ""
@@ -269,7 +270,8 @@ class Orchestrator:
 
     def start(self) -> None:
         # Under systemd the operator is `scheduler`; INVOCATION_ID makes a shell run the same.
-        group = cpu_group(f"backupctl-bench-{self.name}", self.cpus) if self.cpus else None
+        group = self.group = (cpu_group(f"backupctl-bench-{self.name}", self.cpus)
+                              if self.cpus else None)
         self.proc = subprocess.Popen(
             self.argv(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             env={**os.environ, "INVOCATION_ID": "bench"},
@@ -286,10 +288,9 @@ class Orchestrator:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
-        if self.cpus:
-            for root in (Path("/sys/fs/cgroup"), Path("/sys/fs/cgroup/cpu")):
-                with contextlib.suppress(OSError):
-                    (root / f"backupctl-bench-{self.name}").rmdir()
+        if self.group is not None:
+            with contextlib.suppress(OSError):
+                self.group.rmdir()
 
     def job_statuses(self) -> Counter[str]:
         """How this orchestrator's --json output describes each job: ran (its exit status)
