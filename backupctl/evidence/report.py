@@ -141,19 +141,13 @@ class _State:
     proofs: dict[str, Freshness]  # verify.prove_within: the newest snapshot's, read now
 
 
-def _in_zone(stamp: str, tz: tzinfo) -> str:
-    """A stored time in the report's time zone (the summary and the reasons show its date);
-    the text as stored when it is not a time (a row someone edited must not stop the
-    report)."""
-    when = moment(stamp)
-    return when.astimezone(tz).isoformat() if when is not None else stamp
-
-
 def _state(store: Store, period: Period, config: Config) -> _State:
     since, until = period.bounds()
     with store.read() as conn:
-        raised = [{"job": f.job, "raised_at": _in_zone(f.raised_at, period.tz),
-                   "reason": f.reason} for f in queries.open_flags(conn)]
+        # in the report's time zone (its date is shown); as stored if a row's is not a time
+        raised = [{"job": f.job, "reason": f.reason, "raised_at": w.astimezone(period.tz)
+                   .isoformat() if (w := moment(f.raised_at)) else f.raised_at}
+                  for f in queries.open_flags(conn)]
         labels_seen = [{"job": job, "copy": copy, "label": m.label,
                         "last_attached": m.last_attached}
                        for job, copy, m in queries.all_media(conn)]
