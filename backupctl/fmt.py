@@ -10,6 +10,7 @@ schema (`config.values.format_duration`). Stored times stay ISO 8601 UTC (`clock
 from __future__ import annotations
 
 import os
+import unicodedata
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -154,6 +155,22 @@ def _localtime_name() -> str | None:
         return None
     _, sep, name = target.partition("/zoneinfo/")
     return name if sep and name else None
+
+
+def one_line(text: str) -> str:
+    """`text` as one printable line: control and format characters (and line and paragraph
+    separators) as `\\x0a`/`\\u202e`, so a name chosen by someone else (a file, a table)
+    cannot start a line of its own, move the cursor or recolour a terminal."""
+    if text.isprintable():  # the common case: nothing to escape (isprintable is strict)
+        return text
+    return "".join(_escaped(c) for c in text)
+
+
+def _escaped(char: str) -> str:
+    if unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp"):
+        code = ord(char)
+        return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+    return char
 
 
 def ms_to_seconds(ms: int | None) -> float | None:

@@ -23,7 +23,6 @@ sequence, each with a digest of its definition), compared with the restored copy
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Callable
 from dataclasses import field
 from functools import cache
@@ -37,6 +36,8 @@ from pydantic import (
     model_validator,
 )
 from pydantic.dataclasses import dataclass
+
+from backupctl.fmt import one_line
 
 # As records.Record: unknown keys are ignored, and a validator is built when first used (only
 # a restore test's proof holds these; every command imports them, issue 25).
@@ -86,20 +87,6 @@ def schema_to_json(objects: tuple[SchemaObject, ...] | None) -> str | None:
     if objects is None:
         return None
     return json.dumps([o.to_list() for o in objects], ensure_ascii=False)
-
-
-def _one_line(text: str) -> str:
-    """A finding as one printable line: a table or object name is the database's to choose
-    (`CREATE INDEX "x<newline>database emr: proven"`), so its control and format characters
-    are escaped (`\\x0a`) rather than starting a line or moving the terminal's cursor."""
-    if text.isprintable():
-        return text
-    return "".join(_escaped(c) if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") else c
-                   for c in text)
-
-
-def _escaped(char: str) -> str:
-    return f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}"
 
 
 def describe_object(kind: str, table: str, name: str) -> str:
@@ -265,7 +252,7 @@ class DatabaseProof:
             found.append(f"database {self.name}: {self.restore_error}")
         named = [m.describe(self.name) for m in self.mismatches] + [
             m.describe(self.name) for m in self.schema_mismatches]
-        return found + [_one_line(f) for f in named] + [
+        return found + [one_line(f) for f in named] + [
             c.describe(self.name) for c in self.failed_checks]
 
     def unproven(self) -> list[str]:

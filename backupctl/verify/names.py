@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-import unicodedata
+
+from backupctl.fmt import one_line
 
 REPLACEMENT = "\ufffd"
 
@@ -68,22 +69,12 @@ def shown(name: str) -> str:
     """What people read: bytes that are not UTF-8 as `\\x83` escapes (always valid UTF-8),
     and control and format characters as `\\x0a`/`\\u202e` too: a hostile name must not
     start a line of its own, move the cursor or recolour a terminal over a BAD DATA line."""
-    text = to_bytes(name).decode("utf-8", "backslashreplace")
-    if text.isprintable():  # the common case: nothing to escape (isprintable is strict)
-        return text
-    return "".join(_escaped(c) for c in text)
+    return one_line(to_bytes(name).decode("utf-8", "backslashreplace"))
 
 
 def message(text: str) -> str:
     """A command's output in an error message: `shown`, but its lines kept as lines."""
     return "\n".join(shown(line) for line in text.split("\n"))
-
-
-def _escaped(char: str) -> str:
-    if unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp"):
-        code = ord(char)
-        return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
-    return char
 
 
 def encode_raw(name: str) -> str | None:
