@@ -25,7 +25,7 @@ from sqlalchemy import Connection
 from backupctl import databases  # its modules load when a job with databases uses them
 from backupctl.actions import generations as gen_check
 from backupctl.actions import repo as repos
-from backupctl.actions import tripwire, tunnel
+from backupctl.actions import tripwire, tunnel, unchanged
 from backupctl.actions.context import Context
 from backupctl.actions.jobrun import job_run
 from backupctl.actions.repo import init_repository as init_repository  # `backupctl init`
@@ -52,6 +52,7 @@ from backupctl.state.records import BackupDetails, ms
 from backupctl.status import ExitStatus
 from backupctl.verify import manifest
 from backupctl.verify.freshness import TreeUpdate
+from backupctl.verify.listing import Listing
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +101,7 @@ class Taken:
     outcome: Outcome = field(default_factory=Outcome)
     unreachable: bool = False  # the host could not be reached: `after` cannot run either
     restic_version: str | None = None  # of the host's restic (refused before 0.14)
+    parent: unchanged.Parent | None = None  # the kept listing restic compared against
 
     @property
     def summary(self) -> parse.BackupSummary | None:
@@ -115,6 +117,8 @@ class Inspected:
     suspicious: tuple[str, ...]
     frozen: str | None  # why pruning is frozen (a tripwire raised now or earlier)
     tree: TreeUpdate | None = None  # verify.prove_within: the snapshot's files for `proofs`
+    listing: Listing | None = None  # kept after a successful run (actions/unchanged.py)
+    kept: bool = False  # the listing is the parent's: restic found nothing changed
 
 
 @dataclass(frozen=True)
@@ -163,11 +167,13 @@ def hooks(runner: Runner, job: Job, key: str, *, timeout: float) -> Hooks:
     return Hooks(tuple(steps))
 
 
-def take_snapshot(ctx: Context, job: Job, runner: Runner) -> Taken:
-    """`restic backup` on the host; never raises (the failure is in the outcome)."""
+def take_snapshot(ctx: Context, job: Job, runner: Runner, *,
+                  parent: unchanged.Parent | None = None) -> Taken:
+    """`restic backup` on the host (against `parent`, when a listing is kept); never raises
+    (the failure is in the outcome)."""
     steps: list[str] = []
     try:
-        result, outcome = _restic_backup(ctx, job, runner, steps)
+        result, outcome, parent = _restic_backup(ctx, job, runner, steps, parent)
     except (ConnectError, HostKeyError) as exc:
         return Taken(steps=tuple(steps), outcome=Outcome().failed(exc), unreachable=True)
     except BackupctlError as exc:
@@ -179,23 +185,37 @@ def take_snapshot(ctx: Context, job: Job, runner: Runner) -> Taken:
     steps.append(f"restic backup: snapshot {output.summary.snapshot_id}")
     problem = _incomplete(job, runner, output, outcome, stderr=result.stderr)
     return Taken(output, tuple(steps), Outcome().combine(ExitStatus.FAILED, problem)
-                 if problem else Outcome())
+                 if problem else Outcome(), parent=parent)
 
 
-def _restic_backup(ctx: Context, job: Job, runner: Runner,
-                   steps: list[str]) -> tuple[Result, ResticExit]:
+def _restic_backup(ctx: Context, job: Job, runner: Runner, steps: list[str],
+                   parent: unchanged.Parent | None,
+                   ) -> tuple[Result, ResticExit, unchanged.Parent | None]:
     primary = repos.primary(job)
-    argv = restic.backup(job.repository.host_url, primary.password, host=job.name,
-                         paths=job.source.paths, exclude=job.source.exclude)
     what = f"restic backup on {runner.host}"
-    # A stale lock (a killed prune or check) is removed from the orchestrator, where restic
-    # can tell that its process is gone.
-    result, outcome = restic_run.run(runner, argv, job=job.name, what=what,
-                                     timeout=ctx.timeout,
-                                     allow=(ResticExit.INCOMPLETE, ResticExit.NO_REPOSITORY),
-                                     unlock=primary, unlock_runner=ctx.local)
+
+    def run(parent: unchanged.Parent | None,
+            allow: tuple[ResticExit, ...]) -> tuple[Result, ResticExit]:
+        argv = restic.backup(job.repository.host_url, primary.password, host=job.name,
+                             paths=job.source.paths, exclude=job.source.exclude,
+                             options=parent.argv if parent else ())
+        # A stale lock (a killed prune or check) is removed from the orchestrator, where
+        # restic can tell that its process is gone.
+        return restic_run.run(runner, argv, job=job.name, what=what, timeout=ctx.timeout,
+                              allow=allow, unlock=primary, unlock_runner=ctx.local,
+                              env=parent.env if parent else None)
+
+    allow = (ResticExit.INCOMPLETE, ResticExit.NO_REPOSITORY)
+    result, outcome = run(parent, (*allow, ResticExit.FATAL) if parent else allow)
+    if parent is not None and outcome is ResticExit.FATAL:
+        if not parent.missing(result):
+            raise restic_run.failure(result, outcome, job=job.name, what=what)
+        steps.append(f"restic backup: the kept listing's snapshot "
+                     f"{parent.kept.snapshot_id[:8]} is gone, backed up without it")
+        parent = None
+        result, outcome = run(None, allow)
     if outcome is not ResticExit.NO_REPOSITORY:
-        return result, outcome
+        return result, outcome, parent
     if not job.repository.init:
         raise ResticError(
             f"{job.name}: repository {repos.display_url(primary.url)} does not exist. "
@@ -203,8 +223,7 @@ def _restic_backup(ctx: Context, job: Job, runner: Runner,
             f"backupctl init {job.name} (or set repository.init: true); backupctl never "
             "creates one silently")
     steps.extend(init_repository(ctx, job))
-    return restic_run.run(runner, argv, job=job.name, what=what, timeout=ctx.timeout,
-                          allow=(ResticExit.INCOMPLETE,))
+    return (*run(None, (ResticExit.INCOMPLETE,)), None)
 
 
 def _incomplete(job: Job, runner: Runner, output: parse.BackupOutput, outcome: ResticExit,
@@ -256,22 +275,56 @@ def dump_steps(dumped: tuple[databases.DumpResult, ...]) -> tuple[tuple[str, ...
     return tuple(steps), "; ".join(failed) or None
 
 
-def inspect(ctx: Context, job: Job, runner: Runner,
-            summary: parse.BackupSummary) -> Inspected:
-    """The snapshot's listing (and time), its source manifest, the ransomware tripwires."""
-    primary = repos.primary(job)
-    listing = list_snapshot(ctx.local, primary, summary.snapshot_id, job=job.name,
-                            timeout=ctx.timeout)
-    prepared = freshness.prepare(ctx, job)
-    built = manifest.build(job, runner, listing, timeout=ctx.timeout, history=lambda window:
-                           ctx.store.query(queries.sampled_before, job.name, window=window),
-                           choose=prepared.chooser() if prepared else None)
+@dataclass(frozen=True)
+class Sampling:
+    """How the manifest chooses its files (the rotation's memory, proof freshness): read
+    from the state once, before the backup, for the early hashing and the manifest."""
+
+    history: manifest.History
+    prepared: freshness.Prepared | None
+
+    @classmethod
+    def of(cls, ctx: Context, job: Job) -> Sampling:
+        return cls(lambda window: ctx.store.query(queries.sampled_before, job.name,
+                                                  window=window), freshness.prepare(ctx, job))
+
+    def choose(self) -> manifest.Chooser | None:
+        return self.prepared.chooser() if self.prepared else None
+
+
+def hash_early(ctx: Context, job: Job, runner: Runner, parent: unchanged.Parent | None,
+               sampling: Sampling) -> unchanged.Early | None:
+    """With a kept listing: the files the manifest will choose, hashed beside the backup."""
+    if parent is None:
+        return None
+    try:
+        selection = manifest.select(job, parent.kept.listing, history=sampling.history,
+                                    host=runner.host, choose=sampling.choose())
+    except BackupctlError:
+        return None  # e.g. a `verify.always` path gone: the manifest says so after the listing
+    return unchanged.Early(runner, selection, job=job.name, timeout=ctx.timeout)
+
+
+def inspect(ctx: Context, job: Job, runner: Runner, summary: parse.BackupSummary,
+            sampling: Sampling, *, parent: unchanged.Parent | None = None,
+            early: unchanged.Early | None = None) -> Inspected:
+    """The snapshot's listing (and time): the kept one when restic found nothing changed
+    against `parent`, else `restic ls`; its source manifest (reusing the hashes taken
+    `early` where they stand), the ransomware tripwires."""
+    kept = unchanged.listing(job, parent, summary)
+    listing = kept or list_snapshot(ctx.local, repos.primary(job), summary.snapshot_id,
+                                    job=job.name, timeout=ctx.timeout)
+    built = manifest.build(job, runner, listing, timeout=ctx.timeout, history=sampling.history,
+                           choose=sampling.choose(),
+                           selection=early.selection if early and kept else None,
+                           hashed=early.hashed() if early else None)
     suspicious = tuple(tripwire.inspect(ctx, job, summary, built))
     frozen = tripwire.frozen_reason(ctx, job) or ("; ".join(suspicious) or None)
     taken_at = listing.snapshot_time
+    prepared = sampling.prepared
     return Inspected(parse.parse_time(taken_at).isoformat() if taken_at else None, built,
                      suspicious, frozen, prepared.update(listing, built, at=ctx.store.now())
-                     if prepared else None)
+                     if prepared else None, listing=listing, kept=kept is not None)
 
 
 def prune(ctx: Context, job: Job, frozen: str | None, *, unlock: bool) -> Pruned:
@@ -346,6 +399,9 @@ def backup(ctx: Context, job: Job) -> BackupResult:
         result = to_result(job, done)
         run.finish(result, extra=lambda conn: _record(conn, ctx, job, result, done,
                                                       run_id=run.run_id))
+    if run.result.status is ExitStatus.OK and done.inspected is not None \
+            and done.inspected.listing is not None and not done.removed:
+        unchanged.keep(ctx, job.name, done.inspected.listing)  # the next backup's parent
     return run.result
 
 
@@ -359,8 +415,27 @@ def pipeline(ctx: Context, job: Job, runner: Runner, *, unlock: bool) -> Done:
     except BackupctlError as exc:
         return Done(Outcome().failed(exc), Taken())
     before = hooks(runner, job, "before", timeout=ctx.timeout)
-    taken = replace(take_snapshot(ctx, job, runner) if before.outcome.ok else Taken(
-        outcome=before.outcome), restic_version=version)
+    if not before.outcome.ok:
+        return _then(ctx, job, runner, before, Taken(outcome=before.outcome,
+                                                     restic_version=version), unlock=unlock)
+    sampling = Sampling.of(ctx, job)
+    parent = unchanged.parent(ctx, job, version=version)
+    early = hash_early(ctx, job, runner, parent, sampling)
+    try:
+        taken = replace(take_snapshot(ctx, job, runner, parent=parent), restic_version=version)
+        if early is not None:
+            early.close()  # the source as `before` left it is read: `after` may change it
+        return _then(ctx, job, runner, before, taken, unlock=unlock, sampling=sampling,
+                     early=early)
+    finally:
+        if early is not None:
+            early.close()
+
+
+def _then(ctx: Context, job: Job, runner: Runner, before: Hooks, taken: Taken, *,
+          unlock: bool, sampling: Sampling | None = None,
+          early: unchanged.Early | None = None) -> Done:
+    """`after` (also after a failure), then what follows a snapshot."""
     steps = [*before.steps, *taken.steps]
     outcome = taken.outcome
     if taken.unreachable and job.source.after:
@@ -373,20 +448,27 @@ def pipeline(ctx: Context, job: Job, runner: Runner, *, unlock: bool) -> Done:
         steps += after.steps
         outcome = outcome.then(after.outcome)
     done = Done(outcome, taken, tuple(steps))
-    if taken.summary is None or not outcome.ok:
+    if taken.summary is None or not outcome.ok or sampling is None:
         return done
-    return _after_snapshot(ctx, job, runner, done, taken.summary, unlock=unlock)
+    return _after_snapshot(ctx, job, runner, done, taken.summary, unlock=unlock,
+                           sampling=sampling, early=early)
 
 
 def _after_snapshot(ctx: Context, job: Job, runner: Runner, done: Done,
-                    summary: parse.BackupSummary, *, unlock: bool) -> Done:
+                    summary: parse.BackupSummary, *, unlock: bool, sampling: Sampling,
+                    early: unchanged.Early | None) -> Done:
     """Dumps (before forget: the policy applies to them too), inspect, prune, assess."""
     dumped = dump_all(ctx, job, runner)
     dumps_done, dump_error = dump_steps(dumped)
     outcome, steps, warnings = done.outcome, [*done.steps, *dumps_done], list[str]()
     inspected = held = assessment = None
     try:
-        inspected = inspect(ctx, job, runner, summary)
+        inspected = inspect(ctx, job, runner, summary, sampling, parent=done.taken.parent,
+                            early=early)
+        if inspected.kept and done.taken.parent is not None:
+            steps.append("listing: the kept one of snapshot "
+                         f"{done.taken.parent.kept.snapshot_id[:8]} (restic found no file "
+                         "new, changed or removed against it; restic ls not run)")
         pruned = prune(ctx, job, inspected.frozen, unlock=unlock)
         steps += pruned.steps
         warnings += pruned.warnings

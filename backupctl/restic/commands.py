@@ -45,11 +45,12 @@ def init(repo: str, password: Secret) -> list[Arg]:
 
 
 def backup(repo: str, password: Secret, *, host: str, paths: Sequence[str],
-           exclude: Sequence[str]) -> list[Arg]:
+           exclude: Sequence[str], options: Sequence[str] = ()) -> list[Arg]:
+    """`options`: more of restic's own (`--parent ID`, `--time T`), before the paths."""
     argv = [*base(repo, password), "backup", "--json", "--host", host, "--tag", FILES_TAG]
     for pattern in exclude:
         argv += ["--exclude", pattern]
-    return [*argv, "--", *paths]
+    return [*argv, *options, "--", *paths]
 
 
 def forget_snapshots(repo: str, password: Secret, ids: Sequence[str]) -> list[Arg]:

@@ -21,6 +21,11 @@ class BackupSummary:
     total_files: int
     total_bytes: int
     duration: float
+    # Since the `dirs_*` counts and what only restic 0.17+ prints (the full id and the
+    # snapshot's time): actions/unchanged.py tells from them that no file changed.
+    dirs: int = 0  # directories new, changed and unmodified
+    full_id: str | None = None  # 0.17+: the snapshot's whole id (0.14 prints 8 digits)
+    started: str | None = None  # 0.17+: `backup_start`, which restic gives the snapshot
 
 
 @dataclass
@@ -54,6 +59,11 @@ def short_id(snapshot_id: str) -> str:
     run's records read the same whichever version made the snapshot (ids are matched by
     prefix everywhere)."""
     return snapshot_id[:8]
+
+
+def _full_id(value: object) -> str | None:
+    text = str(value or "")
+    return text if len(text) == 64 and all(c in "0123456789abcdef" for c in text) else None
 
 
 # restic 0.14 skips a source path that does not exist with only this warning and exit 0.
@@ -134,7 +144,11 @@ def backup_output(data: bytes, stderr: str = "") -> BackupOutput:
                 data_added=int(obj.get("data_added", 0)),
                 total_files=int(obj.get("total_files_processed", 0)),
                 total_bytes=int(obj.get("total_bytes_processed", 0)),
-                duration=float(obj.get("total_duration", 0.0)))
+                duration=float(obj.get("total_duration", 0.0)),
+                dirs=sum(int(obj.get(f"dirs_{k}", 0)) for k in ("new", "changed",
+                                                                  "unmodified")),
+                full_id=_full_id(obj.get("snapshot_id")),
+                started=str(obj["backup_start"]) if obj.get("backup_start") else None)
         elif kind == "error":
             out.errors.append(_error_text(obj))
     return out

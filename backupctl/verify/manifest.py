@@ -21,7 +21,7 @@ test without references could never prove anything.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -163,18 +163,31 @@ def _entry(node: FileNode, role: str, record: dict[str, Any]) -> dict[str, Any]:
 
 # With `verify.prove_within`: the sample of a pool (freshness.choose_for_backup).
 Chooser = Callable[[list[FileNode]], list[FileNode]]
+# Hashes already taken on the source (`hash_early`), by the listed (path, size, mtime_ns).
+Hashed = Mapping[tuple[str, int, int], dict[str, Any]]
 
 
-def build(job: Job, runner: Runner, listing: Listing, *, history: History,
-          timeout: float | None, choose: Chooser | None = None) -> Manifest:
-    """Hash the chosen files of the listed snapshot on the source host (through `runner`);
-    `choose` picks the sample instead of the rotation (proof freshness)."""
+@dataclass(frozen=True)
+class Selection:
+    """What a manifest of a listing hashes, and the rotation's state it was chosen by."""
+
+    chosen: tuple[tuple[FileNode, str], ...]  # (node, role)
+    absent_canaries: tuple[str, ...]
+    round_no: int
+    rounds: int
+    seen: frozenset[tuple[str, int, str]]
+
+
+def select(job: Job, listing: Listing, *, history: History, host: str,
+           choose: Chooser | None = None) -> Selection:
+    """The files to hash: `verify.always`, the canaries, and the sample (the rotation's, or
+    `choose`'s with proof freshness)."""
     files = listing.files
     always, absent = _select(files, job.verify.always)
     if absent:
         raise CommandFailed(
             f"{job.name}: verify.always path(s) not in snapshot {listing.snapshot_id[:8]}: "
-            f"{', '.join(repr(a) for a in absent)}. Check that they exist on {runner.host} "
+            f"{', '.join(repr(a) for a in absent)}. Check that they exist on {host} "
             "and are under source.paths and not excluded")
     canaries, absent_canaries = _select(files, job.verify.canaries)
     fixed = {f.path for f in always} | {f.path for f in canaries}
@@ -188,19 +201,55 @@ def build(job: Job, runner: Runner, listing: Listing, *, history: History,
     chosen: list[tuple[FileNode, str]] = [(f, "always") for f in always]
     chosen += [(f, "canary") for f in canaries if f.path not in {a.path for a in always}]
     chosen += [(f, "sample") for f in sampled]
-    records = hash_on_source(runner, [item(f) for f, _ in chosen], job=job.name,
-                             timeout=timeout)
-    entries = [_entry(node, role, rec) for (node, role), rec in zip(chosen, records, strict=True)]
+    return Selection(tuple(chosen), tuple(absent_canaries), count, rounds, frozenset(seen))
+
+
+def hash_early(runner: Runner, selection: Selection, *, job: str,
+               timeout: float | None) -> dict[tuple[str, int, int], dict[str, Any]]:
+    """Hash what `selection` chose (of a listing expected to be the snapshot's), for `build`
+    to reuse where the snapshot lists the same file with the same size and mtime."""
+    nodes = [node for node, _ in selection.chosen]
+    records = hash_on_source(runner, [item(n) for n in nodes], job=job, timeout=timeout)
+    return {(n.path, n.size, n.mtime_ns): r for n, r in zip(nodes, records, strict=True)}
+
+
+def _reusable(node: FileNode, record: dict[str, Any] | None) -> bool:
+    """A hash taken early stands for the listed file: the same size and mtime, unchanged
+    while it was read (what `_entry` would accept of a hash taken now)."""
+    return record is not None and "sha256" in record and bool(record.get("stable")) \
+        and (record.get("size"), record.get("mtime_ns")) == (node.size, node.mtime_ns)
+
+
+def build(job: Job, runner: Runner, listing: Listing, *, history: History,
+          timeout: float | None, choose: Chooser | None = None,
+          selection: Selection | None = None, hashed: Hashed | None = None) -> Manifest:
+    """Hash the chosen files of the listed snapshot on the source host (through `runner`);
+    `choose` picks the sample instead of the rotation (proof freshness). `selection`: made
+    already of this very listing; `hashed`: hashes taken early, reused where they still
+    stand for the listed file, the others taken now."""
+    chosen = (selection or select(job, listing, history=history, host=runner.host,
+                                  choose=choose))
+    early = hashed or {}
+    records: list[dict[str, Any] | None] = [
+        early.get((n.path, n.size, n.mtime_ns)) for n, _ in chosen.chosen]
+    todo = [i for i, (node, _) in enumerate(chosen.chosen) if not _reusable(node, records[i])]
+    for i, record in zip(todo, hash_on_source(
+            runner, [item(chosen.chosen[i][0]) for i in todo], job=job.name, timeout=timeout),
+                         strict=True):
+        records[i] = record
+    entries = [_entry(node, role, rec or {}) for (node, role), rec
+               in zip(chosen.chosen, records, strict=True)]
     entries += [{"path": c, "size": 0, "mtime": "", "sha256": None, "role": "canary",
                  "state": "missing", "note": "canary not in the snapshot", "raw_path": None}
-                for c in absent_canaries]
+                for c in chosen.absent_canaries]
     _refuse_unreadable(job, entries)
-    seen |= {(e["path"], e["size"], e["mtime"]) for e in entries if e["state"] == "ok"}
+    seen = set(chosen.seen) | {(e["path"], e["size"], e["mtime"]) for e in entries
+                               if e["state"] == "ok"}
     everything = listing.files
     covered = sum(1 for f in everything if (f.path, f.size, ns_iso(f.mtime_ns)) in seen)
     return Manifest(snapshot_id=listing.snapshot_id, entries=entries,
                     files_total=len(everything), bytes_total=listing.total_bytes,
-                    round_no=count % rounds, rounds=rounds,
+                    round_no=chosen.round_no % chosen.rounds, rounds=chosen.rounds,
                     coverage=covered / len(everything) if everything else 0.0,
                     unverifiable=[e["path"] for e in entries if e["state"] == "unverifiable"],
                     files_digest=listing.digest)

@@ -29,8 +29,33 @@ def test_backup_summary() -> None:
     out = parse.backup_output(SUMMARY)
     assert out.summary == parse.BackupSummary(
         snapshot_id="4a04c7b9", files_new=1, files_changed=2, files_unmodified=3,
-        data_added=1395, total_files=6, total_bytes=300, duration=0.20777873)
+        data_added=1395, total_files=6, total_bytes=300, duration=0.20777873, dirs=3)
     assert out.errors == [] and out.missing == []
+
+
+SUMMARY_018 = (
+    b'{"message_type":"summary","files_new":0,"files_changed":0,"files_unmodified":3,'
+    b'"dirs_new":0,"dirs_changed":1,"dirs_unmodified":5,"data_blobs":0,"tree_blobs":1,'
+    b'"data_added":351,"data_added_packed":286,"total_files_processed":3,'
+    b'"total_bytes_processed":6,"total_duration":0.698174923,'
+    b'"backup_start":"2026-12-08T02:47:06.427605288Z",'
+    b'"backup_end":"2026-12-08T02:47:07.125780222Z",'
+    b'"snapshot_id":"ee638bed7c72e774544c2e6ea2c59be7bd88bd4ad159efd4df56bad9f375bc68"}\n')
+
+
+def test_a_0_18_summary_gives_the_whole_id_the_start_and_every_directory() -> None:
+    summary = parse.backup_output(SUMMARY_018).summary
+    assert summary is not None
+    assert summary.snapshot_id == "ee638bed"  # recorded short, as 0.14's
+    assert summary.full_id == ("ee638bed7c72e774544c2e6ea2c59be7bd88bd4ad159efd4df56bad9f375"
+                               "bc68")
+    assert summary.started == "2026-12-08T02:47:06.427605288Z"
+    assert summary.dirs == 6
+
+
+def test_a_0_14_summary_has_no_whole_id_and_no_start() -> None:
+    summary = parse.backup_output(SUMMARY).summary
+    assert summary is not None and summary.full_id is None and summary.started is None
 
 
 def test_backup_errors_from_stderr_name_each_file_and_the_reason() -> None:

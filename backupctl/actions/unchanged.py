@@ -1,0 +1,260 @@
+"""An unchanged backup without `restic ls` (issue #25): the listing of the job's previous
+snapshot, kept on the orchestrator, stands for the new snapshot's when restic itself shows
+that no regular file was added, changed or removed.
+
+The manifest, the tripwire and the proof freshness read a snapshot's *listing*: its regular
+files with path, size and mtime, and its directory count (verify/listing.py). After each
+successful backup that listing is kept in `state_dir/listings/` (0600): `JOB.json` names the
+snapshot and the body file, `JOB.<sha256>.json.gz` holds the files, named by the SHA-256 of
+what it holds, so an unchanged listing is not written again.
+
+The next backup passes that snapshot to restic as `--parent`. restic compares every regular
+file with the parent's node at the same path (size, mtime, ctime, inode: restic's own test
+for reading a file again) and counts it new, changed or unmodified, and counts every
+directory. When its summary says 0 new, 0 changed, as many unmodified as the kept listing
+has files and as many directories, every file of the new snapshot is one of the parent's
+with the same size, mtime and content, and none is missing: the kept listing *is* the new
+snapshot's. Anything else (a count that differs, a parent restic cannot find, a listing
+whose recorded digest does not match, another orchestrator's newer backup) falls back to
+`restic ls`, as before this module: never a listing that might be wrong.
+
+With a kept listing the manifest's files are hashed on the source *beside* `restic backup`
+(`Early`): chosen from the kept listing as they would be from the new one, and reused by
+`manifest.build` for every file the new snapshot lists with the same path, size and mtime
+(an unchanged backup: all of them; the others are hashed after the listing, as before).
+
+What the listing also gives, the snapshot's whole id and time, must then come from the
+backup: restic 0.17+ prints both in its summary; with 0.14 (8 digits, no time) only a local
+job whose repository is a directory on the orchestrator qualifies: the id is the one file in
+`snapshots/` with those 8 digits, and the time is the one backupctl gave restic (`--time`, in
+UTC, to the second).
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import logging
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from backupctl.actions.context import Context
+from backupctl.config.schema import Job
+from backupctl.config.served import local_directory
+from backupctl.execute import Result, Runner
+from backupctl.files import write_atomic
+from backupctl.restic.parse import BackupSummary, parse_time
+from backupctl.restic.versions import at_least
+from backupctl.state import queries
+from backupctl.state.records import BackupDetails, read
+from backupctl.verify import manifest
+from backupctl.verify.listing import FileNode, Listing
+
+log = logging.getLogger(__name__)
+
+DIRECTORY = "listings"  # under state_dir
+VERSION = 1
+SUMMARY_SINCE = (0, 17, 0)  # `backup_start` and the whole snapshot id in the summary
+RESTIC_TIME = "%Y-%m-%d %H:%M:%S"  # what `restic backup --time` reads (in restic's TZ)
+
+
+@dataclass(frozen=True)
+class Kept:
+    """The listing of the job's newest successful backup, as kept after it."""
+
+    snapshot_id: str  # the whole id
+    snapshot_time: str
+    listing: Listing
+
+
+@dataclass(frozen=True)
+class Parent:
+    """What the backup asks of restic so that its summary can stand for `restic ls`."""
+
+    kept: Kept
+    argv: tuple[str, ...]  # `--parent ID` (and `--time T` for restic 0.14)
+    env: dict[str, str] | None = None  # TZ=UTC0 when `--time` is given
+    time: str | None = None  # the snapshot's time, when backupctl gave it
+
+    def missing(self, result: Result) -> bool:
+        """restic could not find the parent (removed since): run again without it."""
+        return result.returncode == 1 and (
+            f'no matching ID found for prefix "{self.kept.snapshot_id}"' in result.stderr)
+
+
+def _paths(ctx: Context, job: str) -> tuple[Path, Path]:
+    directory = ctx.config.settings.state_dir / DIRECTORY
+    return directory, directory / f"{job}.json"
+
+
+# -- keeping ------------------------------------------------------------------------------
+
+def keep(ctx: Context, job: str, listing: Listing) -> None:
+    """Keep the listing of `job`'s new snapshot (after a successful backup); a failure to
+    write is logged: the next backup lists its snapshot with `restic ls` instead."""
+    try:
+        _write(ctx, job, listing)
+    except OSError as exc:
+        log.warning("%s: could not keep the snapshot's listing in %s: %s (the next backup "
+                    "lists its snapshot with restic ls)", job, _paths(ctx, job)[0],
+                    exc.strerror or exc)
+
+
+def _write(ctx: Context, job: str, listing: Listing) -> None:
+    directory, header = _paths(ctx, job)
+    directory.mkdir(mode=0o700, exist_ok=True)
+    body = json.dumps({"directories": listing.directories, "files": [
+        [f.path, f.size, f.mtime_ns] for f in listing.files]}).encode()
+    digest = hashlib.sha256(body).hexdigest()
+    files = directory / f"{job}.{digest}.json.gz"
+    if not files.exists():
+        write_atomic(files, gzip.compress(body, compresslevel=1, mtime=0))
+    write_atomic(header, json.dumps({
+        "version": VERSION, "snapshot_id": listing.snapshot_id,
+        "snapshot_time": listing.snapshot_time, "files": files.name, "sha256": digest}))
+    for old in directory.glob(f"{job}.*.json.gz"):
+        if old != files:
+            old.unlink(missing_ok=True)
+
+
+def _forget(ctx: Context, job: str) -> None:
+    directory, header = _paths(ctx, job)
+    for path in (header, *directory.glob(f"{job}.*.json.gz")):
+        path.unlink(missing_ok=True)
+
+
+def load(ctx: Context, job: Job) -> Kept | None:
+    """The kept listing, if it is the job's newest successful backup's and matches what that
+    backup recorded; else None (the backup lists its snapshot with `restic ls`)."""
+    directory, header = _paths(ctx, job.name)
+    try:
+        head = json.loads(header.read_bytes())
+        if head.get("version") != VERSION:
+            return None
+        body = gzip.decompress((directory / Path(str(head["files"])).name).read_bytes())
+        if hashlib.sha256(body).hexdigest() != head["sha256"]:
+            raise ValueError("its files do not match their SHA-256")
+        kept = _kept(head, json.loads(body))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError, EOFError) as exc:
+        log.warning("%s: the kept listing %s is unreadable (%s): listing with restic ls, "
+                    "and keeping a new one", job.name, header, exc)
+        _forget(ctx, job.name)
+        return None
+    return kept if _recorded(ctx, job, kept) else None
+
+
+def _kept(head: dict[str, Any], body: dict[str, Any]) -> Kept:
+    files = [FileNode(path=str(p), size=int(s), mtime_ns=int(m)) for p, s, m in body["files"]]
+    listing = Listing(snapshot_id=str(head["snapshot_id"]),
+                      snapshot_time=str(head["snapshot_time"]), files=files,
+                      directories=int(body["directories"]))
+    return Kept(listing.snapshot_id, str(head["snapshot_time"]), listing)
+
+
+def _recorded(ctx: Context, job: Job, kept: Kept) -> bool:
+    """The job's newest successful backup made the kept snapshot, and its manifest's digest
+    and counts are the kept listing's (another orchestrator's newer backup, or a listing
+    that is not the one recorded, is not used)."""
+    newest = ctx.store.query(queries.last_run, job.name, "backup", repository="primary",
+                             status="success")
+    if newest is None or not newest.snapshot_id \
+            or not kept.snapshot_id.startswith(newest.snapshot_id):
+        return False
+    summary = read(BackupDetails, newest.details).manifest
+    listing = kept.listing
+    return summary is not None and summary.files_digest == listing.digest \
+        and summary.files_total == len(listing.files) \
+        and summary.bytes_total == listing.total_bytes
+
+
+# -- the backup ---------------------------------------------------------------------------
+
+def parent(ctx: Context, job: Job, *, version: str) -> Parent | None:
+    """The `--parent` (and `--time`) to give `restic backup`, or None: no kept listing, or
+    the new snapshot's id or time could not be known without `restic ls`."""
+    kept = load(ctx, job)
+    if kept is None:
+        return None
+    argv = ("--parent", kept.snapshot_id)
+    if at_least(version, SUMMARY_SINCE):
+        return Parent(kept, argv)
+    if not job.host.is_local or local_directory(job.repository.orchestrator_url) is None:
+        return None
+    now = datetime.now(UTC).replace(microsecond=0)  # restic's own clock would say the same
+    if now <= parse_time(kept.snapshot_time):
+        return None  # the same second as the parent: let restic choose its time
+    return Parent(kept, (*argv, "--time", now.strftime(RESTIC_TIME)), env={"TZ": "UTC0"},
+                  time=now.isoformat())
+
+
+def listing(job: Job, parent: Parent | None, summary: BackupSummary) -> Listing | None:
+    """The new snapshot's listing without `restic ls`, when restic's counts show that it is
+    the parent's; else None."""
+    if parent is None:
+        return None
+    kept = parent.kept.listing
+    if (summary.files_new, summary.files_changed) != (0, 0) \
+            or summary.files_unmodified != len(kept.files) \
+            or summary.total_files != len(kept.files) \
+            or summary.total_bytes != kept.total_bytes or summary.dirs != kept.directories:
+        return None
+    whole = summary.full_id or _whole_id(job, summary.snapshot_id)
+    time = summary.started or parent.time
+    if whole is None or time is None:
+        return None
+    return Listing(snapshot_id=whole, snapshot_time=time, files=kept.files,
+                   directories=kept.directories)
+
+
+def _whole_id(job: Job, short: str) -> str | None:
+    """restic 0.14's 8 digits → the snapshot's whole id: the one file in the local
+    repository's `snapshots/` that starts with them."""
+    directory = local_directory(job.repository.orchestrator_url)
+    if directory is None or len(short) != 8:
+        return None
+    try:
+        found = [p.name for p in (directory / "snapshots").glob(f"{short}*")]
+    except OSError:
+        return None
+    return found[0] if len(found) == 1 and len(found[0]) == 64 else None
+
+
+# -- hashing beside the backup ------------------------------------------------------------
+
+class Early:
+    """The manifest's hashing of the kept listing's choice, in a thread beside `restic
+    backup` (the key derivation and the walk of restic, the reading and hashing here: two
+    cores). `hashed()` waits for it; `close()` must follow in any case."""
+
+    def __init__(self, runner: Runner, selection: manifest.Selection, *, job: str,
+                 timeout: float | None) -> None:
+        self.selection = selection
+        self._found: dict[tuple[str, int, int], dict[str, Any]] = {}
+        self._failed: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(runner, job, timeout),
+                                        name=f"{job}-hash-early", daemon=True)
+        self._thread.start()
+
+    def _run(self, runner: Runner, job: str, timeout: float | None) -> None:
+        try:
+            self._found = manifest.hash_early(runner, self.selection, job=job, timeout=timeout)
+        except BaseException as exc:  # a stopped run too: nothing is reused
+            self._failed = exc
+
+    def hashed(self) -> manifest.Hashed:
+        """The hashes taken, or none when the early hashing failed (`build` then hashes
+        every file itself and reports any failure there)."""
+        self._thread.join()
+        if self._failed is not None:
+            log.debug("hashing beside the backup failed: %s", self._failed)
+            return {}
+        return self._found
+
+    def close(self) -> None:
+        self._thread.join()

@@ -1,0 +1,246 @@
+"""The kept listing of an unchanged backup: kept, trusted only when it is the newest recorded
+backup's, and used only when restic's counts show that no file was new, changed or removed.
+Real SQLite state; restic itself in tests/integration/actions/test_unchanged.py."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from backupctl.actions import unchanged
+from backupctl.actions.context import Context
+from backupctl.config.schema import Job
+from backupctl.execute import Result
+from backupctl.restic.parse import BackupSummary
+from backupctl.state import queries
+from backupctl.state.records import BackupDetails, ManifestSummary
+from backupctl.verify.listing import FileNode, Listing
+from tests.unit.actions.conftest import make_context
+
+WHOLE = "4a04c7b9" + "e" * 56
+LATER = "5b15d8ca" + "f" * 56
+
+
+def _listing(snapshot_id: str = WHOLE) -> Listing:
+    return Listing(snapshot_id=snapshot_id, snapshot_time="2026-12-07T02:00:01.5Z",
+                   files=[FileNode("/srv/emr/a", 10, 1), FileNode("/srv/emr/b\ufffd", 20, 2)],
+                   directories=3)
+
+
+def _record(ctx: Context, job: str, listing: Listing, *, status: str = "success",
+            snapshot: str | None = None) -> None:
+    """A finished backup run of `listing`'s snapshot, as backup.py records it."""
+    details = BackupDetails(manifest=ManifestSummary(
+        snapshot_id=listing.snapshot_id, files_total=len(listing.files),
+        bytes_total=listing.total_bytes, files_digest=listing.digest))
+    with ctx.store.transaction() as conn:
+        run_id = queries.start_run(conn, job=job, kind="backup", repository="primary",
+                                   operator="t", orchestrator="o", pid=1,
+                                   started_at=ctx.store.now())
+        queries.finish_run(conn, run_id, status=status, exit_code=0,
+                           finished_at=ctx.store.now(), details=details,
+                           snapshot_id=snapshot or listing.snapshot_id[:8])
+
+
+def _summary(**counts: object) -> BackupSummary:
+    base: dict[str, object] = dict(
+        snapshot_id=LATER[:8], files_new=0, files_changed=0, files_unmodified=2,
+        data_added=0, total_files=2, total_bytes=30, duration=0.1, dirs=3,
+        full_id=LATER, started="2026-12-08T02:00:00.25Z")
+    return BackupSummary(**{**base, **counts})  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def kept(tmp_path: Path) -> tuple[Context, Job]:
+    ctx, job = make_context(tmp_path)
+    unchanged.keep(ctx, job.name, _listing())
+    _record(ctx, job.name, _listing())
+    return ctx, job
+
+
+def test_a_kept_listing_is_read_back_whole(kept: tuple[Context, Job]) -> None:
+    ctx, job = kept
+    found = unchanged.load(ctx, job)
+    assert found is not None
+    assert found.snapshot_id == WHOLE and found.listing.files == _listing().files
+    assert found.listing.directories == 3 and found.listing.digest == _listing().digest
+
+
+def test_kept_files_are_readable_by_the_orchestrators_user_only(
+        kept: tuple[Context, Job]) -> None:
+    ctx, _ = kept
+    directory = ctx.config.settings.state_dir / unchanged.DIRECTORY
+    assert directory.stat().st_mode & 0o077 == 0
+    assert [p.stat().st_mode & 0o777 for p in directory.iterdir()] == [0o600, 0o600]
+
+
+def test_an_unchanged_listing_is_written_once_and_an_old_one_removed(
+        kept: tuple[Context, Job]) -> None:
+    ctx, job = kept
+    directory = ctx.config.settings.state_dir / unchanged.DIRECTORY
+    body = next(directory.glob("emr.*.json.gz"))
+    before = body.stat().st_mtime_ns
+    os.utime(body, ns=(1, 1))
+    unchanged.keep(ctx, job.name, _listing(LATER))
+    assert body.stat().st_mtime_ns == 1 != before  # the same files: not written again
+    changed = replace(_listing(LATER), files=[FileNode("/srv/emr/a", 11, 1)])
+    unchanged.keep(ctx, job.name, changed)
+    assert [p for p in directory.glob("emr.*.json.gz")] != [body] and not body.exists()
+
+
+def test_no_kept_listing_means_no_parent(tmp_path: Path) -> None:
+    ctx, job = make_context(tmp_path)
+    assert unchanged.parent(ctx, job, version="0.18.0") is None
+
+
+def test_a_listing_another_backup_made_since_is_not_used(kept: tuple[Context, Job]) -> None:
+    ctx, job = kept  # e.g. another orchestrator's: its snapshot is not the kept one
+    _record(ctx, job.name, _listing(LATER))
+    assert unchanged.load(ctx, job) is None
+
+
+def test_a_failed_newer_backup_leaves_the_kept_listing_usable(
+        kept: tuple[Context, Job]) -> None:
+    ctx, job = kept
+    _record(ctx, job.name, _listing(LATER), status="failed")
+    assert unchanged.load(ctx, job) is not None
+
+
+@pytest.mark.parametrize("tamper", ["files", "digest", "header", "truncated", "version"])
+def test_a_kept_listing_that_is_not_what_was_recorded_is_not_used(
+        kept: tuple[Context, Job], tamper: str) -> None:
+    ctx, job = kept
+    directory = ctx.config.settings.state_dir / unchanged.DIRECTORY
+    header = directory / "emr.json"
+    body = next(directory.glob("emr.*.json.gz"))
+    head = json.loads(header.read_text())
+    if tamper == "files":  # a file taken out, the body's own hash no longer matches
+        data = json.loads(gzip.decompress(body.read_bytes()))
+        data["files"].pop()
+        body.write_bytes(gzip.compress(json.dumps(data).encode()))
+    elif tamper == "digest":  # taken out and the hash made to match: the recorded digest
+        data = json.loads(gzip.decompress(body.read_bytes()))
+        data["files"].pop()
+        raw = json.dumps(data).encode()
+        body.write_bytes(gzip.compress(raw))
+        head["sha256"] = hashlib.sha256(raw).hexdigest()
+        header.write_text(json.dumps(head))
+    elif tamper == "header":
+        header.write_text("{not json")
+    elif tamper == "truncated":
+        body.write_bytes(body.read_bytes()[:10])
+    else:
+        header.write_text(json.dumps({**head, "version": 99}))
+    assert unchanged.load(ctx, job) is None
+
+
+def test_a_body_named_outside_the_directory_is_not_read(kept: tuple[Context, Job]) -> None:
+    ctx, job = kept
+    header = ctx.config.settings.state_dir / unchanged.DIRECTORY / "emr.json"
+    head = json.loads(header.read_text())
+    header.write_text(json.dumps({**head, "files": "../../" + head["files"]}))
+    assert unchanged.load(ctx, job) is not None  # only its name counts: the same file
+    header.write_text(json.dumps({**head, "files": "/etc/passwd"}))
+    assert unchanged.load(ctx, job) is None
+
+
+def test_restic_0_17_needs_only_the_parent(kept: tuple[Context, Job]) -> None:
+    ctx, job = kept
+    parent = unchanged.parent(ctx, job, version="0.18.0")
+    assert parent is not None
+    assert parent.argv == ("--parent", WHOLE) and parent.env is None and parent.time is None
+
+
+def test_restic_0_14_gives_the_time_in_utc_for_a_local_job_with_a_local_repository(
+        kept: tuple[Context, Job]) -> None:
+    ctx, job = kept
+    parent = unchanged.parent(ctx, job, version="0.14.0")
+    assert parent is not None and parent.time is not None and parent.env == {"TZ": "UTC0"}
+    assert parent.argv[:3] == ("--parent", WHOLE, "--time")
+    assert parent.time.endswith("+00:00") and parent.argv[3] == parent.time[:19].replace(
+        "T", " ")
+
+
+def test_restic_0_14_with_a_remote_repository_lists_the_snapshot(tmp_path: Path) -> None:
+    ctx, job = make_context(tmp_path, repository={
+        "url": "rest:http://backup01:8000/emr/", "password_file": str(tmp_path / "pw")})
+    unchanged.keep(ctx, job.name, _listing())
+    _record(ctx, job.name, _listing())
+    assert unchanged.load(ctx, job) is not None
+    assert unchanged.parent(ctx, job, version="0.14.0") is None
+    assert unchanged.parent(ctx, job, version="0.17.3") is not None
+
+
+def _parent(ctx: Context, job: Job) -> unchanged.Parent:
+    parent = unchanged.parent(ctx, job, version="0.18.0")
+    assert parent is not None
+    return parent
+
+
+def test_nothing_new_changed_or_removed_gives_the_kept_files_under_the_new_id_and_time(
+        kept: tuple[Context, Job]) -> None:
+    ctx, job = kept
+    found = unchanged.listing(job, _parent(ctx, job), _summary())
+    assert found is not None
+    assert found.snapshot_id == LATER and found.snapshot_time == "2026-12-08T02:00:00.25Z"
+    assert found.files == _listing().files and found.directories == 3
+
+
+@pytest.mark.parametrize("counts", [
+    {"files_new": 1, "total_files": 3},  # added
+    {"files_changed": 1, "files_unmodified": 1},  # rewritten
+    {"files_unmodified": 1, "total_files": 1, "total_bytes": 10},  # removed
+    {"files_new": 1, "files_unmodified": 1},  # renamed: as many files, one new
+    {"dirs": 4},  # a directory more (an empty one holds no file)
+    {"dirs": 2},
+    {"total_bytes": 31},
+    {"full_id": None},  # 0.14's 8 digits and no local repository to find the rest in
+    {"started": None},  # and no time given
+])
+def test_any_difference_lists_the_snapshot_with_restic(
+        kept: tuple[Context, Job], counts: dict[str, object]) -> None:
+    ctx, job = kept
+    assert unchanged.listing(job, _parent(ctx, job), _summary(**counts)) is None
+
+
+def test_no_parent_no_kept_listing(kept: tuple[Context, Job]) -> None:
+    _, job = kept
+    assert unchanged.listing(job, None, _summary()) is None
+
+
+def test_restic_0_14s_eight_digits_are_found_in_the_local_repository(
+        kept: tuple[Context, Job]) -> None:
+    ctx, job = kept
+    parent = unchanged.parent(ctx, job, version="0.14.0")
+    assert parent is not None
+    snapshots = Path(job.repository.orchestrator_url) / "snapshots"
+    snapshots.mkdir(parents=True)
+    summary = _summary(full_id=None, started=None)
+    assert unchanged.listing(job, parent, summary) is None  # not there
+    (snapshots / LATER).write_bytes(b"")
+    found = unchanged.listing(job, parent, summary)
+    assert found is not None and found.snapshot_id == LATER
+    assert found.snapshot_time == parent.time
+    (snapshots / (LATER[:8] + "0" * 56)).write_bytes(b"")  # two with those digits
+    assert unchanged.listing(job, parent, summary) is None
+
+
+def test_only_restics_own_words_for_the_parent_mean_it_is_gone(
+        kept: tuple[Context, Job]) -> None:
+    ctx, job = kept
+    parent = _parent(ctx, job)
+
+    def result(code: int, stderr: str) -> Result:
+        return Result(argv="restic backup", returncode=code, stderr=stderr)
+
+    gone = f'Fatal: invalid id "{WHOLE}": no matching ID found for prefix "{WHOLE}"'
+    assert parent.missing(result(1, gone))
+    assert not parent.missing(result(1, "Fatal: unable to open config file"))
+    assert not parent.missing(result(3, gone))
+    assert not parent.missing(result(1, 'no matching ID found for prefix "4a04c7b9"'))
