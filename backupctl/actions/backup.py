@@ -8,11 +8,13 @@ own snapshot (backupctl.databases: counted and hashed on the way, never on the h
 a database that could not be dumped fails the backup, named, and leaves no snapshot. Its
 manifest (tables, row counts, SHA-256) is recorded with the run, in the same transaction.
 
-An unchanged backup starts three restic processes: `backup` on the host, then `ls` (the
-listing the manifest samples, which also gives the snapshot's time) and `forget --prune
---json` (whose kept snapshots are the generations) on the orchestrator. `snapshots` runs
-only while a tripwire freezes pruning, `unlock` only after a killed run (a stale lock that
-blocks a later command is removed by `restic.run` anyway).
+An unchanged backup starts two restic processes: `backup` on the host, against the previous
+snapshot whose listing is kept (actions/unchanged.py), while the manifest's files are hashed
+beside it; then `forget --prune --json` (whose kept snapshots are the generations) on the
+orchestrator. `ls` (the listing the manifest samples, which also gives the snapshot's time)
+runs when a file was new, changed or removed, or no listing is kept (take.py, inspection.py).
+`snapshots` runs only while a tripwire freezes pruning, `unlock` only after a killed run (a
+stale lock that blocks a later command is removed by `restic.run` anyway).
 """
 
 from __future__ import annotations
@@ -24,23 +26,19 @@ from sqlalchemy import Connection
 
 from backupctl import databases  # its modules load when a job with databases uses them
 from backupctl.actions import generations as gen_check
+from backupctl.actions import inspection, take, tunnel, unchanged
 from backupctl.actions import repo as repos
-from backupctl.actions import tripwire, tunnel, unchanged
 from backupctl.actions.context import Context
 from backupctl.actions.jobrun import job_run
 from backupctl.actions.repo import init_repository as init_repository  # `backupctl init`
 from backupctl.actions.restore_test import freshness
-from backupctl.actions.restore_test.pipeline import list_snapshot
 from backupctl.actions.results import Outcome, RunResult
 from backupctl.config.schema import Job
 from backupctl.errors import (
     BackupctlError,
-    ConnectError,
-    HostKeyError,
     Reason,
-    ResticError,
 )
-from backupctl.execute import Result, Runner, program, tail
+from backupctl.execute import Runner, program
 from backupctl.restic import commands as restic
 from backupctl.restic import parse, reach, versions
 from backupctl.restic import run as restic_run
@@ -50,16 +48,10 @@ from backupctl.restic.watch import RetryWatch
 from backupctl.state import dumps, queries
 from backupctl.state.records import BackupDetails, ms
 from backupctl.status import ExitStatus
-from backupctl.verify import manifest
-from backupctl.verify.freshness import TreeUpdate
-from backupctl.verify.listing import Listing
 
 log = logging.getLogger(__name__)
 
 BackupResult = RunResult[BackupDetails]
-
-UNREADABLE_SHOWN = 20  # paths an error message lists; the result keeps every one
-
 
 def plan(job: Job) -> list[str]:
     """What `backup` would run, secrets masked (for --dry-run)."""
@@ -93,35 +85,6 @@ class Hooks:
 
 
 @dataclass(frozen=True)
-class Taken:
-    """`restic backup`: its output (also of an incomplete snapshot) and what went wrong."""
-
-    output: parse.BackupOutput | None = None
-    steps: tuple[str, ...] = ()
-    outcome: Outcome = field(default_factory=Outcome)
-    unreachable: bool = False  # the host could not be reached: `after` cannot run either
-    restic_version: str | None = None  # of the host's restic (refused before 0.14)
-    parent: unchanged.Parent | None = None  # the kept listing restic compared against
-
-    @property
-    def summary(self) -> parse.BackupSummary | None:
-        return self.output.summary if self.output else None
-
-
-@dataclass(frozen=True)
-class Inspected:
-    """The new snapshot looked at: its time, its source manifest, tripwire signs."""
-
-    snapshot_time: str | None
-    manifest: manifest.Manifest | None
-    suspicious: tuple[str, ...]
-    frozen: str | None  # why pruning is frozen (a tripwire raised now or earlier)
-    tree: TreeUpdate | None = None  # verify.prove_within: the snapshot's files for `proofs`
-    listing: Listing | None = None  # kept after a successful run (actions/unchanged.py)
-    kept: bool = False  # the listing is the parent's: restic found nothing changed
-
-
-@dataclass(frozen=True)
 class Pruned:
     """The generation policy applied (or not, while frozen): the file snapshots held."""
 
@@ -135,11 +98,11 @@ class Done:
     """Everything one backup found, whatever happened: the run's result is made of it."""
 
     outcome: Outcome
-    taken: Taken
+    taken: take.Taken
     steps: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
     dumps: tuple[databases.DumpResult, ...] = ()
-    inspected: Inspected | None = None
+    inspected: inspection.Inspected | None = None
     held: tuple[parse.Snapshot, ...] | None = None
     assessment: gen_check.Assessment | None = None
     suspicious: tuple[str, ...] = ()
@@ -165,84 +128,6 @@ def hooks(runner: Runner, job: Job, key: str, *, timeout: float) -> Hooks:
                 ExitStatus.FAILED, f"{job.name}: {key} command {command!r} failed "
                 f"{result.describe()}", Reason.TIMEOUT if result.timed_out else Reason.HOOK))
     return Hooks(tuple(steps))
-
-
-def take_snapshot(ctx: Context, job: Job, runner: Runner, *,
-                  parent: unchanged.Parent | None = None) -> Taken:
-    """`restic backup` on the host (against `parent`, when a listing is kept); never raises
-    (the failure is in the outcome)."""
-    steps: list[str] = []
-    try:
-        result, outcome, parent = _restic_backup(ctx, job, runner, steps, parent)
-    except (ConnectError, HostKeyError) as exc:
-        return Taken(steps=tuple(steps), outcome=Outcome().failed(exc), unreachable=True)
-    except BackupctlError as exc:
-        return Taken(steps=tuple(steps), outcome=Outcome().failed(exc))
-    output = parse.backup_output(result.stdout, result.stderr)
-    if output.summary is None:
-        return Taken(output, tuple(steps), Outcome(ExitStatus.FAILED, (
-            f"{job.name}: restic backup printed no summary {result.describe()}")))
-    steps.append(f"restic backup: snapshot {output.summary.snapshot_id}")
-    problem = _incomplete(job, runner, output, outcome, stderr=result.stderr)
-    return Taken(output, tuple(steps), Outcome().combine(ExitStatus.FAILED, problem)
-                 if problem else Outcome(), parent=parent)
-
-
-def _restic_backup(ctx: Context, job: Job, runner: Runner, steps: list[str],
-                   parent: unchanged.Parent | None,
-                   ) -> tuple[Result, ResticExit, unchanged.Parent | None]:
-    primary = repos.primary(job)
-    what = f"restic backup on {runner.host}"
-
-    def run(parent: unchanged.Parent | None,
-            allow: tuple[ResticExit, ...]) -> tuple[Result, ResticExit]:
-        argv = restic.backup(job.repository.host_url, primary.password, host=job.name,
-                             paths=job.source.paths, exclude=job.source.exclude,
-                             options=parent.argv if parent else ())
-        # A stale lock (a killed prune or check) is removed from the orchestrator, where
-        # restic can tell that its process is gone.
-        return restic_run.run(runner, argv, job=job.name, what=what, timeout=ctx.timeout,
-                              allow=allow, unlock=primary, unlock_runner=ctx.local,
-                              env=parent.env if parent else None)
-
-    allow = (ResticExit.INCOMPLETE, ResticExit.NO_REPOSITORY)
-    result, outcome = run(parent, (*allow, ResticExit.FATAL) if parent else allow)
-    if parent is not None and outcome is ResticExit.FATAL:
-        if not parent.missing(result):
-            raise restic_run.failure(result, outcome, job=job.name, what=what)
-        steps.append(f"restic backup: the kept listing's snapshot "
-                     f"{parent.kept.snapshot_id[:8]} is gone, backed up without it")
-        parent = None
-        result, outcome = run(None, allow)
-    if outcome is not ResticExit.NO_REPOSITORY:
-        return result, outcome, parent
-    if not job.repository.init:
-        raise ResticError(
-            f"{job.name}: repository {repos.display_url(primary.url)} does not exist. "
-            "Create it with: "
-            f"backupctl init {job.name} (or set repository.init: true); backupctl never "
-            "creates one silently")
-    steps.extend(init_repository(ctx, job))
-    return (*run(None, (ResticExit.INCOMPLETE,)), None)
-
-
-def _incomplete(job: Job, runner: Runner, output: parse.BackupOutput, outcome: ResticExit,
-                *, stderr: str) -> str | None:
-    """Why the snapshot restic made is not a complete backup, or None."""
-    assert output.summary is not None
-    snapshot = output.summary.snapshot_id
-    if outcome is ResticExit.INCOMPLETE:
-        listed = "; ".join(output.errors[:UNREADABLE_SHOWN]) or tail(stderr)
-        if len(output.errors) > UNREADABLE_SHOWN:
-            listed += (f"; … and {len(output.errors) - UNREADABLE_SHOWN} more (every one "
-                       "under `unreadable` in the result)")
-        return (f"{job.name}: snapshot {snapshot} is incomplete, some files could not be "
-                f"read on {runner.host} ({len(output.errors)} reported): {listed}")
-    if output.missing:
-        # restic 0.14 skips a missing source path with exit 0: never a success for us.
-        return (f"{job.name}: snapshot {snapshot} is incomplete, source path(s) missing on "
-                f"{runner.host}: {', '.join(output.missing)}; fix source.paths or the host")
-    return None
 
 
 def dump_all(ctx: Context, job: Job, runner: Runner) -> tuple[databases.DumpResult, ...]:
@@ -273,58 +158,6 @@ def dump_steps(dumped: tuple[databases.DumpResult, ...]) -> tuple[tuple[str, ...
             failed.append(d.error or f"database {d.name} was not dumped")
             steps.append(f"database {d.name}: FAILED, no snapshot kept")
     return tuple(steps), "; ".join(failed) or None
-
-
-@dataclass(frozen=True)
-class Sampling:
-    """How the manifest chooses its files (the rotation's memory, proof freshness): read
-    from the state once, before the backup, for the early hashing and the manifest."""
-
-    history: manifest.History
-    prepared: freshness.Prepared | None
-
-    @classmethod
-    def of(cls, ctx: Context, job: Job) -> Sampling:
-        return cls(lambda window: ctx.store.query(queries.sampled_before, job.name,
-                                                  window=window), freshness.prepare(ctx, job))
-
-    def choose(self) -> manifest.Chooser | None:
-        return self.prepared.chooser() if self.prepared else None
-
-
-def hash_early(ctx: Context, job: Job, runner: Runner, parent: unchanged.Parent | None,
-               sampling: Sampling) -> unchanged.Early | None:
-    """With a kept listing: the files the manifest will choose, hashed beside the backup."""
-    if parent is None:
-        return None
-    try:
-        selection = manifest.select(job, parent.kept.listing, history=sampling.history,
-                                    host=runner.host, choose=sampling.choose())
-    except BackupctlError:
-        return None  # e.g. a `verify.always` path gone: the manifest says so after the listing
-    return unchanged.Early(runner, selection, job=job.name, timeout=ctx.timeout)
-
-
-def inspect(ctx: Context, job: Job, runner: Runner, summary: parse.BackupSummary,
-            sampling: Sampling, *, parent: unchanged.Parent | None = None,
-            early: unchanged.Early | None = None) -> Inspected:
-    """The snapshot's listing (and time): the kept one when restic found nothing changed
-    against `parent`, else `restic ls`; its source manifest (reusing the hashes taken
-    `early` where they stand), the ransomware tripwires."""
-    kept = unchanged.listing(job, parent, summary)
-    listing = kept or list_snapshot(ctx.local, repos.primary(job), summary.snapshot_id,
-                                    job=job.name, timeout=ctx.timeout)
-    built = manifest.build(job, runner, listing, timeout=ctx.timeout, history=sampling.history,
-                           choose=sampling.choose(),
-                           selection=early.selection if early and kept else None,
-                           hashed=early.hashed() if early else None)
-    suspicious = tuple(tripwire.inspect(ctx, job, summary, built))
-    frozen = tripwire.frozen_reason(ctx, job) or ("; ".join(suspicious) or None)
-    taken_at = listing.snapshot_time
-    prepared = sampling.prepared
-    return Inspected(parse.parse_time(taken_at).isoformat() if taken_at else None, built,
-                     suspicious, frozen, prepared.update(listing, built, at=ctx.store.now())
-                     if prepared else None, listing=listing, kept=kept is not None)
 
 
 def prune(ctx: Context, job: Job, frozen: str | None, *, unlock: bool) -> Pruned:
@@ -413,16 +246,16 @@ def pipeline(ctx: Context, job: Job, runner: Runner, *, unlock: bool) -> Done:
         if (guard := reach.bounded(runner)) is not None:
             guard.know(version)
     except BackupctlError as exc:
-        return Done(Outcome().failed(exc), Taken())
+        return Done(Outcome().failed(exc), take.Taken())
     before = hooks(runner, job, "before", timeout=ctx.timeout)
     if not before.outcome.ok:
-        return _then(ctx, job, runner, before, Taken(outcome=before.outcome,
+        return _then(ctx, job, runner, before, take.Taken(outcome=before.outcome,
                                                      restic_version=version), unlock=unlock)
-    sampling = Sampling.of(ctx, job)
+    sampling = inspection.Sampling.of(ctx, job)
     parent = unchanged.parent(ctx, job, version=version)
-    early = hash_early(ctx, job, runner, parent, sampling)
+    early = inspection.hash_early(ctx, job, runner, parent, sampling)
     try:
-        taken = replace(take_snapshot(ctx, job, runner, parent=parent), restic_version=version)
+        taken = replace(take.take_snapshot(ctx, job, runner, parent=parent), restic_version=version)
         if early is not None:
             early.close()  # the source as `before` left it is read: `after` may change it
         return _then(ctx, job, runner, before, taken, unlock=unlock, sampling=sampling,
@@ -432,8 +265,8 @@ def pipeline(ctx: Context, job: Job, runner: Runner, *, unlock: bool) -> Done:
             early.close()
 
 
-def _then(ctx: Context, job: Job, runner: Runner, before: Hooks, taken: Taken, *,
-          unlock: bool, sampling: Sampling | None = None,
+def _then(ctx: Context, job: Job, runner: Runner, before: Hooks, taken: take.Taken, *,
+          unlock: bool, sampling: inspection.Sampling | None = None,
           early: unchanged.Early | None = None) -> Done:
     """`after` (also after a failure), then what follows a snapshot."""
     steps = [*before.steps, *taken.steps]
@@ -455,7 +288,7 @@ def _then(ctx: Context, job: Job, runner: Runner, before: Hooks, taken: Taken, *
 
 
 def _after_snapshot(ctx: Context, job: Job, runner: Runner, done: Done,
-                    summary: parse.BackupSummary, *, unlock: bool, sampling: Sampling,
+                    summary: parse.BackupSummary, *, unlock: bool, sampling: inspection.Sampling,
                     early: unchanged.Early | None) -> Done:
     """Dumps (before forget: the policy applies to them too), inspect, prune, assess."""
     dumped = dump_all(ctx, job, runner)
@@ -463,8 +296,8 @@ def _after_snapshot(ctx: Context, job: Job, runner: Runner, done: Done,
     outcome, steps, warnings = done.outcome, [*done.steps, *dumps_done], list[str]()
     inspected = held = assessment = None
     try:
-        inspected = inspect(ctx, job, runner, summary, sampling, parent=done.taken.parent,
-                            early=early)
+        inspected = inspection.inspect(ctx, job, runner, summary, sampling,
+                                       parent=done.taken.parent, early=early)
         if inspected.kept and done.taken.parent is not None:
             steps.append("listing: the kept one of snapshot "
                          f"{done.taken.parent.kept.snapshot_id[:8]} (restic found no file "

@@ -133,8 +133,13 @@ class SshRunner:
         self._sleep = sleep
         self.connect_attempts_made = 0
         self._client: paramiko.SSHClient | None = None
+        self._connecting = threading.Lock()  # commands from several threads: one connection
 
     def _connect(self) -> paramiko.SSHClient:
+        with self._connecting:
+            return self._connected()
+
+    def _connected(self) -> paramiko.SSHClient:
         if self._client is not None:
             transport = self._client.get_transport()
             if transport is not None and transport.is_active():
