@@ -232,9 +232,6 @@ def backup(ctx: Context, job: Job) -> BackupResult:
         result = to_result(job, done)
         run.finish(result, extra=lambda conn: _record(conn, ctx, job, result, done,
                                                       run_id=run.run_id))
-    if run.result.status is ExitStatus.OK and done.inspected is not None \
-            and done.inspected.listing is not None and not done.removed:
-        unchanged.keep(ctx, job.name, done.inspected.listing)  # the next backup's parent
     return run.result
 
 
@@ -347,13 +344,16 @@ def to_result(job: Job, done: Done) -> BackupResult:
 def _record(conn: Connection, ctx: Context, job: Job, result: BackupResult, done: Done, *,
             run_id: int) -> None:
     """The backup's manifests (files and databases), generation observation and tripwire
-    flag, with its run."""
-    built = done.inspected.manifest if done.inspected and not done.removed else None
-    if built is not None:
+    flag, with its run; after a success, its listing (the next backup's parent)."""
+    inspected = done.inspected if not done.removed else None
+    if inspected is not None and inspected.manifest is not None:
+        built = inspected.manifest
         queries.insert_manifest(conn, job.name, built.snapshot_id, built.entries)
-        if done.inspected is not None and done.inspected.tree is not None:
-            freshness.record_tree(conn, job.name, built.snapshot_id, done.inspected.tree,
+        if inspected.tree is not None:
+            freshness.record_tree(conn, job.name, built.snapshot_id, inspected.tree,
                                   at=ctx.store.now())
+        if result.status is ExitStatus.OK and inspected.listing is not None:
+            unchanged.keep(conn, job.name, inspected.listing, kept=inspected.kept)
     dumps.insert_database_manifests(conn, [] if done.removed else [
         d.manifest().row(run_id=run_id, files_snapshot_id=result.snapshot_id,
                          created_at=ctx.store.now()) for d in done.dumps if d.ok])

@@ -1,12 +1,13 @@
 """An unchanged backup without `restic ls` (issue #25): the listing of the job's previous
-snapshot, kept on the orchestrator, stands for the new snapshot's when restic itself shows
+snapshot, kept in the state database, stands for the new snapshot's when restic itself shows
 that no regular file was added, changed or removed.
 
 The manifest, the tripwire and the proof freshness read a snapshot's *listing*: its regular
-files with path, size and mtime, and its directory count (verify/listing.py). After each
-successful backup that listing is kept in `state_dir/listings/` (0600): `JOB.json` names the
-snapshot and the body file, `JOB.<sha256>.json.gz` holds the files, named by the SHA-256 of
-what it holds, so an unchanged listing is not written again.
+files with path, size and mtime, and its directory count (verify/listing.py). Each successful
+backup keeps its listing in the `listings` table (one row per job, gzip'd JSON with its
+SHA-256), in the transaction that records the run; an unchanged listing is not written
+again. Shared by every orchestrator of a PostgreSQL state, so whichever one backs the job up
+next finds it.
 
 The next backup passes that snapshot to restic as `--parent`. restic compares every regular
 file with the parent's node at the same path (size, mtime, ctime, inode: restic's own test
@@ -39,25 +40,25 @@ import logging
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
+from sqlalchemy import Connection, delete, insert, select, update
+
+from backupctl import execute
 from backupctl.actions.context import Context
 from backupctl.config.schema import Job
 from backupctl.config.served import local_directory
 from backupctl.execute import Result, Runner
-from backupctl.files import write_atomic
 from backupctl.restic.parse import BackupSummary, parse_time
 from backupctl.restic.versions import at_least
 from backupctl.state import queries
 from backupctl.state.records import BackupDetails, read
+from backupctl.state.schema import listings
 from backupctl.verify import manifest
 from backupctl.verify.listing import FileNode, Listing
 
 log = logging.getLogger(__name__)
 
-DIRECTORY = "listings"  # under state_dir
-VERSION = 1
 SUMMARY_SINCE = (0, 17, 0)  # `backup_start` and the whole snapshot id in the summary
 RESTIC_TIME = "%Y-%m-%d %H:%M:%S"  # what `restic backup --time` reads (in restic's TZ)
 
@@ -86,75 +87,51 @@ class Parent:
             f'no matching ID found for prefix "{self.kept.snapshot_id}"' in result.stderr)
 
 
-def _paths(ctx: Context, job: str) -> tuple[Path, Path]:
-    directory = ctx.config.settings.state_dir / DIRECTORY
-    return directory, directory / f"{job}.json"
-
-
 # -- keeping ------------------------------------------------------------------------------
 
-def keep(ctx: Context, job: str, listing: Listing) -> None:
-    """Keep the listing of `job`'s new snapshot (after a successful backup); a failure to
-    write is logged: the next backup lists its snapshot with `restic ls` instead."""
-    try:
-        _write(ctx, job, listing)
-    except OSError as exc:
-        log.warning("%s: could not keep the snapshot's listing in %s: %s (the next backup "
-                    "lists its snapshot with restic ls)", job, _paths(ctx, job)[0],
-                    exc.strerror or exc)
-
-
-def _write(ctx: Context, job: str, listing: Listing) -> None:
-    directory, header = _paths(ctx, job)
-    directory.mkdir(mode=0o700, exist_ok=True)
+def keep(conn: Connection, job: str, listing: Listing, *, kept: bool) -> None:
+    """Keep the listing of `job`'s new snapshot, with the successful run that made it (in
+    its transaction). `kept`: the listing is the parent's, whose body is stored already."""
+    assert listing.snapshot_time is not None
+    head = {"snapshot_id": listing.snapshot_id, "snapshot_time": listing.snapshot_time}
+    if kept and conn.execute(update(listings).where(listings.c.job == job)
+                             .values(**head)).rowcount == 1:
+        return
     body = json.dumps({"directories": listing.directories, "files": [
         [f.path, f.size, f.mtime_ns] for f in listing.files]}).encode()
-    digest = hashlib.sha256(body).hexdigest()
-    files = directory / f"{job}.{digest}.json.gz"
-    if not files.exists():
-        write_atomic(files, gzip.compress(body, compresslevel=1, mtime=0))
-    write_atomic(header, json.dumps({
-        "version": VERSION, "snapshot_id": listing.snapshot_id,
-        "snapshot_time": listing.snapshot_time, "files": files.name, "sha256": digest}))
-    for old in directory.glob(f"{job}.*.json.gz"):
-        if old != files:
-            old.unlink(missing_ok=True)
-
-
-def _forget(ctx: Context, job: str) -> None:
-    directory, header = _paths(ctx, job)
-    for path in (header, *directory.glob(f"{job}.*.json.gz")):
-        path.unlink(missing_ok=True)
+    conn.execute(delete(listings).where(listings.c.job == job))
+    conn.execute(insert(listings).values(job=job, **head,
+                                         sha256=hashlib.sha256(body).hexdigest(),
+                                         body=gzip.compress(body, compresslevel=1, mtime=0)))
 
 
 def load(ctx: Context, job: Job) -> Kept | None:
     """The kept listing, if it is the job's newest successful backup's and matches what that
     backup recorded; else None (the backup lists its snapshot with `restic ls`)."""
-    directory, header = _paths(ctx, job.name)
-    try:
-        head = json.loads(header.read_bytes())
-        if head.get("version") != VERSION:
-            return None
-        body = gzip.decompress((directory / Path(str(head["files"])).name).read_bytes())
-        if hashlib.sha256(body).hexdigest() != head["sha256"]:
-            raise ValueError("its files do not match their SHA-256")
-        kept = _kept(head, json.loads(body))
-    except FileNotFoundError:
+    row = ctx.store.query(_row, job.name)
+    if row is None:
         return None
+    try:
+        body = gzip.decompress(row.body)
+        if hashlib.sha256(body).hexdigest() != row.sha256:
+            raise ValueError("it does not match its SHA-256")
+        kept = _kept(row.snapshot_id, row.snapshot_time, json.loads(body))
     except (OSError, ValueError, KeyError, TypeError, EOFError) as exc:
-        log.warning("%s: the kept listing %s is unreadable (%s): listing with restic ls, "
-                    "and keeping a new one", job.name, header, exc)
-        _forget(ctx, job.name)
+        log.warning("%s: the kept listing of snapshot %s is unreadable (%s): listing with "
+                    "restic ls", job.name, str(row.snapshot_id)[:8], exc)
         return None
     return kept if _recorded(ctx, job, kept) else None
 
 
-def _kept(head: dict[str, Any], body: dict[str, Any]) -> Kept:
+def _row(conn: Connection, job: str) -> Any:
+    return conn.execute(select(listings).where(listings.c.job == job)).first()
+
+
+def _kept(snapshot_id: str, snapshot_time: str, body: dict[str, Any]) -> Kept:
     files = [FileNode(path=str(p), size=int(s), mtime_ns=int(m)) for p, s, m in body["files"]]
-    listing = Listing(snapshot_id=str(head["snapshot_id"]),
-                      snapshot_time=str(head["snapshot_time"]), files=files,
+    listing = Listing(snapshot_id=snapshot_id, snapshot_time=snapshot_time, files=files,
                       directories=int(body["directories"]))
-    return Kept(listing.snapshot_id, str(head["snapshot_time"]), listing)
+    return Kept(snapshot_id, snapshot_time, listing)
 
 
 def _recorded(ctx: Context, job: Job, kept: Kept) -> bool:
@@ -237,11 +214,13 @@ class Early:
         self.selection = selection
         self._found: dict[tuple[str, int, int], dict[str, Any]] = {}
         self._failed: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, args=(runner, job, timeout),
-                                        name=f"{job}-hash-early", daemon=True)
+        self._thread = threading.Thread(target=self._run, args=(
+            runner, job, timeout, execute.current()), name=f"{job}-hash-early", daemon=True)
         self._thread.start()
 
-    def _run(self, runner: Runner, job: str, timeout: float | None) -> None:
+    def _run(self, runner: Runner, job: str, timeout: float | None,
+             scope: execute.Scope) -> None:
+        execute.adopt(scope)  # stops with the job (a lost lease, a signal)
         try:
             self._found = manifest.hash_early(runner, self.selection, job=job, timeout=timeout)
         except BaseException as exc:  # a stopped run too: nothing is reused

@@ -101,11 +101,9 @@ class _Refuse(paramiko.MissingHostKeyPolicy):
 
 
 class _Transport(paramiko.Transport):
-    """AES-GCM first (CTR with HMAC-SHA2 stays the fallback): an AEAD needs no separate MAC
-    pass, so each packet costs paramiko less work. Every byte of a repository served over
-    the connection (a recovery, a served backup) is a packet here; on this machine one
-    channel moved ~110 MiB/s with aes128-ctr + hmac-sha2-256, ~140 MiB/s with GCM. (As a
-    `transport_factory` it needs a type: ignore: the stubs omit Transport's gss_* keywords.)"""
+    """AES-GCM first (CTR with HMAC-SHA2 the fallback): an AEAD needs no separate MAC pass.
+    Every byte of a repository served over the connection (a recovery, a served backup) is a
+    packet here: one channel moved ~110 MiB/s with aes128-ctr + hmac-sha2-256, ~140 with GCM."""
 
     # paramiko's own list without CBC and 3DES (every OpenSSH since 2003 offers CTR)
     _preferred_ciphers = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com", "aes128-ctr",
@@ -122,16 +120,13 @@ class SshRunner:
     def __init__(self, *, job: str, address: str, port: int, user: str, identity_file: Path,
                  known_hosts: Path, keepalive: int, dead_after: int, connect_attempts: int = 3,
                  sleep: Callable[[float], None] = time.sleep) -> None:
-        """`keepalive` and `dead_after` (seconds) are the global ssh_keepalive and
-        ssh_dead_after: how a silently dead peer is noticed (`_detect_dead_peer`)."""
+        """`keepalive`, `dead_after`: ssh_keepalive, ssh_dead_after (`_detect_dead_peer`)."""
         self.job = job
         self.host = connection(user, address, port)
         self._address, self._port, self._user = address, port, user
         self._identity, self._known_hosts = identity_file, known_hosts
-        self._attempts = connect_attempts
-        self.keepalive, self.dead_after = keepalive, dead_after
-        self._sleep = sleep
-        self.connect_attempts_made = 0
+        self._attempts, self.keepalive, self.dead_after = connect_attempts, keepalive, dead_after
+        self._sleep, self.connect_attempts_made = sleep, 0
         self._client: paramiko.SSHClient | None = None
         self._connecting = threading.Lock()  # commands from several threads: one connection
 
@@ -167,7 +162,7 @@ class SshRunner:
                                key_filename=str(self._identity), allow_agent=False,
                                look_for_keys=False, timeout=CONNECT_TIMEOUT,
                                banner_timeout=CONNECT_TIMEOUT, auth_timeout=CONNECT_TIMEOUT,
-                               transport_factory=_Transport)  # type: ignore[arg-type]
+                               transport_factory=_Transport)  # type: ignore[arg-type]  # gss_*
             except BaseException:
                 client.close()
                 raise

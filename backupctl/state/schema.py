@@ -11,6 +11,7 @@ from sqlalchemy import (
     Column,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -103,6 +104,18 @@ proof_trees = Table(
     # files a name cannot key (restic lists two names that are not UTF-8 alike): unproven
     Column("untracked", BigInteger, nullable=False, server_default="0"),
     Column("updated_at", String(40), nullable=False),
+)
+
+# The listing of each job's newest successful backup (actions/unchanged.py): its regular
+# files (path, size, mtime) as gzip'd JSON, which an unchanged backup takes instead of
+# `restic ls`. One row per job, replaced with the run that made it.
+listings = Table(
+    "listings", metadata,
+    Column("job", String(64), primary_key=True),
+    Column("snapshot_id", String(64), nullable=False),  # the whole id
+    Column("snapshot_time", String(40), nullable=False),
+    Column("sha256", String(64), nullable=False),  # of the uncompressed body
+    Column("body", LargeBinary, nullable=False),
 )
 
 # Append-only, hash-chained audit evidence (SPEC §6). Never updated or deleted by the tool.

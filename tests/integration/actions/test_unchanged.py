@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import sqlite3
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,8 @@ import pytest
 
 from backupctl.restic.parse import parse_time
 from backupctl.verify.listing import Listing
-from tests.conftest import Workspace, restic
+from tests import cli_fork, yaml_helpers
+from tests.conftest import Postgres, Workspace, restic
 from tests.integration.verify.conftest import backup, run_json
 
 JOB = "kept"
@@ -157,9 +159,46 @@ def test_a_parent_removed_since_is_named_and_the_backup_goes_on_without_it(
 
 def test_a_tampered_kept_listing_is_not_used(ws: Workspace, tmp_path: Path) -> None:
     backup(ws, JOB)
-    [body] = (ws.state_dir / "listings").glob(f"{JOB}.*.json.gz")
-    body.write_bytes(body.read_bytes()[:-8] + b"\0" * 8)
+    with sqlite3.connect(ws.state_dir / "state.db") as conn:
+        (body,) = conn.execute("SELECT body FROM listings WHERE job = ?", (JOB,)).fetchone()
+        conn.execute("UPDATE listings SET body = ?", (body[:-8] + b"\0" * 8,))
     _started(tmp_path)
     done = _later(ws)
     assert "ls" in _started(tmp_path) and not _kept_step(done)
     assert _later(ws) and _started(tmp_path) == ["backup", "forget"], "kept again"
+
+
+def test_another_orchestrator_sharing_the_state_takes_the_kept_listing(
+        ws: Workspace, tmp_path: Path, postgres: Postgres) -> None:
+    """The listing is kept in the state database: with several orchestrators on one
+    PostgreSQL, whichever backs the job up next finds it."""
+    shared = {"database_url": postgres.url, "restic": str(tmp_path / "bin" / "restic")}
+
+    def orchestrator(name: str) -> Path:
+        home = ws.root / "orchestrators" / name
+        home.mkdir(parents=True)
+        config = home / "backupctl.yaml"
+        config.write_text(yaml_helpers.dump({
+            "jobs_dir": str(ws.jobs_dir), "state_dir": str(home / "state"),
+            "scratch_dir": str(home / "scratch"), "known_hosts": str(ws.known_hosts),
+            "orchestrator": name, **shared}))
+        return config
+
+    first, second = orchestrator("backup01"), orchestrator("backup02")
+
+    def run(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+        return cli_fork.run(["-c", str(config), *args, "--json"], timeout=300,
+                            env=dict(os.environ))
+
+    done = run(first, "backup", JOB)
+    assert done.returncode == 0, done.stdout + done.stderr
+    _started(tmp_path)
+    time.sleep(1.0)  # restic 0.14 is given the time to the second
+    again = run(second, "backup", JOB)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert _started(tmp_path) == ["backup", "forget"]
+    [job] = json.loads(again.stdout)["jobs"]
+    assert _kept_step(job), job["steps"]
+    verified = run(first, "verify", JOB, "--mode", "quick")
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert json.loads(verified.stdout)["jobs"][0]["snapshot_id"][:8] == job["snapshot_id"][:8]

@@ -7,19 +7,24 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
-import os
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
+from sqlalchemy import delete, select, update
 
+from backupctl import execute
 from backupctl.actions import unchanged
 from backupctl.actions.context import Context
 from backupctl.config.schema import Job
 from backupctl.execute import Result
+from backupctl.execute.local import LocalRunner
 from backupctl.restic.parse import BackupSummary
 from backupctl.state import queries
 from backupctl.state.records import BackupDetails, ManifestSummary
+from backupctl.state.schema import listings
+from backupctl.verify import manifest
 from backupctl.verify.listing import FileNode, Listing
 from tests.unit.actions.conftest import make_context
 
@@ -56,10 +61,20 @@ def _summary(**counts: object) -> BackupSummary:
     return BackupSummary(**{**base, **counts})  # type: ignore[arg-type]
 
 
+def _keep(ctx: Context, job: str, listing: Listing, *, kept: bool = False) -> None:
+    with ctx.store.transaction() as conn:
+        unchanged.keep(conn, job, listing, kept=kept)
+
+
+def _stored(ctx: Context) -> Any:
+    with ctx.store.read() as conn:
+        return conn.execute(select(listings)).one()
+
+
 @pytest.fixture
 def kept(tmp_path: Path) -> tuple[Context, Job]:
     ctx, job = make_context(tmp_path)
-    unchanged.keep(ctx, job.name, _listing())
+    _keep(ctx, job.name, _listing())
     _record(ctx, job.name, _listing())
     return ctx, job
 
@@ -72,26 +87,21 @@ def test_a_kept_listing_is_read_back_whole(kept: tuple[Context, Job]) -> None:
     assert found.listing.directories == 3 and found.listing.digest == _listing().digest
 
 
-def test_kept_files_are_readable_by_the_orchestrators_user_only(
-        kept: tuple[Context, Job]) -> None:
-    ctx, _ = kept
-    directory = ctx.config.settings.state_dir / unchanged.DIRECTORY
-    assert directory.stat().st_mode & 0o077 == 0
-    assert [p.stat().st_mode & 0o777 for p in directory.iterdir()] == [0o600, 0o600]
-
-
-def test_an_unchanged_listing_is_written_once_and_an_old_one_removed(
+def test_the_parents_listing_is_not_written_again_a_changed_one_replaces_it(
         kept: tuple[Context, Job]) -> None:
     ctx, job = kept
-    directory = ctx.config.settings.state_dir / unchanged.DIRECTORY
-    body = next(directory.glob("emr.*.json.gz"))
-    before = body.stat().st_mtime_ns
-    os.utime(body, ns=(1, 1))
-    unchanged.keep(ctx, job.name, _listing(LATER))
-    assert body.stat().st_mtime_ns == 1 != before  # the same files: not written again
+    before = _stored(ctx)
+    _keep(ctx, job.name, replace(_listing(LATER), files=[]), kept=True)  # body not read
+    after = _stored(ctx)
+    assert (after.snapshot_id, after.body, after.sha256) == (LATER, before.body,
+                                                             before.sha256)
     changed = replace(_listing(LATER), files=[FileNode("/srv/emr/a", 11, 1)])
-    unchanged.keep(ctx, job.name, changed)
-    assert [p for p in directory.glob("emr.*.json.gz")] != [body] and not body.exists()
+    _keep(ctx, job.name, changed)
+    assert _stored(ctx).body != before.body
+    with ctx.store.transaction() as conn:
+        conn.execute(delete(listings))
+    _keep(ctx, job.name, _listing(), kept=True)  # no row to update: written whole
+    assert _stored(ctx).sha256 == before.sha256
 
 
 def test_no_kept_listing_means_no_parent(tmp_path: Path) -> None:
@@ -100,7 +110,7 @@ def test_no_kept_listing_means_no_parent(tmp_path: Path) -> None:
 
 
 def test_a_listing_another_backup_made_since_is_not_used(kept: tuple[Context, Job]) -> None:
-    ctx, job = kept  # e.g. another orchestrator's: its snapshot is not the kept one
+    ctx, job = kept  # e.g. one whose listing could not be kept: its snapshot is not the kept one
     _record(ctx, job.name, _listing(LATER))
     assert unchanged.load(ctx, job) is None
 
@@ -112,41 +122,23 @@ def test_a_failed_newer_backup_leaves_the_kept_listing_usable(
     assert unchanged.load(ctx, job) is not None
 
 
-@pytest.mark.parametrize("tamper", ["files", "digest", "header", "truncated", "version"])
+@pytest.mark.parametrize("tamper", ["body", "body and its hash", "not gzip", "not json"])
 def test_a_kept_listing_that_is_not_what_was_recorded_is_not_used(
         kept: tuple[Context, Job], tamper: str) -> None:
     ctx, job = kept
-    directory = ctx.config.settings.state_dir / unchanged.DIRECTORY
-    header = directory / "emr.json"
-    body = next(directory.glob("emr.*.json.gz"))
-    head = json.loads(header.read_text())
-    if tamper == "files":  # a file taken out, the body's own hash no longer matches
-        data = json.loads(gzip.decompress(body.read_bytes()))
-        data["files"].pop()
-        body.write_bytes(gzip.compress(json.dumps(data).encode()))
-    elif tamper == "digest":  # taken out and the hash made to match: the recorded digest
-        data = json.loads(gzip.decompress(body.read_bytes()))
-        data["files"].pop()
-        raw = json.dumps(data).encode()
-        body.write_bytes(gzip.compress(raw))
-        head["sha256"] = hashlib.sha256(raw).hexdigest()
-        header.write_text(json.dumps(head))
-    elif tamper == "header":
-        header.write_text("{not json")
-    elif tamper == "truncated":
-        body.write_bytes(body.read_bytes()[:10])
-    else:
-        header.write_text(json.dumps({**head, "version": 99}))
-    assert unchanged.load(ctx, job) is None
-
-
-def test_a_body_named_outside_the_directory_is_not_read(kept: tuple[Context, Job]) -> None:
-    ctx, job = kept
-    header = ctx.config.settings.state_dir / unchanged.DIRECTORY / "emr.json"
-    head = json.loads(header.read_text())
-    header.write_text(json.dumps({**head, "files": "../../" + head["files"]}))
-    assert unchanged.load(ctx, job) is not None  # only its name counts: the same file
-    header.write_text(json.dumps({**head, "files": "/etc/passwd"}))
+    data = json.loads(gzip.decompress(_stored(ctx).body))
+    data["files"].pop()  # a file taken out of the listing
+    raw = json.dumps(data).encode()
+    choices: dict[str, dict[str, Any]] = {
+        "body": {"body": gzip.compress(raw)},
+        # the row's own hash made to match: the recorded manifest's digest still tells
+        "body and its hash": {"body": gzip.compress(raw),
+                              "sha256": hashlib.sha256(raw).hexdigest()},
+        "not gzip": {"body": b"\x1f\x8b garbage"},
+        "not json": {"body": gzip.compress(b"{"), "sha256": hashlib.sha256(b"{").hexdigest()},
+    }
+    with ctx.store.transaction() as conn:
+        conn.execute(update(listings).values(**choices[tamper]))
     assert unchanged.load(ctx, job) is None
 
 
@@ -170,7 +162,7 @@ def test_restic_0_14_gives_the_time_in_utc_for_a_local_job_with_a_local_reposito
 def test_restic_0_14_with_a_remote_repository_lists_the_snapshot(tmp_path: Path) -> None:
     ctx, job = make_context(tmp_path, repository={
         "url": "rest:http://backup01:8000/emr/", "password_file": str(tmp_path / "pw")})
-    unchanged.keep(ctx, job.name, _listing())
+    _keep(ctx, job.name, _listing())
     _record(ctx, job.name, _listing())
     assert unchanged.load(ctx, job) is not None
     assert unchanged.parent(ctx, job, version="0.14.0") is None
@@ -244,3 +236,23 @@ def test_only_restics_own_words_for_the_parent_mean_it_is_gone(
     assert not parent.missing(result(1, "Fatal: unable to open config file"))
     assert not parent.missing(result(3, gone))
     assert not parent.missing(result(1, 'no matching ID found for prefix "4a04c7b9"'))
+
+
+class _Stuck(LocalRunner):
+    """Every command is a long `sleep`: the hashing beside the backup never ends by itself."""
+
+    def run(self, argv, **kwargs):  # type: ignore[no-untyped-def]
+        kwargs.pop("stdin", None)
+        return super().run(["sleep", "60"], **kwargs)
+
+
+def test_the_hashing_beside_the_backup_stops_with_its_job(tmp_path: Path) -> None:
+    _, job = make_context(tmp_path)
+    selection = manifest.select(job, _listing(), history=lambda window: (0, set()),
+                                host="local")
+    with execute.job_scope() as scope:
+        early = unchanged.Early(_Stuck(), selection, job=job.name, timeout=None)
+        scope.cancel("the job's lease was lost")
+        early._thread.join(timeout=30)  # the sleep is killed, not waited for
+        assert not early._thread.is_alive()
+        assert early.hashed() == {}
