@@ -27,7 +27,11 @@ configuration, prints the commands it would time and keeps the work directory.
 
     .venv/bin/python bench/fleet.py [--jobs 50] [--sleep 2] [--orchestrators 1 2 3]
                                     [--concurrency 4] [--workdir DIR] [--keep] [--pin]
-                                    [--cpus F] [--setup-only | --no-due]
+                                    [--cpus F] [--night-before] [--setup-only | --no-due]
+
+--night-before times the second night instead of the first: each round first backs up every
+job untimed, dates those runs a day back (so every job is due again) and then times the next
+night's round, on unchanged data, as most nights are (the kept listings are then used).
 
 --cpus F puts each orchestrator (and every process it starts: restic, hooks) in a cgroup of
 its own limited to F CPUs: N such orchestrators against one is the scaling of N separate
@@ -53,7 +57,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -332,17 +336,39 @@ class Round:
 
 
 def one_round(site: Site, count: int, *, concurrency: int, due: bool = True,
-              pin: bool = False, cpus: float | None = None) -> Round:
+              pin: bool = False, cpus: float | None = None,
+              night_before: bool = False) -> Round:
     """With `pin`, orchestrator i runs on core i; with `cpus`, each orchestrator in a cgroup
     of its own with that CPU quota (its restic and hooks too; sshd, the source side and
-    PostgreSQL stay outside): separate machines, as far as one can show."""
+    PostgreSQL stay outside): separate machines, as far as one can show. With
+    `night_before`, an untimed round first backs up every job, its runs are then dated a
+    day back (so every job is due again), and the timed round is the next night's."""
     site.postgres.empty()
     cores = os.cpu_count() or 1
-    members = [Orchestrator(f"backup{i + 1:02d}",
-                            site.orchestrator_config(f"backup{i + 1:02d}",
-                                                     concurrency=concurrency), due=due,
-                            core=i % cores if pin else None, cpus=cpus)
-               for i in range(count)]
+
+    def members() -> list[Orchestrator]:
+        return [Orchestrator(f"backup{i + 1:02d}",
+                             site.orchestrator_config(f"backup{i + 1:02d}",
+                                                      concurrency=concurrency), due=due,
+                             core=i % cores if pin else None, cpus=cpus)
+                for i in range(count)]
+
+    if night_before:
+        _launch(members())
+        site.postgres.query(
+            "UPDATE runs SET started_at = to_char((started_at::timestamptz - interval '1 day')"
+            " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"+00:00\"'), finished_at = "
+            "to_char((finished_at::timestamptz - interval '1 day') AT TIME ZONE 'UTC', "
+            "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"+00:00\"') RETURNING id")
+    since = datetime.now(UTC).isoformat(timespec="microseconds")
+    timed = members()
+    wall = _launch(timed)
+    return Round(count, wall, _ran_by(site, since), {m.name: m.job_statuses() for m in timed},
+                 _check(site, timed, since))
+
+
+def _launch(members: list[Orchestrator]) -> float:
+    """Start them at the same moment; the wall time until the last exits."""
     started = time.monotonic()
     try:
         for member in members:
@@ -352,30 +378,32 @@ def one_round(site: Site, count: int, *, concurrency: int, due: bool = True,
     finally:
         for member in members:
             member.kill()
-    wall = max(m.seconds for m in members)
-    return Round(count, wall, _ran_by(site), {m.name: m.job_statuses() for m in members},
-                 _check(site, members))
+    return max(m.seconds for m in members)
 
 
-def _ran_by(site: Site) -> dict[str, int]:
+def _ran_by(site: Site, since: str) -> dict[str, int]:
     rows = site.postgres.query("SELECT orchestrator, count(*) FROM runs WHERE kind = 'backup' "
-                               "AND status = 'success' GROUP BY orchestrator ORDER BY 1")
+                               f"AND status = 'success' AND started_at >= '{since}' "
+                               "GROUP BY orchestrator ORDER BY 1")
     return {str(o): int(str(n)) for o, n in rows}
 
 
-def _check(site: Site, members: list[Orchestrator]) -> list[str]:
-    """Exactly once: one success run and one evidence record per job, nothing else."""
+def _check(site: Site, members: list[Orchestrator], since: str) -> list[str]:
+    """Exactly once since the timed round started: one success run and one evidence record
+    per job, nothing else."""
     problems = []
     per_job = {str(job): int(str(n)) for job, n in site.postgres.query(
         "SELECT job, count(*) FROM runs WHERE kind = 'backup' AND status = 'success' "
-        "GROUP BY job")}
+        f"AND started_at >= '{since}' GROUP BY job")}
     for name in site.names():
         if per_job.get(name) != 1:
             problems.append(f"{name}: {per_job.get(name, 0)} successful backups (want 1)")
     others = site.postgres.query("SELECT job, status, orchestrator, error FROM runs "
                                  "WHERE kind = 'backup' AND status <> 'success'")
     problems += [f"{job}: {status} on {orch}: {error}" for job, status, orch, error in others]
-    evidence = site.postgres.query("SELECT count(*) FROM evidence WHERE kind = 'backup'")
+    evidence = site.postgres.query("SELECT count(*) FROM evidence e JOIN runs r ON "
+                                   "r.id = e.run_id WHERE e.kind = 'backup' AND "
+                                   f"r.started_at >= '{since}'")
     if int(str(evidence[0][0])) != site.jobs:
         problems.append(f"{evidence[0][0]} backup evidence records (want {site.jobs})")
     for member in members:
@@ -442,6 +470,9 @@ def main() -> None:
                         help="give each orchestrator (and the processes it starts) a CPU "
                         "quota of its own (a cgroup): N orchestrators of that size against "
                         "one, as separate machines would be; root")
+    parser.add_argument("--night-before", action="store_true",
+                        help="time the second night: an untimed round backs up every job "
+                        "first (the kept listings of unchanged data are then used)")
     parser.add_argument("--setup-only", action="store_true")
     parser.add_argument("--no-due", action="store_true",
                         help="run `backup --all` without --due: one orchestrator without the "
@@ -467,7 +498,8 @@ def main() -> None:
                     print("  would run: " + " ".join(Orchestrator(name, config).argv()))
                 return
             rounds = [one_round(site, n, concurrency=args.concurrency, due=not args.no_due,
-                                pin=args.pin, cpus=args.cpus) for n in args.orchestrators]
+                                pin=args.pin, cpus=args.cpus, night_before=args.night_before)
+                      for n in args.orchestrators]
         finally:
             site.stop()
     print(report(site, rounds, concurrency=args.concurrency))

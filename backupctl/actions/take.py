@@ -75,8 +75,7 @@ def _restic_backup(ctx: Context, job: Job, runner: Runner, steps: list[str],
         # A stale lock (a killed prune or check) is removed from the orchestrator, where
         # restic can tell that its process is gone.
         return restic_run.run(runner, argv, job=job.name, what=what, timeout=ctx.timeout,
-                              allow=allow, unlock=primary, unlock_runner=ctx.local,
-                              env=parent.env if parent else None)
+                              allow=allow, unlock=primary, unlock_runner=ctx.local)
 
     allow = (ResticExit.INCOMPLETE, ResticExit.NO_REPOSITORY)
     result, outcome = run(parent, (*allow, ResticExit.FATAL) if parent else allow)

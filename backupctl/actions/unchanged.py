@@ -25,10 +25,11 @@ With a kept listing the manifest's files are hashed on the source *beside* `rest
 (an unchanged backup: all of them; the others are hashed after the listing, as before).
 
 What the listing also gives, the snapshot's whole id and time, must then come from the
-backup: restic 0.17+ prints both in its summary; with 0.14 (8 digits, no time) only a local
-job whose repository is a directory on the orchestrator qualifies: the id is the one file in
-`snapshots/` with those 8 digits, and the time is the one backupctl gave restic (`--time`, in
-UTC, to the second).
+backup: restic 0.17+ prints both in its summary; with 0.14 (8 digits, no time) a job qualifies
+when its repository is a directory on the orchestrator (`url` or `local_url`): the id is the
+one file in `snapshots/` with those 8 digits, and the time is the one backupctl gave restic
+(`--time`, in UTC, to the second; `TZ=UTC0` in restic's environment, `env TZ=UTC0 restic …`
+on a host over SSH).
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ from backupctl import execute
 from backupctl.actions.context import Context
 from backupctl.config.schema import Job
 from backupctl.config.served import local_directory
-from backupctl.execute import Result, Runner
+from backupctl.execute import Arg, Env, Result, Runner
 from backupctl.restic.parse import BackupSummary, parse_time
 from backupctl.restic.versions import at_least
 from backupctl.state import queries
@@ -61,6 +62,7 @@ log = logging.getLogger(__name__)
 
 SUMMARY_SINCE = (0, 17, 0)  # `backup_start` and the whole snapshot id in the summary
 RESTIC_TIME = "%Y-%m-%d %H:%M:%S"  # what `restic backup --time` reads (in restic's TZ)
+UTC_ZONE = Env((("TZ", "UTC0"),))  # restic reads --time in UTC (locally; `env` over SSH)
 
 
 @dataclass(frozen=True)
@@ -77,8 +79,7 @@ class Parent:
     """What the backup asks of restic so that its summary can stand for `restic ls`."""
 
     kept: Kept
-    argv: tuple[str, ...]  # `--parent ID` (and `--time T` for restic 0.14)
-    env: dict[str, str] | None = None  # TZ=UTC0 when `--time` is given
+    argv: tuple[Arg, ...]  # `--parent ID` (and `--time T` in UTC for restic 0.14)
     time: str | None = None  # the snapshot's time, when backupctl gave it
 
     def missing(self, result: Result) -> bool:
@@ -161,12 +162,12 @@ def parent(ctx: Context, job: Job, *, version: str) -> Parent | None:
     argv = ("--parent", kept.snapshot_id)
     if at_least(version, SUMMARY_SINCE):
         return Parent(kept, argv)
-    if not job.host.is_local or local_directory(job.repository.orchestrator_url) is None:
+    if local_directory(job.repository.orchestrator_url) is None:
         return None
     now = datetime.now(UTC).replace(microsecond=0)  # restic's own clock would say the same
     if now <= parse_time(kept.snapshot_time):
         return None  # the same second as the parent: let restic choose its time
-    return Parent(kept, (*argv, "--time", now.strftime(RESTIC_TIME)), env={"TZ": "UTC0"},
+    return Parent(kept, (*argv, "--time", now.strftime(RESTIC_TIME), UTC_ZONE),
                   time=now.isoformat())
 
 

@@ -71,19 +71,35 @@ class SecretEnv:
         return ""
 
 
-Arg = str | SecretFile | SecretEnv
+@dataclass(frozen=True)
+class Env:
+    """An argv placeholder for plain variables the program needs (`TZ=UTC0`): local runs put
+    them in the child's environment, the SSH runner starts the command through `env`."""
+
+    values: tuple[tuple[str, str], ...]
+
+    def __str__(self) -> str:
+        return " ".join(f"{name}={value}" for name, value in self.values)
+
+
+Arg = str | SecretFile | SecretEnv | Env
 
 
 def split_env(argv: Sequence[Arg]) -> tuple[list[str | SecretFile], dict[str, str]]:
-    """argv without its SecretEnv placeholders, and the variables they carry."""
+    """argv without its SecretEnv and Env placeholders, and the secret variables."""
     words: list[str | SecretFile] = []
     env: dict[str, str] = {}
     for arg in argv:
         if isinstance(arg, SecretEnv):
             env.update((name, secret.reveal()) for name, secret in arg.values)
-        else:
+        elif not isinstance(arg, Env):
             words.append(arg)
     return words, env
+
+
+def plain_env(argv: Sequence[Arg]) -> dict[str, str]:
+    """The plain variables of argv's Env placeholders."""
+    return {name: value for arg in argv if isinstance(arg, Env) for name, value in arg.values}
 StdoutSink = Callable[[bytes], None]
 # Told each chunk of a command's stderr as it arrives; True stops the command at once (it is
 # killed as at a timeout, and its Result says `stopped`). restic 0.17+ announces on stderr
@@ -93,7 +109,8 @@ StderrWatch = Callable[[bytes], bool]
 
 def display(argv: Sequence[Arg]) -> str:
     """The command as a human reads it, secrets masked."""
-    return shlex.join(str(a) for a in argv if not isinstance(a, SecretEnv))
+    shown = [str(a) for a in argv if not isinstance(a, SecretEnv | Env)]
+    return " ".join([*(str(a) for a in argv if isinstance(a, Env)), shlex.join(shown)])
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from backupctl.execute import (
     Arg,
+    Env,
     Result,
     Secret,
     SecretEnv,
@@ -100,7 +101,7 @@ class FakeRunner:
             env: dict[str, str] | None = None,
             stderr_watch: StderrWatch | None = None) -> Result:
         for arg in argv:
-            if not isinstance(arg, str | SecretFile | SecretEnv):
+            if not isinstance(arg, str | SecretFile | SecretEnv | Env):
                 raise TypeError(f"argv element {arg!r} is neither str nor SecretFile")
         call = Call(tuple(argv), stdin, timeout, dict(env) if env else None)
         with self._lock:

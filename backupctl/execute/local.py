@@ -19,6 +19,7 @@ from backupctl.execute import (
     StderrWatch,
     StdoutSink,
     display,
+    plain_env,
     raise_if_cancelled,
     running,
     split_env,
@@ -88,8 +89,8 @@ class LocalRunner:
         fds: list[int] = []
         real: list[str] = []
         words, secret_env = split_env(argv)
-        if secret_env:  # after the caller's: a credential is never overridden by accident
-            env = {**(env or {}), **secret_env}
+        if secret_env or plain_env(argv):  # a credential is never overridden by accident
+            env = {**(env or {}), **plain_env(argv), **secret_env}
         try:
             for arg in words:
                 if isinstance(arg, SecretFile):

@@ -36,6 +36,7 @@ from backupctl.execute import (
     StdoutSink,
     display,
     openssh,
+    plain_env,
     raise_if_cancelled,
     running,
     split_env,
@@ -121,8 +122,7 @@ class SshRunner:
                  known_hosts: Path, keepalive: int, dead_after: int, connect_attempts: int = 3,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         """`keepalive`, `dead_after`: ssh_keepalive, ssh_dead_after (`_detect_dead_peer`)."""
-        self.job = job
-        self.host = connection(user, address, port)
+        self.job, self.host = job, connection(user, address, port)
         self._address, self._port, self._user = address, port, user
         self._identity, self._known_hosts = identity_file, known_hosts
         self._attempts, self.keepalive, self.dead_after = connect_attempts, keepalive, dead_after
@@ -339,17 +339,18 @@ except OSError as exc:
 """
 
 
-def remote_command(command_argv: Sequence[Arg],
-                   stdin: bytes | None) -> tuple[str, bytes | None]:
+def remote_command(command_argv: Sequence[Arg], stdin: bytes | None) -> tuple[str, bytes | None]:
     """The shell command line and stdin that run argv on the server with its secrets.
 
     One secret and no input: the secret is the command's stdin (`/dev/stdin`). More secrets,
     or a secret and input: the launcher above (python3 is required on servers anyway). A
-    SecretEnv is refused: a remote environment is set on the command line."""
+    SecretEnv is refused (a remote environment is on the command line); an Env is `env`'s."""
     argv, secret_env = split_env(command_argv)
     if secret_env:
         raise UsageError("environment variables are not sent over SSH (they would be "
                          "visible on the remote command line)")
+    if plain := plain_env(command_argv):
+        argv = ["env", *(f"{name}={value}" for name, value in plain.items()), *argv]
     secrets = [a.secret.reveal().encode() + b"\n" for a in argv if isinstance(a, SecretFile)]
     if not secrets:
         return shlex.join(str(a) for a in argv), stdin

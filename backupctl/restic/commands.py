@@ -45,7 +45,7 @@ def init(repo: str, password: Secret) -> list[Arg]:
 
 
 def backup(repo: str, password: Secret, *, host: str, paths: Sequence[str],
-           exclude: Sequence[str], options: Sequence[str] = ()) -> list[Arg]:
+           exclude: Sequence[str], options: Sequence[Arg] = ()) -> list[Arg]:
     """`options`: more of restic's own (`--parent ID`, `--time T`), before the paths."""
     argv = [*base(repo, password), "backup", "--json", "--host", host, "--tag", FILES_TAG]
     for pattern in exclude:

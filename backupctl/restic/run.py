@@ -47,16 +47,14 @@ def outcome_of(result: Result) -> ResticExit:
 def attempt(runner: Runner, argv: Sequence[Arg], *, timeout: float | None,
             stdout_sink: StdoutSink | None = None, unlock: Repo | None = None,
             unlock_runner: Runner | None = None,
-            on_unlock: Callable[[Result], None] | None = None,
-            env: dict[str, str] | None = None) -> tuple[Result, ResticExit]:
+            on_unlock: Callable[[Result], None] | None = None) -> tuple[Result, ResticExit]:
     """Run restic once (twice if a stale lock stopped it and `unlock` names the repository).
 
     `unlock_runner` (default `runner`) is where `restic unlock` runs: the orchestrator, where
-    restic can tell that a lock's process is gone. `env`: plain variables, local runs only.
-    Never raises for restic's own outcome.
+    restic can tell that a lock's process is gone. Never raises for restic's own outcome.
     """
     def run() -> tuple[Result, ResticExit]:
-        result = runner.run(argv, timeout=timeout, stdout_sink=stdout_sink, env=env,
+        result = runner.run(argv, timeout=timeout, stdout_sink=stdout_sink,
                             stderr_watch=RetryWatch())
         return result, outcome_of(result)
 
@@ -75,12 +73,11 @@ def attempt(runner: Runner, argv: Sequence[Arg], *, timeout: float | None,
 def run(runner: Runner, argv: Sequence[Arg], *, job: str, what: str,
         timeout: float | None, stdout_sink: StdoutSink | None = None,
         allow: tuple[ResticExit, ...] = (), unlock: Repo | None = None,
-        unlock_runner: Runner | None = None,
-        env: dict[str, str] | None = None) -> tuple[Result, ResticExit]:
+        unlock_runner: Runner | None = None) -> tuple[Result, ResticExit]:
     """Run restic; any outcome but OK (or one listed in `allow`) raises ResticError naming
     `what` failed, where, and what to do about it."""
     result, outcome = attempt(runner, argv, timeout=timeout, stdout_sink=stdout_sink,
-                              unlock=unlock, unlock_runner=unlock_runner, env=env)
+                              unlock=unlock, unlock_runner=unlock_runner)
     if outcome is ResticExit.OK or outcome in allow:
         return result, outcome
     raise failure(result, outcome, job=job, what=what)

@@ -18,7 +18,7 @@ import pytest
 from backupctl.restic.parse import parse_time
 from backupctl.verify.listing import Listing
 from tests import cli_fork, yaml_helpers
-from tests.conftest import Postgres, Workspace, restic
+from tests.conftest import Postgres, Sshd, Workspace, restic
 from tests.integration.verify.conftest import backup, run_json
 
 JOB = "kept"
@@ -202,3 +202,24 @@ def test_another_orchestrator_sharing_the_state_takes_the_kept_listing(
     verified = run(first, "verify", JOB, "--mode", "quick")
     assert verified.returncode == 0, verified.stdout + verified.stderr
     assert json.loads(verified.stdout)["jobs"][0]["snapshot_id"][:8] == job["snapshot_id"][:8]
+
+
+def test_over_ssh_the_hosts_restic_0_14_is_given_the_time_in_utc(
+        ws: Workspace, sshd: Sshd, tmp_path: Path) -> None:
+    """The host's sessions run in Japan's time zone: restic would read `--time` 9 hours off
+    without `env TZ=UTC0`."""
+    sshd.stop()
+    sshd.config.write_text(sshd.config.read_text().replace("SetEnv ", "SetEnv TZ=Asia/Tokyo ", 1))
+    sshd.start()
+    shutil.copy(sshd.known_hosts, ws.known_hosts)
+    ws.job(JOB, source=ws.root / "src" / JOB, sshd=sshd, verify={"sample": "all"},
+           repo=ws.root / "repos" / JOB,
+           host={"restic": str(tmp_path / "bin" / "restic")})
+    backup(ws, JOB)
+    _started(tmp_path)
+    done = _later(ws)
+    assert _started(tmp_path) == ["backup", "forget"] and _kept_step(done), done["steps"]
+    time, _ = _recorded(ws, done["snapshot_id"])
+    assert parse_time(time) == parse_time(_restic_time(ws, done["snapshot_id"]))
+    code, job, stderr = run_json(ws, "verify", JOB, "--mode", "quick")
+    assert code == 0 and job["status"] == "ok", (job, stderr)
