@@ -100,6 +100,13 @@ def split_env(argv: Sequence[Arg]) -> tuple[list[str | SecretFile], dict[str, st
 def plain_env(argv: Sequence[Arg]) -> dict[str, str]:
     """The plain variables of argv's Env placeholders."""
     return {name: value for arg in argv if isinstance(arg, Env) for name, value in arg.values}
+
+
+def env_words(argv: Sequence[Arg]) -> list[str]:
+    """`env NAME=VALUE…` setting argv's plain variables on a command line (any login shell
+    runs it), or nothing."""
+    plain = plain_env(argv)
+    return ["env", *(f"{name}={value}" for name, value in plain.items())] if plain else []
 StdoutSink = Callable[[bytes], None]
 # Told each chunk of a command's stderr as it arrives; True stops the command at once (it is
 # killed as at a timeout, and its Result says `stopped`). restic 0.17+ announces on stderr

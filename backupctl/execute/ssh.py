@@ -35,8 +35,8 @@ from backupctl.execute import (
     StderrWatch,
     StdoutSink,
     display,
+    env_words,
     openssh,
-    plain_env,
     raise_if_cancelled,
     running,
     split_env,
@@ -349,8 +349,7 @@ def remote_command(command_argv: Sequence[Arg], stdin: bytes | None) -> tuple[st
     if secret_env:
         raise UsageError("environment variables are not sent over SSH (they would be "
                          "visible on the remote command line)")
-    if plain := plain_env(command_argv):
-        argv = ["env", *(f"{name}={value}" for name, value in plain.items()), *argv]
+    argv = [*env_words(command_argv), *argv]
     secrets = [a.secret.reveal().encode() + b"\n" for a in argv if isinstance(a, SecretFile)]
     if not secrets:
         return shlex.join(str(a) for a in argv), stdin
