@@ -59,7 +59,7 @@ def hash_early(ctx: Context, job: Job, runner: Runner, parent: unchanged.Parent 
     if parent is None:
         return None
     try:
-        selection = manifest.select(job, parent.kept.listing, history=sampling.history,
+        selection = manifest.select(job, parent.kept, history=sampling.history,
                                     host=runner.host, choose=sampling.choose())
     except BackupctlError:
         return None  # e.g. a `verify.always` path gone: the manifest says so after the listing

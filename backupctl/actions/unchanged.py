@@ -66,19 +66,10 @@ UTC_ZONE = Env((("TZ", "UTC0"),))  # restic reads --time in UTC (locally; `env` 
 
 
 @dataclass(frozen=True)
-class Kept:
-    """The listing of the job's newest successful backup, as kept after it."""
-
-    snapshot_id: str  # the whole id
-    snapshot_time: str
-    listing: Listing
-
-
-@dataclass(frozen=True)
 class Parent:
     """What the backup asks of restic so that its summary can stand for `restic ls`."""
 
-    kept: Kept
+    kept: Listing  # of the job's newest successful backup (its whole id, its time)
     argv: tuple[Arg, ...]  # `--parent ID` (and `--time T` in UTC for restic 0.14)
     time: str | None = None  # the snapshot's time, when backupctl gave it
 
@@ -106,7 +97,7 @@ def keep(conn: Connection, job: str, listing: Listing, *, kept: bool) -> None:
                                          body=gzip.compress(body, compresslevel=1, mtime=0)))
 
 
-def load(ctx: Context, job: Job) -> Kept | None:
+def load(ctx: Context, job: Job) -> Listing | None:
     """The kept listing, if it is the job's newest successful backup's and matches what that
     backup recorded; else None (the backup lists its snapshot with `restic ls`)."""
     row = ctx.store.query(_row, job.name)
@@ -128,14 +119,13 @@ def _row(conn: Connection, job: str) -> Any:
     return conn.execute(select(listings).where(listings.c.job == job)).first()
 
 
-def _kept(snapshot_id: str, snapshot_time: str, body: dict[str, Any]) -> Kept:
+def _kept(snapshot_id: str, snapshot_time: str, body: dict[str, Any]) -> Listing:
     files = [FileNode(path=str(p), size=int(s), mtime_ns=int(m)) for p, s, m in body["files"]]
-    listing = Listing(snapshot_id=snapshot_id, snapshot_time=snapshot_time, files=files,
-                      directories=int(body["directories"]))
-    return Kept(snapshot_id, snapshot_time, listing)
+    return Listing(snapshot_id=snapshot_id, snapshot_time=snapshot_time, files=files,
+                   directories=int(body["directories"]))
 
 
-def _recorded(ctx: Context, job: Job, kept: Kept) -> bool:
+def _recorded(ctx: Context, job: Job, kept: Listing) -> bool:
     """The job's newest successful backup made the kept snapshot, and its manifest's digest
     and counts are the kept listing's (another orchestrator's newer backup, or a listing
     that is not the one recorded, is not used)."""
@@ -145,10 +135,8 @@ def _recorded(ctx: Context, job: Job, kept: Kept) -> bool:
             or not kept.snapshot_id.startswith(newest.snapshot_id):
         return False
     summary = read(BackupDetails, newest.details).manifest
-    listing = kept.listing
-    return summary is not None and summary.files_digest == listing.digest \
-        and summary.files_total == len(listing.files) \
-        and summary.bytes_total == listing.total_bytes
+    return summary is not None and summary.files_digest == kept.digest \
+        and summary.files_total == len(kept.files) and summary.bytes_total == kept.total_bytes
 
 
 # -- the backup ---------------------------------------------------------------------------
@@ -165,7 +153,7 @@ def parent(ctx: Context, job: Job, *, version: str) -> Parent | None:
     if local_directory(job.repository.orchestrator_url) is None:
         return None
     now = datetime.now(UTC).replace(microsecond=0)  # restic's own clock would say the same
-    if now <= parse_time(kept.snapshot_time):
+    if kept.snapshot_time is None or now <= parse_time(kept.snapshot_time):
         return None  # the same second as the parent: let restic choose its time
     return Parent(kept, (*argv, "--time", now.strftime(RESTIC_TIME), UTC_ZONE),
                   time=now.isoformat())
@@ -176,7 +164,7 @@ def listing(job: Job, parent: Parent | None, summary: BackupSummary) -> Listing 
     the parent's; else None."""
     if parent is None:
         return None
-    kept = parent.kept.listing
+    kept = parent.kept
     if (summary.files_new, summary.files_changed) != (0, 0) \
             or summary.files_unmodified != len(kept.files) \
             or summary.total_files != len(kept.files) \

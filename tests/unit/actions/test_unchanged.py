@@ -83,8 +83,9 @@ def test_a_kept_listing_is_read_back_whole(kept: tuple[Context, Job]) -> None:
     ctx, job = kept
     found = unchanged.load(ctx, job)
     assert found is not None
-    assert found.snapshot_id == WHOLE and found.listing.files == _listing().files
-    assert found.listing.directories == 3 and found.listing.digest == _listing().digest
+    assert found.snapshot_id == WHOLE and found.files == _listing().files
+    assert found.directories == 3 and found.digest == _listing().digest
+    assert found.snapshot_time == _listing().snapshot_time
 
 
 def test_the_parents_listing_is_not_written_again_a_changed_one_replaces_it(
