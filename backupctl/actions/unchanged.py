@@ -39,6 +39,7 @@ import hashlib
 import json
 import logging
 import threading
+import zlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -62,6 +63,8 @@ log = logging.getLogger(__name__)
 
 SUMMARY_SINCE = (0, 17, 0)  # `backup_start` and the whole snapshot id in the summary
 RESTIC_TIME = "%Y-%m-%d %H:%M:%S"  # what `restic backup --time` reads (in restic's TZ)
+# A listing's JSON gzips 4-10×: a body inflating beyond this is not one (a gzip bomb).
+INFLATE_RATIO, INFLATE_SLACK = 64, 1 << 20
 UTC_ZONE = Env((("TZ", "UTC0"),))  # restic reads --time in UTC (locally; `env` over SSH)
 
 
@@ -104,15 +107,25 @@ def load(ctx: Context, job: Job) -> Listing | None:
     if row is None:
         return None
     try:
-        body = gzip.decompress(row.body)
+        body = _inflate(bytes(row.body))
         if hashlib.sha256(body).hexdigest() != row.sha256:
             raise ValueError("it does not match its SHA-256")
         kept = _kept(row.snapshot_id, row.snapshot_time, json.loads(body))
-    except (OSError, ValueError, KeyError, TypeError, EOFError) as exc:
+    except (zlib.error, ValueError, KeyError, TypeError) as exc:
         log.warning("%s: the kept listing of snapshot %s is unreadable (%s): listing with "
                     "restic ls", job.name, str(row.snapshot_id)[:8], exc)
         return None
     return kept if _recorded(ctx, job, kept) else None
+
+
+def _inflate(data: bytes) -> bytes:
+    """gunzip, refusing more than INFLATE_RATIO times the stored size (a crafted row in a
+    database in someone else's hands must not take the orchestrator's memory)."""
+    inflater = zlib.decompressobj(wbits=31)  # gzip
+    body = inflater.decompress(data, INFLATE_RATIO * len(data) + INFLATE_SLACK)
+    if inflater.unconsumed_tail or not inflater.eof:
+        raise ValueError("it inflates beyond what a listing compresses to, or is cut short")
+    return body
 
 
 def _row(conn: Connection, job: str) -> Any:

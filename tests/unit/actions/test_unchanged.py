@@ -123,7 +123,8 @@ def test_a_failed_newer_backup_leaves_the_kept_listing_usable(
     assert unchanged.load(ctx, job) is not None
 
 
-@pytest.mark.parametrize("tamper", ["body", "body and its hash", "not gzip", "not json"])
+@pytest.mark.parametrize("tamper", ["body", "body and its hash", "not gzip", "not json",
+                                    "a gzip bomb", "cut short"])
 def test_a_kept_listing_that_is_not_what_was_recorded_is_not_used(
         kept: tuple[Context, Job], tamper: str) -> None:
     ctx, job = kept
@@ -137,6 +138,9 @@ def test_a_kept_listing_that_is_not_what_was_recorded_is_not_used(
                               "sha256": hashlib.sha256(raw).hexdigest()},
         "not gzip": {"body": b"\x1f\x8b garbage"},
         "not json": {"body": gzip.compress(b"{"), "sha256": hashlib.sha256(b"{").hexdigest()},
+        # 50 MB of spaces in ~50 KB: refused before it is inflated whole
+        "a gzip bomb": {"body": gzip.compress(b" " * 50_000_000, compresslevel=1)},
+        "cut short": {"body": gzip.compress(raw)[:-20]},
     }
     with ctx.store.transaction() as conn:
         conn.execute(update(listings).values(**choices[tamper]))
