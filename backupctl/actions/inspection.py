@@ -35,7 +35,6 @@ class Inspected:
     kept: bool = False  # the listing is the parent's: restic found nothing changed
 
 
-
 @dataclass(frozen=True)
 class Sampling:
     """How the manifest chooses its files (the rotation's memory, proof freshness): read
