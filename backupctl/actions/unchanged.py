@@ -24,6 +24,11 @@ With a kept listing the manifest's files are hashed on the source *beside* `rest
 `manifest.build` for every file the new snapshot lists with the same path, size and mtime
 (an unchanged backup: all of them; the others are hashed after the listing, as before).
 
+The counts come from the host's restic, as the snapshot's id always has: a host that lies
+about them gains nothing a restore test does not catch, since the manifest then describes the
+kept files (their digest, counts and references), which a snapshot holding anything else
+fails against.
+
 What the listing also gives, the snapshot's whole id and time, must then come from the
 backup: restic 0.17+ prints both in its summary; with 0.14 (8 digits, no time) a job qualifies
 when its repository is a directory on the orchestrator (`url` or `local_url`): the id is the
@@ -195,8 +200,8 @@ def _whole_id(job: Job, short: str) -> str | None:
     """restic 0.14's 8 digits → the snapshot's whole id: the one file in the local
     repository's `snapshots/` that starts with them."""
     directory = local_directory(job.repository.orchestrator_url)
-    if directory is None or len(short) != 8:
-        return None
+    if directory is None or len(short) != 8 or short.strip("0123456789abcdef"):
+        return None  # (the summary comes from the host: never a pattern of its making)
     try:
         found = [p.name for p in (directory / "snapshots").glob(f"{short}*")]
     except OSError:

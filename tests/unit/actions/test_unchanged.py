@@ -227,6 +227,10 @@ def test_restic_0_14s_eight_digits_are_found_in_the_local_repository(
     assert found.snapshot_time == parent.time
     (snapshots / (LATER[:8] + "0" * 56)).write_bytes(b"")  # two with those digits
     assert unchanged.listing(job, parent, summary) is None
+    (snapshots / (LATER[:8] + "0" * 56)).unlink()
+    # the 8 digits come from the host's restic: a pattern is never looked for
+    assert unchanged.listing(job, parent, replace(summary, snapshot_id="5b15d8c?")) is None
+    assert unchanged.listing(job, parent, replace(summary, snapshot_id="*")) is None
 
 
 def test_only_restics_own_words_for_the_parent_mean_it_is_gone(
