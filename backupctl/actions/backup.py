@@ -248,8 +248,12 @@ def pipeline(ctx: Context, job: Job, runner: Runner, *, unlock: bool) -> Done:
     if not before.outcome.ok:
         return _then(ctx, job, runner, before, take.Taken(outcome=before.outcome,
                                                      restic_version=version), unlock=unlock)
-    sampling = inspection.Sampling.of(ctx, job)
-    parent = unchanged.parent(ctx, job, version=version)
+    try:  # what the state knows (the sample's memory, the kept listing)
+        sampling = inspection.Sampling.of(ctx, job)
+        parent = unchanged.parent(ctx, job, version=version)
+    except BackupctlError as exc:  # `before` ran: `after` must too
+        return _then(ctx, job, runner, before, take.Taken(outcome=Outcome().failed(exc),
+                                                          restic_version=version), unlock=unlock)
     early = inspection.hash_early(ctx, job, runner, parent, sampling)
     try:
         taken = replace(take.take_snapshot(ctx, job, runner, parent=parent), restic_version=version)

@@ -13,13 +13,13 @@ from ruamel.yaml import YAML
 from sqlalchemy import select
 
 from backupctl.actions import backup as backup_action
-from backupctl.actions import tripwire, tunnel
+from backupctl.actions import tripwire, tunnel, unchanged
 from backupctl.actions.context import Context
 from backupctl.config.validate import load_config
 from backupctl.execute.fake import Call, FakeRunner
 from backupctl.execute.serve import RestServer
 from backupctl.state import queries
-from backupctl.state.db import Store
+from backupctl.state.db import StateError, Store
 from backupctl.state.schema import runs
 from backupctl.status import ExitStatus
 from backupctl.verify import manifest
@@ -226,6 +226,20 @@ def test_before_failure_skips_restic_but_runs_after(env: Env) -> None:
     assert "before command 'pg_dump emr > /x' failed" in (result.error or "")
     assert "exited 2" in (result.error or "") and "pg_dump: no such db" in (result.error or "")
     assert _rows(ctx)[0].status == "failed"
+
+
+def test_a_state_that_cannot_be_read_after_before_still_runs_after(
+        env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    def unreadable(*_a: object, **_k: object) -> None:
+        raise StateError("state database sqlite:///x: OperationalError: disk I/O error")
+
+    monkeypatch.setattr(unchanged, "parent", unreadable)
+    env.remote.on("sh", "-c")
+    result, _ = env.run(source={"paths": ["/srv/data"], "before": ["mount /snap"],
+                                "after": ["umount /snap"]})
+    assert result.status is ExitStatus.FAILED and "disk I/O error" in (result.error or "")
+    assert env.order() == ["mount /snap", "umount /snap"]
+    assert env.remote.commands("backup") == []
 
 
 def test_after_failure_fails_a_good_backup(env: Env) -> None:
