@@ -27,7 +27,13 @@ configuration, prints the commands it would time and keeps the work directory.
 
     .venv/bin/python bench/fleet.py [--jobs 50] [--sleep 2] [--orchestrators 1 2 3]
                                     [--concurrency 4] [--workdir DIR] [--keep] [--pin]
-                                    [--cpus F] [--night-before] [--setup-only | --no-due]
+                                    [--cpus F] [--servers-cpus S] [--night-before]
+                                    [--setup-only | --no-due]
+
+--servers-cpus S holds the servers' side (sshd and every session it starts: the hosts'
+restic, hooks and hashing helpers) to S CPUs in every round: with --cpus F and N × F + S
+at most the machine's cores, rounds differ only in how many orchestrators there are (without
+it, the servers get what the orchestrators leave, which is less with more orchestrators).
 
 --night-before times the second night instead of the first: each round first backs up every
 job untimed, dates those runs a day back (so every job is due again) and then times the next
@@ -139,6 +145,8 @@ class Sshd:
     root: Path
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
+    cpus: float | None = None  # --servers-cpus: sshd and every session in a cgroup of this
+    group: Path | None = None
 
     @property
     def identity(self) -> Path:
@@ -163,8 +171,12 @@ class Sshd:
         Path("/run/sshd").mkdir(exist_ok=True, mode=0o755)
         sshd = shutil.which("sshd") or "/usr/sbin/sshd"
         run([sshd, "-t", "-f", str(config)])
-        self.proc = subprocess.Popen([sshd, "-D", "-f", str(config), "-E",
-                                      str(self.root / "sshd.log")])
+        group = self.group = (cpu_group("backupctl-bench-servers", self.cpus)
+                              if self.cpus else None)
+        self.proc = subprocess.Popen(
+            [sshd, "-D", "-f", str(config), "-E", str(self.root / "sshd.log")],
+            preexec_fn=(lambda: (group / "cgroup.procs").write_text(str(os.getpid())))
+            if group else None)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             with contextlib.suppress(OSError), \
@@ -181,6 +193,9 @@ class Sshd:
         if self.proc is not None:
             self.proc.terminate()
             self.proc.wait(timeout=10)
+        if self.group is not None:
+            with contextlib.suppress(OSError):
+                self.group.rmdir()
 
 
 @dataclass
@@ -188,12 +203,13 @@ class Site:
     work: Path
     jobs: int
     sleep: float
+    servers_cpus: float | None = None
     postgres: Postgres = field(init=False)
     sshd: Sshd = field(init=False)
 
     def __post_init__(self) -> None:
         self.postgres = Postgres(self.work / "pg")
-        self.sshd = Sshd(self.work / "sshd")
+        self.sshd = Sshd(self.work / "sshd", cpus=self.servers_cpus)
 
     @property
     def jobs_dir(self) -> Path:
@@ -470,6 +486,10 @@ def main() -> None:
                         help="give each orchestrator (and the processes it starts) a CPU "
                         "quota of its own (a cgroup): N orchestrators of that size against "
                         "one, as separate machines would be; root")
+    parser.add_argument("--servers-cpus", type=float, default=None,
+                        help="hold the servers' side (sshd and every session: restic backup, "
+                        "hooks, hashing helpers) to this many CPUs in every round, so that "
+                        "rounds differ only in their orchestrators; root")
     parser.add_argument("--night-before", action="store_true",
                         help="time the second night: an untimed round backs up every job "
                         "first (the kept listings of unchanged data are then used)")
@@ -484,7 +504,8 @@ def main() -> None:
         sys.exit("run as root (initdb through runuser, sshd on loopback)")
 
     with workdir(args.workdir, keep=args.keep or args.setup_only) as work:
-        site = Site(work / "site", jobs=args.jobs, sleep=args.sleep)
+        site = Site(work / "site", jobs=args.jobs, sleep=args.sleep,
+                    servers_cpus=args.servers_cpus)
         try:
             site.build()
             if args.setup_only:
