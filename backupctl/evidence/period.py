@@ -39,11 +39,16 @@ class Period:
         return iso(low), iso(high)
 
     def contains(self, stamp: str | None) -> bool:
+        """Whether a stored time is in the period; one that is not a time (a record altered
+        in the database, which the chain's verification names) is in none."""
         low, high = self.bounds()
-        return stamp is not None and low <= utc(stamp) < high
+        at = moment(stamp)
+        return at is not None and low <= iso(at) < high
 
     def local(self, stamp: str | None) -> datetime | None:
-        return datetime.fromisoformat(stamp).astimezone(self.tz) if stamp else None
+        """A stored time in the period's zone; None when there is none or it is not a time."""
+        at = moment(stamp)
+        return at.astimezone(self.tz) if at is not None else None
 
     def months(self) -> list[str]:
         out, cursor = [], self.start.replace(day=1)
@@ -54,6 +59,14 @@ class Period:
 
     def offset(self) -> str:
         return datetime.combine(self.start, time(), self.tz).strftime("%z")
+
+
+def moment(stamp: str | None) -> datetime | None:
+    """A stored time, or None when there is none or it is not a time."""
+    try:
+        return datetime.fromisoformat(stamp) if stamp else None
+    except (TypeError, ValueError):
+        return None
 
 
 def utc(stamp: str) -> str:

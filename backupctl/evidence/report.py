@@ -379,8 +379,7 @@ def _event(r: dict[str, Any], period: Period, lang: str) -> dict[str, Any]:
 
 def _local(stamp: str, period: Period) -> str:
     moment = period.local(stamp)
-    assert moment is not None
-    return moment.isoformat(timespec="seconds")
+    return moment.isoformat(timespec="seconds") if moment is not None else stamp  # as stored
 
 
 def _findings(job: dict[str, Any], *, job_known: bool, by_kind: dict[str, list[dict[str, Any]]],

@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from backupctl.evidence import chain, reasons
+from backupctl.evidence.period import moment
 from backupctl.evidence.reasons import Reason
 from backupctl.fmt import ms_to_seconds
 from backupctl.state.records import Proof, read
@@ -39,7 +40,7 @@ def _backup_points(records: Sequence[dict[str, Any]], job: str, *, low: str,
     """[time, hours since the newest successful backup] at each backup and at both ends."""
     times = sorted(str(r["finished_at"]) for r in records
                    if r["kind"] == "backup" and r["job"] == job and r["result"] == "pass"
-                   and str(r["finished_at"]) < high)
+                   and str(r["finished_at"]) < high and moment(r["finished_at"]) is not None)
     before = [s for s in times if s < low]
     inside = [s for s in times if s >= low]
     points: list[list[Any]] = []

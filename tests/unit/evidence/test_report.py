@@ -12,12 +12,14 @@ from typing import Any
 
 import jsonschema
 import pytest
+from sqlalchemy import update
 
 from backupctl.config.validate import load_config
 from backupctl.evidence import reasons, render, report
 from backupctl.evidence.period import Period
 from backupctl.state import queries
 from backupctl.state.db import Store
+from backupctl.state.schema import evidence
 from tests import runs, yaml_helpers
 
 JST = timezone(timedelta(hours=9))
@@ -151,6 +153,22 @@ def test_a_tampered_tripwire_time_is_shown_as_stored_and_the_report_still_builds
 
     tripwires = next(v for v in data["summary"]["verdicts"] if v["id"] == "tripwires")
     assert not tripwires["achieved"] and len(tripwires["reasons"]) == 1, tripwires
+
+
+@pytest.mark.parametrize("stamp", ["2026-02-1\x1b[2Jnot-a-time", "2026-02-11T99:00:00+00:00"])
+def test_a_record_whose_time_is_not_a_time_is_named_and_the_report_still_builds(
+        filled: tuple[Any, Store], stamp: str) -> None:
+    _, store = filled
+    with store.transaction() as conn:  # someone with write access to the state database
+        conn.execute(update(evidence).where(evidence.c.kind.in_(["drill", "backup"]))
+                     .values(finished_at=stamp))
+
+    data = _build(filled)
+
+    assert not data["chain"]["verified"] and data["chain"]["problem"]  # the chain says so
+    assert data["findings"][0]["job"] is None  # first of the findings
+    for fmt in ("json", "html", "csv"):
+        assert render.render(data, fmt)
 
 
 def test_mapping_covers_every_framework_for_every_item() -> None:
