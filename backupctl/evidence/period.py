@@ -10,6 +10,7 @@ from datetime import date, datetime, time, timedelta, tzinfo
 from backupctl.clock import iso
 from backupctl.errors import UsageError
 from backupctl.evidence import chain
+from backupctl.fmt import moment
 
 
 @dataclass(frozen=True)
@@ -61,16 +62,6 @@ class Period:
         return datetime.combine(self.start, time(), self.tz).strftime("%z")
 
 
-def moment(stamp: str | None) -> datetime | None:
-    """A stored time, or None when there is none or it is not a time."""
-    try:
-        return datetime.fromisoformat(stamp) if stamp else None
-    except (TypeError, ValueError):
-        return None
-
-
-def utc(stamp: str) -> str:
-    return iso(datetime.fromisoformat(stamp))
 
 
 

@@ -18,9 +18,8 @@ from datetime import datetime
 from typing import Any
 
 from backupctl.evidence import chain, reasons
-from backupctl.evidence.period import moment
 from backupctl.evidence.reasons import Reason
-from backupctl.fmt import ms_to_seconds
+from backupctl.fmt import moment, ms_to_seconds
 from backupctl.state.records import Proof, read
 
 MAX_CHART_JOBS = 6
