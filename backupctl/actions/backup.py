@@ -53,6 +53,7 @@ log = logging.getLogger(__name__)
 
 BackupResult = RunResult[BackupDetails]
 
+
 def plan(job: Job) -> list[str]:
     """What `backup` would run, secrets masked (for --dry-run)."""
     from backupctl.databases import dump as database_dump
@@ -257,13 +258,10 @@ def pipeline(ctx: Context, job: Job, runner: Runner, *, unlock: bool) -> Done:
     early = inspection.hash_early(ctx, job, runner, parent, sampling)
     try:
         taken = replace(take.take_snapshot(ctx, job, runner, parent=parent), restic_version=version)
-        if early is not None:
-            early.close()  # the source as `before` left it is read: `after` may change it
-        return _then(ctx, job, runner, before, taken, unlock=unlock, sampling=sampling,
-                     early=early)
     finally:
         if early is not None:
-            early.close()
+            early.close()  # the source as `before` left it is read: `after` may change it
+    return _then(ctx, job, runner, before, taken, unlock=unlock, sampling=sampling, early=early)
 
 
 def _then(ctx: Context, job: Job, runner: Runner, before: Hooks, taken: take.Taken, *,
