@@ -56,7 +56,7 @@ from backupctl.actions.context import Context
 from backupctl.config.schema import Job
 from backupctl.config.served import local_directory
 from backupctl.execute import Arg, Env, Result, Runner
-from backupctl.restic.parse import BackupSummary, parse_time
+from backupctl.restic.parse import BackupSummary, full_id, parse_time
 from backupctl.restic.versions import at_least
 from backupctl.state import queries
 from backupctl.state.records import BackupDetails, read
@@ -138,6 +138,11 @@ def _row(conn: Connection, job: str) -> Any:
 
 
 def _kept(snapshot_id: str, snapshot_time: str, body: dict[str, Any]) -> Listing:
+    """The row as a listing; ValueError unless its head is what `keep` writes (the head is
+    not under the body's hash, and restic is given the id, `parent` reads the time)."""
+    if full_id(snapshot_id) is None:
+        raise ValueError("its snapshot id is not a whole id")
+    parse_time(snapshot_time)  # ValueError if it is not a time
     files = [FileNode(path=str(p), size=int(s), mtime_ns=int(m)) for p, s, m in body["files"]]
     return Listing(snapshot_id=snapshot_id, snapshot_time=snapshot_time, files=files,
                    directories=int(body["directories"]))

@@ -61,7 +61,8 @@ def short_id(snapshot_id: str) -> str:
     return snapshot_id[:8]
 
 
-def _full_id(value: object) -> str | None:
+def full_id(value: object) -> str | None:
+    """A snapshot's whole id (64 hex digits), or None when `value` is not one."""
     text = str(value or "")
     return text if len(text) == 64 and all(c in "0123456789abcdef" for c in text) else None
 
@@ -147,7 +148,7 @@ def backup_output(data: bytes, stderr: str = "") -> BackupOutput:
                 duration=float(obj.get("total_duration", 0.0)),
                 dirs=sum(int(obj.get(f"dirs_{k}", 0)) for k in ("new", "changed",
                                                                   "unmodified")),
-                full_id=_full_id(obj.get("snapshot_id")),
+                full_id=full_id(obj.get("snapshot_id")),
                 started=str(obj["backup_start"]) if obj.get("backup_start") else None)
         elif kind == "error":
             out.errors.append(_error_text(obj))

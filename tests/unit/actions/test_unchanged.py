@@ -124,7 +124,8 @@ def test_a_failed_newer_backup_leaves_the_kept_listing_usable(
 
 
 @pytest.mark.parametrize("tamper", ["body", "body and its hash", "not gzip", "not json",
-                                    "a gzip bomb", "cut short"])
+                                    "a gzip bomb", "cut short", "time not a time",
+                                    "id not an id"])
 def test_a_kept_listing_that_is_not_what_was_recorded_is_not_used(
         kept: tuple[Context, Job], tamper: str) -> None:
     ctx, job = kept
@@ -141,10 +142,14 @@ def test_a_kept_listing_that_is_not_what_was_recorded_is_not_used(
         # 50 MB of spaces in ~50 KB: refused before it is inflated whole
         "a gzip bomb": {"body": gzip.compress(b" " * 50_000_000, compresslevel=1)},
         "cut short": {"body": gzip.compress(raw)[:-20]},
+        # the row's head is not hashed: what restic is given must be what backupctl wrote
+        "time not a time": {"snapshot_time": "\x1b[2J"},
+        "id not an id": {"snapshot_id": WHOLE[:8] + " --no-scan"},
     }
     with ctx.store.transaction() as conn:
         conn.execute(update(listings).values(**choices[tamper]))
     assert unchanged.load(ctx, job) is None
+    assert unchanged.parent(ctx, job, version="0.14.0") is None  # the backup goes on
 
 
 def test_restic_0_17_needs_only_the_parent(kept: tuple[Context, Job]) -> None:
