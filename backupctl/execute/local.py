@@ -89,8 +89,8 @@ class LocalRunner:
         fds: list[int] = []
         real: list[str] = []
         words, secret_env = split_env(argv)
-        if secret_env or plain_env(argv):  # a credential is never overridden by accident
-            env = {**(env or {}), **plain_env(argv), **secret_env}
+        if extra := {**plain_env(argv), **secret_env}:  # a credential is never overridden
+            env = {**(env or {}), **extra}
         try:
             for arg in words:
                 if isinstance(arg, SecretFile):
