@@ -61,10 +61,10 @@ def _listing(ws: Workspace, snapshot: str) -> Listing:
 
 def _recorded(ws: Workspace, snapshot: str) -> tuple[str, dict[str, Any]]:
     with sqlite3.connect(ws.state_dir / "state.db") as conn:
-        time, details = conn.execute(
+        stamp, details = conn.execute(
             "SELECT snapshot_time, details FROM runs WHERE kind = 'backup' AND "
             "snapshot_id = ? ORDER BY id DESC LIMIT 1", (snapshot[:8],)).fetchone()
-    return time, json.loads(details)
+    return stamp, json.loads(details)
 
 
 def _restic_time(ws: Workspace, snapshot: str) -> str:
@@ -95,13 +95,13 @@ def test_an_unchanged_backup_records_what_restic_ls_would_without_running_it(
     snapshot = second["snapshot_id"]
     assert snapshot[:8] != first["snapshot_id"][:8]
     real = _listing(ws, snapshot)
-    time, details = _recorded(ws, snapshot)
+    stamp, details = _recorded(ws, snapshot)
     manifest = details["manifest"]
     assert manifest["snapshot_id"] == real.snapshot_id  # the whole id, as ls gives it
     assert manifest["files_digest"] == real.digest
     assert (manifest["files_total"], manifest["bytes_total"]) == (len(real.files),
                                                                  real.total_bytes)
-    assert parse_time(time) == parse_time(_restic_time(ws, snapshot))
+    assert parse_time(stamp) == parse_time(_restic_time(ws, snapshot))
 
     for mode in ("quick", "full"):  # the manifest taken from the kept listing proves it
         code, job, stderr = run_json(ws, "verify", JOB, "--mode", mode)
@@ -219,7 +219,7 @@ def test_over_ssh_the_hosts_restic_0_14_is_given_the_time_in_utc(
     _started(tmp_path)
     done = _later(ws)
     assert _started(tmp_path) == ["backup", "forget"] and _kept_step(done), done["steps"]
-    time, _ = _recorded(ws, done["snapshot_id"])
-    assert parse_time(time) == parse_time(_restic_time(ws, done["snapshot_id"]))
+    stamp, _ = _recorded(ws, done["snapshot_id"])
+    assert parse_time(stamp) == parse_time(_restic_time(ws, done["snapshot_id"]))
     code, job, stderr = run_json(ws, "verify", JOB, "--mode", "quick")
     assert code == 0 and job["status"] == "ok", (job, stderr)
